@@ -1,0 +1,42 @@
+"""Every answer on an /api/ path is JSON, whatever went wrong (spec/PROTOCOL.md, Errors)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+
+logger = logging.getLogger(__name__)
+
+
+def api_error(status: int, code: str, detail: str, fields: dict[str, list[str]] | None = None) -> JsonResponse:
+    body: dict[str, object] = {"code": code, "detail": detail}
+    if fields:
+        body["fields"] = fields
+    return JsonResponse({"error": body}, status=status)
+
+
+class ApiErrorMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if request.path.startswith("/api/") and response.status_code >= 400 and not isinstance(
+            response, JsonResponse
+        ) and response.get("Content-Type", "").startswith("text/html"):
+            # Django's own 400/403/404/405 pages (CSRF, unknown URL, wrong method) become JSON errors.
+            codes = {400: "invalid", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                     405: "method_not_allowed", 413: "too_large"}
+            return api_error(response.status_code, codes.get(response.status_code, "error"),
+                             response.reason_phrase or "request failed")
+        return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not request.path.startswith("/api/"):
+            return None
+        if isinstance(exception, Http404):
+            return api_error(404, "not_found", "not found")
+        logger.exception("unhandled error on %s %s", request.method, request.path)
+        return api_error(500, "server_error", "the server failed to answer; nothing you sent was lost")

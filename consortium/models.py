@@ -1,0 +1,49 @@
+"""The tenant: a consortium of member libraries sharing one virtual-reference service."""
+
+from __future__ import annotations
+
+from django.core.validators import RegexValidator
+from django.db import models
+
+SLUG_VALIDATOR = RegexValidator(r"^[a-z0-9][a-z0-9-]*$", "use lowercase letters, digits and hyphens")
+
+# The defaults of spec/CONSORTIUM_FILE.md, in one place for the model, the importer and the docs.
+SETTING_DEFAULTS: dict[str, int] = {
+    "local_timeout": 45,
+    "partner_timeout": 60,
+    "offer_timeout": 20,
+    "max_wait": 600,
+    "reconnect_grace": 30,
+    "patron_grace": 60,
+    "idle_timeout": 1200,
+    "librarian_capacity": 3,
+    "transcript_retention_days": 90,
+}
+
+
+class Consortium(models.Model):
+    slug = models.CharField(max_length=50, unique=True, validators=[SLUG_VALIDATOR])
+    name = models.CharField(max_length=200)
+    timezone = models.CharField(max_length=64, default="America/New_York")
+    allowed_origins = models.JSONField(default=list, blank=True)
+    local_timeout = models.PositiveIntegerField(default=SETTING_DEFAULTS["local_timeout"])
+    partner_timeout = models.PositiveIntegerField(default=SETTING_DEFAULTS["partner_timeout"])
+    offer_timeout = models.PositiveIntegerField(default=SETTING_DEFAULTS["offer_timeout"])
+    max_wait = models.PositiveIntegerField(default=SETTING_DEFAULTS["max_wait"])
+    reconnect_grace = models.PositiveIntegerField(default=SETTING_DEFAULTS["reconnect_grace"])
+    patron_grace = models.PositiveIntegerField(default=SETTING_DEFAULTS["patron_grace"])
+    idle_timeout = models.PositiveIntegerField(default=SETTING_DEFAULTS["idle_timeout"])
+    librarian_capacity = models.PositiveIntegerField(default=SETTING_DEFAULTS["librarian_capacity"])
+    transcript_retention_days = models.PositiveIntegerField(default=SETTING_DEFAULTS["transcript_retention_days"])
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        verbose_name_plural = "consortia"
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def setting(self, name: str) -> int:
+        value: int = getattr(self, name)
+        return value

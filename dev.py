@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""The two commands of the README, on a fresh machine with only Python 3.11.
+
+    python3 dev.py demo    # install, load the demo consortium, serve it on http://127.0.0.1:8000/
+    python3 dev.py test    # install, then run the test suite (pytest arguments may follow)
+
+Both create ./.venv from the lock file (requirements/dev.lock, hashes checked) the first time and
+whenever the lock file changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+LOCK = ROOT / "requirements" / "dev.lock"
+PY = VENV / "bin" / "python"
+DEMO_FILE = ROOT / "deploy" / "demo-consortium.yaml"
+
+
+def ensure_venv() -> None:
+    if sys.version_info[:2] != (3, 11):
+        sys.exit(f"Python 3.11 is required (this is {sys.version.split()[0]})")
+    stamp = VENV / ".lock-sha256"
+    digest = hashlib.sha256(LOCK.read_bytes()).hexdigest()
+    if PY.exists() and stamp.exists() and stamp.read_text() == digest:
+        return
+    if not PY.exists():
+        print("Creating .venv ...", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    print("Installing locked dependencies (requirements/dev.lock) ...", flush=True)
+    subprocess.run([str(PY), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                    "--require-hashes", "-r", str(LOCK)], check=True)
+    stamp.write_text(digest)
+
+
+def manage(*args: str) -> None:
+    subprocess.run([str(PY), "manage.py", *args], cwd=ROOT, check=True)
+
+
+def demo(argv: list[str]) -> int:
+    ensure_venv()
+    port = argv[0] if argv else os.environ.get("PORT", "8000")
+    manage("migrate", "--noinput", "-v", "0")
+    manage("import_consortium", str(DEMO_FILE), "--quiet")
+    manage("demo_banner", "--port", port)
+    return subprocess.run([str(PY), "manage.py", "serve", "--port", port], cwd=ROOT).returncode
+
+
+def test(argv: list[str]) -> int:
+    ensure_venv()
+    args = list(argv)
+    production = bool(os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"))
+    if not production and not any(a == "-m" or a.startswith("-m") for a in args):
+        # The live and browser suites start the production stack: PostgreSQL and Redis are needed.
+        print("DATABASE_URL/REDIS_URL not set: running the embedded suite (live and browser tests need "
+              "PostgreSQL and Redis; .ci/run runs them).", flush=True)
+        args = ["-m", "not live and not browser", *args]
+    return subprocess.run([str(PY), "-m", "pytest", *args], cwd=ROOT).returncode
+
+
+def main() -> int:
+    if len(sys.argv) < 2 or sys.argv[1] not in {"demo", "test", "install"}:
+        print(__doc__)
+        return 2
+    command, rest = sys.argv[1], sys.argv[2:]
+    if command == "install":
+        ensure_venv()
+        return 0
+    return demo(rest) if command == "demo" else test(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""Member libraries, their queues and hours, and the staff who answer for them."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from consortium.models import SLUG_VALIDATOR, Consortium
+
+
+class OfferMode(models.TextChoices):
+    BROADCAST = "broadcast"
+    DIRECT = "direct"
+
+
+class Queue(models.Model):
+    """Where chats wait. Each library has one local queue; a consortium has shared queues."""
+
+    class Kind(models.TextChoices):
+        LOCAL = "local"
+        SHARED = "shared"
+
+    consortium = models.ForeignKey(Consortium, on_delete=models.CASCADE, related_name="queues")
+    slug = models.CharField(max_length=50, validators=[SLUG_VALIDATOR])
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    library = models.OneToOneField(
+        "Library", null=True, blank=True, on_delete=models.CASCADE, related_name="local_queue"
+    )
+    mode = models.CharField(max_length=10, choices=OfferMode.choices, default=OfferMode.BROADCAST)
+    timezone = models.CharField(max_length=64)
+    always_open = models.BooleanField(default=False)
+    languages = models.JSONField(default=list, blank=True)
+    # Only librarians on a rota shift for this queue are offered its chats (see the rota).
+    rota_driven = models.BooleanField(default=False)
+    position = models.PositiveIntegerField(default=0, help_text="order of the consortium's shared queues")
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["consortium", "kind", "position", "slug"]
+        constraints = [models.UniqueConstraint(fields=["consortium", "slug"], name="queue_slug_per_consortium")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.slug})"
+
+
+class Library(models.Model):
+    class Kind(models.TextChoices):
+        PUBLIC = "public"
+        ACADEMIC = "academic"
+        SCHOOL = "school"
+        SPECIAL = "special"
+        LAW = "law"
+
+    consortium = models.ForeignKey(Consortium, on_delete=models.CASCADE, related_name="libraries")
+    slug = models.CharField(max_length=50, validators=[SLUG_VALIDATOR])
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.PUBLIC)
+    timezone = models.CharField(max_length=64)
+    city = models.CharField(max_length=100, blank=True)
+    zip_codes = models.JSONField(default=list, blank=True)
+    fallback = models.ForeignKey(
+        Queue, null=True, blank=True, on_delete=models.SET_NULL, related_name="fallback_for",
+        help_text="the consortium step's queue; default the consortium's first shared queue",
+    )
+    local_timeout = models.PositiveIntegerField(null=True, blank=True)
+    partner_timeout = models.PositiveIntegerField(null=True, blank=True)
+    # A custom route plan: [{"name": str, "queues": [queue slug], "wait": int | None}], or null.
+    route = models.JSONField(null=True, blank=True)
+    policy = models.TextField(blank=True, help_text="Markdown shown to librarians answering this library's patrons")
+    policy_reviewed_on = models.DateField(null=True, blank=True)
+    website = models.URLField(blank=True)
+    key_links = models.JSONField(default=list, blank=True)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        verbose_name_plural = "libraries"
+        ordering = ["consortium", "name"]
+        constraints = [models.UniqueConstraint(fields=["consortium", "slug"], name="library_slug_per_consortium")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def partner_libraries(self) -> list[Library]:
+        return [p.partner for p in self.partner_links.select_related("partner").order_by("position")]
+
+
+class LibraryPartner(models.Model):
+    """One entry of a library's ordered partner list (the partners step)."""
+
+    library = models.ForeignKey(Library, on_delete=models.CASCADE, related_name="partner_links")
+    partner = models.ForeignKey(Library, on_delete=models.CASCADE, related_name="partner_of")
+    position = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["library", "position"]
+        constraints = [models.UniqueConstraint(fields=["library", "partner"], name="partner_once")]
+
+
+class WeeklyInterval(models.Model):
+    """Open from start to end minute (0..1440) of a weekday (0 = Monday), in the queue's time zone."""
+
+    queue = models.ForeignKey(Queue, on_delete=models.CASCADE, related_name="weekly")
+    weekday = models.PositiveSmallIntegerField()
+    start_minute = models.PositiveSmallIntegerField()
+    end_minute = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["queue", "weekday", "start_minute"]
+
+
+class Closure(models.Model):
+    """Closed all day from start_date to end_date inclusive (local dates of the queue)."""
+
+    queue = models.ForeignKey(Queue, on_delete=models.CASCADE, related_name="closures")
+    start_date = models.DateField()
+    end_date = models.DateField()
+    reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["queue", "start_date"]
+
+
+class SpecialHours(models.Model):
+    """Hours that replace the weekly hours on one date: [[start_minute, end_minute], ...]."""
+
+    queue = models.ForeignKey(Queue, on_delete=models.CASCADE, related_name="special_hours")
+    date = models.DateField()
+    intervals = models.JSONField(default=list)
+    reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["queue", "date"]
+        constraints = [models.UniqueConstraint(fields=["queue", "date"], name="special_hours_once_a_day")]
+
+
+class StaffProfile(models.Model):
+    class Role(models.TextChoices):
+        LIBRARIAN = "librarian"
+        LIBRARY_ADMIN = "library_admin"
+        COORDINATOR = "coordinator"
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff")
+    library = models.ForeignKey(Library, on_delete=models.PROTECT, related_name="staff")
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.LIBRARIAN)
+    queues = models.ManyToManyField(Queue, blank=True, related_name="shared_staff",
+                                    help_text="shared queues served besides the library's own")
+    capacity = models.PositiveSmallIntegerField(null=True, blank=True,
+                                                help_text="most concurrent chats; default the consortium's")
+    languages = models.JSONField(default=list, blank=True)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["library", "user__username"]
+
+    def __str__(self) -> str:
+        return f"{self.display_name} ({self.library.slug})"
+
+    @property
+    def consortium(self) -> Consortium:
+        return self.library.consortium
+
+    @property
+    def display_name(self) -> str:
+        full = self.user.get_full_name()
+        return full or self.user.get_username()
+
+    @property
+    def effective_capacity(self) -> int:
+        if self.capacity is not None:
+            return self.capacity
+        return self.library.consortium.librarian_capacity

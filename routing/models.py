@@ -1,0 +1,236 @@
+"""Chats and everything that happens to them: messages, offers, the trace, tickets, presence.
+
+The database is the truth. Every deadline the router must honour is stored on the chat
+(`Chat.deadline`) or on the librarian's presence (`LibrarianPresence.grace_until`), so any process
+can pick routing up where a dead one left it.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from django.db import models
+from django.db.models import Q
+
+from consortium.models import Consortium
+from libraries.models import Library, StaffProfile
+
+
+def new_id() -> str:
+    return secrets.token_urlsafe(12)
+
+
+class ChatState(models.TextChoices):
+    QUEUED = "queued"
+    ACTIVE = "active"
+    ENDED = "ended"
+    UNSTAFFED = "unstaffed"
+    ABANDONED = "abandoned"
+
+
+class Chat(models.Model):
+    id = models.CharField(primary_key=True, max_length=32, default=new_id, editable=False)
+    consortium = models.ForeignKey(Consortium, on_delete=models.CASCADE, related_name="chats")
+    home_library = models.ForeignKey(Library, null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="home_chats")
+    home_found_by = models.CharField(max_length=10, default="none")  # library | zip | none
+    question = models.TextField()
+    language = models.CharField(max_length=16, blank=True)
+    patron_name = models.CharField(max_length=100, blank=True)
+    patron_email = models.CharField(max_length=254, blank=True)
+    patron_ip = models.GenericIPAddressField(null=True, blank=True)
+    token_hash = models.CharField(max_length=64)
+
+    state = models.CharField(max_length=10, choices=ChatState.choices, default=ChatState.QUEUED)
+    created_at = models.DateTimeField()
+    arrived_at = models.DateTimeField(help_text="original arrival; kept across re-queue and transfer")
+    # [{"name": str, "queues": [queue slug], "wait": int | null}]
+    plan = models.JSONField(default=list)
+    step_index = models.IntegerField(default=-1)
+    # Bumped each time the chat enters a step (also on transfer and re-queue): offers and declines
+    # belong to one step serial, so "declined in this step" is a plain equality.
+    step_serial = models.PositiveIntegerField(default=0)
+    step_entered_at = models.DateTimeField(null=True, blank=True)
+    max_wait_passed = models.BooleanField(default=False)
+    transfer_note = models.TextField(blank=True)
+
+    librarian = models.ForeignKey(StaffProfile, null=True, blank=True, on_delete=models.PROTECT,
+                                  related_name="chats")
+    answered_by = models.ForeignKey(StaffProfile, null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="answered_chats", help_text="first librarian to accept")
+    answered_step = models.CharField(max_length=50, blank=True)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    first_accepted_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.CharField(max_length=30, blank=True)
+
+    last_seq = models.PositiveIntegerField(default=0)
+    last_activity_at = models.DateTimeField()
+    patron_joined = models.BooleanField(default=False)
+    patron_left_at = models.DateTimeField(null=True, blank=True)
+
+    deadline = models.DateTimeField(null=True, blank=True, db_index=True)
+    version = models.PositiveIntegerField(default=0)
+
+    # Closing classification by the librarian (READ scale 1-6, tags, outcome).
+    read_scale = models.PositiveSmallIntegerField(null=True, blank=True)
+    subjects = models.JSONField(default=list, blank=True)
+    outcome = models.CharField(max_length=20, blank=True)
+    scrubbed = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [models.Index(fields=["consortium", "state", "arrived_at"])]
+
+    def __str__(self) -> str:
+        return f"chat {self.id} ({self.state})"
+
+
+class Message(models.Model):
+    class Sender(models.TextChoices):
+        PATRON = "patron"
+        LIBRARIAN = "librarian"
+        SYSTEM = "system"
+
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="messages")
+    seq = models.PositiveIntegerField()
+    sender = models.CharField(max_length=10, choices=Sender.choices)
+    librarian = models.ForeignKey(StaffProfile, null=True, blank=True, on_delete=models.SET_NULL)
+    name = models.CharField(max_length=200, blank=True)
+    body = models.TextField()
+    client_id = models.CharField(max_length=64, null=True, blank=True)
+    at = models.DateTimeField()
+    # Internal notes are for staff only: never sent to the patron nor put in a patron's transcript.
+    internal = models.BooleanField(default=False)
+    file = models.ForeignKey("ChatFile", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["chat", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["chat", "seq"], name="message_seq_once"),
+            models.UniqueConstraint(fields=["chat", "sender", "client_id"], condition=Q(client_id__isnull=False),
+                                    name="message_client_id_once"),
+        ]
+
+
+class ChatFile(models.Model):
+    id = models.CharField(primary_key=True, max_length=32, default=new_id, editable=False)
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="files")
+    name = models.CharField(max_length=200)
+    content_type = models.CharField(max_length=100)
+    size = models.PositiveIntegerField()
+    data = models.FileField(upload_to="chatfiles/%Y/%m/")
+    uploaded_by = models.CharField(max_length=10)
+    created_at = models.DateTimeField()
+
+
+class Offer(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "open"
+        ACCEPTED = "accepted"
+        DECLINED = "declined"
+        EXPIRED = "expired"
+        WITHDRAWN = "withdrawn"
+
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="offers")
+    librarian = models.ForeignKey(StaffProfile, on_delete=models.CASCADE, related_name="offers")
+    step_serial = models.PositiveIntegerField()
+    step = models.CharField(max_length=50)
+    queue = models.CharField(max_length=50)
+    mode = models.CharField(max_length=10)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    reason = models.CharField(max_length=20, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["chat", "librarian", "step_serial"], name="offer_once_per_step"),
+        ]
+        indexes = [models.Index(fields=["librarian", "status"]), models.Index(fields=["chat", "status"])]
+
+
+class TraceEvent(models.Model):
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="trace")
+    at = models.DateTimeField()
+    kind = models.CharField(max_length=30)
+    data = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["chat", "at", "id"]
+
+
+class LibrarianPresence(models.Model):
+    """Whether a librarian can be offered chats: status, live connections and the reconnect grace."""
+
+    class Status(models.TextChoices):
+        AVAILABLE = "available"
+        AWAY = "away"
+
+    librarian = models.OneToOneField(StaffProfile, primary_key=True, on_delete=models.CASCADE,
+                                     related_name="presence")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.AWAY)
+    online = models.BooleanField(default=False, help_text="a live connection, or inside the reconnect grace")
+    grace_until = models.DateTimeField(null=True, blank=True, db_index=True)
+    idle_since = models.DateTimeField(null=True, blank=True, help_text="for direct offers: longest idle first")
+    changed_at = models.DateTimeField(null=True, blank=True)
+    away_reason = models.CharField(max_length=30, blank=True)
+
+
+class ServerProcess(models.Model):
+    """A web process that holds sockets. When it stops heart-beating, its sockets count as closed."""
+
+    id = models.CharField(primary_key=True, max_length=64)
+    started_at = models.DateTimeField()
+    heartbeat_at = models.DateTimeField(db_index=True)
+
+
+class Connection(models.Model):
+    class Kind(models.TextChoices):
+        STAFF = "staff"
+        PATRON = "patron"
+
+    channel_name = models.CharField(primary_key=True, max_length=200)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    process = models.ForeignKey(ServerProcess, on_delete=models.CASCADE, related_name="connections")
+    librarian = models.ForeignKey(StaffProfile, null=True, blank=True, on_delete=models.CASCADE,
+                                  related_name="connections")
+    chat = models.ForeignKey(Chat, null=True, blank=True, on_delete=models.CASCADE, related_name="connections")
+    opened_at = models.DateTimeField()
+
+
+class Ticket(models.Model):
+    """A follow-up: a question a library answers later, by email."""
+
+    class Status(models.TextChoices):
+        NEW = "new"
+        IN_PROGRESS = "in_progress"
+        ANSWERED = "answered"
+        CLOSED = "closed"
+
+    id = models.CharField(primary_key=True, max_length=32, default=new_id, editable=False)
+    consortium = models.ForeignKey(Consortium, on_delete=models.CASCADE, related_name="tickets")
+    library = models.ForeignKey(Library, null=True, blank=True, on_delete=models.PROTECT, related_name="tickets")
+    chat = models.ForeignKey(Chat, null=True, blank=True, on_delete=models.SET_NULL, related_name="tickets")
+    question = models.TextField()
+    transcript = models.TextField(blank=True)
+    patron_name = models.CharField(max_length=100, blank=True)
+    patron_email = models.CharField(max_length=254)
+    note = models.TextField(blank=True)
+    source = models.CharField(max_length=20)  # question_form | referral
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.NEW)
+    created_by = models.ForeignKey(StaffProfile, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    claimed_by = models.ForeignKey(StaffProfile, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    answer = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+
+class Survey(models.Model):
+    chat = models.OneToOneField(Chat, on_delete=models.CASCADE, related_name="survey")
+    rating = models.PositiveSmallIntegerField()
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField()
