@@ -59,6 +59,7 @@ class Chat(models.Model):
     answered_by = models.ForeignKey(StaffProfile, null=True, blank=True, on_delete=models.PROTECT,
                                     related_name="answered_chats", help_text="first librarian to accept")
     answered_step = models.CharField(max_length=50, blank=True)
+    accepted_step_index = models.IntegerField(null=True, blank=True)
     accepted_at = models.DateTimeField(null=True, blank=True)
     first_accepted_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)

@@ -1,0 +1,49 @@
+"""Telling clients what happened: after commit, through the channel layer.
+
+The channel layer is a doorbell, not the truth: it may drop an event. Every event a client must
+not miss is either a message with a sequence number (the consumer fills gaps from the database)
+or part of the state a reconnecting client is sent again (hello, joined).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+Frame = dict[str, Any]
+
+
+def librarian_group(librarian_id: int) -> str:
+    return f"librarian.{librarian_id}"
+
+
+def chat_group(chat_id: str) -> str:
+    # Channel-layer group names allow only ASCII alphanumerics, hyphens, underscores and periods.
+    return f"chat.{chat_id}"
+
+
+def _send(group: str, event: dict[str, Any]) -> None:
+    layer = get_channel_layer()
+    if layer is not None:
+        async_to_sync(layer.group_send)(group, event)
+
+
+def publish(group: str, frame: Frame, **control: Any) -> None:
+    """Send `frame` to every socket in `group` once the surrounding transaction commits.
+
+    `control` carries instructions for the consumers themselves (join or leave a chat's group),
+    which are never sent to a client.
+    """
+    event = {"type": "vr.event", "frame": frame, **control}
+    transaction.on_commit(lambda: _send(group, event))
+
+
+def to_librarian(librarian_id: int, frame: Frame, **control: Any) -> None:
+    publish(librarian_group(librarian_id), frame, **control)
+
+
+def to_chat(chat_id: str, frame: Frame, **control: Any) -> None:
+    publish(chat_group(chat_id), frame, **control)

@@ -1,0 +1,48 @@
+"""The route plan of a chat: which queues, in which order, and how long each step waits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from consortium.models import Consortium
+from libraries.models import Library, Queue
+from routing.router import Step
+
+
+def default_plan(home: Library | None, consortium: Consortium) -> tuple[Step, ...]:
+    """local -> partners -> consortium (spec/ROUTING.md), or a library's own list of steps."""
+    shared = list(consortium.queues.filter(kind=Queue.Kind.SHARED, is_active=True).order_by("position", "slug"))
+    if home is None:
+        return (Step("consortium", (shared[0].slug,), None),) if shared else ()
+    if home.route:
+        return plan_from_json(home.route)
+    steps = [Step("local", (home.slug,), home.local_timeout or consortium.local_timeout)]
+    partners = [p.slug for p in home.partner_libraries() if p.is_active]
+    if partners:
+        steps.append(Step("partners", tuple(partners), home.partner_timeout or consortium.partner_timeout))
+    fallback = home.fallback if home.fallback_id and home.fallback and home.fallback.is_active else None
+    if fallback is None and shared:
+        fallback = shared[0]
+    if fallback is not None:
+        steps.append(Step("consortium", (fallback.slug,), None))
+    return _last_without_wait(steps)
+
+
+def transfer_plan(queue: str | None, librarian: int | None) -> tuple[Step, ...]:
+    return (Step("transfer", (queue,) if queue else (), None, librarian),)
+
+
+def _last_without_wait(steps: list[Step]) -> tuple[Step, ...]:
+    if steps and steps[-1].wait is not None:
+        last = steps[-1]
+        steps[-1] = Step(last.name, last.queues, None, last.librarian)
+    return tuple(steps)
+
+
+def plan_to_json(plan: tuple[Step, ...]) -> list[dict[str, Any]]:
+    return [{"name": s.name, "queues": list(s.queues), "wait": s.wait, "librarian": s.librarian} for s in plan]
+
+
+def plan_from_json(data: list[dict[str, Any]]) -> tuple[Step, ...]:
+    steps = [Step(str(d["name"]), tuple(d.get("queues") or ()), d.get("wait"), d.get("librarian")) for d in data]
+    return _last_without_wait(steps)
