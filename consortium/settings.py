@@ -57,7 +57,7 @@ if DEBUG:
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "consortium.admin_site.ConsortiumAdminConfig",  # the admin, with access by staff role
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -139,9 +139,7 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE = {
-    "scrub-old-transcripts": {"task": "routing.tasks.scrub_old_chats", "schedule": 24 * 3600},
-}
+CELERY_BEAT_SCHEDULE: dict[str, Any] = {}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

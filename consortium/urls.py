@@ -1,5 +1,6 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.contrib.staticfiles.views import serve as serve_static
+from django.urls import include, path, re_path
 
 from consortium import views
 
@@ -8,4 +9,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("routing.urls")),
+    # Static files straight from the apps: nginx serves them in a real deployment (deploy/nginx).
+    re_path(r"^static/(?P<path>.*)$", serve_static, {"insecure": True}),
 ]

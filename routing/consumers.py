@@ -1,9 +1,412 @@
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
+"""The patron and staff sockets of spec/PROTOCOL.md: thin adapters between frames and services.
+
+Each consumer parses and checks a frame, calls a service in a worker thread, and answers. Events
+from other processes arrive through the channel layer (`vr.event`); message frames carry a
+sequence number, and a consumer that sees a gap fills it from the database before going on, so a
+client gets every message once and in order even when the layer drops one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+from urllib.parse import urlparse
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.http.request import validate_host
+from django.utils import timezone
+
+from libraries.models import StaffProfile
+from routing import frames, services, validation
+from routing.events import chat_group, librarian_group
+from routing.models import Chat, ChatState, Message
+from routing.process import ensure_registered
+from routing.validation import Invalid
+
+logger = logging.getLogger(__name__)
+Frame = dict[str, Any]
+
+# Per connection: a token bucket. A bad frame costs more than a good one; a client that keeps
+# flooding after being told is closed with 4429.
+BUCKET_SIZE = 30.0
+REFILL_PER_SECOND = 10.0
+BAD_FRAME_COST = 5.0
+STRIKES_BEFORE_CLOSE = 20
 
 
-class PatronConsumer(AsyncJsonWebsocketConsumer):
-    pass
+def origin_host_allowed(origin: str | None) -> bool:
+    if not origin:
+        return True  # not a browser: nothing to forge a session cookie with
+    host = urlparse(origin).hostname or ""
+    return validate_host(host, settings.ALLOWED_HOSTS)
 
 
-class StaffConsumer(AsyncJsonWebsocketConsumer):
-    pass
+def header(scope: dict[str, Any], name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _messages_after(chat_id: str, after: int, *, for_patron: bool, upto: int | None = None) -> list[Frame]:
+    rows = Message.objects.filter(chat_id=chat_id, seq__gt=after).select_related("file").order_by("seq")
+    if upto is not None:
+        rows = rows.filter(seq__lte=upto)
+    if for_patron:
+        rows = rows.filter(internal=False)
+    return [frames.message_frame(m) for m in rows]
+
+
+class ProtocolConsumer(AsyncWebsocketConsumer):
+    role = ""
+
+    async def connect(self) -> None:
+        self.tokens = BUCKET_SIZE
+        self.refilled = time.monotonic()
+        self.strikes = 0
+        self.seqs: dict[str, int] = {}  # chat -> last seq sent to this client
+        self.process_id = await ensure_registered()
+        await self.accept()
+
+    # -- frames in ------------------------------------------------------------------------------
+
+    def _spend(self, cost: float) -> bool:
+        now = time.monotonic()
+        self.tokens = min(BUCKET_SIZE, self.tokens + (now - self.refilled) * REFILL_PER_SECOND)
+        self.refilled = now
+        if self.tokens < cost:
+            return False
+        self.tokens -= cost
+        return True
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        raw = text_data if text_data is not None else (bytes_data or b"").decode("utf-8", "replace")
+        if len(raw.encode("utf-8", "replace")) > validation.MAX_FRAME_BYTES:
+            limit = validation.MAX_FRAME_BYTES
+            await self.refuse("too_large", f"frames are limited to {limit} bytes", cost=BAD_FRAME_COST)
+            return
+        try:
+            frame = json.loads(raw)
+        except ValueError:
+            await self.refuse("invalid", "a frame must be a JSON object", cost=BAD_FRAME_COST)
+            return
+        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+            await self.refuse("invalid", "a frame must be a JSON object with a string type", cost=BAD_FRAME_COST)
+            return
+        if not self._spend(1.0):
+            await self.refuse("rate_limited", "too many frames: slow down", frame=frame)
+            return
+        handler = getattr(self, "frame_" + frame["type"].replace("-", "_"), None)
+        if handler is None or frame["type"].startswith("_"):
+            await self.refuse("invalid", f"unknown frame type {frame['type'][:40]!r}", cost=BAD_FRAME_COST)
+            return
+        try:
+            await handler(frame)
+        except Invalid as problem:
+            await self.refuse(problem.code, problem.detail, frame=frame, cost=BAD_FRAME_COST)
+        except services.ServiceError as refused:
+            await self.refuse(refused.reason if refused.reason in {"forbidden", "not_found"} else "invalid",
+                              refused.detail, frame=frame)
+
+    async def refuse(self, code: str, detail: str, *, frame: Frame | None = None, cost: float = 0.0) -> None:
+        if code == "rate_limited" or (cost and not self._spend(cost)):
+            self.strikes += 1
+            code = "rate_limited" if code != "too_large" else code
+        cid = frame.get("client_id") if frame else None
+        await self.send_json({"type": "error", "code": code, "detail": detail,
+                              "client_id": cid if isinstance(cid, str) else None})
+        if self.strikes >= STRIKES_BEFORE_CLOSE:
+            await self.close(code=4429)
+
+    async def send_json(self, frame: Frame) -> None:
+        await self.send(text_data=json.dumps(frame))
+
+    async def frame_ping(self, frame: Frame) -> None:
+        await self.send_json({"type": "pong"})
+
+    # -- events out -----------------------------------------------------------------------------
+
+    async def vr_event(self, event: dict[str, Any]) -> None:
+        frame: Frame = event["frame"]
+        join = event.get("join_chat")
+        if join:
+            await self.channel_layer.group_add(chat_group(join), self.channel_name)
+            self.seqs.setdefault(join, int(frame.get("last_seq") or 0))
+        if frame.get("type") == "message":
+            await self.deliver_message(frame, internal=bool(event.get("internal")))
+        elif frame.get("type") == "typing" and frame.get("sender") == self.role:
+            pass  # your own typing is not news to you
+        else:
+            await self.send_json(frame)
+        leave = event.get("leave_chat")
+        if leave:
+            await self.channel_layer.group_discard(chat_group(leave), self.channel_name)
+            self.seqs.pop(leave, None)
+
+    async def deliver_message(self, frame: Frame, *, internal: bool) -> None:
+        chat_id, seq = frame["chat"], int(frame["seq"])
+        last = self.seqs.get(chat_id)
+        if last is not None and seq <= last:
+            return  # already sent (a resume raced the live event)
+        if last is not None and seq > last + 1:
+            # The layer dropped something: fill the gap from the database, in order.
+            for missing in await database_sync_to_async(_messages_after)(
+                chat_id, last, for_patron=self.role == "patron", upto=seq - 1
+            ):
+                await self.send_json(missing)
+        self.seqs[chat_id] = seq
+        if internal and self.role == "patron":
+            return
+        await self.send_json(frame)
+
+    async def send_history(self, chat_id: str, after: int) -> None:
+        history = await database_sync_to_async(_messages_after)(chat_id, after, for_patron=self.role == "patron")
+        for frame in history:
+            await self.send_json(frame)
+        last = max([after, *(f["seq"] for f in history)])
+        self.seqs[chat_id] = max(last, self.seqs.get(chat_id, 0))
+
+
+# --- patrons ---------------------------------------------------------------------------------------
+
+
+def _patron_join(chat_id: str, token: str, origin: str | None, channel_name: str,
+                 process_id: str) -> tuple[Chat | None, Frame | None]:
+    chat = Chat.objects.select_related("consortium", "home_library", "librarian__library", "librarian__user") \
+        .filter(pk=chat_id).first()
+    if chat is None or not services.token_matches(chat, token):
+        return None, None
+    if origin and not origin_host_allowed(origin) and origin.rstrip("/") not in chat.consortium.allowed_origins:
+        return None, None
+    services.patron_connected(chat, channel_name, process_id, timezone.now())
+    chat.refresh_from_db()
+    position = estimated = None
+    if chat.state == ChatState.QUEUED:
+        from routing.selectors import queue_position, typical_wait_seconds
+
+        position = queue_position(chat)
+        estimated = position * typical_wait_seconds(chat.consortium)
+    return chat, frames.state_frame(chat, position=position, estimated_wait=estimated)
+
+
+class PatronConsumer(ProtocolConsumer):
+    role = "patron"
+
+    async def connect(self) -> None:
+        self.chat_id: str | None = None
+        await super().connect()
+
+    async def disconnect(self, code: int) -> None:
+        if self.chat_id:
+            await self.channel_layer.group_discard(chat_group(self.chat_id), self.channel_name)
+            await database_sync_to_async(services.patron_disconnected)(self.channel_name, timezone.now())
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.chat_id is None:
+            # Nothing but a join (or a ping) before the chat is known.
+            try:
+                frame = json.loads(text_data or "")
+            except ValueError:
+                frame = None
+            if isinstance(frame, dict) and frame.get("type") in {"join", "ping"}:
+                await super().receive(text_data, bytes_data)
+                return
+            await self.send_json({"type": "error", "code": "forbidden", "detail": "send join first",
+                                  "client_id": None})
+            await self.close(code=4403)
+            return
+        await super().receive(text_data, bytes_data)
+
+    async def frame_join(self, frame: Frame) -> None:
+        if self.chat_id is not None:
+            raise Invalid("already joined")
+        chat_id = validation.chat_id(frame)
+        token = frame.get("token")
+        after = validation.integer(frame, "after")
+        if not isinstance(token, str):
+            token = ""
+        await self.channel_layer.group_add(chat_group(chat_id), self.channel_name)
+        chat, state = await database_sync_to_async(_patron_join)(
+            chat_id, token, header(self.scope, b"origin"), self.channel_name, self.process_id)
+        if chat is None or state is None:
+            await self.channel_layer.group_discard(chat_group(chat_id), self.channel_name)
+            await self.send_json({"type": "error", "code": "forbidden", "detail": "wrong chat or token",
+                                  "client_id": None})
+            await self.close(code=4403)
+            return
+        self.chat_id = chat_id
+        await self.send_json({"type": "joined", "chat": chat_id})
+        await self.send_json(state)
+        await self.send_history(chat_id, after)
+
+    async def frame_message(self, frame: Frame) -> None:
+        assert self.chat_id
+        body = validation.text(frame, "body", max_len=validation.MAX_BODY)
+        cid = validation.client_id(frame)
+        message, created = await database_sync_to_async(services.message_post)(
+            self.chat_id, sender="patron", body=body, client_id=cid, now=timezone.now())
+        if not created:
+            await self.send_json(frames.message_frame(message))
+
+    async def frame_typing(self, frame: Frame) -> None:
+        assert self.chat_id
+        await self.channel_layer.group_send(chat_group(self.chat_id), {
+            "type": "vr.event", "frame": {"type": "typing", "chat": self.chat_id, "sender": "patron"}})
+
+    async def frame_end(self, frame: Frame) -> None:
+        assert self.chat_id
+        await database_sync_to_async(services.chat_end)(self.chat_id, timezone.now(), by="patron")
+
+
+# --- staff -----------------------------------------------------------------------------------------
+
+
+def _staff_profile(user_id: int) -> StaffProfile | None:
+    return StaffProfile.objects.select_related("library__consortium", "user").filter(
+        user_id=user_id, is_active=True, user__is_active=True).first()
+
+
+def _hello(profile: StaffProfile, channel_name: str, process_id: str) -> tuple[Frame, list[str]]:
+    state = services.staff_connected(profile, channel_name, process_id, timezone.now())
+    queues = [profile.library.slug, *profile.queues.order_by("position").values_list("slug", flat=True)]
+    hello = {
+        "type": "hello",
+        "librarian": {"username": profile.user.username, "name": profile.display_name,
+                      "library": profile.library.slug},
+        "queues": queues,
+        "presence": state.presence,
+        "chats": [{"chat": c.pk, "state": c.state, "last_seq": c.last_seq,
+                   "home_library": frames.library_ref(c.home_library)} for c in state.chats],
+        "offers": [frames.offer_frame(o, o.chat) for o in state.offers],
+    }
+    return hello, [c.pk for c in state.chats]
+
+
+def _holds(profile_id: int, chat_id: str) -> bool:
+    return Chat.objects.filter(pk=chat_id, librarian_id=profile_id, state=ChatState.ACTIVE).exists()
+
+
+class StaffConsumer(ProtocolConsumer):
+    role = "librarian"
+
+    async def connect(self) -> None:
+        self.profile: StaffProfile | None = None
+        await super().connect()
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.send_json({"type": "error", "code": "forbidden", "detail": "sign in first", "client_id": None})
+            await self.close(code=4401)
+            return
+        if not origin_host_allowed(header(self.scope, b"origin")):
+            await self.send_json({"type": "error", "code": "forbidden", "detail": "origin not allowed",
+                                  "client_id": None})
+            await self.close(code=4403)
+            return
+        profile = await database_sync_to_async(_staff_profile)(user.pk)
+        if profile is None:
+            await self.send_json({"type": "error", "code": "forbidden", "detail": "not a staff account",
+                                  "client_id": None})
+            await self.close(code=4403)
+            return
+        self.profile = profile
+        await self.channel_layer.group_add(librarian_group(profile.pk), self.channel_name)
+        hello, held = await database_sync_to_async(_hello)(profile, self.channel_name, self.process_id)
+        for chat_id, chat in zip(held, hello["chats"], strict=True):
+            await self.channel_layer.group_add(chat_group(chat_id), self.channel_name)
+            self.seqs[chat_id] = chat["last_seq"]
+        await self.send_json(hello)
+
+    async def disconnect(self, code: int) -> None:
+        if self.profile is None:
+            return
+        await self.channel_layer.group_discard(librarian_group(self.profile.pk), self.channel_name)
+        for chat_id in list(self.seqs):
+            await self.channel_layer.group_discard(chat_group(chat_id), self.channel_name)
+        await database_sync_to_async(services.staff_disconnected)(self.channel_name, timezone.now())
+
+    async def vr_close(self, event: dict[str, Any]) -> None:
+        await self.close(code=int(event.get("code", 4401)))
+
+    def _me(self) -> StaffProfile:
+        assert self.profile is not None
+        return self.profile
+
+    async def frame_presence(self, frame: Frame) -> None:
+        status = frame.get("status")
+        if status not in ("available", "away"):
+            raise Invalid("status must be available or away")
+        result = await database_sync_to_async(services.presence_set)(self._me(), status, timezone.now())
+        await self.send_json({"type": "presence", "status": result})
+
+    async def frame_accept(self, frame: Frame) -> None:
+        chat_id = validation.chat_id(frame)
+        try:
+            await database_sync_to_async(services.chat_accept)(self._me(), chat_id, timezone.now())
+        except services.ServiceError as refused:
+            await self.send_json({"type": "accept_failed", "chat": chat_id, "reason": refused.reason,
+                                  "detail": refused.detail})
+
+    async def frame_decline(self, frame: Frame) -> None:
+        chat_id = validation.chat_id(frame)
+        await database_sync_to_async(services.chat_decline)(self._me(), chat_id, timezone.now())
+
+    async def frame_message(self, frame: Frame) -> None:
+        chat_id = validation.chat_id(frame)
+        body = validation.text(frame, "body", max_len=validation.MAX_BODY)
+        cid = validation.client_id(frame)
+        internal = frame.get("internal") is True
+        message, created = await database_sync_to_async(services.message_post)(
+            chat_id, sender="librarian", body=body, client_id=cid, now=timezone.now(), librarian=self._me(),
+            internal=internal)
+        if not created:
+            await self.send_json(frames.message_frame(message))
+
+    async def frame_typing(self, frame: Frame) -> None:
+        chat_id = validation.chat_id(frame)
+        if chat_id not in self.seqs:
+            raise Invalid("you do not hold that chat")
+        await self.channel_layer.group_send(chat_group(chat_id), {
+            "type": "vr.event", "frame": {"type": "typing", "chat": chat_id, "sender": "librarian"}})
+
+    async def frame_transfer(self, frame: Frame) -> None:
+        chat_id = validation.chat_id(frame)
+        target = frame.get("to")
+        note = validation.text(frame, "note", max_len=validation.MAX_NOTE, required=False)
+        if not isinstance(target, dict) or not (isinstance(target.get("queue"), str)
+                                                or isinstance(target.get("librarian"), str)):
+            raise Invalid('to must be {"queue": slug} or {"librarian": username}')
+        try:
+            await database_sync_to_async(services.chat_transfer)(
+                self._me(), chat_id, timezone.now(), queue=target.get("queue"),
+                to_librarian=target.get("librarian") if not isinstance(target.get("queue"), str) else None,
+                note=note)
+        except services.ServiceError as refused:
+            await self.send_json({"type": "transfer_failed", "chat": chat_id, "reason": refused.reason,
+                                  "detail": refused.detail})
+
+    async def frame_refer(self, frame: Frame) -> None:
+        chat_id = validation.chat_id(frame)
+        target = frame.get("to") or {}
+        if not isinstance(target, dict) or not isinstance(target.get("library", ""), str):
+            raise Invalid('to must be {"library": slug}')
+        note = validation.text(frame, "note", max_len=validation.MAX_NOTE, required=False)
+        ticket = await database_sync_to_async(services.chat_refer)(
+            self._me(), chat_id, timezone.now(), library_slug=target.get("library") or None, note=note)
+        await self.send_json({"type": "referred", "chat": chat_id, "ticket": ticket.pk})
+
+    async def frame_end(self, frame: Frame) -> None:
+        chat_id = validation.chat_id(frame)
+        await database_sync_to_async(services.chat_end)(chat_id, timezone.now(), by="librarian",
+                                                        librarian=self._me())
+
+    async def frame_join(self, frame: Frame) -> None:
+        chat_id = validation.chat_id(frame)
+        after = validation.integer(frame, "after")
+        if not await database_sync_to_async(_holds)(self._me().pk, chat_id):
+            raise services.ServiceError("not_found", "you do not hold that chat")
+        await self.channel_layer.group_add(chat_group(chat_id), self.channel_name)
+        await self.send_history(chat_id, after)

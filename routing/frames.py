@@ -1,0 +1,102 @@
+"""The server frames of spec/PROTOCOL.md, built from models in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from libraries.models import Library, StaffProfile
+from routing.models import Chat, Message, Offer
+from routing.plan import plan_from_json
+
+Frame = dict[str, Any]
+
+
+def library_ref(library: Library | None) -> dict[str, str] | None:
+    return {"slug": library.slug, "name": library.name} if library else None
+
+
+def librarian_ref(profile: StaffProfile | None) -> dict[str, Any] | None:
+    if profile is None:
+        return None
+    return {"name": profile.display_name, "library": library_ref(profile.library)}
+
+
+def step_name(chat: Chat) -> str | None:
+    plan = plan_from_json(chat.plan)
+    if chat.state == "queued" and 0 <= chat.step_index < len(plan):
+        return plan[chat.step_index].name
+    if chat.state == "active":
+        return chat.answered_step or None
+    return None
+
+
+def state_frame(chat: Chat, *, position: int | None = None, estimated_wait: int | None = None) -> Frame:
+    frame: Frame = {
+        "type": "state",
+        "chat": chat.pk,
+        "state": chat.state,
+        "step": step_name(chat),
+        "librarian": librarian_ref(chat.librarian) if chat.state == "active" else None,
+        "position": position,
+        "estimated_wait": estimated_wait,
+        # Extensions: when the question form is offered beside a waiting chat, and where the chat is.
+        "offer_question_form": chat.state == "unstaffed" or (chat.state == "queued" and chat.max_wait_passed),
+        "last_seq": chat.last_seq,
+    }
+    if chat.state == "active" and chat.librarian is not None and chat.home_library_id is not None:
+        frame["partner"] = chat.librarian.library_id != chat.home_library_id
+    return frame
+
+
+def message_frame(message: Message) -> Frame:
+    frame: Frame = {
+        "type": "message",
+        "chat": message.chat_id,
+        "seq": message.seq,
+        "sender": message.sender,
+        "name": message.name or None,
+        "body": message.body,
+        "at": message.at.isoformat(),
+        "client_id": message.client_id,
+    }
+    if message.internal:
+        frame["internal"] = True
+    if message.file_id and message.file is not None:
+        f = message.file
+        frame["file"] = {"id": f.pk, "name": f.name, "type": f.content_type, "size": f.size,
+                         "url": f"/api/v1/chats/{message.chat_id}/files/{f.pk}"}
+    return frame
+
+
+def offer_frame(offer: Offer, chat: Chat) -> Frame:
+    return {
+        "type": "offer",
+        "chat": chat.pk,
+        "home_library": library_ref(chat.home_library),
+        "queue": offer.queue,
+        "step": offer.step,
+        "question": chat.question,
+        "waiting_since": chat.arrived_at.isoformat(),
+        "mode": offer.mode,
+        "expires_at": offer.expires_at.isoformat() if offer.expires_at else None,
+        "transfer_note": chat.transfer_note or None,
+        "language": chat.language or None,
+        "patron": {"name": chat.patron_name or None},
+    }
+
+
+def withdrawn_frame(chat_id: str, reason: str) -> Frame:
+    return {"type": "offer_withdrawn", "chat": chat_id, "reason": reason}
+
+
+def assigned_frame(chat: Chat) -> Frame:
+    return {
+        "type": "assigned",
+        "chat": chat.pk,
+        "home_library": library_ref(chat.home_library),
+        "patron": {"name": chat.patron_name or None},
+        "policy_url": f"/staff/libraries/{chat.home_library.slug}/policy" if chat.home_library else None,
+        "last_seq": chat.last_seq,
+        "question": chat.question,
+        "transfer_note": chat.transfer_note or None,
+    }

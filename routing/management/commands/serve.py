@@ -1,0 +1,37 @@
+"""Serve the whole product in one process: daphne, plus the routing timer in the same event loop.
+
+This is the embedded default (`python dev.py demo`): with the in-memory channel layer there is only
+one process, so the timer must live in it. In production the timer runs as its own process type.
+"""
+
+import asyncio
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+
+class Command(BaseCommand):
+    help = "Run daphne on HOST:PORT with the routing timer inside (the embedded default)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--no-timer", action="store_true", help="when timers run as their own processes")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        from daphne.endpoints import build_endpoint_description_strings
+        from daphne.server import Server
+        from twisted.internet import reactor
+
+        from consortium.asgi import application
+        from routing.timer import run_forever
+
+        if not options["no_timer"]:
+            reactor.callWhenRunning(lambda: asyncio.ensure_future(run_forever()))
+        Server(
+            application=application,
+            endpoints=build_endpoint_description_strings(host=options["host"], port=options["port"]),
+            ping_interval=20,
+            ping_timeout=30,
+            websocket_handshake_timeout=10,
+        ).run()

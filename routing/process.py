@@ -1,0 +1,52 @@
+"""This web process's identity and heartbeat: sockets belong to a process, and a process that stops
+heart-beating (killed, frozen, cut off) has its sockets counted as closed by the timer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+
+from channels.db import database_sync_to_async
+from django.utils import timezone
+
+from routing.services import process_heartbeat
+
+HEARTBEAT_EVERY = 5.0
+PROCESS_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+logger = logging.getLogger(__name__)
+
+_task: asyncio.Task[None] | None = None
+_registered = False
+
+
+async def _beat_forever() -> None:
+    while True:
+        await asyncio.sleep(HEARTBEAT_EVERY)
+        try:
+            await database_sync_to_async(process_heartbeat)(PROCESS_ID, timezone.now())
+        except Exception:  # the database may be restarting: keep beating, the next one may pass
+            logger.warning("process heartbeat failed", exc_info=True)
+
+
+async def ensure_registered() -> str:
+    """Register this process (once) and keep its heartbeat going. Returns the process id."""
+    global _task, _registered
+    if not _registered:
+        await database_sync_to_async(process_heartbeat)(PROCESS_ID, timezone.now())
+        _registered = True
+    if _task is None or _task.done():
+        with contextlib.suppress(RuntimeError):
+            _task = asyncio.get_running_loop().create_task(_beat_forever())
+    return PROCESS_ID
+
+
+def reset_for_tests() -> None:
+    global _task, _registered
+    if _task is not None:
+        _task.cancel()
+    _task = None
+    _registered = False
