@@ -1,0 +1,349 @@
+"""The patron and staff sockets, frame by frame, through Channels' WebsocketCommunicator."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+from django.utils import timezone
+
+from routing import process, services
+from routing.models import Chat, Message
+from routing.ws_urls import websocket_urlpatterns
+from tests.factories import make_consortium, make_library, make_shared_queue, make_staff
+
+pytestmark = pytest.mark.django_db(transaction=True)
+ORIGIN = (b"origin", b"http://127.0.0.1:8000")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process() -> Any:
+    process.reset_for_tests()
+    yield
+    process.reset_for_tests()
+
+
+def world() -> dict[str, Any]:
+    consortium = make_consortium("sock", allowed_origins=["https://library.example.org"])
+    statewide = make_shared_queue(consortium, "statewide")
+    alpha = make_library(consortium, "alpha", zip_codes=["10001"])
+    beta = make_library(consortium, "beta")
+    a1 = make_staff(alpha, "a1")
+    a2 = make_staff(alpha, "a2")
+    b1 = make_staff(beta, "b1", queues=[statewide])
+    return {"consortium": consortium, "alpha": alpha, "beta": beta, "a1": a1, "a2": a2, "b1": b1}
+
+
+async def patron_socket(chat_id: str, token: str, after: int = 0,
+                        origin: bytes = b"http://127.0.0.1:8000") -> WebsocketCommunicator:
+    comm = WebsocketCommunicator(URLRouter(websocket_urlpatterns), "/ws/patron/", headers=[(b"origin", origin)])
+    connected, _ = await comm.connect()
+    assert connected
+    await comm.send_json_to({"type": "join", "chat": chat_id, "token": token, "after": after})
+    return comm
+
+
+async def staff_socket(profile: Any, origin: bytes = b"http://127.0.0.1:8000") -> WebsocketCommunicator:
+    comm = WebsocketCommunicator(URLRouter(websocket_urlpatterns), "/ws/staff/", headers=[(b"origin", origin)])
+    comm.scope["user"] = await database_sync_to_async(lambda: profile.user)()
+    connected, _ = await comm.connect()
+    assert connected
+    return comm
+
+
+async def expect(comm: WebsocketCommunicator, kind: str, timeout: float = 3, **match: Any) -> dict[str, Any]:
+    """The next frame of this type (skipping others), matching the given fields."""
+    while True:
+        frame = await comm.receive_json_from(timeout=timeout)
+        if frame.get("type") == kind and all(frame.get(k) == v for k, v in match.items()):
+            return frame
+
+
+async def start_chat(w: dict[str, Any], **fields: Any) -> tuple[Chat, str]:
+    fields.setdefault("library_slug", "alpha")
+    return await database_sync_to_async(services.chat_start)(
+        consortium=w["consortium"], question="Do you have museum passes?", now=timezone.now(), **fields)
+
+
+async def available(comm: WebsocketCommunicator) -> dict[str, Any]:
+    hello = await expect(comm, "hello")
+    await comm.send_json_to({"type": "presence", "status": "available"})
+    await expect(comm, "presence", status="available")
+    return hello
+
+
+async def test_patron_join_gets_joined_state_and_history() -> None:
+    w = await database_sync_to_async(world)()
+    chat, token = await start_chat(w)
+    comm = await patron_socket(chat.pk, token)
+    assert await comm.receive_json_from() == {"type": "joined", "chat": chat.pk}
+    state = await comm.receive_json_from()
+    assert state["type"] == "state" and state["state"] == "unstaffed"
+    first = await comm.receive_json_from()
+    assert first["type"] == "message" and first["seq"] == 1 and first["body"] == "Do you have museum passes?"
+    await comm.disconnect()
+
+
+async def test_wrong_token_and_frames_before_join_are_refused_with_4403() -> None:
+    w = await database_sync_to_async(world)()
+    chat, _token = await start_chat(w)
+    comm = await patron_socket(chat.pk, "not-the-token")
+    assert (await comm.receive_json_from())["code"] == "forbidden"
+    assert (await comm.receive_output())["code"] == 4403
+    early = WebsocketCommunicator(URLRouter(websocket_urlpatterns), "/ws/patron/", headers=[ORIGIN])
+    await early.connect()
+    await early.send_json_to({"type": "message", "body": "hi", "client_id": "x"})
+    assert (await early.receive_json_from())["code"] == "forbidden"
+    assert (await early.receive_output())["code"] == 4403
+
+
+async def test_patron_from_an_origin_the_consortium_does_not_allow_is_refused() -> None:
+    w = await database_sync_to_async(world)()
+    chat, token = await start_chat(w)
+    evil = await patron_socket(chat.pk, token, origin=b"https://evil.example.com")
+    assert (await evil.receive_json_from())["code"] == "forbidden"
+    allowed = await patron_socket(chat.pk, token, origin=b"https://library.example.org")
+    assert (await allowed.receive_json_from())["type"] == "joined"
+    await allowed.disconnect()
+
+
+async def test_bad_frames_get_errors_and_the_socket_stays_open() -> None:
+    w = await database_sync_to_async(world)()
+    chat, token = await start_chat(w)
+    comm = await patron_socket(chat.pk, token)
+    await expect(comm, "message", seq=1)
+    await comm.send_to(text_data="not json")
+    assert (await expect(comm, "error"))["code"] == "invalid"
+    await comm.send_json_to({"type": "nope"})
+    assert (await expect(comm, "error"))["code"] == "invalid"
+    await comm.send_json_to({"type": "message", "client_id": "c1"})
+    err = await expect(comm, "error")
+    assert err["code"] == "invalid" and err["client_id"] == "c1" and "body" in err["detail"]
+    await comm.send_json_to({"type": "message", "body": "x" * 4001, "client_id": "c2"})
+    assert (await expect(comm, "error"))["code"] == "too_large"
+    await comm.send_to(text_data=json.dumps({"type": "message", "body": "y" * 70000}))
+    assert (await expect(comm, "error"))["code"] == "too_large"
+    await comm.send_json_to({"type": "ping"})
+    await expect(comm, "pong")
+    assert await database_sync_to_async(Message.objects.filter(chat_id=chat.pk).count)() == 1
+    await comm.disconnect()
+
+
+async def test_a_flooding_client_is_rate_limited_then_closed_with_4429() -> None:
+    w = await database_sync_to_async(world)()
+    chat, token = await start_chat(w)
+    comm = await patron_socket(chat.pk, token)
+    await expect(comm, "message", seq=1)
+    for _ in range(200):
+        await comm.send_to(text_data="garbage")
+    codes = []
+    while True:
+        out = await comm.receive_output(timeout=3)
+        if out["type"] == "websocket.close":
+            assert out["code"] == 4429
+            break
+        codes.append(json.loads(out["text"])["code"])
+    assert "rate_limited" in codes
+
+
+async def test_staff_socket_needs_a_session_and_an_allowed_origin() -> None:
+    w = await database_sync_to_async(world)()
+    anonymous = WebsocketCommunicator(URLRouter(websocket_urlpatterns), "/ws/staff/", headers=[ORIGIN])
+    await anonymous.connect()
+    assert (await anonymous.receive_json_from())["code"] == "forbidden"
+    assert (await anonymous.receive_output())["code"] == 4401
+    foreign = await staff_socket(w["a1"], origin=b"https://evil.example.com")
+    assert (await foreign.receive_json_from())["code"] == "forbidden"
+    assert (await foreign.receive_output())["code"] == 4403
+
+
+async def test_hello_then_offer_accept_and_a_conversation_both_ways() -> None:
+    w = await database_sync_to_async(world)()
+    a1 = await staff_socket(w["a1"])
+    hello = await available(a1)
+    assert hello["librarian"]["library"] == "alpha" and hello["presence"] == "away" and hello["queues"] == ["alpha"]
+    chat, token = await start_chat(w, name="Pat")
+    offer = await expect(a1, "offer", chat=chat.pk)
+    assert offer["step"] == "local" and offer["mode"] == "broadcast" and offer["home_library"]["slug"] == "alpha"
+    patron = await patron_socket(chat.pk, token)
+    await expect(patron, "message", seq=1)
+    await a1.send_json_to({"type": "accept", "chat": chat.pk})
+    assigned = await expect(a1, "assigned", chat=chat.pk)
+    assert assigned["patron"] == {"name": "Pat"} and assigned["home_library"]["slug"] == "alpha"
+    state = await expect(patron, "state", state="active")
+    assert state["librarian"]["library"]["slug"] == "alpha"
+
+    await patron.send_json_to({"type": "message", "body": "<b>hi</b>", "client_id": "p1"})
+    mine = await expect(patron, "message", client_id="p1")
+    theirs = await expect(a1, "message", client_id="p1")
+    assert mine["seq"] == theirs["seq"] and theirs["body"] == "<b>hi</b>" and theirs["sender"] == "patron"
+    await patron.send_json_to({"type": "message", "body": "<b>hi</b>", "client_id": "p1"})
+    again = await expect(patron, "message", client_id="p1")
+    assert again["seq"] == mine["seq"]
+    await a1.send_json_to({"type": "typing", "chat": chat.pk})
+    assert (await expect(patron, "typing"))["sender"] == "librarian"
+    await a1.send_json_to({"type": "message", "chat": chat.pk, "body": "Hello!", "client_id": "l1"})
+    reply = await expect(patron, "message", client_id="l1")
+    assert reply["sender"] == "librarian" and reply["seq"] > mine["seq"]
+    count = await database_sync_to_async(Message.objects.filter(chat_id=chat.pk, client_id="p1").count)()
+    assert count == 1
+    await patron.disconnect()
+    await a1.disconnect()
+
+
+async def test_two_accepts_one_winner_and_the_loser_is_told() -> None:
+    w = await database_sync_to_async(world)()
+    a1, a2 = await staff_socket(w["a1"]), await staff_socket(w["a2"])
+    await available(a1)
+    await available(a2)
+    chat, _ = await start_chat(w)
+    await expect(a1, "offer", chat=chat.pk)
+    await expect(a2, "offer", chat=chat.pk)
+    await a1.send_json_to({"type": "accept", "chat": chat.pk})
+    await expect(a1, "assigned", chat=chat.pk)
+    assert (await expect(a2, "offer_withdrawn", chat=chat.pk))["reason"] == "accepted"
+    await a2.send_json_to({"type": "accept", "chat": chat.pk})
+    assert (await expect(a2, "accept_failed", chat=chat.pk))["reason"] == "taken"
+    await a1.disconnect()
+    await a2.disconnect()
+
+
+async def test_decline_withdraws_the_offer_for_that_librarian() -> None:
+    w = await database_sync_to_async(world)()
+    a1 = await staff_socket(w["a1"])
+    await available(a1)
+    chat, _ = await start_chat(w)
+    await expect(a1, "offer", chat=chat.pk)
+    await a1.send_json_to({"type": "decline", "chat": chat.pk})
+    assert (await expect(a1, "offer_withdrawn", chat=chat.pk))["reason"] == "declined"
+    await a1.send_json_to({"type": "accept", "chat": chat.pk})
+    assert (await expect(a1, "accept_failed", chat=chat.pk))["reason"] == "not_offered"
+    await a1.disconnect()
+
+
+async def test_librarian_resumes_with_join_after_and_gets_exactly_what_was_missed() -> None:
+    w = await database_sync_to_async(world)()
+    a1 = await staff_socket(w["a1"])
+    await available(a1)
+    chat, token = await start_chat(w)
+    await expect(a1, "offer", chat=chat.pk)
+    await a1.send_json_to({"type": "accept", "chat": chat.pk})
+    await expect(a1, "assigned", chat=chat.pk)
+    patron = await patron_socket(chat.pk, token)
+    await patron.send_json_to({"type": "message", "body": "one", "client_id": "m1"})
+    seen = await expect(a1, "message", client_id="m1")
+    await a1.disconnect()
+    for i in (2, 3):
+        await patron.send_json_to({"type": "message", "body": f"n{i}", "client_id": f"m{i}"})
+        await expect(patron, "message", client_id=f"m{i}")
+    back = await staff_socket(w["a1"])
+    hello = await expect(back, "hello")
+    assert hello["presence"] == "available", "presence is kept across a reconnect within the grace"
+    assert [c["chat"] for c in hello["chats"]] == [chat.pk]
+    await back.send_json_to({"type": "join", "chat": chat.pk, "after": seen["seq"]})
+    missed = [await expect(back, "message"), await expect(back, "message")]
+    assert [m["body"] for m in missed] == ["n2", "n3"]
+    assert [m["seq"] for m in missed] == [seen["seq"] + 1, seen["seq"] + 2]
+    assert await back.receive_nothing(0.3)
+    await patron.disconnect()
+    await back.disconnect()
+
+
+async def test_a_gap_in_live_messages_is_filled_from_the_database() -> None:
+    """The channel layer may drop an event: the consumer notices the seq gap and sends what is missing."""
+    w = await database_sync_to_async(world)()
+    a1 = await staff_socket(w["a1"])
+    await available(a1)
+    chat, token = await start_chat(w)
+    patron = await patron_socket(chat.pk, token)
+    await expect(patron, "message", seq=1)
+    # Store two messages without ringing the doorbell, as if the layer had dropped both events.
+    await database_sync_to_async(lambda: [
+        Message.objects.create(chat_id=chat.pk, seq=s, sender="system", body=f"lost {s}", at=timezone.now())
+        for s in (2, 3)])()
+    await database_sync_to_async(Chat.objects.filter(pk=chat.pk).update)(last_seq=3)
+    await database_sync_to_async(services.message_post)(chat.pk, sender="patron", body="four", client_id="c4",
+                                                        now=timezone.now())
+    got = [await expect(patron, "message") for _ in range(3)]
+    assert [g["seq"] for g in got] == [2, 3, 4]
+    await patron.disconnect()
+    await a1.disconnect()
+
+
+async def test_transfer_refused_when_nobody_is_there_and_the_chat_stays() -> None:
+    w = await database_sync_to_async(world)()
+    a1 = await staff_socket(w["a1"])
+    await available(a1)
+    chat, _ = await start_chat(w)
+    await expect(a1, "offer", chat=chat.pk)
+    await a1.send_json_to({"type": "accept", "chat": chat.pk})
+    await expect(a1, "assigned", chat=chat.pk)
+    await a1.send_json_to({"type": "transfer", "chat": chat.pk, "to": {"queue": "beta"}, "note": "n"})
+    assert (await expect(a1, "transfer_failed", chat=chat.pk))["reason"] == "nobody"
+    await a1.send_json_to({"type": "transfer", "chat": chat.pk, "to": {"queue": "nowhere"}})
+    assert (await expect(a1, "transfer_failed", chat=chat.pk))["reason"] == "not_found"
+    await a1.send_json_to({"type": "transfer", "chat": chat.pk, "to": {"queue": "alpha"}})
+    assert (await expect(a1, "transfer_failed", chat=chat.pk))["reason"] == "same_queue"
+    refreshed = await database_sync_to_async(Chat.objects.get)(pk=chat.pk)
+    assert refreshed.state == "active" and refreshed.librarian_id == w["a1"].pk
+    await a1.disconnect()
+
+
+async def test_transfer_to_a_present_librarian_with_a_note_only_they_see() -> None:
+    w = await database_sync_to_async(world)()
+    a1, b1 = await staff_socket(w["a1"]), await staff_socket(w["b1"])
+    await available(a1)
+    await available(b1)
+    chat, token = await start_chat(w)
+    await expect(a1, "offer", chat=chat.pk)
+    await a1.send_json_to({"type": "accept", "chat": chat.pk})
+    await expect(a1, "assigned", chat=chat.pk)
+    patron = await patron_socket(chat.pk, token)
+    await a1.send_json_to({"type": "transfer", "chat": chat.pk, "to": {"librarian": "b1"}, "note": "wants ILL"})
+    offer = await expect(b1, "offer", chat=chat.pk)
+    assert offer["transfer_note"] == "wants ILL" and offer["step"] == "transfer"
+    told = await expect(patron, "message", sender="system")
+    while "joined" in told["body"]:
+        told = await expect(patron, "message", sender="system")
+    assert "transferred" in told["body"] and "ILL" not in told["body"]
+    await b1.send_json_to({"type": "accept", "chat": chat.pk})
+    await expect(b1, "assigned", chat=chat.pk)
+    await patron.disconnect()
+    await a1.disconnect()
+    await b1.disconnect()
+
+
+async def test_refer_answers_with_a_ticket_and_end_ends() -> None:
+    w = await database_sync_to_async(world)()
+    a1 = await staff_socket(w["a1"])
+    await available(a1)
+    chat, token = await start_chat(w, email="pat@example.org")
+    await expect(a1, "offer", chat=chat.pk)
+    await a1.send_json_to({"type": "accept", "chat": chat.pk})
+    await expect(a1, "assigned", chat=chat.pk)
+    await a1.send_json_to({"type": "refer", "chat": chat.pk, "note": "needs the archivist"})
+    referred = await expect(a1, "referred", chat=chat.pk)
+    assert referred["ticket"]
+    patron = await patron_socket(chat.pk, token)
+    await patron.send_json_to({"type": "end"})
+    assert (await expect(patron, "state", state="ended"))["chat"] == chat.pk
+    await patron.disconnect()
+    await a1.disconnect()
+
+
+async def test_unknown_staff_frame_and_acting_on_a_chat_not_held() -> None:
+    w = await database_sync_to_async(world)()
+    a1 = await staff_socket(w["a1"])
+    await available(a1)
+    chat, _ = await start_chat(w, library_slug="beta")
+    await a1.send_json_to({"type": "message", "chat": chat.pk, "body": "sneaky", "client_id": "s1"})
+    assert (await expect(a1, "error"))["code"] == "forbidden"
+    await a1.send_json_to({"type": "join", "chat": chat.pk, "after": 0})
+    assert (await expect(a1, "error"))["code"] == "not_found"
+    await a1.send_json_to({"type": "presence", "status": "asleep"})
+    assert (await expect(a1, "error"))["code"] == "invalid"
+    await a1.disconnect()
