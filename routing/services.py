@@ -500,10 +500,10 @@ def message_post(chat_id: str, *, sender: str, body: str, client_id: str | None,
             existing = Message.objects.filter(chat=chat, sender=sender, client_id=client_id).first()
             if existing is not None:
                 return existing, False
-        if chat.state not in LIVE_STATES:
-            raise ServiceError("ended", "this chat is over")
         if sender == Message.Sender.LIBRARIAN and (librarian is None or chat.librarian_id != librarian.pk):
             raise ServiceError("forbidden", "only the chat's librarian may send")
+        if chat.state not in LIVE_STATES:
+            raise ServiceError("ended", "this chat is over")
         chat.last_seq += 1
         name = librarian.display_name if librarian else chat.patron_name
         try:
