@@ -76,7 +76,7 @@ def api_view(methods: set[str], *, consortium_from: str = "") -> Callable[[View]
             consortium: Consortium | None = None
             try:
                 if consortium_from == "slug":
-                    consortium = Consortium.objects.filter(slug=kwargs["consortium"], is_active=True).first()
+                    consortium = Consortium.objects.filter(slug=kwargs["consortium_slug"], is_active=True).first()
                     if consortium is None:
                         raise ApiError(404, "not_found", "no such consortium")
                 elif consortium_from == "chat":
