@@ -1,0 +1,174 @@
+"""Admin for chats and what happens to them: coordinators look, the router writes.
+
+A chat, its messages, offers and trace are the record of what the router and the people did, so
+they are read-only for everyone, superusers included; that record is what answers "why did this
+chat go to library B". Tickets are the one thing here a coordinator edits (triage: which library,
+who has it, its status). Sockets and processes are the operator's, visible to superusers only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from consortium.scoping import ALL_ACTIONS, CHANGE, READ_ONLY, VIEW, ScopedModelAdmin, ScopedTabularInline
+from routing.models import (
+    Chat,
+    ChatFile,
+    Connection,
+    LibrarianPresence,
+    Message,
+    Offer,
+    ServerProcess,
+    Survey,
+    Ticket,
+    TraceEvent,
+)
+
+# Superusers may still delete a record (say, at a patron's request), never rewrite it.
+RECORD_FOR_SUPERUSER = frozenset({VIEW, "delete"})
+
+
+class _RecordInline(ScopedTabularInline):
+    read_only = True
+    can_delete = False
+    show_change_link = False
+
+
+class TraceEventInline(_RecordInline):
+    model = TraceEvent
+    fields = ("at", "kind", "data")
+    ordering = ("at", "id")
+    verbose_name_plural = "trace"
+
+
+class MessageInline(_RecordInline):
+    model = Message
+    fields = ("seq", "at", "sender", "name", "internal", "body")
+    ordering = ("seq",)
+
+
+class OfferInline(_RecordInline):
+    model = Offer
+    fields = ("step_serial", "step", "queue", "librarian", "mode", "status", "reason", "created_at",
+              "closed_at")
+    ordering = ("created_at", "id")
+
+
+class _ChatRecordAdmin(ScopedModelAdmin):
+    path_to_consortium = "chat__consortium"
+    superuser_actions = RECORD_FOR_SUPERUSER
+    coordinator_actions = READ_ONLY
+
+
+@admin.register(Chat)
+class ChatAdmin(ScopedModelAdmin):
+    path_to_consortium = "consortium"
+    superuser_actions = RECORD_FOR_SUPERUSER
+    coordinator_actions = READ_ONLY
+    inlines = (TraceEventInline, MessageInline, OfferInline)
+    list_display = ("id", "arrived_at", "home_library", "state", "answered_step", "librarian", "end_reason")
+    list_filter = ("state", "answered_step", "end_reason",
+                   ("home_library", admin.RelatedOnlyFieldListFilter),
+                   ("consortium", admin.RelatedOnlyFieldListFilter))
+    list_select_related = ("home_library", "librarian__user")
+    search_fields = ("id", "question", "patron_name", "patron_email")
+    date_hierarchy = "arrived_at"
+    ordering = ("-arrived_at",)
+    fieldsets = (
+        (None, {"fields": ("id", "consortium", "home_library", "home_found_by", "state", "question",
+                           "language")}),
+        ("Patron", {"fields": ("patron_name", "patron_email", "patron_ip", "patron_joined", "patron_left_at",
+                               "scrubbed")}),
+        ("Routing", {"fields": ("created_at", "arrived_at", "plan", "step_index", "step_serial",
+                                "step_entered_at", "max_wait_passed", "deadline", "transfer_note")}),
+        ("Answer", {"fields": ("librarian", "answered_by", "answered_step", "accepted_at",
+                               "first_accepted_at", "ended_at", "end_reason", "read_scale", "subjects",
+                               "outcome")}),
+    )
+
+
+@admin.register(Message)
+class MessageAdmin(_ChatRecordAdmin):
+    list_display = ("chat", "seq", "at", "sender", "name", "internal")
+    list_filter = ("sender", "internal")
+    search_fields = ("chat__id", "body")
+    ordering = ("-at",)
+
+
+@admin.register(TraceEvent)
+class TraceEventAdmin(_ChatRecordAdmin):
+    list_display = ("chat", "at", "kind")
+    list_filter = ("kind",)
+    search_fields = ("chat__id", "kind")
+    ordering = ("-at", "-id")
+
+
+@admin.register(Offer)
+class OfferAdmin(_ChatRecordAdmin):
+    list_display = ("chat", "librarian", "step", "queue", "mode", "status", "created_at")
+    list_filter = ("status", "mode", "step")
+    list_select_related = ("librarian__user",)
+    search_fields = ("chat__id", "queue")
+    ordering = ("-created_at",)
+
+
+@admin.register(ChatFile)
+class ChatFileAdmin(_ChatRecordAdmin):
+    list_display = ("chat", "name", "content_type", "size", "uploaded_by", "created_at")
+    search_fields = ("chat__id", "name")
+    ordering = ("-created_at",)
+
+
+@admin.register(Survey)
+class SurveyAdmin(_ChatRecordAdmin):
+    list_display = ("chat", "rating", "created_at")
+    list_filter = ("rating",)
+    search_fields = ("chat__id", "comment")
+    ordering = ("-created_at",)
+
+
+@admin.register(Ticket)
+class TicketAdmin(ScopedModelAdmin):
+    path_to_consortium = "consortium"
+    coordinator_actions = frozenset({VIEW, CHANGE})
+    list_display = ("created_at", "library", "status", "patron_email", "claimed_by", "source")
+    list_filter = ("status", "source", ("library", admin.RelatedOnlyFieldListFilter))
+    list_select_related = ("library", "claimed_by__user")
+    search_fields = ("id", "question", "patron_name", "patron_email")
+    date_hierarchy = "created_at"
+    TRIAGE_FIELDS = ("library", "status", "claimed_by", "note")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Ticket | None = None) -> Any:
+        if request.user.is_superuser:
+            return ()
+        # A coordinator routes the follow-up; the question, the transcript and the answer sent to
+        # the patron stay as they were.
+        return [f.name for f in Ticket._meta.fields if f.name not in self.TRIAGE_FIELDS]
+
+
+@admin.register(LibrarianPresence)
+class LibrarianPresenceAdmin(ScopedModelAdmin):
+    path_to_consortium = "librarian__library__consortium"
+    # Presence is the router's live state: changing it by hand would offer chats to nobody.
+    superuser_actions = RECORD_FOR_SUPERUSER
+    coordinator_actions = READ_ONLY
+    list_display = ("librarian", "status", "online", "changed_at", "away_reason")
+    list_filter = ("status", "online")
+    list_select_related = ("librarian__user", "librarian__library")
+    search_fields = ("librarian__user__username",)
+
+
+@admin.register(ServerProcess)
+class ServerProcessAdmin(ScopedModelAdmin):
+    superuser_actions = ALL_ACTIONS - {"add", "change"}
+    list_display = ("id", "started_at", "heartbeat_at")
+
+
+@admin.register(Connection)
+class ConnectionAdmin(ScopedModelAdmin):
+    superuser_actions = ALL_ACTIONS - {"add", "change"}
+    list_display = ("channel_name", "kind", "process", "librarian", "chat", "opened_at")
+    list_filter = ("kind",)
