@@ -138,7 +138,11 @@ def load_yaml(text: str, filename: str = "<file>") -> Any:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{filename}, line {mark.line + 1}, column {mark.column + 1}" if mark else filename
-        what = " ".join(p for p in (exc.context, exc.problem) if p)
+        context, opened = exc.context or "", exc.context_mark
+        if context and opened and exc.problem_mark and opened.line != exc.problem_mark.line:
+            # An unclosed bracket is found at the end of the file; say where it was opened too.
+            context += f" (line {opened.line + 1}, column {opened.column + 1})"
+        what = ": ".join(p for p in (context, exc.problem) if p)
         raise ValueError(f"{where}: YAML syntax error: {what}") from exc
     except yaml.YAMLError as exc:
         raise ValueError(f"{filename}: YAML syntax error: {exc}") from exc
