@@ -13,7 +13,15 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from consortium.scoping import ALL_ACTIONS, CHANGE, READ_ONLY, VIEW, ScopedModelAdmin, ScopedTabularInline
+from consortium.scoping import (
+    ALL_ACTIONS,
+    CHANGE,
+    READ_ONLY,
+    VIEW,
+    ScopedModelAdmin,
+    ScopedTabularInline,
+    is_superuser,
+)
 from routing.models import (
     Chat,
     ChatFile,
@@ -142,7 +150,7 @@ class TicketAdmin(ScopedModelAdmin):
     TRIAGE_FIELDS = ("library", "status", "claimed_by", "note")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Ticket | None = None) -> Any:
-        if request.user.is_superuser:
+        if is_superuser(request.user):
             return ()
         # A coordinator routes the follow-up; the question, the transcript and the answer sent to
         # the patron stay as they were.

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from django import forms
+from django.contrib import admin
 from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
@@ -15,7 +16,7 @@ from django.utils import timezone
 from consortium.models import Consortium
 from libraries.models import Library, LibraryPartner, Queue, StaffProfile, WeeklyInterval
 from libraries.services import library_create_local_queue
-from routing.models import Chat, TraceEvent
+from routing.models import Chat, Ticket, TraceEvent
 from tests.factories import PASSWORD, make_consortium, make_library, make_shared_queue, make_staff
 
 
@@ -494,3 +495,30 @@ def test_admins_log_in_without_is_staff(world: World) -> None:
 def test_a_deactivated_profile_loses_access(world: World) -> None:
     StaffProfile.objects.filter(pk=world.coordinator.pk).update(is_active=False)
     assert client_for(world.coordinator).get(url("index")).status_code == 302
+
+
+# --- every page renders ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("who", ["superuser", "coordinator", "library_admin"])
+def test_every_admin_page_renders_for_every_role(world: World, who: str) -> None:
+    """A smoke test over every registered model: list, add and one object's page."""
+    chat = make_chat(world.alpha, world.tampa)
+    Ticket.objects.create(consortium=world.alpha, library=world.tampa, chat=chat, question="q",
+                          patron_email="p@example.org", source="question_form", created_at=timezone.now())
+    LibraryPartner.objects.create(library=world.tampa, partner=world.orlando, position=0)
+    WeeklyInterval.objects.create(queue=world.tampa.local_queue, weekday=0, start_minute=540, end_minute=1020)
+    if who == "superuser":
+        client = Client()
+        client.force_login(User.objects.create_superuser("root", "root@example.org", PASSWORD))
+    else:
+        client = client_for(world.coordinator if who == "coordinator" else world.library_admin)
+    assert client.get(url("index")).status_code == 200
+    for model in admin.site._registry:
+        name = f"{model._meta.app_label}_{model._meta.model_name}"
+        listing = client.get(url(f"{name}_changelist"))
+        assert listing.status_code in (200, 403), name
+        assert client.get(url(f"{name}_add")).status_code in (200, 403), name
+        if listing.status_code == 200 and listing.context["cl"].result_list:
+            obj = listing.context["cl"].result_list[0]
+            assert client.get(url(f"{name}_change", obj.pk)).status_code == 200, name
