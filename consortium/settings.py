@@ -136,6 +136,8 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
+# One queue name per deployment (or per test stack sharing a Redis): workers take only their own tasks.
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("VR_CELERY_QUEUE", "vr")
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"

@@ -1,0 +1,272 @@
+"""The production stack as real processes, for live tests: every line of deploy/Procfile, a fresh
+PostgreSQL database, Redis, and consortium files imported with manage.py. Also a small protocol
+client (httpx + websockets) that, like a third-party client, knows only the wire protocol."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import websockets
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+PY = Path(sys.executable)
+Frame = dict[str, Any]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def procfile() -> dict[str, str]:
+    kinds: dict[str, str] = {}
+    for line in (ROOT / "deploy" / "Procfile").read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and ":" in line:
+            name, command = line.split(":", 1)
+            kinds[name.strip()] = command.strip()
+    return kinds
+
+
+def pg_server_url() -> str:
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith("postgres"):
+        raise RuntimeError("live tests need DATABASE_URL pointing at PostgreSQL")
+    return url.rsplit("/", 1)[0]
+
+
+@dataclass
+class Stack:
+    env: dict[str, str]
+    workdir: Path
+    dbname: str
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def prepare(cls, worlds: list[dict[str, Any]], **env_over: str) -> Stack:
+        server = pg_server_url()
+        dbname = f"vr_live_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        subprocess.run(["psql", f"{server}/postgres", "-q", "-c", f'CREATE DATABASE "{dbname}"'], check=True,
+                       capture_output=True)
+        workdir = Path(tempfile.mkdtemp(prefix="vr-live-"))
+        tag = uuid.uuid4().hex[:8]
+        env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+        env.update({
+            "DATABASE_URL": f"{server}/{dbname}",
+            "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/12"),
+            "VR_CHANNEL_PREFIX": f"vrl{tag}",
+            "VR_CELERY_QUEUE": f"vrl{tag}",
+            "DJANGO_SECRET_KEY": "live-" + uuid.uuid4().hex + uuid.uuid4().hex,
+            "DJANGO_DEBUG": "false",
+            "HTTPS": "false",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "CHAT_START_RATE": "1000/m",
+            "EMAIL_URL": f"file://{workdir}/mail",
+            "VR_DATA_DIR": str(workdir / "data"),
+            "PATH": f"{PY.parent}:{os.environ.get('PATH', '')}",
+            "PYTHONUNBUFFERED": "1",
+        })
+        env.update(env_over)
+        stack = cls(env=env, workdir=workdir, dbname=dbname)
+        stack.manage("migrate", "--noinput")
+        for world in worlds:
+            path = workdir / f"{world['consortium']['slug']}.yaml"
+            path.write_text(yaml.safe_dump(world, sort_keys=False))
+            stack.manage("import_consortium", str(path), "--quiet")
+        return stack
+
+    def manage(self, *args: str) -> str:
+        r = subprocess.run([str(PY), "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True,
+                           timeout=300)
+        if r.returncode != 0:
+            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}")
+        return r.stdout
+
+    def start(self, webs: int = 1, **copies: int) -> None:
+        for kind, command in procfile().items():
+            if kind == "release":
+                continue
+            for i in range(webs if kind == "web" else copies.get(kind, 1)):
+                self.start_one(f"{kind}{i + 1}", command)
+        for port in self.ports.values():
+            self.wait_http(port)
+
+    def start_one(self, name: str, command: str | None = None) -> None:
+        command = command or procfile()[re.sub(r"\d+$", "", name)]
+        env = dict(self.env)
+        if name.startswith("web"):
+            self.ports.setdefault(name, free_port())
+            env["PORT"] = str(self.ports[name])
+        log = (self.workdir / f"{name}.log").open("ab")
+        self.procs[name] = subprocess.Popen(["bash", "-c", "exec " + command], cwd=ROOT, env=env, stdout=log,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait_http(self, port: int, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.2)
+        raise RuntimeError(f"web on {port} did not answer; logs in {self.workdir}\n{self.logs()}")
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        proc = self.procs.pop(name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        for name in list(self.procs):
+            self.kill(name, signal.SIGTERM)
+        subprocess.run(["psql", f"{pg_server_url()}/postgres", "-q", "-c",
+                        f'DROP DATABASE IF EXISTS "{self.dbname}" WITH (FORCE)'], capture_output=True, timeout=60)
+
+    def base(self, web: str = "web1") -> str:
+        return f"http://127.0.0.1:{self.ports[web]}"
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {f.name}\n{f.read_text(errors='replace')[-3000:]}"
+                         for f in sorted(self.workdir.glob("*.log")))
+
+    def sql(self, query: str) -> str:
+        r = subprocess.run(["psql", self.env["DATABASE_URL"], "-tA", "-c", query], capture_output=True, text=True,
+                           check=True)
+        return r.stdout.strip()
+
+
+class Socket:
+    """A WebSocket keeping every frame it receives, so a test can wait for one by predicate."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.frames: list[Frame] = []
+        self.seen: list[Frame] = []
+        self.closed: int | None = None
+        self._cond = asyncio.Condition()
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        try:
+            async for raw in self.ws:
+                async with self._cond:
+                    frame = json.loads(raw)
+                    self.frames.append(frame)
+                    self.seen.append(frame)
+                    self._cond.notify_all()
+        except websockets.ConnectionClosed as e:
+            self.closed = e.rcvd.code if e.rcvd else 1006
+        finally:
+            if self.closed is None:
+                self.closed = self.ws.close_code or 1006
+            async with self._cond:
+                self._cond.notify_all()
+
+    async def send(self, frame: Frame) -> None:
+        await self.ws.send(json.dumps(frame))
+
+    async def expect(self, kind: str | Callable[[Frame], bool], timeout: float = 5.0, **match: Any) -> Frame:
+        def check(f: Frame) -> bool:
+            if callable(kind):
+                return kind(f)
+            return f.get("type") == kind and all(f.get(k) == v for k, v in match.items())
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        async with self._cond:
+            while True:
+                for i, f in enumerate(self.frames):
+                    if check(f):
+                        return self.frames.pop(i)
+                left = deadline - loop.time()
+                if left <= 0 or self.closed is not None:
+                    raise AssertionError(f"no {kind} {match} in {timeout}s (closed={self.closed}); "
+                                         f"last frames {self.seen[-10:]}")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._cond.wait(), left)
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.ws.close()
+        self._reader.cancel()
+        with contextlib.suppress(BaseException):
+            await self._reader
+
+
+async def connect(base: str, path: str, headers: dict[str, str] | None = None) -> Socket:
+    ws = await websockets.connect("ws" + base[4:] + path, additional_headers={"Origin": base, **(headers or {})},
+                                  open_timeout=20, max_size=2**22)
+    return Socket(ws)
+
+
+def login(base: str, username: str, password: str) -> dict[str, str]:
+    with httpx.Client(base_url=base, timeout=20) as c:
+        page = c.get("/accounts/login/")
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+        r = c.post("/accounts/login/", data={"username": username, "password": password,
+                                             "csrfmiddlewaretoken": token[1] if token else ""},
+                   headers={"Referer": base + "/accounts/login/", "Origin": base})
+        assert r.status_code == 302, f"login of {username}: {r.status_code}"
+        return dict(c.cookies.items())
+
+
+async def librarian(base: str, username: str, password: str, cookies: dict[str, str] | None = None,
+                    available: bool = True) -> tuple[Socket, Frame, dict[str, str]]:
+    cookies = cookies or await asyncio.to_thread(login, base, username, password)
+    sock = await connect(base, "/ws/staff/", {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())})
+    hello = await sock.expect("hello", timeout=15)
+    if available:
+        await sock.send({"type": "presence", "status": "available"})
+        await sock.expect("presence", status="available", timeout=10)
+    return sock, hello, cookies
+
+
+async def start_chat(base: str, consortium: str, question: str, **fields: Any) -> Frame:
+    async with httpx.AsyncClient(timeout=20) as c:
+        r = await c.post(f"{base}/api/v1/{consortium}/chats", json={"question": question, **fields},
+                         headers={"Origin": base})
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
+async def patron(base: str, chat: Frame, after: int = 0) -> Socket:
+    sock = await connect(base, "/ws/patron/")
+    await sock.send({"type": "join", "chat": chat["id"], "token": chat["token"], "after": after})
+    await sock.expect("joined", timeout=15)
+    return sock
+
+
+def world(slug: str, libraries: list[dict[str, Any]], staff: list[dict[str, Any]], **settings: int) -> dict[str, Any]:
+    base = {"local_timeout": 3, "partner_timeout": 3, "offer_timeout": 3, "max_wait": 600, "reconnect_grace": 3,
+            "patron_grace": 5, "idle_timeout": 1200, "librarian_capacity": 3}
+    base.update(settings)
+    return {
+        "consortium": {"slug": slug, "name": slug.title(), "timezone": "America/New_York", "settings": base},
+        "queues": [{"slug": "statewide", "name": "Statewide", "hours": "always"}],
+        "libraries": [{"name": f"{lib['slug'].title()} Library", "kind": "public", "timezone": "America/New_York",
+                       "hours": "always", **lib} for lib in libraries],
+        "staff": [{"name": s["username"].upper(), "email": f"{s['username']}@example.org", "role": "librarian",
+                   "password": PASSWORD, **s} for s in staff],
+    }
+
+
+PASSWORD = "Live-test-pw-1"
