@@ -10,7 +10,7 @@ The rules are those of spec/ROUTING.md; the comments say where this module had t
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 BROADCAST = "broadcast"
@@ -223,6 +223,13 @@ def decide(chat: WaitingChat, situation: Situation) -> Decision:
             decision.notes.append(Note("offer_expired", {"librarian": offer.librarian}))
             declined.add(offer.librarian)
             del open_offers[offer.librarian]
+    if decision.expired:
+        # That librarian is set away by this very decision, so is no longer present: without this, a
+        # step change at the same instant (declines start afresh) offered them the chat again, and a
+        # step only they staffed was not left at once as ROUTING.md asks ("no present librarian").
+        away = set(decision.expired)
+        situation = replace(situation, present={queue: tuple(lib for lib in libs if lib.id not in away)
+                                                for queue, libs in situation.present.items()})
 
     last = len(chat.plan) - 1
     if chat.step_index < 0:
