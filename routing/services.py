@@ -197,9 +197,16 @@ def _apply(chat: Chat, decision: router.Decision, now: datetime) -> set[int]:
 
     step = plan[chat.step_index]
     for new in decision.offers:
-        offer = Offer.objects.create(chat=chat, librarian_id=new.librarian, step_serial=chat.step_serial,
-                                     step=step.name, queue=new.queue, mode=new.mode, created_at=now,
-                                     expires_at=new.expires_at)
+        # One row per (chat, librarian, step) by constraint. A broadcast offer withdrawn because the
+        # librarian went away or filled up is offered again when they are eligible again in the same
+        # step (ROUTING.md: every eligible librarian is offered), so reopen that row: a plain insert
+        # raised IntegrityError out of presence_set / chat_end. Declined and expired rows never get
+        # here (the router leaves those librarians out for the rest of the step).
+        offer, _ = Offer.objects.update_or_create(
+            chat=chat, librarian_id=new.librarian, step_serial=chat.step_serial,
+            defaults={"step": step.name, "queue": new.queue, "mode": new.mode, "created_at": now,
+                      "expires_at": new.expires_at, "status": Offer.Status.OPEN, "closed_at": None, "reason": ""},
+        )
         events.to_librarian(new.librarian, frames.offer_frame(offer, chat))
     chat.save(update_fields=fields)
     if publish_state:
