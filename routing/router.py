@@ -173,10 +173,26 @@ def eligible(chat: WaitingChat, step_index: int, declined: frozenset[int],
 
 
 def step_mode(step: Step, situation: Situation) -> str:
-    """A step offers the way its first queue is set to (documented in docs/routing.md)."""
-    if not step.queues:
-        return DIRECT
+    """A step offers the way its first queue is set to (documented in docs/routing.md).
+
+    A transfer to a named librarian is offered to that librarian without a countdown: it is not a
+    queue's rotation, and letting it expire would set them away for a chat meant for them.
+    """
+    if step.librarian is not None or not step.queues:
+        return BROADCAST
     return situation.queue_mode.get(step.queues[0], BROADCAST)
+
+
+def _withdraw_reason(librarian_id: int, audience_queues: tuple[str, ...], situation: Situation) -> str:
+    """Why an open offer goes: 'closed' when every queue it could come through has closed."""
+    for libs in situation.present.values():
+        for lib in libs:
+            if lib.id == librarian_id:
+                reachable = [q for q in audience_queues if q in lib.queues]
+                if reachable and not any(q in situation.open_queues for q in reachable):
+                    return "closed"
+                return "unavailable"
+    return "unavailable"
 
 
 def _enter(chat: WaitingChat, start: int, situation: Situation, decision: Decision, *, new_chat: bool) -> bool:
@@ -261,7 +277,7 @@ def decide(chat: WaitingChat, situation: Situation) -> Decision:
     candidates = eligible(chat, index, frozenset(declined), situation)
     for lib in open_offers:
         if lib not in candidates:
-            decision.withdraw[lib] = "unavailable"
+            decision.withdraw[lib] = _withdraw_reason(lib, audience(chat.plan, index), situation)
     kept = {lib: offer for lib, offer in open_offers.items() if lib in candidates}
 
     mode = step_mode(step, situation)

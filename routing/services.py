@@ -14,6 +14,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -165,7 +166,8 @@ def _apply(chat: Chat, decision: router.Decision, now: datetime) -> set[int]:
         Offer.objects.filter(chat=chat, librarian_id=librarian_id, status=Offer.Status.OPEN).update(
             status=Offer.Status.EXPIRED, closed_at=now, reason="expired")
         events.to_librarian(librarian_id, frames.withdrawn_frame(chat.pk, "expired"))
-        _set_away(librarian_id, "offer_expired", now)
+        # After commit: the presence row is locked only outside a chat's lock (presence before chat).
+        transaction.on_commit(partial(_set_away, librarian_id, "offer_expired", now))
         touched.add(librarian_id)
     for librarian_id, reason in decision.withdraw.items():
         Offer.objects.filter(chat=chat, librarian_id=librarian_id, status=Offer.Status.OPEN).update(
@@ -286,10 +288,12 @@ def presence_set(librarian: StaffProfile, status: str, now: datetime, *, reason:
         if presence.idle_since is None:
             presence.idle_since = now
         presence.save()
-    if changed and status == LibrarianPresence.Status.AVAILABLE:
+    if changed:
+        # Available: waiting chats may now be offered. Away: a step this librarian alone made
+        # answerable must move on now, not at its deadline (busy is not absent; away is).
+        if status == LibrarianPresence.Status.AWAY:
+            _reroute_offers_of([librarian.pk], now)
         waiting_chats_route(librarian.consortium, now, _librarian_queues(librarian))
-    elif changed:
-        _reroute_offers_of([librarian.pk], now)
     return status
 
 
@@ -362,6 +366,7 @@ def librarian_lost(librarian_id: int, now: datetime) -> bool:
     _reroute_offers_of([librarian_id], now)
     for chat_id in requeued:
         chat_route(chat_id, now)
+    waiting_chats_route(librarian.consortium, now, _librarian_queues(librarian))
     return True
 
 
@@ -624,6 +629,10 @@ def chat_transfer(librarian: StaffProfile, chat_id: str, now: datetime, *, queue
         chat.step_entered_at = now
         chat.version += 1
         chat.save()
+        # The librarian who passed the chat on is not offered it back in its new step.
+        Offer.objects.create(chat=chat, librarian=librarian, step_serial=chat.step_serial, step="transfer",
+                             queue=queue or "", mode="broadcast", created_at=now, status=Offer.Status.DECLINED,
+                             closed_at=now, reason="transferred")
         _route(chat, now, situation)
         _publish_state(chat)
     waiting_chats_route(librarian.consortium, now, _librarian_queues(librarian))

@@ -399,7 +399,7 @@ def test_queue_closing_while_the_chat_waits_moves_it_on():
     assert decision.step_index == PARTNERS
     assert decision.step_entered_at == at(10)
     assert notes(decision, "escalated") == [{"from": "local", "reason": "closed"}]
-    assert decision.withdraw == {1: "unavailable"}
+    assert decision.withdraw == {1: "closed"}, "the protocol's reason when the offer's queue closed"
     assert offered_to(decision) == [2]
 
 

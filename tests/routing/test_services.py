@@ -626,6 +626,32 @@ def test_transfer_to_a_present_librarian_offers_only_them_with_the_note(sent: Se
     assert after.librarian == pablo and after.answered_by == lena  # answered_by: the first to accept
 
 
+def test_transfer_to_a_queue_the_transferring_librarian_serves_is_not_offered_back_to_them(sent: Sent) -> None:
+    w = world()
+    lena = staff(w.home, "lena", queues=[w.statewide])
+    sam = staff(w.hub, "sam", queues=[w.statewide])
+    go_online(lena, at(-60))
+    chat = start(w.consortium, T0, library_slug="home")
+    services.chat_accept(lena, chat.pk, at(2))
+    go_online(sam, at(3))
+    sent.clear()
+    services.chat_transfer(lena, chat.pk, at(10), queue="statewide")
+    assert open_offers(chat) == {sam.pk}
+    assert sent.to_librarian(lena, "offer") == []
+
+
+def test_a_transfer_to_a_named_librarian_has_no_countdown(sent: Sent) -> None:
+    w = world(offer_timeout=20)
+    lena, chat = _held_by_lena(w, sent)
+    pablo = staff(w.partner, "pablo")
+    go_online(pablo, at(3))
+    services.chat_transfer(lena, chat.pk, at(10), to_librarian="pablo")
+    assert sent.to_librarian(pablo, "offer")[-1]["expires_at"] is None
+    services.due_sweep(at(100))
+    assert open_offers(chat) == {pablo.pk}, "the offer meant for pablo waits for pablo"
+    assert LibrarianPresence.objects.get(pk=pablo.pk).status == "available"
+
+
 # --- referral, question form -----------------------------------------------------------------------------
 
 
@@ -768,6 +794,7 @@ def test_the_trace_says_why_the_partner_answered_instead_of_the_home_library(sen
     go_online(pablo, at(-60))
     chat = start(w.consortium, T0, library_slug="home")
     services.chat_decline(lena, chat.pk, at(10))
+    # Lena going away leaves the local step with nobody present: it is left at once, not at 45 s.
     services.presence_set(lena, "away", at(11))
     services.due_sweep(at(45))
     services.chat_accept(pablo, chat.pk, at(50))
@@ -779,7 +806,7 @@ def test_the_trace_says_why_the_partner_answered_instead_of_the_home_library(sen
     assert by_kind["created"].data["home_library"] == "home" and by_kind["created"].data["found_by"] == "library"
     assert rows[3].data == {"librarian": lena.pk, "queue": "home", "mode": "broadcast"}
     assert rows[4].data["username"] == "lena" and rows[4].at == at(10)
-    assert rows[5].data == {"from": "local", "reason": "timeout"} and rows[5].at == at(45)
+    assert rows[5].data == {"from": "local", "reason": "nobody"} and rows[5].at == at(11)
     assert rows[6].data["step"] == "partners"
     assert rows[7].data == {"librarian": pablo.pk, "queue": "partner", "mode": "broadcast"}
     accepted = rows[8].data
