@@ -19,13 +19,17 @@ from routing.plan import plan_from_json
 NEVER_JOINED_AFTER = timedelta(seconds=60)
 
 
-def present_librarians(consortium: Consortium) -> list[StaffProfile]:
+def present_librarians(consortium: Consortium, queues: set[str] | None = None) -> list[StaffProfile]:
+    """Present librarians of the consortium; only those serving one of `queues`, when given."""
     presences = LibrarianPresence.objects.filter(
         status=LibrarianPresence.Status.AVAILABLE, online=True,
         librarian__library__consortium=consortium, librarian__is_active=True,
-    ).values_list("librarian_id", flat=True)
+    )
+    if queues is not None:
+        presences = presences.filter(Q(librarian__library__slug__in=queues) | Q(librarian__queues__slug__in=queues))
+    ids = set(presences.values_list("librarian_id", flat=True))
     return list(
-        StaffProfile.objects.filter(pk__in=list(presences))
+        StaffProfile.objects.filter(pk__in=ids)
         .select_related("library", "presence", "user")
         .prefetch_related("queues")
         .annotate(active_count=Count("chats", filter=Q(chats__state=ChatState.ACTIVE)))
@@ -47,17 +51,17 @@ def librarian_view(profile: StaffProfile, default_capacity: int, now: datetime) 
     )
 
 
-def situation_for(consortium: Consortium, now: datetime) -> router.Situation:
-    queues = list(
-        Queue.objects.filter(consortium=consortium, is_active=True).prefetch_related(
-            "weekly", "closures", "special_hours"
-        )
-    )
+def situation_for(consortium: Consortium, now: datetime, queues: set[str] | None = None) -> router.Situation:
+    """The situation at `now`: every queue of the consortium, or only `queues` (a chat's plan) when given."""
+    rows = Queue.objects.filter(consortium=consortium, is_active=True)
+    if queues is not None:
+        rows = rows.filter(slug__in=queues)
+    queue_rows = list(rows.prefetch_related("weekly", "closures", "special_hours"))
     open_queues: set[str] = set()
     changes: dict[str, datetime | None] = {}
     modes: dict[str, str] = {}
     rota: set[str] = set()
-    for queue in queues:
+    for queue in queue_rows:
         schedule = schedule_for(queue)
         if is_open(schedule, now):
             open_queues.add(queue.slug)
@@ -66,10 +70,11 @@ def situation_for(consortium: Consortium, now: datetime) -> router.Situation:
         if queue.rota_driven:
             rota.add(queue.slug)
     present: dict[str, list[router.Librarian]] = defaultdict(list)
-    for profile in present_librarians(consortium):
+    for profile in present_librarians(consortium, queues):
         view = librarian_view(profile, consortium.librarian_capacity, now)
         for slug in view.queues:
-            present[slug].append(view)
+            if queues is None or slug in queues:
+                present[slug].append(view)
     return router.Situation(
         now=now,
         open_queues=frozenset(open_queues),
@@ -131,3 +136,12 @@ def typical_wait_seconds(consortium: Consortium) -> int:
         return 60
     waits = sorted((accepted - arrived).total_seconds() for arrived, accepted in rows if accepted is not None)
     return max(5, int(waits[len(waits) // 2]))
+
+
+def plan_queues(chat: Chat) -> set[str] | None:
+    """Every queue a chat's plan names: all that routing it can depend on (None: it needs everyone,
+    as a transfer to a named librarian does, who may serve no queue of the plan)."""
+    plan = plan_from_json(chat.plan)
+    if any(step.librarian is not None for step in plan):
+        return None
+    return {queue for step in plan for queue in step.queues}

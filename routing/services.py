@@ -34,7 +34,7 @@ from routing.models import (
     TraceEvent,
 )
 from routing.plan import default_plan, plan_from_json, plan_to_json, transfer_plan
-from routing.selectors import queue_position, situation_for, typical_wait_seconds, waiting_chat_view
+from routing.selectors import plan_queues, queue_position, situation_for, typical_wait_seconds, waiting_chat_view
 
 # A web process that has not heart-beaten for this long is dead: its sockets count as closed.
 PROCESS_DEAD_AFTER = timedelta(seconds=20)
@@ -150,7 +150,7 @@ def chat_start(*, consortium: Consortium, question: str, library_slug: str | Non
 
 def _route(chat: Chat, now: datetime, situation: router.Situation | None = None) -> set[int]:
     """Decide and apply for a locked queued chat. Returns librarians whose other offers need a look."""
-    situation = situation or situation_for(chat.consortium, now)
+    situation = situation or situation_for(chat.consortium, now, plan_queues(chat))
     decision = router.decide(waiting_chat_view(chat), situation)
     return _apply(chat, decision, now)
 
