@@ -648,6 +648,7 @@ def test_a_transfer_to_a_named_librarian_has_no_countdown(sent: Sent) -> None:
     services.chat_transfer(lena, chat.pk, at(10), to_librarian="pablo")
     assert sent.to_librarian(pablo, "offer")[-1]["expires_at"] is None
     services.due_sweep(at(100))
+    services.chat_route(chat.pk, at(101))  # routed again (as after any presence change): still pablo's
     assert open_offers(chat) == {pablo.pk}, "the offer meant for pablo waits for pablo"
     assert LibrarianPresence.objects.get(pk=pablo.pk).status == "available"
 
