@@ -48,7 +48,8 @@ def validate_timezone(name: str) -> str:
 class ConsortiumForm(forms.ModelForm):
     class Meta:
         model = Consortium
-        fields = ("slug", "name", "timezone", "is_active", "allowed_origins", *SETTING_DEFAULTS)
+        fields = ("slug", "name", "timezone", "is_active", "allowed_origins", *SETTING_DEFAULTS,
+                  "policy_review_limit_days")
         help_texts = {"allowed_origins": 'sites allowed to embed the widget: ["https://www.example.org"]'}
 
     def clean_timezone(self) -> str:
@@ -80,7 +81,8 @@ class ConsortiumAdmin(ScopedModelAdmin):
             "local_timeout", "partner_timeout", "offer_timeout", "max_wait", "reconnect_grace",
             "patron_grace", "idle_timeout",
         )}),
-        ("Librarians and records", {"fields": ("librarian_capacity", "transcript_retention_days")}),
+        ("Librarians and records", {"fields": ("librarian_capacity", "transcript_retention_days",
+                                               "policy_review_limit_days")}),
     )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Consortium | None = None) -> tuple[str, ...]:

@@ -35,6 +35,9 @@ class Consortium(models.Model):
     idle_timeout = models.PositiveIntegerField(default=SETTING_DEFAULTS["idle_timeout"])
     librarian_capacity = models.PositiveIntegerField(default=SETTING_DEFAULTS["librarian_capacity"])
     transcript_retention_days = models.PositiveIntegerField(default=SETTING_DEFAULTS["transcript_retention_days"])
+    # The staff console warns beside a chat when the home library's policy page was last reviewed
+    # longer ago than this (stale policy pages mislead partner librarians).
+    policy_review_limit_days = models.PositiveIntegerField(default=365)
     is_active = models.BooleanField(default=True)
 
     class Meta:

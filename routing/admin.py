@@ -20,9 +20,12 @@ from consortium.scoping import (
     VIEW,
     ScopedModelAdmin,
     ScopedTabularInline,
+    is_library_admin,
     is_superuser,
+    user_consortium_id,
 )
 from routing.models import (
+    CannedResponse,
     Chat,
     ChatFile,
     Connection,
@@ -180,3 +183,39 @@ class ConnectionAdmin(ScopedModelAdmin):
     superuser_actions = ALL_ACTIONS - {"add", "change"}
     list_display = ("channel_name", "kind", "process", "librarian", "chat", "opened_at")
     list_filter = ("kind",)
+
+
+@admin.register(CannedResponse)
+class CannedResponseAdmin(ScopedModelAdmin):
+    """Coordinators keep the consortium's responses (and any library's); library admins their library's."""
+
+    path_to_consortium = "consortium"
+    path_to_library = "library"
+    coordinator_actions = ALL_ACTIONS
+    library_admin_actions = ALL_ACTIONS
+    list_display = ("title", "library", "consortium")
+    list_filter = (("library", admin.RelatedOnlyFieldListFilter),)
+    list_select_related = ("library", "consortium")
+    search_fields = ("title", "body")
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if is_superuser(request.user):
+            return ("consortium", "library", "title", "body")
+        # Everyone else has exactly one consortium: it is taken from the account, not chosen.
+        return ("library", "title", "body")
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if is_library_admin(request.user) and "library" in form.base_fields:
+            # A consortium-wide response would fall outside what a library admin may see or edit.
+            form.base_fields["library"].required = True
+        return form
+
+    def save_model(self, request: HttpRequest, obj: CannedResponse, form: Any, change: bool) -> None:
+        if obj.library_id is not None and obj.library is not None:
+            obj.consortium_id = obj.library.consortium_id  # a library's response lives in its consortium
+        elif not is_superuser(request.user):
+            consortium_id = user_consortium_id(request.user)
+            assert consortium_id is not None
+            obj.consortium_id = consortium_id
+        super().save_model(request, obj, form, change)

@@ -235,3 +235,25 @@ class Survey(models.Model):
     rating = models.PositiveSmallIntegerField()
     comment = models.TextField(blank=True)
     created_at = models.DateTimeField()
+
+
+class CannedResponse(models.Model):
+    """A ready answer a librarian inserts into a chat: consortium-wide, or for one library's patrons.
+
+    The body may hold placeholders ({library}, {librarian}, {patron}, ...) that the staff console
+    fills in for the chat at hand (routing.staff_services.expand_placeholders).
+    """
+
+    consortium = models.ForeignKey(Consortium, on_delete=models.CASCADE, related_name="canned_responses")
+    library = models.ForeignKey(Library, null=True, blank=True, on_delete=models.CASCADE,
+                                related_name="canned_responses",
+                                help_text="empty: offered in every chat of the consortium")
+    title = models.CharField(max_length=100)
+    body = models.TextField(max_length=4000, help_text="placeholders: {library} {librarian} {patron} "
+                                                     "{my_library} {consortium}")
+
+    class Meta:
+        ordering = ["consortium", "library", "title"]
+
+    def __str__(self) -> str:
+        return self.title

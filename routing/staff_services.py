@@ -1,0 +1,406 @@
+"""What the staff console reads and writes besides the socket.
+
+The socket (routing.consumers) carries the live conversation; this module serves the rest of a
+librarian's shift: the home library beside a chat, canned responses, who is present where, the
+closing classification, the library's follow-up tickets and the librarian's history.
+
+Every function takes the librarian's StaffProfile and answers only within that librarian's
+consortium (nothing crosses between consortia, spec/ROUTING.md): a row of another consortium, or of
+another library where the library decides, is reported as absent, never as forbidden, so ids do not
+reveal what exists elsewhere.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.utils.safestring import SafeString
+
+from libraries.hours import format_interval, is_open, next_change, schedule_for
+from libraries.models import Library, Queue, StaffProfile
+from libraries.policy import is_allowed_link, render_policy
+from routing.models import CannedResponse, Chat, ChatState, Offer, Ticket
+from routing.selectors import present_librarians
+from routing.services import ServiceError, trace
+
+OUTCOMES = ("answered", "referred", "patron_left")
+READ_SCALE = range(1, 7)
+MAX_SUBJECTS = 10
+MAX_SUBJECT_LEN = 50
+MAX_ANSWER = 10000
+LIVE_STATES = (ChatState.QUEUED, ChatState.ACTIVE)
+
+
+class Refused(ServiceError):
+    """A refused request, with the fields at fault (for forms and JSON alike)."""
+
+    def __init__(self, reason: str, detail: str = "", fields: dict[str, list[str]] | None = None) -> None:
+        super().__init__(reason, detail)
+        self.fields = fields or {}
+
+
+def staff_for(user: AbstractBaseUser | AnonymousUser) -> StaffProfile | None:
+    """The active staff profile of a signed-in user, or None (no console for them)."""
+    if not user.is_authenticated or not user.is_active:
+        return None
+    return (StaffProfile.objects.select_related("library__consortium", "user")
+            .filter(user_id=user.pk, is_active=True).first())
+
+
+# --- chats a librarian may read ---------------------------------------------------------------------
+
+
+def _took_part(profile: StaffProfile) -> Q:
+    accepted = Offer.objects.filter(librarian=profile, status=Offer.Status.ACCEPTED).values("chat_id")
+    return Q(librarian=profile) | Q(answered_by=profile) | Q(pk__in=accepted)
+
+
+def readable_chats(profile: StaffProfile, now: datetime) -> QuerySet[Chat]:
+    """Chats this librarian took part in, or whose patron is their library's, within retention.
+
+    Past the consortium's transcript retention a chat is scrubbed of the patron's details and
+    leaves the console's history: it stays only in the coordinators' statistics.
+    """
+    consortium = profile.library.consortium
+    since = now - timedelta(days=consortium.transcript_retention_days)
+    return Chat.objects.filter(consortium=consortium, created_at__gte=since).filter(
+        _took_part(profile) | Q(home_library_id=profile.library_id))
+
+
+def took_part(profile: StaffProfile, chat: Chat) -> bool:
+    return Chat.objects.filter(pk=chat.pk).filter(_took_part(profile)).exists()
+
+
+def history(profile: StaffProfile, now: datetime, *, query: str = "", limit: int = 50) -> list[Chat]:
+    """Past chats, newest first, optionally those whose question or any line contains `query`."""
+    rows = readable_chats(profile, now).exclude(state__in=LIVE_STATES)
+    query = query.strip()
+    if query:
+        rows = rows.filter(Q(question__icontains=query) | Q(messages__body__icontains=query)
+                           | Q(patron_name__icontains=query) | Q(pk=query))
+    # distinct() through the messages join; the ids first so the ordering column stays simple.
+    ids = list(rows.order_by().values_list("pk", flat=True).distinct()[:1000])
+    return list(Chat.objects.filter(pk__in=ids).select_related("home_library", "answered_by__user",
+                                                                "answered_by__library")
+                .order_by("-arrived_at")[:limit])
+
+
+def history_chat(profile: StaffProfile, chat_id: str, now: datetime) -> Chat | None:
+    return readable_chats(profile, now).select_related(
+        "home_library", "answered_by__user", "answered_by__library", "librarian__user").filter(pk=chat_id).first()
+
+
+# --- canned responses ------------------------------------------------------------------------------
+
+_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+
+
+def expand_placeholders(body: str, values: Mapping[str, str]) -> str:
+    """Fill {name} placeholders; an unknown one stays as written, so a typo shows instead of vanishing."""
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), body)
+
+
+def placeholder_values(profile: StaffProfile, chat: Chat | None) -> dict[str, str]:
+    consortium = profile.library.consortium
+    home = chat.home_library if chat is not None else None
+    return {
+        # A chat with no home library is the consortium's own patron: name the service instead.
+        "library": home.name if home is not None else consortium.name,
+        "librarian": profile.display_name,
+        "patron": (chat.patron_name if chat is not None and chat.patron_name else "there"),
+        "my_library": profile.library.name,
+        "consortium": consortium.name,
+    }
+
+
+def canned_for(profile: StaffProfile, chat: Chat | None) -> list[dict[str, Any]]:
+    """The consortium-wide responses, the librarian's library's, and the home library's, filled in."""
+    libraries = {profile.library_id}
+    if chat is not None and chat.home_library_id is not None:
+        libraries.add(chat.home_library_id)
+    rows = (CannedResponse.objects.filter(consortium_id=profile.library.consortium_id)
+            .filter(Q(library__isnull=True) | Q(library_id__in=libraries))
+            .select_related("library").order_by("library_id", "title"))
+    values = placeholder_values(profile, chat)
+    return [{"id": r.pk, "title": r.title, "library": r.library.slug if r.library else None,
+             "body": expand_placeholders(r.body, values)} for r in rows]
+
+
+def chat_info(profile: StaffProfile, chat_id: str, now: datetime) -> dict[str, Any] | None:
+    """What a console needs to show a chat it holds (or held): after a reload it knows only the id."""
+    chat = readable_chats(profile, now).select_related("home_library").filter(pk=chat_id).first()
+    if chat is None:
+        return None
+    home = chat.home_library
+    return {
+        "chat": chat.pk,
+        "state": chat.state,
+        "mine": chat.librarian_id == profile.pk and chat.state == ChatState.ACTIVE,
+        "home_library": {"slug": home.slug, "name": home.name} if home else None,
+        "policy_url": f"/staff/libraries/{home.slug}/policy" if home else None,
+        "patron": {"name": chat.patron_name or None, "present": chat.patron_left_at is None},
+        "question": chat.question,
+        "transfer_note": chat.transfer_note or None,
+        "arrived_at": chat.arrived_at.isoformat(),
+        "last_seq": chat.last_seq,
+        "classification": {"read_scale": chat.read_scale, "subjects": list(chat.subjects or []),
+                           "outcome": chat.outcome or None},
+        "canned": canned_for(profile, chat),
+    }
+
+
+# --- the closing classification ------------------------------------------------------------------
+
+
+def clean_subjects(raw: Any) -> list[str]:
+    """Tags from a list or a comma-separated string: trimmed, lower-cased, unique, in order."""
+    items = raw.split(",") if isinstance(raw, str) else raw
+    if items is None:
+        return []
+    if not isinstance(items, list) or not all(isinstance(s, str) for s in items):
+        raise Refused("invalid", "subjects must be a list of tags", {"subjects": ["a list of tags"]})
+    tags: list[str] = []
+    for item in items:
+        tag = " ".join(item.split()).lower()
+        if not tag or tag in tags:
+            continue
+        if len(tag) > MAX_SUBJECT_LEN:
+            raise Refused("invalid", "a tag is too long", {"subjects": [f"at most {MAX_SUBJECT_LEN} characters"]})
+        tags.append(tag)
+    if len(tags) > MAX_SUBJECTS:
+        raise Refused("invalid", "too many tags", {"subjects": [f"at most {MAX_SUBJECTS} tags"]})
+    return tags
+
+
+def chat_classify(profile: StaffProfile, chat_id: str, now: datetime, *, read_scale: Any, subjects: Any,
+                  outcome: Any) -> Chat:
+    """Store subject tags, the READ scale (1-6) and the outcome on a chat the librarian answered."""
+    problems: dict[str, list[str]] = {}
+    if read_scale in ("", None):
+        scale = None
+    elif isinstance(read_scale, bool) or not isinstance(read_scale, int | str) or \
+            not str(read_scale).isdigit() or int(read_scale) not in READ_SCALE:
+        problems["read_scale"] = ["a whole number from 1 to 6"]
+        scale = None
+    else:
+        scale = int(read_scale)
+    if outcome not in (*OUTCOMES, "", None):
+        problems["outcome"] = [f"one of {', '.join(OUTCOMES)}"]
+    try:
+        tags = clean_subjects(subjects)
+    except Refused as e:
+        problems.update(e.fields)
+        tags = []
+    if problems:
+        raise Refused("invalid", "some fields are not valid", problems)
+    with transaction.atomic():
+        chat = (Chat.objects.select_for_update(of=("self",))
+                .filter(pk=chat_id, consortium_id=profile.library.consortium_id).filter(_took_part(profile))
+                .first())
+        if chat is None:
+            raise Refused("not_found", "no such chat")
+        chat.read_scale = scale
+        chat.subjects = tags
+        chat.outcome = outcome or ""
+        chat.save(update_fields=["read_scale", "subjects", "outcome"])
+        trace(chat, "classified", now, librarian=profile.pk, read_scale=scale, subjects=tags, outcome=chat.outcome)
+    return chat
+
+
+# --- the home library beside a chat ---------------------------------------------------------------
+
+
+@dataclass
+class LibraryPanel:
+    library: Library
+    policy_html: SafeString
+    reviewed_on: date | None
+    review_limit_days: int
+    stale: bool
+    today: date
+    hours_today: list[str]
+    open_now: bool
+    next_change: datetime | None
+    key_links: list[dict[str, str]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "library": {"slug": self.library.slug, "name": self.library.name},
+            "policy_html": str(self.policy_html),
+            "policy_reviewed_on": self.reviewed_on.isoformat() if self.reviewed_on else None,
+            "policy_review_limit_days": self.review_limit_days,
+            "policy_stale": self.stale,
+            "today": self.today.isoformat(),
+            "hours_today": self.hours_today,
+            "open_now": self.open_now,
+            "next_change": self.next_change.isoformat() if self.next_change else None,
+            "key_links": self.key_links,
+            "website": self.library.website or None,
+        }
+
+
+def policy_is_stale(reviewed_on: date | None, today: date, limit_days: int) -> bool:
+    """A policy never reviewed, or reviewed longer ago than the consortium's limit, is stale."""
+    return reviewed_on is None or (today - reviewed_on).days > limit_days
+
+
+def _safe_links(raw: Any) -> list[dict[str, str]]:
+    links = []
+    for item in raw if isinstance(raw, list) else []:
+        if isinstance(item, dict) and isinstance(item.get("url"), str) and is_allowed_link(item["url"]):
+            links.append({"title": str(item.get("title") or item["url"]), "url": item["url"]})
+    return links
+
+
+def library_panel(profile: StaffProfile, slug: str, now: datetime) -> LibraryPanel | None:
+    consortium = profile.library.consortium
+    library = Library.objects.filter(consortium=consortium, slug=slug).first()
+    if library is None:
+        return None
+    today = now.astimezone(ZoneInfo(library.timezone)).date()
+    queue = (Queue.objects.filter(library=library).prefetch_related("weekly", "closures", "special_hours")
+             .first())
+    hours: list[str] = []
+    open_now = False
+    change = None
+    if queue is not None:
+        schedule = schedule_for(queue)
+        local_today = now.astimezone(schedule.zone).date()
+        hours = [format_interval(start, end) for start, end in schedule.hours_on(local_today)]
+        open_now = is_open(schedule, now)
+        change = next_change(schedule, now)
+    limit = consortium.policy_review_limit_days
+    return LibraryPanel(
+        library=library, policy_html=render_policy(library.policy), reviewed_on=library.policy_reviewed_on,
+        review_limit_days=limit, stale=policy_is_stale(library.policy_reviewed_on, today, limit), today=today,
+        hours_today=hours, open_now=open_now, next_change=change, key_links=_safe_links(library.key_links),
+    )
+
+
+# --- who is present where (transfer targets) -------------------------------------------------------
+
+
+def presence_overview(profile: StaffProfile, now: datetime) -> dict[str, Any]:
+    """Every queue of the consortium with whether it is open and who is present in it; the libraries.
+
+    Present means what the router means (spec/ROUTING.md): a live connection and `available`.
+    """
+    consortium = profile.library.consortium
+    present = present_librarians(consortium)
+    by_queue: dict[str, list[dict[str, Any]]] = {}
+    librarians = []
+    for other in sorted(present, key=lambda p: (p.library.name, p.display_name)):
+        capacity = other.capacity if other.capacity is not None else consortium.librarian_capacity
+        entry = {"username": other.user.username, "name": other.display_name, "library": other.library.slug,
+                 "library_name": other.library.name, "active": getattr(other, "active_count", 0),
+                 "capacity": capacity, "me": other.pk == profile.pk}
+        librarians.append(entry)
+        for slug in [other.library.slug, *(q.slug for q in other.queues.all())]:
+            by_queue.setdefault(slug, []).append(entry)
+    queues = []
+    for queue in (Queue.objects.filter(consortium=consortium, is_active=True)
+                  .prefetch_related("weekly", "closures", "special_hours").order_by("kind", "position", "name")):
+        queues.append({"slug": queue.slug, "name": queue.name, "kind": queue.kind,
+                       "open": is_open(schedule_for(queue), now), "present": by_queue.get(queue.slug, [])})
+    libraries = [{"slug": lib.slug, "name": lib.name}
+                 for lib in Library.objects.filter(consortium=consortium, is_active=True).order_by("name")]
+    return {"queues": queues, "librarians": librarians, "libraries": libraries}
+
+
+# --- follow-up tickets -----------------------------------------------------------------------------
+
+TICKET_FILTERS = {
+    "open": (Ticket.Status.NEW, Ticket.Status.IN_PROGRESS),
+    "answered": (Ticket.Status.ANSWERED,),
+    "closed": (Ticket.Status.CLOSED,),
+}
+
+
+def tickets_for(profile: StaffProfile, *, status: str = "open", query: str = "") -> QuerySet[Ticket]:
+    """The follow-ups of the librarian's library (coordinators: also the consortium's unassigned ones)."""
+    mine = Q(library_id=profile.library_id)
+    if profile.role == StaffProfile.Role.COORDINATOR:
+        mine |= Q(library__isnull=True)
+    rows = Ticket.objects.filter(consortium_id=profile.library.consortium_id).filter(mine)
+    if status in TICKET_FILTERS:
+        rows = rows.filter(status__in=TICKET_FILTERS[status])
+    query = query.strip()
+    if query:
+        rows = rows.filter(Q(question__icontains=query) | Q(patron_email__icontains=query)
+                           | Q(patron_name__icontains=query) | Q(pk=query))
+    return rows.select_related("library", "claimed_by__user", "created_by__user").order_by("created_at")
+
+
+def ticket_get(profile: StaffProfile, ticket_id: str) -> Ticket | None:
+    return tickets_for(profile, status="all").filter(pk=ticket_id).first()
+
+
+def _lock_ticket(profile: StaffProfile, ticket_id: str) -> Ticket:
+    ticket = tickets_for(profile, status="all").select_for_update(of=("self",)).filter(pk=ticket_id).first()
+    if ticket is None:
+        raise Refused("not_found", "no such follow-up")
+    return ticket
+
+
+def ticket_claim(profile: StaffProfile, ticket_id: str, now: datetime) -> Ticket:
+    with transaction.atomic():
+        ticket = _lock_ticket(profile, ticket_id)
+        if ticket.status in (Ticket.Status.ANSWERED, Ticket.Status.CLOSED):
+            raise Refused("conflict", "this follow-up is already answered or closed")
+        if ticket.claimed_by_id not in (None, profile.pk):
+            who = ticket.claimed_by.display_name if ticket.claimed_by else "someone"
+            raise Refused("conflict", f"{who} has claimed this follow-up")
+        ticket.claimed_by = profile
+        ticket.status = Ticket.Status.IN_PROGRESS
+        ticket.save(update_fields=["claimed_by", "status"])
+    return ticket
+
+
+def ticket_answer(profile: StaffProfile, ticket_id: str, answer: str, now: datetime) -> Ticket:
+    """Record the answer and mail it to the patron (after commit: no mail for an answer not stored)."""
+    from routing.tasks import mail_ticket_answer  # tasks import services: keep the import graph one-way
+
+    answer = (answer or "").strip()
+    if not answer:
+        raise Refused("invalid", "write an answer", {"answer": ["required"]})
+    if len(answer) > MAX_ANSWER:
+        raise Refused("invalid", "the answer is too long", {"answer": [f"at most {MAX_ANSWER} characters"]})
+    with transaction.atomic():
+        ticket = _lock_ticket(profile, ticket_id)
+        if ticket.status in (Ticket.Status.ANSWERED, Ticket.Status.CLOSED):
+            raise Refused("conflict", "this follow-up is already answered or closed")
+        if ticket.claimed_by_id not in (None, profile.pk):
+            who = ticket.claimed_by.display_name if ticket.claimed_by else "someone"
+            raise Refused("conflict", f"{who} has claimed this follow-up")
+        if not ticket.patron_email:
+            raise Refused("invalid", "this follow-up has no email address to answer")
+        ticket.claimed_by = profile
+        ticket.answer = answer
+        ticket.status = Ticket.Status.ANSWERED
+        ticket.answered_at = now
+        ticket.save(update_fields=["claimed_by", "answer", "status", "answered_at"])
+        ticket_pk = ticket.pk
+        transaction.on_commit(lambda: mail_ticket_answer.delay(ticket_pk))
+    return ticket
+
+
+def ticket_close(profile: StaffProfile, ticket_id: str, now: datetime) -> Ticket:
+    """Close without an answer by mail (a duplicate, spam, or answered another way)."""
+    with transaction.atomic():
+        ticket = _lock_ticket(profile, ticket_id)
+        if ticket.status == Ticket.Status.CLOSED:
+            return ticket
+        if ticket.claimed_by_id is None:
+            ticket.claimed_by = profile
+        ticket.status = Ticket.Status.CLOSED
+        ticket.save(update_fields=["claimed_by", "status"])
+    return ticket

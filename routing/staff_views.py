@@ -1,0 +1,214 @@
+"""The staff console's pages and its small JSON API: check who asks, call routing.staff_services, answer.
+
+Pages need a signed-in user with an active staff profile (anyone else signed in gets a 403 page);
+the JSON endpoints under /staff/api/ answer 401/403/404 as JSON so the console's scripts can tell
+"signed out" from "gone". Everything is scoped to the librarian's consortium by the services.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from consortium.middleware import api_error
+from libraries.models import StaffProfile
+from routing import staff_services
+from routing.services import ServiceError
+from routing.staff_services import Refused
+
+View = Callable[..., HttpResponse]
+# Minutes without input after which the console sets an available librarian away; a query
+# parameter (?idle=SECONDS) overrides it per page, which is how the browser tests make it short.
+DEFAULT_IDLE_MINUTES = 15
+
+
+def staff_page(view: View) -> View:
+    @wraps(view)
+    def handler(request: HttpRequest, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        profile = staff_services.staff_for(request.user)
+        if profile is None:
+            return render(request, "routing/staff/forbidden.html", status=403)
+        return view(request, profile, **kwargs)
+
+    return handler
+
+
+def staff_api(view: View) -> View:
+    @wraps(view)
+    def handler(request: HttpRequest, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return api_error(401, "unauthorized", "sign in first")
+        profile = staff_services.staff_for(request.user)
+        if profile is None:
+            return api_error(403, "forbidden", "not a staff account")
+        try:
+            return view(request, profile, **kwargs)
+        except Refused as e:
+            status = {"not_found": 404, "forbidden": 403, "conflict": 409}.get(e.reason, 400)
+            return api_error(status, e.reason, e.detail, e.fields or None)
+        except ServiceError as e:
+            return api_error({"not_found": 404, "forbidden": 403}.get(e.reason, 400), e.reason, e.detail)
+
+    return handler
+
+
+def _json_body(request: HttpRequest) -> dict[str, Any]:
+    try:
+        data = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise Refused("invalid", "the body is not valid JSON") from e
+    if not isinstance(data, dict):
+        raise Refused("invalid", "the body must be a JSON object")
+    return data
+
+
+# --- the console -------------------------------------------------------------------------------
+
+
+@require_GET
+@staff_page
+def console(request: HttpRequest, profile: StaffProfile) -> HttpResponse:
+    consortium = profile.library.consortium
+    idle_minutes = getattr(settings, "STAFF_IDLE_AWAY_MINUTES", DEFAULT_IDLE_MINUTES)
+    return render(request, "routing/staff/console.html", {
+        "profile": profile,
+        "section": "console",
+        "consortium": consortium,
+        "capacity": profile.effective_capacity,
+        "idle_seconds": int(idle_minutes * 60),
+        "server_now": timezone.now().isoformat(),
+    })
+
+
+@require_GET
+@staff_page
+def library_policy(request: HttpRequest, profile: StaffProfile, slug: str) -> HttpResponse:
+    panel = staff_services.library_panel(profile, slug, timezone.now())
+    if panel is None:
+        raise Http404("no such library")
+    if request.GET.get("format") == "json" or "application/json" in request.headers.get("Accept", ""):
+        return JsonResponse(panel.as_json())
+    template = "routing/staff/library_page.html" if request.GET.get("page") else "routing/staff/library_panel.html"
+    return render(request, template, {"panel": panel, "profile": profile, "full_page": bool(request.GET.get("page"))})
+
+
+@require_GET
+@staff_api
+def api_presence(request: HttpRequest, profile: StaffProfile) -> HttpResponse:
+    return JsonResponse(staff_services.presence_overview(profile, timezone.now()))
+
+
+@require_GET
+@staff_api
+def api_chat(request: HttpRequest, profile: StaffProfile, chat_id: str) -> HttpResponse:
+    info = staff_services.chat_info(profile, chat_id, timezone.now())
+    if info is None:
+        return api_error(404, "not_found", "no such chat")
+    return JsonResponse(info)
+
+
+@require_POST
+@staff_api
+def api_classify(request: HttpRequest, profile: StaffProfile, chat_id: str) -> HttpResponse:
+    data = _json_body(request)
+    chat = staff_services.chat_classify(profile, chat_id, timezone.now(), read_scale=data.get("read_scale"),
+                                        subjects=data.get("subjects"), outcome=data.get("outcome"))
+    return JsonResponse({"chat": chat.pk, "read_scale": chat.read_scale, "subjects": chat.subjects,
+                         "outcome": chat.outcome or None})
+
+
+# --- follow-up tickets ---------------------------------------------------------------------------
+
+
+@require_GET
+@staff_page
+def tickets(request: HttpRequest, profile: StaffProfile) -> HttpResponse:
+    status = request.GET.get("status", "open")
+    if status not in (*staff_services.TICKET_FILTERS, "all"):
+        status = "open"
+    query = request.GET.get("q", "")[:200]
+    rows = list(staff_services.tickets_for(profile, status=status, query=query)[:200])
+    return render(request, "routing/staff/tickets.html", {
+        "profile": profile, "tickets": rows, "status": status, "q": query,
+        "section": "tickets",
+        "filters": [("open", "Open"), ("answered", "Answered"), ("closed", "Closed"), ("all", "All")],
+    })
+
+
+@require_http_methods(["GET", "POST"])
+@staff_page
+def ticket_detail(request: HttpRequest, profile: StaffProfile, ticket_id: str) -> HttpResponse:
+    ticket = staff_services.ticket_get(profile, ticket_id)
+    if ticket is None:
+        raise Http404("no such follow-up")
+    error = ""
+    answer = ""
+    if request.method == "POST":
+        action = request.POST.get("action", "")
+        answer = request.POST.get("answer", "")
+        now = timezone.now()
+        try:
+            if action == "claim":
+                staff_services.ticket_claim(profile, ticket_id, now)
+            elif action == "answer":
+                staff_services.ticket_answer(profile, ticket_id, answer, now)
+            elif action == "close":
+                staff_services.ticket_close(profile, ticket_id, now)
+            else:
+                raise Refused("invalid", "unknown action")
+        except Refused as e:
+            error = e.detail
+        else:
+            return redirect("staff-ticket", ticket_id=ticket_id)
+        ticket = staff_services.ticket_get(profile, ticket_id) or ticket
+    context = {"profile": profile, "ticket": ticket, "error": error, "answer": answer, "section": "tickets"}
+    return render(request, "routing/staff/ticket.html", context, status=400 if error else 200)
+
+
+# --- history -------------------------------------------------------------------------------------
+
+
+@require_GET
+@staff_page
+def history(request: HttpRequest, profile: StaffProfile) -> HttpResponse:
+    query = request.GET.get("q", "")[:200]
+    chats = staff_services.history(profile, timezone.now(), query=query)
+    return render(request, "routing/staff/history.html", {
+        "profile": profile, "chats": chats, "q": query, "section": "history",
+        "retention_days": profile.library.consortium.transcript_retention_days,
+    })
+
+
+@require_http_methods(["GET", "POST"])
+@staff_page
+def history_detail(request: HttpRequest, profile: StaffProfile, chat_id: str) -> HttpResponse:
+    now = timezone.now()
+    chat = staff_services.history_chat(profile, chat_id, now)
+    if chat is None:
+        raise Http404("no such chat")
+    error = ""
+    if request.method == "POST":
+        try:
+            staff_services.chat_classify(profile, chat_id, now, read_scale=request.POST.get("read_scale"),
+                                         subjects=request.POST.get("subjects", ""),
+                                         outcome=request.POST.get("outcome", ""))
+        except Refused as e:
+            error = "; ".join(f"{k}: {', '.join(v)}" for k, v in e.fields.items()) or e.detail
+        else:
+            return redirect("staff-history-chat", chat_id=chat_id)
+    messages = list(chat.messages.select_related("file").order_by("seq"))
+    return render(request, "routing/staff/history_chat.html", {
+        "profile": profile, "chat": chat, "messages": messages, "section": "history", "error": error,
+        "took_part": staff_services.took_part(profile, chat),
+    }, status=400 if error else 200)
