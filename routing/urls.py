@@ -10,3 +10,19 @@ urlpatterns = [
     path("api/v1/<slug:consortium_slug>/questions", api.question_create, name="api-question-create"),
     path("api/v1/<slug:consortium_slug>/reports/chats.csv", api.report_chats, name="api-report-chats"),
 ]
+
+# Patrons: the ask pages, the widget, the HTTP fallback transport and chat files (routing.patron_*).
+from routing import patron_api, patron_views  # noqa: E402
+
+urlpatterns += [
+    path("ask/<slug:consortium_slug>/", patron_views.ask, name="ask"),
+    path("ask/<slug:consortium_slug>/<slug:library_slug>/", patron_views.ask, name="ask-library"),
+    path("widget.js", patron_views.widget_js, name="widget-js"),
+    path("api/v1/<slug:consortium_slug>/widget", patron_views.widget_panel, name="api-widget-panel"),
+    path("api/v1/chats/<str:chat_id>/events", patron_api.chat_events, name="api-chat-events"),
+    path("api/v1/chats/<str:chat_id>/messages", patron_api.chat_message, name="api-chat-messages"),
+    path("api/v1/chats/<str:chat_id>/typing", patron_api.chat_typing, name="api-chat-typing"),
+    path("api/v1/chats/<str:chat_id>/end", patron_api.chat_end, name="api-chat-end"),
+    path("api/v1/chats/<str:chat_id>/files", patron_api.chat_files, name="api-chat-files"),
+    path("api/v1/chats/<str:chat_id>/files/<str:file_id>", patron_api.chat_file, name="api-chat-file"),
+]

@@ -1,0 +1,265 @@
+"""Patron HTTP endpoints beyond spec/PROTOCOL.md's core: the HTTP fallback transport (long-polling
+plus POST, for networks that block WebSockets) and chat files. Thin: parse, check access, call
+routing.patron_polling / routing.files / routing.services, answer in JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Coroutine
+from functools import wraps
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.middleware.csrf import CsrfViewMiddleware
+from django.utils import timezone
+from django.utils.http import content_disposition_header
+from django.views.decorators.csrf import csrf_exempt
+
+from consortium.middleware import api_error
+from routing import files, frames, patron_polling, services, validation
+from routing.api import ApiError, _bearer, _cors, _staff, api_view, chat_for, json_body, not_found, origin_allowed
+from routing.events import chat_group, to_chat
+from routing.models import Chat
+from routing.ratelimit import hit
+
+# Per chat, across every process: generous for a person, a wall for a script.
+MESSAGE_RATE = "60/m"
+TYPING_RATE = "40/m"
+
+
+def _patron_chat(request: HttpRequest, chat_id: str) -> Chat:
+    """The chat whose token the request bears; 404 for anything else (existence is not revealed)."""
+    token = _bearer(request)
+    chat = Chat.objects.select_related("consortium").filter(pk=chat_id).first()
+    if chat is None or token is None or not services.token_matches(chat, token):
+        raise not_found()
+    return chat
+
+
+def _after(request: HttpRequest) -> int:
+    raw = request.GET.get("after", "0")
+    if not raw.isdigit() or len(raw) > 9:
+        raise ApiError(400, "invalid", "after must be a whole number >= 0", {"after": ["not a whole number"]})
+    return int(raw)
+
+
+# --- long-polling ----------------------------------------------------------------------------------
+
+
+def _open_poll(chat_id: str, token: str | None, origin: str | None) -> Chat:
+    chat = Chat.objects.select_related("consortium").filter(pk=chat_id).first()
+    if chat is None or token is None or not services.token_matches(chat, token):
+        raise not_found()
+    if not origin_allowed(origin, chat.consortium):
+        raise ApiError(403, "forbidden", "this site may not use the chat service")
+    patron_polling.seen(chat_id, timezone.now())
+    return chat
+
+
+def _check(chat_id: str, after: int, known: str, *, touch: bool) -> patron_polling.News | None:
+    if touch:
+        patron_polling.seen(chat_id, timezone.now())
+    return patron_polling.news(chat_id, after, known)
+
+
+def _origin_ok(chat_id: str, origin: str | None) -> bool:
+    chat = Chat.objects.select_related("consortium").filter(pk=chat_id).first()
+    return chat is None or origin_allowed(origin, chat.consortium)
+
+
+AsyncView = Callable[..., Coroutine[Any, Any, HttpResponse]]
+
+
+def async_api(view: AsyncView) -> AsyncView:
+    """api_view's contract (JSON errors, CORS for allowed origins) for the one async endpoint."""
+
+    @wraps(view)
+    async def handler(request: HttpRequest, **kwargs: Any) -> HttpResponse:
+        origin = request.headers.get("Origin")
+        if request.method == "OPTIONS":
+            if not await database_sync_to_async(_origin_ok)(kwargs.get("chat_id", ""), origin):
+                return api_error(403, "forbidden", "this site may not use the chat service")
+            return _cors(HttpResponse(status=204), origin)
+        if request.method != "GET":
+            return api_error(405, "method_not_allowed", "use GET")
+        try:
+            response = await view(request, **kwargs)
+        except ApiError as e:
+            response = api_error(e.status, e.code, e.detail, e.fields)
+            if e.status == 403:
+                return response
+        return _cors(response, origin)
+
+    return csrf_exempt(handler)
+
+
+@async_api
+async def chat_events(request: HttpRequest, chat_id: str) -> HttpResponse:
+    """Long-poll: answer at once with anything new, else wait up to WAIT_SECONDS for it."""
+    after = _after(request)
+    known = request.GET.get("state", "")[:32]
+    chat = await database_sync_to_async(_open_poll)(chat_id, _bearer(request), request.headers.get("Origin"))
+    layer = get_channel_layer()
+    channel = await layer.new_channel() if layer is not None else None
+    if layer is not None and channel is not None:
+        # Subscribe before reading the database, so nothing falls between the read and the wait.
+        await layer.group_add(chat_group(chat.pk), channel)
+    receiving: asyncio.Future[Any] | None = None
+    try:
+        news = await database_sync_to_async(_check)(chat.pk, after, known, touch=False)
+        if news is None:
+            raise not_found()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + patron_polling.WAIT_SECONDS
+        touched = loop.time()
+        while not news.frames:
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            if layer is not None and channel is not None:
+                # One receive for the whole wait: cancelling a receive unsubscribes the channel.
+                receiving = receiving or asyncio.ensure_future(layer.receive(channel))
+                done, _ = await asyncio.wait({receiving}, timeout=min(left, patron_polling.RECHECK_SECONDS))
+                if receiving in done:
+                    event = receiving.result()
+                    receiving = None
+                    frame = event.get("frame") or {}
+                    if frame.get("type") == "typing":
+                        if frame.get("sender") == "librarian":
+                            news.frames = [frame]
+                        continue
+            else:
+                await asyncio.sleep(min(left, 0.5))
+            # Heart-beat the poller's connection now and then, not on every doorbell.
+            touch = loop.time() - touched >= patron_polling.RECHECK_SECONDS
+            touched = loop.time() if touch else touched
+            news = await database_sync_to_async(_check)(chat.pk, after, known, touch=touch) or news
+    finally:
+        if receiving is not None:
+            receiving.cancel()
+            with contextlib.suppress(BaseException):
+                await receiving
+        if layer is not None and channel is not None:
+            with contextlib.suppress(Exception):
+                await layer.group_discard(chat_group(chat.pk), channel)
+    response = JsonResponse(news.as_json())
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+# --- sending over HTTP --------------------------------------------------------------------------
+
+
+def _limit(bucket: str, chat: Chat, rate: str) -> int:
+    return hit(bucket, chat.pk, rate)
+
+
+def _field(data: dict[str, Any], name: str) -> Any:
+    try:
+        if name == "body":
+            return validation.text(data, "body", max_len=validation.MAX_BODY)
+        return validation.client_id(data)
+    except validation.Invalid as e:
+        raise ApiError(413 if e.code == "too_large" else 400, e.code, e.detail, {name: [e.detail]}) from e
+
+
+@api_view({"POST"}, consortium_from="chat")
+def chat_message(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
+    chat = _patron_chat(request, chat_id)
+    data = json_body(request)
+    body, client_id = _field(data, "body"), _field(data, "client_id")
+    retry = _limit("poll-msg", chat, MESSAGE_RATE)
+    if retry:
+        raise ApiError(429, "rate_limited", "too many messages: slow down", headers={"Retry-After": str(retry)})
+    try:
+        message, created = services.message_post(chat.pk, sender="patron", body=body, client_id=client_id,
+                                                 now=timezone.now())
+    except services.ServiceError as e:
+        if e.reason == "ended":
+            raise ApiError(409, "ended", "this chat is over") from e
+        raise
+    return JsonResponse(frames.message_frame(message), status=201 if created else 200)
+
+
+@api_view({"POST"}, consortium_from="chat")
+def chat_typing(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
+    chat = _patron_chat(request, chat_id)
+    if not _limit("poll-typing", chat, TYPING_RATE):  # past the rate, typing is dropped quietly
+        to_chat(chat.pk, {"type": "typing", "chat": chat.pk, "sender": "patron"})
+    return JsonResponse({"ok": True}, status=202)
+
+
+@api_view({"POST"}, consortium_from="chat")
+def chat_end(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
+    chat = _patron_chat(request, chat_id)
+    now = timezone.now()
+    ended = services.chat_end(chat.pk, now, by="patron")
+    patron_polling.gone(chat.pk, now)
+    ended.refresh_from_db()
+    return JsonResponse(patron_polling.state_of(ended))
+
+
+# --- files --------------------------------------------------------------------------------------
+
+
+def _csrf_failure(request: HttpRequest) -> HttpResponse | None:
+    """Session-authenticated uploads must pass Django's CSRF check (api_view exempts the API)."""
+    return CsrfViewMiddleware(lambda r: HttpResponse()).process_view(request, None, (), {})  # type: ignore[arg-type]
+
+
+@api_view({"POST", "GET"}, consortium_from="chat")
+def chat_files(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
+    if request.method == "GET":
+        raise ApiError(405, "method_not_allowed", "use POST")
+    length = request.META.get("CONTENT_LENGTH") or "0"
+    if length.isdigit() and int(length) > files.MAX_BYTES + files.MULTIPART_SLACK:
+        raise ApiError(413, "too_large", f"files are limited to {files.MAX_BYTES // (1024 * 1024)} MB")
+    librarian = None
+    if _bearer(request) is not None:
+        chat = _patron_chat(request, chat_id)
+        sender = "patron"
+    else:
+        librarian = _staff(request)
+        held = Chat.objects.select_related("consortium").filter(pk=chat_id).first()
+        if librarian is None or held is None or held.librarian_id != librarian.pk:
+            raise not_found()
+        chat = held
+        if _csrf_failure(request) is not None:
+            raise ApiError(403, "forbidden", "the CSRF check failed: send the X-CSRFToken header")
+        sender = "librarian"
+    upload = request.FILES.get("file")
+    if upload is None:
+        raise ApiError(400, "invalid", "send the file as the multipart field 'file'", {"file": ["required"]})
+    client_id = request.POST.get("client_id") or None
+    if client_id is not None and len(client_id) > validation.MAX_CLIENT_ID:
+        raise ApiError(400, "invalid", "client_id is too long", {"client_id": ["at most 64 characters"]})
+    try:
+        checked = files.check(upload)
+        message, created = files.post(chat, checked, sender=sender, librarian=librarian, client_id=client_id)
+    except files.FileRefused as e:
+        raise ApiError(e.status, e.code, e.detail, {"file": [e.detail]}) from e
+    except services.ServiceError as e:
+        if e.reason == "ended":
+            raise ApiError(409, "ended", "this chat is over") from e
+        raise
+    return JsonResponse(frames.message_frame(message), status=201 if created else 200)
+
+
+@api_view({"GET"}, consortium_from="chat")
+def chat_file(request: HttpRequest, chat_id: str, file_id: str, **_: Any) -> HttpResponse:
+    chat, _patron = chat_for(request, chat_id, transcript=True)
+    stored = files.find(chat, file_id)
+    if stored is None or not stored.data:
+        raise ApiError(404, "not_found", "no such file")
+    with stored.data.open("rb") as handle:
+        response = HttpResponse(handle.read(), content_type=stored.content_type)  # at most files.MAX_BYTES
+    response["Content-Disposition"] = content_disposition_header(
+        stored.content_type not in files.INLINE_TYPES, stored.name) or "attachment"
+    response["X-Content-Type-Options"] = "nosniff"
+    # Even if a browser were talked into rendering it as a page, nothing in it may run.
+    response["Content-Security-Policy"] = "default-src 'none'; img-src 'self'; sandbox"
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
