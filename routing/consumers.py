@@ -8,15 +8,18 @@ client gets every message once and in order even when the layer drops one.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlparse
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.contrib.sessions.models import Session
 from django.http.request import validate_host
 from django.utils import timezone
 
@@ -286,6 +289,10 @@ def _hello(profile: StaffProfile, channel_name: str, process_id: str) -> tuple[F
     return hello, [c.pk for c in state.chats]
 
 
+def _session_expiry(key: str) -> datetime | None:
+    return Session.objects.filter(session_key=key).values_list("expire_date", flat=True).first()
+
+
 def _holds(profile_id: int, chat_id: str) -> bool:
     return Chat.objects.filter(pk=chat_id, librarian_id=profile_id, state=ChatState.ACTIVE).exists()
 
@@ -313,6 +320,10 @@ class StaffConsumer(ProtocolConsumer):
             await self.close(code=4403)
             return
         self.profile = profile
+        session = self.scope.get("session")
+        self.session_key = getattr(session, "session_key", None)
+        if self.session_key:
+            self.session_watch = asyncio.get_running_loop().create_task(self._watch_session(self.session_key))
         await self.channel_layer.group_add(librarian_group(profile.pk), self.channel_name)
         hello, held = await database_sync_to_async(_hello)(profile, self.channel_name, self.process_id)
         for chat_id, chat in zip(held, hello["chats"], strict=True):
@@ -320,7 +331,21 @@ class StaffConsumer(ProtocolConsumer):
             self.seqs[chat_id] = chat["last_seq"]
         await self.send_json(hello)
 
+    async def _watch_session(self, key: str) -> None:
+        """Close this socket when its session expires (signing out is announced: see routing.signals)."""
+        while True:
+            expires = await database_sync_to_async(_session_expiry)(key)
+            if expires is None or expires <= timezone.now():
+                await self.send_json({"type": "error", "code": "forbidden", "detail": "your session has ended",
+                                      "client_id": None})
+                await self.close(code=4401)
+                return
+            await asyncio.sleep(min(3600.0, max(0.5, (expires - timezone.now()).total_seconds() + 0.1)))
+
     async def disconnect(self, code: int) -> None:
+        watch = getattr(self, "session_watch", None)
+        if watch is not None:
+            watch.cancel()
         if self.profile is None:
             return
         await self.channel_layer.group_discard(librarian_group(self.profile.pk), self.channel_name)
@@ -329,7 +354,10 @@ class StaffConsumer(ProtocolConsumer):
         await database_sync_to_async(services.staff_disconnected)(self.channel_name, timezone.now())
 
     async def vr_close(self, event: dict[str, Any]) -> None:
-        await self.close(code=int(event.get("code", 4401)))
+        """Signed out: close the sockets of that session (other devices keep theirs)."""
+        if event.get("session") in (None, self.session_key):
+            await self.send_json({"type": "error", "code": "forbidden", "detail": "signed out", "client_id": None})
+            await self.close(code=int(event.get("code", 4401)))
 
     def _me(self) -> StaffProfile:
         assert self.profile is not None

@@ -11,6 +11,7 @@ from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
+from consortium.asgi import application as asgi_application
 from routing import process, services
 from routing.models import Chat, Message
 from routing.ws_urls import websocket_urlpatterns
@@ -347,3 +348,46 @@ async def test_unknown_staff_frame_and_acting_on_a_chat_not_held() -> None:
     await a1.send_json_to({"type": "presence", "status": "asleep"})
     assert (await expect(a1, "error"))["code"] == "invalid"
     await a1.disconnect()
+
+
+async def _signed_in_socket(username: str) -> tuple[WebsocketCommunicator, Any]:
+    from django.test import Client
+
+    client = Client()
+    assert await database_sync_to_async(client.login)(username=username, password="Test-password-1")
+    cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
+    comm = WebsocketCommunicator(asgi_application, "/ws/staff/", headers=[ORIGIN, (b"cookie", cookie)])
+    connected, _ = await comm.connect()
+    assert connected
+    await expect(comm, "hello")
+    return comm, client
+
+
+async def test_signing_out_closes_that_sessions_staff_sockets() -> None:
+    w = await database_sync_to_async(world)()
+    comm, client = await _signed_in_socket(w["a1"].user.username)
+    other, _ = await _signed_in_socket(w["a1"].user.username)  # the same librarian on another device
+    await database_sync_to_async(client.post)("/accounts/logout/")
+    assert (await expect(comm, "error"))["detail"] == "signed out"
+    assert (await comm.receive_output(timeout=5))["code"] == 4401
+    await other.send_json_to({"type": "ping"})
+    await expect(other, "pong")
+    await other.disconnect()
+
+
+async def test_a_session_that_expires_closes_the_socket() -> None:
+    from django.contrib.sessions.models import Session
+
+    w = await database_sync_to_async(world)()
+    comm, client = await _signed_in_socket(w["a1"].user.username)
+    soon = timezone.now() + timezone.timedelta(seconds=1)
+    await database_sync_to_async(Session.objects.filter(session_key=client.session.session_key).update)(
+        expire_date=soon)
+    # A session's expiry is fixed when it is written; the socket reads it when it connects.
+    await comm.disconnect()
+    comm2 = WebsocketCommunicator(asgi_application, "/ws/staff/",
+                                  headers=[ORIGIN, (b"cookie", f"sessionid={client.session.session_key}".encode())])
+    await comm2.connect()
+    await expect(comm2, "hello")
+    assert (await expect(comm2, "error", timeout=5))["detail"] == "your session has ended"
+    assert (await comm2.receive_output(timeout=5))["code"] == 4401
