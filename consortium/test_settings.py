@@ -7,7 +7,7 @@ os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-any-dep
 os.environ.setdefault("HTTPS", "false")
 os.environ.setdefault("VR_CHANNEL_PREFIX", f"vrtest{os.getpid()}")
 
-from consortium.settings import *  # noqa: E402,F403
+from consortium.settings import *  # noqa: F403
 from consortium.settings import ALLOWED_HOSTS
 
 ALLOWED_HOSTS = [*ALLOWED_HOSTS, "testserver"]
