@@ -185,3 +185,43 @@ async def test_patron_and_librarian_on_different_processes_and_a_killed_web_proc
     await p2.close()
     await a1.close()
     await p.close()
+
+
+async def test_a_librarians_process_killed_returns_their_chat_to_routing(stack: Stack) -> None:
+    """No goodbye from a dead process: its heartbeat stops, its sockets are reaped, the grace runs out,
+    and the chat goes back to routing at its step, with the patron told and nothing lost."""
+    helper, _, _ = await librarian(stack.base("web1"), "la1", PASSWORD)
+    holder, _, _ = await librarian(stack.base("web2"), "la3", PASSWORD)
+    chat = await start_chat(stack.base("web1"), "live", "Killed mid-chat", library="alpha")
+    await holder.expect("offer", chat=chat["id"], timeout=10)
+    await holder.send({"type": "accept", "chat": chat["id"]})
+    await holder.expect("assigned", chat=chat["id"], timeout=10)
+    await helper.expect("offer", chat=chat["id"], timeout=10)
+    await helper.expect("offer_withdrawn", chat=chat["id"], timeout=10)
+    p = await patron(stack.base("web1"), chat)
+    await p.send({"type": "message", "body": "secret-body-4711", "client_id": "before"})
+    await p.expect("message", client_id="before", timeout=10)
+    stack.kill("web2", signal.SIGKILL)
+    await p.send({"type": "message", "body": "typed while the librarian was gone", "client_id": "during"})
+    await p.expect("message", client_id="during", timeout=10)
+    offer = await helper.expect("offer", chat=chat["id"], timeout=45)
+    assert offer["step"] == "local" and offer["waiting_since"]
+    told = await p.expect(lambda f: f.get("type") == "message" and "disconnected" in f.get("body", ""), timeout=10)
+    assert told["sender"] == "system"
+    await helper.send({"type": "accept", "chat": chat["id"]})
+    await helper.expect("assigned", chat=chat["id"], timeout=10)
+    await helper.send({"type": "join", "chat": chat["id"], "after": 0})
+    bodies = []
+    while "typed while the librarian was gone" not in bodies:
+        bodies.append((await helper.expect("message", timeout=10))["body"])
+    assert "secret-body-4711" in bodies
+    kinds = trace_kinds(stack, chat["id"])
+    assert kinds.count("requeued") == 1 and kinds.count("accepted") == 2
+    # Logs never hold what patrons typed, nor chat tokens.
+    everything = "".join(f.read_text(errors="replace") for f in stack.workdir.glob("*.log"))
+    assert "secret-body-4711" not in everything and chat["token"] not in everything
+    stack.start_one("web2")
+    stack.wait_http(stack.ports["web2"])
+    await p.close()
+    await helper.close()
+    await holder.close()
