@@ -38,6 +38,9 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 EMBEDDED = not DATABASE_URL and not REDIS_URL
 
 DEBUG = env_bool("DJANGO_DEBUG", EMBEDDED)
+if DEBUG and not EMBEDDED and not env_bool("VR_ALLOW_DEBUG_WITH_PRODUCTION_ENGINES", False):
+    # Debug pages leak settings and SQL; on the production engines that is a deployment mistake.
+    raise ImproperlyConfigured("DJANGO_DEBUG must be false when DATABASE_URL or REDIS_URL is set")
 HTTPS = env_bool("HTTPS", not DEBUG)
 
 _DEV_KEY_FILE = DATA_DIR / "dev-secret-key"
