@@ -12,7 +12,7 @@ import pytest
 from django.core import mail
 
 from libraries.models import StaffProfile
-from routing import events, services
+from routing import services
 from routing.models import Chat, ChatState, LibrarianPresence, Message, Offer, Ticket
 from routing.services import ServiceError
 from tests.factories import make_shared_queue
@@ -33,13 +33,6 @@ from tests.routing.routing_helpers import (
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> Sent:
-    recorder = Sent()
-    monkeypatch.setattr(events, "_send", recorder)
-    return recorder
 
 
 # --- the home library -------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from libraries.models import StaffProfile
-from routing import events, services
+from routing import services
 from routing.models import ChatState, Connection, LibrarianPresence, Message, Offer, ServerProcess, TraceEvent
 from tests.factories import set_weekly_hours
 from tests.routing.routing_helpers import (
@@ -27,13 +27,6 @@ from tests.routing.routing_helpers import (
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> Sent:
-    recorder = Sent()
-    monkeypatch.setattr(events, "_send", recorder)
-    return recorder
 
 
 # --- librarian lost ----------------------------------------------------------------------------------
