@@ -378,11 +378,14 @@
     function poll() {
       if (polling || stopped || !st) return;
       polling = true;
-      var fails = 0;
+      var fails = 0, first = true;
       (function next() {
         if (stopped || !st) { polling = false; return; }
         pollCtl = window.AbortController ? new AbortController() : null;
-        api("/api/v1/chats/" + st.id + "/events?after=" + (st.after || 0) + "&state=" + (st.key || ""),
+        // The first poll of a page asks for the state afresh, so it answers at once.
+        var key = first ? "" : st.key || "";
+        first = false;
+        api("/api/v1/chats/" + st.id + "/events?after=" + (st.after || 0) + "&state=" + key,
           { signal: pollCtl && pollCtl.signal }).then(function (r) {
           if (r.status === 404 || r.status === 403) { polling = false; return gone(); }
           if (!r.ok) throw new Error(r.status);
@@ -408,7 +411,7 @@
     }
     function transmit(o) {
       if (ws && joined) return ws.send(JSON.stringify({ type: "message", body: o.body, client_id: o.client_id }));
-      if (st.transport !== "poll" || !joined) return; // sent on (re)join
+      if (st.transport !== "poll") return; // the socket is (re)connecting: sent on join
       api("/api/v1/chats/" + st.id + "/messages", { method: "POST", json: { body: o.body, client_id: o.client_id } })
         .then(function (r) {
           if (r.ok) handle(r.data);
@@ -416,7 +419,12 @@
             unqueue(o.client_id);
             say("chat-error", fmt(S.send_failed, { detail: (r.data && r.data.error && r.data.error.detail) || r.status }));
           }
-        }, function () { /* kept in the outbox: sent again on the next successful poll */ joined = false; });
+        }, function () {
+          // Still in the outbox (and idempotent by client_id): try again shortly.
+          setTimeout(function () {
+            if (st && st.outbox.some(function (x) { return x.client_id === o.client_id; })) transmit(o);
+          }, 3000);
+        });
     }
     function flush() { (st.outbox || []).forEach(transmit); }
 

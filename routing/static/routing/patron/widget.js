@@ -39,7 +39,12 @@
       ".p[hidden]{display:none}.h{display:flex;justify-content:space-between;align-items:center;padding:8px 8px 8px 16px;" +
       "background:var(--vr-accent,#1d4ed8);color:var(--vr-accent-text,#fff);font-weight:700}" +
       ".x{min-width:44px;min-height:44px;border:0;background:none;color:inherit;font-size:24px;cursor:pointer}" +
-      ".b{flex:1;overflow:auto;padding:12px}" +
+      ".b{flex:1;overflow:auto;padding:12px;display:flex;flex-direction:column}.b>.vr{flex:1;min-height:0}" +
+      ".b .vr-log{max-height:none;min-height:6rem}" +
+      // Inherited properties cross the shadow boundary: reset those a host page is likely to set.
+      ".l,.p{letter-spacing:normal;word-spacing:normal;text-transform:none;text-align:left;text-indent:0;" +
+      "font-style:normal;white-space:normal;direction:ltr}" +
+      ".b .vr-title{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}" +
       "@media (max-width:480px){.p{right:0;bottom:0;width:100vw;height:100%;border-radius:0}}" +
       "</style><button class=l type=button aria-expanded=false aria-controls=p></button>" +
       "<section class=p id=p role=region hidden><div class=h><span></span><button class=x type=button>\u00d7</button></div>" +
