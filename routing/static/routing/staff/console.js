@@ -781,6 +781,12 @@ async function openTransfer(view) {
   $("#transfer-note").value = "";
   $("#transfer-who").textContent = "";
   dialog.returnValue = "";
+  dialog.onclose = () => {
+    if (dialog.returnValue !== "ok" || !to.value) return;
+    const [kind, target] = to.value.split(/:(.*)/s);
+    const frame = { type: "transfer", chat: view.id, to: { [kind]: target }, note: $("#transfer-note").value };
+    if (!socket.send(frame)) notice("Not connected: the transfer was not sent.", "warn");
+  };
   dialog.showModal();
   let data;
   try {
@@ -808,12 +814,6 @@ async function openTransfer(view) {
   const count = data.librarians.filter((x) => !x.me).length;
   $("#transfer-who").textContent = count ? `${count} other librarian${count > 1 ? "s" : ""} present.`
     : "Nobody else is present: a transfer would be refused.";
-  dialog.onclose = () => {
-    if (dialog.returnValue !== "ok" || !to.value) return;
-    const [kind, target] = to.value.split(/:(.*)/s);
-    const frame = { type: "transfer", chat: view.id, to: { [kind]: target }, note: $("#transfer-note").value };
-    if (!socket.send(frame)) notice("Not connected: the transfer was not sent.", "warn");
-  };
 }
 
 async function openRefer(view) {
@@ -823,6 +823,13 @@ async function openRefer(view) {
   to.replaceChildren(new Option(home ? home.name : "The consortium (no home library)", home ? home.slug : ""));
   $("#refer-note").value = "";
   dialog.returnValue = "";
+  // Set before anything is awaited: a quick librarian may confirm before the library list arrives.
+  dialog.onclose = () => {
+    if (dialog.returnValue !== "ok") return;
+    const frame = { type: "refer", chat: view.id, note: $("#refer-note").value };
+    if (to.value) frame.to = { library: to.value };
+    if (!socket.send(frame)) notice("Not connected: the referral was not sent.", "warn");
+  };
   dialog.showModal();
   try {
     const data = await getJSON("/staff/api/presence");
@@ -830,12 +837,6 @@ async function openRefer(view) {
   } catch (e) {
     /* the home library alone is still a choice */
   }
-  dialog.onclose = () => {
-    if (dialog.returnValue !== "ok") return;
-    const frame = { type: "refer", chat: view.id, note: $("#refer-note").value };
-    if (to.value) frame.to = { library: to.value };
-    if (!socket.send(frame)) notice("Not connected: the referral was not sent.", "warn");
-  };
 }
 
 function openEnd(view) {

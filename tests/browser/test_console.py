@@ -1,0 +1,511 @@
+"""The staff console in headless Chromium against the production stack (deploy/Procfile processes).
+
+Patrons speak the wire protocol (tests.live.stack), as the patron pages or any third-party client
+would; librarians use the console as people do: sign in, click, type, press Enter.
+Screenshots go to $VR_SCREENSHOTS_DIR when it is set (docs/screenshots is where the docs take them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.live.stack import PASSWORD, Socket, Stack, patron, start_chat, world
+
+pytestmark = [pytest.mark.browser, pytest.mark.live]
+
+# Debian's Chromium under Playwright; `playwright install` is never run.
+CHROMIUM = os.environ.get("VR_CHROMIUM", "/usr/bin/chromium")
+HAVE_CHROMIUM = os.path.exists(CHROMIUM)
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-sync", "--disable-dev-shm-usage"]
+# axe-core from npm at test time, cached outside the repository (never committed).
+AXE_DIR = Path(os.environ.get("VR_AXE_DIR", Path.home() / ".cache" / "vr-axe"))
+
+
+@asynccontextmanager
+async def chromium() -> AsyncIterator[Any]:
+    if not HAVE_CHROMIUM:
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            with contextlib.suppress(Exception):
+                await browser.close()
+
+
+async def sign_in(page: Any, base: str, username: str, password: str, next_path: str = "/staff/") -> None:
+    """Django's login page, as a person uses it."""
+    await page.goto(f"{base}/accounts/login/?next={next_path}")
+    await page.fill("#id_username", username)
+    await page.fill("#id_password", password)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(f"{base}{next_path.split('?')[0]}**")
+
+
+def axe_script() -> Path | None:
+    target = AXE_DIR / "node_modules" / "axe-core" / "axe.min.js"
+    if target.exists():
+        return target
+    npm = shutil.which("npm")
+    if npm is None:
+        return None
+    AXE_DIR.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run([npm, "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(AXE_DIR),
+                             "axe-core@4"], capture_output=True, text=True, timeout=300)
+    return target if result.returncode == 0 and target.exists() else None
+
+
+async def axe_violations(page: Any, *, impacts: tuple[str, ...] = ("serious", "critical")) -> list[dict[str, Any]]:
+    script = await asyncio.to_thread(axe_script)
+    if script is None:
+        pytest.skip("axe-core could not be installed from npm")
+    await page.add_script_tag(path=str(script))
+    result = await page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    return [v for v in result["violations"] if v.get("impact") in impacts]
+
+POLICY = "Library cards are **free** for residents.\n\n| Item | Loan |\n|---|---|\n| Books | 3 weeks |\n"
+
+
+def _world(slug: str, staff: list[dict[str, Any]], **settings: int) -> dict[str, Any]:
+    libraries = [
+        {"slug": "tampa", "policy": POLICY, "policy_reviewed": "2020-01-15",
+         "key_links": [{"title": "Catalog", "url": "https://catalog.example.org"}]},
+        {"slug": "orlando", "policy": "Orlando cards cost $5 a year.", "policy_reviewed": time.strftime("%Y-%m-%d")},
+    ]
+    return world(slug, libraries, staff, **settings)
+
+
+WORLDS = [
+    _world("conv", [{"username": "ana", "library": "tampa"}], reconnect_grace=30),
+    _world("race", [{"username": "rae", "library": "tampa"}, {"username": "roy", "library": "tampa"}]),
+    _world("reload", [{"username": "rita", "library": "tampa"}], reconnect_grace=30),
+    _world("xfer", [{"username": "tess", "library": "tampa"}, {"username": "otis", "library": "orlando"}],
+           reconnect_grace=30),
+    _world("refer", [{"username": "fay", "library": "tampa"},
+                     {"username": "olaf", "library": "orlando", "queues": ["statewide"]}], reconnect_grace=30),
+    _world("idle", [{"username": "ida", "library": "tampa"}]),
+    _world("xss", [{"username": "xena", "library": "tampa"}], reconnect_grace=30),
+    _world("a11y", [{"username": "ally", "library": "tampa", "queues": ["statewide"]}], reconnect_grace=30),
+]
+
+
+@pytest.fixture(scope="module")
+def console_stack() -> Iterator[Stack]:
+    s = Stack.prepare(WORLDS)
+    # Canned responses are kept in the admin; the consortium file does not carry them.
+    s.sql("INSERT INTO routing_cannedresponse (consortium_id, library_id, title, body) "
+          "SELECT id, NULL, 'Greeting', 'Hello {patron}, this is {librarian} at {library}.' "
+          "FROM consortium_consortium WHERE slug = 'conv'")
+    try:
+        s.start()
+        yield s
+    finally:
+        print(s.logs()[-6000:])
+        s.stop()
+
+
+def shot(page: Any, name: str) -> Any:
+    folder = os.environ.get("VR_SCREENSHOTS_DIR")
+    if not folder:
+        return asyncio.sleep(0)
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    return page.screenshot(path=str(Path(folder) / f"console-{name}.png"))
+
+
+class Console:
+    """One librarian's console in its own browser context (its own cookies)."""
+
+    def __init__(self, page: Any, errors: list[str]) -> None:
+        self.page = page
+        self.errors = errors
+
+    async def available(self) -> None:
+        await self.page.click("#presence")
+        await self.page.wait_for_selector('#presence[aria-pressed="true"]', timeout=10000)
+
+    def panel(self, chat_id: str) -> str:
+        return f"#panel-{chat_id}"
+
+    async def offer(self, chat_id: str, timeout: float = 15000) -> Any:
+        return await self.page.wait_for_selector(f'.offer[data-chat="{chat_id}"]', timeout=timeout)
+
+    async def seqs(self, chat_id: str) -> list[int]:
+        return list(await self.page.eval_on_selector_all(
+            f"{self.panel(chat_id)} .log .msg[data-seq]", "els => els.map(e => Number(e.dataset.seq))"))
+
+    async def send(self, chat_id: str, text: str) -> None:
+        box = f"{self.panel(chat_id)} textarea"
+        await self.page.fill(box, text)
+        await self.page.press(box, "Enter")
+
+    async def wait_text(self, selector: str, text: str, timeout: float = 10000) -> None:
+        await self.page.wait_for_function(
+            "([sel, text]) => [...document.querySelectorAll(sel)]"
+            ".some(e => e.textContent.toLowerCase().includes(text.toLowerCase()))",
+            arg=[selector, text], timeout=timeout)
+
+
+async def open_console(browser: Any, base: str, username: str, *, query: str = "",
+                       available: bool = True) -> Console:
+    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    await sign_in(page, base, username, PASSWORD)
+    if query:
+        await page.goto(f"{base}/staff/{query}")
+    await page.wait_for_selector('#conn[data-state="connected"]', timeout=20000)
+    console = Console(page, errors)
+    if available:
+        await console.available()
+    return console
+
+
+def db_seq(stack: Stack, chat_id: str) -> int:
+    return int(stack.sql(f"SELECT last_seq FROM routing_chat WHERE id = '{chat_id}'"))
+
+
+def mails(stack: Stack) -> str:
+    folder = stack.workdir / "mail"
+    return "\n".join(p.read_text(errors="replace") for p in sorted(folder.glob("*"))) if folder.exists() else ""
+
+
+async def wait_for(predicate: Any, timeout: float = 15.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await asyncio.to_thread(predicate):
+            return
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def bodies(sock: Socket) -> list[str]:
+    return [f["body"] for f in sock.seen if f.get("type") == "message"]
+
+
+# --- scenarios ------------------------------------------------------------------------------------
+
+
+async def test_a_whole_conversation(console_stack: Stack) -> None:
+    stack = console_stack
+    base = stack.base()
+    async with chromium() as browser:
+        ana = await open_console(browser, base, "ana")
+        page = ana.page
+        chat = await start_chat(base, "conv", "Do you have museum passes for the weekend?", library="tampa",
+                                name="Pat", email="pat@example.org")
+        pat = await patron(base, chat)
+        offer = await ana.offer(chat["id"])
+        assert await offer.get_attribute("data-kind") == "local"
+        text = await offer.inner_text()
+        assert "Tampa Library" in text and "museum passes" in text and "waiting" in text
+        await shot(page, "offer")
+        await page.click(f'.offer[data-chat="{chat["id"]}"] .accept')
+        panel = ana.panel(chat["id"])
+        await ana.wait_text(f"{panel} .log", "museum passes")
+        await pat.expect("state", state="active", timeout=10)
+
+        # The home library beside the chat: policy, today's hours, key links, stale-policy warning.
+        await page.wait_for_selector(f"{panel} .library .policy strong", timeout=10000)
+        side = await page.inner_text(f"{panel} .side")
+        assert "Policy may be out of date" in side and "15 Jan 2020" in side
+        assert "00:00-24:00" in side and "Catalog" in side
+        link = page.locator(f'{panel} .side a[href="https://catalog.example.org"]')
+        assert await link.get_attribute("rel") == "noopener noreferrer"
+
+        # Typing both ways.
+        await pat.send({"type": "typing"})
+        await ana.wait_text(f"{panel} .typing", "is typing")
+        await page.type(f"{panel} textarea", "Let me ")
+        await pat.expect("typing", timeout=10)
+
+        # Shift+Enter is a new line, Enter sends; the patron gets it once.
+        await page.keyboard.press("Shift+Enter")
+        await page.type(f"{panel} textarea", "check.")
+        assert await page.input_value(f"{panel} textarea") == "Let me \ncheck."
+        await page.press(f"{panel} textarea", "Enter")
+        await pat.expect("message", body="Let me \ncheck.", timeout=10)
+        assert await page.input_value(f"{panel} textarea") == ""
+
+        # A canned response, with its placeholders filled in for this chat.
+        await page.select_option(f"{panel} select.canned", label="Greeting")
+        assert await page.input_value(f"{panel} textarea") == "Hello Pat, this is ANA at Tampa Library."
+        await page.press(f"{panel} textarea", "Enter")
+        await pat.expect("message", body="Hello Pat, this is ANA at Tampa Library.", timeout=10)
+
+        # An internal note: staff see it, the patron never does.
+        await page.check(f"{panel} input.internal")
+        await ana.send(chat["id"], "Patron sounds like a teacher: offer the class pass.")
+        await ana.wait_text(f'{panel} .msg[data-internal="true"][data-seq]', "class pass")
+
+        # A link from the patron is clickable, safely.
+        await pat.send({"type": "message", "body": "Is it https://example.org/passes?x=1, or javascript:alert(1)",
+                        "client_id": "p-link"})
+        anchor = await page.wait_for_selector(f'{panel} .msg a[href="https://example.org/passes?x=1"]')
+        assert await anchor.get_attribute("rel") == "noopener noreferrer"
+        assert await anchor.get_attribute("target") == "_blank"
+        assert await page.locator(f'{panel} .msg a[href^="javascript"]').count() == 0
+        await ana.send(chat["id"], "Yes, that page.")
+        await pat.expect("message", body="Yes, that page.", timeout=10)
+        await shot(page, "chat")
+
+        # End with a classification.
+        await page.click(f"{panel} .do-end")
+        await page.fill("#end-subjects", "museum passes, Events")
+        await page.check('input[name="end-read"][value="2"]')
+        await page.select_option("#end-outcome", "answered")
+        await page.click("#end-ok")
+        await pat.expect("state", state="ended", timeout=10)
+        await page.wait_for_selector(panel, state="detached", timeout=10000)  # classified: the tab closes
+        await wait_for(lambda: stack.sql(f"SELECT read_scale FROM routing_chat WHERE id = '{chat['id']}'") == "2",
+                       what="the classification")
+        row = stack.sql(f"SELECT subjects::text || '|' || outcome FROM routing_chat WHERE id = '{chat['id']}'")
+        assert row == '["museum passes", "events"]|answered'
+        assert not any("class pass" in b for b in bodies(pat))
+        assert ana.errors == []
+        await pat.close()
+
+
+async def test_two_librarians_accept_at_once(console_stack: Stack) -> None:
+    stack = console_stack
+    base = stack.base()
+    async with chromium() as browser:
+        rae = await open_console(browser, base, "rae")
+        roy = await open_console(browser, base, "roy")
+        chat = await start_chat(base, "race", "Who wins?", library="tampa", name="Sam")
+        pat = await patron(base, chat)
+        await rae.offer(chat["id"])
+        await roy.offer(chat["id"])
+        selector = f'.offer[data-chat="{chat["id"]}"] .accept'
+        await asyncio.gather(rae.page.click(selector), roy.page.click(selector))
+        winners = []
+        for console in (rae, roy):
+            await console.page.wait_for_selector(f'.offer[data-chat="{chat["id"]}"]', state="detached",
+                                                 timeout=10000)
+        await asyncio.sleep(1.0)
+        for console in (rae, roy):
+            if await console.page.locator(console.panel(chat["id"])).count():
+                winners.append(console)
+        assert len(winners) == 1, "exactly one console holds the chat"
+        loser = roy if winners[0] is rae else rae
+        await loser.wait_text("#notices", "another librarian")
+        assert await loser.page.locator(".chat").count() == 0
+        holder = stack.sql(f"SELECT u.username FROM routing_chat c JOIN libraries_staffprofile s "
+                           f"ON s.id = c.librarian_id JOIN auth_user u ON u.id = s.user_id "
+                           f"WHERE c.id = '{chat['id']}'")
+        assert holder == ("rae" if winners[0] is rae else "roy")
+        assert rae.errors == [] and roy.errors == []
+        await pat.close()
+
+
+async def test_reload_and_reconnect_lose_and_double_nothing(console_stack: Stack) -> None:
+    stack = console_stack
+    base = stack.base()
+    async with chromium() as browser:
+        rita = await open_console(browser, base, "rita")
+        page = rita.page
+        chat = await start_chat(base, "reload", "Where are the tax forms?", library="tampa", name="Lee")
+        cid = chat["id"]
+        pat = await patron(base, chat)
+        await rita.offer(cid)
+        await page.click(f'.offer[data-chat="{cid}"] .accept')
+        await rita.wait_text(f"{rita.panel(cid)} .log", "tax forms")
+        for i in range(3):
+            await pat.send({"type": "message", "body": f"before reload {i}", "client_id": f"b{i}"})
+        await rita.send(cid, "Checking the shelf.")
+        await pat.expect("message", body="Checking the shelf.", timeout=10)
+
+        # Reload while the patron keeps writing.
+        reload = asyncio.ensure_future(page.reload())
+        for i in range(3):
+            await pat.send({"type": "message", "body": f"during reload {i}", "client_id": f"d{i}"})
+            await asyncio.sleep(0.15)
+        await reload
+        await page.wait_for_selector('#conn[data-state="connected"]', timeout=20000)
+        await rita.wait_text(f"{rita.panel(cid)} .log", "during reload 2", timeout=15000)
+        assert await page.get_attribute("#presence", "aria-pressed") == "true"  # kept within the grace
+        await wait_for(lambda: True)
+        assert await rita.seqs(cid) == list(range(1, db_seq(stack, cid) + 1))
+
+        # A dropped connection: the patron writes meanwhile, the librarian types into the outbox.
+        await page.evaluate("window.vrConsole.socket.drop()")
+        await pat.send({"type": "message", "body": "while you were away", "client_id": "w1"})
+        await rita.send(cid, "Sent while offline.")
+        await page.wait_for_selector('#conn[data-state="connected"]', timeout=20000)
+        await rita.wait_text(f"{rita.panel(cid)} .log", "while you were away", timeout=15000)
+        await pat.expect("message", body="Sent while offline.", timeout=15)
+        await rita.wait_text(f"{rita.panel(cid)} .msg[data-seq]", "Sent while offline.")
+        await rita.send(cid, "And we go on.")
+        await pat.expect("message", body="And we go on.", timeout=10)
+        await asyncio.sleep(0.5)
+        assert await rita.seqs(cid) == list(range(1, db_seq(stack, cid) + 1))
+        assert await page.locator(f'{rita.panel(cid)} .msg[data-pending="true"]').count() == 0
+        assert bodies(pat).count("Sent while offline.") == 1
+        assert rita.errors == []
+        await pat.close()
+
+
+async def test_transfer_with_a_note_only_the_receiver_sees(console_stack: Stack) -> None:
+    stack = console_stack
+    base = stack.base()
+    note = "Wants the Orlando archive; already checked the catalog."
+    async with chromium() as browser:
+        tess = await open_console(browser, base, "tess")
+        otis = await open_console(browser, base, "otis")
+        chat = await start_chat(base, "xfer", "Old newspapers from 1920?", library="tampa", name="Kim")
+        cid = chat["id"]
+        pat = await patron(base, chat)
+        await tess.offer(cid)
+        await tess.page.click(f'.offer[data-chat="{cid}"] .accept')
+        await tess.wait_text(f"{tess.panel(cid)} .log", "newspapers")
+        await tess.page.click(f"{tess.panel(cid)} .do-transfer")
+        await tess.page.wait_for_selector('#transfer-to option[value="librarian:otis"]', state="attached")
+        assert "present" in await tess.page.inner_text("#transfer-who")
+        await tess.page.select_option("#transfer-to", "librarian:otis")
+        await tess.page.fill("#transfer-note", note)
+        await shot(tess.page, "transfer")
+        await tess.page.click('#dlg-transfer button[value="ok"]')
+        await tess.wait_text(f"{tess.panel(cid)} .ended-text", "You transferred this chat")
+
+        offer = await otis.offer(cid)
+        assert await offer.get_attribute("data-kind") == "transfer"
+        assert note in await offer.inner_text()
+        await otis.page.click(f'.offer[data-chat="{cid}"] .accept')
+        await otis.wait_text(f"{otis.panel(cid)} .transfer-note", note)
+        await otis.wait_text(f"{otis.panel(cid)} .log", "newspapers")  # the earlier conversation came along
+        await otis.send(cid, "Hello, I have the archive here.")
+        await pat.expect("message", body="Hello, I have the archive here.", timeout=10)
+        assert note not in json.dumps(pat.seen), "the patron never sees the transfer note"
+        assert tess.errors == [] and otis.errors == []
+        await pat.close()
+
+
+async def test_referral_reaches_the_home_librarys_follow_ups_and_mails(console_stack: Stack) -> None:
+    stack = console_stack
+    base = stack.base()
+    async with chromium() as browser:
+        olaf = await open_console(browser, base, "olaf")  # Orlando, serving the statewide queue
+        chat = await start_chat(base, "refer", "Property deeds from 1890 for Elm Street?", library="tampa",
+                                name="Dee", email="dee@example.org")
+        cid = chat["id"]
+        pat = await patron(base, chat)
+        offer = await olaf.offer(cid, timeout=20000)  # nobody at Tampa: the statewide step reaches Olaf
+        assert await offer.get_attribute("data-kind") == "consortium"
+        await olaf.page.click(f'.offer[data-chat="{cid}"] .accept')
+        await olaf.wait_text(f"{olaf.panel(cid)} .log", "deeds")
+        await olaf.page.click(f"{olaf.panel(cid)} .do-refer")
+        assert await olaf.page.input_value("#refer-to") == "tampa"  # the home library by default
+        await olaf.page.fill("#refer-note", "Needs the county archive; Tampa has the microfilm.")
+        await olaf.page.click('#dlg-refer button[value="ok"]')
+        await olaf.wait_text("#notices", "Follow-up ticket created")
+        await wait_for(lambda: "dee@example.org" in mails(stack), what="the confirmation mail")
+        await olaf.page.click(f"{olaf.panel(cid)} .do-end")
+        assert await olaf.page.input_value("#end-outcome") == "referred"
+        await olaf.page.click("#end-ok")
+        await pat.expect("state", state="ended", timeout=10)
+
+        fay = await open_console(browser, base, "fay", available=False)  # Tampa's librarian
+        await fay.page.click("text=Follow-ups")
+        await fay.page.wait_for_selector('[data-testid="tickets"]')
+        listing = await fay.page.inner_text('[data-testid="tickets"]')
+        assert "Property deeds from 1890" in listing and "referred by OLAF" in listing
+        await fay.page.click("text=Property deeds from 1890")
+        assert "Tampa has the microfilm" in await fay.page.inner_text("main")
+        await shot(fay.page, "ticket")
+        await fay.page.click('button[value="claim"]')
+        await fay.page.fill("#answer", "The deeds are on microfilm reel 12; we scanned them for you.")
+        await fay.page.click('button[value="answer"]')
+        await fay.wait_text('[data-testid="ticket-status"]', "Answered")
+        await wait_for(lambda: "microfilm reel 12" in mails(stack), what="the answer mail")
+        assert re.search(r"To: dee@example.org", mails(stack))
+        # Olaf's library is Orlando: Tampa's follow-ups are not in his list.
+        await olaf.page.goto(f"{base}/staff/tickets/?status=all")
+        assert "Property deeds" not in await olaf.page.inner_text("main")
+        assert olaf.errors == [] and fay.errors == []
+        await pat.close()
+
+
+async def test_idle_console_sets_itself_away(console_stack: Stack) -> None:
+    stack = console_stack
+    base = stack.base()
+    async with chromium() as browser:
+        ida = await open_console(browser, base, "ida", query="?idle=3")
+        await ida.page.wait_for_selector('#presence[aria-pressed="false"]', timeout=15000)
+        await ida.wait_text("#notices", "without activity")
+        status = stack.sql("SELECT p.status FROM routing_librarianpresence p JOIN libraries_staffprofile s "
+                           "ON s.id = p.librarian_id JOIN auth_user u ON u.id = s.user_id WHERE u.username = 'ida'")
+        assert status == "away"
+        # Away means no offers: a new chat finds nobody (unstaffed) rather than waiting on an empty desk.
+        chat = await start_chat(base, "idle", "Anyone there?", library="tampa")
+        assert chat["state"] == "unstaffed"
+        await ida.available()
+        assert ida.errors == []
+
+
+async def test_a_patrons_markup_is_shown_as_text(console_stack: Stack) -> None:
+    stack = console_stack
+    base = stack.base()
+    payload = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2"><b>bold</b>'
+    async with chromium() as browser:
+        xena = await open_console(browser, base, "xena")
+        chat = await start_chat(base, "xss", payload, library="tampa", name="<i>Mallory</i>")
+        cid = chat["id"]
+        pat = await patron(base, chat)
+        offer = await xena.offer(cid)
+        assert payload in await offer.inner_text()
+        await xena.page.click(f'.offer[data-chat="{cid}"] .accept')
+        await pat.send({"type": "message", "body": payload, "client_id": "x1"})
+        await xena.page.wait_for_selector(f"{xena.panel(cid)} .msg[data-seq='3']")
+        texts = await xena.page.eval_on_selector_all(f"{xena.panel(cid)} .msg[data-sender='patron'] .body",
+                                                     "els => els.map(e => e.textContent)")
+        assert texts == [payload, payload]
+        assert await xena.page.locator(f"{xena.panel(cid)} .log script, {xena.panel(cid)} .log img, "
+                                       f"{xena.panel(cid)} .log b").count() == 0
+        assert await xena.page.evaluate("window.__pwned") is None
+        assert "<i>Mallory</i>" in await xena.page.inner_text(f"{xena.panel(cid)} .patron-name")
+        assert xena.errors == []
+        await pat.close()
+
+
+async def test_accessibility_has_no_serious_violations(console_stack: Stack) -> None:
+    stack = console_stack
+    base = stack.base()
+    async with chromium() as browser:
+        ally = await open_console(browser, base, "ally")
+        first = await start_chat(base, "a11y", "Can I renew a book online?", library="tampa", name="Ray")
+        pats = [await patron(base, first)]
+        await ally.offer(first["id"])
+        await ally.page.click(f'.offer[data-chat="{first["id"]}"] .accept')
+        await ally.wait_text(f"{ally.panel(first['id'])} .log", "renew")
+        await pats[0].send({"type": "message", "body": "My card number is on the back, right?", "client_id": "a"})
+        second = await start_chat(base, "a11y", "Do you have Spanish story time?", library="orlando")
+        pats.append(await patron(base, second))
+        await ally.offer(second["id"], timeout=20000)
+        await ally.page.wait_for_selector(f"{ally.panel(first['id'])} .library .policy", timeout=10000)
+        await shot(ally.page, "overview")
+        problems = await axe_violations(ally.page)
+        assert problems == [], json.dumps([(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+                                           for v in problems], indent=1)
+        for path in ("/staff/tickets/", "/staff/history/", "/staff/libraries/tampa/policy?page=1"):
+            await ally.page.goto(base + path)
+            problems = await axe_violations(ally.page)
+            assert problems == [], (path, [(v["id"], v["impact"]) for v in problems])
+        for p in pats:
+            await p.close()
