@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable, Coroutine
 from functools import wraps
 from typing import Any
@@ -24,6 +25,8 @@ from routing.api import ApiError, _bearer, _cors, _staff, api_view, chat_for, js
 from routing.events import chat_group, to_chat
 from routing.models import Chat
 from routing.ratelimit import hit
+
+logger = logging.getLogger(__name__)
 
 # Per chat, across every process: generous for a person, a wall for a script.
 MESSAGE_RATE = "60/m"
@@ -102,11 +105,15 @@ async def chat_events(request: HttpRequest, chat_id: str) -> HttpResponse:
     after = _after(request)
     known = request.GET.get("state", "")[:32]
     chat = await database_sync_to_async(_open_poll)(chat_id, _bearer(request), request.headers.get("Origin"))
-    layer = get_channel_layer()
-    channel = await layer.new_channel() if layer is not None else None
-    if layer is not None and channel is not None:
-        # Subscribe before reading the database, so nothing falls between the read and the wait.
-        await layer.group_add(chat_group(chat.pk), channel)
+    layer, channel = get_channel_layer(), None
+    if layer is not None:
+        try:
+            channel = await layer.new_channel()
+            # Subscribe before reading the database, so nothing falls between the read and the wait.
+            await layer.group_add(chat_group(chat.pk), channel)
+        except Exception:  # Redis restarting: the database alone still answers, only later
+            logger.warning("poll without the channel layer", exc_info=True)
+            layer = channel = None
     receiving: asyncio.Future[Any] | None = None
     try:
         news = await database_sync_to_async(_check)(chat.pk, after, known, touch=False)

@@ -161,8 +161,9 @@ class Watch:
 
 
 async def new_page(browser: Any, stack: Stack, *, viewport: dict[str, int] = DESKTOP, block_ws: bool = False,
-                   locale: str = "en-US") -> tuple[Any, Any, Watch]:
-    context = await browser.new_context(viewport=viewport, locale=locale)
+                   locale: str = "en-US", bypass_csp: bool = False) -> tuple[Any, Any, Watch]:
+    # bypass_csp only where axe-core is injected (as an inline script, which the ask page's CSP refuses).
+    context = await browser.new_context(viewport=viewport, locale=locale, bypass_csp=bypass_csp)
     if block_ws:
         await context.add_init_script(BLOCK_WEBSOCKETS)
     page = await context.new_page()
@@ -467,7 +468,7 @@ def shots_dir(stack: Stack) -> Path:
 async def test_ask_page_is_accessible_and_fits_a_phone(browser: Any, stack: Stack, axe_path: Path) -> None:
     shots = shots_dir(stack)
     for name, viewport in [("desktop", DESKTOP), ("phone", PHONE)]:
-        context, page, _watch = await new_page(browser, stack, viewport=viewport)
+        context, page, _watch = await new_page(browser, stack, viewport=viewport, bypass_csp=True)
         await page.goto(f"{stack.base()}/ask/brow/")
         # Keyboard only: type-ahead by city, arrow down, Enter chooses.
         await page.get_by_label("Library name or city").focus()

@@ -88,6 +88,8 @@ def test_consortium_ask_page_has_the_picker_and_the_privacy_notice(client: Clien
         {"slug": "beta", "name": "Beta Public Library", "city": "Orlando"},
     ], "active libraries only, by name, with their city for type-ahead"
     assert config["strings"]["queued"] == "You are number {position} in line."
+    csp = r["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
 
 
 def test_library_ask_page_skips_the_picker(client: Client, world: dict[str, Any]) -> None:

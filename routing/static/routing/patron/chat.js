@@ -329,14 +329,15 @@
         say("qform-note", s.state === "unstaffed" ? "" : S.offer_form);
       }
       show("qform-box", form);
-      if ((!live && s.state !== "unstaffed") || st.qsent) finish();
+      if (!live || st.qsent) finish(s.state === "unstaffed" || st.qsent);
     }
-    function finish() {
+    function finish(noChat) {
+      // noChat: nobody answered (unstaffed, or a question left by email): no transcript, no survey.
       say("typing", "");
       show("after", true);
       say("after-note", st.qsent ? S.question_sent : "");
-      show("transcript-form", !st.qsent);
-      show("survey-form", !st.qsent && !!(st.msgs || []).some(function (m) { return m.sender === "librarian"; }));
+      show("transcript-form", !noChat);
+      show("survey-form", !noChat && !!(st.msgs || []).some(function (m) { return m.sender === "librarian"; }));
       if (st.surveyed) say("s-result", S.survey_thanks);
       if (st.emailed) say("t-result", fmt(S.transcript_sent, { email: st.emailed }));
       if (ui["t-email"] && !ui["t-email"].value) ui["t-email"].value = st.email || "";
@@ -483,7 +484,7 @@
           save();
           show("qform-box", false);
           say("status", S.question_sent);
-          finish();
+          finish(true);
           stop();
           ui["new"].focus();
         } else {
