@@ -74,6 +74,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy on our own HTML pages, with a per-request nonce (see consortium/security.py).
+    "consortium.security.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -97,6 +99,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "consortium.security.csp_nonce",  # {{ csp_nonce }} for an inline <script nonce=...>
             ],
         },
     },
@@ -191,13 +194,19 @@ SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_TRUSTED_ORIGINS = [f"{scheme}://{h}" for h in ALLOWED_HOSTS for scheme in ("http", "https")
                         if h not in {"*", "testserver"} and not h.startswith(".")]
 if HTTPS:
+    # Production behind the TLS proxy (deploy/nginx/vr.conf): cookies only over https, every plain-http
+    # request redirected, and browsers told to use https only for a year (HSTS). The proxy must *set*
+    # X-Forwarded-Proto itself (never pass on a client's), since Django trusts it to know the scheme.
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = 31536000
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    # HSTS preload is a commitment for the whole domain: opt in only when the operator asks for it.
+    SECURE_HSTS_PRELOAD = env_bool("VR_HSTS_PRELOAD", False)
+    # Probes and Prometheus talk plain http to a daphne port on the machine itself: no redirect for them.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 
