@@ -7,6 +7,7 @@ DATABASE_URL and REDIS_URL switches to the production engines; nothing else in t
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -148,6 +149,8 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict[str, Any] = {}
+# Keep the LOGGING below (JSON lines, the privacy filter) in workers too, instead of Celery's own format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -214,11 +217,30 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 11 * 1024 * 1024
 
+# /metrics (consortium/metrics.py) answers only these client addresses or networks (CIDR allowed); 404 for
+# everyone else. Behind nginx the address is the one nginx puts in X-Forwarded-For (daphne --proxy-headers).
+METRICS_ALLOWED_IPS = [a.strip() for a in os.environ.get("METRICS_ALLOWED_IPS", "127.0.0.1,::1").split(",")
+                       if a.strip()]
+for _entry in METRICS_ALLOWED_IPS:
+    try:
+        ipaddress.ip_network(_entry, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"METRICS_ALLOWED_IPS: {_entry!r} is not an address or network") from None
+
+# Logs go to stderr (journald or the container runtime keeps them). LOG_FORMAT=json writes one JSON object a
+# line with chat and consortium ids where there are some (the default on the production engines); plain is
+# for people reading a terminal (the embedded default). Either way the privacy filter drops what must never
+# be logged: patron names, emails, message bodies, tokens (consortium/logging.py).
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain" if EMBEDDED else "json").strip().lower()
+if LOG_FORMAT not in {"json", "plain"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or plain, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"privacy": {"()": "consortium.logging.PrivacyFilter"}},
+    "formatters": {"plain": {"()": "consortium.logging.PlainFormatter"},
+                   "json": {"()": "consortium.logging.JsonFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["privacy"]}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.channels.server": {"level": "WARNING"}, "daphne": {"level": "WARNING"}},
 }

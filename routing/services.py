@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -66,6 +67,8 @@ def token_matches(chat: Chat, token: str) -> bool:
 
 def trace(chat: Chat, kind: str, at: datetime, **data: object) -> None:
     TraceEvent.objects.create(chat=chat, at=at, kind=kind, data=data)
+    if kind in LOGGED_KINDS:
+        _log_decision(chat, kind, data)
 
 
 def _system_message(chat: Chat, body: str, now: datetime, *, internal: bool = False) -> Message:
@@ -735,3 +738,25 @@ def due_sweep(now: datetime, limit: int = 200) -> int:
         chat_route(chat_id, now, skip_locked=True)
         done += 1
     return done
+
+
+# --- logs of routing decisions ------------------------------------------------------------------------
+# One line for each turn in a chat's life, for operators: ids, slugs and kinds only. Never the question,
+# a message, a patron's name or e-mail, a token, nor a librarian's name (their profile id is enough).
+# Written when the transaction commits, so a decision that was rolled back is never logged.
+
+decision_logger = logging.getLogger("routing.decisions")
+LOGGED_KINDS = frozenset({"created", "escalated", "accepted", "abandoned", "unstaffed", "requeued",
+                          "transferred", "ended"})
+# Trace fields that are safe in a log line, and the log field each becomes.
+_LOGGED_DATA = {"home_library": "home_library", "found_by": "found_by", "language": "language",
+                "from": "from_step", "reason": "reason", "step": "step", "queue": "queue", "library": "library",
+                "librarian": "librarian", "waited": "waited_s", "to_queue": "queue", "by": "by"}
+
+
+def _log_decision(chat: Chat, kind: str, data: dict[str, object]) -> None:
+    extra: dict[str, object] = {"event": kind, "chat": chat.pk, "consortium": chat.consortium.slug}
+    for key, field in _LOGGED_DATA.items():
+        if data.get(key) is not None:
+            extra[field] = data[key]
+    transaction.on_commit(partial(decision_logger.info, "chat %s", kind, extra=extra))
