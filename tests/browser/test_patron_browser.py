@@ -51,11 +51,14 @@ WORLD["consortium"]["name"] = "Sunshine Ask a Librarian"
 WORLD["consortium"]["allowed_origins"] = [ALLOWED]
 # A consortium nobody staffs: every chat is unstaffed at once.
 LONELY = world("lonely", libraries=[{"slug": "solo", "name": "Solo Library"}], staff=[])
+# A librarian who is there but busy: after max_wait the question form is offered beside the chat.
+PATIENT = world("patient", libraries=[{"slug": "slow", "name": "Slow Library"}],
+                staff=[{"username": "sam", "library": "slow", "queues": ["statewide"]}], local_timeout=1, max_wait=3)
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    s = Stack.prepare([WORLD, LONELY])
+    s = Stack.prepare([WORLD, LONELY, PATIENT])
     try:
         s.start()
         yield s
@@ -376,6 +379,34 @@ async def test_unstaffed_shows_the_question_form_which_makes_a_ticket_and_an_ema
     assert "reader@example.org" in text and "we have your question" in text
     assert not watch.dialogs and not watch.errors
     await context.close()
+
+
+async def test_after_max_wait_the_question_form_is_offered_beside_the_waiting_chat(browser: Any,
+                                                                                   stack: Stack) -> None:
+    context, page, watch = await new_page(browser, stack)
+    sock, _hello, _ = await librarian(stack.base(), "sam", PASSWORD)
+    try:
+        await page.goto(f"{stack.base()}/ask/patient/slow/")
+        await start_form(page).get_by_label("Your question").fill("Who can help with genealogy?")
+        await start_form(page).get_by_role("button", name="Start chat").click()
+        await page.locator("[data-vr=status]").get_by_text("You are number 1 in line.").wait_for()
+        note = page.get_by_text("Still waiting? You can leave your question")
+        await note.wait_for(timeout=20000)
+        assert await page.get_by_label("Your message").is_enabled(), "and may keep waiting"
+        form = page.locator("[data-vr=qform]")
+        await form.get_by_label("Email (required").fill("genealogy@example.org")
+        await form.get_by_role("button", name="Send my question").click()
+        await page.get_by_text("Thank you. We have your question").first.wait_for()
+        chat_id = (await stored(page, "patient"))["id"]
+        await sock.expect("offer_withdrawn", chat=chat_id, reason="ended", timeout=10)
+        ticket = await asyncio.to_thread(
+            stack.sql, f"SELECT patron_email FROM routing_ticket WHERE chat_id = '{chat_id}'")
+        assert ticket == "genealogy@example.org"
+        await wait_for_mail(stack, "Who can help with genealogy?")
+        assert not watch.errors, watch.errors
+    finally:
+        await sock.close()
+        await context.close()
 
 
 async def test_markup_and_script_links_from_a_librarian_are_shown_as_text(browser: Any, stack: Stack) -> None:
