@@ -479,6 +479,26 @@ async def test_the_widget_speaks_the_browsers_language(browser: Any, stack: Stac
     await context.close()
 
 
+async def test_a_widget_without_a_library_offers_the_picker(browser: Any, stack: Stack, site: str) -> None:
+    context, page, _watch = await new_page(browser, stack)
+    await page.goto(f"{ALLOWED}/picker.html")
+    await page.locator("#vrchat-widget button.l").click()
+    picker = page.get_by_role("combobox", name="Library name or city")
+    await picker.fill("tam")
+    await page.get_by_role("option", name="Alpha County Library").wait_for()
+    await picker.press("ArrowDown")
+    await picker.press("Enter")
+    assert await picker.input_value() == "Alpha County Library"
+    await start_form(page).get_by_label("Your question").fill("Which branch is open late?")
+    await start_form(page).get_by_role("button", name="Start chat").click()
+    await page.locator("[data-vr=chat]").wait_for(state="visible")
+    chat_id = (await stored(page))["id"]
+    home = await asyncio.to_thread(stack.sql, "SELECT l.slug FROM routing_chat c JOIN libraries_library l "
+                                              f"ON l.id = c.home_library_id WHERE c.id = '{chat_id}'")
+    assert home == "alpha"
+    await context.close()
+
+
 # --- accessibility, screenshots and measurements ----------------------------------------------
 
 
