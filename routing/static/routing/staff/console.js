@@ -782,6 +782,7 @@ async function openTransfer(view) {
   $("#transfer-who").textContent = "";
   dialog.returnValue = "";
   dialog.onclose = () => {
+    dialog.onclose = null; // do not keep the chat's panel alive after it closes
     if (dialog.returnValue !== "ok" || !to.value) return;
     const [kind, target] = to.value.split(/:(.*)/s);
     const frame = { type: "transfer", chat: view.id, to: { [kind]: target }, note: $("#transfer-note").value };
@@ -825,6 +826,7 @@ async function openRefer(view) {
   dialog.returnValue = "";
   // Set before anything is awaited: a quick librarian may confirm before the library list arrives.
   dialog.onclose = () => {
+    dialog.onclose = null; // do not keep the chat's panel alive after it closes
     if (dialog.returnValue !== "ok") return;
     const frame = { type: "refer", chat: view.id, note: $("#refer-note").value };
     if (to.value) frame.to = { library: to.value };
@@ -851,6 +853,7 @@ function openEnd(view) {
   dialog.returnValue = "";
   dialog.showModal();
   dialog.onclose = async () => {
+    dialog.onclose = null; // do not keep the chat's panel alive after it closes
     if (dialog.returnValue !== "ok") return;
     const checked = dialog.querySelector('input[name="end-read"]:checked');
     const data = { subjects: $("#end-subjects").value, read_scale: checked ? Number(checked.value) : null,
