@@ -40,12 +40,12 @@ def poller_name(chat_id: str) -> str:
 
 def seen(chat_id: str, now: datetime) -> None:
     """This chat's patron is polling now: keep (or open again) its connection."""
+    chat = Chat.objects.filter(pk=chat_id).first()
+    if chat is None or chat.state not in services.LIVE_STATES:
+        return  # an ended chat can still be read; nobody waits on its patron any more
     name = poller_name(chat_id)
     services.process_heartbeat(name, now)
     if Connection.objects.filter(channel_name=name).exists():
-        return
-    chat = Chat.objects.filter(pk=chat_id).first()
-    if chat is None:
         return
     # The reaper may have removed the process between the heartbeat and here: make sure it exists.
     ServerProcess.objects.get_or_create(pk=name, defaults={"started_at": now, "heartbeat_at": now})

@@ -297,6 +297,28 @@ async def converse_across_pages(page: Any, stack: Stack, watch: Watch, shot: Pat
 
         if shot is not None:
             await page.screenshot(path=str(shot))
+
+        # Closed, the chat keeps running behind the launcher (the patron keeps their place), on this
+        # page and the next, and the launcher says when something new arrives.
+        launcher = page.locator("#vrchat-widget button.l")
+        await page.get_by_role("button", name="Close").click()
+        await say(sock, chat_id, "Still there?", "l-5")
+        await page.wait_for_function(
+            "document.querySelector('#vrchat-widget').shadowRoot.querySelector('.l').textContent"
+            ".includes('New message')")
+        await page.get_by_role("link", name="Next page").click()
+        await page.wait_for_url("**/page1.html")
+        assert await log(page).is_hidden()
+        await say(sock, chat_id, "Take your time.", "l-6")
+        await page.wait_for_function(
+            "document.querySelector('#vrchat-widget').shadowRoot.querySelector('.l').textContent"
+            ".includes('New message')")
+        await launcher.click()
+        await log(page).get_by_text("Take your time.").wait_for()
+        assert await launcher.text_content() == "Ask a librarian"
+        shown = await seqs_and_bodies(page)
+        assert [b for _, b in shown][-2:] == ["Still there?", "Take your time."]
+        assert len({s for s, _ in shown}) == len(shown)
         await page.get_by_role("button", name="End chat").click()
         await page.get_by_text("Email me the transcript").wait_for()
         assert not watch.dialogs and not watch.foreign, (watch.dialogs, watch.foreign)

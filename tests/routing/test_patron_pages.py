@@ -225,6 +225,7 @@ def test_events_need_the_chats_token_and_an_allowed_origin(client: Client, world
 
 def test_a_poll_makes_the_patron_present_and_a_stale_poller_counts_as_gone(client: Client,
                                                                            world: dict[str, Any]) -> None:
+    present(world["a1"])
     chat, token = new_chat(world)
     assert events(client, chat, token).status_code == 200
     name = patron_polling.poller_name(chat.pk)
@@ -241,6 +242,11 @@ def test_a_poll_makes_the_patron_present_and_a_stale_poller_counts_as_gone(clien
     assert events(client, chat, token).status_code == 200
     chat.refresh_from_db()
     assert chat.patron_left_at is None and Connection.objects.filter(channel_name=name).exists()
+    # An ended chat can still be read, but nobody waits on its patron: no connection is kept.
+    services.chat_end(chat.pk, timezone.now(), by="patron")
+    services.dead_processes_reap(timezone.now() + services.PROCESS_DEAD_AFTER + timedelta(seconds=5))
+    assert events(client, chat, token).status_code == 200
+    assert not Connection.objects.filter(channel_name=name).exists()
 
 
 def test_messages_over_http_are_idempotent_by_client_id(client: Client, world: dict[str, Any]) -> None:

@@ -70,7 +70,12 @@
       "qform-note", "qform", "q-question", "q-email", "q-name", "qform-error", "after", "after-note", "transcript-form",
       "t-email", "t-result", "survey-form", "s-comment", "s-result", "new"].forEach(function (n) { ui[n] = $(root, n); });
 
-    function save() { if (st) box.set(st); }
+    function save() {
+      if (!st) return;
+      var cur = box.get(); // the widget's loader owns `open`: keep what it wrote
+      if (cur && cur.id === st.id && "open" in cur) st.open = cur.open;
+      box.set(st);
+    }
     function api(path, opts) {
       opts = opts || {};
       var headers = opts.headers || {};
@@ -218,6 +223,7 @@
       if (seen[f.seq]) return;
       if (f.sender === "patron" && f.client_id) unqueue(f.client_id);
       if (f.sender === "librarian") say("typing", "");
+      if (f.sender !== "patron" && cfg.onMessage) cfg.onMessage(f);
       st.msgs.push(f);
       st.msgs.sort(function (a, b) { return a.seq - b.seq; });
       if (st.msgs.length > KEEP) st.msgs = st.msgs.slice(-KEEP);
@@ -558,7 +564,7 @@
       container.innerHTML = r.data.html;
       var chat = new Chat(container.querySelector("[data-vr-root]"), {
         base: opts.base, consortium: opts.consortium, library: r.data.library, lang: r.data.lang,
-        strings: r.data.strings, libraries: r.data.libraries });
+        strings: r.data.strings, libraries: r.data.libraries, onMessage: opts.onMessage });
       return chat;
     }).catch(function (r) {
       var es = (opts.lang || "").indexOf("es") === 0;

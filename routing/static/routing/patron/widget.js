@@ -13,7 +13,8 @@
   var base = new URL(me.src, location.href).origin, c = me.getAttribute("data-consortium") || "";
   var lib = me.getAttribute("data-library") || "";
   var lang = me.getAttribute("data-lang") || (/^es\b/i.test(navigator.language || "") ? "es" : "en");
-  var label = lang === "es" ? ["Pregunte a un bibliotecario", "Cerrar"] : ["Ask a librarian", "Close"];
+  var label = lang === "es" ? ["Pregunte a un bibliotecario", "Cerrar", "Mensaje nuevo"]
+    : ["Ask a librarian", "Close", "New message"];
   var key = "vrchat:" + c, css = base + "/static/routing/patron/", loaded = 0;
 
   function remembered() { try { return JSON.parse(sessionStorage.getItem(key) || "null"); } catch (e) { return null; } }
@@ -64,7 +65,8 @@
       link.href = css + "chat.css";
       root.insertBefore(link, root.firstChild);
       function go() {
-        window.VRChat.mountWidget(panel.querySelector(".b"), { base: base, consortium: c, library: lib, lang: lang })
+        window.VRChat.mountWidget(panel.querySelector(".b"), { base: base, consortium: c, library: lib, lang: lang,
+          onMessage: function () { if (panel.hidden) btn.textContent = label[0] + " \u2022 " + label[2]; } })
           .then(function () { P && P.mark && P.mark("vrchat:panel"); });
       }
       if (window.VRChat) return go();
@@ -76,6 +78,7 @@
     }
     function open(focus) {
       panel.hidden = false;
+      btn.textContent = label[0];
       btn.setAttribute("aria-expanded", "true");
       if (!loaded) load();
       remember(true);
@@ -90,8 +93,11 @@
     btn.addEventListener("click", function () { panel.hidden ? open(true) : close(); });
     x.addEventListener("click", close);
     panel.addEventListener("keydown", function (e) { if (e.key === "Escape" && !e.defaultPrevented) close(); });
-    var st = remembered();
-    if (st && st.open) open(false); // a chat is going on: carry it onto this page
+    var st = remembered(), s = st && st.state && st.state.state;
+    // A chat going on is carried onto this page: open as it was, or running behind the launcher so
+    // the patron keeps their place in the queue (a patron with no connection counts as gone).
+    if (st && st.open) open(false);
+    else if (st && st.id && !st.qsent && s !== "ended" && s !== "abandoned") load();
   }
   if (document.body) mount();
   else document.addEventListener("DOMContentLoaded", mount);
