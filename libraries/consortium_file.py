@@ -18,7 +18,8 @@ in order, dates as `datetime.date`, empty optional fields left out. `export(appl
 (both are sorted: libraries by slug, staff by library then username).
 
 Extensions to the documented format, all optional on a library: `city`, `website`,
-`key_links: [{title, url}]` and `policy_reviewed: YYYY-MM-DD` (when the policy was last checked).
+`key_links: [{title, url}]`, `policy_reviewed: YYYY-MM-DD` (when the policy was last checked) and
+`transcript_retention_days` (overrides the consortium's setting for this library's patrons' chats).
 Shared queues may also carry `closures` and `special_hours`, like libraries.
 """
 
@@ -67,14 +68,15 @@ ZIP_RE = re.compile(r"^\d{5}$")
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 MAX_INT = 2_000_000_000  # fits every integer column on SQLite and PostgreSQL
 MAX_CAPACITY = 1000  # a PositiveSmallIntegerField; more than this is surely a typo
+MAX_RETENTION_DAYS = 36500  # a century: more is surely a typo
 
 TOP_KEYS = ("consortium", "queues", "libraries", "staff")
 CONSORTIUM_KEYS = ("slug", "name", "timezone", "allowed_origins", "settings")
 QUEUE_KEYS = ("slug", "name", "mode", "timezone", "languages", "hours", "closures", "special_hours")
 LIBRARY_KEYS = (
     "slug", "name", "kind", "timezone", "city", "zip_codes", "partners", "fallback", "mode",
-    "local_timeout", "partner_timeout", "hours", "closures", "special_hours", "policy",
-    "policy_reviewed", "website", "key_links", "route",
+    "local_timeout", "partner_timeout", "transcript_retention_days", "hours", "closures", "special_hours",
+    "policy", "policy_reviewed", "website", "key_links", "route",
 )
 STAFF_KEYS = ("username", "name", "email", "library", "role", "queues", "capacity", "languages", "password")
 LIBRARY_KINDS = tuple(Library.Kind.values)
@@ -629,6 +631,8 @@ class _Reader:
         doc["mode"] = self.choice(lib, "mode", path, MODES, OfferMode.BROADCAST.value)
         _put_optional(doc, "local_timeout", self.positive(lib, "local_timeout", path))
         _put_optional(doc, "partner_timeout", self.positive(lib, "partner_timeout", path))
+        _put_optional(doc, "transcript_retention_days",
+                      self.positive(lib, "transcript_retention_days", path, maximum=MAX_RETENTION_DAYS))
         doc["hours"] = self.hours(lib.get("hours"), _at(path, "hours"))
         _put_optional(doc, "closures", self.closures(lib.get("closures"), _at(path, "closures")))
         special = self.special_hours(lib.get("special_hours"), _at(path, "special_hours"))
@@ -1033,6 +1037,7 @@ class _Importer:
             "city": lib.get("city", ""),
             "zip_codes": lib["zip_codes"], "fallback_id": fallback.pk if fallback else None,
             "local_timeout": lib.get("local_timeout"), "partner_timeout": lib.get("partner_timeout"),
+            "transcript_retention_days": lib.get("transcript_retention_days"),
             "route": _route_json(lib.get("route")), "policy": lib.get("policy", ""),
             "policy_reviewed_on": lib.get("policy_reviewed"), "website": lib.get("website", ""),
             "key_links": lib.get("key_links", []), "is_active": True,
@@ -1214,6 +1219,7 @@ def export(consortium: Consortium) -> Doc:
         doc["mode"] = queue.mode if queue else OfferMode.BROADCAST.value
         _put_optional(doc, "local_timeout", lib.local_timeout)
         _put_optional(doc, "partner_timeout", lib.partner_timeout)
+        _put_optional(doc, "transcript_retention_days", lib.transcript_retention_days)
         doc.update(_export_hours(queue) if queue else {"hours": {}})
         _put_optional(doc, "policy", lib.policy)
         _put_optional(doc, "policy_reviewed", lib.policy_reviewed_on)

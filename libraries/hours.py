@@ -215,6 +215,17 @@ def _spans_on(schedule: Schedule, day: date) -> list[Span]:
     return spans
 
 
+def span_on(day: date, start_minute: int, end_minute: int, zone: ZoneInfo) -> Span | None:
+    """The instants [start, end) of the wall-clock interval start..end minute on local date `day`.
+
+    The same rules as a queue's hours (module docstring), so a rota shift and the queue it staffs
+    move together across a clock change. None when the interval lies wholly inside a gap.
+    """
+    start = _instant(day, start_minute, zone, is_end=False)
+    end = _instant(day, end_minute, zone, is_end=True)
+    return (start, end) if start < end else None
+
+
 def _as_schedule(queue_or_schedule: Queue | Schedule) -> Schedule:
     if isinstance(queue_or_schedule, Schedule):
         return queue_or_schedule

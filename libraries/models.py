@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 
 from consortium.models import SLUG_VALIDATOR, Consortium
+from libraries.hours import format_interval
 
 
 class OfferMode(models.TextChoices):
@@ -71,6 +72,12 @@ class Library(models.Model):
     policy_reviewed_on = models.DateField(null=True, blank=True)
     website = models.URLField(blank=True)
     key_links = models.JSONField(default=list, blank=True)
+    # The hours a week of shared-queue shifts the library has promised the consortium's rota.
+    rota_target_hours = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="weekly hours of rota shifts the library commits to")
+    # Some libraries (a law library, a school) must keep transcripts for less time than the consortium.
+    transcript_retention_days = models.PositiveIntegerField(
+        null=True, blank=True, help_text="days before its patrons' chats are scrubbed; default the consortium's")
     is_active = models.BooleanField(default=True)
 
     class Meta:
@@ -148,6 +155,8 @@ class StaffProfile(models.Model):
     capacity = models.PositiveSmallIntegerField(null=True, blank=True,
                                                 help_text="most concurrent chats; default the consortium's")
     languages = models.JSONField(default=list, blank=True)
+    # The secret in the address of this librarian's iCalendar feed of shifts (libraries.rota).
+    feed_token = models.CharField(max_length=64, null=True, blank=True, unique=True, editable=False)
     is_active = models.BooleanField(default=True)
 
     class Meta:
@@ -170,3 +179,77 @@ class StaffProfile(models.Model):
         if self.capacity is not None:
             return self.capacity
         return self.library.consortium.librarian_capacity
+
+
+# --- the rota ----------------------------------------------------------------------------------------
+# Shared queues are staffed by volunteers from member libraries. A shift recurs weekly in the queue's
+# own time zone; librarians are assigned to it; one occurrence (a date) can be handed to a colleague
+# through a swap. On a rota-driven queue only the librarians on shift now are offered its chats.
+
+
+class Shift(models.Model):
+    """Every week on `weekday`, from start to end minute (0..1440) in the queue's time zone."""
+
+    queue = models.ForeignKey(Queue, on_delete=models.CASCADE, related_name="shifts")
+    weekday = models.PositiveSmallIntegerField(help_text="0 = Monday")
+    start_minute = models.PositiveSmallIntegerField()
+    end_minute = models.PositiveSmallIntegerField()
+    min_librarians = models.PositiveSmallIntegerField(default=1)
+
+    class Meta:
+        ordering = ["queue", "weekday", "start_minute"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(start_minute__lt=models.F("end_minute"), end_minute__lte=1440,
+                                                      weekday__lte=6), name="shift_within_a_day"),
+        ]
+
+    def __str__(self) -> str:
+        day = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")[self.weekday]
+        return f"{self.queue.slug} {day} {format_interval(self.start_minute, self.end_minute)}"
+
+    @property
+    def hours(self) -> float:
+        return (self.end_minute - self.start_minute) / 60
+
+
+class ShiftAssignment(models.Model):
+    """A librarian (of any member library) who works this shift every week."""
+
+    shift = models.ForeignKey(Shift, on_delete=models.CASCADE, related_name="assignments")
+    librarian = models.ForeignKey(StaffProfile, on_delete=models.CASCADE, related_name="shift_assignments")
+    # The calendar feed starts the weekly series here, so a new assignment does not fill the past.
+    assigned_on = models.DateField()
+
+    class Meta:
+        ordering = ["shift", "librarian"]
+        constraints = [models.UniqueConstraint(fields=["shift", "librarian"], name="assigned_once_per_shift")]
+
+
+class ShiftSwap(models.Model):
+    """One occurrence of a shift, offered by its assigned librarian and taken (or not yet) by another.
+
+    Until someone takes it, the librarian who offered it is still on shift that day.
+    """
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        TAKEN = "taken"
+        WITHDRAWN = "withdrawn"
+
+    shift = models.ForeignKey(Shift, on_delete=models.CASCADE, related_name="swaps")
+    date = models.DateField(help_text="the local date of the occurrence, in the queue's time zone")
+    offered_by = models.ForeignKey(StaffProfile, on_delete=models.CASCADE, related_name="swaps_offered")
+    taken_by = models.ForeignKey(StaffProfile, null=True, blank=True, on_delete=models.CASCADE,
+                                 related_name="swaps_taken")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    note = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField()
+    taken_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["date", "shift"]
+        constraints = [
+            models.UniqueConstraint(fields=["shift", "date", "offered_by"], condition=~models.Q(status="withdrawn"),
+                                    name="one_live_swap_per_occurrence"),
+        ]
+        indexes = [models.Index(fields=["shift", "date", "status"])]

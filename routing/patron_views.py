@@ -75,11 +75,7 @@ def ask(request: HttpRequest, consortium_slug: str, library_slug: str | None = N
         response = render(request, "routing/patron/ask.html", context)
     response["Content-Language"] = language
     response["Vary"] = "Accept-Language"
-    # Defence in depth: even if text were ever put in the page as markup, no script of it would run.
-    host = request.get_host()
-    response["Content-Security-Policy"] = (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
-        f"connect-src 'self' ws://{host} wss://{host}; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+    # The Content-Security-Policy comes from consortium.security's middleware, as for every page.
     return response
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.db.models import Count, Q
 
 from consortium.models import Consortium
+from libraries import rota
 from libraries.hours import is_open, next_change, schedule_for
 from libraries.models import Queue, StaffProfile
 from routing import router
@@ -19,14 +21,16 @@ from routing.plan import plan_from_json
 NEVER_JOINED_AFTER = timedelta(seconds=60)
 
 
-def present_librarians(consortium: Consortium, queues: set[str] | None = None) -> list[StaffProfile]:
-    """Present librarians of the consortium; only those serving one of `queues`, when given."""
+def present_librarians(consortium: Consortium, queues: set[str] | None = None,
+                       also: Iterable[int] = ()) -> list[StaffProfile]:
+    """Present librarians of the consortium; only those serving one of `queues` (or in `also`), when given."""
     presences = LibrarianPresence.objects.filter(
         status=LibrarianPresence.Status.AVAILABLE, online=True,
         librarian__library__consortium=consortium, librarian__is_active=True,
     )
     if queues is not None:
-        presences = presences.filter(Q(librarian__library__slug__in=queues) | Q(librarian__queues__slug__in=queues))
+        presences = presences.filter(Q(librarian__library__slug__in=queues) | Q(librarian__queues__slug__in=queues)
+                                     | Q(librarian_id__in=list(also)))
     ids = set(presences.values_list("librarian_id", flat=True))
     return list(
         StaffProfile.objects.filter(pk__in=ids)
@@ -36,8 +40,10 @@ def present_librarians(consortium: Consortium, queues: set[str] | None = None) -
     )
 
 
-def librarian_view(profile: StaffProfile, default_capacity: int, now: datetime) -> router.Librarian:
-    queues = frozenset([profile.library.slug, *(q.slug for q in profile.queues.all())])
+def librarian_view(profile: StaffProfile, default_capacity: int, now: datetime,
+                   on_shift: frozenset[str] = frozenset()) -> router.Librarian:
+    # On a rota-driven queue, being on shift is serving it, whether or not the profile lists it.
+    queues = frozenset([profile.library.slug, *(q.slug for q in profile.queues.all()), *on_shift])
     presence = getattr(profile, "presence", None)
     idle = (presence.idle_since if presence else None) or now
     return router.Librarian(
@@ -47,7 +53,7 @@ def librarian_view(profile: StaffProfile, default_capacity: int, now: datetime) 
         active=getattr(profile, "active_count", 0),
         languages=frozenset(profile.languages or []),
         idle_since=idle,
-        on_shift=frozenset(),
+        on_shift=on_shift,
     )
 
 
@@ -60,7 +66,7 @@ def situation_for(consortium: Consortium, now: datetime, queues: set[str] | None
     open_queues: set[str] = set()
     changes: dict[str, datetime | None] = {}
     modes: dict[str, str] = {}
-    rota: set[str] = set()
+    rota_driven: set[str] = set()
     for queue in queue_rows:
         schedule = schedule_for(queue)
         if is_open(schedule, now):
@@ -68,10 +74,17 @@ def situation_for(consortium: Consortium, now: datetime, queues: set[str] | None
         changes[queue.slug] = next_change(schedule, now)
         modes[queue.slug] = queue.mode
         if queue.rota_driven:
-            rota.add(queue.slug)
+            rota_driven.add(queue.slug)
+    # The rota: who is on shift now on rota-driven queues, and when a shift starts or ends (a chat
+    # waiting for such a queue is looked at again then, so the next shift is offered it at once).
+    shifts = rota.shifts_of(q for q in queue_rows if q.rota_driven)
+    for slug, change in rota.next_shift_change(shifts, now).items():
+        hours_change = changes.get(slug)
+        changes[slug] = change if hours_change is None else min(hours_change, change)
+    shift_of = rota.on_shift(None, (), now, shifts=shifts) if shifts else {}
     present: dict[str, list[router.Librarian]] = defaultdict(list)
-    for profile in present_librarians(consortium, queues):
-        view = librarian_view(profile, consortium.librarian_capacity, now)
+    for profile in present_librarians(consortium, queues, also=shift_of):
+        view = librarian_view(profile, consortium.librarian_capacity, now, shift_of.get(profile.pk, frozenset()))
         for slug in view.queues:
             if queues is None or slug in queues:
                 present[slug].append(view)
@@ -80,7 +93,7 @@ def situation_for(consortium: Consortium, now: datetime, queues: set[str] | None
         open_queues=frozenset(open_queues),
         present={slug: tuple(libs) for slug, libs in present.items()},
         queue_mode=modes,
-        rota_driven=frozenset(rota),
+        rota_driven=frozenset(rota_driven),
         next_change=changes,
         offer_timeout=consortium.offer_timeout,
         max_wait=consortium.max_wait,

@@ -22,6 +22,7 @@ from django.db.models import Q
 
 from consortium.models import Consortium
 from libraries.models import Library, Queue, StaffProfile
+from libraries.rota import rota_queues_of
 from routing import events, frames, router
 from routing.models import (
     Chat,
@@ -267,7 +268,8 @@ def waiting_chats_route(consortium: Consortium, now: datetime, queues: set[str] 
 
 
 def _librarian_queues(librarian: StaffProfile) -> set[str]:
-    return {librarian.library.slug, *librarian.queues.values_list("slug", flat=True)}
+    # With the rota-driven queues they have shifts on: on shift, they serve those too (libraries.rota).
+    return {librarian.library.slug, *librarian.queues.values_list("slug", flat=True), *rota_queues_of(librarian)}
 
 
 # --- presence -------------------------------------------------------------------------------------

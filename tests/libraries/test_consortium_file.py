@@ -561,3 +561,20 @@ def test_demo_file_and_banner(tmp_path: Path) -> None:
     assert "http://127.0.0.1:8001/ask/sunshine/" in text and "/staff/" in text and "/admin/" in text
     assert "demo-password-1" in text and "coordinator" in text
     assert len(text.splitlines()) < 25, "short and friendly"
+
+
+def test_a_library_may_keep_transcripts_for_its_own_number_of_days(tmp_path: Path) -> None:
+    data = world()
+    data["libraries"][2]["transcript_retention_days"] = 30
+    run(write(tmp_path, data))
+    assert Library.objects.get(slug="pcola").transcript_retention_days == 30
+    assert Library.objects.get(slug="tampa").transcript_retention_days is None, "absent: the consortium's"
+    exported = export(Consortium.objects.get(slug="gulf"))
+    by_slug = {lib["slug"]: lib for lib in exported["libraries"]}
+    assert by_slug["pcola"]["transcript_retention_days"] == 30
+    assert "transcript_retention_days" not in by_slug["tampa"]
+    assert exported == normalize(without_passwords(data)), "the key round-trips like the others"
+
+    data["libraries"][2]["transcript_retention_days"] = 0
+    assert [str(p) for p in validate(data)] == [
+        "libraries[2].transcript_retention_days: must be a whole number from 1 to 36500, not the number 0"]

@@ -463,3 +463,37 @@ def test_step_only_staffed_by_a_librarian_whose_offer_just_expired_moves_on():
     assert notes(decision, "escalated") == [{"from": "local", "reason": "nobody"}]
     assert decision.step_index == PARTNERS
     assert offered_to(decision) == [2]
+
+
+# --- the rota (libraries/rota.py fills Librarian.on_shift and the shift changes in next_change) -----
+
+
+def test_a_chat_waiting_on_a_rota_driven_queue_is_decided_again_at_the_next_shift_change():
+    sit = situation(lib(1, STATE, on_shift=[STATE]), rota=[STATE], now=at(100),
+                    next_change={STATE: at(1800), HOME: at(7200)})
+    decision = decide(chat(step=CONSORTIUM), sit)
+    assert offered_to(decision) == [1]
+    assert decision.deadline == at(600), "max_wait comes first here"
+    later = decide(chat(step=CONSORTIUM, max_wait_passed=True), situation(
+        lib(1, STATE, on_shift=[STATE]), rota=[STATE], now=at(700), next_change={STATE: at(1800)}))
+    assert later.deadline == at(1800)
+
+
+def test_an_offer_is_withdrawn_when_its_librarian_goes_off_shift_and_the_next_shift_is_offered():
+    sit = situation(lib(1, STATE), lib(2, STATE, on_shift=[STATE]), rota=[STATE], now=at(1800))
+    decision = decide(chat(step=CONSORTIUM, offers=[broadcast(1)]), sit)
+    assert decision.withdraw == {1: "unavailable"}
+    assert offered_to(decision) == [2]
+
+
+def test_being_on_shift_on_one_rota_driven_queue_does_not_serve_another():
+    sit = situation(lib(1, "after", STATE, on_shift=["after"]), rota=["after", STATE],
+                    open_queues=[*ALL_QUEUES, "after"])
+    decision = decide(chat(step=CONSORTIUM), sit)
+    assert offered_to(decision) == []
+
+
+def test_a_rota_driven_last_step_keeps_the_home_librarians_of_the_cumulative_audience():
+    sit = situation(lib(1, HOME), lib(2, STATE, on_shift=[STATE]), lib(3, STATE), rota=[STATE])
+    decision = decide(chat(step=CONSORTIUM), sit)
+    assert sorted(offered_to(decision)) == [1, 2], "the home librarian stays, only the rota queue needs a shift"
