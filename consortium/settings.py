@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "consortium",
     "libraries",
     "routing",
+    "coordination",
 ]
 
 MIDDLEWARE = [

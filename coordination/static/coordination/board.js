@@ -1,0 +1,147 @@
+// The live board: draws a snapshot (first from the page, then from /ws/coordinator/) and counts
+// waits up every second by itself, so the server sends a new snapshot only when something changed.
+// Everything people typed (names, library names) goes in with textContent, never as markup.
+(function () {
+  "use strict";
+  const data = JSON.parse(document.getElementById("board-data").textContent);
+  let board = data;
+  let receivedAt = Date.now();
+  const conn = document.getElementById("conn");
+
+  function el(tag, text, cls) {
+    const node = document.createElement(tag);
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    if (cls) node.className = cls;
+    return node;
+  }
+
+  function duration(seconds) {
+    seconds = Math.max(0, Math.floor(seconds));
+    const h = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60), s = seconds % 60;
+    const mm = String(m).padStart(2, "0"), ss = String(s).padStart(2, "0");
+    return h ? `${h}:${mm}:${ss}` : `${m}:${ss}`;
+  }
+
+  function since(iso) {
+    return iso ? duration((Date.now() - Date.parse(iso)) / 1000) : "";
+  }
+
+  function fill(tbody, rows, empty, columns) {
+    tbody.replaceChildren();
+    if (!rows.length) {
+      const tr = el("tr");
+      const td = el("td", empty, "empty");
+      td.colSpan = columns;
+      tr.append(td);
+      tbody.append(tr);
+      return;
+    }
+    for (const cells of rows) {
+      const tr = el("tr");
+      for (const cell of cells) tr.append(cell instanceof Node ? wrap(cell) : el("td", cell));
+      tbody.append(tr);
+    }
+  }
+
+  function wrap(node) {
+    const td = el("td");
+    td.append(node);
+    return td;
+  }
+
+  function waitCell(w) {
+    const elapsed = w.wait_seconds + (Date.now() - receivedAt) / 1000;
+    const span = el("span", duration(elapsed), elapsed > 120 ? "wait long" : "wait");
+    span.dataset.arrived = w.arrived_at;
+    return span;
+  }
+
+  function draw() {
+    const b = board;
+    document.getElementById("c-present").textContent = b.present_count;
+    document.getElementById("c-waiting").textContent = b.waiting.length;
+    document.getElementById("c-active").textContent = b.active.length;
+    document.getElementById("c-arrived").textContent = b.today.arrived;
+    document.getElementById("c-unstaffed").textContent = b.today.unstaffed;
+    document.getElementById("c-abandoned").textContent = b.today.abandoned;
+
+    const alerts = document.getElementById("alerts");
+    alerts.replaceChildren();
+    for (const a of b.alerts) {
+      const text = a.kind === "absent"
+        ? `${a.librarian} (${a.library}) is on the ${a.queue} shift but not present for ${a.minutes} min`
+        : `${a.queue} shift: ${a.present} of at least ${a.min} librarians present`;
+      alerts.append(el("p", text, "notice " + (a.kind === "absent" ? "bad" : "warn")));
+    }
+
+    fill(document.querySelector("#waiting tbody"), b.waiting.map((w) => [
+      waitCell(w), w.step || "–", w.home_library || "no home library", w.queues.join(", "), w.language || "",
+    ]), "Nobody is waiting.", 5);
+    fill(document.querySelector("#active tbody"), b.active.map((a) => [
+      since(a.since), a.librarian || "", a.library || "", a.home_library || "no home library",
+      (a.step || "") + (a.partner ? " (partner)" : ""),
+    ]), "No chat in progress.", 5);
+    fill(document.querySelector("#queues tbody"), b.queues.map((q) => {
+      const name = el("span", q.name);
+      if (q.rota_driven) name.append(" ", el("span", "rota", "tag"));
+      return [name, el("span", q.open ? "open" : "closed", q.open ? "ok" : "muted"), q.present, q.waiting];
+    }), "No queues.", 4);
+
+    const shifts = document.getElementById("shifts");
+    shifts.replaceChildren();
+    if (!b.shifts.length) shifts.append(el("li", "No rota shift is going on.", "empty"));
+    for (const s of b.shifts) {
+      const li = el("li");
+      const head = el("strong", `${s.queue_name} until ${new Date(s.end).toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"})}`);
+      li.append(head, el("span", ` ${s.present} of ${s.min} present`, s.present < s.min ? "bad" : "ok"));
+      const crew = el("ul", null, "crew");
+      for (const c of s.crew) crew.append(el("li", `${c.name} (${c.library})`, c.present ? "here" : "away"));
+      li.append(crew);
+      shifts.append(li);
+    }
+
+    const libraries = document.getElementById("libraries");
+    libraries.replaceChildren();
+    if (!b.libraries.length) libraries.append(el("li", "Nobody is present.", "empty"));
+    for (const lib of b.libraries) {
+      const li = el("li");
+      li.append(el("strong", lib.name));
+      const names = el("ul", null, "crew");
+      for (const p of lib.present) names.append(el("li", `${p.name} · ${p.active}/${p.capacity} chats · ${p.queues.join(", ")}`, "here"));
+      li.append(names);
+      libraries.append(li);
+    }
+  }
+
+  function tick() {
+    for (const span of document.querySelectorAll("#waiting .wait")) {
+      const elapsed = (Date.now() - Date.parse(span.dataset.arrived)) / 1000;
+      span.textContent = duration(elapsed);
+      span.className = elapsed > 120 ? "wait long" : "wait";
+    }
+  }
+
+  let delay = 1000;
+  function connect() {
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const ws = new WebSocket(`${scheme}://${location.host}/ws/coordinator/?consortium=${encodeURIComponent(data.consortium.slug)}`);
+    ws.onopen = () => { conn.dataset.state = "connected"; conn.textContent = "live"; delay = 1000; };
+    ws.onmessage = (event) => {
+      const frame = JSON.parse(event.data);
+      if (frame.type === "board") { board = frame; receivedAt = Date.now(); draw(); }
+    };
+    ws.onclose = (event) => {
+      if (event.code === 4401 || event.code === 4403) {
+        conn.dataset.state = "signed-out"; conn.textContent = "signed out";
+        return;
+      }
+      conn.dataset.state = "reconnecting"; conn.textContent = "reconnecting";
+      setTimeout(connect, delay);
+      delay = Math.min(delay * 2, 15000);
+    };
+  }
+
+  draw();
+  setInterval(tick, 1000);
+  connect();
+})();

@@ -1,0 +1,368 @@
+"""Statistics for any period, for the consortium and for each library, computed by the database.
+
+Every chat counts for two libraries: its *home library* (whose patron asked) and the *answering
+library*, the library of the librarian who actually answered it first (`Chat.answered_by`). A chat
+the Tampa patron asked and an Orlando librarian answered is one of Tampa's patrons' chats and one
+Orlando answered *for another library*. From that:
+
+- the matrix of who answered whom: home library x answering library, chat counts;
+- for one library: its patrons' chats, answered by its own staff, by each partner, by the rest of
+  the consortium, or not answered (abandoned, unstaffed, or never accepted);
+- the *answering balance*: chats answered for others minus own patrons' chats answered by others
+  (positive: the library gives more than it gets);
+- waits from arrival to the first accept, p50 and p90 (PERCENTILE_CONT: linear between ranks),
+  over answered chats; abandoned and unstaffed counts; arrivals by hour of the week in the
+  consortium's time zone; survey ratings; READ scale; subjects.
+
+A period is a range of local dates in the consortium's time zone, both ends included; a chat
+belongs to it by its original arrival. Functions take a queryset of chats (`chats_in`), so the
+page and the CSV export share one definition of each figure; each is a handful of aggregate
+queries whatever the number of chats.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db import connection
+from django.db.models import Aggregate, Avg, Count, DurationField, ExpressionWrapper, F, Q, QuerySet
+from django.db.models.functions import ExtractHour, ExtractIsoWeekDay
+
+from consortium.models import Consortium
+from libraries.models import Library
+from routing.models import Chat, ChatState, Survey
+
+WAIT = ExpressionWrapper(F("first_accepted_at") - F("arrived_at"), output_field=DurationField())
+ANSWERED = Q(answered_by__isnull=False)
+READ_LEVELS = (1, 2, 3, 4, 5, 6)
+RATINGS = (1, 2, 3, 4, 5)
+
+
+# --- the period ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Period:
+    """Local dates `first`..`last`, both included, in `zone`."""
+
+    first: date
+    last: date
+    zone: ZoneInfo
+
+    @property
+    def start(self) -> datetime:
+        return datetime.combine(self.first, time(), tzinfo=self.zone)
+
+    @property
+    def end(self) -> datetime:
+        return datetime.combine(self.last + timedelta(days=1), time(), tzinfo=self.zone)
+
+    @property
+    def days(self) -> int:
+        return (self.last - self.first).days + 1
+
+
+def period_ending(consortium: Consortium, today: date, days: int = 30) -> Period:
+    return Period(today - timedelta(days=days - 1), today, ZoneInfo(consortium.timezone))
+
+
+def chats_in(consortium: Consortium, period: Period) -> QuerySet[Chat]:
+    return Chat.objects.filter(consortium=consortium, arrived_at__gte=period.start, arrived_at__lt=period.end)
+
+
+# --- who answered whom ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Matrix:
+    """counts[(home library id or None, answering library id)] = chats answered."""
+
+    counts: dict[tuple[int | None, int], int]
+    libraries: dict[int, Library]
+
+    def rows(self) -> list[int | None]:
+        homes = {home for home, _ in self.counts}
+        return sorted(homes, key=lambda pk: (pk is None, self._name(pk)))
+
+    def columns(self) -> list[int]:
+        return sorted({answering for _, answering in self.counts}, key=self._name)
+
+    def _name(self, pk: int | None) -> str:
+        return self.libraries[pk].name if pk is not None and pk in self.libraries else ""
+
+    def get(self, home: int | None, answering: int) -> int:
+        return self.counts.get((home, answering), 0)
+
+    def row_total(self, home: int | None) -> int:
+        return sum(n for (h, _), n in self.counts.items() if h == home)
+
+    def column_total(self, answering: int) -> int:
+        return sum(n for (_, a), n in self.counts.items() if a == answering)
+
+
+def answer_matrix(chats: QuerySet[Chat]) -> Matrix:
+    """Answered chats by home library (None: no home library) and the answering librarian's library."""
+    rows = (chats.filter(ANSWERED).values("home_library_id", "answered_by__library_id")
+            .annotate(n=Count("pk")).order_by())
+    counts: dict[tuple[int | None, int], int] = {
+        (r["home_library_id"], r["answered_by__library_id"]): r["n"] for r in rows}
+    ids = {pk for pair in counts for pk in pair if pk is not None}
+    return Matrix(counts, Library.objects.in_bulk(ids))
+
+
+@dataclass(frozen=True)
+class Balance:
+    library: Library
+    patrons_chats: int  # chats from this library's patrons
+    answered: int  # chats this library's librarians answered, for anyone
+    for_others: int  # ... of which for other libraries' patrons (or patrons with no home library)
+    by_others: int  # own patrons' chats that other libraries answered
+
+    @property
+    def net(self) -> int:
+        return self.for_others - self.by_others
+
+
+def balances(chats: QuerySet[Chat], libraries: Iterable[Library]) -> list[Balance]:
+    """The answering balance of each library, from the matrix and one count of chats per home library."""
+    matrix = answer_matrix(chats)
+    asked = dict(chats.values("home_library_id").annotate(n=Count("pk")).order_by()
+                 .values_list("home_library_id", "n"))
+    out = []
+    for lib in libraries:
+        answered = matrix.column_total(lib.pk)
+        own = matrix.get(lib.pk, lib.pk)
+        out.append(Balance(lib, asked.get(lib.pk, 0), answered, answered - own, matrix.row_total(lib.pk) - own))
+    return out
+
+
+@dataclass(frozen=True)
+class WhoAnswered:
+    """A library's patrons' chats, by who answered them."""
+
+    library: Library
+    total: int
+    own: int
+    partners: list[tuple[Library, int]]  # in the library's partner order
+    consortium: int  # other member libraries, not partners
+    unanswered: int
+    for_others: int
+
+    @property
+    def by_others(self) -> int:
+        return self.total - self.own - self.unanswered
+
+    @property
+    def net(self) -> int:
+        return self.for_others - self.by_others
+
+
+def who_answered(chats: QuerySet[Chat], library: Library) -> WhoAnswered:
+    mine = chats.filter(home_library=library)
+    by_library = dict(mine.filter(ANSWERED).values("answered_by__library_id").annotate(n=Count("pk")).order_by()
+                      .values_list("answered_by__library_id", "n"))
+    total = mine.count()
+    partners = library.partner_libraries()
+    partner_counts = [(p, by_library.get(p.pk, 0)) for p in partners]
+    partner_ids = {p.pk for p in partners}
+    own = by_library.get(library.pk, 0)
+    rest = sum(n for pk, n in by_library.items() if pk != library.pk and pk not in partner_ids)
+    for_others = chats.filter(answered_by__library=library).exclude(home_library=library).count()
+    return WhoAnswered(library, total, own, partner_counts, rest, total - sum(by_library.values()), for_others)
+
+
+# --- waits and outcomes -----------------------------------------------------------------------------------
+
+
+class PercentileCont(Aggregate):
+    """PostgreSQL's PERCENTILE_CONT(p) WITHIN GROUP (ORDER BY expr)."""
+
+    function = "PERCENTILE_CONT"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+
+    def __init__(self, expression: Any, fraction: float, **extra: Any) -> None:
+        super().__init__(expression, fraction=float(fraction), output_field=DurationField(), **extra)
+
+
+def percentile(sorted_values: Sequence[float], fraction: float) -> float | None:
+    """As PERCENTILE_CONT: the value at rank fraction x (n - 1), linear between neighbours."""
+    if not sorted_values:
+        return None
+    rank = fraction * (len(sorted_values) - 1)
+    low = int(rank)
+    high = min(low + 1, len(sorted_values) - 1)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (rank - low)
+
+
+@dataclass(frozen=True)
+class Waits:
+    answered: int
+    p50: float | None  # seconds
+    p90: float | None
+
+
+def _seconds(value: timedelta | float | None) -> float | None:
+    if value is None:
+        return None
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def waits(chats: QuerySet[Chat], *, by: str | None = None) -> dict[Any, Waits]:
+    """Wait p50/p90 of answered chats: {None: overall}, or per value of `by` (e.g. "home_library_id")."""
+    answered = chats.filter(first_accepted_at__isnull=False)
+    if connection.vendor == "postgresql":
+        figures = {"n": Count("pk"), "p50": PercentileCont(WAIT, 0.5), "p90": PercentileCont(WAIT, 0.9)}
+        if by is None:
+            r = answered.aggregate(**figures)
+            return {None: Waits(r["n"], _seconds(r["p50"]), _seconds(r["p90"]))} if r["n"] else {}
+        rows = answered.values(by).annotate(**figures).order_by()
+        return {r[by]: Waits(r["n"], _seconds(r["p50"]), _seconds(r["p90"])) for r in rows}
+    # Other engines have no percentile aggregate: the waits come back and are ranked here.
+    grouped: dict[Any, list[float]] = defaultdict(list)
+    for key, wait in answered.annotate(wait=WAIT).values_list(by or "pk", "wait"):
+        grouped[key if by else None].append(wait.total_seconds())
+    out = {}
+    for key, values in grouped.items():
+        values.sort()
+        out[key] = Waits(len(values), percentile(values, 0.5), percentile(values, 0.9))
+    return out
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    total: int
+    answered: int
+    abandoned: int
+    unstaffed: int
+    waiting: int  # still queued or in progress when asked
+
+    @property
+    def unanswered(self) -> int:
+        return self.total - self.answered
+
+
+def outcomes(chats: QuerySet[Chat], *, by: str | None = None) -> dict[Any, Outcomes]:
+    counts = {
+        "total": Count("pk"),
+        "answered": Count("pk", filter=ANSWERED),
+        "abandoned": Count("pk", filter=Q(state=ChatState.ABANDONED)),
+        "unstaffed": Count("pk", filter=Q(state=ChatState.UNSTAFFED)),
+        "waiting": Count("pk", filter=Q(state__in=(ChatState.QUEUED, ChatState.ACTIVE))),
+    }
+    if by is None:
+        return {None: Outcomes(**chats.aggregate(**counts))}
+    rows = chats.values(by).annotate(**counts).order_by()
+    return {r.pop(by): Outcomes(**r) for r in rows}
+
+
+# --- when ------------------------------------------------------------------------------------------------
+
+
+def by_hour_of_week(chats: QuerySet[Chat], zone: ZoneInfo) -> list[list[int]]:
+    """Arrivals per [weekday 0 = Monday][hour 0..23], local to `zone`."""
+    grid = [[0] * 24 for _ in range(7)]
+    rows = (chats.annotate(dow=ExtractIsoWeekDay("arrived_at", tzinfo=zone),
+                           hour=ExtractHour("arrived_at", tzinfo=zone))
+            .values("dow", "hour").annotate(n=Count("pk")).order_by())
+    for r in rows:
+        grid[r["dow"] - 1][r["hour"]] += r["n"]
+    return grid
+
+
+# --- what patrons and librarians said about it -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Surveys:
+    answers: int
+    mean: float | None
+    ratings: dict[int, int]  # 1..5 -> answers
+    comments: int
+
+
+def surveys(chats: QuerySet[Chat]) -> Surveys:
+    rows = Survey.objects.filter(chat__in=chats.values("pk"))
+    ratings = dict(rows.values("rating").annotate(n=Count("pk")).order_by().values_list("rating", "n"))
+    totals = rows.aggregate(n=Count("pk"), mean=Avg("rating"), comments=Count("pk", filter=~Q(comment="")))
+    return Surveys(totals["n"], totals["mean"], {r: ratings.get(r, 0) for r in RATINGS}, totals["comments"])
+
+
+def read_scale(chats: QuerySet[Chat]) -> dict[int | None, int]:
+    """Chats per READ level 1..6; None: answered but not classified."""
+    rows = dict(chats.filter(ANSWERED).values("read_scale").annotate(n=Count("pk")).order_by()
+                .values_list("read_scale", "n"))
+    return {**{level: rows.get(level, 0) for level in READ_LEVELS}, None: rows.get(None, 0)}
+
+
+def subjects(chats: QuerySet[Chat], limit: int = 30) -> list[tuple[str, int]]:
+    """The most frequent subject tags, most used first (a chat may carry several)."""
+    inner, params = chats.values("pk").query.sql_with_params()
+    if connection.vendor == "postgresql":
+        sql = (f"SELECT s.tag, COUNT(*) FROM routing_chat c CROSS JOIN LATERAL jsonb_array_elements_text("
+               f"CASE WHEN jsonb_typeof(c.subjects) = 'array' THEN c.subjects ELSE '[]'::jsonb END) AS s(tag) "
+               f"WHERE c.id IN ({inner}) GROUP BY s.tag ORDER BY 2 DESC, 1 LIMIT %s")
+    elif connection.vendor == "sqlite":
+        sql = (f"SELECT j.value, COUNT(*) FROM routing_chat c, json_each(c.subjects) j "
+               f"WHERE json_type(c.subjects) = 'array' AND c.id IN ({inner}) GROUP BY j.value "
+               f"ORDER BY 2 DESC, 1 LIMIT %s")
+    else:  # pragma: no cover - the two engines this project runs on are above
+        counter: Counter[str] = Counter()
+        for tags in chats.values_list("subjects", flat=True):
+            counter.update(t for t in tags or [] if isinstance(t, str))
+        return counter.most_common(limit)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, limit])
+        return [(str(tag), int(n)) for tag, n in cursor.fetchall()]
+
+
+# --- one page's worth -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Report:
+    """Everything the statistics page shows for a period (and, when given, one library)."""
+
+    consortium: Consortium
+    period: Period
+    library: Library | None
+    outcomes: Outcomes
+    waits: Waits
+    matrix: Matrix
+    balances: list[Balance]
+    per_library: list[tuple[Library, Outcomes, Waits]]
+    who_answered: WhoAnswered | None
+    hours: list[list[int]]
+    surveys: Surveys
+    read: dict[int | None, int]
+    subjects: list[tuple[str, int]]
+    notes: list[str] = field(default_factory=list)
+
+
+def report(consortium: Consortium, period: Period, library: Library | None = None) -> Report:
+    everything = chats_in(consortium, period)
+    # A library's page is about its patrons' chats; the matrix and balances stay consortium-wide,
+    # since what a library gives is counted in other libraries' rows.
+    scope = everything.filter(home_library=library) if library is not None else everything
+    libraries = list(Library.objects.filter(consortium=consortium).order_by("name"))
+    per_outcomes = outcomes(everything, by="home_library_id")
+    per_waits = waits(everything, by="home_library_id")
+    empty_o, empty_w = Outcomes(0, 0, 0, 0, 0), Waits(0, None, None)
+    return Report(
+        consortium=consortium, period=period, library=library,
+        outcomes=outcomes(scope)[None],
+        waits=waits(scope).get(None, empty_w),
+        matrix=answer_matrix(everything),
+        balances=balances(everything, libraries),
+        per_library=[(lib, per_outcomes.get(lib.pk, empty_o), per_waits.get(lib.pk, empty_w)) for lib in libraries
+                     if lib.is_active or lib.pk in per_outcomes],
+        who_answered=who_answered(everything, library) if library is not None else None,
+        hours=by_hour_of_week(scope, period.zone),
+        surveys=surveys(scope),
+        read=read_scale(scope),
+        subjects=subjects(scope),
+    )
