@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -149,7 +150,10 @@ CELERY_TASK_DEFAULT_QUEUE = os.environ.get("VR_CELERY_QUEUE", "vr")
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE: dict[str, Any] = {}
+CELERY_BEAT_SCHEDULE: dict[str, Any] = {
+    # Nightly (08:00 UTC is the small hours across the US): scrub chats past their retention (routing/privacy.py).
+    "scrub-expired-chats": {"task": "routing.tasks.chats_scrub_expired", "schedule": crontab(hour=8, minute=0)},
+}
 # Keep the LOGGING below (JSON lines, the privacy filter) in workers too, instead of Celery's own format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 

@@ -22,7 +22,7 @@ from django.views.decorators.csrf import csrf_exempt
 from consortium.middleware import api_error
 from consortium.models import Consortium
 from libraries.models import StaffProfile
-from routing import services
+from routing import privacy, services
 from routing.frames import library_ref, message_frame
 from routing.models import Chat, Offer, Survey
 from routing.ratelimit import hit
@@ -59,7 +59,7 @@ def _cors(response: HttpResponse, origin: str | None) -> HttpResponse:
     if origin and not own_origin(origin):
         response["Access-Control-Allow-Origin"] = origin
         response["Access-Control-Allow-Headers"] = "Content-Type, Authorization"
-        response["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+        response["Access-Control-Allow-Methods"] = "GET, POST, DELETE, OPTIONS"
         response["Access-Control-Max-Age"] = "600"
         response["Vary"] = "Origin"
     return response
@@ -257,6 +257,17 @@ def transcript(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
         rows = rows.filter(internal=False)
     return JsonResponse({"id": chat.pk, "home_library": library_ref(chat.home_library),
                          "messages": [message_frame(m) for m in rows], "state": chat.state})
+
+
+@api_view({"DELETE"}, consortium_from="chat")
+def chat_delete(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
+    """The patron asks for their chat to be deleted (docs/privacy.md): only the chat's token may."""
+    chat = Chat.objects.filter(pk=chat_id).first()
+    token = _bearer(request)
+    if chat is None or token is None or not services.token_matches(chat, token):
+        raise not_found()
+    privacy.chat_forget(chat.pk, timezone.now())
+    return HttpResponse(status=204)
 
 
 @api_view({"POST"}, consortium_from="chat")

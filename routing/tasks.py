@@ -50,3 +50,13 @@ def mail_transcript(chat_id: str, email: str) -> None:
         from_email=None,
         recipient_list=[email],
     )
+
+
+@shared_task(acks_late=True)
+def chats_scrub_expired() -> int:
+    """Nightly, from Celery beat: chats past their retention lose the patron's personal data."""
+    from django.utils import timezone
+
+    from routing.privacy import chats_scrub_expired as scrub
+
+    return scrub(timezone.now())
