@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections import defaultdict
-from collections.abc import Iterable
-from datetime import datetime, timedelta
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime, timedelta
+from typing import Any, cast
 
-from django.db.models import Count, Q
+from django.db import connections
+from django.db.models import Count, DateField, IntegerField, JSONField, Q, QuerySet, TextField, Value
+from django.db.models.functions import Cast
 
 from consortium.models import Consortium
 from libraries import rota
-from libraries.hours import is_open, next_change, schedule_for
-from libraries.models import Queue, StaffProfile
+from libraries.hours import Schedule, is_open, next_change
+from libraries.models import Closure, Queue, SpecialHours, StaffProfile, WeeklyInterval
 from routing import router
 from routing.models import Chat, ChatState, LibrarianPresence, Offer
 from routing.plan import plan_from_json
@@ -57,21 +62,138 @@ def librarian_view(profile: StaffProfile, default_capacity: int, now: datetime,
     )
 
 
+def present_views(consortium: Consortium, now: datetime, queues: set[str] | None = None,
+                  shift_of: Mapping[int, frozenset[str]] | None = None) -> list[router.Librarian]:
+    """present_librarians as the router sees them (librarian_view of each), in three narrow queries.
+
+    The same rows and the same views, read as columns: building a profile, its library, presence
+    and user as model instances for every librarian of a chat's audience (a shared queue's staff
+    come into every chat's plan) was most of the cost of routing a chat.
+    """
+    shift_of = shift_of or {}
+    presences = LibrarianPresence.objects.filter(
+        status=LibrarianPresence.Status.AVAILABLE, online=True,
+        librarian__library__consortium=consortium, librarian__is_active=True,
+    )
+    if queues is not None:
+        presences = presences.filter(Q(librarian__library__slug__in=queues) | Q(librarian__queues__slug__in=queues)
+                                     | Q(librarian_id__in=list(shift_of)))
+    rows = list(StaffProfile.objects.filter(pk__in=presences.values("librarian_id"))
+                .values_list("pk", "library__slug", "capacity", "languages", "presence__idle_since"))
+    if not rows:
+        return []
+    ids = [row[0] for row in rows]
+    shared: dict[int, list[str]] = defaultdict(list)
+    for profile_id, slug in StaffProfile.queues.through.objects.filter(staffprofile_id__in=ids).values_list(
+            "staffprofile_id", "queue__slug"):
+        shared[profile_id].append(slug)
+    # Active chats through the (consortium, state) index: a librarian's ended chats, which pile up
+    # over the years, are never read.
+    active = dict(Chat.objects.filter(consortium=consortium, state=ChatState.ACTIVE, librarian_id__in=ids)
+                  .order_by().values("librarian_id").annotate(n=Count("pk")).values_list("librarian_id", "n"))
+    views = []
+    for profile_id, library_slug, capacity, languages, idle_since in rows:
+        on_shift = shift_of.get(profile_id, frozenset())
+        views.append(router.Librarian(
+            id=profile_id,
+            queues=frozenset([library_slug, *shared.get(profile_id, ()), *on_shift]),
+            capacity=capacity if capacity is not None else consortium.librarian_capacity,
+            active=active.get(profile_id, 0),
+            languages=frozenset(languages or []),
+            idle_since=idle_since or now,
+            on_shift=on_shift,
+        ))
+    return views
+
+
+# Per process: each queue's Schedule, built from the hours rows it was built from, and the stretch of
+# time over which its answer (open or not, and the next change) holds. Keyed by queue id.
+_HOURS: dict[int, tuple[tuple[object, ...], Schedule, datetime, datetime | None, bool, datetime | None]] = {}
+# next_change gives None for "never" and for "not within its horizon" alike: such an answer is
+# trusted for a day, then asked again.
+_RECHECK_NONE_AFTER = timedelta(days=1)
+
+
+def hours_at(queues: list[Queue], now: datetime) -> list[tuple[bool, datetime | None]]:
+    """(open at `now`, next open/close after `now`) for each queue: is_open and next_change of its hours.
+
+    The hours rows of all these queues are read in one query (instead of three, and a Schedule built
+    for each queue on every decision). They are also the key of a per-process cache: an unchanged
+    schedule is not built again, and its answer at an earlier instant still holds until the change
+    it announced, so next_change (which walks days of intervals) runs once per change, not per chat.
+    An edit of the hours changes the rows, hence the key, and is seen by the next decision.
+    """
+    rows: dict[int, list[tuple[object, ...]]] = defaultdict(list)
+    ids = [q.pk for q in queues]
+    if ids:
+        weekly = WeeklyInterval.objects.filter(queue_id__in=ids).order_by().values_list(
+            "queue_id", Value("w"), "weekday", "start_minute", "end_minute", Value(None, output_field=DateField()),
+            Value(None, output_field=DateField()), Value(None, output_field=JSONField()))
+        closures = Closure.objects.filter(queue_id__in=ids).order_by().values_list(
+            "queue_id", Value("c"), Value(None, output_field=IntegerField()), Value(None, output_field=IntegerField()),
+            Value(None, output_field=IntegerField()), "start_date", "end_date",
+            Value(None, output_field=JSONField()))
+        special = SpecialHours.objects.filter(queue_id__in=ids).order_by().values_list(
+            "queue_id", Value("s"), Value(None, output_field=IntegerField()), Value(None, output_field=IntegerField()),
+            Value(None, output_field=IntegerField()), "date", Value(None, output_field=DateField()), "intervals")
+        for queue_id, kind, weekday, start, end, day, last, intervals in weekly.union(closures, special, all=True):
+            if kind == "s" and isinstance(intervals, str):
+                intervals = json.loads(intervals)  # a union's converters are its first branch's
+            rows[queue_id].append((kind, weekday, start, end, day, last,
+                                   None if intervals is None else json.dumps(intervals)))
+    answers = []
+    for queue in queues:
+        key = (queue.timezone, queue.always_open, *sorted(rows.get(queue.pk, ()), key=repr))
+        cached = _HOURS.get(queue.pk)
+        if cached is not None and cached[0] == key:
+            _, schedule, since, until, open_then, change = cached
+            if since <= now and (until is None or now < until):
+                answers.append((open_then, change))
+                continue
+        else:
+            schedule = _schedule(queue, rows.get(queue.pk, ()))
+        open_now, change = is_open(schedule, now), next_change(schedule, now)
+        until = change if change is not None else now + _RECHECK_NONE_AFTER
+        _HOURS[queue.pk] = (key, schedule, now, until, open_now, change)
+        answers.append((open_now, change))
+    return answers
+
+
+def _schedule(queue: Queue, rows: Iterable[tuple[object, ...]]) -> Schedule:
+    """schedule_for(queue), from rows already read by hours_at."""
+    weekly: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    closures: list[tuple[date, date]] = []
+    special: dict[date, tuple[tuple[int, int], ...]] = {}
+    for kind, weekday, start, end, day, last, intervals in rows:
+        if kind == "w":
+            weekly[int(cast(int, weekday))].append((int(cast(int, start)), int(cast(int, end))))
+        elif kind == "c":
+            closures.append((cast(date, day), cast(date, last)))
+        else:
+            special[cast(date, day)] = tuple((int(a), int(b)) for a, b in json.loads(cast(str, intervals)))
+    return Schedule(
+        timezone=queue.timezone,
+        always_open=queue.always_open,
+        weekly={weekday: tuple(intervals) for weekday, intervals in weekly.items()},
+        closures=tuple(closures),
+        special=special,  # Schedule sorts and checks them
+    )
+
+
 def situation_for(consortium: Consortium, now: datetime, queues: set[str] | None = None) -> router.Situation:
     """The situation at `now`: every queue of the consortium, or only `queues` (a chat's plan) when given."""
     rows = Queue.objects.filter(consortium=consortium, is_active=True)
     if queues is not None:
         rows = rows.filter(slug__in=queues)
-    queue_rows = list(rows.prefetch_related("weekly", "closures", "special_hours"))
+    queue_rows = list(rows)
     open_queues: set[str] = set()
     changes: dict[str, datetime | None] = {}
     modes: dict[str, str] = {}
     rota_driven: set[str] = set()
-    for queue in queue_rows:
-        schedule = schedule_for(queue)
-        if is_open(schedule, now):
+    for queue, (open_now, change) in zip(queue_rows, hours_at(queue_rows, now), strict=True):
+        if open_now:
             open_queues.add(queue.slug)
-        changes[queue.slug] = next_change(schedule, now)
+        changes[queue.slug] = change
         modes[queue.slug] = queue.mode
         if queue.rota_driven:
             rota_driven.add(queue.slug)
@@ -83,8 +205,7 @@ def situation_for(consortium: Consortium, now: datetime, queues: set[str] | None
         changes[slug] = change if hours_change is None else min(hours_change, change)
     shift_of = rota.on_shift(None, (), now, shifts=shifts) if shifts else {}
     present: dict[str, list[router.Librarian]] = defaultdict(list)
-    for profile in present_librarians(consortium, queues, also=shift_of):
-        view = librarian_view(profile, consortium.librarian_capacity, now, shift_of.get(profile.pk, frozenset()))
+    for view in present_views(consortium, now, queues, shift_of):
         for slug in view.queues:
             if queues is None or slug in queues:
                 present[slug].append(view)
@@ -102,7 +223,10 @@ def situation_for(consortium: Consortium, now: datetime, queues: set[str] | None
 
 
 def waiting_chat_view(chat: Chat) -> router.WaitingChat:
-    offers = list(Offer.objects.filter(chat=chat, step_serial=chat.step_serial))
+    # Four columns, not model instances: a chat in a late step has an offer row per librarian of
+    # its audience, and this runs on every routing of it.
+    offers = list(Offer.objects.filter(chat=chat, step_serial=chat.step_serial)
+                  .values_list("librarian_id", "status", "mode", "expires_at"))
     gone: datetime | None = chat.patron_left_at
     if not chat.patron_joined:
         gone = chat.created_at + NEVER_JOINED_AFTER
@@ -114,11 +238,11 @@ def waiting_chat_view(chat: Chat) -> router.WaitingChat:
         arrived_at=chat.arrived_at,
         created_at=chat.created_at,
         language=chat.language,
-        offers=tuple(router.OpenOffer(o.librarian_id, o.mode, o.expires_at) for o in offers
-                     if o.status == Offer.Status.OPEN),
-        offered=frozenset(o.librarian_id for o in offers),
-        declined=frozenset(o.librarian_id for o in offers
-                           if o.status in (Offer.Status.DECLINED, Offer.Status.EXPIRED)),
+        offers=tuple(router.OpenOffer(librarian, mode, expires) for librarian, status, mode, expires in offers
+                     if status == Offer.Status.OPEN),
+        offered=frozenset(librarian for librarian, *_ in offers),
+        declined=frozenset(librarian for librarian, status, *_ in offers
+                           if status in (Offer.Status.DECLINED, Offer.Status.EXPIRED)),
         max_wait_passed=chat.max_wait_passed,
         patron_gone_since=gone if chat.state == ChatState.QUEUED else None,
     )
@@ -130,9 +254,10 @@ def queue_position(chat: Chat) -> int:
         return 0
     mine = set(router.audience(plan_from_json(chat.plan), chat.step_index))
     ahead = 0
-    for plan, step_index in Chat.objects.filter(
+    rows = Chat.objects.filter(
         consortium_id=chat.consortium_id, state=ChatState.QUEUED, arrived_at__lt=chat.arrived_at, step_index__gte=0
-    ).values_list("plan", "step_index"):
+    )
+    for plan, step_index in mentioning(rows, mine).values_list("plan", "step_index"):
         if mine & set(router.audience(plan_from_json(plan), step_index)):
             ahead += 1
     return ahead + 1
@@ -158,3 +283,41 @@ def plan_queues(chat: Chat) -> set[str] | None:
     if any(step.librarian is not None for step in plan):
         return None
     return {queue for step in plan for queue in step.queues}
+
+
+def plan_json_queues(plan: list[dict[str, Any]]) -> set[str] | None:
+    """plan_queues for a plan as stored (JSON), without a Chat."""
+    if any(step.get("librarian") is not None for step in plan):
+        return None
+    return {queue for step in plan for queue in step.get("queues") or ()}
+
+
+# A slug that json.dumps writes as itself between double quotes: no quote, backslash, control or
+# non-ASCII character.
+_PLAIN_SLUG = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+
+def mentioning(chats: QuerySet[Chat], queues: Iterable[str]) -> QuerySet[Chat]:
+    """Narrow `chats` to those whose plan names one of `queues` in some step, in the database.
+
+    Only a first cut: naming a queue in a later step is not having it in the audience yet, so
+    callers still check the audience of each row. It spares them reading and parsing the plan of
+    every waiting chat of the consortium to find the few that concern one librarian or one chat,
+    which made presence changes and queue positions grow with the whole consortium.
+    """
+    slugs = sorted(set(queues))
+    if not slugs:
+        return chats
+    named = Q()
+    if connections[chats.db].vendor == "postgresql":
+        # jsonb containment: a step whose queues hold the slug. Several times cheaper per row than
+        # matching the plan's text, which PostgreSQL would first have to print.
+        for slug in slugs:
+            named |= Q(plan__contains=[{"queues": [slug]}])
+        return chats.filter(named)
+    if not all(_PLAIN_SLUG.match(slug) for slug in slugs):
+        return chats  # a slug whose JSON spelling may differ from itself: read them all
+    # Elsewhere (SQLite) the plan is stored as the text json.dumps wrote, quotes and all.
+    for slug in slugs:
+        named |= Q(plan_text__contains=f'"{slug}"')
+    return chats.annotate(plan_text=Cast("plan", output_field=TextField())).filter(named)

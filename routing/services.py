@@ -12,10 +12,12 @@ import hashlib
 import hmac
 import logging
 import secrets
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -36,7 +38,15 @@ from routing.models import (
     TraceEvent,
 )
 from routing.plan import default_plan, plan_from_json, plan_to_json, transfer_plan
-from routing.selectors import plan_queues, queue_position, situation_for, typical_wait_seconds, waiting_chat_view
+from routing.selectors import (
+    mentioning,
+    plan_json_queues,
+    plan_queues,
+    queue_position,
+    situation_for,
+    typical_wait_seconds,
+    waiting_chat_view,
+)
 
 # A web process that has not heart-beaten for this long is dead: its sockets count as closed.
 PROCESS_DEAD_AFTER = timedelta(seconds=20)
@@ -159,12 +169,61 @@ def _route(chat: Chat, now: datetime, situation: router.Situation | None = None)
     return _apply(chat, decision, now)
 
 
+class _SharedSituation:
+    """One situation for many chats routed one after another at the same instant `now`.
+
+    Routing one chat writes only that chat, its offers and its trace: nothing a situation holds
+    (hours, presence, active chats, profiles). So the chats a presence change re-routes can share
+    one read of the world instead of one each, which made a librarian on a shared queue cost a full
+    situation per waiting chat. It is read again when routing did change the world (a direct offer
+    expired: that librarian goes away; a chat found active may have ended and freed its librarian),
+    and after MAX_AGE, so what another process changes meanwhile is seen as soon as it would have
+    been with a read per chat, give or take that much.
+    """
+
+    MAX_AGE = 0.2  # seconds of wall-clock time
+
+    def __init__(self, consortium: Consortium, now: datetime, queues: set[str] | None) -> None:
+        self.consortium = consortium
+        self.now = now
+        self.queues = queues  # the union of the plans' queues of the chats to route (None: all)
+        self.situation: router.Situation | None = None
+        self.read_at = 0.0
+
+    def for_chat(self, chat: Chat) -> router.Situation:
+        needed = plan_queues(chat)
+        if self.queues is not None and (needed is None or not needed <= self.queues):
+            # Its plan changed since the chats were listed (a transfer): read what it needs alone.
+            return situation_for(chat.consortium, self.now, needed)
+        if self.situation is None or time.monotonic() - self.read_at > self.MAX_AGE:
+            self.situation = situation_for(self.consortium, self.now, self.queues)
+            self.read_at = time.monotonic()
+        return self.situation
+
+    def stale(self) -> None:
+        self.situation = None
+
+
+def _queues_of_plans(plans: Iterable[list[Any]]) -> set[str] | None:
+    union: set[str] = set()
+    for plan in plans:
+        queues = plan_json_queues(plan)
+        if queues is None:
+            return None
+        union |= queues
+    return union
+
+
 def _apply(chat: Chat, decision: router.Decision, now: datetime) -> set[int]:
     touched: set[int] = set()
     plan = plan_from_json(chat.plan)
+    # What trace() does for each note, in one INSERT: a broadcast writes an "offered" line per
+    # librarian of the audience. Ids, hence the trace's order, follow the list.
+    TraceEvent.objects.bulk_create([TraceEvent(chat=chat, at=now, kind=note.kind, data=dict(note.data))
+                                    for note in decision.notes])
     for note in decision.notes:
-        data = dict(note.data)
-        trace(chat, note.kind, now, **data)
+        if note.kind in LOGGED_KINDS:
+            _log_decision(chat, note.kind, dict(note.data))
 
     for librarian_id in decision.expired:
         Offer.objects.filter(chat=chat, librarian_id=librarian_id, status=Offer.Status.OPEN).update(
@@ -202,25 +261,29 @@ def _apply(chat: Chat, decision: router.Decision, now: datetime) -> set[int]:
         return touched
 
     step = plan[chat.step_index]
-    for new in decision.offers:
+    if decision.offers:
         # One row per (chat, librarian, step) by constraint. A broadcast offer withdrawn because the
         # librarian went away or filled up is offered again when they are eligible again in the same
         # step (ROUTING.md: every eligible librarian is offered), so reopen that row: a plain insert
         # raised IntegrityError out of presence_set / chat_end. Declined and expired rows never get
-        # here (the router leaves those librarians out for the rest of the step).
-        offer, _ = Offer.objects.update_or_create(
-            chat=chat, librarian_id=new.librarian, step_serial=chat.step_serial,
-            defaults={"step": step.name, "queue": new.queue, "mode": new.mode, "created_at": now,
-                      "expires_at": new.expires_at, "status": Offer.Status.OPEN, "closed_at": None, "reason": ""},
-        )
-        events.to_librarian(new.librarian, frames.offer_frame(offer, chat))
+        # here (the router leaves those librarians out for the rest of the step). One upsert for
+        # all of them: a broadcast to a whole shared queue is one statement, not two per librarian.
+        made = [Offer(chat=chat, librarian_id=new.librarian, step_serial=chat.step_serial, step=step.name,
+                      queue=new.queue, mode=new.mode, created_at=now, expires_at=new.expires_at,
+                      status=Offer.Status.OPEN, closed_at=None, reason="")
+                for new in decision.offers]
+        Offer.objects.bulk_create(made, update_conflicts=True, unique_fields=["chat", "librarian", "step_serial"],
+                                  update_fields=["step", "queue", "mode", "created_at", "expires_at", "status",
+                                                 "closed_at", "reason"])
+        events.to_librarians([(offer.librarian_id, frames.offer_frame(offer, chat)) for offer in made])
     chat.save(update_fields=fields)
     if publish_state:
         _publish_state(chat)
     return touched
 
 
-def chat_route(chat_id: str, now: datetime, *, skip_locked: bool = False) -> None:
+def chat_route(chat_id: str, now: datetime, *, skip_locked: bool = False,
+               shared: _SharedSituation | None = None) -> None:
     """Look at one chat again (its deadline passed, or something it depends on changed)."""
     touched: set[int] = set()
     with transaction.atomic():
@@ -228,8 +291,12 @@ def chat_route(chat_id: str, now: datetime, *, skip_locked: bool = False) -> Non
         if chat is None:
             return
         if chat.state == ChatState.QUEUED:
-            touched = _route(chat, now)
+            touched = _route(chat, now, shared.for_chat(chat) if shared else None)
+            if touched and shared:
+                shared.stale()
         elif chat.state == ChatState.ACTIVE:
+            if shared:
+                shared.stale()
             idle_at = chat.last_activity_at + timedelta(seconds=chat.consortium.idle_timeout)
             if now >= idle_at:
                 _end(chat, now, by="system", reason="idle")
@@ -247,10 +314,14 @@ def _reroute_offers_of(librarian_ids: Iterable[int], now: datetime) -> None:
     ids = list(librarian_ids)
     if not ids:
         return
-    chat_ids = set(Offer.objects.filter(librarian_id__in=ids, status=Offer.Status.OPEN)
-                   .values_list("chat_id", flat=True))
-    for chat_id in sorted(chat_ids):
-        chat_route(chat_id, now)
+    rows = dict(Offer.objects.filter(librarian_id__in=ids, status=Offer.Status.OPEN)
+                .values_list("chat_id", "chat__plan"))
+    if not rows:
+        return
+    consortium = Consortium.objects.get(chats__pk=next(iter(rows)))
+    shared = _SharedSituation(consortium, now, _queues_of_plans(rows.values()))
+    for chat_id in sorted(rows):
+        chat_route(chat_id, now, shared=shared)
 
 
 def waiting_chats_route(consortium: Consortium, now: datetime, queues: set[str] | None = None) -> None:
@@ -259,12 +330,20 @@ def waiting_chats_route(consortium: Consortium, now: datetime, queues: set[str] 
     Called when someone may have become eligible: a librarian available or freed, a connection back.
     """
     rows = Chat.objects.filter(consortium=consortium, state=ChatState.QUEUED).order_by("arrived_at")
+    if queues is not None:
+        rows = mentioning(rows, queues)
+    chosen: list[tuple[str, list[Any]]] = []
     for chat_id, plan, step_index in rows.values_list("pk", "plan", "step_index"):
         if queues is not None:
             reach = set(router.audience(plan_from_json(plan), max(step_index, 0)))
             if not reach & queues:
                 continue
-        chat_route(chat_id, now)
+        chosen.append((chat_id, plan))
+    if not chosen:
+        return
+    shared = _SharedSituation(consortium, now, _queues_of_plans(plan for _, plan in chosen))
+    for chat_id, _plan in chosen:
+        chat_route(chat_id, now, shared=shared)
 
 
 def _librarian_queues(librarian: StaffProfile) -> set[str]:
@@ -468,8 +547,8 @@ def chat_accept(librarian: StaffProfile, chat_id: str, now: datetime) -> Chat:
         offer.status = Offer.Status.ACCEPTED
         offer.closed_at = now
         offer.save(update_fields=["status", "closed_at"])
-        for other in Offer.objects.filter(chat=chat, status=Offer.Status.OPEN).values_list("librarian_id", flat=True):
-            events.to_librarian(other, frames.withdrawn_frame(chat.pk, "accepted"))
+        events.to_librarians([(other, frames.withdrawn_frame(chat.pk, "accepted")) for other in Offer.objects.filter(
+            chat=chat, status=Offer.Status.OPEN).values_list("librarian_id", flat=True)])
         Offer.objects.filter(chat=chat, status=Offer.Status.OPEN).update(
             status=Offer.Status.WITHDRAWN, closed_at=now, reason="accepted")
         presence.idle_since = now
@@ -545,9 +624,8 @@ def message_post(chat_id: str, *, sender: str, body: str, client_id: str | None,
 
 def _end(chat: Chat, now: datetime, *, by: str, reason: str) -> None:
     previous = chat.librarian_id
-    for librarian_id in Offer.objects.filter(chat=chat, status=Offer.Status.OPEN).values_list("librarian_id",
-                                                                                              flat=True):
-        events.to_librarian(librarian_id, frames.withdrawn_frame(chat.pk, "ended"))
+    events.to_librarians([(librarian_id, frames.withdrawn_frame(chat.pk, "ended")) for librarian_id in Offer.objects
+                          .filter(chat=chat, status=Offer.Status.OPEN).values_list("librarian_id", flat=True)])
     Offer.objects.filter(chat=chat, status=Offer.Status.OPEN).update(
         status=Offer.Status.WITHDRAWN, closed_at=now, reason="ended")
     chat.state = ChatState.ENDED
