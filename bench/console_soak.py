@@ -32,6 +32,7 @@ import contextlib
 import json
 import os
 import random
+import signal
 import statistics
 import sys
 import time
@@ -136,10 +137,23 @@ class Soak:
                 "id => { const v = window.vrConsole.chats.get(id); return v ? v.state : 'no view'; }", cid)
             first_line = str(e).splitlines()[0][:200] if str(e) else ""
             self.tally.failures.append(f"chat {n} ({cid}): {type(e).__name__}: {first_line} [console: {state}]")
-            with contextlib.suppress(Exception):
-                await self.page.evaluate(f"document.querySelector('#panel-{cid} .do-close')?.click()")
+            await self.clean_up(cid)
         finally:
             await pat.close()
+
+    async def clean_up(self, cid: str) -> None:
+        """After a failure, end the chat and close its tab so it does not hold capacity for the rest of the run."""
+        with contextlib.suppress(Exception):
+            await self.page.evaluate(
+                """id => {
+                    window.vrConsole.socket.send({type: "end", chat: id});
+                    setTimeout(() => document.querySelector(`#panel-${id} .do-close`)?.click(), 3000);
+                }""", cid)
+            await asyncio.sleep(4)
+
+    def stop_now(self) -> None:
+        """Ctrl-C or SIGTERM: no new chats; the ones under way finish, then the stack is stopped."""
+        self.stop_at = time.monotonic()
 
     async def accept(self, cid: str) -> None:
         """Click Accept until the chat is ours: a click while the socket is down is refused with a
@@ -301,6 +315,9 @@ async def main(args: argparse.Namespace) -> int:
             await page.locator('#presence[aria-pressed="true"]').wait_for()
             cdp = await page.context.new_cdp_session(page)
             soak = Soak(args, stack, page, cdp)
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, soak.stop_now)
             print(f"soaking for {args.minutes} min, {args.concurrency} chats at a time", flush=True)
             await soak.run()
             result = report(soak, args)

@@ -102,6 +102,10 @@ WORLDS = [
                      {"username": "olaf", "library": "orlando", "queues": ["statewide"]}], reconnect_grace=30),
     _world("idle", [{"username": "ida", "library": "tampa"}]),
     _world("xss", [{"username": "xena", "library": "tampa"}], reconnect_grace=30),
+    world("direct", [{"slug": "tampa", "mode": "direct"}], [{"username": "dora", "library": "tampa"}],
+          offer_timeout=6, local_timeout=600),
+    _world("notify", [{"username": "nina", "library": "tampa"}]),
+    _world("multi", [{"username": "mia", "library": "tampa"}], reconnect_grace=30),
     _world("a11y", [{"username": "ally", "library": "tampa", "queues": ["statewide"]}], reconnect_grace=30),
 ]
 
@@ -163,8 +167,9 @@ class Console:
 
 
 async def open_console(browser: Any, base: str, username: str, *, query: str = "",
-                       available: bool = True) -> Console:
-    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+                       available: bool = True, bypass_csp: bool = False) -> Console:
+    # bypass_csp only so that axe-core can be injected: the pages' policy admits no inline script.
+    context = await browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=bypass_csp)
     page = await context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -488,7 +493,7 @@ async def test_accessibility_has_no_serious_violations(console_stack: Stack) -> 
     stack = console_stack
     base = stack.base()
     async with chromium() as browser:
-        ally = await open_console(browser, base, "ally")
+        ally = await open_console(browser, base, "ally", bypass_csp=True)
         first = await start_chat(base, "a11y", "Can I renew a book online?", library="tampa", name="Ray")
         pats = [await patron(base, first)]
         await ally.offer(first["id"])
@@ -507,5 +512,124 @@ async def test_accessibility_has_no_serious_violations(console_stack: Stack) -> 
             await ally.page.goto(base + path)
             problems = await axe_violations(ally.page)
             assert problems == [], (path, [(v["id"], v["impact"]) for v in problems])
+        for p in pats:
+            await p.close()
+
+
+async def test_direct_offer_counts_down_and_an_expired_offer_sets_away(console_stack: Stack) -> None:
+    stack = console_stack
+    base = stack.base()
+    async with chromium() as browser:
+        dora = await open_console(browser, base, "dora")
+        chat = await start_chat(base, "direct", "Is the library open on Monday?", library="tampa")
+        pat = await patron(base, chat)
+        offer = await dora.offer(chat["id"])
+        assert await offer.get_attribute("data-mode") == "direct"
+        countdown = dora.page.locator(f'.offer[data-chat="{chat["id"]}"] .countdown')
+        first = await countdown.inner_text()
+        assert first.startswith("accept within 0:0"), first
+        await asyncio.sleep(2.2)
+        assert await countdown.inner_text() < first  # it ticks down
+        # Nobody accepts: the offer expires, the console says so and the librarian is set away.
+        await dora.page.wait_for_selector(f'.offer[data-chat="{chat["id"]}"]', state="detached", timeout=15000)
+        await dora.page.wait_for_selector('#presence[aria-pressed="false"]', timeout=10000)
+        await dora.wait_text("#notices", "expired")
+        assert dora.errors == []
+        await pat.close()
+
+
+async def test_several_chats_in_tabs_with_unread_counts(console_stack: Stack) -> None:
+    stack = console_stack
+    base = stack.base()
+    async with chromium() as browser:
+        mia = await open_console(browser, base, "mia")
+        page = mia.page
+        chats, pats = [], []
+        for question in ("First question about maps", "Second question about taxes"):
+            chat = await start_chat(base, "multi", question, library="tampa", name=question.split()[0])
+            chats.append(chat["id"])
+            pats.append(await patron(base, chat))
+            await mia.offer(chat["id"])
+            await page.click(f'.offer[data-chat="{chat["id"]}"] .accept')
+            await page.wait_for_selector(f"#tab-{chat['id']}")
+        first, second = chats
+        assert await page.inner_text("#chat-count") == "2 of 3"
+        # The chat accepted last is shown; the first one's tab counts what arrives meanwhile.
+        assert await page.get_attribute(f"#tab-{second}", "aria-selected") == "true"
+        await pats[0].send({"type": "message", "body": "Are you there?", "client_id": "u1"})
+        await pats[0].send({"type": "message", "body": "Hello?", "client_id": "u2"})
+        await page.wait_for_selector(f'#tab-{first} .unread[data-n="2"]', timeout=10000)
+        assert "2 unread" in (await page.text_content(f"#tab-{first}") or "")
+        assert "unread" in await page.title()
+        # Keyboard: arrow keys move between tabs, and opening a tab clears its count.
+        await page.focus(f"#tab-{second}")
+        await page.keyboard.press("ArrowLeft")
+        assert await page.get_attribute(f"#tab-{first}", "aria-selected") == "true"
+        await page.wait_for_selector(f'#tab-{first} .unread[data-n="0"]', state="attached")
+        assert await page.is_visible(f"#panel-{first}") and not await page.is_visible(f"#panel-{second}")
+        await mia.send(first, "Yes, here.")
+        await pats[0].expect("message", body="Yes, here.", timeout=10)
+        assert all(f.get("body") != "Yes, here." for f in pats[1].seen)
+        # The patron ends one chat: its tab stays, marked ended, until classified or closed.
+        await pats[1].send({"type": "end"})
+        await page.wait_for_selector(f'#tab-{second}[data-ended="true"]', timeout=10000)
+        assert await page.inner_text("#chat-count") == "1 of 3"
+        await page.click(f"#tab-{second}")
+        await page.click(f"#panel-{second} .do-close")
+        await page.wait_for_selector(f"#tab-{second}", state="detached")
+        assert mia.errors == []
+        for p in pats:
+            await p.close()
+
+
+# Records notifications and beeps instead of showing or playing them; the page is "in the background".
+RECORDER = """
+window.__notes = []; window.__beeps = 0;
+class FakeNotification {
+  constructor(title, options) { window.__notes.push({title, body: options && options.body}); }
+  close() {}
+  static requestPermission() { return Promise.resolve("granted"); }
+}
+FakeNotification.permission = "granted";
+window.Notification = FakeNotification;
+class FakeAudio {
+  constructor() { this.currentTime = 0; this.destination = {}; }
+  createOscillator() { return {frequency: {}, connect: (g) => g, start: () => { window.__beeps += 1; }, stop() {}}; }
+  createGain() { return {gain: {setValueAtTime() {}, exponentialRampToValueAtTime() {}}, connect: (d) => d}; }
+}
+window.AudioContext = FakeAudio;
+document.hasFocus = () => false;
+"""
+
+
+async def test_sound_and_desktop_notifications_are_opt_in(console_stack: Stack) -> None:
+    stack = console_stack
+    base = stack.base()
+    async with chromium() as browser:
+        context = await browser.new_context(viewport={"width": 1280, "height": 800})
+        await context.add_init_script(RECORDER)
+        page = await context.new_page()
+        nina = Console(page, [])
+        page.on("pageerror", lambda e: nina.errors.append(str(e)))
+        await sign_in(page, base, "nina", PASSWORD)
+        await page.wait_for_selector('#conn[data-state="connected"]', timeout=20000)
+        await nina.available()
+        quiet = await start_chat(base, "notify", "A quiet question", library="tampa")
+        pats = [await patron(base, quiet)]
+        await nina.offer(quiet["id"])
+        assert await page.evaluate("[window.__notes.length, window.__beeps]") == [0, 0]  # off until chosen
+        await page.click(".settings summary")
+        await page.check("#opt-sound")
+        await page.check("#opt-desktop")
+        loud = await start_chat(base, "notify", "Do you have the new atlas?", library="tampa")
+        pats.append(await patron(base, loud))
+        await nina.offer(loud["id"])
+        await page.wait_for_function("window.__notes.length === 1 && window.__beeps > 0")
+        note = await page.evaluate("window.__notes[0]")
+        assert note["title"] == "A patron is waiting" and "new atlas" in note["body"]
+        await page.reload()  # the choice is remembered by this browser
+        await page.wait_for_selector('#conn[data-state="connected"]', timeout=20000)
+        assert await page.is_checked("#opt-sound") and await page.is_checked("#opt-desktop")
+        assert nina.errors == []
         for p in pats:
             await p.close()

@@ -82,6 +82,22 @@ async function postJSON(url, data) {
 // --- the socket, presence and the connection indicator ----------------------------------------------
 
 const socket = new StaffSocket(body.dataset.ws, { onFrame: handle, onState: showConnection });
+const connectedWaiters = [];
+
+// Resolves once the server has taken the console back (after its hello has been handled).
+function whenConnected() {
+  return socket.isOpen ? Promise.resolve() : new Promise((resolve) => connectedWaiters.push(resolve));
+}
+
+// End, transfer and referral are safe to send a little later: a click during a reconnect is kept
+// and sent when the connection is back, instead of being lost with only a notice to show for it.
+async function sendSoon(frame, what) {
+  if (socket.send(frame)) return true;
+  notice(`Not connected: the ${what} will be sent as soon as the connection is back.`, "warn",
+    { key: `soon-${frame.chat}` });
+  await whenConnected();
+  return socket.send(frame);
+}
 
 function showConnection(state, detail) {
   const el = $("#conn");
@@ -98,6 +114,11 @@ function showConnection(state, detail) {
   }[state] || state;
   el.textContent = text;
   $("#presence").disabled = state !== "connected";
+  // Accepting needs the server now: while the socket is down the buttons say so by being disabled.
+  for (const entry of offers.values()) refreshAccept(entry.frame.chat, entry.el);
+  if (state === "connected") {
+    for (const resolve of connectedWaiters.splice(0)) resolve();
+  }
   if (state === "signed-out") {
     notice("Your session ended. Sign in again to go on; your chats wait for you for a short while.", "bad",
       { sticky: true, key: "conn" });
@@ -211,8 +232,7 @@ function addOffer(frame, { quiet = false } = {}) {
   note.textContent = frame.transfer_note ? `Transfer note: ${frame.transfer_note}` : "";
   $(".patron", el).textContent = frame.patron && frame.patron.name ? `from ${frame.patron.name}` : "";
   const accept = $(".accept", el);
-  accept.disabled = accepting.has(frame.chat);
-  accept.textContent = accepting.has(frame.chat) ? "Accepting…" : "Accept";
+  refreshAccept(frame.chat, el);
   accept.setAttribute("aria-label", `Accept the chat from ${frame.home_library ? frame.home_library.name : "the consortium"}`);
   $(".decline", el).setAttribute("aria-label", "Decline this chat");
   if (!existing) {
@@ -228,6 +248,12 @@ function addOffer(frame, { quiet = false } = {}) {
     notifier.beep();
     notifier.show("A patron is waiting", `${frame.home_library ? frame.home_library.name + ": " : ""}${frame.question}`);
   }
+}
+
+function refreshAccept(chatId, el) {
+  const accept = $(".accept", el);
+  accept.disabled = accepting.has(chatId) || socket.state !== "connected";
+  accept.textContent = accepting.has(chatId) ? "Accepting…" : "Accept";
 }
 
 function removeOffer(chatId) {
@@ -786,7 +812,7 @@ async function openTransfer(view) {
     if (dialog.returnValue !== "ok" || !to.value) return;
     const [kind, target] = to.value.split(/:(.*)/s);
     const frame = { type: "transfer", chat: view.id, to: { [kind]: target }, note: $("#transfer-note").value };
-    if (!socket.send(frame)) notice("Not connected: the transfer was not sent.", "warn");
+    sendSoon(frame, "transfer");
   };
   dialog.showModal();
   let data;
@@ -830,7 +856,7 @@ async function openRefer(view) {
     if (dialog.returnValue !== "ok") return;
     const frame = { type: "refer", chat: view.id, note: $("#refer-note").value };
     if (to.value) frame.to = { library: to.value };
-    if (!socket.send(frame)) notice("Not connected: the referral was not sent.", "warn");
+    sendSoon(frame, "referral");
   };
   dialog.showModal();
   try {
@@ -858,12 +884,7 @@ function openEnd(view) {
     const checked = dialog.querySelector('input[name="end-read"]:checked');
     const data = { subjects: $("#end-subjects").value, read_scale: checked ? Number(checked.value) : null,
       outcome: $("#end-outcome").value };
-    if (view.state === "active") {
-      if (!socket.send({ type: "end", chat: view.id })) {
-        notice("Not connected: the chat was not ended.", "warn");
-        return;
-      }
-    }
+    if (view.state === "active") await sendSoon({ type: "end", chat: view.id }, "end of the chat");
     try {
       const saved = await postJSON(`/staff/api/chats/${encodeURIComponent(view.id)}/classify`, data);
       view.classification = saved;
