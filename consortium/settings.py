@@ -173,7 +173,9 @@ USE_TZ = True
 LOCALE_PATHS = [BASE_DIR / "locale"]
 
 STATIC_URL = "/static/"
-STATIC_ROOT = DATA_DIR / "static"
+# Where collectstatic puts the files nginx serves. Outside the data folder in production (VR_STATIC_ROOT), so
+# that nginx may read them while the data folder (chat files, mail) stays private to the service user.
+STATIC_ROOT = Path(os.environ.get("VR_STATIC_ROOT", DATA_DIR / "static"))
 MEDIA_ROOT = Path(os.environ.get("VR_MEDIA_ROOT", DATA_DIR / "media"))
 
 # Email: smtp://user:pass@host:port, console:, or file:///dir (default: a folder under var/).
