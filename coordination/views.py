@@ -444,8 +444,8 @@ def _charts(found: statistics.Report) -> dict[str, Any]:
     o = found.outcomes
     out = {
         "outcomes": charts.bar_chart([("answered", o.answered), ("abandoned", o.abandoned),
-                                      ("unstaffed", o.unstaffed), ("other, not answered",
-                                                                   o.unanswered - o.abandoned - o.unstaffed)],
+                                      ("unstaffed", o.unstaffed),
+                                      ("other unanswered", o.unanswered - o.abandoned - o.unstaffed)],
                                      label="Chats by outcome"),
         "hours": charts.week_heat(found.hours, label="Chats by hour of the week"),
         "surveys": charts.bar_chart([(f"{r} ★", n) for r, n in found.surveys.ratings.items()],

@@ -287,7 +287,7 @@ class LibraryForm(forms.ModelForm):
         model = Library
         fields = ("consortium", "slug", "name", "kind", "timezone", "city", "website", "is_active",
                   "zip_codes", "fallback", "local_timeout", "partner_timeout", "route", "policy",
-                  "policy_reviewed_on", "key_links")
+                  "policy_reviewed_on", "key_links", "rota_target_hours", "transcript_retention_days")
         # Given as a class so that the admin's own form factory keeps it (with the admin widget).
         field_classes = {"website": HttpsURLField}
         help_texts = {
@@ -418,6 +418,7 @@ class LibraryAdmin(ScopedModelAdmin):
                            "local_queue_link")}),
         ("Routing", {"fields": ("zip_codes", "fallback", "local_timeout", "partner_timeout", "route")}),
         ("Policy page", {"fields": ("policy", "policy_preview", "policy_reviewed_on", "key_links")}),
+        ("Rota and privacy", {"fields": ("rota_target_hours", "transcript_retention_days")}),
     )
     POLICY_FIELDS: ClassVar[tuple[str, ...]] = ("policy", "policy_reviewed_on", "key_links")
 
