@@ -127,11 +127,15 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql"):
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 if REDIS_URL:
+    # The channel layer may be spread over several independent Redis servers (VR_CHANNEL_REDIS_URLS,
+    # comma-separated; docs/scaling.md): each channel and group lives on the one its name hashes to. REDIS_URL
+    # then keeps only the Celery broker and the rate limits. channels-redis cannot use Redis Cluster.
+    _layer_urls = [u.strip() for u in os.environ.get("VR_CHANNEL_REDIS_URLS", "").split(",") if u.strip()]
     CHANNEL_LAYERS: dict[str, Any] = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
-                "hosts": [{"address": REDIS_URL}],
+                "hosts": [{"address": url} for url in _layer_urls or [REDIS_URL]],
                 "prefix": os.environ.get("VR_CHANNEL_PREFIX", "vr"),
             },
         }

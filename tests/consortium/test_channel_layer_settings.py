@@ -1,0 +1,33 @@
+"""The channel layer's Redis servers come from the environment: REDIS_URL, or several (VR_CHANNEL_REDIS_URLS)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PROBE = ("import django, json; django.setup(); from django.conf import settings as s; "
+         "print(json.dumps({'hosts': s.CHANNEL_LAYERS['default']['CONFIG']['hosts'], 'broker': s.CELERY_BROKER_URL}))")
+
+
+def layer(tmp_path: Path, **env: str) -> dict[str, object]:
+    base = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", "VR_CHANNEL_REDIS_URLS"}}
+    base.update({"DJANGO_SETTINGS_MODULE": "consortium.settings", "VR_DATA_DIR": str(tmp_path),
+                 "DATABASE_URL": "postgres://u@127.0.0.1:5432/x", "DJANGO_SECRET_KEY": "k" * 50,
+                 "REDIS_URL": "redis://10.9.0.1:6379/0", **env})
+    r = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=base, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return dict(json.loads(r.stdout.strip().splitlines()[-1]))
+
+
+def test_one_redis_by_default(tmp_path: Path) -> None:
+    assert layer(tmp_path)["hosts"] == [{"address": "redis://10.9.0.1:6379/0"}]
+
+
+def test_the_layer_shards_over_several_servers_and_the_broker_stays(tmp_path: Path) -> None:
+    got = layer(tmp_path, VR_CHANNEL_REDIS_URLS=" redis://10.9.0.2:6379/0, redis://10.9.0.3:6379/0 ")
+    assert got["hosts"] == [{"address": "redis://10.9.0.2:6379/0"}, {"address": "redis://10.9.0.3:6379/0"}]
+    assert got["broker"] == "redis://10.9.0.1:6379/0"
