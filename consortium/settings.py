@@ -122,7 +122,13 @@ else:
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     DATABASES["default"].setdefault("TEST", {})
-    DATABASES["default"]["OPTIONS"] = {"connect_timeout": 5}
+    # Keep the URL's own options (?sslmode=verify-full for a database on another host); add a connect timeout.
+    DATABASES["default"]["OPTIONS"] = {"connect_timeout": 5, **DATABASES["default"].get("OPTIONS", {})}
+    if env_bool("VR_DB_TRANSACTION_POOLING", False):
+        # Behind pgbouncer in transaction mode (docs/scaling.md) one connection's queries may reach different
+        # server sessions: no server-side cursors, no prepared statements (psycopg prepares repeated queries).
+        DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+        DATABASES["default"]["OPTIONS"]["prepare_threshold"] = None
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -1,4 +1,5 @@
-"""The channel layer's Redis servers come from the environment: REDIS_URL, or several (VR_CHANNEL_REDIS_URLS)."""
+"""Scale-out settings from the environment: the channel layer's Redis servers (REDIS_URL, or several in
+VR_CHANNEL_REDIS_URLS) and PostgreSQL behind a transaction-mode pool (VR_DB_TRANSACTION_POOLING)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = ("import django, json; django.setup(); from django.conf import settings as s; "
-         "print(json.dumps({'hosts': s.CHANNEL_LAYERS['default']['CONFIG']['hosts'], 'broker': s.CELERY_BROKER_URL}))")
+         "db = s.DATABASES['default']; "
+         "print(json.dumps({'hosts': s.CHANNEL_LAYERS['default']['CONFIG']['hosts'], 'broker': s.CELERY_BROKER_URL, "
+         "'options': db['OPTIONS'], 'no_cursors': db['DISABLE_SERVER_SIDE_CURSORS']}))")
 
 
 def layer(tmp_path: Path, **env: str) -> dict[str, object]:
-    base = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", "VR_CHANNEL_REDIS_URLS"}}
+    base = {k: v for k, v in os.environ.items()
+            if k not in {"DJANGO_SETTINGS_MODULE", "VR_CHANNEL_REDIS_URLS", "VR_DB_TRANSACTION_POOLING"}}
     base.update({"DJANGO_SETTINGS_MODULE": "consortium.settings", "VR_DATA_DIR": str(tmp_path),
                  "DATABASE_URL": "postgres://u@127.0.0.1:5432/x", "DJANGO_SECRET_KEY": "k" * 50,
                  "REDIS_URL": "redis://10.9.0.1:6379/0", **env})
@@ -31,3 +35,14 @@ def test_the_layer_shards_over_several_servers_and_the_broker_stays(tmp_path: Pa
     got = layer(tmp_path, VR_CHANNEL_REDIS_URLS=" redis://10.9.0.2:6379/0, redis://10.9.0.3:6379/0 ")
     assert got["hosts"] == [{"address": "redis://10.9.0.2:6379/0"}, {"address": "redis://10.9.0.3:6379/0"}]
     assert got["broker"] == "redis://10.9.0.1:6379/0"
+
+
+def test_database_url_options_are_kept(tmp_path: Path) -> None:
+    got = layer(tmp_path, DATABASE_URL="postgres://u@db.example.org:5432/x?sslmode=verify-full")
+    assert got["options"] == {"connect_timeout": 5, "sslmode": "verify-full"} and got["no_cursors"] is False
+
+
+def test_transaction_pooling_turns_off_server_side_cursors_and_prepared_statements(tmp_path: Path) -> None:
+    got = layer(tmp_path, DATABASE_URL="postgres://u@127.0.0.1:6432/x", VR_DB_TRANSACTION_POOLING="true")
+    assert got["no_cursors"] is True
+    assert got["options"] == {"connect_timeout": 5, "prepare_threshold": None}
