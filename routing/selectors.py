@@ -64,22 +64,27 @@ def librarian_view(profile: StaffProfile, default_capacity: int, now: datetime,
 
 def present_views(consortium: Consortium, now: datetime, queues: set[str] | None = None,
                   shift_of: Mapping[int, frozenset[str]] | None = None) -> list[router.Librarian]:
-    """present_librarians as the router sees them (librarian_view of each), in three narrow queries.
+    """present_librarians as the router sees them (librarian_view of each), in four narrow queries.
 
     The same rows and the same views, read as columns: building a profile, its library, presence
     and user as model instances for every librarian of a chat's audience (a shared queue's staff
     come into every chat's plan) was most of the cost of routing a chat.
     """
     shift_of = shift_of or {}
-    presences = LibrarianPresence.objects.filter(
-        status=LibrarianPresence.Status.AVAILABLE, online=True,
-        librarian__library__consortium=consortium, librarian__is_active=True,
+    profiles = StaffProfile.objects.filter(
+        library__consortium=consortium, is_active=True,
+        presence__status=LibrarianPresence.Status.AVAILABLE, presence__online=True,
     )
     if queues is not None:
-        presences = presences.filter(Q(librarian__library__slug__in=queues) | Q(librarian__queues__slug__in=queues)
-                                     | Q(librarian_id__in=list(shift_of)))
-    rows = list(StaffProfile.objects.filter(pk__in=presences.values("librarian_id"))
-                .values_list("pk", "library__slug", "capacity", "languages", "presence__idle_since"))
+        # Who serves these queues, found through the indexes (a library's local queue by its slug,
+        # a shared queue through the profile's list) rather than by testing "serves one of them"
+        # on every librarian of the consortium: the cost follows the audience, not the consortium.
+        local = StaffProfile.objects.filter(library__consortium=consortium, library__slug__in=queues)
+        listed = StaffProfile.queues.through.objects.filter(queue__consortium=consortium, queue__slug__in=queues)
+        serving = set(local.order_by().values_list("pk", flat=True).union(
+            listed.order_by().values_list("staffprofile_id", flat=True)))
+        profiles = profiles.filter(pk__in=serving | set(shift_of))
+    rows = list(profiles.values_list("pk", "library__slug", "capacity", "languages", "presence__idle_since"))
     if not rows:
         return []
     ids = [row[0] for row in rows]
