@@ -104,9 +104,9 @@ class Soak:
         box = f"#panel-{chat_id} textarea"
         async with self.ui:
             await self.page.click(f"#tab-{chat_id}")  # as a person does: to the chat's tab first
+            await self.page.fill(box, text)
             if internal:
                 await self.page.check(f"#panel-{chat_id} input.internal")
-            await self.page.fill(box, text)
             await self.page.press(box, "Enter")
 
     async def one_chat(self, worker: int) -> None:

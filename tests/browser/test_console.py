@@ -269,6 +269,17 @@ async def test_a_whole_conversation(console_stack: Stack) -> None:
         assert await page.locator(f'{panel} .msg a[href^="javascript"]').count() == 0
         await ana.send(chat["id"], "Yes, that page.")
         await pat.expect("message", body="Yes, that page.", timeout=10)
+
+        # A file from the librarian (checked by content on the server), shown as a link on both sides.
+        await page.set_input_files(f"{panel} input.attach-input", files=[
+            {"name": "passes.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.4\n% a tiny test file\n"}])
+        sent = await pat.expect(lambda f: f.get("type") == "message" and bool(f.get("file")), timeout=10)
+        assert sent["file"]["name"] == "passes.pdf" and sent["file"]["type"] == "application/pdf"
+        file_link = await page.wait_for_selector(f'{panel} .msg[data-seq] a.file[href="{sent["file"]["url"]}"]')
+        assert await file_link.get_attribute("rel") == "noopener noreferrer"
+        await page.set_input_files(f"{panel} input.attach-input", files=[
+            {"name": "evil.html", "mimeType": "text/html", "buffer": b"<script>alert(1)</script>"}])
+        await ana.wait_text("#notices", "evil.html was not sent")
         await shot(page, "chat")
 
         # End with a classification.

@@ -377,6 +377,13 @@ class ChatView {
       ta.focus();
       ta.selectionStart = ta.selectionEnd = start + chosen.body.length;
     });
+    const picker = $(".attach-input", this.panel);
+    $(".attach", this.panel).addEventListener("click", () => picker.click());
+    picker.addEventListener("change", () => {
+      const file = picker.files && picker.files[0];
+      picker.value = "";
+      if (file) this.upload(file);
+    });
     $(".do-transfer", this.panel).addEventListener("click", () => openTransfer(this));
     $(".do-refer", this.panel).addEventListener("click", () => openRefer(this));
     $(".do-end", this.panel).addEventListener("click", () => openEnd(this));
@@ -525,6 +532,24 @@ class ChatView {
     }
   }
 
+  // Images and PDFs go through the files API (checked by content there); the stored message comes
+  // back on the socket like any other, and from this answer too: whichever is first is shown once.
+  async upload(file) {
+    const form = new FormData();
+    form.append("file", file);
+    form.append("client_id", `f${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`);
+    try {
+      const r = await fetch(`/api/v1/chats/${encodeURIComponent(this.id)}/files`, {
+        method: "POST", body: form, credentials: "same-origin", headers: { "X-CSRFToken": CSRF },
+      });
+      const answer = await r.json().catch(() => ({}));
+      if (!r.ok) throw new Error((answer.error && answer.error.detail) || `failed (${r.status})`);
+      this.addMessage(answer);
+    } catch (e) {
+      notice(`${file.name} was not sent: ${e.message}`, "warn");
+    }
+  }
+
   failed(clientId, detail) {
     const entry = this.pending.get(clientId);
     if (!entry) return;
@@ -637,6 +662,11 @@ function select(id) {
   updateTitle();
 }
 
+function busyElsewhere(id) {
+  const panel = document.activeElement && document.activeElement.closest ? document.activeElement.closest(".chat") : null;
+  return !!panel && panel.dataset.chat !== id && !!$("textarea", panel).value.trim();
+}
+
 function tabKeys(e, id) {
   const ids = [...chats.keys()];
   const i = ids.indexOf(id);
@@ -737,7 +767,9 @@ function handle(frame) {
       });
       v.join();
       v.loadLibrary();
-      if (wasAccepting) select(frame.chat);
+      // Show the chat just accepted, unless the librarian is in the middle of a reply elsewhere:
+      // the new tab appears beside it and waits (switching under their fingers loses their place).
+      if (wasAccepting && !busyElsewhere(frame.chat)) select(frame.chat);
       break;
     }
     case "accept_failed": {
