@@ -1,9 +1,11 @@
 """Prometheus metrics at /metrics, in the text exposition format (version 0.0.4), written by hand.
 
 Every figure is read from the database at scrape time, so every web process answers the same and a process
-that restarts loses nothing: gauges count rows as they are now, counters count trace events (which are never
-deleted; past retention a chat is scrubbed, not removed) and histograms are built from the stored times of
-every chat. Scrape any one web process (or through nginx): there is no per-process state to sum.
+that restarts loses nothing: scrape any one web process (or through nginx); there is no per-process state to
+sum. Gauges count rows as they are now. Counters and histograms count what happened *today* (since 00:00 UTC,
+`vr_metrics_window_start_seconds`) from the chats' trace: each scrape then reads one day of rows through an
+index, whatever the size of the history, and at midnight they start again from 0, which Prometheus takes as
+a counter reset (as when a process restarts): rate() and increase() stay right. Use those, not raw values.
 
 Only the addresses in METRICS_ALLOWED_IPS (addresses or networks; default 127.0.0.1 and ::1) get an answer;
 everyone else gets 404, as if the page did not exist.
@@ -18,6 +20,7 @@ everyone else gets 404, as if the page did not exist.
 | vr_offer_latency_seconds | histogram | consortium | chat created -> its first offer to a librarian |
 | vr_time_to_accept_seconds | histogram | consortium | chat created -> first accepted by a librarian |
 | vr_routing_events_total | counter | consortium, kind | trace events: created, offered, escalated, accepted, ... |
+| vr_metrics_window_start_seconds | gauge | | when today's counters started (Unix time, 00:00 UTC) |
 | vr_sockets | gauge | kind, transport | open patron and staff connections (websocket, or HTTP long-poll) |
 | vr_web_processes | gauge | state | web processes heart-beating (alive) or silent and not reaped yet (stale) |
 | vr_overdue_deadlines | gauge | kind | deadlines and graces over 5 s overdue: the timer is not keeping up |
@@ -29,12 +32,11 @@ import ipaddress
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, DurationField, ExpressionWrapper, F, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import Count, F, Min, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -89,10 +91,16 @@ def render(families: Iterable[Family]) -> str:
 # --- the figures ---------------------------------------------------------------------------------------
 
 
+def _live_chats() -> QuerySet[Chat, Chat]:
+    """Chats, filtered by consortium so that the (consortium, state, arrived_at) index finds the few live ones
+    among the whole history (a filter on state alone would read every chat)."""
+    return Chat.objects.filter(consortium_id__in=list(Consortium.objects.values_list("pk", flat=True)))
+
+
 def _chats(consortia: list[str]) -> Family:
     family = Family("vr_chats", "gauge", "Chats waiting (queued) or being answered (active) now.")
     counts = {(row["consortium__slug"], row["state"]): row["n"] for row in
-              Chat.objects.filter(state__in=LIVE).values("consortium__slug", "state").annotate(n=Count("pk"))}
+              _live_chats().filter(state__in=LIVE).values("consortium__slug", "state").annotate(n=Count("pk"))}
     for slug in consortia:
         for state in LIVE:
             family.add(counts.get((slug, state), 0), consortium=slug, state=state)
@@ -108,7 +116,7 @@ def _queues(now: datetime) -> list[Family]:
                      "Librarians online and available who serve this queue (shift rotas not applied).")
     count: dict[tuple[str, str], int] = defaultdict(int)
     since: dict[tuple[str, str], datetime] = {}
-    rows = Chat.objects.filter(state=ChatState.QUEUED).values_list("consortium__slug", "plan", "step_index",
+    rows = _live_chats().filter(state=ChatState.QUEUED).values_list("consortium__slug", "plan", "step_index",
                                                                     "arrived_at")
     for slug, plan, step_index, arrived_at in rows:
         steps = plan_from_json(plan or [])
@@ -149,42 +157,53 @@ def _librarians(consortia: list[str]) -> Family:
     return family
 
 
-def _histogram(family: Family, rows: QuerySet[Chat, Chat], consortia: list[str]) -> Family:
-    """rows: chats annotated with `latency` (a duration), of which only those with one count."""
-    buckets = {f"le{i}": Count("pk", filter=Q(latency__lte=timedelta(seconds=b))) for i, b in enumerate(BUCKETS)}
-    found: dict[str, dict[str, Any]] = {row["consortium__slug"]: dict(row) for row in
-             rows.filter(Q(latency__isnull=False)).values("consortium__slug")
-             .annotate(n=Count("pk"), total=Sum("latency"), **buckets)}
-    for slug in consortia:
-        row: dict[str, Any] = found.get(slug, {})
-        for i, bound in enumerate(BUCKETS):
-            family.add(row.get(f"le{i}", 0), "_bucket", consortium=slug, le=_number(bound))
-        family.add(row.get("n", 0), "_bucket", consortium=slug, le="+Inf")
-        total = row.get("total") or timedelta(0)
-        family.add(round(total.total_seconds(), 3), "_sum", consortium=slug)
-        family.add(row.get("n", 0), "_count", consortium=slug)
+def window_start(now: datetime) -> datetime:
+    """Counters and histograms cover today, from 00:00 UTC."""
+    return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _histogram(family: Family, observations: dict[str, list[float]], consortia: list[str]) -> Family:
+    for slug in sorted(set(consortia) | set(observations)):
+        values = observations.get(slug, [])
+        for bound in BUCKETS:
+            family.add(sum(1 for v in values if v <= bound), "_bucket", consortium=slug, le=_number(bound))
+        family.add(len(values), "_bucket", consortium=slug, le="+Inf")
+        family.add(round(sum(values), 3), "_sum", consortium=slug)
+        family.add(len(values), "_count", consortium=slug)
     return family
 
 
-def _latencies(consortia: list[str]) -> list[Family]:
-    first_offer = TraceEvent.objects.filter(chat=OuterRef("pk"), kind="offered").order_by("at").values("at")[:1]
-    offered = Chat.objects.annotate(first_offer=Subquery(first_offer)).annotate(
-        latency=ExpressionWrapper(F("first_offer") - F("created_at"), output_field=DurationField()))
-    accepted = Chat.objects.annotate(
-        latency=ExpressionWrapper(F("first_accepted_at") - F("created_at"), output_field=DurationField()))
+def _latencies(consortia: list[str], since: datetime) -> list[Family]:
+    """Today's observations, read through the index on the trace's time: a day of rows, not the history."""
+    # Offer latency, for the chats created today: their first offer is their earliest `offered` event (a broadcast
+    # offers several librarians at one instant), which is today too.
+    first_offer = dict(TraceEvent.objects.filter(kind="offered", at__gte=since).values("chat_id")
+                       .annotate(first=Min("at")).values_list("chat_id", "first"))
+    offered: dict[str, list[float]] = defaultdict(list)
+    for chat_id, created, slug in (TraceEvent.objects.filter(kind="created", at__gte=since)
+                                   .values_list("chat_id", "at", "chat__consortium__slug")):
+        if chat_id in first_offer:
+            offered[slug].append((first_offer[chat_id] - created).total_seconds())
+    # Time to accept, for the chats first accepted today (later accepts follow a re-queue or a transfer).
+    accepted: dict[str, list[float]] = defaultdict(list)
+    for slug, at, created in (TraceEvent.objects.filter(kind="accepted", at__gte=since, chat__first_accepted_at=F("at"))
+                              .values_list("chat__consortium__slug", "at", "chat__created_at")):
+        accepted[slug].append((at - created).total_seconds())
     return [
         _histogram(Family("vr_offer_latency_seconds", "histogram",
-                          "Seconds from a chat's creation to its first offer to a librarian."), offered, consortia),
+                          "Seconds from a chat's creation to its first offer to a librarian (chats created today)."),
+                   offered, consortia),
         _histogram(Family("vr_time_to_accept_seconds", "histogram",
-                          "Seconds from a chat's creation to the first librarian accepting it."), accepted, consortia),
+                          "Seconds from a chat's creation to the first librarian accepting it (accepted today)."),
+                   accepted, consortia),
     ]
 
 
-def _events() -> Family:
+def _events(since: datetime) -> list[Family]:
     family = Family("vr_routing_events_total", "counter",
-                    "Routing trace events by kind (created, offered, escalated, accepted, unstaffed, abandoned, "
+                    "Routing trace events today by kind (created, offered, escalated, accepted, unstaffed, abandoned, "
                     "ended, requeued, ...): escalations are kind=escalated.")
-    rows = (TraceEvent.objects.values("chat__consortium__slug", "kind").annotate(n=Count("pk"))
+    rows = (TraceEvent.objects.filter(at__gte=since).values("chat__consortium__slug", "kind").annotate(n=Count("pk"))
             .order_by("chat__consortium__slug", "kind"))
     seen = set()
     for row in rows:
@@ -195,7 +214,10 @@ def _events() -> Family:
         for kind in ("created", "escalated", "accepted", "unstaffed", "abandoned"):
             if (slug, kind) not in seen:
                 family.add(0, consortium=slug, kind=kind)
-    return family
+    start = Family("vr_metrics_window_start_seconds", "gauge",
+                   "Unix time since which the counters and histograms count (00:00 UTC today).")
+    start.add(since.timestamp())
+    return [family, start]
 
 
 def _sockets() -> Family:
@@ -231,7 +253,8 @@ def _overdue(now: datetime) -> Family:
 def collect(now: datetime) -> list[Family]:
     consortia = list(Consortium.objects.filter(is_active=True).order_by("slug").values_list("slug", flat=True))
     return [
-        _chats(consortia), *_queues(now), _librarians(consortia), *_latencies(consortia), _events(),
+        _chats(consortia), *_queues(now), _librarians(consortia), *_latencies(consortia, window_start(now)),
+        *_events(window_start(now)),
         _sockets(), _processes(now), _overdue(now),
     ]
 

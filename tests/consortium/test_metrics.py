@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -139,6 +140,12 @@ def test_an_overdue_deadline_shows_that_no_timer_runs(sent: Sent) -> None:
     assert value(samples, "vr_web_processes", state="stale") == 1  # p1 stopped heart-beating at -60
 
 
+def fresh_profile(username: str) -> Any:
+    from libraries.models import StaffProfile
+
+    return StaffProfile.objects.get(user__username=username)
+
+
 def test_label_values_are_escaped() -> None:
     family = metrics.Family("vr_x", "gauge", "x")
     family.add(1, queue='a"b\\c\nd')
@@ -181,3 +188,28 @@ def test_a_forwarded_for_header_does_not_open_the_door() -> None:
 
 def test_only_get() -> None:
     assert Client(REMOTE_ADDR="127.0.0.1").post("/metrics").status_code == 405
+
+
+def test_counters_and_histograms_cover_today_and_start_again_at_midnight(sent: Sent) -> None:
+    w = world()
+    lena = staff(w.home, "lena")
+    go_online(lena, at(-60))
+    yesterday = start(w.consortium, at(0), library_slug="home")  # 15:00 UTC on T0's day
+    services.chat_accept(lena, yesterday.pk, at(20))
+    services.chat_end(yesterday.pk, at(30), by="librarian", librarian=lena)
+    next_day = at(24 * 3600)
+    samples, _ = parse(metrics.render(metrics.collect(next_day)))
+    midnight = at(0).replace(hour=0) + timedelta(days=1)
+    assert value(samples, "vr_metrics_window_start_seconds") == midnight.timestamp()
+    assert value(samples, "vr_routing_events_total", consortium="vr", kind="created") == 0
+    assert value(samples, "vr_time_to_accept_seconds_count", consortium="vr") == 0
+    # A chat of today counts; its first offer is counted once, though a broadcast offers several librarians.
+    staff(w.home, "mia")
+    go_online(fresh_profile("mia"), next_day)
+    today = start(w.consortium, next_day + timedelta(seconds=5), library_slug="home")
+    services.chat_accept(lena, today.pk, next_day + timedelta(seconds=12))
+    samples, _ = parse(metrics.render(metrics.collect(next_day + timedelta(seconds=60))))
+    assert value(samples, "vr_routing_events_total", consortium="vr", kind="created") == 1
+    assert value(samples, "vr_routing_events_total", consortium="vr", kind="offered") == 2
+    assert value(samples, "vr_offer_latency_seconds_count", consortium="vr") == 1
+    assert value(samples, "vr_time_to_accept_seconds_sum", consortium="vr") == 7
