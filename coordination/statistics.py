@@ -26,12 +26,13 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import connection
 from django.db.models import Aggregate, Avg, Count, DurationField, ExpressionWrapper, F, Q, QuerySet
-from django.db.models.functions import ExtractHour, ExtractIsoWeekDay
+from django.db.models.functions import TruncHour
 
 from consortium.models import Consortium
 from libraries.models import Library
@@ -84,6 +85,15 @@ class Matrix:
 
     counts: dict[tuple[int | None, int], int]
     libraries: dict[int, Library]
+    # Totals summed once: a consortium of 300 libraries has tens of thousands of pairs.
+    _rows: dict[int | None, int] = field(init=False, repr=False)
+    _columns: dict[int, int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._rows, self._columns = defaultdict(int), defaultdict(int)
+        for (home, answering), n in self.counts.items():
+            self._rows[home] += n
+            self._columns[answering] += n
 
     def rows(self) -> list[int | None]:
         homes = {home for home, _ in self.counts}
@@ -99,10 +109,10 @@ class Matrix:
         return self.counts.get((home, answering), 0)
 
     def row_total(self, home: int | None) -> int:
-        return sum(n for (h, _), n in self.counts.items() if h == home)
+        return self._rows.get(home, 0)
 
     def column_total(self, answering: int) -> int:
-        return sum(n for (_, a), n in self.counts.items() if a == answering)
+        return self._columns.get(answering, 0)
 
 
 def answer_matrix(chats: QuerySet[Chat]) -> Matrix:
@@ -128,11 +138,14 @@ class Balance:
         return self.for_others - self.by_others
 
 
-def balances(chats: QuerySet[Chat], libraries: Iterable[Library]) -> list[Balance]:
-    """The answering balance of each library, from the matrix and one count of chats per home library."""
-    matrix = answer_matrix(chats)
-    asked = dict(chats.values("home_library_id").annotate(n=Count("pk")).order_by()
-                 .values_list("home_library_id", "n"))
+def balances(chats: QuerySet[Chat], libraries: Iterable[Library], matrix: Matrix | None = None,
+             asked: dict[int | None, int] | None = None) -> list[Balance]:
+    """The answering balance of each library, from the matrix and the count of chats per home library
+    (either may be given, already read for the same chats)."""
+    matrix = matrix or answer_matrix(chats)
+    if asked is None:
+        asked = dict(chats.values("home_library_id").annotate(n=Count("pk")).order_by()
+                     .values_list("home_library_id", "n"))
     out = []
     for lib in libraries:
         answered = matrix.column_total(lib.pk)
@@ -260,17 +273,50 @@ def outcomes(chats: QuerySet[Chat], *, by: str | None = None) -> dict[Any, Outco
     return {r.pop(by): Outcomes(**r) for r in rows}
 
 
+# --- one pass for the counts ------------------------------------------------------------------------------
+
+
+def tally(chats: QuerySet[Chat]) -> tuple[Matrix, dict[Any, Outcomes]]:
+    """The matrix and the outcomes per home library from one grouped count.
+
+    On a year of a large consortium every figure is a pass over hundreds of thousands of chats;
+    grouping by (home library, answering library, state) once gives both, in a few thousand rows.
+    """
+    rows = (chats.values("home_library_id", "answered_by__library_id", "state").annotate(n=Count("pk"))
+            .order_by().values_list("home_library_id", "answered_by__library_id", "state", "n"))
+    pairs: dict[tuple[int | None, int], int] = defaultdict(int)
+    per_home: dict[Any, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+    for home, answering, state, n in rows:
+        counts = per_home[home]
+        counts[0] += n
+        if answering is not None:
+            pairs[(home, answering)] += n
+            counts[1] += n
+        if state == ChatState.ABANDONED:
+            counts[2] += n
+        elif state == ChatState.UNSTAFFED:
+            counts[3] += n
+        elif state in (ChatState.QUEUED, ChatState.ACTIVE):
+            counts[4] += n
+    ids = {pk for pair in pairs for pk in pair if pk is not None}
+    return Matrix(dict(pairs), Library.objects.in_bulk(ids)), {h: Outcomes(*c) for h, c in per_home.items()}
+
+
 # --- when ------------------------------------------------------------------------------------------------
 
 
 def by_hour_of_week(chats: QuerySet[Chat], zone: ZoneInfo) -> list[list[int]]:
-    """Arrivals per [weekday 0 = Monday][hour 0..23], local to `zone`."""
+    """Arrivals per [weekday 0 = Monday][hour 0..23], local to `zone`.
+
+    Grouped by the local hour in the database (one time-zone conversion per chat; a year is 8,760
+    groups), then folded onto the week here.
+    """
     grid = [[0] * 24 for _ in range(7)]
-    rows = (chats.annotate(dow=ExtractIsoWeekDay("arrived_at", tzinfo=zone),
-                           hour=ExtractHour("arrived_at", tzinfo=zone))
-            .values("dow", "hour").annotate(n=Count("pk")).order_by())
-    for r in rows:
-        grid[r["dow"] - 1][r["hour"]] += r["n"]
+    rows = (chats.annotate(local_hour=TruncHour("arrived_at", tzinfo=zone)).values("local_hour")
+            .annotate(n=Count("pk")).order_by().values_list("local_hour", "n"))
+    for hour, n in rows:
+        local = hour.astimezone(zone)
+        grid[local.weekday()][local.hour] += n
     return grid
 
 
@@ -287,9 +333,9 @@ class Surveys:
 
 def surveys(chats: QuerySet[Chat]) -> Surveys:
     rows = Survey.objects.filter(chat__in=chats.values("pk"))
-    ratings = dict(rows.values("rating").annotate(n=Count("pk")).order_by().values_list("rating", "n"))
-    totals = rows.aggregate(n=Count("pk"), mean=Avg("rating"), comments=Count("pk", filter=~Q(comment="")))
-    return Surveys(totals["n"], totals["mean"], {r: ratings.get(r, 0) for r in RATINGS}, totals["comments"])
+    totals = rows.aggregate(n=Count("pk"), mean=Avg("rating"), comments=Count("pk", filter=~Q(comment="")),
+                            **{f"r{r}": Count("pk", filter=Q(rating=r)) for r in RATINGS})
+    return Surveys(totals["n"], totals["mean"], {r: totals[f"r{r}"] for r in RATINGS}, totals["comments"])
 
 
 def read_scale(chats: QuerySet[Chat]) -> dict[int | None, int]:
@@ -323,46 +369,84 @@ def subjects(chats: QuerySet[Chat], limit: int = 30) -> list[tuple[str, int]]:
 # --- one page's worth -------------------------------------------------------------------------------------
 
 
-@dataclass
-class Report:
-    """Everything the statistics page shows for a period (and, when given, one library)."""
+EMPTY_OUTCOMES = Outcomes(0, 0, 0, 0, 0)
+NO_WAITS = Waits(0, None, None)
 
-    consortium: Consortium
-    period: Period
-    library: Library | None
-    outcomes: Outcomes
-    waits: Waits
-    matrix: Matrix
-    balances: list[Balance]
-    per_library: list[tuple[Library, Outcomes, Waits]]
-    who_answered: WhoAnswered | None
-    hours: list[list[int]]
-    surveys: Surveys
-    read: dict[int | None, int]
-    subjects: list[tuple[str, int]]
-    notes: list[str] = field(default_factory=list)
+
+class Report:
+    """Everything the statistics page shows for a period (and, when given, one library's patrons).
+
+    Each figure is computed when first asked for, then kept: the page asks for all of them, a CSV
+    export for one, and neither pays for what it does not show. A library's figures are about its
+    patrons' chats (`scope`); the matrix and the balances stay consortium-wide, since what a library
+    gives is counted in other libraries' rows.
+    """
+
+    def __init__(self, consortium: Consortium, period: Period, library: Library | None = None) -> None:
+        self.consortium, self.period, self.library = consortium, period, library
+        self.everything = chats_in(consortium, period)
+        self.scope = self.everything.filter(home_library=library) if library is not None else self.everything
+
+    @cached_property
+    def libraries(self) -> list[Library]:
+        return list(Library.objects.filter(consortium=self.consortium).order_by("name"))
+
+    @cached_property
+    def _tally(self) -> tuple[Matrix, dict[Any, Outcomes]]:
+        return tally(self.everything)
+
+    @cached_property
+    def outcomes_by_home(self) -> dict[Any, Outcomes]:
+        return self._tally[1]
+
+    @cached_property
+    def outcomes(self) -> Outcomes:
+        # Summed from the per-library counts the page reads anyway: one pass over the chats fewer.
+        if self.library is not None:
+            return self.outcomes_by_home.get(self.library.pk, EMPTY_OUTCOMES)
+        rows = self.outcomes_by_home.values()
+        return Outcomes(*(sum(getattr(o, f) for o in rows)
+                          for f in ("total", "answered", "abandoned", "unstaffed", "waiting")))
+
+    @cached_property
+    def waits(self) -> Waits:
+        return waits(self.scope).get(None, NO_WAITS)
+
+    @cached_property
+    def matrix(self) -> Matrix:
+        return self._tally[0]
+
+    @cached_property
+    def balances(self) -> list[Balance]:
+        asked = {home: o.total for home, o in self.outcomes_by_home.items()}
+        return balances(self.everything, self.libraries, self.matrix, asked)
+
+    @cached_property
+    def per_library(self) -> list[tuple[Library, Outcomes, Waits]]:
+        per_waits = waits(self.everything, by="home_library_id")
+        return [(lib, self.outcomes_by_home.get(lib.pk, EMPTY_OUTCOMES), per_waits.get(lib.pk, NO_WAITS))
+                for lib in self.libraries if lib.is_active or lib.pk in self.outcomes_by_home]
+
+    @cached_property
+    def who_answered(self) -> WhoAnswered | None:
+        return who_answered(self.everything, self.library) if self.library is not None else None
+
+    @cached_property
+    def hours(self) -> list[list[int]]:
+        return by_hour_of_week(self.scope, self.period.zone)
+
+    @cached_property
+    def surveys(self) -> Surveys:
+        return surveys(self.scope)
+
+    @cached_property
+    def read(self) -> dict[int | None, int]:
+        return read_scale(self.scope)
+
+    @cached_property
+    def subjects(self) -> list[tuple[str, int]]:
+        return subjects(self.scope)
 
 
 def report(consortium: Consortium, period: Period, library: Library | None = None) -> Report:
-    everything = chats_in(consortium, period)
-    # A library's page is about its patrons' chats; the matrix and balances stay consortium-wide,
-    # since what a library gives is counted in other libraries' rows.
-    scope = everything.filter(home_library=library) if library is not None else everything
-    libraries = list(Library.objects.filter(consortium=consortium).order_by("name"))
-    per_outcomes = outcomes(everything, by="home_library_id")
-    per_waits = waits(everything, by="home_library_id")
-    empty_o, empty_w = Outcomes(0, 0, 0, 0, 0), Waits(0, None, None)
-    return Report(
-        consortium=consortium, period=period, library=library,
-        outcomes=outcomes(scope)[None],
-        waits=waits(scope).get(None, empty_w),
-        matrix=answer_matrix(everything),
-        balances=balances(everything, libraries),
-        per_library=[(lib, per_outcomes.get(lib.pk, empty_o), per_waits.get(lib.pk, empty_w)) for lib in libraries
-                     if lib.is_active or lib.pk in per_outcomes],
-        who_answered=who_answered(everything, library) if library is not None else None,
-        hours=by_hour_of_week(scope, period.zone),
-        surveys=surveys(scope),
-        read=read_scale(scope),
-        subjects=subjects(scope),
-    )
+    return Report(consortium, period, library)

@@ -432,8 +432,13 @@ def statistics_page(request: HttpRequest, who: Coordinator) -> HttpResponse:
         query=request.GET.urlencode() if request.GET else "", tables=CSV_TABLES, days=DAY_NAMES))
 
 
+MATRIX_TABLE_LIMIT = 30  # more answering libraries than this: the CSV, not a table on the page
+
+
 def _matrix_rows(matrix: statistics.Matrix) -> dict[str, Any]:
     columns = matrix.columns()
+    if len(columns) > MATRIX_TABLE_LIMIT:
+        return {"columns": columns, "rows": [], "totals": []}
     rows = [((matrix.libraries[h].name if h is not None else "no home library"),
              [matrix.get(h, c) for c in columns], matrix.row_total(h), h) for h in matrix.rows()]
     return {"columns": [matrix.libraries[c].name for c in columns], "rows": rows,

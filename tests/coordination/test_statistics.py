@@ -173,3 +173,12 @@ def test_the_statistics_page_and_its_csv_tables(week: dict[str, Any], client: Cl
     assert who == ["answered_by,chats", "own staff,1", "b,1", "rest of the consortium,1", "not answered,1",
                    "answered for others,2"]
     assert client.get(base + "&library=nope").status_code == 404
+
+
+def test_one_grouped_count_gives_the_matrix_and_the_outcomes(week: dict[str, Any]) -> None:
+    chats = statistics.chats_in(week["consortium"], week["period"])
+    matrix, per_home = statistics.tally(chats)
+    assert matrix.counts == statistics.answer_matrix(chats).counts
+    assert per_home == statistics.outcomes(chats, by="home_library_id")
+    report = statistics.report(week["consortium"], week["period"])
+    assert report.outcomes == statistics.outcomes(chats)[None]
