@@ -49,7 +49,7 @@ class ConsortiumForm(forms.ModelForm):
     class Meta:
         model = Consortium
         fields = ("slug", "name", "timezone", "is_active", "allowed_origins", *SETTING_DEFAULTS,
-                  "policy_review_limit_days")
+                  "policy_review_limit_days", "accent_color", "accent_text_color")
         help_texts = {"allowed_origins": 'sites allowed to embed the widget: ["https://www.example.org"]'}
 
     def clean_timezone(self) -> str:
@@ -77,6 +77,7 @@ class ConsortiumAdmin(ScopedModelAdmin):
     search_fields = ("name", "slug")
     fieldsets = (
         (None, {"fields": ("slug", "name", "timezone", "is_active", "allowed_origins")}),
+        ("Ask pages", {"fields": ("accent_color", "accent_text_color")}),
         ("Routing times (seconds)", {"fields": (
             "local_timeout", "partner_timeout", "offer_timeout", "max_wait", "reconnect_grace",
             "patron_grace", "idle_timeout",

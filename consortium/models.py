@@ -7,6 +7,9 @@ from django.db import models
 
 SLUG_VALIDATOR = RegexValidator(r"^[a-z0-9][a-z0-9-]*$", "use lowercase letters, digits and hyphens")
 
+COLOR_VALIDATOR = RegexValidator(r"^#[0-9a-fA-F]{6}$", "use a colour like #1d4ed8")
+DEFAULT_COLORS = {"accent": "#1d4ed8", "accent_text": "#ffffff"}
+
 # The defaults of spec/CONSORTIUM_FILE.md, in one place for the model, the importer and the docs.
 SETTING_DEFAULTS: dict[str, int] = {
     "local_timeout": 45,
@@ -38,6 +41,10 @@ class Consortium(models.Model):
     # The staff console warns beside a chat when the home library's policy page was last reviewed
     # longer ago than this (stale policy pages mislead partner librarians).
     policy_review_limit_days = models.PositiveIntegerField(default=365)
+    # The consortium's colours on its ask pages (and the widget's defaults): #rrggbb.
+    accent_color = models.CharField(max_length=7, default=DEFAULT_COLORS["accent"], validators=[COLOR_VALIDATOR])
+    accent_text_color = models.CharField(max_length=7, default=DEFAULT_COLORS["accent_text"],
+                                         validators=[COLOR_VALIDATOR])
     is_active = models.BooleanField(default=True)
 
     class Meta:

@@ -47,7 +47,7 @@ from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
-from consortium.models import SETTING_DEFAULTS, Consortium
+from consortium.models import DEFAULT_COLORS, SETTING_DEFAULTS, Consortium
 from libraries.hours import format_interval, parse_interval
 from libraries.models import (
     Closure,
@@ -71,7 +71,9 @@ MAX_CAPACITY = 1000  # a PositiveSmallIntegerField; more than this is surely a t
 MAX_RETENTION_DAYS = 36500  # a century: more is surely a typo
 
 TOP_KEYS = ("consortium", "queues", "libraries", "staff")
-CONSORTIUM_KEYS = ("slug", "name", "timezone", "allowed_origins", "settings")
+CONSORTIUM_KEYS = ("slug", "name", "timezone", "allowed_origins", "settings", "colors")
+COLOR_KEYS = ("accent", "accent_text")
+_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 QUEUE_KEYS = ("slug", "name", "mode", "timezone", "languages", "hours", "closures", "special_hours")
 LIBRARY_KEYS = (
     "slug", "name", "kind", "timezone", "city", "zip_codes", "partners", "fallback", "mode",
@@ -532,12 +534,22 @@ class _Reader:
             if origin:
                 origins.append((p, origin))
         self.unique([(p, f'"{o}"') for p, o in origins], "origin")
+        # An extension: the ask pages' colours, e.g. colors: {accent: "#0b5394", accent_text: "#ffffff"}.
+        colors = dict(DEFAULT_COLORS)
+        given_colors = self.mapping(c.get("colors", {}), _at(path, "colors"), COLOR_KEYS)
+        for key, raw in given_colors.items():
+            if isinstance(raw, str) and _COLOR.match(raw.strip()):
+                colors[key] = raw.strip().lower()
+            else:
+                shown = f'"{raw}"' if isinstance(raw, str) else _describe(raw)
+                self.err(_at(_at(path, "colors"), key), f"{shown} is not a colour like #1d4ed8")
         return {
             "slug": slug or "",
             "name": self.text(c, "name", path),
             "timezone": self.timezone(c, "timezone", path, None),
             "allowed_origins": list(dict.fromkeys(o for _, o in origins)),
             "settings": settings,
+            "colors": colors,
         }
 
     def origin(self, value: Any, path: str) -> str | None:
@@ -971,6 +983,7 @@ class _Importer:
     def save_consortium(self, c: Doc) -> Consortium:
         row = Consortium.objects.filter(slug=c["slug"]).first() or Consortium(slug=c["slug"])
         values = {"name": c["name"], "timezone": c["timezone"], "allowed_origins": c["allowed_origins"],
+                  "accent_color": c["colors"]["accent"], "accent_text_color": c["colors"]["accent_text"],
                   "is_active": True, **c["settings"]}
         created, changed = _save(row, values)
         self.report.consortium_status = "created" if created else "updated" if changed else "unchanged"
@@ -1246,7 +1259,9 @@ def export(consortium: Consortium) -> Doc:
 
     return {
         "consortium": {"slug": consortium.slug, "name": consortium.name, "timezone": consortium.timezone,
-                       "allowed_origins": list(consortium.allowed_origins or []), "settings": settings},
+                       "allowed_origins": list(consortium.allowed_origins or []), "settings": settings,
+                       "colors": {"accent": consortium.accent_color.lower(),
+                                  "accent_text": consortium.accent_text_color.lower()}},
         "queues": queues_out,
         "libraries": libraries_out,
         "staff": staff_out,

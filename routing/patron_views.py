@@ -79,6 +79,16 @@ def ask(request: HttpRequest, consortium_slug: str, library_slug: str | None = N
     return response
 
 
+@require_GET
+def ask_theme(request: HttpRequest, consortium_slug: str) -> HttpResponse:
+    """The consortium's colours as CSS custom properties: a stylesheet, so no inline style is needed."""
+    consortium = _consortium(consortium_slug)
+    css = (f":root{{--vr-accent:{consortium.accent_color};--vr-accent-text:{consortium.accent_text_color}}}\n")
+    response = HttpResponse(css, content_type="text/css; charset=utf-8")
+    response["Cache-Control"] = "public, max-age=300"
+    return response
+
+
 @cache
 def _widget_source() -> bytes:
     path = finders.find(WIDGET_SCRIPT)

@@ -17,6 +17,7 @@ from routing import patron_api, patron_views  # noqa: E402
 
 urlpatterns += [
     path("ask/<slug:consortium_slug>/", patron_views.ask, name="ask"),
+    path("ask/<slug:consortium_slug>/theme.css", patron_views.ask_theme, name="ask-theme"),
     path("ask/<slug:consortium_slug>/<slug:library_slug>/", patron_views.ask, name="ask-library"),
     path("widget.js", patron_views.widget_js, name="widget-js"),
     path("api/v1/<slug:consortium_slug>/widget", patron_views.widget_panel, name="api-widget-panel"),

@@ -578,3 +578,17 @@ def test_a_library_may_keep_transcripts_for_its_own_number_of_days(tmp_path: Pat
     data["libraries"][2]["transcript_retention_days"] = 0
     assert [str(p) for p in validate(data)] == [
         "libraries[2].transcript_retention_days: must be a whole number from 1 to 36500, not the number 0"]
+
+
+@pytest.mark.django_db
+def test_consortium_colours_are_imported_checked_and_exported(tmp_path: Path) -> None:
+    data = world()
+    data["consortium"]["colors"] = {"accent": "#0B5E7E"}
+    run(write(tmp_path, data))
+    consortium = Consortium.objects.get(slug=data["consortium"]["slug"])
+    assert (consortium.accent_color, consortium.accent_text_color) == ("#0b5e7e", "#ffffff")
+    assert export(consortium)["consortium"]["colors"] == {"accent": "#0b5e7e", "accent_text": "#ffffff"}
+    data["consortium"]["colors"] = {"accent": "teal", "shadow": "#000000"}
+    _message, errors = failing(write(tmp_path, data, "bad.yaml"))
+    assert 'consortium.colors.accent: "teal" is not a colour like #1d4ed8' in errors
+    assert "consortium.colors.shadow" in errors

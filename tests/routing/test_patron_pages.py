@@ -421,3 +421,17 @@ def test_the_chats_librarian_sends_a_file_with_session_and_csrf(world: dict[str,
     r = upload(other, chat, PNG, "x.png", HTTP_X_CSRFTOKEN=other.cookies["csrftoken"].value,
                HTTP_ORIGIN="http://testserver")
     assert r.status_code == 404, "not this librarian's chat"
+
+
+@pytest.mark.django_db
+def test_the_ask_page_wears_the_consortium_colours(client: Client) -> None:
+    from tests.factories import make_consortium
+
+    make_consortium("colourful", accent_color="#0b5e7e", accent_text_color="#fffff0")
+    page = client.get("/ask/colourful/")
+    assert page.status_code == 200
+    assert 'href="/ask/colourful/theme.css"' in page.content.decode()
+    css = client.get("/ask/colourful/theme.css")
+    assert css["Content-Type"].startswith("text/css")
+    assert css.content.decode() == ":root{--vr-accent:#0b5e7e;--vr-accent-text:#fffff0}\n"
+    assert client.get("/ask/nope/theme.css").status_code == 404
