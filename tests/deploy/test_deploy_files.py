@@ -35,30 +35,36 @@ def procfile() -> dict[str, list[str]]:
 def exec_start(unit: str) -> list[str]:
     lines = [line for line in (UNITS / unit).read_text().splitlines() if line.startswith("ExecStart=")]
     assert len(lines) == 1, unit
-    words = shlex.split(lines[0].removeprefix("ExecStart="))
-    return [w.removeprefix(VENV_BIN) for w in words]
+    return shlex.split(lines[0].removeprefix("ExecStart="))
 
 
-def as_unit(words: list[str], port: str) -> list[str]:
-    """The Procfile's command as a unit runs it: on 127.0.0.1, the port from the instance name."""
-    return [{"${HOST:-127.0.0.1}": "127.0.0.1", "${PORT:-8000}": port}.get(w, w) for w in words]
-
-
-def test_every_process_type_has_a_unit_that_runs_the_procfile_command() -> None:
+def test_every_process_type_has_a_unit_that_runs_its_procfile_line() -> None:
     kinds = procfile()
     assert {"web", "timer", "worker"} <= set(kinds)
-    for kind, words in kinds.items():
+    for kind in kinds:
         if kind == "release":
             continue  # migrations: run by hand in an upgrade (docs/deploy.md), before the restarts
         assert kind in UNIT_OF, f"no systemd unit for the Procfile's {kind!r}"
-        command = exec_start(UNIT_OF[kind])
-        expected = as_unit(words, "%i")
-        if kind == "worker":  # plus a node name of its own, so that several workers on one host differ
-            assert command[:len(expected)] == expected and command[len(expected):] == ["-n", "vr%i@%%h"]
-        else:
-            assert command == expected, kind
+        extra = ["-n", "vr%i@%%h"] if kind == "worker" else []  # several workers on one host: own node names
+        assert exec_start(UNIT_OF[kind]) == ["/opt/vr/deploy/bin/vr-proc", kind, *extra], kind
+    assert "Environment=PATH=/opt/vr/.venv/bin:" in (UNITS / "vr-web@.service").read_text()
+    assert "PORT=%i HOST=127.0.0.1" in (UNITS / "vr-web@.service").read_text()
     # The scheduler's unit is ready even while the Procfile has no beat line.
     assert (UNITS / "vr-beat.service").exists()
+
+
+def run_proc(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    path = f"{ROOT / '.venv' / 'bin'}:{Path(shutil.which('python3') or '/usr/bin/python3').parent}:/usr/bin:/bin"
+    return subprocess.run([str(DEPLOY / "bin" / "vr-proc"), *args], capture_output=True, text=True, timeout=120,
+                          env={"PATH": path, "HOME": "/tmp", **env}, cwd="/")
+
+
+def test_vr_proc_runs_the_procfile_line_with_extra_arguments() -> None:
+    assert subprocess.run(["sh", "-n", str(DEPLOY / "bin" / "vr-proc")], timeout=30).returncode == 0
+    r = run_proc("timer", "--help", DJANGO_SECRET_KEY="k" * 50, VR_DATA_DIR="/tmp/vr-proc-test")
+    assert r.returncode == 0 and "run_timer" in r.stdout, r.stderr
+    r = run_proc("no-such-process")
+    assert r.returncode == 2 and "has no 'no-such-process' process" in r.stderr
 
 
 def test_units_belong_to_the_target_and_run_unprivileged() -> None:
@@ -165,16 +171,13 @@ def compose() -> dict[str, Any]:
     return dict(yaml.safe_load((DEPLOY / "compose.yaml").read_text()))
 
 
-def test_compose_runs_every_procfile_process_with_its_command() -> None:
+def test_compose_runs_every_procfile_process_through_vr_proc() -> None:
     services = compose()["services"]
     assert {"postgres", "redis", "web1", "web2", "timer", "worker", "beat", "nginx", "release"} <= set(services)
-    kinds = procfile()
-    # daphne's own flags after "-b HOST -p PORT", on every interface of the container, port 8000.
-    assert services["web1"]["command"] == ["daphne", "-b", "0.0.0.0", "-p", "8000", *kinds["web"][5:]]
-    assert services["web2"]["command"] == services["web1"]["command"]
-    for kind in ("timer", "worker", "beat", "release"):
-        if kind in kinds:
-            assert services[kind]["command"] == kinds[kind], kind
+    for name, kind in (("web1", "web"), ("web2", "web"), ("timer", "timer"), ("worker", "worker"),
+                       ("beat", "beat"), ("release", "release")):
+        assert kind in procfile(), kind
+        assert services[name]["command"] == ["/app/deploy/bin/vr-proc", kind], name
     for name, service in services.items():
         assert set(service) <= COMPOSE_SERVICE_KEYS, (name, set(service) - COMPOSE_SERVICE_KEYS)
         for dependency, rule in service.get("depends_on", {}).items():
@@ -195,9 +198,8 @@ def test_dockerfile_installs_the_lock_with_hashes_and_runs_unprivileged() -> Non
     assert "collectstatic --noinput" in text
     users = re.findall(r"^USER (\S+)", text, re.M)
     assert users and users[-1] not in {"root", "0"}
-    cmd = re.search(r'^CMD \["sh", "-c", "exec (.*)"\]$', text, re.M)
-    assert cmd, "CMD runs the web process"
-    assert shlex.split(cmd.group(1)) == ["daphne", "-b", "${HOST}", "-p", "${PORT}", *procfile()["web"][5:]]
+    assert 'CMD ["/app/deploy/bin/vr-proc", "web"]' in text
+    assert "HOST=0.0.0.0" in text and "PORT=8000" in text
 
 
 # --- the environment ---------------------------------------------------------------------------------------
