@@ -38,7 +38,7 @@ AXE_DIR = Path(os.environ.get("VR_AXE_DIR", Path.home() / ".cache" / "vr-axe"))
 @asynccontextmanager
 async def chromium() -> AsyncIterator[Any]:
     if not HAVE_CHROMIUM:
-        pytest.skip(f"no Chromium at {CHROMIUM}")
+        pytest.fail(f"no Chromium at {CHROMIUM}: install Debian's chromium (.ci/run does)")
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
@@ -75,7 +75,7 @@ def axe_script() -> Path | None:
 async def axe_violations(page: Any, *, impacts: tuple[str, ...] = ("serious", "critical")) -> list[dict[str, Any]]:
     script = await asyncio.to_thread(axe_script)
     if script is None:
-        pytest.skip("axe-core could not be installed from npm")
+        pytest.fail("axe-core could not be installed from npm")
     await page.add_script_tag(path=str(script))
     result = await page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
     return [v for v in result["violations"] if v.get("impact") in impacts]

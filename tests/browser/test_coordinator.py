@@ -107,7 +107,7 @@ def stack() -> Iterator[Stack]:
 @asynccontextmanager
 async def chromium() -> AsyncIterator[Any]:
     if not HAVE_CHROMIUM:
-        pytest.skip(f"no Chromium at {CHROMIUM}")
+        pytest.fail(f"no Chromium at {CHROMIUM}: install Debian's chromium (.ci/run does)")
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:

@@ -46,7 +46,7 @@ def stack() -> Iterator[Stack]:
 @contextlib.asynccontextmanager
 async def browser_page(stack: Stack) -> AsyncIterator[tuple[Any, list[str]]]:
     if not HAVE_CHROMIUM:
-        pytest.skip(f"no Chromium at {CHROMIUM}")
+        pytest.fail(f"no Chromium at {CHROMIUM}: install Debian's chromium (.ci/run does)")
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
