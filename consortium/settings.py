@@ -129,6 +129,16 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql"):
         # server sessions: no server-side cursors, no prepared statements (psycopg prepares repeated queries).
         DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
         DATABASES["default"]["OPTIONS"]["prepare_threshold"] = None
+    # A pool of connections per process (psycopg_pool). Without one, every database call of a socket
+    # opened a new PostgreSQL connection (CONN_MAX_AGE=0: a backend forked, 10-25 ms on a busy
+    # machine) and closed it again; persistent connections are no cure under ASGI, where each HTTP
+    # request runs in a thread of its own and leaves its connection behind ("too many clients" under
+    # load: docs/benchmarks.md, "Real time"). The pool also caps what one process takes from
+    # max_connections (or from pgbouncer): past VR_DB_POOL_MAX busy connections, callers wait (up to
+    # `timeout` seconds) instead of failing. VR_DB_POOL_MAX=0 turns the pool off.
+    _pool_max = int(os.environ.get("VR_DB_POOL_MAX", "10"))
+    if _pool_max > 0:
+        DATABASES["default"]["OPTIONS"]["pool"] = {"min_size": 1, "max_size": _pool_max, "timeout": 10}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
