@@ -3,20 +3,36 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "consortium.settings")
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.auth import AuthMiddleware, get_user  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.sessions import CookieMiddleware, SessionMiddleware  # noqa: E402
 
+from routing.threads import in_thread  # noqa: E402
 from routing.ws_urls import websocket_urlpatterns  # noqa: E402
+
+
+class SocketAuthMiddleware(AuthMiddleware):
+    """Channels' AuthMiddleware, looking the user up in the sockets' database threads.
+
+    Channels does it on its single database thread, before the socket is accepted: in a reconnect
+    storm every staff handshake of a process waited there behind the others, past daphne's
+    handshake timeout (routing.threads, docs/benchmarks.md).
+    """
+
+    async def resolve_scope(self, scope: dict[str, Any]) -> None:
+        scope["user"]._wrapped = await in_thread(get_user.func)(scope)
+
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
+        "websocket": CookieMiddleware(SessionMiddleware(SocketAuthMiddleware(URLRouter(websocket_urlpatterns)))),
     }
 )

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlparse
 
-from channels.db import database_sync_to_async
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.contrib.sessions.models import Session
@@ -28,6 +28,7 @@ from routing import frames, services, validation
 from routing.events import chat_group, librarian_group
 from routing.models import Chat, ChatState, Message
 from routing.process import ensure_registered
+from routing.threads import in_thread
 from routing.validation import Invalid
 
 logger = logging.getLogger(__name__)
@@ -66,6 +67,20 @@ def _messages_after(chat_id: str, after: int, *, for_patron: bool, upto: int | N
 
 class ProtocolConsumer(AsyncWebsocketConsumer):
     role = ""
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' dispatch, without its aclose_old_connections() before every frame and event.
+
+        That call closes stale database connections in Channels' single database thread: a hop to
+        that thread (and a wait behind whatever it is doing) for every frame in and every event out,
+        for nothing, since these handlers touch the database only through routing.threads.in_thread,
+        which closes stale connections around each call itself. Delivering a message to a client
+        (a layer event with no gap) now needs no thread at all.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"no handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self) -> None:
         self.tokens = BUCKET_SIZE
@@ -157,7 +172,7 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
             return  # already sent (a resume raced the live event)
         if last is not None and seq > last + 1:
             # The layer dropped something: fill the gap from the database, in order.
-            for missing in await database_sync_to_async(_messages_after)(
+            for missing in await in_thread(_messages_after)(
                 chat_id, last, for_patron=self.role == "patron", upto=seq - 1
             ):
                 await self.send_json(missing)
@@ -167,7 +182,7 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
         await self.send_json(frame)
 
     async def send_history(self, chat_id: str, after: int) -> None:
-        history = await database_sync_to_async(_messages_after)(chat_id, after, for_patron=self.role == "patron")
+        history = await in_thread(_messages_after)(chat_id, after, for_patron=self.role == "patron")
         for frame in history:
             await self.send_json(frame)
         last = max([after, *(f["seq"] for f in history)])
@@ -206,7 +221,7 @@ class PatronConsumer(ProtocolConsumer):
     async def disconnect(self, code: int) -> None:
         if self.chat_id:
             await self.channel_layer.group_discard(chat_group(self.chat_id), self.channel_name)
-            await database_sync_to_async(services.patron_disconnected)(self.channel_name, timezone.now())
+            await in_thread(services.patron_disconnected)(self.channel_name, timezone.now())
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.chat_id is None:
@@ -233,7 +248,7 @@ class PatronConsumer(ProtocolConsumer):
         if not isinstance(token, str):
             token = ""
         await self.channel_layer.group_add(chat_group(chat_id), self.channel_name)
-        chat, state = await database_sync_to_async(_patron_join)(
+        chat, state = await in_thread(_patron_join)(
             chat_id, token, header(self.scope, b"origin"), self.channel_name, self.process_id)
         if chat is None or state is None:
             await self.channel_layer.group_discard(chat_group(chat_id), self.channel_name)
@@ -250,7 +265,7 @@ class PatronConsumer(ProtocolConsumer):
         assert self.chat_id
         body = validation.text(frame, "body", max_len=validation.MAX_BODY)
         cid = validation.client_id(frame)
-        message, created = await database_sync_to_async(services.message_post)(
+        message, created = await in_thread(services.message_post)(
             self.chat_id, sender="patron", body=body, client_id=cid, now=timezone.now())
         if not created:
             await self.send_json(frames.message_frame(message))
@@ -262,7 +277,7 @@ class PatronConsumer(ProtocolConsumer):
 
     async def frame_end(self, frame: Frame) -> None:
         assert self.chat_id
-        await database_sync_to_async(services.chat_end)(self.chat_id, timezone.now(), by="patron")
+        await in_thread(services.chat_end)(self.chat_id, timezone.now(), by="patron")
 
 
 # --- staff -----------------------------------------------------------------------------------------
@@ -313,7 +328,7 @@ class StaffConsumer(ProtocolConsumer):
                                   "client_id": None})
             await self.close(code=4403)
             return
-        profile = await database_sync_to_async(_staff_profile)(user.pk)
+        profile = await in_thread(_staff_profile)(user.pk)
         if profile is None:
             await self.send_json({"type": "error", "code": "forbidden", "detail": "not a staff account",
                                   "client_id": None})
@@ -325,7 +340,7 @@ class StaffConsumer(ProtocolConsumer):
         if self.session_key:
             self.session_watch = asyncio.get_running_loop().create_task(self._watch_session(self.session_key))
         await self.channel_layer.group_add(librarian_group(profile.pk), self.channel_name)
-        hello, held = await database_sync_to_async(_hello)(profile, self.channel_name, self.process_id)
+        hello, held = await in_thread(_hello)(profile, self.channel_name, self.process_id)
         for chat_id, chat in zip(held, hello["chats"], strict=True):
             await self.channel_layer.group_add(chat_group(chat_id), self.channel_name)
             self.seqs[chat_id] = chat["last_seq"]
@@ -334,7 +349,7 @@ class StaffConsumer(ProtocolConsumer):
     async def _watch_session(self, key: str) -> None:
         """Close this socket when its session expires (signing out is announced: see routing.signals)."""
         while True:
-            expires = await database_sync_to_async(_session_expiry)(key)
+            expires = await in_thread(_session_expiry)(key)
             if expires is None or expires <= timezone.now():
                 await self.send_json({"type": "error", "code": "forbidden", "detail": "your session has ended",
                                       "client_id": None})
@@ -351,7 +366,7 @@ class StaffConsumer(ProtocolConsumer):
         await self.channel_layer.group_discard(librarian_group(self.profile.pk), self.channel_name)
         for chat_id in list(self.seqs):
             await self.channel_layer.group_discard(chat_group(chat_id), self.channel_name)
-        await database_sync_to_async(services.staff_disconnected)(self.channel_name, timezone.now())
+        await in_thread(services.staff_disconnected)(self.channel_name, timezone.now())
 
     async def vr_close(self, event: dict[str, Any]) -> None:
         """Signed out: close the sockets of that session (other devices keep theirs)."""
@@ -367,27 +382,27 @@ class StaffConsumer(ProtocolConsumer):
         status = frame.get("status")
         if status not in ("available", "away"):
             raise Invalid("status must be available or away")
-        result = await database_sync_to_async(services.presence_set)(self._me(), status, timezone.now())
+        result = await in_thread(services.presence_set)(self._me(), status, timezone.now())
         await self.send_json({"type": "presence", "status": result})
 
     async def frame_accept(self, frame: Frame) -> None:
         chat_id = validation.chat_id(frame)
         try:
-            await database_sync_to_async(services.chat_accept)(self._me(), chat_id, timezone.now())
+            await in_thread(services.chat_accept)(self._me(), chat_id, timezone.now())
         except services.ServiceError as refused:
             await self.send_json({"type": "accept_failed", "chat": chat_id, "reason": refused.reason,
                                   "detail": refused.detail})
 
     async def frame_decline(self, frame: Frame) -> None:
         chat_id = validation.chat_id(frame)
-        await database_sync_to_async(services.chat_decline)(self._me(), chat_id, timezone.now())
+        await in_thread(services.chat_decline)(self._me(), chat_id, timezone.now())
 
     async def frame_message(self, frame: Frame) -> None:
         chat_id = validation.chat_id(frame)
         body = validation.text(frame, "body", max_len=validation.MAX_BODY)
         cid = validation.client_id(frame)
         internal = frame.get("internal") is True
-        message, created = await database_sync_to_async(services.message_post)(
+        message, created = await in_thread(services.message_post)(
             chat_id, sender="librarian", body=body, client_id=cid, now=timezone.now(), librarian=self._me(),
             internal=internal)
         if not created:
@@ -408,7 +423,7 @@ class StaffConsumer(ProtocolConsumer):
                                                 or isinstance(target.get("librarian"), str)):
             raise Invalid('to must be {"queue": slug} or {"librarian": username}')
         try:
-            await database_sync_to_async(services.chat_transfer)(
+            await in_thread(services.chat_transfer)(
                 self._me(), chat_id, timezone.now(), queue=target.get("queue"),
                 to_librarian=target.get("librarian") if not isinstance(target.get("queue"), str) else None,
                 note=note)
@@ -422,19 +437,19 @@ class StaffConsumer(ProtocolConsumer):
         if not isinstance(target, dict) or not isinstance(target.get("library", ""), str):
             raise Invalid('to must be {"library": slug}')
         note = validation.text(frame, "note", max_len=validation.MAX_NOTE, required=False)
-        ticket = await database_sync_to_async(services.chat_refer)(
+        ticket = await in_thread(services.chat_refer)(
             self._me(), chat_id, timezone.now(), library_slug=target.get("library") or None, note=note)
         await self.send_json({"type": "referred", "chat": chat_id, "ticket": ticket.pk})
 
     async def frame_end(self, frame: Frame) -> None:
         chat_id = validation.chat_id(frame)
-        await database_sync_to_async(services.chat_end)(chat_id, timezone.now(), by="librarian",
+        await in_thread(services.chat_end)(chat_id, timezone.now(), by="librarian",
                                                         librarian=self._me())
 
     async def frame_join(self, frame: Frame) -> None:
         chat_id = validation.chat_id(frame)
         after = validation.integer(frame, "after")
-        if not await database_sync_to_async(_holds)(self._me().pk, chat_id):
+        if not await in_thread(_holds)(self._me().pk, chat_id):
             raise services.ServiceError("not_found", "you do not hold that chat")
         await self.channel_layer.group_add(chat_group(chat_id), self.channel_name)
         await self.send_history(chat_id, after)

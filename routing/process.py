@@ -14,6 +14,7 @@ from channels.db import database_sync_to_async
 from django.utils import timezone
 
 from routing.services import process_heartbeat
+from routing.threads import HEARTBEAT_THREAD, in_thread
 
 HEARTBEAT_EVERY = 5.0
 PROCESS_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -27,7 +28,8 @@ async def _beat_forever() -> None:
     while True:
         await asyncio.sleep(HEARTBEAT_EVERY)
         try:
-            await database_sync_to_async(process_heartbeat)(PROCESS_ID, timezone.now())
+            # A thread of its own: never queued behind the sockets' work (routing.threads).
+            await in_thread(process_heartbeat, HEARTBEAT_THREAD)(PROCESS_ID, timezone.now())
         except Exception:  # the database may be restarting: keep beating, the next one may pass
             logger.warning("process heartbeat failed", exc_info=True)
 

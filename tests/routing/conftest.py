@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
-from routing import events
+from routing import events, threads
 from tests.routing.routing_helpers import Sent
 
 
@@ -12,3 +14,12 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> Sent:
     recorder = Sent()
     monkeypatch.setattr(events, "_send", recorder)
     return recorder
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _socket_threads_let_go(django_db_setup: None) -> Iterator[None]:
+    """A socket test can end while one of the sockets' database threads (routing.threads) still
+    holds a connection: close them before the test database is dropped, which PostgreSQL refuses
+    while a connection is open."""
+    yield
+    threads.close_connections()

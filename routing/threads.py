@@ -1,0 +1,57 @@
+"""Where the sockets' database work runs (docs/benchmarks.md, "Real time (WebSocket load)").
+
+Channels' database_sync_to_async is thread-sensitive by default: all of a process's sockets queue
+their database work on one thread, so the process makes one round trip at a time, a slow query on
+one chat delays every frame of every other chat, and under load (a reconnect storm: hundreds of
+sign-in lookups and joins at once) the web process's heartbeat waited so long behind them that the
+timer took the live process for dead and closed its sockets' rows under them.
+
+Nothing in the socket code needs that single thread: a socket handles its frames one after another
+(the consumer awaits each handler) and chats are serialized by their row locks (routing.services).
+So socket work runs in a small pool of threads, and the heartbeat in a thread of its own. Stale
+connections are still closed (given back to the connection pool) before and after every call by
+DatabaseSyncToAsync, in the thread that used them. Pools of our own rather than the event loop's
+default one: they outlive event loops, so no connection is left behind in a thread of a loop that
+has closed (the test suite starts one per test).
+
+SQLite has one writer at a time (and an in-memory test database locks whole tables across
+threads): there the single thread is the right tool, and the embedded default keeps it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.db import connections
+
+CONCURRENT = not settings.DATABASES["default"]["ENGINE"].endswith("sqlite3")
+# Three threads per web process overlap the database round trips of different sockets; more only
+# fight the event loop for the GIL (measured: with six, sign-in handshakes timed out during a
+# reconnect storm). The connection pool (VR_DB_POOL_MAX, consortium/settings.py) stays above this.
+SOCKET_THREADS = ThreadPoolExecutor(max_workers=3, thread_name_prefix="vr-socket-db")
+HEARTBEAT_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vr-heartbeat")
+
+
+def in_thread(func: Callable[..., Any], executor: ThreadPoolExecutor = SOCKET_THREADS) -> Any:
+    """`func` as a coroutine that runs it in `executor` (Channels' single thread on SQLite)."""
+    if not CONCURRENT:
+        return database_sync_to_async(func)
+    return database_sync_to_async(func, thread_sensitive=False, executor=executor)
+
+
+def close_connections() -> None:
+    """Close the connections these threads keep between calls (tests: before the test database is dropped)."""
+    for executor, size in ((SOCKET_THREADS, SOCKET_THREADS._max_workers), (HEARTBEAT_THREAD, 1)):
+        everyone = threading.Barrier(size, timeout=10)  # one task per thread: none takes two
+
+        def close(everyone: threading.Barrier = everyone) -> None:
+            everyone.wait()
+            connections.close_all()
+
+        for future in [executor.submit(close) for _ in range(size)]:
+            future.result()
