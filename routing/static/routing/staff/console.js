@@ -30,7 +30,8 @@ const chats = new Map(); // chat id -> ChatView
 let selected = null;
 let presence = "away";
 let idleAwayPending = false;
-const accepting = new Set();
+const accepting = new Map(); // chat id -> when Accept was clicked
+let lastTabChoice = 0; // when the librarian last chose a tab themselves
 
 // --- notices --------------------------------------------------------------------------------------
 
@@ -271,7 +272,7 @@ function acceptOffer(chatId) {
     notice("Not connected: wait for the connection to come back, then accept.", "warn");
     return;
   }
-  accepting.add(chatId);
+  accepting.set(chatId, Date.now());
   const entry = offers.get(chatId);
   if (entry) addOffer(entry.frame, { quiet: true });
 }
@@ -334,7 +335,10 @@ class ChatView {
     this.textarea.id = `compose-${id}`;
     this.textarea.setAttribute("aria-label", "Message to the patron");
     $(".canned", this.panel).setAttribute("aria-label", "Insert a canned response");
-    this.tab.addEventListener("click", () => select(id));
+    this.tab.addEventListener("click", () => {
+      lastTabChoice = Date.now();
+      select(id);
+    });
     this.tab.addEventListener("keydown", (e) => tabKeys(e, id));
     this.wire();
     $("#tabs").append(this.tab);
@@ -677,6 +681,7 @@ function tabKeys(e, id) {
   if (e.key === "End") next = ids[ids.length - 1];
   if (next) {
     e.preventDefault();
+    lastTabChoice = Date.now();
     select(next);
     chats.get(next).tab.focus();
   }
@@ -759,7 +764,7 @@ function handle(frame) {
       break;
     }
     case "assigned": {
-      const wasAccepting = accepting.has(frame.chat);
+      const acceptedAt = accepting.get(frame.chat);
       removeOffer(frame.chat);
       const v = openChat(frame.chat, {
         home_library: frame.home_library, patron: frame.patron, policy_url: frame.policy_url,
@@ -769,7 +774,8 @@ function handle(frame) {
       v.loadLibrary();
       // Show the chat just accepted, unless the librarian is in the middle of a reply elsewhere:
       // the new tab appears beside it and waits (switching under their fingers loses their place).
-      if (wasAccepting && !busyElsewhere(frame.chat)) select(frame.chat);
+      // Nor when they have chosen another tab since clicking Accept.
+      if (acceptedAt && lastTabChoice < acceptedAt && !busyElsewhere(frame.chat)) select(frame.chat);
       break;
     }
     case "accept_failed": {
