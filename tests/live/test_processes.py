@@ -66,6 +66,10 @@ async def test_three_librarians_on_three_processes_accept_at_once_exactly_one_wi
         socks.append(sock)
     winners: list[int] = []
     for round_ in range(100):
+        # A round sends each socket up to two frames; at most one round per 0.25 s keeps every socket
+        # under the per-connection frame limit (10 a second sustained), which a person never reaches
+        # but this loop, on a fast stack, did (4429 "too many frames").
+        paced = asyncio.create_task(asyncio.sleep(0.25))
         chat = await start_chat(stack.base("web1"), "live", f"Round {round_}", library="alpha")
         for sock in socks:
             await sock.expect("offer", chat=chat["id"], timeout=10)
@@ -80,6 +84,7 @@ async def test_three_librarians_on_three_processes_accept_at_once_exactly_one_wi
         winners.append(won[0])
         await socks[won[0]].send({"type": "end", "chat": chat["id"]})
         await socks[won[0]].expect("state", chat=chat["id"], state="ended", timeout=10)
+        await paced
     doubles = stack.sql("SELECT count(*) FROM routing_offer WHERE status='accepted' GROUP BY chat_id "
                         "HAVING count(*) > 1")
     assert doubles == "", "a chat had two accepted offers"
