@@ -19,8 +19,8 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db import transaction
+from django.db.models import F, OuterRef, Q, Subquery
 
 from consortium.models import Consortium
 from libraries.models import Library, Queue, StaffProfile
@@ -108,13 +108,22 @@ def _lock_chat(chat_id: str, *, skip_locked: bool = False) -> Chat | None:
     )
 
 
-def _lock_chat_for_message(chat_id: str) -> Chat | None:
-    """_lock_chat for message_post, the service every message frame goes through, with only what it
-    reads: the chat's own columns and its consortium (idle_timeout). The four joins of _lock_chat
-    cost more Python than the rest of the message (compiling the query, building the related
-    objects): nearly half of a web process's CPU at 1,000 chats (docs/benchmarks.md, "Real time")."""
-    rows = list(Chat.objects.select_for_update(of=("self",)).select_related("consortium").filter(pk=chat_id))
-    return rows[0] if rows else None
+def _lock_chat_for_message(chat_id: str, *, sender: str, client_id: str | None) -> dict[str, Any] | None:
+    """The chat row locked for message_post, the service every message frame goes through, as plain
+    values: what message_post reads of the chat, its consortium's idle timeout, and the message this
+    sender already stored under `client_id` (if any), all in the one locking query.
+
+    Lean on purpose: this runs for every line anyone types. _lock_chat's four joins and model objects
+    cost more Python than the rest of the message, and the `client_id` check as a query of its own was
+    one more round trip (docs/benchmarks.md, "Real time")."""
+    chats = (Chat.objects.select_for_update(of=("self",)).filter(pk=chat_id)
+             .annotate(idle_timeout=F("consortium__idle_timeout")))
+    fields = ["state", "librarian_id", "last_seq", "patron_name", "idle_timeout"]
+    if client_id:
+        chats = chats.annotate(duplicate_of=Subquery(
+            Message.objects.filter(chat=OuterRef("pk"), sender=sender, client_id=client_id).values("pk")[:1]))
+        fields.append("duplicate_of")
+    return chats.values(*fields).first()
 
 
 def _presence(librarian: StaffProfile, *, lock: bool = True) -> LibrarianPresence:
@@ -596,38 +605,32 @@ def chat_decline(librarian: StaffProfile, chat_id: str, now: datetime) -> None:
 def message_post(chat_id: str, *, sender: str, body: str, client_id: str | None, now: datetime,
                  librarian: StaffProfile | None = None, internal: bool = False,
                  file_id: str | None = None) -> tuple[Message, bool]:
-    """Store a message (its seq allocated under the chat's lock), then tell everyone. Idempotent by client_id."""
+    """Store a message (its seq allocated under the chat's lock), then tell everyone. Idempotent by client_id.
+
+    Three statements in one transaction: lock the chat (with the client_id check), insert, update the
+    chat. The client_id check needs no savepoint around the insert: every message of a chat is
+    inserted under that chat's row lock (here and in _system_message), so no other insert can slip
+    in between the check and this one; the unique constraint stays as the database's guarantee."""
     with transaction.atomic():
-        chat = _lock_chat_for_message(chat_id)
+        chat = _lock_chat_for_message(chat_id, sender=sender, client_id=client_id)
         if chat is None:
             raise ServiceError("not_found", "no such chat")
-        if client_id:
-            existing = Message.objects.filter(chat=chat, sender=sender, client_id=client_id).first()
-            if existing is not None:
-                return existing, False
-        if sender == Message.Sender.LIBRARIAN and (librarian is None or chat.librarian_id != librarian.pk):
+        if chat.get("duplicate_of") is not None:
+            return Message.objects.get(pk=chat["duplicate_of"]), False
+        if sender == Message.Sender.LIBRARIAN and (librarian is None or chat["librarian_id"] != librarian.pk):
             raise ServiceError("forbidden", "only the chat's librarian may send")
-        if chat.state not in LIVE_STATES:
+        if chat["state"] not in LIVE_STATES:
             raise ServiceError("ended", "this chat is over")
-        chat.last_seq += 1
-        name = librarian.display_name if librarian else chat.patron_name
-        try:
-            with transaction.atomic():
-                message = Message.objects.create(chat=chat, seq=chat.last_seq, sender=sender, librarian=librarian,
-                                                 name=name, body=body, client_id=client_id or None, at=now,
-                                                 internal=internal, file_id=file_id)
-        except IntegrityError:
-            existing = Message.objects.filter(chat=chat, sender=sender, client_id=client_id).first()
-            if existing is None:
-                raise
-            return existing, False
-        chat.last_activity_at = now
-        fields = ["last_seq", "last_activity_at"]
-        if chat.state == ChatState.ACTIVE:
-            chat.deadline = now + timedelta(seconds=chat.consortium.idle_timeout)
-            fields.append("deadline")
-        chat.save(update_fields=fields)
-        events.to_chat(chat.pk, frames.message_frame(message), seq=message.seq, internal=internal)
+        seq = chat["last_seq"] + 1
+        name = librarian.display_name if librarian else chat["patron_name"]
+        message = Message.objects.create(chat_id=chat_id, seq=seq, sender=sender, librarian=librarian, name=name,
+                                         body=body, client_id=client_id or None, at=now, internal=internal,
+                                         file_id=file_id)
+        changes: dict[str, Any] = {"last_seq": seq, "last_activity_at": now}
+        if chat["state"] == ChatState.ACTIVE:
+            changes["deadline"] = now + timedelta(seconds=chat["idle_timeout"])
+        Chat.objects.filter(pk=chat_id).update(**changes)
+        events.to_chat(chat_id, frames.message_frame(message), seq=seq, internal=internal)
     return message, True
 
 
