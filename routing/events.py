@@ -7,6 +7,9 @@ or part of the state a reconnecting client is sent again (hello, joined).
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -30,7 +33,38 @@ def _send(group: str, event: dict[str, Any]) -> None:
     _send_all([(group, event)])
 
 
-def _send_all(items: list[tuple[str, dict[str, Any]]]) -> None:
+Outbox = list[tuple[str, dict[str, Any]]]
+_collecting = threading.local()
+
+
+@contextmanager
+def collected(outbox: Outbox) -> Iterator[None]:
+    """Inside: this thread's events go into `outbox` instead of out, for send_collected to send.
+
+    For the sockets' database threads (routing.threads): there, sending from the thread meant a hop
+    back into the event loop per commit (async_to_sync) with the thread blocked meanwhile, one of the
+    three that every socket of the process shares. The events are still only collected after commit
+    (transaction.on_commit), so nothing is announced that did not happen."""
+    previous = getattr(_collecting, "outbox", None)
+    _collecting.outbox = outbox
+    try:
+        yield
+    finally:
+        _collecting.outbox = previous
+
+
+async def send_collected(outbox: Outbox) -> None:
+    layer = get_channel_layer()
+    if layer is not None:
+        for group, event in outbox:
+            await layer.group_send(group, event)
+
+
+def _send_all(items: Outbox) -> None:
+    outbox = getattr(_collecting, "outbox", None)
+    if outbox is not None:
+        outbox.extend(items)
+        return
     layer = get_channel_layer()
     if layer is None:
         return

@@ -20,6 +20,7 @@ threads): there the single thread is the right tool, and the embedded default ke
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +29,8 @@ from typing import Any
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import connections
+
+from routing import events
 
 CONCURRENT = not settings.DATABASES["default"]["ENGINE"].endswith("sqlite3")
 # Three threads per web process overlap the database round trips of different sockets; more only
@@ -38,10 +41,34 @@ HEARTBEAT_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vr-hear
 
 
 def in_thread(func: Callable[..., Any], executor: ThreadPoolExecutor = SOCKET_THREADS) -> Any:
-    """`func` as a coroutine that runs it in `executor` (Channels' single thread on SQLite)."""
-    if not CONCURRENT:
-        return database_sync_to_async(func)
-    return database_sync_to_async(func, thread_sensitive=False, executor=executor)
+    """`func` as a coroutine that runs it in `executor` (Channels' single thread on SQLite).
+
+    The channel-layer events `func` publishes (routing.events, after its commits) are sent from the
+    event loop once it returns, or raises after committing something, rather than from the thread.
+    Shielded: a handler cancelled while the thread works (daphne ending a closed connection's
+    consumer) must not drop what the thread then commits: the work and its sending finish anyway."""
+
+    def collecting(outbox: events.Outbox, *args: Any, **kwargs: Any) -> Any:
+        with events.collected(outbox):
+            return func(*args, **kwargs)
+
+    if CONCURRENT:
+        run = database_sync_to_async(collecting, thread_sensitive=False, executor=executor)
+    else:
+        run = database_sync_to_async(collecting)
+
+    async def run_and_send(*args: Any, **kwargs: Any) -> Any:
+        outbox: events.Outbox = []
+        try:
+            return await run(outbox, *args, **kwargs)
+        finally:
+            if outbox:
+                await events.send_collected(outbox)
+
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        return await asyncio.shield(run_and_send(*args, **kwargs))
+
+    return call
 
 
 def close_connections() -> None:
