@@ -45,8 +45,9 @@ def in_thread(func: Callable[..., Any], executor: ThreadPoolExecutor = SOCKET_TH
 
     The channel-layer events `func` publishes (routing.events, after its commits) are sent from the
     event loop once it returns, or raises after committing something, rather than from the thread.
-    Shielded: a handler cancelled while the thread works (daphne ending a closed connection's
-    consumer) must not drop what the thread then commits: the work and its sending finish anyway."""
+    A handler cancelled while the thread works (daphne ending a closed connection's consumer) must not
+    drop what the thread then commits: asgiref already waits for the thread before re-raising the
+    cancellation, and the shield keeps a second cancellation from cutting the sending short."""
 
     def collecting(outbox: events.Outbox, *args: Any, **kwargs: Any) -> Any:
         with events.collected(outbox):

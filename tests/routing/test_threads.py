@@ -53,7 +53,7 @@ async def test_a_rolled_back_transaction_announces_nothing() -> None:
     with pytest.raises(RuntimeError):
         await in_thread(work)()
     with pytest.raises(asyncio.TimeoutError):
-        await asyncio.wait_for(get_channel_layer().receive(channel), 0.3)  # type: ignore[union-attr]
+        await asyncio.wait_for(get_channel_layer().receive(channel), 0.3)
 
 
 async def test_what_was_committed_before_a_failure_is_still_announced() -> None:
