@@ -20,12 +20,12 @@ from functools import partial
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, OuterRef, Q, Subquery
+from django.db.models import Q
 
 from consortium.models import Consortium
 from libraries.models import Library, Queue, StaffProfile
 from libraries.rota import rota_queues_of
-from routing import events, frames, router
+from routing import events, frames, message_store, router
 from routing.models import (
     Chat,
     ChatState,
@@ -106,24 +106,6 @@ def _lock_chat(chat_id: str, *, skip_locked: bool = False) -> Chat | None:
         .filter(pk=chat_id)
         .first()
     )
-
-
-def _lock_chat_for_message(chat_id: str, *, sender: str, client_id: str | None) -> dict[str, Any] | None:
-    """The chat row locked for message_post, the service every message frame goes through, as plain
-    values: what message_post reads of the chat, its consortium's idle timeout, and the message this
-    sender already stored under `client_id` (if any), all in the one locking query.
-
-    Lean on purpose: this runs for every line anyone types. _lock_chat's four joins and model objects
-    cost more Python than the rest of the message, and the `client_id` check as a query of its own was
-    one more round trip (docs/benchmarks.md, "Real time")."""
-    chats = (Chat.objects.select_for_update(of=("self",)).filter(pk=chat_id)
-             .annotate(idle_timeout=F("consortium__idle_timeout")))
-    fields = ["state", "librarian_id", "last_seq", "patron_name", "idle_timeout"]
-    if client_id:
-        chats = chats.annotate(duplicate_of=Subquery(
-            Message.objects.filter(chat=OuterRef("pk"), sender=sender, client_id=client_id).values("pk")[:1]))
-        fields.append("duplicate_of")
-    return chats.values(*fields).first()
 
 
 def _presence(librarian: StaffProfile, *, lock: bool = True) -> LibrarianPresence:
@@ -605,32 +587,26 @@ def chat_decline(librarian: StaffProfile, chat_id: str, now: datetime) -> None:
 def message_post(chat_id: str, *, sender: str, body: str, client_id: str | None, now: datetime,
                  librarian: StaffProfile | None = None, internal: bool = False,
                  file_id: str | None = None) -> tuple[Message, bool]:
-    """Store a message (its seq allocated under the chat's lock), then tell everyone. Idempotent by client_id.
-
-    Three statements in one transaction: lock the chat (with the client_id check), insert, update the
-    chat. The client_id check needs no savepoint around the insert: every message of a chat is
-    inserted under that chat's row lock (here and in _system_message), so no other insert can slip
-    in between the check and this one; the unique constraint stays as the database's guarantee."""
-    with transaction.atomic():
-        chat = _lock_chat_for_message(chat_id, sender=sender, client_id=client_id)
-        if chat is None:
-            raise ServiceError("not_found", "no such chat")
-        if chat.get("duplicate_of") is not None:
-            return Message.objects.get(pk=chat["duplicate_of"]), False
-        if sender == Message.Sender.LIBRARIAN and (librarian is None or chat["librarian_id"] != librarian.pk):
+    """Store a message (its seq allocated under the chat's lock), then tell everyone. Idempotent by client_id:
+    (the message, True) when stored now, (the message stored earlier, False) for a client_id seen before."""
+    name = librarian.display_name if librarian else None
+    stored = message_store.store(chat_id, sender=sender, body=body, client_id=client_id, at=now,
+                                 librarian_id=librarian.pk if librarian else None, name=name, internal=internal,
+                                 file_id=file_id)
+    if stored is None:
+        raise ServiceError("not_found", "no such chat")
+    if stored.duplicate_of is not None:
+        return Message.objects.get(pk=stored.duplicate_of), False
+    if stored.message_id is None or stored.seq is None:
+        if sender == Message.Sender.LIBRARIAN and (librarian is None or stored.librarian_id != librarian.pk):
             raise ServiceError("forbidden", "only the chat's librarian may send")
-        if chat["state"] not in LIVE_STATES:
-            raise ServiceError("ended", "this chat is over")
-        seq = chat["last_seq"] + 1
-        name = librarian.display_name if librarian else chat["patron_name"]
-        message = Message.objects.create(chat_id=chat_id, seq=seq, sender=sender, librarian=librarian, name=name,
-                                         body=body, client_id=client_id or None, at=now, internal=internal,
-                                         file_id=file_id)
-        changes: dict[str, Any] = {"last_seq": seq, "last_activity_at": now}
-        if chat["state"] == ChatState.ACTIVE:
-            changes["deadline"] = now + timedelta(seconds=chat["idle_timeout"])
-        Chat.objects.filter(pk=chat_id).update(**changes)
-        events.to_chat(chat_id, frames.message_frame(message), seq=seq, internal=internal)
+        raise ServiceError("ended", "this chat is over")
+    message = Message(pk=stored.message_id, chat_id=chat_id, seq=stored.seq, sender=sender, librarian=librarian,
+                      name=stored.patron_name if name is None else name, body=body, client_id=client_id or None,
+                      at=now, internal=internal, file_id=file_id)
+    # Announced after the commit: on its own the statement has committed already; inside a caller's
+    # transaction, on_commit waits for that one.
+    events.to_chat(chat_id, frames.message_frame(message), seq=stored.seq, internal=internal)
     return message, True
 
 
