@@ -7,7 +7,7 @@ A librarian's *duty* is made of three kinds of span:
 * their home library's staffing hours (its local queue's hours, closures and special hours), except
   when that queue is open around the clock: hours that never close say nothing about when a person
   leaves;
-* the time they said they were staying on (LibrarianPresence.stay_until).
+* the time they said they were staying on (LibrarianPresence.stay_until, added by routing.services).
 
 Spans that overlap or touch are one *stretch*: back-to-back shifts, or a rota shift that starts as
 the library closes, have no end in between. The end of the stretch an available librarian is in is
@@ -74,11 +74,3 @@ def duty_spans(librarian: StaffProfile, start: datetime, end: datetime) -> list[
     if queue is not None and not queue.always_open:
         spans += open_spans(schedule_for(queue), start, end)
     return spans
-
-
-def duty_at(librarian: StaffProfile, at: datetime, *, staying_until: datetime | None = None) -> Duty:
-    """Where `at` falls in the librarian's duty, counting the time they said they are staying on."""
-    spans = duty_spans(librarian, at, at + HORIZON)
-    if staying_until is not None and staying_until > at:
-        spans.append((at, staying_until))
-    return stretch_at(spans, at)

@@ -565,14 +565,17 @@ def _shift_schedule(presence: LibrarianPresence, librarian: StaffProfile, now: d
     """
     consortium = librarian.consortium
     before = (presence.shift_end, presence.shift_warned)
+    spans = duty.duty_spans(librarian, now, now + duty.HORIZON)
     if starting:
         _shift_clear(presence)
         if not duty.has_schedule(librarian):
             return ""  # nothing is known of when they work: only the console's idle away applies
-        if not duty.duty_at(librarian, now).on:
+        if not duty.stretch_at(spans, now).on:
             # Available outside their duty (early, late, a day off): that is staying on, for a while.
             presence.stay_until = now + timedelta(seconds=consortium.shift_extension)
-    found = duty.duty_at(librarian, now, staying_until=presence.stay_until)
+    if presence.stay_until is not None and presence.stay_until > now:
+        spans.append((now, presence.stay_until))
+    found = duty.stretch_at(spans, now)
     if found.on and found.ends_at is None:
         _shift_clear(presence)  # a stretch with no end in sight is not a shift
         return "changed" if before != (None, False) else ""
