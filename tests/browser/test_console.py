@@ -527,7 +527,7 @@ async def test_the_console_is_warned_before_the_shift_ends_can_stay_on_and_goes_
         stay = '#notices [data-key="shift"] button.primary'
         await page.wait_for_selector(stay, timeout=120000)
         assert "Your shift ends at" in await page.inner_text('#notices [data-key="shift"]')
-        assert await page.inner_text(stay) == "I'm staying on (1 more minutes)"
+        assert await page.inner_text(stay) == "I'm staying on (1 more minute)"
         assert await page.get_attribute("#shift-end", "data-warning") == "true"
         await page.click(stay)
         await page.wait_for_selector('#notices [data-key="shift"]', state="detached", timeout=10000)

@@ -188,7 +188,7 @@ function showShift(frame) {
     sticky: true,
     key: "shift",
     action: {
-      label: `I'm staying on (${minutes} more minutes)`,
+      label: `I'm staying on (${minutes} more minute${minutes === 1 ? "" : "s"})`,
       run: (el) => {
         el.querySelector("button.primary").disabled = true;
         sendSoon({ type: "stay_on" }, "request to stay on");
