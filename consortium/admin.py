@@ -84,6 +84,7 @@ class ConsortiumAdmin(ScopedModelAdmin):
         )}),
         ("Librarians and records", {"fields": ("librarian_capacity", "transcript_retention_days",
                                                "policy_review_limit_days")}),
+        ("End of a shift (seconds)", {"fields": ("shift_warning", "shift_extension")}),
     )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Consortium | None = None) -> tuple[str, ...]:

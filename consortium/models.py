@@ -21,6 +21,10 @@ SETTING_DEFAULTS: dict[str, int] = {
     "idle_timeout": 1200,
     "librarian_capacity": 3,
     "transcript_retention_days": 90,
+    # The console's automatic away at the end of a librarian's shift (libraries/duty.py): the warning
+    # comes this many seconds before, and "I'm staying on" (or being available off duty) lasts this long.
+    "shift_warning": 300,
+    "shift_extension": 1800,
 }
 
 
@@ -38,6 +42,8 @@ class Consortium(models.Model):
     idle_timeout = models.PositiveIntegerField(default=SETTING_DEFAULTS["idle_timeout"])
     librarian_capacity = models.PositiveIntegerField(default=SETTING_DEFAULTS["librarian_capacity"])
     transcript_retention_days = models.PositiveIntegerField(default=SETTING_DEFAULTS["transcript_retention_days"])
+    shift_warning = models.PositiveIntegerField(default=SETTING_DEFAULTS["shift_warning"])
+    shift_extension = models.PositiveIntegerField(default=SETTING_DEFAULTS["shift_extension"])
     # The staff console warns beside a chat when the home library's policy page was last reviewed
     # longer ago than this (stale policy pages mislead partner librarians).
     policy_review_limit_days = models.PositiveIntegerField(default=365)

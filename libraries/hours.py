@@ -308,3 +308,20 @@ def _never_changes(schedule: Schedule) -> bool:
         return not schedule.closures and not schedule.special
     has_hours = any(schedule.weekly.values()) or any(schedule.special.values())
     return not has_hours
+
+
+def open_spans(schedule: Schedule, start: datetime, end: datetime) -> list[Span]:
+    """The stretches of service overlapping [start, end), merged where they overlap or touch, in order.
+
+    A day ending at 24:00 and the next starting at 00:00 is one stretch, as in next_change.
+    """
+    start, end = _as_utc(start), _as_utc(end)
+    first = start.astimezone(schedule.zone).date() - _ONE_DAY
+    last = end.astimezone(schedule.zone).date() + _ONE_DAY
+    merged: list[Span] = []
+    for span_start, span_end in sorted(_spans_between(schedule, first, last)):
+        if merged and span_start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], span_end))
+        else:
+            merged.append((span_start, span_end))
+    return [(a, b) for a, b in merged if a < end and b > start]

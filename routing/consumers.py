@@ -300,12 +300,24 @@ def _hello(profile: StaffProfile, channel_name: str, process_id: str) -> tuple[F
         "chats": [{"chat": c.pk, "state": c.state, "last_seq": c.last_seq,
                    "home_library": frames.library_ref(c.home_library)} for c in state.chats],
         "offers": [frames.offer_frame(o, o.chat) for o in state.offers],
+        # Added: the end of the librarian's shift as a shift / shift_ending frame, so that a console
+        # that reconnects shows the warning again.
+        "shift": state.shift,
     }
     return hello, [c.pk for c in state.chats]
 
 
 def _session_expiry(key: str) -> datetime | None:
     return Session.objects.filter(session_key=key).values_list("expire_date", flat=True).first()
+
+
+def _presence_set(profile: StaffProfile, status: str) -> tuple[str, Frame]:
+    result = services.presence_set(profile, status, timezone.now())
+    return result, services.shift_state(profile)
+
+
+# "I'm staying on" for at most this long at once: a console cannot hold a librarian available all night.
+STAY_ON_MAX_MINUTES = 240
 
 
 def _holds(profile_id: int, chat_id: str) -> bool:
@@ -382,8 +394,19 @@ class StaffConsumer(ProtocolConsumer):
         status = frame.get("status")
         if status not in ("available", "away"):
             raise Invalid("status must be available or away")
-        result = await in_thread(services.presence_set)(self._me(), status, timezone.now())
+        result, shift = await in_thread(_presence_set)(self._me(), status)
         await self.send_json({"type": "presence", "status": result})
+        # Sent here rather than through the channel layer, so that it always follows the answer.
+        await self.send_json(shift)
+
+    async def frame_stay_on(self, frame: Frame) -> None:
+        """Answered with a shift (or shift_ending) frame to every console of this librarian."""
+        minutes = frame.get("minutes")
+        if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, int)
+                                    or not 1 <= minutes <= STAY_ON_MAX_MINUTES):
+            raise Invalid(f"minutes must be a whole number from 1 to {STAY_ON_MAX_MINUTES}")
+        await in_thread(services.shift_stay_on)(self._me(), timezone.now(),
+                                                seconds=minutes * 60 if minutes else None)
 
     async def frame_accept(self, frame: Frame) -> None:
         chat_id = validation.chat_id(frame)

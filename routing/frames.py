@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from libraries.models import Library, StaffProfile
@@ -100,3 +101,11 @@ def assigned_frame(chat: Chat) -> Frame:
         "question": chat.question,
         "transfer_note": chat.transfer_note or None,
     }
+
+
+def shift_frame(ends_at: datetime | None, *, warned: bool, extend_by: int) -> Frame:
+    """The end of the librarian's shift as the console is told it: `shift_ending` while its warning is
+    in force (with how long "I'm staying on" lasts), else `shift` (ends_at null: no automatic away)."""
+    if warned and ends_at is not None:
+        return {"type": "shift_ending", "ends_at": ends_at.isoformat(), "extend_by": extend_by}
+    return {"type": "shift", "ends_at": ends_at.isoformat() if ends_at else None}

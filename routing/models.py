@@ -178,6 +178,13 @@ class LibrarianPresence(models.Model):
     idle_since = models.DateTimeField(null=True, blank=True, help_text="for direct offers: longest idle first")
     changed_at = models.DateTimeField(null=True, blank=True)
     away_reason = models.CharField(max_length=30, blank=True)
+    # The automatic away at the end of the shift (libraries/duty.py), while available: the end the
+    # console has been told, whether its warning was sent, the next instant the timer must look
+    # (the warning, then the end), and until when the librarian said they are staying on.
+    shift_end = models.DateTimeField(null=True, blank=True)
+    shift_warned = models.BooleanField(default=False)
+    shift_due = models.DateTimeField(null=True, blank=True, db_index=True)
+    stay_until = models.DateTimeField(null=True, blank=True)
 
 
 class ServerProcess(models.Model):

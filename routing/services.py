@@ -23,6 +23,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from consortium.models import Consortium
+from libraries import duty
 from libraries.models import Library, Queue, StaffProfile
 from libraries.rota import rota_queues_of
 from routing import events, frames, message_store, router
@@ -356,7 +357,8 @@ def _librarian_queues(librarian: StaffProfile) -> set[str]:
 
 def _set_away(librarian_id: int, reason: str, now: datetime) -> None:
     LibrarianPresence.objects.filter(pk=librarian_id).update(
-        status=LibrarianPresence.Status.AWAY, away_reason=reason, changed_at=now)
+        status=LibrarianPresence.Status.AWAY, away_reason=reason, changed_at=now,
+        shift_end=None, shift_warned=False, shift_due=None, stay_until=None)
     events.to_librarian(librarian_id, {"type": "presence", "status": "away", "reason": reason})
 
 
@@ -371,14 +373,23 @@ def presence_set(librarian: StaffProfile, status: str, now: datetime, *, reason:
         presence.changed_at = now
         if presence.idle_since is None:
             presence.idle_since = now
+        if status == LibrarianPresence.Status.AWAY:
+            _shift_clear(presence)
+        elif changed:
+            _shift_schedule(presence, librarian, now, starting=True)
         presence.save()
     if changed:
-        # Available: waiting chats may now be offered. Away: a step this librarian alone made
-        # answerable must move on now, not at its deadline (busy is not absent; away is).
-        if status == LibrarianPresence.Status.AWAY:
-            _reroute_offers_of([librarian.pk], now)
-        waiting_chats_route(librarian.consortium, now, _librarian_queues(librarian))
+        _presence_changed(librarian, status, now)
     return status
+
+
+def _presence_changed(librarian: StaffProfile, status: str, now: datetime) -> None:
+    """After commit of a presence change: available, waiting chats may now be offered; away, a step
+    this librarian alone made answerable must move on now, not at its deadline (busy is not absent;
+    away is)."""
+    if status == LibrarianPresence.Status.AWAY:
+        _reroute_offers_of([librarian.pk], now)
+    waiting_chats_route(librarian.consortium, now, _librarian_queues(librarian))
 
 
 @dataclass
@@ -386,6 +397,7 @@ class StaffState:
     presence: str
     chats: list[Chat]
     offers: list[Offer]
+    shift: dict[str, Any]  # the shift or shift_ending frame in force
 
 
 def staff_connected(librarian: StaffProfile, channel_name: str, process_id: str, now: datetime) -> StaffState:
@@ -395,6 +407,7 @@ def staff_connected(librarian: StaffProfile, channel_name: str, process_id: str,
         if not in_grace:
             # A first connection starts away: nobody is offered chats until they say they are there.
             presence.status = LibrarianPresence.Status.AWAY
+            _shift_clear(presence)
         presence.online = True
         presence.grace_until = None
         presence.save()
@@ -407,7 +420,8 @@ def staff_connected(librarian: StaffProfile, channel_name: str, process_id: str,
                  .select_related("home_library").order_by("accepted_at"))
     offers = list(Offer.objects.filter(librarian=librarian, status=Offer.Status.OPEN)
                   .select_related("chat__home_library").order_by("chat__arrived_at"))
-    return StaffState(presence=presence.status, chats=chats, offers=offers)
+    return StaffState(presence=presence.status, chats=chats, offers=offers,
+                      shift=_shift_frame(presence, librarian.consortium))
 
 
 def staff_disconnected(channel_name: str, now: datetime) -> None:
@@ -439,6 +453,7 @@ def librarian_lost(librarian_id: int, now: datetime) -> bool:
         presence.online = False
         presence.grace_until = None
         presence.changed_at = now
+        _shift_clear(presence)
         presence.save()
         for chat_id in Chat.objects.filter(librarian=librarian, state=ChatState.ACTIVE).order_by("pk") \
                 .values_list("pk", flat=True):
@@ -507,6 +522,120 @@ def patron_disconnected(channel_name: str, now: datetime) -> None:
             _route(chat, now)
         elif chat.state == ChatState.ACTIVE and chat.librarian_id:
             events.to_librarian(chat.librarian_id, {"type": "patron_presence", "chat": chat.pk, "present": False})
+
+
+# --- the end of a shift ---------------------------------------------------------------------------
+# An available librarian is set away at the end of the stretch of duty they are in (libraries/duty.py),
+# warned the consortium's shift_warning before. The end the console was told is kept on the presence
+# row with the next instant the timer must look at it (shift_due: the warning, then the end), so a
+# console on a sleeping laptop stops being available all the same; the timer fires it like any other
+# deadline (SKIP LOCKED, decided again from the stored state, so it fires once). The end never comes
+# earlier than the console was told; it moves later when the librarian stays on or the rota
+# lengthens their stretch, both of which are read again each time the timer looks.
+
+_SHIFT_FIELDS = ["shift_end", "shift_warned", "shift_due", "stay_until"]
+
+
+def _shift_clear(presence: LibrarianPresence) -> None:
+    presence.shift_end = None
+    presence.shift_warned = False
+    presence.shift_due = None
+    presence.stay_until = None
+
+
+def _shift_frame(presence: LibrarianPresence, consortium: Consortium) -> dict[str, Any]:
+    return frames.shift_frame(presence.shift_end, warned=presence.shift_warned,
+                              extend_by=consortium.shift_extension)
+
+
+def _shift_schedule(presence: LibrarianPresence, librarian: StaffProfile, now: datetime, *,
+                    starting: bool) -> str:
+    """Set an available librarian's shift end, warning and due instant at `now` (not saved).
+
+    Returns "away" when the end has come, "changed" when the console must be told, else "".
+    """
+    consortium = librarian.consortium
+    before = (presence.shift_end, presence.shift_warned)
+    spans = duty.duty_spans(librarian, now, now + duty.HORIZON)
+    if starting:
+        _shift_clear(presence)
+        if not duty.has_schedule(librarian):
+            return ""  # nothing is known of when they work: only the console's idle away applies
+        if not duty.stretch_at(spans, now).on:
+            # Available outside their duty (early, late, a day off): that is staying on, for a while.
+            presence.stay_until = now + timedelta(seconds=consortium.shift_extension)
+    if presence.stay_until is not None and presence.stay_until > now:
+        spans.append((now, presence.stay_until))
+    found = duty.stretch_at(spans, now)
+    if found.on and found.ends_at is None:
+        _shift_clear(presence)  # a stretch with no end in sight is not a shift
+        return "changed" if before != (None, False) else ""
+    end = presence.shift_end
+    if found.ends_at is not None and (end is None or found.ends_at > end):
+        end = found.ends_at
+    if end is None or end <= now:
+        return "away"
+    presence.shift_end = end
+    presence.shift_warned = end - timedelta(seconds=consortium.shift_warning) <= now
+    presence.shift_due = end if presence.shift_warned else end - timedelta(seconds=consortium.shift_warning)
+    return "changed" if (presence.shift_end, presence.shift_warned) != before else ""
+
+
+def shift_state(librarian: StaffProfile) -> dict[str, Any]:
+    """The shift or shift_ending frame in force for this librarian (what hello carries)."""
+    return _shift_frame(_presence(librarian, lock=False), librarian.consortium)
+
+
+def shift_stay_on(librarian: StaffProfile, now: datetime, *, seconds: int | None = None) -> dict[str, Any]:
+    """"I'm staying on": available until at least `seconds` (default shift_extension) from now."""
+    consortium = librarian.consortium
+    with transaction.atomic():
+        presence = _presence(librarian)
+        if presence.status != LibrarianPresence.Status.AVAILABLE:
+            raise ServiceError("invalid", "you are away: there is no end of shift to stay on past")
+        if presence.shift_end is None:
+            raise ServiceError("invalid", "no end of shift is scheduled for you: nothing to stay on past")
+        until = now + timedelta(seconds=seconds or consortium.shift_extension)
+        presence.stay_until = max(until, presence.stay_until or until)
+        _shift_schedule(presence, librarian, now, starting=False)
+        presence.save(update_fields=_SHIFT_FIELDS)
+        frame = _shift_frame(presence, consortium)
+        events.to_librarian(librarian.pk, frame)  # every console of theirs hears it
+    return frame
+
+
+def librarian_shift_due(librarian_id: int, now: datetime) -> bool:
+    """The timer: warn an available librarian that their shift is ending, or set them away at its end."""
+    away = None
+    with transaction.atomic():
+        presence = (LibrarianPresence.objects.select_for_update(skip_locked=True)
+                    .filter(pk=librarian_id, shift_due__lte=now).first())
+        if presence is None:
+            return False  # another timer holds it, or it was handled meanwhile
+        if presence.status != LibrarianPresence.Status.AVAILABLE or not presence.online:
+            _shift_clear(presence)
+            presence.save(update_fields=_SHIFT_FIELDS)
+            return True
+        librarian = StaffProfile.objects.select_related("library__consortium", "user").get(pk=librarian_id)
+        outcome = _shift_schedule(presence, librarian, now, starting=False)
+        if outcome == "away":
+            ended = presence.shift_end or now
+            presence.status = LibrarianPresence.Status.AWAY
+            presence.away_reason = "shift_end"
+            presence.changed_at = now
+            _shift_clear(presence)
+            presence.save()
+            # Chats they hold stay with them: going away never drops a chat.
+            events.to_librarian(librarian_id, {"type": "presence", "status": "away", "reason": "shift_end",
+                                               "ends_at": ended.isoformat()})
+            away = librarian
+        else:
+            presence.save(update_fields=_SHIFT_FIELDS)
+            if outcome == "changed":
+                events.to_librarian(librarian_id, _shift_frame(presence, librarian.consortium))
+    if away is not None:
+        _presence_changed(away, LibrarianPresence.Status.AWAY, now)
+    return True
 
 
 # --- offers: accept and decline --------------------------------------------------------------------
@@ -805,6 +934,11 @@ def due_sweep(now: datetime, limit: int = 200) -> int:
     for chat_id in due.order_by("deadline").values_list("pk", flat=True)[:limit]:
         chat_route(chat_id, now, skip_locked=True)
         done += 1
+    # After the chats: at an instant where a queue closes and its librarian's shift ends, the chats
+    # move on for the queue's reason (closed), as they did before shifts ended.
+    for librarian_id in (LibrarianPresence.objects.filter(shift_due__lte=now).order_by("shift_due")
+                         .values_list("pk", flat=True)[:limit]):
+        done += librarian_shift_due(librarian_id, now)
     return done
 
 

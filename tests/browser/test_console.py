@@ -17,8 +17,10 @@ import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -101,6 +103,8 @@ WORLDS = [
     _world("refer", [{"username": "fay", "library": "tampa"},
                      {"username": "olaf", "library": "orlando", "queues": ["statewide"]}], reconnect_grace=30),
     _world("idle", [{"username": "ida", "library": "tampa"}]),
+    # Short times through the consortium's own settings: warned 30 s before the end, staying on for 60 s.
+    _world("shift", [{"username": "sol", "library": "tampa"}], shift_warning=30, shift_extension=60),
     _world("xss", [{"username": "xena", "library": "tampa"}], reconnect_grace=30),
     world("direct", [{"slug": "tampa", "mode": "direct"}], [{"username": "dora", "library": "tampa"}],
           offer_timeout=6, local_timeout=600),
@@ -473,6 +477,76 @@ async def test_idle_console_sets_itself_away(console_stack: Stack) -> None:
         assert chat["state"] == "unstaffed"
         await ida.available()
         assert ida.errors == []
+
+
+def _rota_shift_ending_soon(stack: Stack, username: str, consortium: str) -> datetime:
+    """Put the librarian on a rota shift (statewide) that ends at the next whole minute at least 35 s away,
+    in New York time; when that minute is just after midnight, a shift before midnight touches it."""
+    zone = ZoneInfo("America/New_York")
+    now = datetime.now(zone)
+    end = (now + timedelta(seconds=35 + 59)).replace(second=0, microsecond=0)
+    librarian = stack.sql(f"SELECT s.id FROM libraries_staffprofile s JOIN auth_user u ON u.id = s.user_id "
+                          f"WHERE u.username = '{username}'")
+    queue = stack.sql(f"SELECT q.id FROM libraries_queue q JOIN consortium_consortium c ON c.id = q.consortium_id "
+                      f"WHERE c.slug = '{consortium}' AND q.slug = 'statewide'")
+    last = end - timedelta(minutes=1)  # a minute of the shift, for its local date
+    pieces = [(last.date(), max(0, last.hour * 60 + last.minute - 30), last.hour * 60 + last.minute + 1)]
+    if pieces[0][1] == 0 and now.date() != last.date():
+        pieces.append((now.date(), max(0, now.hour * 60 + now.minute - 30), 1440))
+    for day, start_minute, end_minute in pieces:
+        shift = stack.sql(f"INSERT INTO libraries_shift (queue_id, weekday, start_minute, end_minute, min_librarians) "
+                          f"VALUES ({queue}, {day.weekday()}, {start_minute}, {end_minute}, 1) RETURNING id")
+        stack.sql(f"INSERT INTO libraries_shiftassignment (shift_id, librarian_id, assigned_on) "
+                  f"VALUES ({shift.splitlines()[0]}, {librarian}, '{day.isoformat()}')")
+    return end
+
+
+async def test_the_console_is_warned_before_the_shift_ends_can_stay_on_and_goes_away_keeping_its_chat(
+        console_stack: Stack) -> None:
+    stack = console_stack
+    base = stack.base()
+    end = _rota_shift_ending_soon(stack, "sol", "shift")
+    presence_of_sol = ("SELECT p.status || ' ' || p.away_reason FROM routing_librarianpresence p "
+                       "JOIN libraries_staffprofile s ON s.id = p.librarian_id JOIN auth_user u ON u.id = s.user_id "
+                       "WHERE u.username = 'sol'")
+    async with chromium() as browser:
+        sol = await open_console(browser, base, "sol")
+        page = sol.page
+        await page.wait_for_selector("#shift-end:not([hidden])", timeout=10000)
+        assert (await page.inner_text("#shift-end")).startswith("Shift ends")
+        shift_end = stack.sql("SELECT p.shift_end FROM routing_librarianpresence p JOIN libraries_staffprofile s "
+                              "ON s.id = p.librarian_id JOIN auth_user u ON u.id = s.user_id WHERE u.username = 'sol'")
+        assert datetime.fromisoformat(shift_end.replace(" ", "T")) == end
+        chat = await start_chat(base, "shift", "Do you keep old phone books?", library="tampa", name="Pat")
+        pat = await patron(base, chat)
+        await sol.offer(chat["id"])
+        await page.click(f'.offer[data-chat="{chat["id"]}"] .accept')
+        await page.wait_for_selector(f"{sol.panel(chat['id'])} textarea", timeout=10000)
+
+        # 30 s before the end the server warns; the librarian covering overtime stays on.
+        stay = '#notices [data-key="shift"] button.primary'
+        await page.wait_for_selector(stay, timeout=120000)
+        assert "Your shift ends at" in await page.inner_text('#notices [data-key="shift"]')
+        assert await page.inner_text(stay) == "I'm staying on (1 more minute)"
+        assert await page.get_attribute("#shift-end", "data-warning") == "true"
+        await page.click(stay)
+        await page.wait_for_selector('#notices [data-key="shift"]', state="detached", timeout=10000)
+        assert stack.sql(presence_of_sol) == "available"
+        # Nobody stays on a second time: warned again, then set away at the new end, with the reason.
+        await page.wait_for_selector(stay, timeout=60000)
+        await page.wait_for_selector('#presence[aria-pressed="false"]', timeout=60000)
+        await sol.wait_text("#notices", "end of your shift")
+        assert await page.is_hidden("#shift-end")
+        assert await page.locator('#notices [data-key="shift"]').count() == 0
+        assert stack.sql(presence_of_sol) == "away shift_end"
+        # The chat stays with the librarian, both ways.
+        await pat.send({"type": "message", "body": "Still there?", "client_id": "s1"})
+        await sol.wait_text(f"{sol.panel(chat['id'])} .log", "Still there?")
+        await sol.send(chat["id"], "Yes, still here.")
+        await pat.expect(lambda f: f.get("type") == "message" and f.get("body") == "Yes, still here.", timeout=15)
+        assert stack.sql(f"SELECT state FROM routing_chat WHERE id = '{chat['id']}'") == "active"
+        assert sol.errors == []
+        await pat.close()
 
 
 async def test_a_patrons_markup_is_shown_as_text(console_stack: Stack) -> None:

@@ -391,3 +391,89 @@ async def test_a_session_that_expires_closes_the_socket() -> None:
     await expect(comm2, "hello")
     assert (await expect(comm2, "error", timeout=5))["detail"] == "your session has ended"
     assert (await comm2.receive_output(timeout=5))["code"] == 4401
+
+
+# --- the end of the shift -----------------------------------------------------------------------------
+
+
+def _off_duty_on_the_rota(w: dict[str, Any]) -> None:
+    """b1 has a rota shift, but not today nor tomorrow: available now is overtime, for shift_extension."""
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    from libraries import rota
+    from libraries.models import Queue
+
+    consortium = w["consortium"]
+    consortium.shift_extension = 600
+    consortium.save(update_fields=["shift_extension"])
+    statewide = Queue.objects.get(consortium=consortium, slug="statewide")
+    weekday = (timezone.now().astimezone(ZoneInfo(statewide.timezone)).weekday() + 3) % 7
+    shift = rota.shift_create(statewide, timezone.now() - timedelta(days=8), weekday=weekday,
+                              start_minute=600, end_minute=660)
+    rota.shift_assign(shift, w["b1"], timezone.now() - timedelta(days=8))
+
+
+def _seconds_from_now(iso: str) -> float:
+    from datetime import datetime
+
+    return (datetime.fromisoformat(iso) - timezone.now()).total_seconds()
+
+
+async def test_shift_frames_stay_on_the_timers_warning_and_away_and_hello_after_a_reconnect() -> None:
+    from datetime import datetime, timedelta
+
+    w = await database_sync_to_async(world)()
+    await database_sync_to_async(_off_duty_on_the_rota)(w)
+    b1 = await staff_socket(w["b1"])
+    hello = await expect(b1, "hello")
+    assert hello["presence"] == "away" and hello["shift"] == {"type": "shift", "ends_at": None}
+    await b1.send_json_to({"type": "presence", "status": "available"})
+    await expect(b1, "presence", status="available")
+    shift = await b1.receive_json_from()  # right after the answer
+    assert shift["type"] == "shift" and 590 < _seconds_from_now(shift["ends_at"]) <= 600
+
+    await b1.send_json_to({"type": "stay_on", "minutes": 30})
+    stayed = await expect(b1, "shift")
+    assert 1790 < _seconds_from_now(stayed["ends_at"]) <= 1800
+    end = datetime.fromisoformat(stayed["ends_at"])
+
+    # The timer, at the warning and at the end (its clock injected), tells every console of hers.
+    await database_sync_to_async(services.due_sweep)(end - timedelta(seconds=300))
+    warning = await expect(b1, "shift_ending")
+    assert warning == {"type": "shift_ending", "ends_at": stayed["ends_at"], "extend_by": 600}
+    again = await staff_socket(w["b1"])
+    assert (await expect(again, "hello"))["shift"] == warning, "a console connecting now shows the warning"
+    await database_sync_to_async(services.due_sweep)(end)
+    for comm in (b1, again):
+        gone = await expect(comm, "presence")
+        assert gone == {"type": "presence", "status": "away", "reason": "shift_end", "ends_at": stayed["ends_at"]}
+    await again.disconnect()
+    await b1.disconnect()
+
+
+async def test_a_bad_or_pointless_stay_on_gets_an_invalid_error_and_the_socket_stays_open() -> None:
+    w = await database_sync_to_async(world)()
+    await database_sync_to_async(_off_duty_on_the_rota)(w)
+    b1 = await staff_socket(w["b1"])
+    await expect(b1, "hello")
+    await b1.send_json_to({"type": "stay_on"})
+    away = await expect(b1, "error")
+    assert away["code"] == "invalid" and "away" in away["detail"]
+    await b1.send_json_to({"type": "presence", "status": "available"})
+    await expect(b1, "shift")
+    for minutes in ("lots", 0, 241, True):  # a bad frame costs 5 of the 30 tokens: few enough here
+        await b1.send_json_to({"type": "stay_on", "minutes": minutes})
+        err = await expect(b1, "error")
+        assert err["code"] == "invalid" and "minutes" in err["detail"], minutes
+    await b1.send_json_to({"type": "ping"})
+    await expect(b1, "pong")
+    await b1.disconnect()
+    # Nothing known of when a1 works (her library is open around the clock, no rota): nothing to extend.
+    a1 = await staff_socket(w["a1"])
+    await available(a1)
+    assert (await expect(a1, "shift")) == {"type": "shift", "ends_at": None}
+    await a1.send_json_to({"type": "stay_on"})
+    err = await expect(a1, "error")
+    assert err["code"] == "invalid" and "no end of shift" in err["detail"]
+    await a1.disconnect()

@@ -35,7 +35,7 @@ let lastTabChoice = 0; // when the librarian last chose a tab themselves
 
 // --- notices --------------------------------------------------------------------------------------
 
-function notice(text, kind = "info", { sticky = false, key = null } = {}) {
+function notice(text, kind = "info", { sticky = false, key = null, action = null } = {}) {
   const box = $("#notices");
   if (key) box.querySelector(`[data-key="${key}"]`)?.remove();
   const el = document.createElement("div");
@@ -48,7 +48,16 @@ function notice(text, kind = "info", { sticky = false, key = null } = {}) {
   close.type = "button";
   close.textContent = "Dismiss";
   close.addEventListener("click", () => el.remove());
-  el.append(p, close);
+  el.append(p);
+  if (action) {
+    const act = document.createElement("button");
+    act.type = "button";
+    act.className = "primary";
+    act.textContent = action.label;
+    act.addEventListener("click", () => action.run(el));
+    el.append(act);
+  }
+  el.append(close);
   box.append(el);
   while (box.children.length > 4) box.firstElementChild.remove();
   if (!sticky) setTimeout(() => el.remove(), 12000);
@@ -137,19 +146,55 @@ function showConnection(state, detail) {
   }
 }
 
-function setPresence(status, reason) {
+function setPresence(status, reason, frame = {}) {
   presence = status;
   const button = $("#presence");
   button.setAttribute("aria-pressed", status === "available" ? "true" : "false");
   button.textContent = status === "available" ? "Available" : "Away";
   button.title = status === "available" ? "You are offered new chats. Click to go away."
     : "You are not offered new chats. Click when you are ready.";
+  if (status === "away") showShift(null);
   if (status === "away" && reason === "offer_expired") {
     notice("You were set to Away because a chat offered to you expired. Click Away to become available again.",
       "warn", { sticky: true, key: "presence" });
+  } else if (status === "away" && reason === "shift_end") {
+    const at = frame.ends_at ? ` (${clockTime(frame.ends_at)})` : "";
+    notice(`You were set to Away at the end of your shift${at}. Chats you hold stay with you. `
+      + "Click Away to become available again.", "info", { sticky: true, key: "presence" });
   } else if (status === "available") {
     $("#notices").querySelector('[data-key="presence"]')?.remove();
   }
+}
+
+// --- the end of the shift -------------------------------------------------------------------------
+// The server keeps the end of the librarian's shift and sets them away then (even with this page
+// asleep); the console shows it beside the toggle and, a few minutes before, a notice with a way to
+// stay on. `shift` carries the end (null: no automatic away), `shift_ending` the warning.
+
+function showShift(frame) {
+  const el = $("#shift-end");
+  const box = $("#notices");
+  const ends = frame && frame.ends_at ? frame.ends_at : null;
+  el.hidden = !ends;
+  el.textContent = ends ? `Shift ends ${clockTime(ends)}` : "";
+  el.dataset.warning = frame && frame.type === "shift_ending" ? "true" : "false";
+  if (!frame || frame.type !== "shift_ending") {
+    box.querySelector('[data-key="shift"]')?.remove();
+    return;
+  }
+  const minutes = Math.max(1, Math.round((frame.extend_by || 1800) / 60));
+  notice(`Your shift ends at ${clockTime(ends)}: you will be set to Away then, and chats you hold stay `
+    + "with you. Covering overtime? Stay available a while longer.", "info", {
+    sticky: true,
+    key: "shift",
+    action: {
+      label: `I'm staying on (${minutes} more minute${minutes === 1 ? "" : "s"})`,
+      run: (el) => {
+        el.querySelector("button.primary").disabled = true;
+        sendSoon({ type: "stay_on" }, "request to stay on");
+      },
+    },
+  });
 }
 
 $("#presence").addEventListener("click", () => {
@@ -732,6 +777,7 @@ function handle(frame) {
   switch (frame.type) {
     case "hello": {
       setPresence(frame.presence);
+      showShift(frame.presence === "available" ? frame.shift : null);
       if (idleAwayPending && frame.presence === "available") socket.send({ type: "presence", status: "away" });
       idleAwayPending = false;
       const current = new Set((frame.offers || []).map((o) => o.chat));
@@ -749,7 +795,11 @@ function handle(frame) {
       break;
     }
     case "presence":
-      setPresence(frame.status, frame.reason);
+      setPresence(frame.status, frame.reason, frame);
+      break;
+    case "shift":
+    case "shift_ending":
+      if (presence === "available") showShift(frame);
       break;
     case "offer":
       addOffer(frame);
