@@ -255,7 +255,18 @@ function renderOffers() {
   const list = $("#offers");
   const sorted = [...offers.values()].sort((a, b) =>
     Date.parse(a.frame.waiting_since) - Date.parse(b.frame.waiting_since));
-  for (const { el } of sorted) list.append(el); // oldest first, by original arrival
+  // Oldest first, by original arrival. Only what is out of place moves: moving a node takes it out
+  // of the page for a moment, and a click landing on an offer at that moment was lost (an offer
+  // arriving while the librarian clicks Accept on another).
+  let before = null;
+  for (const { el } of sorted) {
+    const there = before ? before.nextElementSibling : list.firstElementChild;
+    if (there !== el) {
+      if (before) before.after(el);
+      else list.prepend(el);
+    }
+    before = el;
+  }
   $("#offer-count").textContent = String(offers.size);
   $("#offers-empty").hidden = offers.size > 0;
   updateTitle();
