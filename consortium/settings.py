@@ -169,6 +169,17 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("VR_CELERY_QUEUE", "vr")
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A worker killed mid-task (SIGKILL, out of memory, the host gone) cannot acknowledge or give back
+# its task: Redis keeps it as unacknowledged and the broker hands it to a worker again once it is
+# `visibility_timeout` old. Kombu's default is an hour, swept for every 100 s: a transcript a patron
+# asked for would go out an hour late. Our tasks take seconds; one still running past the timeout
+# is handed out a second time, which the mail tasks shrug off (each mail once per task id:
+# routing.tasks) and the nightly scrub too. The fault tests shorten it to see the re-run.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": int(os.environ.get("VR_CELERY_VISIBILITY_TIMEOUT", "600")),
+    "unacked_restore_interval": 5,  # look for such tasks every 5 s ...
+    "unacked_restore_throttle": 1,  # ... each time (one small sorted-set read)
+}
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict[str, Any] = {
     # Nightly (08:00 UTC is the small hours across the US): scrub chats past their retention (routing/privacy.py).
