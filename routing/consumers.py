@@ -26,6 +26,7 @@ from django.utils import timezone
 from libraries.models import StaffProfile
 from routing import frames, services, validation
 from routing.events import chat_group, librarian_group
+from routing.layer_watch import socket_closed, socket_opened
 from routing.models import Chat, ChatState, Message
 from routing.process import ensure_registered
 from routing.threads import in_thread
@@ -89,6 +90,11 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
         self.seqs: dict[str, int] = {}  # chat -> last seq sent to this client
         self.process_id = await ensure_registered()
         await self.accept()
+        socket_opened(self)  # to be told to reconnect if the channel layer was lost (routing.layer_watch)
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        socket_closed(self)
+        await super().websocket_disconnect(message)
 
     # -- frames in ------------------------------------------------------------------------------
 
