@@ -59,6 +59,7 @@ async def test_each_outage_brings_the_sockets_back_once() -> None:
 @pytest.mark.django_db(transaction=True)
 async def test_every_open_socket_is_closed_with_4012_and_a_closed_one_is_forgotten() -> None:
     process.reset_for_tests()
+    layer_watch._sockets.clear()  # sockets other tests left open are not this test's
     library = await database_sync_to_async(lambda: make_library(make_consortium("watch"), "alpha"))()
     profile = await database_sync_to_async(lambda: make_staff(library, "w1"))()
     user: Any = await database_sync_to_async(lambda: profile.user)()
