@@ -6,9 +6,21 @@ from django.http import HttpRequest, JsonResponse
 
 from routing.layer_watch import layer_answers
 
+# How long /healthz waits for a database connection. Through Django, a request waits for the pool's
+# own timeout (10 s, consortium/settings.py) while the server is down: a probe with a shorter
+# timeout of its own then heard nothing at all instead of 503 (found by tests/faults: PostgreSQL
+# restarted under load).
+DATABASE_WAIT = 2.0
+
 
 def _database_answers() -> bool:
+    pool = getattr(connection, "pool", None)  # None without a pool (VR_DB_POOL_MAX=0, SQLite)
     try:
+        if pool is not None:
+            pool.open()  # as Django does before its first connection (does nothing once open)
+            with pool.connection(timeout=DATABASE_WAIT) as conn:
+                row = conn.execute("SELECT 1").fetchone()
+                return row is not None and tuple(row) == (1,)
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
             return cursor.fetchone() == (1,)
