@@ -36,6 +36,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import random
 import re
@@ -59,6 +60,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from tests.live.stack import PY, Stack, pg_server_url
 
 CONSORTIUM = "faults"
+logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per /healthz poll and chat start otherwise
 Frame = dict[str, Any]
 T = TypeVar("T")
 clock = time.monotonic
@@ -118,10 +120,11 @@ def fault_world(libraries: int = 10, librarians_per_library: int = 2, capacity: 
     }
 
 
-def prepare_stack(worlds: list[dict[str, Any]], **env_over: str) -> Stack:
+def prepare_stack(worlds: list[dict[str, Any]], server: str | None = None, **env_over: str) -> Stack:
     """Stack.prepare, with the database named after DATABASE_URL's own (`<name>_f<pid>_<hex>`), so
-    that runs sharing a PostgreSQL server keep to their own names."""
-    server = pg_server_url()
+    that runs sharing a PostgreSQL server keep to their own names. `server` (a URL without a
+    database) and env_over (REDIS_URL=...) point it at private servers."""
+    server = server or pg_server_url()
     own = os.environ["DATABASE_URL"].rsplit("/", 1)[1].split("?")[0] or "vr"
     dbname = f"{own}_f{os.getpid()}_{uuid.uuid4().hex[:6]}"
     subprocess.run(["psql", f"{server}/postgres", "-q", "-c", f'CREATE DATABASE "{dbname}"'], check=True,
@@ -145,7 +148,7 @@ def prepare_stack(worlds: list[dict[str, Any]], **env_over: str) -> Stack:
         "PYTHONUNBUFFERED": "1",
     })
     env.update(env_over)
-    stack = Stack(env=env, workdir=workdir, dbname=dbname)
+    stack = Stack(env=env, workdir=workdir, dbname=dbname, server=server)
     stack.manage("migrate", "--noinput")
     for doc in worlds:
         path = workdir / f"{doc['consortium']['slug']}.yaml"
@@ -208,7 +211,7 @@ class HealthLog:
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        with httpx.Client(timeout=4) as http:
+        with httpx.Client(timeout=8) as http:
             while not self._stop.is_set():
                 t = clock()
                 for web, port in sorted(self.stack.ports.items()):
@@ -257,41 +260,64 @@ class Ledger:
             self.problems.append(text)
 
     def acked(self) -> list[Sent]:
-        return [s for s in self.sent.values() if s.acked_seq is not None]
+        return [s for s in list(self.sent.values()) if s.acked_seq is not None]
 
     def unacked(self) -> list[Sent]:
-        return [s for s in self.sent.values() if s.acked_seq is None]
+        return [s for s in list(self.sent.values()) if s.acked_seq is None]
 
     def undelivered(self, chats: set[str] | None = None) -> list[Sent]:
         """Acknowledged messages the other side has not received (only chats a librarian holds)."""
         other = {"patron": "librarian", "librarian": "patron"}
         return [s for s in self.acked() if (chats is None or s.chat in chats)
-                and s.client_id not in self.got[(s.chat, other[s.sender])]]
+                and s.client_id not in self.got.get((s.chat, other[s.sender]), ())]
 
 
 class SeqWatch:
-    """One socket's view of one chat: message seqs must come one by one from `after` + 1."""
+    """One socket's view of one chat: message seqs must come one by one from `after` + 1.
 
-    def __init__(self, ledger: Ledger, who: str, chat: str, after: int) -> None:
-        self.ledger, self.who, self.chat, self.last = ledger, who, chat, after
+    The one repeat allowed anywhere is the documented acknowledgement of a message sent again. On a
+    staff socket, between a `join` and the server's answer to the `ping` sent right after it (the
+    "join window"), a message may also come twice or early: the socket delivers a chat's live
+    messages from the `last_seq` it told the client (hello, assigned) while the client's `join`
+    asks for everything after what it has, so a message arriving in between comes live and again
+    in the join's history. The console shows each seq once, in order; these are counted apart
+    (`staff join window: ...`), and when the window closes every seq up to the last one seen must
+    have come: nothing may be missing."""
+
+    def __init__(self, ledger: Ledger, who: str, chat: str, after: int, *, window: bool = False) -> None:
+        self.ledger, self.who, self.chat, self.after, self.last = ledger, who, chat, after, after
         self.resent: set[str] = set()  # client_ids this socket sent again: their echo may repeat a seq
+        self.received: set[int] = set()
+        self.window = window
 
     def see(self, frame: Frame, own_sender: str) -> None:
         seq = int(frame["seq"])
-        if seq == self.last + 1:
-            self.last = seq
-        elif seq <= self.last:
+        ledger = self.ledger
+        if seq in self.received or seq <= self.after:
             cid = frame.get("client_id")
             if frame.get("sender") == own_sender and cid in self.resent:
                 self.resent.discard(cid)  # docs/protocol.md: "the stored message is sent again as the acknowledgement"
-                self.ledger.counts["acknowledgement of a message sent again"] += 1
+                ledger.counts["acknowledgement of a message sent again"] += 1
+            elif self.window:
+                ledger.counts["staff join window: seq came twice"] += 1
             else:
-                self.ledger.seq_problems["seq repeated"] += 1
-                self.ledger.problem(f"{self.who} chat {self.chat}: seq {seq} repeated (last {self.last})")
-        else:
-            self.ledger.seq_problems["seq skipped"] += 1
-            self.ledger.problem(f"{self.who} chat {self.chat}: seq {seq} after {self.last} (skipped)")
-            self.last = seq
+                ledger.seq_problems["seq repeated"] += 1
+                ledger.problem(f"{self.who} chat {self.chat}: seq {seq} repeated (last {self.last})")
+        elif seq != self.last + 1:
+            if self.window:
+                ledger.counts["staff join window: seq came early"] += 1
+            else:
+                ledger.seq_problems["seq skipped"] += 1
+                ledger.problem(f"{self.who} chat {self.chat}: seq {seq} after {self.last} (skipped)")
+        self.received.add(seq)
+        self.last = max(self.last, seq)
+
+    def close_window(self) -> None:
+        self.window = False
+        missing = set(range(self.after + 1, self.last + 1)) - self.received
+        if missing:
+            self.ledger.seq_problems["seq missing after a join"] += len(missing)
+            self.ledger.problem(f"{self.who} chat {self.chat}: seqs {sorted(missing)[:10]} never came after join")
 
 
 # --- clients ----------------------------------------------------------------------------------------
@@ -348,6 +374,7 @@ class Patron:
         self.after = 0
         self.outbox: dict[str, Sent] = {}
         self.ws: ClientConnection | None = None
+        self.base = ""
         self.joined = False
         self.watch: SeqWatch | None = None
         self.sockets = 0
@@ -368,7 +395,7 @@ class Patron:
                 ledger.counts["patron connect refused everywhere"] += 1
                 await self._retry(joined_before=False)
                 continue
-            self.ws, self.sockets = ws, self.sockets + 1
+            self.ws, self.sockets, self.base = ws, self.sockets + 1, _base
             joined_before = False
             try:
                 await ws.send(json.dumps({"type": "join", "chat": self.chat.id, "token": self.chat.token,
@@ -465,6 +492,8 @@ class Librarian:
         self.pending: dict[str, Sent] = {}
         self.offers: set[str] = set()
         self.ws: ClientConnection | None = None
+        self.base = ""
+        self.windows: list[list[str]] = []  # chats joined, per ping not yet answered, on the current socket
         self.connected = False  # a hello came on the current socket
         self.joined: set[str] = set()  # chats joined on the current socket
         self.watches: dict[str, SeqWatch] = {}
@@ -488,8 +517,8 @@ class Librarian:
                 ledger.counts["staff connect refused everywhere"] += 1
                 await self._retry()
                 continue
-            self.ws, self.sockets = ws, self.sockets + 1
-            self.joined, self.watches = set(), {}
+            self.ws, self.sockets, self.base = ws, self.sockets + 1, _base
+            self.joined, self.watches, self.windows = set(), {}, []
             had_hello = False
             try:
                 async for raw in ws:
@@ -523,7 +552,7 @@ class Librarian:
 
     async def _join(self, ws: ClientConnection, chat: str) -> None:
         after = self.max_seq.get(chat, 0)
-        watch = SeqWatch(self.load.ledger, f"{self.who} socket {self.sockets}", chat, after)
+        watch = SeqWatch(self.load.ledger, f"{self.who} socket {self.sockets}", chat, after, window=True)
         self.watches[chat] = watch
         await self._send(ws, {"type": "join", "chat": chat, "after": after})
         self.joined.add(chat)
@@ -550,6 +579,7 @@ class Librarian:
             self.held |= held
             for chat in sorted(held):
                 await self._join(ws, chat)
+            await self._ping(ws, sorted(held))
             self.offers = {o["chat"] for o in frame.get("offers", [])}
             for chat in sorted(self.offers):
                 await self._maybe_accept(ws, chat)
@@ -565,6 +595,12 @@ class Librarian:
             self.held.add(chat)
             self.load.owner[chat] = self
             await self._join(ws, chat)
+            await self._ping(ws, [chat])
+        elif kind == "pong":
+            for chat in self.windows.pop(0) if self.windows else []:
+                watch = self.watches.get(chat)
+                if watch is not None:
+                    watch.close_window()
         elif kind == "accept_failed":
             ledger.counts[f"accept_failed {frame.get('reason')}"] += 1
         elif kind == "unassigned":
@@ -576,7 +612,7 @@ class Librarian:
             watch = self.watches.get(chat)
             if watch is None:  # a live message before this socket joined the chat (hello's last_seq)
                 watch = self.watches[chat] = SeqWatch(ledger, f"{self.who} socket {self.sockets}", chat,
-                                                      int(frame["seq"]) - 1)
+                                                      int(frame["seq"]) - 1, window=True)
             watch.see(frame, "librarian")
             self.max_seq[chat] = max(self.max_seq.get(chat, 0), int(frame["seq"]))
             cid = frame.get("client_id") or ""
@@ -598,6 +634,11 @@ class Librarian:
             else:
                 ledger.counts["rate_limited"] += 1
 
+    async def _ping(self, ws: ClientConnection, chats: list[str]) -> None:
+        """The server answers frames in order: its pong comes after the history of these joins."""
+        self.windows.append(chats)
+        await self._send(ws, {"type": "ping"})
+
     async def _maybe_accept(self, ws: ClientConnection, chat: str) -> None:
         if not self.hold:
             await self._send(ws, {"type": "accept", "chat": chat})
@@ -605,10 +646,13 @@ class Librarian:
     async def release(self) -> None:
         """The slow librarian gets to the desk: accepts what is offered, and from now on at once."""
         self.hold = False
-        ws = self.ws
-        if ws is not None and self.connected:
-            for chat in sorted(self.offers):
+        for chat in sorted(self.offers):
+            ws = self.ws
+            if ws is not None and self.connected:
                 await self._send(ws, {"type": "accept", "chat": chat})
+                # A person accepts one chat at a time; ten accepts (and their joins) in one burst
+                # would run past the socket's frame limit (30 at once, 10 a second).
+                await asyncio.sleep(0.4)
 
 
 # --- the load ---------------------------------------------------------------------------------------
@@ -748,7 +792,7 @@ class Load:
 
     def not_joined(self) -> list[str]:
         """Clients that are not (back) in a joined state now."""
-        out = [p.who for p in self.patrons.values() if not (p.ws is not None and p.joined)]
+        out = [p.who for p in list(self.patrons.values()) if not (p.ws is not None and p.joined)]
         for lib in [*self.librarians, *self.slow]:
             if not lib.connected:
                 out.append(lib.who)
@@ -756,9 +800,15 @@ class Load:
                 out.append(f"{lib.who} (not joined to {len(lib.held - lib.joined)} held chats)")
         return out
 
+    def on(self, web: str) -> list[str]:
+        """Clients whose current socket is to the web process `web` (e.g. one just killed)."""
+        base = self.stack.base(web)
+        return [c.who for c in [*list(self.patrons.values()), *self.librarians, *self.slow] if c.ws is not None
+                and c.base == base]
+
     def active_chats(self) -> set[str]:
         """Chats that a librarian bot holds now (messages can reach both sides)."""
-        return {c for lib in [*self.librarians, *self.slow] for c in lib.held}
+        return {c for lib in [*self.librarians, *self.slow] for c in list(lib.held)}
 
     def settle(self, timeout: float = 180) -> float:
         """Wait until every client is joined again, every message sent has been acknowledged, and every
@@ -805,7 +855,7 @@ class Load:
     def report(self) -> dict[str, Any]:
         acked = self.ledger.acked()
         return {"chats": len(self.chats), "messages_sent": len(self.ledger.sent), "acknowledged": len(acked),
-                "patron_sockets": sum(p.sockets for p in self.patrons.values()),
+                "patron_sockets": sum(p.sockets for p in list(self.patrons.values())),
                 "staff_sockets": sum(lib.sockets for lib in [*self.librarians, *self.slow]),
                 "seq_problems": dict(self.ledger.seq_problems), "counts": dict(self.ledger.counts),
                 "problems": self.ledger.problems[:10]}
