@@ -184,6 +184,8 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict[str, Any] = {
     # Nightly (08:00 UTC is the small hours across the US): scrub chats past their retention (routing/privacy.py).
     "scrub-expired-chats": {"task": "routing.tasks.chats_scrub_expired", "schedule": crontab(hour=8, minute=0)},
+    # The keys that keep a mail task run again from mailing twice (routing.tasks.send_once), past a month.
+    "prune-sent-mail": {"task": "routing.tasks.sent_mail_prune", "schedule": crontab(hour=8, minute=30)},
 }
 # Keep the LOGGING below (JSON lines, the privacy filter) in workers too, instead of Celery's own format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

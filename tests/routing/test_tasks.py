@@ -45,3 +45,19 @@ def test_a_mail_that_failed_to_send_is_sent_by_the_run_again(settings: Any) -> N
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     mail_transcript.apply(args=[chat.pk, "pat@example.org"], task_id="task-1")
     assert len(mail.outbox) == 1
+
+
+def test_keys_older_than_a_month_are_pruned_nightly() -> None:
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    from routing.tasks import sent_mail_prune
+
+    now = timezone.now()
+    SentMail.objects.create(key="old", sent_at=now - timedelta(days=31))
+    SentMail.objects.create(key="recent", sent_at=now - timedelta(days=1))
+    assert sent_mail_prune.apply().get() == 1
+    assert list(SentMail.objects.values_list("key", flat=True)) == ["recent"]
+    assert settings.CELERY_BEAT_SCHEDULE["prune-sent-mail"]["task"] == sent_mail_prune.name
