@@ -16,11 +16,11 @@ from routing.ws_urls import websocket_urlpatterns
 from tests.factories import make_consortium, make_library, make_staff
 
 
-def checks(*answers: bool) -> Callable[[], Awaitable[bool]]:
-    """The layer's answers to successive checks."""
+def checks(*answers: bool | None) -> Callable[[], Awaitable[bool | None]]:
+    """The layer's answers to successive checks (None: no answer in time)."""
     queue = list(answers)
 
-    async def check() -> bool:
+    async def check() -> bool | None:
         return queue.pop(0)
 
     return check
@@ -54,6 +54,21 @@ async def test_each_outage_brings_the_sockets_back_once() -> None:
     watch = layer_watch.LayerWatch(checks(False, True, False, True), resync)
     assert [await watch.step() for _ in range(4)] == [False, True, False, True]
     assert resync.count == 2
+
+
+async def test_a_slow_answer_is_not_an_outage() -> None:
+    """A busy process (a reconnect storm) may answer its own check late: no socket is closed for that."""
+    resync = Resyncs()
+    watch = layer_watch.LayerWatch(checks(True, None, None, True, None, True), resync)
+    assert [await watch.step() for _ in range(6)] == [False] * 6
+    assert resync.count == 0
+    watch = layer_watch.LayerWatch(checks(False, None, True), resync)  # an outage, then a slow check
+    assert [await watch.step() for _ in range(3)] == [False, False, True]
+    assert resync.count == 1
+
+
+async def test_the_check_tells_a_layer_that_answers() -> None:
+    assert await layer_watch.layer_reachable() is True
 
 
 @pytest.mark.django_db(transaction=True)
