@@ -77,7 +77,10 @@ def faults(argv: list[str]) -> int:
               "(PostgreSQL, e.g. postgres://postgres@127.0.0.1:5432/vr_ci) and REDIS_URL "
               "(e.g. redis://127.0.0.1:6379/12).", file=sys.stderr, flush=True)
         return 2
-    return subprocess.run([str(PY), "-m", "pytest", "-m", "fault", "tests/faults", *argv], cwd=ROOT).returncode
+    # Given no test path, the whole directory; given one (a module, a test), only that.
+    named = any(not a.startswith("-") and (ROOT / a.split("::")[0]).exists() for a in argv)
+    return subprocess.run([str(PY), "-m", "pytest", "-m", "fault", *([] if named else ["tests/faults"]), *argv],
+                          cwd=ROOT).returncode
 
 
 def main() -> int:
