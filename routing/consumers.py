@@ -94,12 +94,15 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
         # chat -> live messages kept back while the client's (re)join of that chat is pending: sent after
         # its history, so that a reconnecting client never gets a live message before older ones.
         self.held_back: dict[str, tuple[float, list[tuple[Frame, bool]]]] = {}  # chat -> (until, frames)
+        self.release_tasks: set[asyncio.Task[None]] = set()
         self.process_id = await ensure_registered()
         await self.accept()
         socket_opened(self)  # to be told to reconnect if the channel layer was lost (routing.layer_watch)
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         socket_closed(self)
+        for task in list(getattr(self, "release_tasks", ())):
+            task.cancel()
         await super().websocket_disconnect(message)
 
     # -- frames in ------------------------------------------------------------------------------
@@ -209,7 +212,19 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
 
     def hold_back(self, chat_id: str, seconds: float) -> None:
         """Keep `chat_id`'s live messages back until its history is sent (at most `seconds`)."""
-        self.held_back.setdefault(chat_id, (time.monotonic() + seconds, []))
+        if chat_id in self.held_back:
+            return
+        entry: tuple[float, list[tuple[Frame, bool]]] = (time.monotonic() + seconds, [])
+        self.held_back[chat_id] = entry
+        if seconds != float("inf"):  # no join came: what was kept back goes out then, not with a next message
+            task = asyncio.get_running_loop().create_task(self._release_at(chat_id, entry, seconds))
+            self.release_tasks.add(task)
+            task.add_done_callback(self.release_tasks.discard)
+
+    async def _release_at(self, chat_id: str, entry: tuple[float, list[tuple[Frame, bool]]], seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        if self.held_back.get(chat_id) is entry:
+            await self.release_held_back(chat_id)
 
     async def release_held_back(self, chat_id: str) -> None:
         """Deliver what was kept back for `chat_id` (repeats of the history are dropped by seq)."""
