@@ -815,15 +815,15 @@ class Load:
         acknowledged message reached the other side. Returns the seconds it took; fails with what is
         still missing at the deadline."""
         t0 = clock()
-        snapshot: set[str] = set()
+        snapshot: set[str] | None = None
         while True:
             absent = self.not_joined()
             unacked = [s for s in self.ledger.unacked() if clock() - s.at > 2]
             active = self.active_chats()
-            undelivered = [s for s in self.ledger.undelivered(active) if s.client_id in snapshot]
-            if not absent and not unacked and not undelivered and snapshot:
+            undelivered = [s for s in self.ledger.undelivered(active) if snapshot and s.client_id in snapshot]
+            if not absent and not unacked and not undelivered and snapshot is not None:
                 return clock() - t0
-            if not snapshot and not absent:
+            if snapshot is None and not absent:
                 snapshot = {s.client_id for s in self.ledger.acked()}  # then wait for these to arrive
             if clock() - t0 > timeout:
                 raise AssertionError(
@@ -835,6 +835,7 @@ class Load:
 
     def check_stored(self) -> list[str]:
         """Every acknowledged message is in PostgreSQL, once, with its body, under its chat and sender."""
+        acked = self.ledger.acked()  # before the query: what is acknowledged later may be stored later
         rows = self.stack.sql("SELECT chat_id || '|' || sender || '|' || client_id || '|' || md5(body) "
                               "FROM routing_message WHERE client_id IS NOT NULL")
         stored: Counter[tuple[str, str, str]] = Counter()
@@ -844,7 +845,7 @@ class Load:
             stored[(chat, sender, cid)] += 1
             digest[(chat, sender, cid)] = md5
         problems = []
-        for s in self.ledger.acked():
+        for s in acked:
             key = (s.chat, s.sender, s.client_id)
             if stored[key] != 1:
                 problems.append(f"{key} acknowledged but stored {stored[key]} times")
