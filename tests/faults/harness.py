@@ -275,14 +275,13 @@ class Ledger:
 class SeqWatch:
     """One socket's view of one chat: message seqs must come one by one from `after` + 1.
 
-    The one repeat allowed anywhere is the documented acknowledgement of a message sent again. On a
-    staff socket, between a `join` and the server's answer to the `ping` sent right after it (the
-    "join window"), a message may also come twice or early: the socket delivers a chat's live
-    messages from the `last_seq` it told the client (hello, assigned) while the client's `join`
-    asks for everything after what it has, so a message arriving in between comes live and again
-    in the join's history. The console shows each seq once, in order; these are counted apart
-    (`staff join window: ...`), and when the window closes every seq up to the last one seen must
-    have come: nothing may be missing."""
+    The one repeat allowed is the documented acknowledgement of a message sent again. On a staff
+    socket, a live message arriving between the server's `hello` (or `assigned`) and its answer to
+    the console's `join {after}` once came before the history and again in it; the consumer now keeps
+    such messages back until the history is sent (routing.consumers, `hold_back`), and this is held
+    to it strictly. The "join window" (from a `join` to the server's answer to the `ping` sent right
+    after it) only marks when the history is complete: then every seq up to the last one seen must
+    have come."""
 
     def __init__(self, ledger: Ledger, who: str, chat: str, after: int, *, window: bool = False) -> None:
         self.ledger, self.who, self.chat, self.after, self.last = ledger, who, chat, after, after
@@ -298,17 +297,12 @@ class SeqWatch:
             if frame.get("sender") == own_sender and cid in self.resent:
                 self.resent.discard(cid)  # docs/protocol.md: "the stored message is sent again as the acknowledgement"
                 ledger.counts["acknowledgement of a message sent again"] += 1
-            elif self.window:
-                ledger.counts["staff join window: seq came twice"] += 1
             else:
                 ledger.seq_problems["seq repeated"] += 1
                 ledger.problem(f"{self.who} chat {self.chat}: seq {seq} repeated (last {self.last})")
         elif seq != self.last + 1:
-            if self.window:
-                ledger.counts["staff join window: seq came early"] += 1
-            else:
-                ledger.seq_problems["seq skipped"] += 1
-                ledger.problem(f"{self.who} chat {self.chat}: seq {seq} after {self.last} (skipped)")
+            ledger.seq_problems["seq skipped" if seq > self.last else "seq out of order"] += 1
+            ledger.problem(f"{self.who} chat {self.chat}: seq {seq} after {self.last}")
         self.received.add(seq)
         self.last = max(self.last, seq)
 
