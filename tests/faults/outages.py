@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import hashlib
 import os
 import shutil
 import signal
@@ -17,13 +16,10 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from tests.faults.harness import Load
 from tests.live.stack import free_port
 
 
@@ -210,41 +206,3 @@ def namespace() -> Iterator[Namespace]:
         _ip("link", "del", ns.host_if, check=False)  # takes its peer with it
         _ip("netns", "del", ns.name, check=False)
 
-
-# --- checks on a running load ----------------------------------------------------------------------
-
-
-def stored_wrong(load: Load) -> list[str]:
-    """Load.check_stored, with the acknowledged messages taken BEFORE the database is read: the load
-    keeps talking meanwhile, and a message acknowledged between the two reads is not missing (the
-    harness's own check read them the other way round and reported such a message as stored 0 times)."""
-    acked = list(load.ledger.acked())
-    rows = load.stack.sql("SELECT chat_id || '|' || sender || '|' || client_id || '|' || md5(body) "
-                          "FROM routing_message WHERE client_id IS NOT NULL")
-    stored: Counter[tuple[str, str, str]] = Counter()
-    digest: dict[tuple[str, str, str], str] = {}
-    for line in rows.splitlines():
-        chat, sender, cid, md5 = line.split("|")
-        stored[(chat, sender, cid)] += 1
-        digest[(chat, sender, cid)] = md5
-    problems = []
-    for s in acked:
-        key = (s.chat, s.sender, s.client_id)
-        if stored[key] != 1:
-            problems.append(f"{key} acknowledged but stored {stored[key]} times")
-        elif digest[key] != hashlib.md5(s.body.encode()).hexdigest():
-            problems.append(f"{key} stored with another body")
-    return problems
-
-
-def assert_whole(load: Load, timeout: float = 180) -> dict[str, Any]:
-    """Load.assert_whole (settled: every client joined, every message acknowledged and delivered;
-    stored once; seqs one by one), with stored_wrong in place of its storage check."""
-    seconds = load.settle(timeout)
-    wrong = stored_wrong(load)
-    assert not wrong, f"{len(wrong)} acknowledged messages not stored right: {wrong[:10]}"
-    assert not load.ledger.seq_problems, f"{dict(load.ledger.seq_problems)}: {load.ledger.problems[:10]}"
-    assert not load.ledger.problems, load.ledger.problems[:10]
-    out = load.report()
-    out["settled_in_s"] = round(seconds, 1)
-    return out

@@ -34,7 +34,7 @@ from tests.faults.harness import (
     wait_for,
     waiting_chats,
 )
-from tests.faults.outages import PrivatePostgres, PrivateRedis, assert_whole, private_postgres, private_redis
+from tests.faults.outages import PrivatePostgres, PrivateRedis, private_postgres, private_redis
 from tests.live.stack import Stack
 
 pytestmark = pytest.mark.fault
@@ -60,7 +60,7 @@ def loaded(stack: Stack) -> Iterator[Run]:
     try:
         stack.start(webs=2)
         load = Load(stack, staff_sessions(stack), chats=CHATS).start()
-        before = assert_whole(load, timeout=240)
+        before = load.assert_whole(timeout=240)
         log(f"before the fault: {json.dumps(before)}")
         health = HealthLog(stack).start()
         yield Run(stack, load, health)
@@ -85,7 +85,7 @@ def check_after(run: Run, waiting: list[str], fault_began: float, what: str) -> 
     """What every fault must leave behind, once the service is back."""
     stack, load = run.stack, run.load
     # Every client resumed by itself; every acknowledged message stored once and delivered.
-    after = assert_whole(load, timeout=300)
+    after = load.assert_whole(timeout=300)
     log(f"after {what}: {json.dumps(after)}")
     assert after["chats"] >= CHATS
     # The waiting chats passed their local deadline during the fault: it fired (once), so they were

@@ -22,7 +22,6 @@ import httpx
 import pytest
 
 from tests.faults.harness import Load, fault_world, log, staff_sessions
-from tests.faults.outages import assert_whole
 from tests.live.stack import ROOT, Stack
 
 pytestmark = pytest.mark.fault
@@ -108,7 +107,7 @@ def test_memory_stops_growing_under_a_steady_churning_load() -> None:
     try:
         stack.start(webs=2)
         load = Load(stack, staff_sessions(stack), chats=CHATS, interval=INTERVAL).start()
-        assert_whole(load, timeout=240)
+        load.assert_whole(timeout=240)
         pids = {name: proc.pid for name, proc in stack.procs.items()}
         t0 = time.monotonic()
         next_sample = next_churn = t0
@@ -128,7 +127,7 @@ def test_memory_stops_growing_under_a_steady_churning_load() -> None:
             for name, proc in stack.procs.items():
                 assert proc.poll() is None, f"{name} exited ({proc.returncode}):\n{stack.logs()}"
             time.sleep(max(0.0, min(next_sample, next_churn) - time.monotonic()))
-        final = assert_whole(load, timeout=300)  # nothing lost, every client still live
+        final = load.assert_whole(timeout=300)  # nothing lost, every client still live
         log(f"soak done: {json.dumps(final)}; {ended} chats ended, {started} started")
         assert ended >= (SECONDS // CHURN_EVERY) * CHURN * 0.9, "the churn did not churn"
 
