@@ -3,6 +3,7 @@
 
     python3 dev.py demo    # install, load the demo consortium, serve it on http://127.0.0.1:8000/
     python3 dev.py test    # install, then run the test suite (pytest arguments may follow)
+    python3 dev.py faults  # the fault tests (-m fault): processes killed under load; needs DATABASE_URL, REDIS_URL
 
 Both create ./.venv from the lock file (requirements/dev.lock, hashes checked) the first time and
 whenever the lock file changes.
@@ -57,22 +58,41 @@ def test(argv: list[str]) -> int:
     ensure_venv()
     args = list(argv)
     production = bool(os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"))
-    if not production and not any(a == "-m" or a.startswith("-m") for a in args):
-        # The live and browser suites start the production stack: PostgreSQL and Redis are needed.
-        print("DATABASE_URL/REDIS_URL not set: running the embedded suite (live and browser tests need "
-              "PostgreSQL and Redis; .ci/run runs them).", flush=True)
-        args = ["-m", "not live and not browser", *args]
+    if not any(a == "-m" or a.startswith("-m") for a in args):
+        if production:
+            # The fault tests kill processes for minutes: their own command (and CI stage) runs them.
+            args = ["-m", "not fault", *args]
+        else:
+            # The live and browser suites start the production stack: PostgreSQL and Redis are needed.
+            print("DATABASE_URL/REDIS_URL not set: running the embedded suite (live and browser tests need "
+                  "PostgreSQL and Redis; .ci/run runs them).", flush=True)
+            args = ["-m", "not live and not browser and not fault", *args]
     return subprocess.run([str(PY), "-m", "pytest", *args], cwd=ROOT).returncode
 
 
+def faults(argv: list[str]) -> int:
+    ensure_venv()
+    if not (os.environ.get("DATABASE_URL", "").startswith("postgres") and os.environ.get("REDIS_URL")):
+        print("The fault tests start the production stack and kill its processes under load: set DATABASE_URL "
+              "(PostgreSQL, e.g. postgres://postgres@127.0.0.1:5432/vr_ci) and REDIS_URL "
+              "(e.g. redis://127.0.0.1:6379/12).", file=sys.stderr, flush=True)
+        return 2
+    # Given no test path, the whole directory; given one (a module, a test), only that.
+    named = any(not a.startswith("-") and (ROOT / a.split("::")[0]).exists() for a in argv)
+    return subprocess.run([str(PY), "-m", "pytest", "-m", "fault", *([] if named else ["tests/faults"]), *argv],
+                          cwd=ROOT).returncode
+
+
 def main() -> int:
-    if len(sys.argv) < 2 or sys.argv[1] not in {"demo", "test", "install"}:
+    if len(sys.argv) < 2 or sys.argv[1] not in {"demo", "test", "faults", "install"}:
         print(__doc__)
         return 2
     command, rest = sys.argv[1], sys.argv[2:]
     if command == "install":
         ensure_venv()
         return 0
+    if command == "faults":
+        return faults(rest)
     return demo(rest) if command == "demo" else test(rest)
 
 

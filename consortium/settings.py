@@ -169,10 +169,23 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("VR_CELERY_QUEUE", "vr")
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A worker killed mid-task (SIGKILL, out of memory, the host gone) cannot acknowledge or give back
+# its task: Redis keeps it as unacknowledged and the broker hands it to a worker again once it is
+# `visibility_timeout` old. Kombu's default is an hour, swept for every 100 s: a transcript a patron
+# asked for would go out an hour late. Our tasks take seconds; one still running past the timeout
+# is handed out a second time, which the mail tasks shrug off (each mail once per task id:
+# routing.tasks) and the nightly scrub too. The fault tests shorten it to see the re-run.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": int(os.environ.get("VR_CELERY_VISIBILITY_TIMEOUT", "600")),
+    "unacked_restore_interval": 5,  # look for such tasks every 5 s ...
+    "unacked_restore_throttle": 1,  # ... each time (one small sorted-set read)
+}
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict[str, Any] = {
     # Nightly (08:00 UTC is the small hours across the US): scrub chats past their retention (routing/privacy.py).
     "scrub-expired-chats": {"task": "routing.tasks.chats_scrub_expired", "schedule": crontab(hour=8, minute=0)},
+    # The keys that keep a mail task run again from mailing twice (routing.tasks.send_once), past a month.
+    "prune-sent-mail": {"task": "routing.tasks.sent_mail_prune", "schedule": crontab(hour=8, minute=30)},
 }
 # Keep the LOGGING below (JSON lines, the privacy filter) in workers too, instead of Celery's own format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

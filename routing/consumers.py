@@ -26,6 +26,7 @@ from django.utils import timezone
 from libraries.models import StaffProfile
 from routing import frames, services, validation
 from routing.events import chat_group, librarian_group
+from routing.layer_watch import socket_closed, socket_opened
 from routing.models import Chat, ChatState, Message
 from routing.process import ensure_registered
 from routing.threads import in_thread
@@ -40,6 +41,9 @@ BUCKET_SIZE = 30.0
 REFILL_PER_SECOND = 10.0
 BAD_FRAME_COST = 5.0
 STRIKES_BEFORE_CLOSE = 20
+# After hello, how long a staff socket waits for the client's join of each held chat before sending
+# that chat's live messages anyway (a client that does not resume with join).
+JOIN_WAIT = 10.0
 
 
 def origin_host_allowed(origin: str | None) -> bool:
@@ -87,8 +91,19 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
         self.refilled = time.monotonic()
         self.strikes = 0
         self.seqs: dict[str, int] = {}  # chat -> last seq sent to this client
+        # chat -> live messages kept back while the client's (re)join of that chat is pending: sent after
+        # its history, so that a reconnecting client never gets a live message before older ones.
+        self.held_back: dict[str, tuple[float, list[tuple[Frame, bool]]]] = {}  # chat -> (until, frames)
+        self.release_tasks: set[asyncio.Task[None]] = set()
         self.process_id = await ensure_registered()
         await self.accept()
+        socket_opened(self)  # to be told to reconnect if the channel layer was lost (routing.layer_watch)
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        socket_closed(self)
+        for task in list(getattr(self, "release_tasks", ())):
+            task.cancel()
+        await super().websocket_disconnect(message)
 
     # -- frames in ------------------------------------------------------------------------------
 
@@ -167,6 +182,12 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
 
     async def deliver_message(self, frame: Frame, *, internal: bool) -> None:
         chat_id, seq = frame["chat"], int(frame["seq"])
+        held = self.held_back.get(chat_id)
+        if held is not None:
+            if time.monotonic() < held[0]:
+                held[1].append((frame, internal))
+                return
+            await self.release_held_back(chat_id)  # a client that never sent join: live from here
         last = self.seqs.get(chat_id)
         if last is not None and seq <= last:
             return  # already sent (a resume raced the live event)
@@ -187,6 +208,28 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
             await self.send_json(frame)
         last = max([after, *(f["seq"] for f in history)])
         self.seqs[chat_id] = max(last, self.seqs.get(chat_id, 0))
+        await self.release_held_back(chat_id)
+
+    def hold_back(self, chat_id: str, seconds: float) -> None:
+        """Keep `chat_id`'s live messages back until its history is sent (at most `seconds`)."""
+        if chat_id in self.held_back:
+            return
+        entry: tuple[float, list[tuple[Frame, bool]]] = (time.monotonic() + seconds, [])
+        self.held_back[chat_id] = entry
+        if seconds != float("inf"):  # no join came: what was kept back goes out then, not with a next message
+            task = asyncio.get_running_loop().create_task(self._release_at(chat_id, entry, seconds))
+            self.release_tasks.add(task)
+            task.add_done_callback(self.release_tasks.discard)
+
+    async def _release_at(self, chat_id: str, entry: tuple[float, list[tuple[Frame, bool]]], seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        if self.held_back.get(chat_id) is entry:
+            await self.release_held_back(chat_id)
+
+    async def release_held_back(self, chat_id: str) -> None:
+        """Deliver what was kept back for `chat_id` (repeats of the history are dropped by seq)."""
+        for frame, internal in self.held_back.pop(chat_id, (0.0, []))[1]:
+            await self.deliver_message(frame, internal=internal)
 
 
 # --- patrons ---------------------------------------------------------------------------------------
@@ -247,10 +290,12 @@ class PatronConsumer(ProtocolConsumer):
         after = validation.integer(frame, "after")
         if not isinstance(token, str):
             token = ""
+        self.hold_back(chat_id, float("inf"))  # released by send_history below
         await self.channel_layer.group_add(chat_group(chat_id), self.channel_name)
         chat, state = await in_thread(_patron_join)(
             chat_id, token, header(self.scope, b"origin"), self.channel_name, self.process_id)
         if chat is None or state is None:
+            self.held_back.pop(chat_id, None)
             await self.channel_layer.group_discard(chat_group(chat_id), self.channel_name)
             await self.send_json({"type": "error", "code": "forbidden", "detail": "wrong chat or token",
                                   "client_id": None})
@@ -353,7 +398,10 @@ class StaffConsumer(ProtocolConsumer):
             self.session_watch = asyncio.get_running_loop().create_task(self._watch_session(self.session_key))
         await self.channel_layer.group_add(librarian_group(profile.pk), self.channel_name)
         hello, held = await in_thread(_hello)(profile, self.channel_name, self.process_id)
+        # A console resumes each held chat with join {after}; until it does (at most JOIN_WAIT s), live
+        # messages of that chat are kept back, then sent after the history the join asked for.
         for chat_id, chat in zip(held, hello["chats"], strict=True):
+            self.hold_back(chat_id, JOIN_WAIT)
             await self.channel_layer.group_add(chat_group(chat_id), self.channel_name)
             self.seqs[chat_id] = chat["last_seq"]
         await self.send_json(hello)
@@ -472,7 +520,9 @@ class StaffConsumer(ProtocolConsumer):
     async def frame_join(self, frame: Frame) -> None:
         chat_id = validation.chat_id(frame)
         after = validation.integer(frame, "after")
+        self.hold_back(chat_id, JOIN_WAIT)  # nothing live overtakes the history asked for
         if not await in_thread(_holds)(self._me().pk, chat_id):
+            await self.release_held_back(chat_id)
             raise services.ServiceError("not_found", "you do not hold that chat")
         await self.channel_layer.group_add(chat_group(chat_id), self.channel_name)
         await self.send_history(chat_id, after)

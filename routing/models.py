@@ -266,3 +266,11 @@ class CannedResponse(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class SentMail(models.Model):
+    """A mail a Celery task has sent, by the task's id: a task the broker gives out again (its worker
+    died before acknowledging it) finds its row and does not send a second copy (routing.tasks)."""
+
+    key = models.CharField(primary_key=True, max_length=100)
+    sent_at = models.DateTimeField(db_index=True)

@@ -60,11 +60,14 @@ class Stack:
     dbname: str
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
+    server: str = ""  # the PostgreSQL server (URL without a database) holding `dbname`
 
     @classmethod
-    def prepare(cls, worlds: list[dict[str, Any]], **env_over: str) -> Stack:
-        server = pg_server_url()
-        dbname = f"vr_live_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    def prepare(cls, worlds: list[dict[str, Any]], server: str | None = None, **env_over: str) -> Stack:
+        """A fresh database on `server` (default: DATABASE_URL's server) with `worlds` imported. Its name
+        starts with VR_LIVE_DB_PREFIX (default vr_live), so people sharing a server can tell theirs."""
+        server = server or pg_server_url()
+        dbname = f"{os.environ.get('VR_LIVE_DB_PREFIX', 'vr_live')}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
         subprocess.run(["psql", f"{server}/postgres", "-q", "-c", f'CREATE DATABASE "{dbname}"'], check=True,
                        capture_output=True)
         workdir = Path(tempfile.mkdtemp(prefix="vr-live-"))
@@ -86,7 +89,7 @@ class Stack:
             "PYTHONUNBUFFERED": "1",
         })
         env.update(env_over)
-        stack = cls(env=env, workdir=workdir, dbname=dbname)
+        stack = cls(env=env, workdir=workdir, dbname=dbname, server=server)
         stack.manage("migrate", "--noinput")
         for world in worlds:
             path = workdir / f"{world['consortium']['slug']}.yaml"
@@ -143,7 +146,7 @@ class Stack:
     def stop(self) -> None:
         for name in list(self.procs):
             self.kill(name, signal.SIGTERM)
-        subprocess.run(["psql", f"{pg_server_url()}/postgres", "-q", "-c",
+        subprocess.run(["psql", f"{self.server or pg_server_url()}/postgres", "-q", "-c",
                         f'DROP DATABASE IF EXISTS "{self.dbname}" WITH (FORCE)'], capture_output=True, timeout=60)
 
     def base(self, web: str = "web1") -> str:
