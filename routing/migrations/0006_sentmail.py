@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('routing', '0004_traceevent_at_index'),
+        ('routing', '0005_shift_away'),
     ]
 
     operations = [
