@@ -167,6 +167,9 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
         frame: Frame = event["frame"]
         join = event.get("join_chat")
         if join:
+            # Assigned: the console asks for the chat's history with join {after} right away; live
+            # messages wait for that answer (at most JOIN_WAIT s), so they come after it, each once.
+            self.hold_back(join, JOIN_WAIT)
             await self.channel_layer.group_add(chat_group(join), self.channel_name)
             self.seqs.setdefault(join, int(frame.get("last_seq") or 0))
         if frame.get("type") == "message":

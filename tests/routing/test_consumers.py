@@ -175,6 +175,8 @@ async def test_hello_then_offer_accept_and_a_conversation_both_ways() -> None:
     await a1.send_json_to({"type": "accept", "chat": chat.pk})
     assigned = await expect(a1, "assigned", chat=chat.pk)
     assert assigned["patron"] == {"name": "Pat"} and assigned["home_library"]["slug"] == "alpha"
+    await a1.send_json_to({"type": "join", "chat": chat.pk, "after": 0})  # as the console does: the history
+    assert (await expect(a1, "message", seq=1))["sender"] == "patron"  # the question, first
     state = await expect(patron, "state", state="active")
     assert state["librarian"]["library"]["slug"] == "alpha"
 
@@ -233,7 +235,8 @@ async def test_librarian_resumes_with_join_after_and_gets_exactly_what_was_misse
     chat, token = await start_chat(w)
     await expect(a1, "offer", chat=chat.pk)
     await a1.send_json_to({"type": "accept", "chat": chat.pk})
-    await expect(a1, "assigned", chat=chat.pk)
+    assigned = await expect(a1, "assigned", chat=chat.pk)
+    await a1.send_json_to({"type": "join", "chat": chat.pk, "after": assigned["last_seq"]})  # as the console does
     patron = await patron_socket(chat.pk, token)
     await patron.send_json_to({"type": "message", "body": "one", "client_id": "m1"})
     seen = await expect(a1, "message", client_id="m1")

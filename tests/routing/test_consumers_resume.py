@@ -28,7 +28,8 @@ async def test_a_live_message_before_the_join_comes_after_the_history_once() -> 
     chat, _ = await start_chat(w)
     await expect(a1, "offer", chat=chat.pk)
     await a1.send_json_to({"type": "accept", "chat": chat.pk})
-    await expect(a1, "assigned", chat=chat.pk)
+    assigned = await expect(a1, "assigned", chat=chat.pk)
+    await a1.send_json_to({"type": "join", "chat": chat.pk, "after": assigned["last_seq"]})  # as the console does
     await post(chat.pk, "seen")
     seen = (await expect(a1, "message", body="seen"))["seq"]
     await a1.disconnect()
@@ -67,3 +68,25 @@ async def test_a_client_that_never_joins_gets_live_messages_after_the_wait(monke
     got = await expect(back, "message", timeout=3)
     assert (got["body"], got["seq"]) == ("live", last + 1)
     await back.disconnect()
+
+
+async def test_a_message_between_assigned_and_the_join_comes_after_the_history_once() -> None:
+    """The console answers `assigned` with join {after: 0} for the whole transcript; a patron typing
+    in between must not see their line land above the question, nor twice."""
+    w = await database_sync_to_async(world)()
+    a1 = await staff_socket(w["a1"])
+    await available(a1)
+    chat, _ = await start_chat(w)
+    await expect(a1, "offer", chat=chat.pk)
+    await a1.send_json_to({"type": "accept", "chat": chat.pk})
+    assigned = await expect(a1, "assigned", chat=chat.pk)
+    await post(chat.pk, "early")  # before the console's join
+    assert await a1.receive_nothing(0.3)
+    await a1.send_json_to({"type": "join", "chat": chat.pk, "after": 0})
+    got = [await expect(a1, "message")]
+    while got[-1]["body"] != "early":
+        got.append(await expect(a1, "message"))
+    assert [g["seq"] for g in got] == list(range(1, len(got) + 1))  # the question first, each once, in order
+    assert len(got) > assigned["last_seq"]
+    assert await a1.receive_nothing(0.3), "nothing sent twice"
+    await a1.disconnect()
