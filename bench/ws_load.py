@@ -399,6 +399,9 @@ class Bot(Client):
         for chat in frame.get("chats", []):
             self.held.add(chat["chat"])
             self.last_seq[chat["chat"]] = int(chat["last_seq"])
+            # As the console does: resume each held chat (the server keeps its live messages back
+            # until then, so that they come after the history, once).
+            await self.send({"type": "join", "chat": chat["chat"], "after": int(chat["last_seq"])})
         if self.account.serving and frame.get("presence") != "available":
             answer = self.expect("presence")
             await self.send({"type": "presence", "status": "available"})
@@ -412,6 +415,7 @@ class Bot(Client):
         elif kind == "assigned":
             self.held.add(frame["chat"])
             self.last_seq.setdefault(frame["chat"], int(frame.get("last_seq") or 0))
+            await self.send({"type": "join", "chat": frame["chat"], "after": self.last_seq[frame["chat"]]})
             chat = run.chats.get(frame["chat"])
             if chat is not None:
                 chat.owner = self
