@@ -91,6 +91,7 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
         self.refilled = time.monotonic()
         self.strikes = 0
         self.seqs: dict[str, int] = {}  # chat -> last seq sent to this client
+        self.live_since_assigned: dict[str, int] = {}  # chat -> last_seq of its `assigned`, until its join
         # chat -> live messages kept back while the client's (re)join of that chat is pending: sent after
         # its history, so that a reconnecting client never gets a live message before older ones.
         self.held_back: dict[str, tuple[float, list[tuple[Frame, bool]]]] = {}  # chat -> (until, frames)
@@ -167,9 +168,10 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
         frame: Frame = event["frame"]
         join = event.get("join_chat")
         if join:
-            # Assigned: the console asks for the chat's history with join {after} right away; live
-            # messages wait for that answer (at most JOIN_WAIT s), so they come after it, each once.
-            self.hold_back(join, JOIN_WAIT)
+            # Assigned: live messages of the chat flow from here at once (spec/PROTOCOL.md: a client
+            # need not join). The console also asks for the transcript with join {after}; what was
+            # already sent live by then is left out of that history (send_history), so no line twice.
+            self.live_since_assigned[join] = int(frame.get("last_seq") or 0)
             await self.channel_layer.group_add(chat_group(join), self.channel_name)
             self.seqs.setdefault(join, int(frame.get("last_seq") or 0))
         if frame.get("type") == "message":
@@ -182,6 +184,7 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
         if leave:
             await self.channel_layer.group_discard(chat_group(leave), self.channel_name)
             self.seqs.pop(leave, None)
+            self.live_since_assigned.pop(leave, None)
 
     async def deliver_message(self, frame: Frame, *, internal: bool) -> None:
         chat_id, seq = frame["chat"], int(frame["seq"])
@@ -207,7 +210,11 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
 
     async def send_history(self, chat_id: str, after: int) -> None:
         history = await in_thread(_messages_after)(chat_id, after, for_patron=self.role == "patron")
+        assigned_at = self.live_since_assigned.pop(chat_id, None)
+        sent_live = self.seqs.get(chat_id, 0)
         for frame in history:
+            if assigned_at is not None and assigned_at < frame["seq"] <= sent_live:
+                continue  # sent live since `assigned`, before this join: once is enough
             await self.send_json(frame)
         last = max([after, *(f["seq"] for f in history)])
         self.seqs[chat_id] = max(last, self.seqs.get(chat_id, 0))

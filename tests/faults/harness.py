@@ -276,10 +276,10 @@ class SeqWatch:
     """One socket's view of one chat: message seqs must come one by one from `after` + 1.
 
     The one repeat allowed is the documented acknowledgement of a message sent again. On a staff
-    socket, a live message arriving between the server's `hello` (or `assigned`) and its answer to
-    the console's `join {after}` once came before the history and again in it; the consumer now keeps
-    such messages back until the history is sent (routing.consumers, `hold_back`), and this is held
-    to it strictly. The "join window" (from a `join` to the server's answer to the `ping` sent right
+    socket, a live message arriving between the server's `hello` and its answer to the console's
+    `join {after}` once came before the history and again in it; the consumer now keeps such messages
+    back until the history is sent (routing.consumers, `hold_back`); after `assigned` they flow at once
+    and the join's history leaves them out. Both are held to it strictly. The "join window" (from a `join` to the server's answer to the `ping` sent right
     after it) only marks when the history is complete: then every seq up to the last one seen must
     have come."""
 
@@ -588,6 +588,10 @@ class Librarian:
             self.offers.discard(chat)
             self.held.add(chat)
             self.load.owner[chat] = self
+            # A bot needs no transcript: it joins from the chat's seq at `assigned`, so the watch holds
+            # it to every later seq once and in order (live ones may come before the join's answer,
+            # which then leaves them out: routing.consumers.send_history).
+            self.max_seq[chat] = max(self.max_seq.get(chat, 0), int(frame.get("last_seq") or 0))
             await self._join(ws, chat)
             await self._ping(ws, [chat])
         elif kind == "pong":
