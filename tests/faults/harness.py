@@ -278,16 +278,19 @@ class SeqWatch:
     The one repeat allowed is the documented acknowledgement of a message sent again. On a staff
     socket, a live message arriving between the server's `hello` and its answer to the console's
     `join {after}` once came before the history and again in it; the consumer now keeps such messages
-    back until the history is sent (routing.consumers, `hold_back`); after `assigned` they flow at once
-    and the join's history leaves them out. Both are held to it strictly. The "join window" (from a `join` to the server's answer to the `ping` sent right
-    after it) only marks when the history is complete: then every seq up to the last one seen must
-    have come."""
+    back until the history is sent (routing.consumers, `hold_back`), and this is held to it strictly.
+    After `assigned` live messages flow at once and the join's history leaves them out: there any
+    order is taken while the join window is open, each seq once, none missing when it closes. The
+    "join window" (from a `join` to the server's answer to the `ping` sent right after it) marks when
+    the history is complete: then every seq up to the last one seen must have come."""
 
-    def __init__(self, ledger: Ledger, who: str, chat: str, after: int, *, window: bool = False) -> None:
+    def __init__(self, ledger: Ledger, who: str, chat: str, after: int, *, window: bool = False,
+                 ordered: bool = True) -> None:
         self.ledger, self.who, self.chat, self.after, self.last = ledger, who, chat, after, after
         self.resent: set[str] = set()  # client_ids this socket sent again: their echo may repeat a seq
         self.received: set[int] = set()
         self.window = window
+        self.ordered = ordered  # False: any order while the join window is open (after `assigned`)
 
     def see(self, frame: Frame, own_sender: str) -> None:
         seq = int(frame["seq"])
@@ -300,7 +303,7 @@ class SeqWatch:
             else:
                 ledger.seq_problems["seq repeated"] += 1
                 ledger.problem(f"{self.who} chat {self.chat}: seq {seq} repeated (last {self.last})")
-        elif seq != self.last + 1:
+        elif seq != self.last + 1 and (self.ordered or not self.window):
             ledger.seq_problems["seq skipped" if seq > self.last else "seq out of order"] += 1
             ledger.problem(f"{self.who} chat {self.chat}: seq {seq} after {self.last}")
         self.received.add(seq)
@@ -544,9 +547,10 @@ class Librarian:
         with contextlib.suppress(ConnectionClosed):
             await ws.send(json.dumps(frame))
 
-    async def _join(self, ws: ClientConnection, chat: str) -> None:
+    async def _join(self, ws: ClientConnection, chat: str, *, ordered: bool = True) -> None:
         after = self.max_seq.get(chat, 0)
-        watch = SeqWatch(self.load.ledger, f"{self.who} socket {self.sockets}", chat, after, window=True)
+        watch = SeqWatch(self.load.ledger, f"{self.who} socket {self.sockets}", chat, after, window=True,
+                         ordered=ordered)
         self.watches[chat] = watch
         await self._send(ws, {"type": "join", "chat": chat, "after": after})
         self.joined.add(chat)
@@ -588,11 +592,11 @@ class Librarian:
             self.offers.discard(chat)
             self.held.add(chat)
             self.load.owner[chat] = self
-            # A bot needs no transcript: it joins from the chat's seq at `assigned`, so the watch holds
-            # it to every later seq once and in order (live ones may come before the join's answer,
-            # which then leaves them out: routing.consumers.send_history).
-            self.max_seq[chat] = max(self.max_seq.get(chat, 0), int(frame.get("last_seq") or 0))
-            await self._join(ws, chat)
+            # Like the console, join for the whole transcript (what the patron wrote while the chat
+            # waited). Live messages flow from `assigned` on (spec/PROTOCOL.md), so they may come before
+            # that history, which then leaves them out (routing.consumers.send_history): until the join
+            # is answered the watch takes seqs in any order, each once, none missing when it closes.
+            await self._join(ws, chat, ordered=False)
             await self._ping(ws, [chat])
         elif kind == "pong":
             for chat in self.windows.pop(0) if self.windows else []:
