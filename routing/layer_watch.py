@@ -60,20 +60,20 @@ def socket_closed(consumer: Closable) -> None:
 # that overlap (the watch, /healthz probes) each take their own, so a process holds as many as ever ran
 # at once. A check that failed or timed out drops its channel, as before (a cancelled receive has already
 # unsubscribed it; one that failed against a lost Redis stays behind: one per failed check in an outage).
-_idle: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[str]] = weakref.WeakKeyDictionary()
+_idle: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[tuple[str, str]]] = weakref.WeakKeyDictionary()
 
 
 async def _round_trip(layer: Any) -> None:
     """Send a check to a group of this process's own and receive it back; raises if the layer fails."""
     idle = _idle.setdefault(asyncio.get_running_loop(), [])
-    channel = idle.pop() if idle else await layer.new_channel()
-    group = f"layer-check.{channel.rsplit('.', 1)[-1]}"
+    # A group of the channel's own (not named after it: the in-memory layer's names hold a "!").
+    channel, group = idle.pop() if idle else (await layer.new_channel(), f"layer-check.{uuid.uuid4().hex}")
     token = uuid.uuid4().hex
-    await layer.group_add(group, channel)  # once per channel: adding it again changes nothing
+    await layer.group_add(group, channel)  # a kept channel is in it already: this only renews it
     await layer.group_send(group, {"type": "layer.check", "token": token})
     while (await layer.receive(channel)).get("token") != token:
         pass  # not expected (a kept channel has received all it was sent), but never take an old answer
-    idle.append(channel)
+    idle.append((channel, group))
 
 
 async def layer_answers(within: float = 2.0) -> bool:
