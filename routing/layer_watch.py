@@ -53,19 +53,37 @@ def socket_closed(consumer: Closable) -> None:
     _sockets.discard(consumer)
 
 
+# The checks' channels, each kept for the next check once its round trip has passed (per event loop:
+# channels_redis keeps a layer per loop). A new channel for every check stayed in channels_redis's tables
+# and subscribed in Redis for the life of the process, since only a *cancelled* receive unsubscribes one:
+# about 3.6 KiB every 2 s, the web processes' steady growth in the soak (docs/scaling.md, "Soak"). Checks
+# that overlap (the watch, /healthz probes) each take their own, so a process holds as many as ever ran
+# at once. A check that failed or timed out drops its channel, as before (a cancelled receive has already
+# unsubscribed it; one that failed against a lost Redis stays behind: one per failed check in an outage).
+_idle: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[tuple[str, str]]] = weakref.WeakKeyDictionary()
+
+
+async def _round_trip(layer: Any) -> None:
+    """Send a check to a group of this process's own and receive it back; raises if the layer fails."""
+    idle = _idle.setdefault(asyncio.get_running_loop(), [])
+    # A group of the channel's own (not named after it: the in-memory layer's names hold a "!").
+    channel, group = idle.pop() if idle else (await layer.new_channel(), f"layer-check.{uuid.uuid4().hex}")
+    token = uuid.uuid4().hex
+    await layer.group_add(group, channel)  # a kept channel is in it already: this only renews it
+    await layer.group_send(group, {"type": "layer.check", "token": token})
+    while (await layer.receive(channel)).get("token") != token:
+        pass  # not expected (a kept channel has received all it was sent), but never take an old answer
+    idle.append((channel, group))
+
+
 async def layer_answers(within: float = 2.0) -> bool:
     """A round trip through the channel layer: only a working Redis (or the in-memory layer) answers."""
     layer = get_channel_layer()
     if layer is None:
         return False
-    group = f"layer-check.{uuid.uuid4().hex}"
     try:
         async with asyncio.timeout(within):
-            channel = await layer.new_channel()
-            await layer.group_add(group, channel)
-            await layer.group_send(group, {"type": "layer.check"})
-            await layer.receive(channel)
-            await layer.group_discard(group, channel)
+            await _round_trip(layer)
         return True
     except Exception:
         return False
@@ -77,14 +95,9 @@ async def layer_reachable(within: float = CHECK_WITHIN) -> bool | None:
     layer = get_channel_layer()
     if layer is None:
         return False
-    group = f"layer-check.{uuid.uuid4().hex}"
     try:
         async with asyncio.timeout(within):
-            channel = await layer.new_channel()
-            await layer.group_add(group, channel)
-            await layer.group_send(group, {"type": "layer.check"})
-            await layer.receive(channel)
-            await layer.group_discard(group, channel)
+            await _round_trip(layer)
         return True
     except TimeoutError:
         return None

@@ -3,13 +3,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+import redis
 from channels.db import database_sync_to_async
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
+from channels_redis.pubsub import RedisPubSubChannelLayer
 
 from routing import layer_watch, process
 from routing.ws_urls import websocket_urlpatterns
@@ -69,6 +74,37 @@ async def test_a_slow_answer_is_not_an_outage() -> None:
 
 async def test_the_check_tells_a_layer_that_answers() -> None:
     assert await layer_watch.layer_reachable() is True
+
+
+@pytest.mark.live
+async def test_the_checks_leave_no_channel_behind_in_redis(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A web process checks the layer every 2 s for as long as it runs (and /healthz on every probe).
+    Each check once made a channel that stayed subscribed in Redis and in channels_redis's tables for
+    the life of the process: ~3.6 KiB every 2 s, the web processes' steady growth in the soak. Now the
+    Redis server sees no more channels after many checks than after the first (two overlapping checks
+    use two)."""
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        pytest.fail("needs REDIS_URL (a real Redis): run with python3 dev.py test and DATABASE_URL/REDIS_URL set")
+    prefix = f"vrtleak{uuid.uuid4().hex[:8]}"
+    layer = RedisPubSubChannelLayer(hosts=[{"address": url}], prefix=prefix)
+    monkeypatch.setattr(layer_watch, "get_channel_layer", lambda: layer)
+    server = redis.Redis.from_url(url)
+    try:
+        assert await layer_watch.layer_reachable() is True
+        first = len(server.pubsub_channels(f"{prefix}*"))
+        assert first >= 1  # the check's channel (and its group) are subscribed while the process runs
+        for _ in range(25):
+            assert await layer_watch.layer_reachable() is True
+            assert await layer_watch.layer_answers() is True
+        assert len(server.pubsub_channels(f"{prefix}*")) == first
+        assert await asyncio.gather(layer_watch.layer_reachable(), layer_watch.layer_answers()) == [True, True]
+        for _ in range(25):
+            assert await asyncio.gather(layer_watch.layer_reachable(), layer_watch.layer_reachable()) == [True, True]
+        assert len(server.pubsub_channels(f"{prefix}*")) == 2 * first
+    finally:
+        await layer.flush()
+        server.close()
 
 
 @pytest.mark.django_db(transaction=True)
