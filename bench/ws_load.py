@@ -74,22 +74,6 @@ REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/12")
 Frame = dict[str, Any]
 clock = time.perf_counter
 
-# Signs every bench staff account in without a password (a hash costs ~1 s here, times 1,000
-# accounts, twice): a session row exactly like the one Django's login() writes.
-SESSIONS = """
-import json
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
-from django.contrib.sessions.backends.db import SessionStore
-keys = {}
-for user in get_user_model().objects.filter(username__startswith="bench-"):
-    s = SessionStore()
-    s[SESSION_KEY] = str(user.pk)
-    s[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-    s[HASH_SESSION_KEY] = user.get_session_auth_hash()
-    s.create()
-    keys[user.username] = s.session_key
-print(json.dumps(keys))
-"""
 
 
 # --- figures -------------------------------------------------------------------------------------
@@ -194,12 +178,12 @@ class DjangoTarget(Target):
                     local_timeout=60, partner_timeout=60, offer_timeout=60, max_wait=3600, reconnect_grace=300,
                     patron_grace=300, idle_timeout=7200, librarian_capacity=args.capacity)
         for s in doc["staff"]:
-            s.pop("password")  # no hashing: see SESSIONS
+            s.pop("password")  # no hashing: Stack.sign_in_all
         t = clock()
         # The per-address chat start limit would refuse a ramp from one address; nothing else changes.
         extra = dict(kv.split("=", 1) for kv in args.stack_env)
         self.stack = Stack.prepare([doc], CHAT_START_RATE="1000000/m", **extra)
-        self.sessions: dict[str, str] = json.loads(self.stack.manage("shell", "-c", SESSIONS).strip().splitlines()[-1])
+        self.sessions: dict[str, str] = self.stack.sign_in_all("bench-")
         self.stack.start(webs=args.webs)
         log(f"django: stack ready in {clock() - t:.0f}s ({self.stack.workdir})")
         self.bases = [self.stack.base(f"web{i + 1}") for i in range(args.webs)]

@@ -41,8 +41,6 @@ import os
 import random
 import re
 import resource
-import subprocess
-import tempfile
 import threading
 import time
 import uuid
@@ -53,11 +51,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-import yaml
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from tests.live.stack import PY, Stack, pg_server_url
+from tests.live.stack import Stack
 
 CONSORTIUM = "faults"
 logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per /healthz poll and chat start otherwise
@@ -65,22 +62,6 @@ Frame = dict[str, Any]
 T = TypeVar("T")
 clock = time.monotonic
 
-# A session row exactly like the one Django's login() writes, for every staff account at once (a
-# password hash costs about a second here; 30 of them at every stack start is time the faults need).
-SESSIONS = """
-import json
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
-from django.contrib.sessions.backends.db import SessionStore
-keys = {}
-for user in get_user_model().objects.filter(username__startswith="f-"):
-    s = SessionStore()
-    s[SESSION_KEY] = str(user.pk)
-    s[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-    s[HASH_SESSION_KEY] = user.get_session_auth_hash()
-    s.create()
-    keys[user.username] = s.session_key
-print(json.dumps(keys))
-"""
 
 
 def log(text: str) -> None:
@@ -121,45 +102,16 @@ def fault_world(libraries: int = 10, librarians_per_library: int = 2, capacity: 
 
 
 def prepare_stack(worlds: list[dict[str, Any]], server: str | None = None, **env_over: str) -> Stack:
-    """Stack.prepare, with the database named after DATABASE_URL's own (`<name>_f<pid>_<hex>`), so
-    that runs sharing a PostgreSQL server keep to their own names. `server` (a URL without a
-    database) and env_over (REDIS_URL=...) point it at private servers."""
-    server = server or pg_server_url()
+    """Stack.prepare, with the database named after DATABASE_URL's own (`<name>_f_<pid>_<hex>`), so
+    that runs sharing a PostgreSQL server keep to their own names, and no limit on chat starts (the
+    load starts 200 at once). `server` (a URL without a database) and env_over (REDIS_URL=...) point
+    it at private servers."""
     own = os.environ["DATABASE_URL"].rsplit("/", 1)[1].split("?")[0] or "vr"
-    dbname = f"{own}_f{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    subprocess.run(["psql", f"{server}/postgres", "-q", "-c", f'CREATE DATABASE "{dbname}"'], check=True,
-                   capture_output=True)
-    workdir = Path(tempfile.mkdtemp(prefix="vr-fault-"))
-    tag = uuid.uuid4().hex[:8]
-    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    env.update({
-        "DATABASE_URL": f"{server}/{dbname}",
-        "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/12"),
-        "VR_CHANNEL_PREFIX": f"vrf{tag}",
-        "VR_CELERY_QUEUE": f"vrf{tag}",
-        "DJANGO_SECRET_KEY": "fault-" + uuid.uuid4().hex + uuid.uuid4().hex,
-        "DJANGO_DEBUG": "false",
-        "HTTPS": "false",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "CHAT_START_RATE": "1000000/m",
-        "EMAIL_URL": f"file://{workdir}/mail",
-        "VR_DATA_DIR": str(workdir / "data"),
-        "PATH": f"{PY.parent}:{os.environ.get('PATH', '')}",
-        "PYTHONUNBUFFERED": "1",
-    })
-    env.update(env_over)
-    stack = Stack(env=env, workdir=workdir, dbname=dbname, server=server)
-    stack.manage("migrate", "--noinput")
-    for doc in worlds:
-        path = workdir / f"{doc['consortium']['slug']}.yaml"
-        path.write_text(yaml.safe_dump(doc, sort_keys=False))
-        stack.manage("import_consortium", str(path), "--quiet")
-    return stack
+    return Stack.prepare(worlds, server, db_prefix=f"{own}_f", **{"CHAT_START_RATE": "1000000/m", **env_over})
 
 
 def staff_sessions(stack: Stack) -> dict[str, str]:
-    out = stack.manage("shell", "-c", SESSIONS).strip().splitlines()[-1]
-    return dict(json.loads(out))
+    return stack.sign_in_all("f-")
 
 
 def mail_count(stack: Stack, recipient: str) -> int:

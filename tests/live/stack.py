@@ -30,6 +30,22 @@ PY = Path(sys.executable)
 Frame = dict[str, Any]
 
 
+_SIGN_IN_ALL = """
+import json
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.contrib.sessions.backends.db import SessionStore
+keys = {}
+for user in get_user_model().objects.filter(username__startswith=PREFIX):
+    s = SessionStore()
+    s[SESSION_KEY] = str(user.pk)
+    s[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    s[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    s.create()
+    keys[user.username] = s.session_key
+print(json.dumps(keys))
+"""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -63,11 +79,14 @@ class Stack:
     server: str = ""  # the PostgreSQL server (URL without a database) holding `dbname`
 
     @classmethod
-    def prepare(cls, worlds: list[dict[str, Any]], server: str | None = None, **env_over: str) -> Stack:
+    def prepare(cls, worlds: list[dict[str, Any]], server: str | None = None, db_prefix: str | None = None,
+                **env_over: str) -> Stack:
         """A fresh database on `server` (default: DATABASE_URL's server) with `worlds` imported. Its name
-        starts with VR_LIVE_DB_PREFIX (default vr_live), so people sharing a server can tell theirs."""
+        starts with `db_prefix` (default VR_LIVE_DB_PREFIX, else vr_live), so people sharing a server can
+        tell theirs."""
         server = server or pg_server_url()
-        dbname = f"{os.environ.get('VR_LIVE_DB_PREFIX', 'vr_live')}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        prefix = db_prefix or os.environ.get("VR_LIVE_DB_PREFIX", "vr_live")
+        dbname = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
         subprocess.run(["psql", f"{server}/postgres", "-q", "-c", f'CREATE DATABASE "{dbname}"'], check=True,
                        capture_output=True)
         workdir = Path(tempfile.mkdtemp(prefix="vr-live-"))
@@ -96,6 +115,13 @@ class Stack:
             path.write_text(yaml.safe_dump(world, sort_keys=False))
             stack.manage("import_consortium", str(path), "--quiet")
         return stack
+
+    def sign_in_all(self, username_prefix: str) -> dict[str, str]:
+        """A session key for every staff account whose username starts with `username_prefix`, without
+        passwords: a session row exactly like the one Django's login() writes (a password hash costs
+        about a second here, times hundreds of accounts)."""
+        out = self.manage("shell", "-c", _SIGN_IN_ALL.replace("PREFIX", json.dumps(username_prefix)))
+        return dict(json.loads(out.strip().splitlines()[-1]))
 
     def manage(self, *args: str) -> str:
         r = subprocess.run([str(PY), "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True,
