@@ -83,6 +83,7 @@ def churn(load: Load, rng: random.Random) -> tuple[int, int]:
         leaving = rng.sample(quiet, min(CHURN, len(quiet)))
         for patron in leaving:
             del load.patrons[patron.chat.id]  # no more messages from this patron
+            load.ended.add(patron.chat.id)
         await asyncio.sleep(3)  # answers in flight reach both sides
         ended = 0
         async with httpx.AsyncClient(timeout=30) as http:
