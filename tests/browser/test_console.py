@@ -562,7 +562,10 @@ async def test_a_patrons_markup_is_shown_as_text(console_stack: Stack) -> None:
         assert payload in await offer.inner_text()
         await xena.page.click(f'.offer[data-chat="{cid}"] .accept')
         await pat.send({"type": "message", "body": payload, "client_id": "x1"})
+        # After `assigned` the live seq 3 may come before the join's history (the question is seq 1);
+        # the console puts each line in its place by seq.
         await xena.page.wait_for_selector(f"{xena.panel(cid)} .msg[data-seq='3']")
+        await xena.page.wait_for_selector(f"{xena.panel(cid)} .msg[data-seq='1']")
         texts = await xena.page.eval_on_selector_all(f"{xena.panel(cid)} .msg[data-sender='patron'] .body",
                                                      "els => els.map(e => e.textContent)")
         assert texts == [payload, payload]
