@@ -361,7 +361,6 @@ async def test_reload_and_reconnect_lose_and_double_nothing(console_stack: Stack
         await page.wait_for_selector('#conn[data-state="connected"]', timeout=20000)
         await rita.wait_text(f"{rita.panel(cid)} .log", "during reload 2", timeout=15000)
         assert await page.get_attribute("#presence", "aria-pressed") == "true"  # kept within the grace
-        await wait_for(lambda: True)
         assert await rita.seqs(cid) == list(range(1, db_seq(stack, cid) + 1))
 
         # A dropped connection: the patron writes meanwhile, the librarian types into the outbox.
