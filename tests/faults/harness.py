@@ -523,6 +523,8 @@ class Librarian:
                 if self.hellos > 1:
                     ledger.counts["librarian found away after a reconnect"] += 1
                 await self._send(ws, {"type": "presence", "status": "available"})
+            else:
+                self.ready.set()
             held = {c["chat"] for c in frame.get("chats", [])}
             for lost in self.held - held:
                 ledger.counts["chat no longer held after a reconnect"] += 1
@@ -534,7 +536,11 @@ class Librarian:
             self.offers = {o["chat"] for o in frame.get("offers", [])}
             for chat in sorted(self.offers):
                 await self._maybe_accept(ws, chat)
-            self.ready.set()
+        elif kind == "presence":
+            # Ready once the server has this librarian available: a chat started before that finds
+            # nobody to answer at its library and ends unstaffed (a one-step plan), as it should.
+            if frame.get("status") == "available":
+                self.ready.set()
         elif kind == "offer":
             self.offers.add(frame["chat"])
             await self._maybe_accept(ws, frame["chat"])
