@@ -804,12 +804,11 @@ class Load:
                 said = ([p for p in self.ledger.problems if any(c in p for c in stuck)] or self.ledger.problems)[:5]
                 states = waiting_chats(self.stack, stuck) if stuck else {}
                 raise AssertionError(
-                    f"load did not settle in {timeout:.0f}s (chats {states}, problems {said}): "
-
                     f"load did not settle in {timeout:.0f}s: {len(absent)} clients not joined {absent[:5]}, "
                     f"{len(unacked)} messages never acknowledged {[(s.chat, s.client_id) for s in unacked[:5]]}, "
                     f"{len(undelivered)} acknowledged but not delivered "
-                    f"{[(s.chat, s.sender, s.client_id) for s in undelivered[:5]]}; counts {dict(self.ledger.counts)}")
+                    f"{[(s.chat, s.sender, s.client_id) for s in undelivered[:5]]}; counts {dict(self.ledger.counts)}; "
+                    f"those chats' states {states}, problems {said}")
             time.sleep(0.5)
 
     def check_stored(self) -> list[str]:

@@ -11,7 +11,6 @@ fault fired once, /healthz told the truth while the server was down, and Celery 
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -29,6 +28,7 @@ from tests.faults.harness import (
     fault_world,
     log,
     mail_count,
+    prepare_stack,
     staff_sessions,
     traces,
     wait_for,
@@ -174,7 +174,7 @@ def fault_run(stack: Stack, fault: Callable[[], tuple[float, float]], what: str,
 
 def test_redis_stopped_for_ten_seconds_and_started_again() -> None:
     with private_redis() as redis:
-        stack = Stack.prepare([fault_world()], REDIS_URL=redis.url, CHAT_START_RATE="1000000/m")
+        stack = prepare_stack([fault_world()], REDIS_URL=redis.url)
 
         def fault() -> tuple[float, float]:
             return outage(redis, REDIS_DOWN_SECONDS)
@@ -184,9 +184,7 @@ def test_redis_stopped_for_ten_seconds_and_started_again() -> None:
 
 def test_postgresql_restarted() -> None:
     with private_postgres() as pg:
-        stack = Stack.prepare([fault_world()], server=pg.server,
-                              REDIS_URL=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/12"),
-                              CHAT_START_RATE="1000000/m")
+        stack = prepare_stack([fault_world()], server=pg.server)
 
         def fault() -> tuple[float, float]:
             return outage(pg, POSTGRES_DOWN_SECONDS)

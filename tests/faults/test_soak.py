@@ -21,8 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.faults.harness import Load, fault_world, log, staff_sessions
-from tests.live.stack import ROOT, Stack
+from tests.faults.harness import Load, fault_world, log, prepare_stack, staff_sessions
+from tests.live.stack import ROOT
 
 pytestmark = pytest.mark.fault
 
@@ -106,7 +106,7 @@ def churn(load: Load, rng: random.Random) -> tuple[int, int]:
 
 
 def test_memory_stops_growing_under_a_steady_churning_load() -> None:
-    stack = Stack.prepare([fault_world()], CHAT_START_RATE="1000000/m")
+    stack = prepare_stack([fault_world()])
     load: Load | None = None
     out = Path(os.environ.get("VR_SOAK_OUT", ROOT / "var" / f"soak-{time.strftime('%Y%m%d-%H%M%S')}.json"))
     out.parent.mkdir(parents=True, exist_ok=True)
