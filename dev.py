@@ -3,7 +3,9 @@
 
     python3 dev.py demo    # install, load the demo consortium, serve it on http://127.0.0.1:8000/
     python3 dev.py test    # install, then run the test suite (pytest arguments may follow)
-    python3 dev.py faults  # the fault tests (-m fault): processes killed under load; needs DATABASE_URL, REDIS_URL
+    python3 dev.py faults  # the fault tests (-m fault): processes killed under load, a 5-minute soak;
+                           # needs DATABASE_URL, REDIS_URL
+    python3 dev.py soak    # the 30-minute soak alone, before a release; needs DATABASE_URL, REDIS_URL
 
 Both create ./.venv from the lock file (requirements/dev.lock, hashes checked) the first time and
 whenever the lock file changes.
@@ -70,7 +72,10 @@ def test(argv: list[str]) -> int:
     return subprocess.run([str(PY), "-m", "pytest", *args], cwd=ROOT).returncode
 
 
-def faults(argv: list[str]) -> int:
+SOAK_SECONDS = {"faults": "300", "soak": "1800"}  # per submission (CI) and before a release
+
+
+def faults(argv: list[str], soak_seconds: str = SOAK_SECONDS["faults"]) -> int:
     ensure_venv()
     if not (os.environ.get("DATABASE_URL", "").startswith("postgres") and os.environ.get("REDIS_URL")):
         print("The fault tests start the production stack and kill its processes under load: set DATABASE_URL "
@@ -79,12 +84,18 @@ def faults(argv: list[str]) -> int:
         return 2
     # Given no test path, the whole directory; given one (a module, a test), only that.
     named = any(not a.startswith("-") and (ROOT / a.split("::")[0]).exists() for a in argv)
+    env = {**os.environ, "VR_SOAK_SECONDS": os.environ.get("VR_SOAK_SECONDS", soak_seconds)}
     return subprocess.run([str(PY), "-m", "pytest", "-m", "fault", *([] if named else ["tests/faults"]), *argv],
-                          cwd=ROOT).returncode
+                          cwd=ROOT, env=env).returncode
+
+
+def soak(argv: list[str]) -> int:
+    """The release soak: tests/faults/test_soak.py alone, 30 minutes unless VR_SOAK_SECONDS says."""
+    return faults(["tests/faults/test_soak.py", *argv], soak_seconds=SOAK_SECONDS["soak"])
 
 
 def main() -> int:
-    if len(sys.argv) < 2 or sys.argv[1] not in {"demo", "test", "faults", "install"}:
+    if len(sys.argv) < 2 or sys.argv[1] not in {"demo", "test", "faults", "soak", "install"}:
         print(__doc__)
         return 2
     command, rest = sys.argv[1], sys.argv[2:]
@@ -93,6 +104,8 @@ def main() -> int:
         return 0
     if command == "faults":
         return faults(rest)
+    if command == "soak":
+        return soak(rest)
     return demo(rest) if command == "demo" else test(rest)
 
 

@@ -1,9 +1,10 @@
-"""The soak: the production stack under a steady load for VR_SOAK_SECONDS (default 1800: 30 minutes),
-with state churning (chats ending, new ones starting), while the resident memory of every stack
-process is sampled. After the warm-up (the first third) memory must stop growing; nothing may be
-lost and every client must still be live at the end.
+"""The soak: the production stack under a steady load for VR_SOAK_SECONDS, with state churning (chats
+ending, new ones starting), while the resident memory of every stack process is sampled. After the
+warm-up (the first third) memory must stop growing; nothing may be lost or doubled and every client
+must still be live at the end.
 
-    VR_SOAK_SECONDS=300 python3 dev.py faults tests/faults/test_soak.py    # a developer's short run
+    python3 dev.py faults    # with the other fault tests: 5 minutes (VR_SOAK_SECONDS=300), every submission
+    python3 dev.py soak      # alone, 30 minutes (VR_SOAK_SECONDS=1800): before a release
 
 The samples are written to var/soak-<time>.json (VR_SOAK_OUT overrides) and the figures of a full
 run are in docs/scaling.md ("Soak").
@@ -26,7 +27,7 @@ from tests.live.stack import ROOT
 
 pytestmark = pytest.mark.fault
 
-SECONDS = float(os.environ.get("VR_SOAK_SECONDS", "1800"))
+SECONDS = float(os.environ.get("VR_SOAK_SECONDS", "300"))
 CHATS = 200
 INTERVAL = 10.0  # each patron says something every 10 s, and its librarian answers: 40 messages a second
 CHURN_EVERY = 30.0  # every 30 s, CHURN chats end and as many new ones start
@@ -47,6 +48,13 @@ GROWTH_PER_10_MIN = 0.005
 # Plus, over the whole window, two such arena steps: in a developer's short run (VR_SOAK_SECONDS=60) one
 # step in a 40 s window extrapolated to 10 minutes was four times the bound above.
 NOISE_KIB = 512
+# A run shorter than the release soak judges a window of minutes, in which the web processes are still
+# warming up (docs/scaling.md "Soak": web2 rose 900 KiB between 200 s and 300 s of a 10-minute run, then
+# stayed flat; a 300 s run failed on that step alone). Such a run allows six arena steps instead of two:
+# its memory verdict catches a leak of ~4 MiB per 10 minutes and more (a leak per message or per chat,
+# which at 40 messages a second shows within minutes), not the slow kind the 30-minute soak is for.
+SHORT_RUN_NOISE_KIB = 1536
+RELEASE_SECONDS = 1800
 
 
 def group_rss_kib(pgid: int) -> int:
@@ -140,6 +148,7 @@ def test_memory_stops_growing_under_a_steady_churning_load() -> None:
         assert ended >= (SECONDS // CHURN_EVERY) * CHURN * 0.9, "the churn did not churn"
 
         warm = SECONDS / 3
+        noise_kib = NOISE_KIB if SECONDS >= RELEASE_SECONDS else SHORT_RUN_NOISE_KIB
         verdict: dict[str, dict[str, float]] = {}
         for name in pids:
             points = [(float(s["t"]), float(s["rss_kib"][name])) for s in samples  # type: ignore[index]
@@ -152,7 +161,7 @@ def test_memory_stops_growing_under_a_steady_churning_load() -> None:
                              "bound_kib_per_10_min": round(mean * GROWTH_PER_10_MIN, 1),
                              # the fitted line's rise over the window, against the bound's plus the noise
                              "growth_kib": round(per_10_min * window / 600, 1),
-                             "allowed_kib": round(mean * GROWTH_PER_10_MIN * window / 600 + NOISE_KIB, 1)}
+                             "allowed_kib": round(mean * GROWTH_PER_10_MIN * window / 600 + noise_kib, 1)}
         out.write_text(json.dumps({"seconds": SECONDS, "chats": CHATS, "interval": INTERVAL,
                                    "churn": {"every": CHURN_EVERY, "chats": CHURN, "ended": ended,
                                              "started": started},
