@@ -1,4 +1,4 @@
-"""Every answer on an /api/ path is JSON, whatever went wrong (spec/PROTOCOL.md, Errors)."""
+"""Every answer on an /api/ path is JSON, whatever went wrong (docs/protocol.md, Errors)."""
 
 from __future__ import annotations
 

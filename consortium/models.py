@@ -10,7 +10,7 @@ SLUG_VALIDATOR = RegexValidator(r"^[a-z0-9][a-z0-9-]*$", "use lowercase letters,
 COLOR_VALIDATOR = RegexValidator(r"^#[0-9a-fA-F]{6}$", "use a colour like #1d4ed8")
 DEFAULT_COLORS = {"accent": "#1d4ed8", "accent_text": "#ffffff"}
 
-# The defaults of spec/CONSORTIUM_FILE.md, in one place for the model, the importer and the docs.
+# The defaults of docs/consortium-file.md, in one place for the model, the importer and the docs.
 SETTING_DEFAULTS: dict[str, int] = {
     "local_timeout": 45,
     "partner_timeout": 60,

@@ -1,6 +1,6 @@
 """Who may see and change what in the admin, decided by the staff role alone.
 
-Every row belongs to exactly one consortium and nothing crosses between consortia (spec/ROUTING.md,
+Every row belongs to exactly one consortium and nothing crosses between consortia (docs/routing.md,
 "Words"), so the admin applies one rule everywhere:
 
 - a superuser sees everything;

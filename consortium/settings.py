@@ -1,4 +1,4 @@
-"""Settings read from the environment, as spec/RUNNING.md describes.
+"""Settings read from the environment, as docs/running.md describes.
 
 With no configuration at all the project runs embedded: SQLite in ./var, an in-memory channel layer
 and Celery tasks executed in-process, so `python dev.py demo` works on a fresh machine. Setting

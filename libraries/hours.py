@@ -1,6 +1,6 @@
 """Staffing hours: when a queue is open, in the queue's own time zone.
 
-A queue's hours are written in local wall-clock time (ROUTING.md, "Hours"): weekly intervals per
+A queue's hours are written in local wall-clock time (docs/routing.md, "Hours"): weekly intervals per
 weekday, dated closures (whole local days) and dated special hours that replace a day's weekly
 hours. The router asks "is this queue open at instant t?" and "when does that next change?", so
 everything here works on aware instants and converts each local date's intervals to instants.

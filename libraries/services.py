@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 def library_create_local_queue(library: Library) -> Queue:
     """Give a library its local queue, or return the one it has.
 
-    Every library has exactly one local queue (spec/ROUTING.md, "Words"), named by the library's
+    Every library has exactly one local queue (docs/routing.md, "Words"), named by the library's
     slug so that route plans can list it. It starts with no hours, i.e. closed, so a new library
     gets no chats until someone sets its hours.
     """
@@ -39,7 +39,7 @@ def queues_changed(consortium_id: int, slugs: set[str], now: datetime) -> None:
     """Hours or the rota of these queues changed: route their waiting chats again after commit.
 
     A queue that opened, or a librarian put on the current shift, must be offered waiting chats at
-    once (spec/ROUTING.md, "Timing"), and each chat's stored deadline was computed from the old
+    once (docs/routing.md, "Timing"), and each chat's stored deadline was computed from the old
     hours. routing depends on libraries, not the reverse, so it is imported here, when needed.
     """
 

@@ -1,4 +1,4 @@
-"""The HTTP API of spec/PROTOCOL.md: parse, check access, call a service, answer in JSON."""
+"""The HTTP API of docs/protocol.md: parse, check access, call a service, answer in JSON."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def _cors(response: HttpResponse, origin: str | None) -> HttpResponse:
 
 
 def api_view(methods: set[str], *, consortium_from: str = "") -> Callable[[View], View]:
-    """JSON in and out, CORS for the consortium's allowed origins only, errors as spec/PROTOCOL.md says."""
+    """JSON in and out, CORS for the consortium's allowed origins only, errors as docs/protocol.md says."""
 
     def wrap(view: View) -> View:
         @wraps(view)

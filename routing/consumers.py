@@ -1,4 +1,4 @@
-"""The patron and staff sockets of spec/PROTOCOL.md: thin adapters between frames and services.
+"""The patron and staff sockets of docs/protocol.md: thin adapters between frames and services.
 
 Each consumer parses and checks a frame, calls a service in a worker thread, and answers. Events
 from other processes arrive through the channel layer (`vr.event`); message frames carry a
@@ -168,7 +168,7 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
         frame: Frame = event["frame"]
         join = event.get("join_chat")
         if join:
-            # Assigned: live messages of the chat flow from here at once (spec/PROTOCOL.md: a client
+            # Assigned: live messages of the chat flow from here at once (docs/protocol.md: a client
             # need not join). The console also asks for the transcript with join {after}; what was
             # already sent live by then is left out of that history (send_history), so no line twice.
             self.live_since_assigned[join] = int(frame.get("last_seq") or 0)

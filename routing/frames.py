@@ -1,4 +1,4 @@
-"""The server frames of spec/PROTOCOL.md, built from models in one place."""
+"""The server frames of docs/protocol.md, built from models in one place."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Patron HTTP endpoints beyond spec/PROTOCOL.md's core: the HTTP fallback transport (long-polling
+"""Patron HTTP endpoints beyond docs/protocol.md's core: the HTTP fallback transport (long-polling
 plus POST, for networks that block WebSockets) and chat files. Thin: parse, check access, call
 routing.patron_polling / routing.files / routing.services, answer in JSON."""
 

@@ -10,7 +10,7 @@ from routing.router import Step
 
 
 def default_plan(home: Library | None, consortium: Consortium) -> tuple[Step, ...]:
-    """local -> partners -> consortium (spec/ROUTING.md), or a library's own list of steps."""
+    """local -> partners -> consortium (docs/routing.md), or a library's own list of steps."""
     shared = list(consortium.queues.filter(kind=Queue.Kind.SHARED, is_active=True).order_by("position", "slug"))
     if home is None:
         return (Step("consortium", (shared[0].slug,), None),) if shared else ()

@@ -4,7 +4,7 @@ Plain, typed Python with no I/O, so that "why did library B get this chat?" can 
 reading this one module (and tested with an injected clock). `routing.services` loads a
 `Situation` from the database, calls `decide`, and applies the `Decision` in a transaction.
 
-The rules are those of spec/ROUTING.md; the comments say where this module had to choose.
+The rules are those of docs/routing.md; the comments say where this module had to choose.
 """
 
 from __future__ import annotations
@@ -242,7 +242,7 @@ def decide(chat: WaitingChat, situation: Situation) -> Decision:
     if decision.expired:
         # That librarian is set away by this very decision, so is no longer present: without this, a
         # step change at the same instant (declines start afresh) offered them the chat again, and a
-        # step only they staffed was not left at once as ROUTING.md asks ("no present librarian").
+        # step only they staffed was not left at once as docs/routing.md asks ("no present librarian").
         away = set(decision.expired)
         situation = replace(situation, present={queue: tuple(lib for lib in libs if lib.id not in away)
                                                 for queue, libs in situation.present.items()})

@@ -265,7 +265,7 @@ def _apply(chat: Chat, decision: router.Decision, now: datetime) -> set[int]:
     if decision.offers:
         # One row per (chat, librarian, step) by constraint. A broadcast offer withdrawn because the
         # librarian went away or filled up is offered again when they are eligible again in the same
-        # step (ROUTING.md: every eligible librarian is offered), so reopen that row: a plain insert
+        # step (docs/routing.md: every eligible librarian is offered), so reopen that row: a plain insert
         # raised IntegrityError out of presence_set / chat_end. Declined and expired rows never get
         # here (the router leaves those librarians out for the rest of the step). One upsert for
         # all of them: a broadcast to a whole shared queue is one statement, not two per librarian.

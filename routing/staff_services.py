@@ -5,7 +5,7 @@ librarian's shift: the home library beside a chat, canned responses, who is pres
 closing classification, the library's follow-up tickets and the librarian's history.
 
 Every function takes the librarian's StaffProfile and answers only within that librarian's
-consortium (nothing crosses between consortia, spec/ROUTING.md): a row of another consortium, or of
+consortium (nothing crosses between consortia, docs/routing.md): a row of another consortium, or of
 another library where the library decides, is reported as absent, never as forbidden, so ids do not
 reveal what exists elsewhere.
 """
@@ -292,7 +292,7 @@ def library_panel(profile: StaffProfile, slug: str, now: datetime) -> LibraryPan
 def presence_overview(profile: StaffProfile, now: datetime) -> dict[str, Any]:
     """Every queue of the consortium with whether it is open and who is present in it; the libraries.
 
-    Present means what the router means (spec/ROUTING.md): a live connection and `available`.
+    Present means what the router means (docs/routing.md): a live connection and `available`.
     """
     consortium = profile.library.consortium
     present = present_librarians(consortium)

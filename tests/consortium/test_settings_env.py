@@ -1,4 +1,4 @@
-"""Settings come from the environment exactly as spec/RUNNING.md says; production refuses unsafe ones."""
+"""Settings come from the environment exactly as docs/running.md says; production refuses unsafe ones."""
 
 from __future__ import annotations
 

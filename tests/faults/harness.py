@@ -552,7 +552,7 @@ class Librarian:
             self.held.add(chat)
             self.load.owner[chat] = self
             # Like the console, join for the whole transcript (what the patron wrote while the chat
-            # waited). Live messages flow from `assigned` on (spec/PROTOCOL.md), so they may come before
+            # waited). Live messages flow from `assigned` on (docs/protocol.md), so they may come before
             # that history, which then leaves them out (routing.consumers.send_history): until the join
             # is answered the watch takes seqs in any order, each once, none missing when it closes.
             await self._join(ws, chat, ordered=False)

@@ -71,7 +71,7 @@ async def test_a_client_that_never_joins_gets_live_messages_after_the_wait(monke
 
 
 async def test_a_message_between_assigned_and_the_join_is_sent_at_once_and_not_again() -> None:
-    """After `assigned` live messages flow at once (a client need not join: spec/PROTOCOL.md); the
+    """After `assigned` live messages flow at once (a client need not join: docs/protocol.md); the
     console's join for the transcript then leaves out what it already got live, so no line twice."""
     w = await database_sync_to_async(world)()
     a1 = await staff_socket(w["a1"])

@@ -1,4 +1,4 @@
-"""The router's decision core against spec/ROUTING.md, one rule per test.
+"""The router's decision core against docs/routing.md, one rule per test.
 
 No database and no real clock: every instant is T0 plus a fixed number of seconds. The default plan
 is local (home, 45 s) -> partners (two partner libraries, 60 s) -> consortium (statewide, no wait).

@@ -1,4 +1,4 @@
-"""Properties of the router's decision core over random consortia (spec/ROUTING.md).
+"""Properties of the router's decision core over random consortia (docs/routing.md).
 
 Each example is a few queues (some open, some rota-driven, some direct), a handful of present
 librarians, a plan of 1-3 steps built from those queues, a chat somewhere along it with random

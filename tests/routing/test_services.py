@@ -1,4 +1,4 @@
-"""The routing services against the database, with an injected clock (spec/ROUTING.md, spec/PROTOCOL.md).
+"""The routing services against the database, with an injected clock (docs/routing.md, docs/protocol.md).
 
 Every call takes a fixed `now`; time passes by calling services.due_sweep at a later instant, as the
 timer would. Frames are observed at routing.events._send, after commit.
