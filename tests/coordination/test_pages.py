@@ -6,6 +6,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.utils import timezone
@@ -51,6 +52,41 @@ def test_signed_out_visitors_are_sent_to_sign_in(client: Client, w: dict[str, An
     for path in (*COORDINATOR_PAGES, "/coordinator/alpha/hours/", "/rota/"):
         response = client.get(path)
         assert response.status_code == 302 and response["Location"].startswith("/accounts/login/"), path
+
+
+def test_every_page_but_the_feed_asks_signed_out_visitors_to_sign_in_before_anything_else(
+        client: Client, w: dict[str, Any]) -> None:
+    pages = (*COORDINATOR_PAGES, "/coordinator/alpha/hours/", "/coordinator/alpha/hours/tampa/",
+             "/coordinator/alpha/hours/tampa.ics", "/coordinator/nowhere/", "/coordinator/nowhere/hours/", "/rota/")
+    for path in pages:
+        response = client.get(path)
+        assert response.status_code == 302, path
+        assert response["Location"] == f"/accounts/login/?next={path}", path
+    for path in ("/coordinator/alpha/rota/", "/coordinator/alpha/hours/tampa/", "/rota/"):
+        assert client.post(path, {"action": "shift_add"}).status_code == 302, path
+    assert not Shift.objects.exists()
+    assert client.get("/rota/feed/not-a-token.ics").status_code == 404, "the feed's address is its credential"
+
+
+def test_an_account_without_a_staff_profile_is_refused_every_page(client: Client, w: dict[str, Any]) -> None:
+    User.objects.create_user("visitor", password=PASSWORD)
+    assert client.login(username="visitor", password=PASSWORD)
+    for path in (*COORDINATOR_PAGES, "/coordinator/alpha/hours/", "/coordinator/alpha/hours/tampa.ics", "/rota/"):
+        assert client.get(path).status_code == 403, path
+    assert "This account has no staff profile." in client.get("/rota/").content.decode()
+
+
+def test_the_hours_pages_show_the_coordinators_menu_to_coordinators_only(client: Client, w: dict[str, Any]) -> None:
+    for who, is_coordinator in (("admin", False), ("coordinator", True)):
+        as_user(client, w[who])
+        for path in ("/coordinator/alpha/hours/", "/coordinator/alpha/hours/tampa/"):
+            response = client.get(path)
+            assert response.context["is_coordinator"] is is_coordinator, (who, path)
+            assert response.context["profile"] == w[who] and response.context["section"] == "hours"
+            assert ('href="/coordinator/alpha/rota/"' in response.content.decode()) is is_coordinator, (who, path)
+        ics = client.get("/coordinator/alpha/hours/tampa.ics")
+        assert ics.status_code == 200 and ics["Content-Type"].startswith("text/calendar"), who
+        client.logout()
 
 
 def test_a_librarian_cannot_see_coordinator_pages(client: Client, w: dict[str, Any]) -> None:

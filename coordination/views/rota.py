@@ -1,0 +1,106 @@
+"""The consortium's rota, for its coordinators: weekly shifts of the shared queues, who is on them,
+rota-driven queues, libraries' weekly targets, and the swaps librarians offer.
+
+Changes go through libraries.rota; a librarian's own rota is coordination.views.my_rota.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.contrib import messages
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods
+
+from coordination.access import Coordinator
+from coordination.forms import ShiftForm
+from coordination.views._page import DAY_NAMES, context, int_param, staff_page
+from libraries import rota
+from libraries.hours import format_interval
+from libraries.models import Library, Queue, Shift, StaffProfile
+
+
+@require_http_methods(["GET", "POST"])
+@staff_page("coordinator")
+def rota_page(request: HttpRequest, who: Coordinator) -> HttpResponse:
+    consortium = who.consortium
+    now = timezone.now()
+    shift_form = ShiftForm()
+    status = 200
+    if request.method == "POST":
+        try:
+            shift_form, ok = _rota_action(request, who, now)
+        except rota.RotaError as e:
+            messages.error(request, e.detail)
+            ok = False
+        if ok:
+            return redirect(request.get_full_path())
+        status = 400
+    staff = (StaffProfile.objects.filter(library__consortium=consortium, is_active=True, user__is_active=True)
+             .select_related("user", "library").order_by("library__name", "user__first_name", "user__username"))
+    week = rota.week_shifts(consortium)
+    return render(request, "coordination/rota.html", context(
+        who, "rota", week=[(q, [(s, DAY_NAMES[s.weekday], format_interval(s.start_minute, s.end_minute))
+                                for s in shifts]) for q, shifts in week.items()],
+        staff=staff, shift_form=shift_form, commitments=rota.commitments(consortium),
+        swaps=rota.open_swaps(consortium, now), days=DAY_NAMES), status=status)
+
+
+def _rota_action(request: HttpRequest, who: Coordinator, now: dt.datetime) -> tuple[ShiftForm, bool]:
+    consortium = who.consortium
+    action = request.POST.get("action", "")
+    shifts = Shift.objects.filter(queue__consortium=consortium).select_related("queue")
+    queues = Queue.objects.filter(consortium=consortium, kind=Queue.Kind.SHARED)
+    if action == "shift_add":
+        form = ShiftForm(request.POST)
+        queue = queues.filter(slug=request.POST.get("queue", "")).first()
+        if queue is None or not form.is_valid():
+            return form, False
+        start, end = form.cleaned_data["hours"]
+        rota.shift_create(queue, now, weekday=form.cleaned_data["weekday"], start_minute=start, end_minute=end,
+                          min_librarians=form.cleaned_data["min_librarians"])
+        messages.success(request, "Shift added.")
+        return ShiftForm(), True
+    if action == "shift_delete":
+        rota.shift_delete(get_object_or_404(shifts, pk=int_param(request.POST.get("shift"))), now)
+        messages.success(request, "Shift removed.")
+        return ShiftForm(), True
+    if action in ("assign", "unassign"):
+        shift = get_object_or_404(shifts, pk=int_param(request.POST.get("shift")))
+        librarian = _staff_of(consortium.pk, request.POST.get("librarian", ""))
+        if librarian is None:
+            raise rota.RotaError("pick a librarian of the consortium")
+        if action == "assign":
+            rota.shift_assign(shift, librarian, now)
+            messages.success(request, f"{librarian.display_name} is on {shift} every week.")
+        else:
+            rota.shift_unassign(shift, librarian, now)
+            messages.success(request, f"{librarian.display_name} is off {shift}.")
+        return ShiftForm(), True
+    if action == "rota_driven":
+        queue = get_object_or_404(queues, slug=request.POST.get("queue", ""))
+        rota.queue_rota_driven_set(queue, request.POST.get("value") == "on", now)
+        messages.success(request, f"{queue.name} is {'now' if queue.rota_driven else 'no longer'} rota-driven.")
+        return ShiftForm(), True
+    if action == "target":
+        library = get_object_or_404(Library, consortium=consortium, slug=request.POST.get("library", ""))
+        raw = request.POST.get("hours", "").strip()
+        if raw and not raw.isdigit():
+            raise rota.RotaError("a weekly target is a whole number of hours, at most 168")
+        rota.library_target_set(library, int(raw) if raw else None)
+        return ShiftForm(), True
+    if action == "swap_withdraw" and who.profile is not None:
+        rota.swap_withdraw(int_param(request.POST.get("swap")), who.profile, as_coordinator=True)
+        return ShiftForm(), True
+    raise rota.RotaError("unknown action")
+
+
+def _staff_of(consortium_id: int, value: str) -> StaffProfile | None:
+    """A staff member by username, or by 'username' at the start of 'username (Library)' from the picker."""
+    username = value.split(" (", 1)[0].strip()
+    return (StaffProfile.objects.select_related("library", "user")
+            .filter(library__consortium_id=consortium_id, is_active=True)
+            .filter(Q(user__username=username)).first())

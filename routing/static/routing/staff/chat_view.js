@@ -1,0 +1,360 @@
+// One held chat: its tab and panel, the log kept by sequence number, the composer with its outbox,
+// files, the home library's page beside it, and what happened to it while the console was away.
+//
+// Every chat is resumed with `join` from the last sequence number this page has, and messages are
+// kept by sequence number, so a reconnect can neither lose nor double a line. Messages the
+// librarian sends wait in an outbox until the server echoes them (matched by client_id) and are
+// sent again after a reconnect; the server stores each client_id once.
+
+import { socket } from "./connection.js";
+import { openEnd, openRefer, openTransfer } from "./dialogs.js";
+import { $, CSRF, chats, getJSON, notice, updateTitle } from "./page.js";
+import { chooseTab, closeChat, select, selected, tabKeys, updateCounts } from "./tabs.js";
+import { appendText, clockTime } from "./text.js";
+
+const TYPING_SHOW_MS = 5000;
+const TYPING_SEND_EVERY_MS = 3000;
+
+export class ChatView {
+  constructor(id, info) {
+    this.id = id;
+    this.info = info || {};
+    this.maxSeq = 0;
+    this.lines = new Map(); // seq -> li
+    this.pending = new Map(); // client_id -> {frame, li}
+    this.unread = 0;
+    this.state = "active";
+    this.referred = false;
+    this.closeWhenEnded = false;
+    this.classification = null;
+    this.patronLeft = false;
+    this.typingTimer = null;
+    this.lastTypingSent = 0;
+
+    this.tab = $("#tpl-tab").content.firstElementChild.cloneNode(true);
+    this.panel = $("#tpl-chat").content.firstElementChild.cloneNode(true);
+    this.tab.id = `tab-${id}`;
+    this.panel.id = `panel-${id}`;
+    this.tab.setAttribute("aria-controls", this.panel.id);
+    this.panel.setAttribute("aria-labelledby", this.tab.id);
+    this.panel.dataset.chat = id;
+    this.tab.dataset.chat = id;
+    this.panel.hidden = true;
+    this.tab.tabIndex = -1;
+    this.log = $(".log", this.panel);
+    this.textarea = $("textarea", this.panel);
+    this.textarea.id = `compose-${id}`;
+    this.textarea.setAttribute("aria-label", "Message to the patron");
+    $(".canned", this.panel).setAttribute("aria-label", "Insert a canned response");
+    this.tab.addEventListener("click", () => chooseTab(id));
+    this.tab.addEventListener("keydown", (e) => tabKeys(e, id));
+    this.wire();
+    $("#tabs").append(this.tab);
+    $("#panels").append(this.panel);
+    this.render();
+  }
+
+  wire() {
+    const form = $(".composer", this.panel);
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.sendComposer();
+    });
+    this.textarea.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        this.sendComposer();
+      }
+    });
+    this.textarea.addEventListener("input", () => {
+      const now = Date.now();
+      if (!this.isInternal() && this.textarea.value && now - this.lastTypingSent > TYPING_SEND_EVERY_MS) {
+        this.lastTypingSent = now;
+        socket.send({ type: "typing", chat: this.id });
+      }
+    });
+    $(".internal", this.panel).addEventListener("change", () => {
+      $(".composer", this.panel).dataset.internal = this.isInternal() ? "true" : "false";
+      this.textarea.placeholder = this.isInternal()
+        ? "Internal note: staff see it, the patron never does."
+        : "Type a reply. Enter sends, Shift+Enter starts a new line.";
+    });
+    $(".canned", this.panel).addEventListener("change", (e) => {
+      const chosen = (this.info.canned || []).find((c) => String(c.id) === e.target.value);
+      e.target.value = "";
+      if (!chosen) return;
+      const ta = this.textarea;
+      const start = ta.selectionStart ?? ta.value.length;
+      ta.value = ta.value.slice(0, start) + chosen.body + ta.value.slice(ta.selectionEnd ?? start);
+      ta.focus();
+      ta.selectionStart = ta.selectionEnd = start + chosen.body.length;
+    });
+    const picker = $(".attach-input", this.panel);
+    $(".attach", this.panel).addEventListener("click", () => picker.click());
+    picker.addEventListener("change", () => {
+      const file = picker.files && picker.files[0];
+      picker.value = "";
+      if (file) this.upload(file);
+    });
+    $(".do-transfer", this.panel).addEventListener("click", () => openTransfer(this));
+    $(".do-refer", this.panel).addEventListener("click", () => openRefer(this));
+    $(".do-end", this.panel).addEventListener("click", () => openEnd(this));
+    $(".do-classify", this.panel).addEventListener("click", () => openEnd(this));
+    $(".do-close", this.panel).addEventListener("click", () => closeChat(this.id));
+  }
+
+  isInternal() {
+    return $(".internal", this.panel).checked;
+  }
+
+  render() {
+    const name = (this.info.patron && this.info.patron.name) || "Patron";
+    const home = this.info.home_library;
+    $(".label", this.tab).textContent = home ? `${name} · ${home.name}` : name;
+    $(".patron-name", this.panel).textContent = name;
+    $(".home", this.panel).textContent = home ? `${home.name} patron` : "No home library";
+    const note = $(".transfer-note", this.panel);
+    note.hidden = !this.info.transfer_note;
+    note.textContent = this.info.transfer_note ? `Transfer note (staff only): ${this.info.transfer_note}` : "";
+    const active = this.state === "active";
+    this.tab.dataset.ended = active ? "false" : "true";
+    $(".chat-state", this.panel).textContent = active ? (this.patronLeft ? "The patron left the chat" : "")
+      : this.endedText();
+    for (const el of this.panel.querySelectorAll(".composer textarea, .composer button, .composer select, .composer input, .chat-actions button")) {
+      el.disabled = !active;
+    }
+    $(".chat-actions", this.panel).hidden = !active;
+    $(".composer", this.panel).hidden = !active;
+    const box = $(".ended-box", this.panel);
+    box.hidden = active;
+    $(".ended-text", box).textContent = this.endedText();
+    $(".do-classify", box).hidden = this.state === "transferred" || this.state === "lost";
+    const canned = $(".canned", this.panel);
+    if (canned.options.length - 1 !== (this.info.canned || []).length) {
+      canned.length = 1;
+      for (const c of this.info.canned || []) canned.add(new Option(c.title, String(c.id)));
+    }
+    const unread = $(".unread", this.tab);
+    unread.dataset.n = String(this.unread);
+    $(".n", unread).textContent = String(this.unread);
+  }
+
+  endedText() {
+    return {
+      ended: "This chat has ended.",
+      transferred: "You transferred this chat.",
+      lost: "This chat went back to the queue while you were disconnected.",
+      gone: "This chat is no longer yours.",
+    }[this.state] || "";
+  }
+
+  async loadInfo() {
+    try {
+      const info = await getJSON(`/staff/api/chats/${encodeURIComponent(this.id)}`);
+      this.info = { ...this.info, ...info, transfer_note: this.info.transfer_note || info.transfer_note };
+      if (info.classification) {
+        this.classification = info.classification;
+      }
+      this.render();
+      this.loadLibrary();
+    } catch (e) {
+      /* keep what the frames told us */
+    }
+  }
+
+  async loadLibrary() {
+    const aside = $(".side", this.panel);
+    const url = this.info.policy_url;
+    if (!url) {
+      aside.replaceChildren();
+      const p = document.createElement("p");
+      p.className = "empty";
+      p.textContent = "No home library: the patron did not name one and no ZIP code matched.";
+      aside.append(p);
+      return;
+    }
+    if (aside.dataset.loaded === url) return;
+    try {
+      const r = await fetch(url, { credentials: "same-origin" });
+      if (!r.ok) throw new Error(String(r.status));
+      // Our own server's fragment: the policy Markdown is rendered safe there (libraries.policy).
+      aside.innerHTML = await r.text();
+      aside.dataset.loaded = url;
+    } catch (e) {
+      aside.textContent = "The home library's page could not be loaded.";
+    }
+  }
+
+  join() {
+    socket.send({ type: "join", chat: this.id, after: this.maxSeq });
+    // Whatever did not reach the server before the connection dropped goes again; the server
+    // stores a client_id once and echoes the stored message.
+    for (const { frame } of this.pending.values()) socket.send(frame);
+  }
+
+  addMessage(frame) {
+    if (frame.client_id && this.pending.has(frame.client_id) && frame.sender === "librarian") {
+      this.pending.get(frame.client_id).li.remove();
+      this.pending.delete(frame.client_id);
+    }
+    if (this.lines.has(frame.seq)) return false; // already shown: a resume or a gap fill repeated it
+    const li = messageElement(frame, this.info);
+    li.dataset.seq = String(frame.seq);
+    const nearBottom = this.log.scrollHeight - this.log.scrollTop - this.log.clientHeight < 60;
+    if (frame.seq > this.maxSeq) {
+      const firstPending = this.log.querySelector('[data-pending="true"]');
+      this.log.insertBefore(li, firstPending);
+      this.maxSeq = frame.seq;
+    } else {
+      const after = [...this.lines.keys()].filter((s) => s > frame.seq).sort((a, b) => a - b)[0];
+      this.log.insertBefore(li, after !== undefined ? this.lines.get(after) : null);
+    }
+    this.lines.set(frame.seq, li);
+    if (nearBottom || frame.sender === "librarian") this.log.scrollTop = this.log.scrollHeight;
+    if (frame.sender === "patron") {
+      this.showTyping(false);
+      if (selected !== this.id || document.visibilityState !== "visible") {
+        this.unread += 1;
+        this.render();
+        updateTitle();
+      }
+    }
+    return true;
+  }
+
+  sendComposer() {
+    const text = this.textarea.value;
+    if (!text.trim() || this.state !== "active") return;
+    const internal = this.isInternal();
+    const clientId = `c${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
+    const frame = { type: "message", chat: this.id, body: text, client_id: clientId };
+    if (internal) frame.internal = true;
+    const li = messageElement({ sender: "librarian", body: text, internal, name: "You", at: new Date().toISOString() },
+      this.info);
+    li.dataset.pending = "true";
+    li.dataset.clientId = clientId;
+    this.log.append(li);
+    this.log.scrollTop = this.log.scrollHeight;
+    this.pending.set(clientId, { frame, li });
+    socket.send(frame); // if the socket is down it goes after the reconnect (join)
+    this.textarea.value = "";
+    if (internal) {
+      $(".internal", this.panel).checked = false;
+      $(".internal", this.panel).dispatchEvent(new Event("change"));
+    }
+  }
+
+  // Images and PDFs go through the files API (checked by content there); the stored message comes
+  // back on the socket like any other, and from this answer too: whichever is first is shown once.
+  async upload(file) {
+    const form = new FormData();
+    form.append("file", file);
+    form.append("client_id", `f${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`);
+    try {
+      const r = await fetch(`/api/v1/chats/${encodeURIComponent(this.id)}/files`, {
+        method: "POST", body: form, credentials: "same-origin", headers: { "X-CSRFToken": CSRF },
+      });
+      const answer = await r.json().catch(() => ({}));
+      if (!r.ok) throw new Error((answer.error && answer.error.detail) || `failed (${r.status})`);
+      this.addMessage(answer);
+    } catch (e) {
+      notice(`${file.name} was not sent: ${e.message}`, "warn");
+    }
+  }
+
+  failed(clientId, detail) {
+    const entry = this.pending.get(clientId);
+    if (!entry) return;
+    this.pending.delete(clientId);
+    entry.li.dataset.pending = "false";
+    entry.li.dataset.failed = "true";
+    const why = document.createElement("span");
+    why.className = "who error";
+    why.textContent = `Not sent: ${detail}`;
+    entry.li.append(why);
+  }
+
+  showTyping(on) {
+    const el = $(".typing", this.panel);
+    clearTimeout(this.typingTimer);
+    el.textContent = on ? `${(this.info.patron && this.info.patron.name) || "The patron"} is typing…` : "";
+    if (on) this.typingTimer = setTimeout(() => { el.textContent = ""; }, TYPING_SHOW_MS);
+  }
+
+  setState(state) {
+    if (this.state === state) return;
+    this.state = state;
+    for (const { li } of this.pending.values()) li.remove();
+    this.pending.clear();
+    this.showTyping(false);
+    this.render();
+    updateCounts();
+    // A chat the librarian ended and classified closes its tab once the server confirms the end.
+    if (state === "ended" && this.closeWhenEnded) closeChat(this.id);
+  }
+
+  destroy() {
+    clearTimeout(this.typingTimer);
+    this.tab.remove();
+    this.panel.remove();
+    this.lines.clear();
+    this.pending.clear();
+  }
+}
+
+function messageElement(frame, info) {
+  const li = document.createElement("li");
+  li.className = "msg";
+  li.dataset.sender = frame.sender;
+  if (frame.internal) li.dataset.internal = "true";
+  const who = document.createElement("span");
+  who.className = "who";
+  const name = frame.sender === "patron" ? (frame.name || (info.patron && info.patron.name) || "Patron")
+    : frame.sender === "system" ? "" : (frame.name || "Librarian");
+  who.textContent = [frame.internal ? "Internal note" : "", name, clockTime(frame.at)].filter(Boolean).join(" · ");
+  li.append(who);
+  const text = document.createElement("span");
+  text.className = "body";
+  appendText(text, frame.body || "");
+  li.append(text);
+  if (frame.file && frame.file.url && frame.file.url.startsWith("/")) {
+    const a = document.createElement("a");
+    a.className = "file";
+    a.href = frame.file.url;
+    a.target = "_blank";
+    a.rel = "noopener noreferrer";
+    a.textContent = `${frame.file.name} (${Math.round((frame.file.size || 0) / 1024)} KB)`;
+    li.append(a);
+  }
+  return li;
+}
+
+export function openChat(id, info) {
+  let view = chats.get(id);
+  if (view) {
+    view.info = { ...view.info, ...info };
+    if (view.state !== "active") view.setState("active");
+    view.render();
+    return view;
+  }
+  view = new ChatView(id, info);
+  chats.set(id, view);
+  view.loadInfo();
+  if (!selected) select(id);
+  updateCounts();
+  return view;
+}
+
+// --- filling in what a reconnect cannot resume -----------------------------------------------------
+
+export async function settleUnheld(view) {
+  // The chat ended, was transferred or went back to the queue while we were away: fetch the lines
+  // we missed from the transcript (staff who took part may read it), then say what happened.
+  try {
+    const transcript = await getJSON(`/api/v1/chats/${encodeURIComponent(view.id)}/transcript`);
+    for (const m of transcript.messages || []) view.addMessage({ ...m, chat: view.id });
+    view.setState(transcript.state === "ended" || transcript.state === "abandoned" ? "ended" : "lost");
+  } catch (e) {
+    view.setState("gone");
+  }
+}

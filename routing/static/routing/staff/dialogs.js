@@ -1,0 +1,103 @@
+// The dialogs of a chat: transfer it (to a librarian or a queue), refer it as a follow-up ticket,
+// and end and classify it. Each sends its frame with sendSoon: a click during a reconnect is kept.
+
+import { sendSoon } from "./connection.js";
+import { $, getJSON, notice, postJSON } from "./page.js";
+import { closeChat } from "./tabs.js";
+
+export async function openTransfer(view) {
+  const dialog = $("#dlg-transfer");
+  const to = $("#transfer-to");
+  to.replaceChildren(new Option("Loading…", ""));
+  $("#transfer-note").value = "";
+  $("#transfer-who").textContent = "";
+  dialog.returnValue = "";
+  dialog.onclose = () => {
+    dialog.onclose = null; // do not keep the chat's panel alive after it closes
+    if (dialog.returnValue !== "ok" || !to.value) return;
+    const [kind, target] = to.value.split(/:(.*)/s);
+    const frame = { type: "transfer", chat: view.id, to: { [kind]: target }, note: $("#transfer-note").value };
+    sendSoon(frame, "transfer");
+  };
+  dialog.showModal();
+  let data;
+  try {
+    data = await getJSON("/staff/api/presence");
+  } catch (e) {
+    to.replaceChildren(new Option("Could not load who is present", ""));
+    return;
+  }
+  to.replaceChildren(new Option("Choose…", ""));
+  const people = document.createElement("optgroup");
+  people.label = "Librarians present";
+  for (const l of data.librarians.filter((x) => !x.me)) {
+    people.append(new Option(`${l.name} (${l.library_name}) — ${l.active} of ${l.capacity} chats`, `librarian:${l.username}`));
+  }
+  const groups = { local: document.createElement("optgroup"), shared: document.createElement("optgroup") };
+  groups.local.label = "Libraries";
+  groups.shared.label = "Shared queues";
+  for (const q of data.queues) {
+    const others = q.present.filter((p) => !p.me).length;
+    const option = new Option(`${q.name} — ${q.open ? `${others} present` : "closed"}`, `queue:${q.slug}`);
+    option.disabled = !q.open || others === 0;
+    (groups[q.kind] || groups.shared).append(option);
+  }
+  for (const g of [people, groups.local, groups.shared]) if (g.children.length) to.append(g);
+  const count = data.librarians.filter((x) => !x.me).length;
+  $("#transfer-who").textContent = count ? `${count} other librarian${count > 1 ? "s" : ""} present.`
+    : "Nobody else is present: a transfer would be refused.";
+}
+
+export async function openRefer(view) {
+  const dialog = $("#dlg-refer");
+  const to = $("#refer-to");
+  const home = view.info.home_library;
+  to.replaceChildren(new Option(home ? home.name : "The consortium (no home library)", home ? home.slug : ""));
+  $("#refer-note").value = "";
+  dialog.returnValue = "";
+  // Set before anything is awaited: a quick librarian may confirm before the library list arrives.
+  dialog.onclose = () => {
+    dialog.onclose = null; // do not keep the chat's panel alive after it closes
+    if (dialog.returnValue !== "ok") return;
+    const frame = { type: "refer", chat: view.id, note: $("#refer-note").value };
+    if (to.value) frame.to = { library: to.value };
+    sendSoon(frame, "referral");
+  };
+  dialog.showModal();
+  try {
+    const data = await getJSON("/staff/api/presence");
+    for (const lib of data.libraries) if (!home || lib.slug !== home.slug) to.add(new Option(lib.name, lib.slug));
+  } catch (e) {
+    /* the home library alone is still a choice */
+  }
+}
+
+export function openEnd(view) {
+  const dialog = $("#dlg-end");
+  const c = view.classification || {};
+  $("#end-subjects").value = (c.subjects || []).join(", ");
+  for (const r of dialog.querySelectorAll('input[name="end-read"]')) r.checked = String(c.read_scale) === r.value;
+  $("#end-outcome").value = c.outcome || (view.referred ? "referred" : view.patronLeft ? "patron_left" : "answered");
+  $("#end-ok").textContent = view.state === "active" ? "End chat" : "Save and close";
+  $("#dlg-end-title").textContent = view.state === "active" ? "End and classify" : "Classify this chat";
+  $("#end-error").textContent = "";
+  dialog.returnValue = "";
+  dialog.showModal();
+  dialog.onclose = async () => {
+    dialog.onclose = null; // do not keep the chat's panel alive after it closes
+    if (dialog.returnValue !== "ok") return;
+    const checked = dialog.querySelector('input[name="end-read"]:checked');
+    const data = { subjects: $("#end-subjects").value, read_scale: checked ? Number(checked.value) : null,
+      outcome: $("#end-outcome").value };
+    if (view.state === "active") await sendSoon({ type: "end", chat: view.id }, "end of the chat");
+    try {
+      const saved = await postJSON(`/staff/api/chats/${encodeURIComponent(view.id)}/classify`, data);
+      view.classification = saved;
+      if (view.state !== "active") closeChat(view.id);
+      else view.closeWhenEnded = true;
+    } catch (e) {
+      notice(`The classification was not saved: ${e.message}`, "bad");
+    }
+  };
+}
+
