@@ -51,8 +51,9 @@ NOISE_KIB = 512
 # A run shorter than the release soak judges a window of minutes, in which the web processes are still
 # warming up (docs/scaling.md "Soak": web2 rose 900 KiB between 200 s and 300 s of a 10-minute run, then
 # stayed flat; a 300 s run failed on that step alone). Such a run allows six arena steps instead of two:
-# its memory verdict (1,724 KiB over the 200 s after a 300 s run's warm-up) catches a leak of ~5 MiB per 10 minutes and more (a leak per message or per chat,
-# which at 40 messages a second shows within minutes), not the slow kind the 30-minute soak is for.
+# 1,724 KiB over the 200 s after a 300 s run's warm-up, so its memory verdict catches a leak of ~5 MiB per
+# 10 minutes and more (a leak per message or per chat, which at 40 messages a second shows within minutes),
+# not the slow kind the 30-minute soak is for.
 SHORT_RUN_NOISE_KIB = 1536
 RELEASE_SECONDS = 1800
 
