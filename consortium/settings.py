@@ -257,7 +257,7 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 11 * 1024 * 1024
 
-# /metrics (consortium/metrics.py) answers only these client addresses or networks (CIDR allowed); 404 for
+# /metrics (routing/metrics.py) answers only these client addresses or networks (CIDR allowed); 404 for
 # everyone else. Behind nginx the address is the one nginx puts in X-Forwarded-For (daphne --proxy-headers).
 METRICS_ALLOWED_IPS = [a.strip() for a in os.environ.get("METRICS_ALLOWED_IPS", "127.0.0.1,::1").split(",")
                        if a.strip()]

@@ -2,7 +2,8 @@ from django.contrib import admin
 from django.contrib.staticfiles.views import serve as serve_static
 from django.urls import include, path, re_path
 
-from consortium import metrics, views
+from consortium import views
+from routing import metrics
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),

@@ -1,7 +1,9 @@
 """iCalendar (RFC 5545), both ways: a librarian's private feed of shifts, and a library's hours in and out.
 
-Written by hand rather than with a library: the feed needs weekly events, exceptions and time
-zones, and the import reads the handful of shapes library calendars are exported in:
+The `icalendar` package reads and writes the format (line folding, escaping, parameters, time zones
+named by IANA or Windows names or defined by the file's own VTIMEZONE). This module holds only the
+project's rules on top of it. The import reads the handful of shapes library calendars (Google
+Calendar, Outlook, LibCal) are exported in:
 
 - a weekly opening hour: a timed VEVENT with ``RRULE:FREQ=WEEKLY;BYDAY=MO,TU,...`` -> weekly hours;
 - a closure: an all-day VEVENT (``DTSTART;VALUE=DATE``) -> closed from its first to its last day;
@@ -16,10 +18,14 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from icalendar import Calendar, Component, Event, Timezone, TimezoneDaylight, TimezoneStandard, vRecur
+from icalendar.parser import Contentlines
 
 from libraries.hours import MINUTES_PER_DAY, Interval, schedule_for
 from libraries.models import Queue, ShiftAssignment, ShiftSwap, StaffProfile
@@ -31,51 +37,28 @@ _ONE_DAY = timedelta(days=1)
 # --- writing --------------------------------------------------------------------------------------------
 
 
-def escape(text: str) -> str:
-    """A TEXT value (RFC 5545 3.3.11): backslash, semicolon, comma and newline escaped."""
-    return (text.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
-            .replace("\r\n", "\\n").replace("\n", "\\n"))
+def _calendar(name: str) -> Calendar:
+    cal = Calendar()
+    cal.add("VERSION", "2.0")
+    cal.add("PRODID", PRODID)
+    cal.add("CALSCALE", "GREGORIAN")
+    cal.add("X-WR-CALNAME", name)
+    return cal
 
 
-def fold(line: str) -> str:
-    """Lines longer than 75 octets continue on the next line after a space (RFC 5545 3.1)."""
-    raw = line.encode("utf-8")
-    if len(raw) <= 75:
-        return line
-    parts: list[str] = []
-    start = 0
-    limit = 75
-    while start < len(raw):
-        end = min(start + limit, len(raw))
-        while end < len(raw) and (raw[end] & 0xC0) == 0x80:  # never split a UTF-8 character
-            end -= 1
-        parts.append(raw[start:end].decode("utf-8"))
-        start, limit = end, 74  # continuation lines start with a space
-    return "\r\n ".join(parts)
+def _event(uid: str, stamp: datetime, summary: str, start: date, end: date) -> Event:
+    event = Event()
+    event.add("UID", uid)
+    event.add("DTSTAMP", stamp.astimezone(UTC))
+    event.add("DTSTART", start)
+    event.add("DTEND", end)
+    event.add("SUMMARY", summary)
+    return event
 
 
-def calendar(lines: Iterable[str]) -> str:
-    return "".join(fold(line) + "\r\n" for line in lines)
-
-
-def _local(value: datetime) -> str:
-    return value.strftime("%Y%m%dT%H%M%S")
-
-
-def _utc(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-
-
-def _wall(day: date, minute: int) -> datetime:
-    """A naive local wall time; 24:00 is the next day's 00:00, as RFC 5545 has no 24:00."""
-    return datetime.combine(day, time()) + timedelta(minutes=minute)
-
-
-def _offset(delta: timedelta | None) -> str:
-    seconds = int((delta or timedelta()).total_seconds())
-    sign = "-" if seconds < 0 else "+"
-    seconds = abs(seconds)
-    return f"{sign}{seconds // 3600:02d}{seconds // 60 % 60:02d}"
+def _wall(day: date, minute: int, zone: ZoneInfo) -> datetime:
+    """A local wall time in `zone`; 24:00 is the next day's 00:00, as RFC 5545 has no 24:00."""
+    return (datetime.combine(day, time()) + timedelta(minutes=minute)).replace(tzinfo=zone)
 
 
 @dataclass(frozen=True)
@@ -109,8 +92,15 @@ def _transitions(zone: ZoneInfo, first_year: int, last_year: int) -> list[_Trans
     return found
 
 
-def _yearly_rule(local_starts: list[datetime]) -> str | None:
-    """RRULE for starts that fall on the same nth (or last) weekday of one month at one time each year."""
+class _ObservanceRule(vRecur):
+    """A yearly rule written in the order of RFC 5545's own VTIMEZONE examples (BYMONTH before BYDAY)."""
+
+    canonical_order = ("RSCALE", "FREQ", "UNTIL", "COUNT", "INTERVAL", "BYSECOND", "BYMINUTE", "BYHOUR", "BYMONTH",
+                       "BYDAY", "BYWEEKDAY", "BYMONTHDAY", "BYYEARDAY", "BYWEEKNO", "BYSETPOS", "WKST", "SKIP")
+
+
+def _yearly_rule(local_starts: list[datetime]) -> _ObservanceRule | None:
+    """The rule for starts that fall on the same nth (or last) weekday of one month at one time each year."""
     def position(d: datetime) -> tuple[int, int, int, time]:
         last = (d + timedelta(days=7)).month != d.month
         return (d.month, d.weekday(), -1 if last else (d.day - 1) // 7 + 1, d.time())
@@ -124,48 +114,57 @@ def _yearly_rule(local_starts: list[datetime]) -> str | None:
             return None
         keys = nth
     month, weekday, n, _ = next(iter(keys))
-    return f"RRULE:FREQ=YEARLY;BYMONTH={month};BYDAY={n}{DAYS[weekday]}"
+    return _ObservanceRule({"FREQ": "YEARLY", "BYMONTH": [month], "BYDAY": [f"{n}{DAYS[weekday]}"]})
 
 
-def vtimezone(name: str, first_year: int, last_year: int) -> list[str]:
-    """A VTIMEZONE for an IANA zone: yearly rules when the transitions follow one, else dated ones."""
+def vtimezone(name: str, first_year: int, last_year: int) -> Timezone:
+    """A VTIMEZONE for an IANA zone: yearly rules when the transitions follow one, else dated ones.
+
+    Not `Timezone.from_tzinfo`: that writes every year's change as an RDATE and dates a spring change
+    at the new offset's wall time (03:00), where RFC 5545 (and Google and Outlook) date an
+    observance at the wall time of the offset before it (02:00) and write one yearly rule.
+    """
     zone = ZoneInfo(name)
-    lines = ["BEGIN:VTIMEZONE", f"TZID:{name}"]
+    tz = Timezone()
+    tz.add("TZID", name)
     transitions = _transitions(zone, first_year, last_year)
     if not transitions:
         probe = datetime(first_year, 1, 1, tzinfo=UTC).astimezone(zone)
-        offset = _offset(probe.utcoffset())
-        lines += ["BEGIN:STANDARD", "DTSTART:19700101T000000", f"TZOFFSETFROM:{offset}", f"TZOFFSETTO:{offset}",
-                  f"TZNAME:{escape(probe.tzname() or name)}", "END:STANDARD", "END:VTIMEZONE"]
-        return lines
+        standard = TimezoneStandard()
+        standard.add("DTSTART", datetime.combine(date(1970, 1, 1), time()))
+        standard.add("TZOFFSETFROM", probe.utcoffset() or timedelta())
+        standard.add("TZOFFSETTO", probe.utcoffset() or timedelta())
+        standard.add("TZNAME", probe.tzname() or name)
+        tz.add_component(standard)
+        return tz
     groups: dict[tuple[bool, timedelta, timedelta, str], list[_Transition]] = defaultdict(list)
     for tr in transitions:
         groups[(tr.dst, tr.before, tr.after, tr.name)].append(tr)
     for (dst, before, after, tzname), group in groups.items():
-        kind = "DAYLIGHT" if dst else "STANDARD"
+        observance: Component = TimezoneDaylight() if dst else TimezoneStandard()
         # DTSTART of an observance is the wall time of the change in the offset before it.
         starts = [(tr.at + tr.before).replace(tzinfo=None) for tr in group]
-        lines += [f"BEGIN:{kind}", f"DTSTART:{_local(starts[0])}", f"TZOFFSETFROM:{_offset(before)}",
-                  f"TZOFFSETTO:{_offset(after)}", f"TZNAME:{escape(tzname)}"]
+        observance.add("DTSTART", starts[0])
+        observance.add("TZOFFSETFROM", before)
+        observance.add("TZOFFSETTO", after)
+        observance.add("TZNAME", tzname)
         rule = _yearly_rule(starts)
         if rule:
-            lines.append(rule)
+            observance.add("RRULE", rule)
         elif len(starts) > 1:
-            lines.append("RDATE:" + ",".join(_local(s) for s in starts[1:]))
-        lines.append(f"END:{kind}")
-    lines.append("END:VTIMEZONE")
-    return lines
+            observance.add("RDATE", starts[1:])
+        tz.add_component(observance)
+    return tz
 
 
 def rota_feed(librarian: StaffProfile, now: datetime, *, host: str = "vr") -> str:
     """The librarian's shifts as a calendar: one weekly series per assignment, with the dates handed
     to a colleague excluded, and one event per occurrence taken from a colleague."""
     consortium = librarian.library.consortium
-    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", f"PRODID:{PRODID}", "CALSCALE:GREGORIAN", "METHOD:PUBLISH",
-             f"X-WR-CALNAME:{escape(f'{consortium.name}: shifts of {librarian.display_name}')}",
-             "REFRESH-INTERVAL;VALUE=DURATION:PT1H"]
-    stamp = _utc(now)
-    events: list[str] = []
+    cal = _calendar(f"{consortium.name}: shifts of {librarian.display_name}")
+    cal.add("METHOD", "PUBLISH")
+    cal.add("REFRESH-INTERVAL", timedelta(hours=1), parameters={"VALUE": "DURATION"})
+    events: list[Event] = []
     zones: set[str] = set()
     first_year = now.year
     assignments = list(ShiftAssignment.objects.filter(librarian=librarian).select_related("shift__queue"))
@@ -175,32 +174,33 @@ def rota_feed(librarian: StaffProfile, now: datetime, *, host: str = "vr") -> st
     for a in assignments:
         shift, queue = a.shift, a.shift.queue
         zones.add(queue.timezone)
+        zone = ZoneInfo(queue.timezone)
         first = a.assigned_on + timedelta(days=(shift.weekday - a.assigned_on.weekday()) % 7)
         first_year = min(first_year, first.year)
-        tz = f"TZID={queue.timezone}"
-        events += ["BEGIN:VEVENT", f"UID:shift-{shift.pk}-librarian-{librarian.pk}@{host}", f"DTSTAMP:{stamp}",
-                   f"DTSTART;{tz}:{_local(_wall(first, shift.start_minute))}",
-                   f"DTEND;{tz}:{_local(_wall(first, shift.end_minute))}",
-                   f"RRULE:FREQ=WEEKLY;BYDAY={DAYS[shift.weekday]}",
-                   *(f"EXDATE;{tz}:{_local(_wall(day, shift.start_minute))}" for day in sorted(handed[shift.pk])),
-                   f"SUMMARY:{escape(f'{queue.name} shift')}",
-                   f"DESCRIPTION:{escape(_describe(queue, shift.min_librarians))}",
-                   "TRANSP:OPAQUE", "END:VEVENT"]
+        event = _event(f"shift-{shift.pk}-librarian-{librarian.pk}@{host}", now, f"{queue.name} shift",
+                       _wall(first, shift.start_minute, zone), _wall(first, shift.end_minute, zone))
+        event.add("RRULE", {"FREQ": "WEEKLY", "BYDAY": [DAYS[shift.weekday]]})
+        for day in sorted(handed[shift.pk]):
+            event.add("EXDATE", _wall(day, shift.start_minute, zone))
+        event.add("DESCRIPTION", _describe(queue, shift.min_librarians))
+        event.add("TRANSP", "OPAQUE")
+        events.append(event)
     for swap in (ShiftSwap.objects.filter(taken_by=librarian, status=ShiftSwap.Status.TAKEN)
                  .select_related("shift__queue", "offered_by__user")):
         shift, queue = swap.shift, swap.shift.queue
         zones.add(queue.timezone)
+        zone = ZoneInfo(queue.timezone)
         first_year = min(first_year, swap.date.year)
-        tz = f"TZID={queue.timezone}"
-        events += ["BEGIN:VEVENT", f"UID:swap-{swap.pk}@{host}", f"DTSTAMP:{stamp}",
-                   f"DTSTART;{tz}:{_local(_wall(swap.date, shift.start_minute))}",
-                   f"DTEND;{tz}:{_local(_wall(swap.date, shift.end_minute))}",
-                   f"SUMMARY:{escape(f'{queue.name} shift (for {swap.offered_by.display_name})')}",
-                   f"DESCRIPTION:{escape(_describe(queue, shift.min_librarians))}",
-                   "TRANSP:OPAQUE", "END:VEVENT"]
+        event = _event(f"swap-{swap.pk}@{host}", now, f"{queue.name} shift (for {swap.offered_by.display_name})",
+                       _wall(swap.date, shift.start_minute, zone), _wall(swap.date, shift.end_minute, zone))
+        event.add("DESCRIPTION", _describe(queue, shift.min_librarians))
+        event.add("TRANSP", "OPAQUE")
+        events.append(event)
     for name in sorted(zones):
-        lines += vtimezone(name, first_year, now.year + 2)
-    return calendar([*lines, *events, "END:VCALENDAR"])
+        cal.add_component(vtimezone(name, first_year, now.year + 2))
+    for event in events:
+        cal.add_component(event)
+    return cal.to_ical().decode("utf-8")
 
 
 def _describe(queue: Queue, minimum: int) -> str:
@@ -211,11 +211,11 @@ def _describe(queue: Queue, minimum: int) -> str:
 def hours_calendar(queue: Queue, now: datetime, *, host: str = "vr") -> str:
     """A queue's weekly hours, closures and special hours as a calendar (what `hours_from_ics` reads)."""
     schedule = schedule_for(queue)
-    tz = f"TZID={queue.timezone}"
+    zone = ZoneInfo(queue.timezone)
     today = now.astimezone(schedule.zone).date()
     monday = today - timedelta(days=today.weekday())
-    stamp = _utc(now)
-    events: list[str] = []
+    cal = _calendar(queue.name + " hours")
+    cal.add_component(vtimezone(queue.timezone, today.year - 1, today.year + 2))
     weekly = {d: ((0, MINUTES_PER_DAY),) for d in range(7)} if schedule.always_open else schedule.weekly
     # One weekly series per distinct interval, over every weekday that has it.
     days_of: dict[Interval, list[int]] = defaultdict(list)
@@ -224,166 +224,85 @@ def hours_calendar(queue: Queue, now: datetime, *, host: str = "vr") -> str:
             days_of[interval].append(weekday)
     for (start, end), weekdays in sorted(days_of.items()):
         first = monday + timedelta(days=weekdays[0])
-        events += ["BEGIN:VEVENT", f"UID:hours-{queue.pk}-{start}-{end}@{host}", f"DTSTAMP:{stamp}",
-                   f"DTSTART;{tz}:{_local(_wall(first, start))}", f"DTEND;{tz}:{_local(_wall(first, end))}",
-                   f"RRULE:FREQ=WEEKLY;BYDAY={','.join(DAYS[d] for d in weekdays)}",
-                   f"SUMMARY:{escape(queue.name + ' open')}", "END:VEVENT"]
+        event = _event(f"hours-{queue.pk}-{start}-{end}@{host}", now, queue.name + " open",
+                       _wall(first, start, zone), _wall(first, end, zone))
+        event.add("RRULE", {"FREQ": "WEEKLY", "BYDAY": [DAYS[d] for d in weekdays]})
+        cal.add_component(event)
     for closure in queue.closures.all():
-        events += ["BEGIN:VEVENT", f"UID:closure-{closure.pk}@{host}", f"DTSTAMP:{stamp}",
-                   f"DTSTART;VALUE=DATE:{closure.start_date:%Y%m%d}",
-                   f"DTEND;VALUE=DATE:{closure.end_date + _ONE_DAY:%Y%m%d}",
-                   f"SUMMARY:{escape(closure.reason or 'Closed')}", "TRANSP:TRANSPARENT", "END:VEVENT"]
+        event = _event(f"closure-{closure.pk}@{host}", now, closure.reason or "Closed",
+                       closure.start_date, closure.end_date + _ONE_DAY)
+        event.add("TRANSP", "TRANSPARENT")
+        cal.add_component(event)
     for special in queue.special_hours.all():
         for start, end in special.intervals:
-            events += ["BEGIN:VEVENT", f"UID:special-{special.pk}-{start}@{host}", f"DTSTAMP:{stamp}",
-                       f"DTSTART;{tz}:{_local(_wall(special.date, start))}",
-                       f"DTEND;{tz}:{_local(_wall(special.date, end))}",
-                       f"SUMMARY:{escape(special.reason or 'Special hours')}", "END:VEVENT"]
-    zone_lines = vtimezone(queue.timezone, today.year - 1, today.year + 2)
-    return calendar(["BEGIN:VCALENDAR", "VERSION:2.0", f"PRODID:{PRODID}", "CALSCALE:GREGORIAN",
-                     f"X-WR-CALNAME:{escape(queue.name + ' hours')}", *zone_lines, *events, "END:VCALENDAR"])
+            cal.add_component(_event(f"special-{special.pk}-{start}@{host}", now, special.reason or "Special hours",
+                                     _wall(special.date, start, zone), _wall(special.date, end, zone)))
+    return cal.to_ical().decode("utf-8")
 
 
 # --- reading ----------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Property:
-    name: str
-    params: dict[str, str]
-    value: str
-
-
-@dataclass
-class Component:
-    name: str
-    properties: list[Property] = field(default_factory=list)
-    children: list[Component] = field(default_factory=list)
-
-    def get(self, name: str) -> Property | None:
-        return next((p for p in self.properties if p.name == name), None)
-
-    def value(self, name: str) -> str | None:
-        prop = self.get(name)
-        return prop.value if prop is not None else None
-
-    def all(self, name: str) -> list[Property]:
-        return [p for p in self.properties if p.name == name]
-
-    def walk(self, name: str) -> Iterator[Component]:
-        for child in self.children:
-            if child.name == name:
-                yield child
-            yield from child.walk(name)
 
 
 class CalendarError(ValueError):
     pass
 
 
-_PARAM = re.compile(r';([A-Za-z0-9-]+)=("[^"]*"|[^";:,]*(?:,(?:"[^"]*"|[^";:,]*))*)')
-
-
-def unfold(text: str) -> list[str]:
-    lines: list[str] = []
-    for raw in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
-        if raw[:1] in (" ", "\t") and lines:
-            lines[-1] += raw[1:]
-        elif raw.strip():
-            lines.append(raw)
-    return lines
-
-
-def parse_line(line: str) -> Property:
-    m = re.match(r"[A-Za-z0-9-]+", line)
-    if not m:
-        raise CalendarError(f"not a calendar line: {line[:60]!r}")
-    name, rest = m.group(0).upper(), line[m.end():]
-    params: dict[str, str] = {}
-    while rest.startswith(";"):
-        p = _PARAM.match(rest)
-        if not p:
-            raise CalendarError(f"a parameter of {name} cannot be read: {line[:60]!r}")
-        params[p.group(1).upper()] = p.group(2).strip('"')
-        rest = rest[p.end():]
-    if not rest.startswith(":"):
-        raise CalendarError(f"{name} has no value: {line[:60]!r}")
-    return Property(name, params, rest[1:])
-
-
-def parse(text: str) -> Component:
-    """The VCALENDAR of an .ics text (a CalendarError when it is not one)."""
-    root = Component("ROOT")
-    stack = [root]
-    for line in unfold(text):
-        prop = parse_line(line)
-        if prop.name == "BEGIN":
-            child = Component(prop.value.strip().upper())
-            stack[-1].children.append(child)
-            stack.append(child)
-        elif prop.name == "END":
-            if len(stack) == 1 or stack[-1].name != prop.value.strip().upper():
-                raise CalendarError(f"END:{prop.value} does not close BEGIN:{stack[-1].name}")
-            stack.pop()
-        else:
-            stack[-1].properties.append(prop)
-    if len(stack) != 1:
-        raise CalendarError(f"BEGIN:{stack[-1].name} is never closed")
-    calendars = [c for c in root.children if c.name == "VCALENDAR"]
-    if not calendars:
-        raise CalendarError("no BEGIN:VCALENDAR: is this an iCalendar (.ics) file?")
-    return calendars[0]
-
-
-def unescape(value: str) -> str:
-    return re.sub(r"\\([\\;,nN])", lambda m: "\n" if m.group(1) in "nN" else m.group(1), value)
-
-
-def read_time(prop: Property, zone: ZoneInfo) -> datetime | date:
-    """A DATE, or a DATE-TIME as an aware datetime (floating times are read in `zone`)."""
-    value = prop.value.strip()
-    m = re.fullmatch(r"(\d{4})(\d{2})(\d{2})(?:T(\d{2})(\d{2})(\d{2})(Z?))?", value)
-    if not m:
-        raise CalendarError(f"{prop.name} {value!r} is not a date or a date-time")
-    year, month, day = int(m.group(1)), int(m.group(2)), int(m.group(3))
-    zone_of_value: tzinfo = UTC if m.group(7) else _zone(prop.params.get("TZID"), zone)
+def parse(text: str) -> Calendar:
+    """The VCALENDAR of an .ics text (a CalendarError, with the reason, when it is not one)."""
     try:
-        if m.group(4) is None:
-            return date(year, month, day)
-        hour, minute, second = int(m.group(4)), int(m.group(5)), min(int(m.group(6)), 59)
-        return datetime(year, month, day, hour, minute, second, tzinfo=zone_of_value)
+        components = Calendar.from_ical(text, multiple=True)
     except ValueError as e:
-        raise CalendarError(f"{prop.name} {value!r} is not a date that exists") from e
+        raise CalendarError(_why_unreadable(text) or str(e)) from e
+    calendar = next((c for c in components if c.name == "VCALENDAR"), None)
+    if not isinstance(calendar, Calendar):
+        raise CalendarError(_why_unreadable(text) or "no BEGIN:VCALENDAR: is this an iCalendar (.ics) file?")
+    return calendar
 
 
-# Outlook and Exchange name zones the Windows way; these are the ones of the US and Canada.
-WINDOWS_ZONES = {
-    "Eastern Standard Time": "America/New_York", "Central Standard Time": "America/Chicago",
-    "Mountain Standard Time": "America/Denver", "US Mountain Standard Time": "America/Phoenix",
-    "Pacific Standard Time": "America/Los_Angeles", "Alaskan Standard Time": "America/Anchorage",
-    "Hawaiian Standard Time": "Pacific/Honolulu", "Atlantic Standard Time": "America/Halifax",
-    "Newfoundland Standard Time": "America/St_Johns", "US Eastern Standard Time": "America/Indiana/Indianapolis",
-}
+def _why_unreadable(text: str) -> str | None:
+    """Which line icalendar refused, or which BEGIN has no END, in words a coordinator can act on
+    (icalendar says only that it found no calendar, or that some line has no parts)."""
+    opened: list[str] = []
+    for line in Contentlines.from_ical(text):
+        if not line:
+            continue
+        try:
+            name, _params, value = line.parts()
+        except ValueError:
+            named = re.match(r"[A-Za-z0-9-]+", line)
+            if named is None:
+                return f"not a calendar line: {line[:60]!r}"
+            if ":" not in line:
+                return f"{named.group(0).upper()} has no value: {line[:60]!r}"
+            return f"a parameter of {named.group(0).upper()} cannot be read: {line[:60]!r}"
+        if name.upper() == "BEGIN":
+            opened.append(value.strip().upper())
+        elif name.upper() == "END":
+            if not opened or opened[-1] != value.strip().upper():
+                return f"END:{value} does not close BEGIN:{opened[-1] if opened else '(nothing)'}"
+            opened.pop()
+    if opened:
+        return f"BEGIN:{opened[-1]} is never closed"
+    return None
 
 
-def _zone(tzid: str | None, default: ZoneInfo) -> ZoneInfo:
-    """The zone a TZID names (IANA, or a Windows name); `default` for a floating time."""
-    if not tzid:
-        return default
-    name = WINDOWS_ZONES.get(tzid.strip(), tzid.strip().strip("/"))
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as e:
-        raise CalendarError(f"time zone {tzid!r} is not an IANA name") from e
+def _moment(event: Component, name: str, zone: ZoneInfo) -> datetime | date:
+    """A DATE, or a DATE-TIME as an aware datetime (floating times are read in `zone`)."""
+    prop = event[name]
+    value = getattr(prop, "dt", None)  # a broken value (vBroken) has none
+    if not isinstance(value, date):
+        raise CalendarError(f"{name} {str(prop)!r} is not a date or a date-time")
+    if not isinstance(value, datetime) or value.tzinfo is not None:
+        return value
+    tzid = prop.params.get("TZID")
+    if tzid:  # icalendar knows IANA and Windows names and the file's own VTIMEZONEs; this is none
+        raise CalendarError(f"time zone {tzid!r} is not an IANA name")
+    return value.replace(tzinfo=zone)
 
 
-def read_rule(value: str) -> dict[str, str]:
-    parts = {}
-    for part in value.strip().split(";"):
-        if "=" in part:
-            key, _, v = part.partition("=")
-            parts[key.strip().upper()] = v.strip().upper()
-    return parts
+def _first(rule: vRecur, part: str, default: Any = None) -> Any:
+    values = rule.get(part)
+    return values[0] if values else default
 
 
 @dataclass
@@ -428,23 +347,23 @@ def hours_from_ics(text: str, timezone: str, *, today: date) -> HoursImport:
     found = HoursImport()
     weekly: dict[int, list[Interval]] = defaultdict(list)
     special: dict[date, list[Interval]] = defaultdict(list)
+    left_out: list[tuple[str, list[date]]] = []
     for n, event in enumerate(parse(text).walk("VEVENT"), start=1):
-        summary = unescape(event.value("SUMMARY") or "") or f"event {n}"
+        summary = str(event.get("SUMMARY", "")) or f"event {n}"
         label = f'"{summary}"'
-        if (event.value("STATUS") or "").strip().upper() == "CANCELLED":
+        if str(event.get("STATUS", "")).strip().upper() == "CANCELLED":
             continue
-        start_prop, end_prop = event.get("DTSTART"), event.get("DTEND")
-        if start_prop is None:
+        if "DTSTART" not in event:
             found.notes.append(f"{label} has no start; skipped")
             continue
         try:
-            start = read_time(start_prop, zone)
-            end = read_time(end_prop, zone) if end_prop else None
+            start = _moment(event, "DTSTART", zone)
+            end = _moment(event, "DTEND", zone) if "DTEND" in event else None
         except CalendarError as e:
             found.notes.append(f"{label}: {e}; skipped")
             continue
-        rule_text = event.value("RRULE")
-        rule = read_rule(rule_text) if rule_text is not None else None
+        rules = event.get("RRULE")
+        rule: vRecur | None = rules[0] if isinstance(rules, list) else rules
         if not isinstance(start, datetime):  # an all-day event: a closure
             last = (end - _ONE_DAY) if isinstance(end, date) and not isinstance(end, datetime) and end > start \
                 else start
@@ -453,15 +372,14 @@ def hours_from_ics(text: str, timezone: str, *, today: date) -> HoursImport:
             found.closures.append((start, last, summary[:200]))
             continue
         if not isinstance(end, datetime):
-            duration = event.get("DURATION")
-            if duration is None:
+            duration = getattr(event.get("DURATION"), "dt", None)
+            if "DURATION" not in event:
                 found.notes.append(f"{label} has no end; skipped")
                 continue
-            try:
-                end = start + _duration(duration.value)
-            except CalendarError as e:
-                found.notes.append(f"{label}: {e}; skipped")
+            if not isinstance(duration, timedelta):
+                found.notes.append(f"{label}: duration {str(event['DURATION'])!r} cannot be read; skipped")
                 continue
+            end = start + duration
         if end <= start:
             found.notes.append(f"{label} ends before it starts; skipped")
             continue
@@ -469,19 +387,22 @@ def hours_from_ics(text: str, timezone: str, *, today: date) -> HoursImport:
             for day, interval in _local_pieces(start, end, zone):
                 special[day].append(interval)
             continue
-        if rule.get("FREQ") != "WEEKLY" or rule.get("INTERVAL", "1") != "1":
-            found.notes.append(f"{label} repeats {rule.get('FREQ', '?').lower()}"
-                               f"{' every ' + rule['INTERVAL'] if rule.get('INTERVAL', '1') != '1' else ''}, "
+        freq, interval_count = str(_first(rule, "FREQ", "?")), int(_first(rule, "INTERVAL", 1))
+        if freq != "WEEKLY" or interval_count != 1:
+            found.notes.append(f"{label} repeats {freq.lower()}"
+                               f"{f' every {interval_count}' if interval_count != 1 else ''}, "
                                "not every week; skipped")
             continue
-        until = rule.get("UNTIL")
-        if until and until[:8] < today.strftime("%Y%m%d"):
-            found.notes.append(f"{label} stopped repeating on {until[:4]}-{until[4:6]}-{until[6:8]}; skipped")
+        until = _first(rule, "UNTIL")
+        until_day = until.date() if isinstance(until, datetime) else until
+        if until_day is not None and until_day < today:
+            found.notes.append(f"{label} stopped repeating on {until_day.isoformat()}; skipped")
             continue
-        days = [d for d in rule.get("BYDAY", DAYS[start.astimezone(start.tzinfo).weekday()]).split(",") if d]
+        days = [str(d).upper() for d in rule.get("BYDAY") or [DAYS[start.weekday()]]]
         if any(d[-2:] not in DAYS or d[:-2] for d in days):
-            found.notes.append(f"{label} repeats on {rule['BYDAY']}, not on plain weekdays; skipped")
+            found.notes.append(f"{label} repeats on {','.join(days)}, not on plain weekdays; skipped")
             continue
+        left_out.append((label, _left_out(event)))
         source_day = start.weekday()  # the weekday of DTSTART in its own zone
         for day_name in days:
             shift = (DAYS.index(day_name[-2:]) - source_day) % 7
@@ -493,7 +414,27 @@ def hours_from_ics(text: str, timezone: str, *, today: date) -> HoursImport:
     found.weekly = {d: _merge(weekly[d]) for d in sorted(weekly)}
     found.special = {d: _merge(special[d]) for d in sorted(special)}
     found.closures.sort()
+    for label, dates in left_out:
+        # Hours are weekly here, so a date a series leaves out is open after all, unless the same
+        # file closes it or gives it special hours (as Google and Outlook exports usually do).
+        missing = [d for d in dates if d >= today and d not in found.special
+                   and not any(first <= d <= last for first, last, _ in found.closures)]
+        if missing:
+            found.notes.append(f"{label} leaves out {', '.join(d.isoformat() for d in missing)}, which the "
+                               "weekly hours cannot: add a closure or special hours there if the library is closed")
     return found
+
+
+def _left_out(event: Component) -> list[date]:
+    """The dates (in the event's own zone) that a series' EXDATEs leave out."""
+    lines = event.get("EXDATE", [])
+    days = set()
+    for line in lines if isinstance(lines, list) else [lines]:
+        for value in getattr(line, "dts", []):
+            moment = getattr(value, "dt", None)
+            if isinstance(moment, date):
+                days.add(moment.date() if isinstance(moment, datetime) else moment)
+    return sorted(days)
 
 
 def _shift_days(moment: datetime, days: int) -> datetime:
@@ -501,11 +442,3 @@ def _shift_days(moment: datetime, days: int) -> datetime:
     zone = moment.tzinfo
     naive = moment.replace(tzinfo=None) + timedelta(days=days)
     return naive.replace(tzinfo=zone)
-
-
-def _duration(value: str) -> timedelta:
-    m = re.fullmatch(r"P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?", value.strip())
-    if not m or not any(m.groups()):
-        raise CalendarError(f"duration {value!r} cannot be read")
-    w, d, h, mi, s = (int(g or 0) for g in m.groups())
-    return timedelta(weeks=w, days=d, hours=h, minutes=mi, seconds=s)

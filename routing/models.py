@@ -159,7 +159,7 @@ class TraceEvent(models.Model):
 
     class Meta:
         ordering = ["chat", "at", "id"]
-        # /metrics counts today's events by time (consortium/metrics.py): a range on `at`, not the whole table.
+        # /metrics counts today's events by time (routing/metrics.py): a range on `at`, not the whole table.
         indexes = [models.Index(fields=["at"], name="routing_trace_at_idx")]
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
+from icalendar import Calendar, Event
 
 from libraries import ical, services
 from libraries.hours import schedule_for
@@ -122,19 +124,90 @@ def test_a_queues_hours_survive_the_round_trip_through_ics() -> None:
 
 
 def test_long_lines_are_folded_without_splitting_a_character() -> None:
-    line = "SUMMARY:" + "é" * 60
-    folded = ical.fold(line)
+    line = "é" * 60
+    calendar, event = Calendar(), Event()
+    event.add("SUMMARY", line)
+    calendar.add_component(event)
+    folded = calendar.to_ical().decode()
     assert all(len(part.encode()) <= 75 for part in folded.split("\r\n"))
-    assert ical.unfold(folded + "\r\n") == [line]
+    assert str(ical.parse(folded).walk("VEVENT")[0]["SUMMARY"]) == line
 
 
 def test_a_zone_without_clock_changes_gets_one_observance() -> None:
-    lines = ical.vtimezone("America/Phoenix", 2026, 2027)
+    lines = ical.vtimezone("America/Phoenix", 2026, 2027).to_ical().decode().split("\r\n")
     assert lines[:2] == ["BEGIN:VTIMEZONE", "TZID:America/Phoenix"]
     assert "TZOFFSETTO:-0700" in lines and not any(line.startswith("RRULE") for line in lines)
 
 
 def test_european_rules_are_last_sundays() -> None:
-    lines = ical.vtimezone("Europe/Madrid", 2026, 2028)
+    lines = ical.vtimezone("Europe/Madrid", 2026, 2028).to_ical().decode().split("\r\n")
     assert "RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU" in lines
     assert "RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU" in lines
+
+
+# --- real exports -----------------------------------------------------------------------------------------
+# Shaped as Google Calendar, Outlook and LibCal write them (see the files); each must import as the hours,
+# closures and special hours a coordinator reading it in that product would expect.
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def fixture(name: str) -> str:
+    return (FIXTURES / name).read_bytes().decode("utf-8")  # bytes: keep the CRLF line ends as exported
+
+
+def test_a_google_calendar_export_imports() -> None:
+    text = fixture("google_hours.ics")
+    assert "X-WR-TIMEZONE:America/New_York\r\n" in text and "UNTIL=20250901T035959Z" in text
+    found = ical.hours_from_ics(text, "America/New_York", today=TODAY)
+    assert found.weekly == {d: [(h("09:00"), h("20:00"))] for d in range(4)} | {
+        4: [(h("10:00"), h("17:00"))], 5: [(h("10:00"), h("17:00"))]}
+    assert found.closures == [(date(2026, 5, 25), date(2026, 5, 25), "Closed \u2013 Memorial Day"),
+                              (date(2026, 11, 26), date(2026, 11, 27), "Closed for Thanksgiving")]
+    # The changed occurrence (RECURRENCE-ID) is that date's hours; Christmas Eve a one-off.
+    assert found.special == {date(2026, 3, 11): [(h("09:00"), h("12:00"))],
+                             date(2026, 12, 24): [(h("09:00"), h("13:00"))]}
+    assert found.notes == [
+        '"Summer Sunday hours" stopped repeating on 2025-09-01; skipped',
+        '"Open" leaves out 2026-04-15, which the weekly hours cannot: add a closure or special hours there if the '
+        "library is closed"], "past EXDATEs and those the file closes anyway need no word"
+
+
+def test_an_outlook_export_imports_with_windows_zone_names() -> None:
+    text = fixture("outlook_hours.ics")
+    assert text.count("\r\n") == text.count("\n") and "TZID=Central Standard Time:" in text
+    found = ical.hours_from_ics(text, "America/Chicago", today=TODAY)
+    # Saturday is written in the file's own "Customized Time Zone" (Eastern rules): 11:00-15:00 there.
+    assert found.weekly == {d: [(h("08:00"), h("18:00"))] for d in range(5)} | {5: [(h("10:00"), h("14:00"))]}
+    assert found.closures == [(date(2026, 5, 25), date(2026, 5, 25), "Library closed - Memorial Day")]
+    assert found.special == {date(2026, 5, 4): [(h("18:00"), h("23:00"))]}
+    assert found.notes == []
+
+
+def test_a_libcal_hours_feed_imports_day_by_day() -> None:
+    # LibCal publishes each day's hours as its own event in UTC: each is that date's special hours.
+    found = ical.hours_from_ics(fixture("libcal_hours.ics"), "America/New_York", today=TODAY)
+    assert found.weekly == {}
+    assert found.special == {
+        date(2026, 3, 6): [(h("09:00"), h("17:00"))],  # 14:00Z in EST
+        date(2026, 3, 9): [(h("09:00"), h("17:00"))],  # 13:00Z in EDT, the day after the clocks change
+        date(2026, 3, 10): [(h("00:00"), h("24:00"))],
+        date(2026, 3, 11): [(h("09:00"), h("24:00"))],
+        date(2026, 3, 12): [(h("00:00"), h("02:00"))],  # open until 2 am
+    }
+    assert found.closures == [(date(2026, 3, 8), date(2026, 3, 8), "Main Library: Closed"),
+                              (date(2026, 3, 16), date(2026, 3, 20), "Spring Break - Library Closed")]
+    assert found.notes == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("name", "timezone"), [("google_hours.ics", "America/New_York"),
+                                                ("outlook_hours.ics", "America/Chicago"),
+                                                ("libcal_hours.ics", "America/New_York")])
+def test_each_export_is_accepted_by_the_hours_editor(name: str, timezone: str) -> None:
+    library = make_library(make_consortium("exports"), "riverside", timezone=timezone)
+    found = ical.hours_from_ics(fixture(name), timezone, today=TODAY)
+    services.queue_hours_import(library.local_queue, NOW, found)
+    schedule = schedule_for(library.local_queue)
+    assert schedule.weekly == {d: tuple(found.weekly[d]) for d in found.weekly}
+    assert len(schedule.closures) == len(found.closures) and set(schedule.special) == set(found.special)

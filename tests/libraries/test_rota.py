@@ -207,11 +207,11 @@ def _expand(feed: str, start: datetime, end: datetime) -> set[tuple[datetime, da
     """What a calendar client shows: weekly series minus EXDATEs, plus single events."""
     shown = set()
     for event in ical.parse(feed).walk("VEVENT"):
-        first = ical.read_time(event.get("DTSTART"), NY)  # type: ignore[arg-type]
-        last = ical.read_time(event.get("DTEND"), NY)  # type: ignore[arg-type]
+        first, last = event.DTSTART, event.DTEND
         assert isinstance(first, datetime) and isinstance(last, datetime)
-        skipped = {ical.read_time(p, NY) for p in event.all("EXDATE")}
-        rule = ical.read_rule(event.value("RRULE") or "")
+        exdates = event.get("EXDATE", [])
+        skipped = {d.dt for line in (exdates if isinstance(exdates, list) else [exdates]) for d in line.dts}
+        rule = event.get("RRULE")
         step = 0
         while True:
             a = first.replace(tzinfo=None) + timedelta(weeks=step)

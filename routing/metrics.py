@@ -1,4 +1,4 @@
-"""Prometheus metrics at /metrics, in the text exposition format (version 0.0.4), written by hand.
+"""Prometheus metrics at /metrics: a prometheus_client collector over the database, in the text format 0.0.4.
 
 Every figure is read from the database at scrape time, so every web process answers the same and a process
 that restarts loses nothing: scrape any one web process (or through nginx); there is no per-process state to
@@ -6,6 +6,9 @@ sum. Gauges count rows as they are now. Counters and histograms count what happe
 `vr_metrics_window_start_seconds`) from the chats' trace: each scrape then reads one day of rows through an
 index, whatever the size of the history, and at midnight they start again from 0, which Prometheus takes as
 a counter reset (as when a process restarts): rate() and increase() stay right. Use those, not raw values.
+
+The families are built afresh by `Figures.collect()` on each scrape and rendered by prometheus_client on a
+private registry: the global one (with its process and platform collectors) is not exposed, as it never was.
 
 Only the addresses in METRICS_ALLOWED_IPS (addresses or networks; default 127.0.0.1 and ::1) get an answer;
 everyone else gets 404, as if the page did not exist.
@@ -30,8 +33,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import cache
 
@@ -40,6 +42,10 @@ from django.db.models import Count, F, Min, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.registry import Collector
 
 from consortium.models import Consortium
 from libraries.models import Queue, StaffProfile
@@ -47,45 +53,23 @@ from routing.models import Chat, ChatState, Connection, LibrarianPresence, Serve
 from routing.plan import plan_from_json
 from routing.services import PROCESS_DEAD_AFTER
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 # Seconds. Offers normally follow creation within a second; accepts take seconds to minutes.
 BUCKETS = (0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
 OVERDUE_AFTER = timedelta(seconds=5)
 LIVE = (ChatState.QUEUED, ChatState.ACTIVE)
 
-Labels = tuple[tuple[str, str], ...]
+
+def le(bound: float) -> str:
+    """A bucket's upper bound as its `le` label: "1", "0.25" (as dashboards and alerts name them)."""
+    return str(int(bound)) if bound == int(bound) else repr(bound)
 
 
-@dataclass
-class Family:
-    name: str
-    kind: str  # gauge | counter | histogram
-    help: str
-    samples: list[tuple[str, Labels, float]] = field(default_factory=list)
-
-    def add(self, value: float, suffix: str = "", **labels: object) -> None:
-        self.samples.append((self.name + suffix, tuple((k, str(v)) for k, v in labels.items()), value))
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _number(value: float) -> str:
-    if value == int(value) and abs(value) < 1e15:
-        return str(int(value))
-    return repr(float(value))
-
-
-def render(families: Iterable[Family]) -> str:
-    lines: list[str] = []
-    for family in families:
-        lines.append(f"# HELP {family.name} {family.help}")
-        lines.append(f"# TYPE {family.name} {family.kind}")
-        for name, labels, value in family.samples:
-            inner = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
-            lines.append(f"{name}{{{inner}}} {_number(value)}" if inner else f"{name} {_number(value)}")
-    return "\n".join(lines) + "\n"
+def render(collector: Collector) -> str:
+    """The exposition text of one collector, on a registry of its own."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    return generate_latest(registry).decode("utf-8")
 
 
 # --- the figures ---------------------------------------------------------------------------------------
@@ -97,23 +81,28 @@ def _live_chats() -> QuerySet[Chat, Chat]:
     return Chat.objects.filter(consortium_id__in=list(Consortium.objects.values_list("pk", flat=True)))
 
 
-def _chats(consortia: list[str]) -> Family:
-    family = Family("vr_chats", "gauge", "Chats waiting (queued) or being answered (active) now.")
+def _chats(consortia: list[str]) -> Metric:
+    family = GaugeMetricFamily("vr_chats", "Chats waiting (queued) or being answered (active) now.",
+                               labels=["consortium", "state"])
     counts = {(row["consortium__slug"], row["state"]): row["n"] for row in
               _live_chats().filter(state__in=LIVE).values("consortium__slug", "state").annotate(n=Count("pk"))}
     for slug in consortia:
         for state in LIVE:
-            family.add(counts.get((slug, state), 0), consortium=slug, state=state)
+            family.add_metric([slug, state], counts.get((slug, state), 0))
     return family
 
 
-def _queues(now: datetime) -> list[Family]:
-    waiting = Family("vr_queue_waiting_chats", "gauge",
-                     "Queued chats whose current routing step includes this queue (a chat may count in several).")
-    oldest = Family("vr_queue_oldest_wait_seconds", "gauge",
-                    "Seconds the longest-waiting chat in this queue has waited since it arrived (0: none waits).")
-    present = Family("vr_queue_librarians_present", "gauge",
-                     "Librarians online and available who serve this queue (shift rotas not applied).")
+def _queues(now: datetime) -> list[Metric]:
+    labels = ["consortium", "queue"]
+    waiting = GaugeMetricFamily(
+        "vr_queue_waiting_chats",
+        "Queued chats whose current routing step includes this queue (a chat may count in several).", labels=labels)
+    oldest = GaugeMetricFamily(
+        "vr_queue_oldest_wait_seconds",
+        "Seconds the longest-waiting chat in this queue has waited since it arrived (0: none waits).", labels=labels)
+    present = GaugeMetricFamily(
+        "vr_queue_librarians_present",
+        "Librarians online and available who serve this queue (shift rotas not applied).", labels=labels)
     count: dict[tuple[str, str], int] = defaultdict(int)
     since: dict[tuple[str, str], datetime] = {}
     rows = _live_chats().filter(state=ChatState.QUEUED).values_list("consortium__slug", "plan", "step_index",
@@ -137,23 +126,23 @@ def _queues(now: datetime) -> list[Family]:
     known = set(Queue.objects.filter(is_active=True, consortium__is_active=True)
                 .values_list("consortium__slug", "slug"))
     for key in sorted(known | set(count) | set(staffed)):
-        slug, queue = key
-        waiting.add(count.get(key, 0), consortium=slug, queue=queue)
-        oldest.add(round((now - since[key]).total_seconds(), 3) if key in since else 0, consortium=slug,
-                   queue=queue)
-        present.add(staffed.get(key, 0), consortium=slug, queue=queue)
+        waiting.add_metric(list(key), count.get(key, 0))
+        oldest.add_metric(list(key), round((now - since[key]).total_seconds(), 3) if key in since else 0)
+        present.add_metric(list(key), staffed.get(key, 0))
     return [waiting, oldest, present]
 
 
-def _librarians(consortia: list[str]) -> Family:
-    family = Family("vr_librarians_online", "gauge",
-                    "Librarians connected or inside the reconnect grace, by status (available ones are offered chats).")
+def _librarians(consortia: list[str]) -> Metric:
+    family = GaugeMetricFamily(
+        "vr_librarians_online",
+        "Librarians connected or inside the reconnect grace, by status (available ones are offered chats).",
+        labels=["consortium", "status"])
     counts = {(row["librarian__library__consortium__slug"], row["status"]): row["n"] for row in
               LibrarianPresence.objects.filter(online=True)
               .values("librarian__library__consortium__slug", "status").annotate(n=Count("pk"))}
     for slug in consortia:
         for status in LibrarianPresence.Status.values:
-            family.add(counts.get((slug, status), 0), consortium=slug, status=status)
+            family.add_metric([slug, status], counts.get((slug, status), 0))
     return family
 
 
@@ -162,18 +151,16 @@ def window_start(now: datetime) -> datetime:
     return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def _histogram(family: Family, observations: dict[str, list[float]], consortia: list[str]) -> Family:
+def _histogram(name: str, documentation: str, observations: dict[str, list[float]], consortia: list[str]) -> Metric:
+    family = HistogramMetricFamily(name, documentation, labels=["consortium"])
     for slug in sorted(set(consortia) | set(observations)):
         values = observations.get(slug, [])
-        for bound in BUCKETS:
-            family.add(sum(1 for v in values if v <= bound), "_bucket", consortium=slug, le=_number(bound))
-        family.add(len(values), "_bucket", consortium=slug, le="+Inf")
-        family.add(round(sum(values), 3), "_sum", consortium=slug)
-        family.add(len(values), "_count", consortium=slug)
+        buckets = [(le(bound), sum(1 for v in values if v <= bound)) for bound in BUCKETS]
+        family.add_metric([slug], [*buckets, ("+Inf", len(values))], round(sum(values), 3))
     return family
 
 
-def _latencies(consortia: list[str], since: datetime) -> list[Family]:
+def _latencies(consortia: list[str], since: datetime) -> list[Metric]:
     """Today's observations, read through the index on the trace's time: a day of rows, not the history."""
     # Offer latency, for the chats created today: their first offer is their earliest `offered` event (a broadcast
     # offers several librarians at one instant), which is today too.
@@ -190,73 +177,87 @@ def _latencies(consortia: list[str], since: datetime) -> list[Family]:
                               .values_list("chat__consortium__slug", "at", "chat__created_at")):
         accepted[slug].append((at - created).total_seconds())
     return [
-        _histogram(Family("vr_offer_latency_seconds", "histogram",
-                          "Seconds from a chat's creation to its first offer to a librarian (chats created today)."),
+        _histogram("vr_offer_latency_seconds",
+                   "Seconds from a chat's creation to its first offer to a librarian (chats created today).",
                    offered, consortia),
-        _histogram(Family("vr_time_to_accept_seconds", "histogram",
-                          "Seconds from a chat's creation to the first librarian accepting it (accepted today)."),
+        _histogram("vr_time_to_accept_seconds",
+                   "Seconds from a chat's creation to the first librarian accepting it (accepted today).",
                    accepted, consortia),
     ]
 
 
-def _events(since: datetime) -> list[Family]:
-    family = Family("vr_routing_events_total", "counter",
-                    "Routing trace events today by kind (created, offered, escalated, accepted, unstaffed, abandoned, "
-                    "ended, requeued, ...): escalations are kind=escalated.")
+def _events(since: datetime) -> list[Metric]:
+    family = CounterMetricFamily(
+        "vr_routing_events_total",
+        "Routing trace events today by kind (created, offered, escalated, accepted, unstaffed, abandoned, "
+        "ended, requeued, ...): escalations are kind=escalated.", labels=["consortium", "kind"])
     rows = (TraceEvent.objects.filter(at__gte=since).values("chat__consortium__slug", "kind").annotate(n=Count("pk"))
             .order_by("chat__consortium__slug", "kind"))
     seen = set()
     for row in rows:
         seen.add((row["chat__consortium__slug"], row["kind"]))
-        family.add(row["n"], consortium=row["chat__consortium__slug"], kind=row["kind"])
+        family.add_metric([row["chat__consortium__slug"], row["kind"]], row["n"])
     # The kinds an alert is written for exist from the start, at 0, so rate() has a series to work on.
     for slug in Consortium.objects.filter(is_active=True).values_list("slug", flat=True).order_by("slug"):
         for kind in ("created", "escalated", "accepted", "unstaffed", "abandoned"):
             if (slug, kind) not in seen:
-                family.add(0, consortium=slug, kind=kind)
-    start = Family("vr_metrics_window_start_seconds", "gauge",
-                   "Unix time since which the counters and histograms count (00:00 UTC today).")
-    start.add(since.timestamp())
+                family.add_metric([slug, kind], 0)
+    start = GaugeMetricFamily("vr_metrics_window_start_seconds",
+                              "Unix time since which the counters and histograms count (00:00 UTC today).",
+                              value=since.timestamp())
     return [family, start]
 
 
-def _sockets() -> Family:
-    family = Family("vr_sockets", "gauge", "Open connections (Connection rows), by kind and transport.")
+def _sockets() -> Metric:
+    family = GaugeMetricFamily("vr_sockets", "Open connections (Connection rows), by kind and transport.",
+                               labels=["kind", "transport"])
     counts: dict[tuple[str, str], int] = defaultdict(int)
     for row in Connection.objects.values("kind", "process_id").annotate(n=Count("pk")):
         transport = "poll" if str(row["process_id"]).startswith("poll.") else "websocket"
         counts[(row["kind"], transport)] += row["n"]
     for kind in Connection.Kind.values:
         for transport in ("websocket", "poll"):
-            family.add(counts.get((kind, transport), 0), kind=kind, transport=transport)
+            family.add_metric([kind, transport], counts.get((kind, transport), 0))
     return family
 
 
-def _processes(now: datetime) -> Family:
-    family = Family("vr_web_processes", "gauge",
-                    "Web (daphne) processes by heartbeat: alive, or stale (silent, sockets about to be reaped).")
+def _processes(now: datetime) -> Metric:
+    family = GaugeMetricFamily(
+        "vr_web_processes",
+        "Web (daphne) processes by heartbeat: alive, or stale (silent, sockets about to be reaped).", labels=["state"])
     web = ServerProcess.objects.exclude(pk__startswith="poll.")
     alive = web.filter(heartbeat_at__gte=now - PROCESS_DEAD_AFTER).count()
-    family.add(alive, state="alive")
-    family.add(web.count() - alive, state="stale")
+    family.add_metric(["alive"], alive)
+    family.add_metric(["stale"], web.count() - alive)
     return family
 
 
-def _overdue(now: datetime) -> Family:
-    family = Family("vr_overdue_deadlines", "gauge",
-                    "Deadlines passed more than 5 s ago and not fired yet: if this stays above 0, no timer runs.")
-    family.add(Chat.objects.filter(state__in=LIVE, deadline__lt=now - OVERDUE_AFTER).count(), kind="chat")
-    family.add(LibrarianPresence.objects.filter(grace_until__lt=now - OVERDUE_AFTER).count(), kind="grace")
+def _overdue(now: datetime) -> Metric:
+    family = GaugeMetricFamily(
+        "vr_overdue_deadlines",
+        "Deadlines passed more than 5 s ago and not fired yet: if this stays above 0, no timer runs.", labels=["kind"])
+    family.add_metric(["chat"], Chat.objects.filter(state__in=LIVE, deadline__lt=now - OVERDUE_AFTER).count())
+    family.add_metric(["grace"], LibrarianPresence.objects.filter(grace_until__lt=now - OVERDUE_AFTER).count())
     return family
 
 
-def collect(now: datetime) -> list[Family]:
-    consortia = list(Consortium.objects.filter(is_active=True).order_by("slug").values_list("slug", flat=True))
-    return [
-        _chats(consortia), *_queues(now), _librarians(consortia), *_latencies(consortia, window_start(now)),
-        *_events(window_start(now)),
-        _sockets(), _processes(now), _overdue(now),
-    ]
+class Figures(Collector):
+    """The service's figures, read from the database when a scrape collects them (at `now`, or the time then)."""
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self.now = now
+
+    def collect(self) -> Iterator[Metric]:
+        now = self.now or timezone.now()
+        consortia = list(Consortium.objects.filter(is_active=True).order_by("slug").values_list("slug", flat=True))
+        yield _chats(consortia)
+        yield from _queues(now)
+        yield _librarians(consortia)
+        yield from _latencies(consortia, window_start(now))
+        yield from _events(window_start(now))
+        yield _sockets()
+        yield _processes(now)
+        yield _overdue(now)
 
 
 # --- who may read them -----------------------------------------------------------------------------------
@@ -283,7 +284,7 @@ def client_allowed(address: str | None) -> bool:
 def metrics(request: HttpRequest) -> HttpResponse:
     if not client_allowed(request.META.get("REMOTE_ADDR")):
         raise Http404("not found")
-    body = render(collect(timezone.now()))
+    body = render(Figures())
     response = HttpResponse(body, content_type=CONTENT_TYPE)
     response["Cache-Control"] = "no-store"
     return response

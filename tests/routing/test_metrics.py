@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.test import Client
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
-from consortium import metrics
-from routing import events, patron_polling, services
+from routing import events, metrics, patron_polling, services
 from routing.models import TraceEvent
 from tests.factories import make_consortium
 from tests.routing.routing_helpers import Sent, at, go_online, patron_joins, staff, start, world
@@ -74,7 +76,7 @@ def test_the_figures_match_what_happened(sent: Sent) -> None:
     patron_polling.seen(first.pk, at(87))
     services.process_heartbeat("p1", at(87))
 
-    samples, types = parse(metrics.render(metrics.collect(at(90))))
+    samples, types = parse(metrics.render(metrics.Figures(at(90))))
     assert types["vr_offer_latency_seconds"] == "histogram" and types["vr_routing_events_total"] == "counter"
     assert value(samples, "vr_chats", consortium="vr", state="queued") == 1
     assert value(samples, "vr_chats", consortium="vr", state="active") == 1
@@ -122,8 +124,8 @@ def test_histogram_buckets_are_cumulative(sent: Sent) -> None:
         chat = start(w.consortium, at(i * 1000), library_slug="home")
         services.chat_accept(lena, chat.pk, at(i * 1000 + wait))
         services.chat_end(chat.pk, at(i * 1000 + wait + 1), by="librarian", librarian=lena)
-    samples, _ = parse(metrics.render(metrics.collect(at(5000))))
-    buckets = [value(samples, "vr_time_to_accept_seconds_bucket", consortium="vr", le=metrics._number(b))
+    samples, _ = parse(metrics.render(metrics.Figures(at(5000))))
+    buckets = [value(samples, "vr_time_to_accept_seconds_bucket", consortium="vr", le=metrics.le(b))
                for b in metrics.BUCKETS]
     assert buckets == sorted(buckets)
     assert buckets[-1] == value(samples, "vr_time_to_accept_seconds_count", consortium="vr") == 4
@@ -135,7 +137,7 @@ def test_an_overdue_deadline_shows_that_no_timer_runs(sent: Sent) -> None:
     w = world()
     go_online(staff(w.home, "lena"), at(-60))
     start(w.consortium, at(0), library_slug="home")  # its step times out at 45 s; nobody sweeps
-    samples, _ = parse(metrics.render(metrics.collect(at(60))))
+    samples, _ = parse(metrics.render(metrics.Figures(at(60))))
     assert value(samples, "vr_overdue_deadlines", kind="chat") == 1
     assert value(samples, "vr_web_processes", state="stale") == 1  # p1 stopped heart-beating at -60
 
@@ -146,10 +148,18 @@ def fresh_profile(username: str) -> Any:
     return StaffProfile.objects.get(user__username=username)
 
 
+class One(Collector):
+    def __init__(self, family: Metric) -> None:
+        self.family = family
+
+    def collect(self) -> Iterator[Metric]:
+        yield self.family
+
+
 def test_label_values_are_escaped() -> None:
-    family = metrics.Family("vr_x", "gauge", "x")
-    family.add(1, queue='a"b\\c\nd')
-    assert metrics.render([family]).splitlines()[-1] == 'vr_x{queue="a\\"b\\\\c\\nd"} 1'
+    family = GaugeMetricFamily("vr_x", "x", labels=["queue"])
+    family.add_metric(['a"b\\c\nd'], 1)
+    assert metrics.render(One(family)).splitlines()[-1] == 'vr_x{queue="a\\"b\\\\c\\nd"} 1.0'
 
 
 # --- who may read them ---------------------------------------------------------------------------------
@@ -190,6 +200,18 @@ def test_only_get() -> None:
     assert Client(REMOTE_ADDR="127.0.0.1").post("/metrics").status_code == 405
 
 
+def test_only_the_services_own_figures_are_exposed() -> None:
+    # A private registry: prometheus_client's default process, platform and GC collectors stay out.
+    body = Client(REMOTE_ADDR="127.0.0.1").get("/metrics").content.decode()
+    families = {line.split()[2]: line.split()[3] for line in body.splitlines() if line.startswith("# TYPE ")}
+    assert families == {
+        "vr_chats": "gauge", "vr_queue_waiting_chats": "gauge", "vr_queue_oldest_wait_seconds": "gauge",
+        "vr_queue_librarians_present": "gauge", "vr_librarians_online": "gauge",
+        "vr_offer_latency_seconds": "histogram", "vr_time_to_accept_seconds": "histogram",
+        "vr_routing_events_total": "counter", "vr_metrics_window_start_seconds": "gauge", "vr_sockets": "gauge",
+        "vr_web_processes": "gauge", "vr_overdue_deadlines": "gauge"}
+
+
 def test_counters_and_histograms_cover_today_and_start_again_at_midnight(sent: Sent) -> None:
     w = world()
     lena = staff(w.home, "lena")
@@ -198,7 +220,7 @@ def test_counters_and_histograms_cover_today_and_start_again_at_midnight(sent: S
     services.chat_accept(lena, yesterday.pk, at(20))
     services.chat_end(yesterday.pk, at(30), by="librarian", librarian=lena)
     next_day = at(24 * 3600)
-    samples, _ = parse(metrics.render(metrics.collect(next_day)))
+    samples, _ = parse(metrics.render(metrics.Figures(next_day)))
     midnight = at(0).replace(hour=0) + timedelta(days=1)
     assert value(samples, "vr_metrics_window_start_seconds") == midnight.timestamp()
     assert value(samples, "vr_routing_events_total", consortium="vr", kind="created") == 0
@@ -208,7 +230,7 @@ def test_counters_and_histograms_cover_today_and_start_again_at_midnight(sent: S
     go_online(fresh_profile("mia"), next_day)
     today = start(w.consortium, next_day + timedelta(seconds=5), library_slug="home")
     services.chat_accept(lena, today.pk, next_day + timedelta(seconds=12))
-    samples, _ = parse(metrics.render(metrics.collect(next_day + timedelta(seconds=60))))
+    samples, _ = parse(metrics.render(metrics.Figures(next_day + timedelta(seconds=60))))
     assert value(samples, "vr_routing_events_total", consortium="vr", kind="created") == 1
     assert value(samples, "vr_routing_events_total", consortium="vr", kind="offered") == 2
     assert value(samples, "vr_offer_latency_seconds_count", consortium="vr") == 1
