@@ -29,7 +29,7 @@ from django.db.models import CharField, DateField, F, IntegerField, Sum, Value
 from consortium.models import Consortium
 from libraries.hours import MINUTES_PER_DAY, span_on
 from libraries.models import Library, Queue, Shift, ShiftAssignment, ShiftSwap, StaffProfile
-from libraries.services import queues_changed
+from libraries.signals import queues_changed_send
 
 _ONE_DAY = timedelta(days=1)
 
@@ -247,8 +247,9 @@ def commitments(consortium: Consortium) -> list[Commitment]:
 
 
 # --- changing the rota -------------------------------------------------------------------------------
-# Each change that alters who is on shift now asks routing to look at the queue's waiting chats again
-# after commit: a librarian put on the current shift is offered waiting chats at once.
+# Each change that alters who is on shift now announces it (libraries.signals.queues_changed, after
+# commit), and routing looks at the queue's waiting chats again: a librarian put on the current shift
+# is offered waiting chats at once.
 
 
 def shift_create(queue: Queue, now: datetime, *, weekday: int, start_minute: int, end_minute: int,
@@ -264,7 +265,7 @@ def shift_create(queue: Queue, now: datetime, *, weekday: int, start_minute: int
     with transaction.atomic():
         shift = Shift.objects.create(queue=queue, weekday=weekday, start_minute=start_minute,
                                      end_minute=end_minute, min_librarians=min_librarians)
-        queues_changed(queue.consortium_id, {queue.slug}, now)
+        queues_changed_send(queue.consortium_id, {queue.slug}, now)
     return shift
 
 
@@ -272,7 +273,7 @@ def shift_delete(shift: Shift, now: datetime) -> None:
     with transaction.atomic():
         queue = shift.queue
         shift.delete()
-        queues_changed(queue.consortium_id, {queue.slug}, now)
+        queues_changed_send(queue.consortium_id, {queue.slug}, now)
 
 
 def shift_assign(shift: Shift, librarian: StaffProfile, now: datetime) -> ShiftAssignment:
@@ -283,7 +284,7 @@ def shift_assign(shift: Shift, librarian: StaffProfile, now: datetime) -> ShiftA
     try:
         with transaction.atomic():
             assignment = ShiftAssignment.objects.create(shift=shift, librarian=librarian, assigned_on=today)
-            queues_changed(shift.queue.consortium_id, {shift.queue.slug}, now)
+            queues_changed_send(shift.queue.consortium_id, {shift.queue.slug}, now)
     except IntegrityError as e:
         raise RotaError(f"{librarian.display_name} is on this shift already") from e
     return assignment
@@ -295,7 +296,7 @@ def shift_unassign(shift: Shift, librarian: StaffProfile, now: datetime) -> None
         # Their offers to swap a shift they no longer work would hand over nothing.
         ShiftSwap.objects.filter(shift=shift, offered_by=librarian, status=ShiftSwap.Status.OPEN).update(
             status=ShiftSwap.Status.WITHDRAWN)
-        queues_changed(shift.queue.consortium_id, {shift.queue.slug}, now)
+        queues_changed_send(shift.queue.consortium_id, {shift.queue.slug}, now)
 
 
 def swap_offer(shift: Shift, day: date, librarian: StaffProfile, now: datetime, *, note: str = "") -> ShiftSwap:
@@ -336,7 +337,7 @@ def swap_take(swap_id: int, librarian: StaffProfile, now: datetime) -> ShiftSwap
         swap.taken_by = librarian
         swap.taken_at = now
         swap.save(update_fields=["status", "taken_by", "taken_at"])
-        queues_changed(swap.shift.queue.consortium_id, {swap.shift.queue.slug}, now)
+        queues_changed_send(swap.shift.queue.consortium_id, {swap.shift.queue.slug}, now)
     return swap
 
 
@@ -347,7 +348,7 @@ def queue_rota_driven_set(queue: Queue, rota_driven: bool, now: datetime) -> Non
     with transaction.atomic():
         queue.rota_driven = rota_driven
         queue.save(update_fields=["rota_driven"])
-        queues_changed(queue.consortium_id, {queue.slug}, now)
+        queues_changed_send(queue.consortium_id, {queue.slug}, now)
 
 
 def library_target_set(library: Library, hours: int | None) -> None:
