@@ -22,7 +22,9 @@ from django.utils.encoding import force_str
 from django.utils.http import urlsafe_base64_decode
 
 from consortium.models import Consortium
-from libraries.consortium_file import export, load_yaml, normalize, validate
+from libraries.consortium_file.export import export
+from libraries.consortium_file.validate import normalize, validate
+from libraries.consortium_file.yaml_text import load_yaml
 from libraries.models import (
     Closure,
     Library,
