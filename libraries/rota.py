@@ -16,7 +16,6 @@ a waiting chat's deadline so that a chat is offered to the next shift the moment
 
 from __future__ import annotations
 
-import secrets
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import CharField, DateField, F, IntegerField, Sum, Value
 
 from consortium.models import Consortium
+from consortium.tokens import token_hash, token_new
 from libraries.hours import MINUTES_PER_DAY, span_on
 from libraries.models import Library, Queue, Shift, ShiftAssignment, ShiftSwap, StaffProfile
 from libraries.signals import queues_changed_send
@@ -383,26 +383,34 @@ def open_swaps(consortium: Consortium, now: datetime) -> list[ShiftSwap]:
 # --- the private calendar feed --------------------------------------------------------------------------
 
 
-def feed_token(librarian: StaffProfile) -> str:
-    """The secret of this librarian's feed address, made on first use."""
-    if not librarian.feed_token:
-        librarian.feed_token = secrets.token_urlsafe(24)
-        librarian.save(update_fields=["feed_token"])
-    return librarian.feed_token
+def feed_token_issue(librarian: StaffProfile) -> str | None:
+    """The secret of this librarian's feed address if they have none yet (made now), else None.
+
+    Only its hash is kept (consortium.tokens), so the address can be shown only now: the page says
+    to copy it. Two pages opening at once make one secret; the later one gets None.
+    """
+    if librarian.feed_token_hash:
+        return None
+    token = token_new()
+    made = StaffProfile.objects.filter(pk=librarian.pk, feed_token_hash=None).update(
+        feed_token_hash=token_hash(token))
+    librarian.refresh_from_db(fields=["feed_token_hash"])
+    return token if made else None
 
 
 def feed_token_reset(librarian: StaffProfile) -> str:
-    """A new secret: the old address stops working (it was shared by mistake, say)."""
-    librarian.feed_token = secrets.token_urlsafe(24)
-    librarian.save(update_fields=["feed_token"])
-    return librarian.feed_token
+    """A new secret, to be shown once: the old address stops working (it was shared by mistake, say)."""
+    token = token_new()
+    librarian.feed_token_hash = token_hash(token)
+    librarian.save(update_fields=["feed_token_hash"])
+    return token
 
 
 def librarian_for_feed(token: str) -> StaffProfile | None:
     if not token or len(token) > 64:
         return None
     return (StaffProfile.objects.select_related("library__consortium", "user")
-            .filter(feed_token=token, is_active=True, user__is_active=True).first())
+            .filter(feed_token_hash=token_hash(token), is_active=True, user__is_active=True).first())
 
 
 def week_shifts(consortium: Consortium) -> Mapping[Queue, list[Shift]]:
