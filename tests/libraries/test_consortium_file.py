@@ -38,13 +38,7 @@ from libraries.models import (
 DEMO_FILE = Path(__file__).resolve().parents[2] / "deploy" / "demo-consortium.yaml"
 PW = "Secret-pw-123"
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fast_hashing(settings: Any) -> None:
-    # The real hasher spends ~0.3 s per password on purpose; these tests hash dozens.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hashing")]  # these tests hash dozens
 
 
 # -- helpers ------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 from libraries.hours import is_open, next_change, schedule_for
 from libraries.hours_loader import hours_at
 from libraries.models import Closure, Queue, SpecialHours
-from tests.factories import make_consortium, make_library, set_weekly_hours
+from tests.factories import make_library, make_local_queue, set_weekly_hours
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -19,11 +19,8 @@ T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 
 
 def test_hours_at_answers_as_is_open_and_next_change_also_after_the_hours_change() -> None:
-    consortium = make_consortium("vr")
-    make_library(consortium, "home")
-    queue = Queue.objects.get(slug="home")
-    set_weekly_hours(queue, {0: [(9 * 60, 12 * 60), (13 * 60, 17 * 60)], 1: [(9 * 60, 17 * 60)]})
-    always = Queue.objects.get(slug=make_library(consortium, "always").slug)
+    queue = make_local_queue(slug="home", hours={0: [(9 * 60, 12 * 60), (13 * 60, 17 * 60)], 1: [(9 * 60, 17 * 60)]})
+    always = Queue.objects.get(slug=make_library(queue.consortium, "always").slug)
 
     def check() -> None:
         rows = list(Queue.objects.filter(pk__in=[queue.pk, always.pk]).order_by("pk"))
