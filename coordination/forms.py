@@ -7,7 +7,7 @@ from typing import Any
 
 from django import forms
 
-from libraries.consortium_file import is_timezone
+from libraries.consortium_file.fields import is_timezone
 from libraries.hours import parse_interval
 
 WEEKDAY_CHOICES = [(0, "Monday"), (1, "Tuesday"), (2, "Wednesday"), (3, "Thursday"), (4, "Friday"),

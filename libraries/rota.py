@@ -16,7 +16,6 @@ a waiting chat's deadline so that a chat is offered to the next shift the moment
 
 from __future__ import annotations
 
-import secrets
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,9 +26,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import CharField, DateField, F, IntegerField, Sum, Value
 
 from consortium.models import Consortium
+from consortium.tokens import token_hash, token_new
 from libraries.hours import MINUTES_PER_DAY, span_on
 from libraries.models import Library, Queue, Shift, ShiftAssignment, ShiftSwap, StaffProfile
-from libraries.services import queues_changed
+from libraries.signals import queues_changed_send
 
 _ONE_DAY = timedelta(days=1)
 
@@ -247,8 +247,9 @@ def commitments(consortium: Consortium) -> list[Commitment]:
 
 
 # --- changing the rota -------------------------------------------------------------------------------
-# Each change that alters who is on shift now asks routing to look at the queue's waiting chats again
-# after commit: a librarian put on the current shift is offered waiting chats at once.
+# Each change that alters who is on shift now announces it (libraries.signals.queues_changed, after
+# commit), and routing looks at the queue's waiting chats again: a librarian put on the current shift
+# is offered waiting chats at once.
 
 
 def shift_create(queue: Queue, now: datetime, *, weekday: int, start_minute: int, end_minute: int,
@@ -264,7 +265,7 @@ def shift_create(queue: Queue, now: datetime, *, weekday: int, start_minute: int
     with transaction.atomic():
         shift = Shift.objects.create(queue=queue, weekday=weekday, start_minute=start_minute,
                                      end_minute=end_minute, min_librarians=min_librarians)
-        queues_changed(queue.consortium_id, {queue.slug}, now)
+        queues_changed_send(queue.consortium_id, {queue.slug}, now)
     return shift
 
 
@@ -272,7 +273,7 @@ def shift_delete(shift: Shift, now: datetime) -> None:
     with transaction.atomic():
         queue = shift.queue
         shift.delete()
-        queues_changed(queue.consortium_id, {queue.slug}, now)
+        queues_changed_send(queue.consortium_id, {queue.slug}, now)
 
 
 def shift_assign(shift: Shift, librarian: StaffProfile, now: datetime) -> ShiftAssignment:
@@ -283,7 +284,7 @@ def shift_assign(shift: Shift, librarian: StaffProfile, now: datetime) -> ShiftA
     try:
         with transaction.atomic():
             assignment = ShiftAssignment.objects.create(shift=shift, librarian=librarian, assigned_on=today)
-            queues_changed(shift.queue.consortium_id, {shift.queue.slug}, now)
+            queues_changed_send(shift.queue.consortium_id, {shift.queue.slug}, now)
     except IntegrityError as e:
         raise RotaError(f"{librarian.display_name} is on this shift already") from e
     return assignment
@@ -295,7 +296,7 @@ def shift_unassign(shift: Shift, librarian: StaffProfile, now: datetime) -> None
         # Their offers to swap a shift they no longer work would hand over nothing.
         ShiftSwap.objects.filter(shift=shift, offered_by=librarian, status=ShiftSwap.Status.OPEN).update(
             status=ShiftSwap.Status.WITHDRAWN)
-        queues_changed(shift.queue.consortium_id, {shift.queue.slug}, now)
+        queues_changed_send(shift.queue.consortium_id, {shift.queue.slug}, now)
 
 
 def swap_offer(shift: Shift, day: date, librarian: StaffProfile, now: datetime, *, note: str = "") -> ShiftSwap:
@@ -336,7 +337,7 @@ def swap_take(swap_id: int, librarian: StaffProfile, now: datetime) -> ShiftSwap
         swap.taken_by = librarian
         swap.taken_at = now
         swap.save(update_fields=["status", "taken_by", "taken_at"])
-        queues_changed(swap.shift.queue.consortium_id, {swap.shift.queue.slug}, now)
+        queues_changed_send(swap.shift.queue.consortium_id, {swap.shift.queue.slug}, now)
     return swap
 
 
@@ -347,7 +348,7 @@ def queue_rota_driven_set(queue: Queue, rota_driven: bool, now: datetime) -> Non
     with transaction.atomic():
         queue.rota_driven = rota_driven
         queue.save(update_fields=["rota_driven"])
-        queues_changed(queue.consortium_id, {queue.slug}, now)
+        queues_changed_send(queue.consortium_id, {queue.slug}, now)
 
 
 def library_target_set(library: Library, hours: int | None) -> None:
@@ -382,26 +383,34 @@ def open_swaps(consortium: Consortium, now: datetime) -> list[ShiftSwap]:
 # --- the private calendar feed --------------------------------------------------------------------------
 
 
-def feed_token(librarian: StaffProfile) -> str:
-    """The secret of this librarian's feed address, made on first use."""
-    if not librarian.feed_token:
-        librarian.feed_token = secrets.token_urlsafe(24)
-        librarian.save(update_fields=["feed_token"])
-    return librarian.feed_token
+def feed_token_issue(librarian: StaffProfile) -> str | None:
+    """The secret of this librarian's feed address if they have none yet (made now), else None.
+
+    Only its hash is kept (consortium.tokens), so the address can be shown only now: the page says
+    to copy it. Two pages opening at once make one secret; the later one gets None.
+    """
+    if librarian.feed_token_hash:
+        return None
+    token = token_new()
+    made = StaffProfile.objects.filter(pk=librarian.pk, feed_token_hash=None).update(
+        feed_token_hash=token_hash(token))
+    librarian.refresh_from_db(fields=["feed_token_hash"])
+    return token if made else None
 
 
 def feed_token_reset(librarian: StaffProfile) -> str:
-    """A new secret: the old address stops working (it was shared by mistake, say)."""
-    librarian.feed_token = secrets.token_urlsafe(24)
-    librarian.save(update_fields=["feed_token"])
-    return librarian.feed_token
+    """A new secret, to be shown once: the old address stops working (it was shared by mistake, say)."""
+    token = token_new()
+    librarian.feed_token_hash = token_hash(token)
+    librarian.save(update_fields=["feed_token_hash"])
+    return token
 
 
 def librarian_for_feed(token: str) -> StaffProfile | None:
     if not token or len(token) > 64:
         return None
     return (StaffProfile.objects.select_related("library__consortium", "user")
-            .filter(feed_token=token, is_active=True, user__is_active=True).first())
+            .filter(feed_token_hash=token_hash(token), is_active=True, user__is_active=True).first())
 
 
 def week_shifts(consortium: Consortium) -> Mapping[Queue, list[Shift]]:

@@ -11,6 +11,7 @@ from django.db import transaction
 
 from libraries.hours import Schedule, format_interval
 from libraries.models import Closure, Library, Queue, SpecialHours, WeeklyInterval
+from libraries.signals import queues_changed_send
 
 if TYPE_CHECKING:
     from libraries.ical import HoursImport
@@ -35,28 +36,10 @@ def library_create_local_queue(library: Library) -> Queue:
     )
 
 
-def queues_changed(consortium_id: int, slugs: set[str], now: datetime) -> None:
-    """Hours or the rota of these queues changed: route their waiting chats again after commit.
-
-    A queue that opened, or a librarian put on the current shift, must be offered waiting chats at
-    once (docs/routing.md, "Timing"), and each chat's stored deadline was computed from the old
-    hours. routing depends on libraries, not the reverse, so it is imported here, when needed.
-    """
-
-    def reroute() -> None:
-        from consortium.models import Consortium
-        from routing.services import waiting_chats_route
-
-        consortium = Consortium.objects.filter(pk=consortium_id).first()
-        if consortium is not None:
-            waiting_chats_route(consortium, now, slugs)
-
-    transaction.on_commit(reroute)
-
-
 # --- hours, as the hours editor changes them -----------------------------------------------------------
 # Each write checks what the router relies on (libraries.hours.Schedule raises on a bad interval),
-# then tells routing, so a queue that opens is offered its waiting chats at once.
+# then announces the change (libraries.signals.queues_changed, after commit), so that routing offers a
+# queue that opens its waiting chats at once.
 
 
 def queue_hours_set(queue: Queue, now: datetime, *, weekly: dict[int, list[tuple[int, int]]], always_open: bool,
@@ -78,7 +61,7 @@ def queue_hours_set(queue: Queue, now: datetime, *, weekly: dict[int, list[tuple
         WeeklyInterval.objects.bulk_create(
             WeeklyInterval(queue=queue, weekday=d, start_minute=s, end_minute=e)
             for d, intervals in sorted(weekly.items()) for s, e in sorted(intervals))
-        queues_changed(queue.consortium_id, {queue.slug}, now)
+        queues_changed_send(queue.consortium_id, {queue.slug}, now)
 
 
 def closure_add(queue: Queue, now: datetime, start: date, end: date, reason: str = "") -> Closure:
@@ -86,14 +69,14 @@ def closure_add(queue: Queue, now: datetime, start: date, end: date, reason: str
         raise ValueError("a closure ends on or after the day it starts")
     with transaction.atomic():
         closure = Closure.objects.create(queue=queue, start_date=start, end_date=end, reason=reason[:200])
-        queues_changed(queue.consortium_id, {queue.slug}, now)
+        queues_changed_send(queue.consortium_id, {queue.slug}, now)
     return closure
 
 
 def closure_remove(queue: Queue, now: datetime, closure_id: int) -> None:
     with transaction.atomic():
         queue.closures.filter(pk=closure_id).delete()
-        queues_changed(queue.consortium_id, {queue.slug}, now)
+        queues_changed_send(queue.consortium_id, {queue.slug}, now)
 
 
 def special_hours_set(queue: Queue, now: datetime, day: date, intervals: list[tuple[int, int]],
@@ -104,14 +87,14 @@ def special_hours_set(queue: Queue, now: datetime, day: date, intervals: list[tu
         special, _ = SpecialHours.objects.update_or_create(
             queue=queue, date=day, defaults={"intervals": [list(iv) for iv in sorted(intervals)],
                                              "reason": reason[:200]})
-        queues_changed(queue.consortium_id, {queue.slug}, now)
+        queues_changed_send(queue.consortium_id, {queue.slug}, now)
     return special
 
 
 def special_hours_remove(queue: Queue, now: datetime, special_id: int) -> None:
     with transaction.atomic():
         queue.special_hours.filter(pk=special_id).delete()
-        queues_changed(queue.consortium_id, {queue.slug}, now)
+        queues_changed_send(queue.consortium_id, {queue.slug}, now)
 
 
 def queue_hours_import(queue: Queue, now: datetime, found: HoursImport) -> None:

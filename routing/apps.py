@@ -6,4 +6,4 @@ class RoutingConfig(AppConfig):
     verbose_name = "Chats and routing"
 
     def ready(self) -> None:
-        from routing import signals  # noqa: F401  (connects the sign-out receiver)
+        from routing import receivers, signals  # noqa: F401  (connect the queues-changed and sign-out receivers)

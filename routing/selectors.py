@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime, timedelta
-from typing import Any, cast
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import connections
-from django.db.models import Count, DateField, IntegerField, JSONField, Q, QuerySet, TextField, Value
+from django.db.models import Count, Q, QuerySet, TextField
 from django.db.models.functions import Cast
 
 from consortium.models import Consortium
 from libraries import rota
-from libraries.hours import Schedule, is_open, next_change
-from libraries.models import Closure, Queue, SpecialHours, StaffProfile, WeeklyInterval
+from libraries.hours_loader import hours_at
+from libraries.models import Queue, StaffProfile
 from routing import router
 from routing.models import Chat, ChatState, LibrarianPresence, Offer
 from routing.plan import plan_from_json
@@ -109,80 +108,6 @@ def present_views(consortium: Consortium, now: datetime, queues: set[str] | None
             on_shift=on_shift,
         ))
     return views
-
-
-# Per process: each queue's Schedule, built from the hours rows it was built from, and the stretch of
-# time over which its answer (open or not, and the next change) holds. Keyed by queue id.
-_HOURS: dict[int, tuple[tuple[object, ...], Schedule, datetime, datetime | None, bool, datetime | None]] = {}
-# next_change gives None for "never" and for "not within its horizon" alike: such an answer is
-# trusted for a day, then asked again.
-_RECHECK_NONE_AFTER = timedelta(days=1)
-
-
-def hours_at(queues: list[Queue], now: datetime) -> list[tuple[bool, datetime | None]]:
-    """(open at `now`, next open/close after `now`) for each queue: is_open and next_change of its hours.
-
-    The hours rows of all these queues are read in one query (instead of three, and a Schedule built
-    for each queue on every decision). They are also the key of a per-process cache: an unchanged
-    schedule is not built again, and its answer at an earlier instant still holds until the change
-    it announced, so next_change (which walks days of intervals) runs once per change, not per chat.
-    An edit of the hours changes the rows, hence the key, and is seen by the next decision.
-    """
-    rows: dict[int, list[tuple[object, ...]]] = defaultdict(list)
-    ids = [q.pk for q in queues]
-    if ids:
-        weekly = WeeklyInterval.objects.filter(queue_id__in=ids).order_by().values_list(
-            "queue_id", Value("w"), "weekday", "start_minute", "end_minute", Value(None, output_field=DateField()),
-            Value(None, output_field=DateField()), Value(None, output_field=JSONField()))
-        closures = Closure.objects.filter(queue_id__in=ids).order_by().values_list(
-            "queue_id", Value("c"), Value(None, output_field=IntegerField()), Value(None, output_field=IntegerField()),
-            Value(None, output_field=IntegerField()), "start_date", "end_date",
-            Value(None, output_field=JSONField()))
-        special = SpecialHours.objects.filter(queue_id__in=ids).order_by().values_list(
-            "queue_id", Value("s"), Value(None, output_field=IntegerField()), Value(None, output_field=IntegerField()),
-            Value(None, output_field=IntegerField()), "date", Value(None, output_field=DateField()), "intervals")
-        for queue_id, kind, weekday, start, end, day, last, intervals in weekly.union(closures, special, all=True):
-            if kind == "s" and isinstance(intervals, str):
-                intervals = json.loads(intervals)  # a union's converters are its first branch's
-            rows[queue_id].append((kind, weekday, start, end, day, last,
-                                   None if intervals is None else json.dumps(intervals)))
-    answers = []
-    for queue in queues:
-        key = (queue.timezone, queue.always_open, *sorted(rows.get(queue.pk, ()), key=repr))
-        cached = _HOURS.get(queue.pk)
-        if cached is not None and cached[0] == key:
-            _, schedule, since, until, open_then, change = cached
-            if since <= now and (until is None or now < until):
-                answers.append((open_then, change))
-                continue
-        else:
-            schedule = _schedule(queue, rows.get(queue.pk, ()))
-        open_now, change = is_open(schedule, now), next_change(schedule, now)
-        until = change if change is not None else now + _RECHECK_NONE_AFTER
-        _HOURS[queue.pk] = (key, schedule, now, until, open_now, change)
-        answers.append((open_now, change))
-    return answers
-
-
-def _schedule(queue: Queue, rows: Iterable[tuple[object, ...]]) -> Schedule:
-    """schedule_for(queue), from rows already read by hours_at."""
-    weekly: dict[int, list[tuple[int, int]]] = defaultdict(list)
-    closures: list[tuple[date, date]] = []
-    special: dict[date, tuple[tuple[int, int], ...]] = {}
-    for kind, weekday, start, end, day, last, intervals in rows:
-        if kind == "w":
-            weekly[int(cast(int, weekday))].append((int(cast(int, start)), int(cast(int, end))))
-        elif kind == "c":
-            closures.append((cast(date, day), cast(date, last)))
-        else:
-            special[cast(date, day)] = tuple((int(a), int(b)) for a, b in json.loads(cast(str, intervals)))
-    return Schedule(
-        timezone=queue.timezone,
-        always_open=queue.always_open,
-        weekly={weekday: tuple(intervals) for weekday, intervals in weekly.items()},
-        closures=tuple(closures),
-        special=special,  # Schedule sorts and checks them
-    )
 
 
 def situation_for(consortium: Consortium, now: datetime, queues: set[str] | None = None) -> router.Situation:

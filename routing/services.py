@@ -8,8 +8,6 @@ The decisions themselves are made by routing.router; this module loads, applies 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import secrets
 import time
@@ -23,6 +21,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from consortium.models import Consortium
+from consortium.tokens import token_hash, token_hash_matches
 from libraries import duty
 from libraries.models import Library, Queue, StaffProfile
 from libraries.rota import rota_queues_of
@@ -66,12 +65,8 @@ class ServiceError(Exception):
 # --- tokens -------------------------------------------------------------------------------------
 
 
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def token_matches(chat: Chat, token: str) -> bool:
-    return isinstance(token, str) and hmac.compare_digest(chat.token_hash, token_hash(token))
+    return token_hash_matches(chat.token_hash, token)
 
 
 # --- small shared pieces ------------------------------------------------------------------------

@@ -52,6 +52,17 @@ def set_weekly_hours(queue: Queue, hours: dict[int, list[tuple[int, int]]]) -> N
             WeeklyInterval.objects.create(queue=queue, weekday=weekday, start_minute=start, end_minute=end)
 
 
+def make_local_queue(consortium: Consortium | None = None, slug: str = "tampa", *,
+                     hours: dict[int, list[tuple[int, int]]] | None = None, **library_fields: Any) -> Queue:
+    """The local queue of a new library (in a new consortium unless one is given), open `hours` a week
+    (weekday 0 = Monday -> [(start_minute, end_minute)]), closed without them."""
+    library = make_library(consortium or make_consortium(), slug, always_open=False, **library_fields)
+    queue = Queue.objects.get(library=library)
+    if hours is not None:
+        set_weekly_hours(queue, hours)
+    return queue
+
+
 def make_staff(library: Library, username: str | None = None, *, role: str = "librarian",
                queues: list[Queue] | None = None, capacity: int | None = None,
                languages: list[str] | None = None, password: str = PASSWORD) -> StaffProfile:

@@ -23,19 +23,27 @@ from libraries.models import Queue, Shift, StaffProfile
 def my_rota(request: HttpRequest, profile: StaffProfile) -> HttpResponse:
     """Any librarian: my shifts for the next weeks, swaps to offer and take, my calendar address."""
     now = timezone.now()
-    if request.method == "POST":
+    token: str | None
+    if request.method == "POST" and request.POST.get("action") == "reset_feed":
+        # Answered with the page, not a redirect: only the new secret's hash is kept, so this answer
+        # is the one place its address can be shown.
+        token = rota.feed_token_reset(profile)
+        messages.success(request, "Your calendar has a new address; the old one no longer works.")
+    elif request.method == "POST":
         try:
             _my_rota_action(request, profile, now)
         except rota.RotaError as e:
             messages.error(request, e.detail)
         return redirect("coordination-my-rota")
+    else:
+        token = rota.feed_token_issue(profile)  # None once made: it was shown then
     consortium = profile.library.consortium
     upcoming = rota.librarian_occurrences(profile, now, now + dt.timedelta(weeks=4))
     names = dict(Queue.objects.filter(consortium=consortium).values_list("slug", "name"))
     offered = {(s.shift_id, s.date): s for s in profile.swaps_offered.filter(status="open")}
     shifts = [{"occurrence": o, "queue": names.get(o.queue, o.queue), "swap": offered.get(o.key)} for o in upcoming]
     swaps = [s for s in rota.open_swaps(consortium, now) if s.offered_by_id != profile.pk]
-    feed = request.build_absolute_uri(reverse("coordination-feed", args=[rota.feed_token(profile)]))
+    feed = request.build_absolute_uri(reverse("coordination-feed", args=[token])) if token else None
     return render(request, "coordination/my_rota.html", {
         "profile": profile, "consortium": consortium, "section": "my-rota", "shifts": shifts, "swaps": swaps,
         "feed": feed, "is_coordinator": profile.role == StaffProfile.Role.COORDINATOR,
@@ -60,9 +68,6 @@ def _my_rota_action(request: HttpRequest, profile: StaffProfile, now: dt.datetim
     elif action == "withdraw":
         rota.swap_withdraw(int_param(request.POST.get("swap")), profile)
         messages.success(request, "Offer withdrawn.")
-    elif action == "reset_feed":
-        rota.feed_token_reset(profile)
-        messages.success(request, "Your calendar has a new address; the old one no longer works.")
     else:
         raise rota.RotaError("unknown action")
 

@@ -20,6 +20,8 @@ from libraries.services import library_create_local_queue
 from routing.models import Chat, Ticket, TraceEvent
 from tests.factories import PASSWORD, make_consortium, make_library, make_shared_queue, make_staff
 
+pytestmark = pytest.mark.usefixtures("fast_password_hashing")  # every test makes several accounts
+
 
 @dataclass
 class World:
@@ -36,12 +38,6 @@ class World:
     librarian: StaffProfile
     orlando_librarian: StaffProfile
     beta_coordinator: StaffProfile
-
-
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings: Any) -> None:
-    # Every test makes several accounts; the real hasher would make this file slow for nothing.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture

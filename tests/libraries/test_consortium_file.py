@@ -22,7 +22,9 @@ from django.utils.encoding import force_str
 from django.utils.http import urlsafe_base64_decode
 
 from consortium.models import Consortium
-from libraries.consortium_file import export, load_yaml, normalize, validate
+from libraries.consortium_file.export import export
+from libraries.consortium_file.validate import normalize, validate
+from libraries.consortium_file.yaml_text import load_yaml
 from libraries.models import (
     Closure,
     Library,
@@ -36,13 +38,7 @@ from libraries.models import (
 DEMO_FILE = Path(__file__).resolve().parents[2] / "deploy" / "demo-consortium.yaml"
 PW = "Secret-pw-123"
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fast_hashing(settings: Any) -> None:
-    # The real hasher spends ~0.3 s per password on purpose; these tests hash dozens.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hashing")]  # these tests hash dozens
 
 
 # -- helpers ------------------------------------------------------------------------------------

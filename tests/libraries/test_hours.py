@@ -22,7 +22,7 @@ from libraries.hours import (
     schedule_for,
 )
 from libraries.models import Closure, Queue, SpecialHours
-from tests.factories import make_consortium, make_library, set_weekly_hours
+from tests.factories import make_local_queue
 
 NY = "America/New_York"
 LA = "America/Los_Angeles"
@@ -310,10 +310,7 @@ def test_parse_and_format_interval() -> None:
 
 @pytest.mark.django_db
 def test_schedule_for_reads_weekly_closures_and_special_hours(django_assert_num_queries: Any) -> None:
-    consortium = make_consortium()
-    library = make_library(consortium, "tampa", always_open=False, timezone=NY)
-    queue = library.local_queue
-    set_weekly_hours(queue, {0: [(540, 720)], 2: [(780, 1020), (540, 720)]})
+    queue = make_local_queue(hours={0: [(540, 720)], 2: [(780, 1020), (540, 720)]}, timezone=NY)
     Closure.objects.create(queue=queue, start_date=date(2026, 6, 8), end_date=date(2026, 6, 8))
     SpecialHours.objects.create(queue=queue, date=date(2026, 6, 3), intervals=[[600, 660]])
 

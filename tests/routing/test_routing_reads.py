@@ -1,54 +1,21 @@
 """The fast reads of routing.selectors give what the plain ones give.
 
-situation_for reads librarians as columns (present_views), hours through one query and a per-process
-cache (hours_at), and the services find waiting chats by a database match on their plan
-(mentioning). Each is checked here against the straightforward reading it replaced.
+situation_for reads librarians as columns (present_views) and hours through libraries.hours_loader
+(checked in tests/libraries/test_hours_loader.py), and the services find waiting chats by a database
+match on their plan (mentioning). Each is checked here against the straightforward reading it replaced.
 """
 
 from __future__ import annotations
 
-from datetime import date, timedelta
-
 import pytest
 
-from libraries.hours import is_open, next_change, schedule_for
-from libraries.models import Closure, Queue, SpecialHours
 from routing import selectors
 from routing.models import Chat, LibrarianPresence
 from routing.plan import plan_to_json, transfer_plan
-from tests.factories import make_consortium, make_library, make_shared_queue, make_staff, set_weekly_hours
+from tests.factories import make_consortium, make_library, make_shared_queue, make_staff
 from tests.routing.routing_helpers import T0, at, go_online, start
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def test_hours_at_answers_as_is_open_and_next_change_also_after_the_hours_change() -> None:
-    consortium = make_consortium("vr")
-    make_library(consortium, "home")
-    queue = Queue.objects.get(slug="home")
-    set_weekly_hours(queue, {0: [(9 * 60, 12 * 60), (13 * 60, 17 * 60)], 1: [(9 * 60, 17 * 60)]})
-    always = Queue.objects.get(slug=make_library(consortium, "always").slug)
-
-    def check() -> None:
-        rows = list(Queue.objects.filter(pk__in=[queue.pk, always.pk]).order_by("pk"))
-        for minutes in range(0, 3 * 24 * 60, 37):  # three days, at odd instants, forwards
-            now = T0 + timedelta(minutes=minutes)
-            expected = [(is_open(schedule_for(q), now), next_change(schedule_for(q), now)) for q in rows]
-            assert selectors.hours_at(rows, now) == expected, now
-        # An instant earlier than those already asked is answered afresh, not from the cache.
-        rows = list(Queue.objects.filter(pk__in=[queue.pk, always.pk]).order_by("pk"))
-        assert selectors.hours_at(rows, T0) == [(is_open(schedule_for(q), T0), next_change(schedule_for(q), T0))
-                                                for q in rows]
-
-    check()
-    # Edits of every kind of hours row are seen by the very next read.
-    Closure.objects.create(queue=queue, start_date=date(2026, 3, 3), end_date=date(2026, 3, 3))
-    check()
-    SpecialHours.objects.create(queue=queue, date=date(2026, 3, 4), intervals=[[600, 660]])
-    SpecialHours.objects.create(queue=always, date=date(2026, 3, 3), intervals=[])
-    check()
-    set_weekly_hours(queue, {0: [(8 * 60, 20 * 60)]})
-    check()
 
 
 def test_present_views_are_the_librarian_views_of_present_librarians() -> None:

@@ -8,7 +8,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from consortium.models import Consortium
-from libraries.consortium_file import dump_yaml, export
+from libraries.consortium_file.export import export
+from libraries.consortium_file.yaml_text import dump_yaml
 
 HEADER = (
     "# Consortium file (spec/CONSORTIUM_FILE.md), exported from the database.\n"

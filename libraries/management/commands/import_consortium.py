@@ -8,7 +8,10 @@ from urllib.parse import urlsplit
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from libraries.consortium_file import InvalidConsortiumFile, Problem, apply, load_yaml, validate
+from libraries.consortium_file.importer import apply
+from libraries.consortium_file.schema import InvalidConsortiumFile, Problem
+from libraries.consortium_file.validate import validate
+from libraries.consortium_file.yaml_text import load_yaml
 
 
 class Command(BaseCommand):
