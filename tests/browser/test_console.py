@@ -8,15 +8,11 @@ Screenshots go to $VR_SCREENSHOTS_DIR when it is set (docs/screenshots is where 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import re
-import shutil
-import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,64 +20,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.browser.chromium import axe_violations, chromium, sign_in
 from tests.live.stack import PASSWORD, Socket, Stack, patron, start_chat, world
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
 # Debian's Chromium under Playwright; `playwright install` is never run.
-CHROMIUM = os.environ.get("VR_CHROMIUM", "/usr/bin/chromium")
-HAVE_CHROMIUM = os.path.exists(CHROMIUM)
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync", "--disable-dev-shm-usage"]
-# axe-core from npm at test time, cached outside the repository (never committed).
-AXE_DIR = Path(os.environ.get("VR_AXE_DIR", Path.home() / ".cache" / "vr-axe"))
-
-
-@asynccontextmanager
-async def chromium() -> AsyncIterator[Any]:
-    if not HAVE_CHROMIUM:
-        pytest.fail(f"no Chromium at {CHROMIUM}: install Debian's chromium (.ci/run does)")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            with contextlib.suppress(Exception):
-                await browser.close()
-
-
-async def sign_in(page: Any, base: str, username: str, password: str, next_path: str = "/staff/") -> None:
-    """Django's login page, as a person uses it."""
-    await page.goto(f"{base}/accounts/login/?next={next_path}")
-    await page.fill("#id_username", username)
-    await page.fill("#id_password", password)
-    await page.click("button[type=submit]")
-    await page.wait_for_url(f"{base}{next_path.split('?')[0]}**")
-
-
-def axe_script() -> Path | None:
-    target = AXE_DIR / "node_modules" / "axe-core" / "axe.min.js"
-    if target.exists():
-        return target
-    npm = shutil.which("npm")
-    if npm is None:
-        return None
-    AXE_DIR.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run([npm, "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(AXE_DIR),
-                             "axe-core@4"], capture_output=True, text=True, timeout=300)
-    return target if result.returncode == 0 and target.exists() else None
-
-
-async def axe_violations(page: Any, *, impacts: tuple[str, ...] = ("serious", "critical")) -> list[dict[str, Any]]:
-    script = await asyncio.to_thread(axe_script)
-    if script is None:
-        pytest.fail("axe-core could not be installed from npm")
-    await page.add_script_tag(path=str(script))
-    result = await page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
-    return [v for v in result["violations"] if v.get("impact") in impacts]
-
 POLICY = "Library cards are **free** for residents.\n\n| Item | Loan |\n|---|---|\n| Books | 3 weeks |\n"
 
 
@@ -121,12 +65,8 @@ def console_stack() -> Iterator[Stack]:
     s.sql("INSERT INTO routing_cannedresponse (consortium_id, library_id, title, body) "
           "SELECT id, NULL, 'Greeting', 'Hello {patron}, this is {librarian} at {library}.' "
           "FROM consortium_consortium WHERE slug = 'conv'")
-    try:
-        s.start()
+    with s.running():
         yield s
-    finally:
-        print(s.logs()[-6000:])
-        s.stop()
 
 
 def shot(page: Any, name: str) -> Any:

@@ -11,10 +11,8 @@ Screenshots go to $VR_SCREENSHOTS_DIR when it is set; docs/screenshots/coordinat
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,15 +20,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.browser.chromium import chromium, sign_in
 from tests.live.stack import PASSWORD, Stack, librarian, patron, start_chat, world
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
-CHROMIUM = os.environ.get("VR_CHROMIUM", "/usr/bin/chromium")
-HAVE_CHROMIUM = os.path.exists(CHROMIUM)
 SHOTS = Path(os.environ["VR_SCREENSHOTS_DIR"]) if os.environ.get("VR_SCREENSHOTS_DIR") else None
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync", "--disable-dev-shm-usage"]
 NY = ZoneInfo("America/New_York")
 
 STAFF = [
@@ -96,27 +91,8 @@ print("seeded", len(rows))
 def stack() -> Iterator[Stack]:
     s = Stack.prepare([WORLD])
     s.manage("shell", "-c", SEED)
-    try:
-        s.start()
+    with s.running(log_tail=4000):
         yield s
-    finally:
-        print(s.logs()[-4000:])
-        s.stop()
-
-
-@asynccontextmanager
-async def chromium() -> AsyncIterator[Any]:
-    if not HAVE_CHROMIUM:
-        pytest.fail(f"no Chromium at {CHROMIUM}: install Debian's chromium (.ci/run does)")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            with contextlib.suppress(Exception):
-                await browser.close()
 
 
 async def shot(page: Any, name: str) -> None:
@@ -130,11 +106,7 @@ async def signed_in(browser: Any, base: str, username: str, path: str) -> tuple[
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    await page.goto(f"{base}/accounts/login/?next={path}")
-    await page.fill("#id_username", username)
-    await page.fill("#id_password", PASSWORD)
-    await page.click("button[type=submit]")
-    await page.wait_for_url(f"{base}{path}**")
+    await sign_in(page, base, username, next_path=path)
     return page, errors
 
 

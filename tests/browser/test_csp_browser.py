@@ -8,18 +8,16 @@ no script error."""
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 
-from tests.live.stack import PASSWORD, Stack, world
+from tests.browser.chromium import chromium, sign_in
+from tests.live.stack import Stack, world
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
-CHROMIUM = os.environ.get("VR_CHROMIUM", "/usr/bin/chromium")
-HAVE_CHROMIUM = os.path.exists(CHROMIUM)
 WORLD = world("cspw", [{"slug": "alpha"}], [
     {"username": "lena", "library": "alpha", "queues": ["statewide"]},
     {"username": "cora", "library": "alpha", "role": "coordinator"},
@@ -35,46 +33,25 @@ document.addEventListener('securitypolicyviolation', e => window.__csp.push(
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    s = Stack.prepare([WORLD])
-    try:
-        s.start()
+    with Stack.prepare([WORLD]).running() as s:
         yield s
-    finally:
-        s.stop()
 
 
 @contextlib.asynccontextmanager
 async def browser_page(stack: Stack) -> AsyncIterator[tuple[Any, list[str]]]:
-    if not HAVE_CHROMIUM:
-        pytest.fail(f"no Chromium at {CHROMIUM}: install Debian's chromium (.ci/run does)")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu",
-                                                                          "--disable-dev-shm-usage"])
-        try:
-            context = await browser.new_context()
-            await context.add_init_script(WATCH)
-            page = await context.new_page()
-            problems: list[str] = []
-            page.on("pageerror", lambda e: problems.append(f"script error: {e}"))
-            page.on("console", lambda m: problems.append(f"console: {m.text}")
-                    if "Content Security Policy" in m.text else None)
-            yield page, problems
-        finally:
-            await browser.close()
+    async with chromium() as browser:
+        context = await browser.new_context()
+        await context.add_init_script(WATCH)
+        page = await context.new_page()
+        problems: list[str] = []
+        page.on("pageerror", lambda e: problems.append(f"script error: {e}"))
+        page.on("console", lambda m: problems.append(f"console: {m.text}")
+                if "Content Security Policy" in m.text else None)
+        yield page, problems
 
 
 async def refused(page: Any) -> list[str]:
     return list(await page.evaluate("window.__csp || []"))
-
-
-async def sign_in(page: Any, base: str, username: str) -> None:
-    await page.goto(f"{base}/accounts/login/?next=/staff/")
-    await page.fill("#id_username", username)
-    await page.fill("#id_password", PASSWORD)
-    await page.click("button[type=submit]")
-    await page.wait_for_url(f"{base}/staff/**")
 
 
 async def test_the_ask_page_starts_a_chat_under_its_policy(stack: Stack) -> None:

@@ -17,7 +17,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -27,15 +26,14 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.browser.chromium import axe_violations, chromium
 from tests.live.stack import PASSWORD, Socket, Stack, free_port, librarian, world
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
-CHROMIUM = "/usr/bin/chromium"
 HOST_PORT = free_port()
 ALLOWED = f"http://allowed.test:{HOST_PORT}"
 EVIL = f"http://evil.test:{HOST_PORT}"
-AXE_CACHE = Path.home() / ".cache" / "vr-axe-core"
 
 WORLD = world(
     "brow",
@@ -58,13 +56,8 @@ PATIENT = world("patient", libraries=[{"slug": "slow", "name": "Slow Library"}],
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    s = Stack.prepare([WORLD, LONELY, PATIENT])
-    try:
-        s.start()
+    with Stack.prepare([WORLD, LONELY, PATIENT]).running() as s:
         yield s
-    finally:
-        print(s.logs()[-6000:])
-        s.stop()
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
@@ -104,35 +97,10 @@ def site(stack: Stack) -> Iterator[str]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def axe_path() -> Path:
-    """axe-core from npm, installed once into a cache folder (nothing is vendored in the repo)."""
-    target = AXE_CACHE / "node_modules" / "axe-core" / "axe.min.js"
-    if not target.exists():
-        npm = shutil.which("npm")
-        if npm is None:
-            pytest.fail("npm is needed to fetch axe-core for the accessibility checks")
-        AXE_CACHE.mkdir(parents=True, exist_ok=True)
-        subprocess.run([npm, "install", "--prefix", str(AXE_CACHE), "--no-audit", "--no-fund", "--silent",
-                        "axe-core@4"], check=True, timeout=300)
-    return target
-
-
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        b = await p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--no-first-run", "--disable-sync",
-                  "--host-resolver-rules=MAP allowed.test 127.0.0.1, MAP evil.test 127.0.0.1"])
-        try:
-            yield b
-        finally:
-            with contextlib.suppress(Exception):
-                await b.close()
+    async with chromium("--host-resolver-rules=MAP allowed.test 127.0.0.1, MAP evil.test 127.0.0.1") as b:
+        yield b
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -524,12 +492,6 @@ async def test_a_widget_without_a_library_offers_the_picker(browser: Any, stack:
 # --- accessibility, screenshots and measurements ----------------------------------------------
 
 
-async def axe(page: Any, axe_path: Path) -> list[dict[str, Any]]:
-    await page.add_script_tag(path=str(axe_path))
-    result = await page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-    return [v for v in result["violations"] if v["impact"] in ("serious", "critical")]
-
-
 def shots_dir(stack: Stack) -> Path:
     # Set VR_SCREENSHOTS=docs/screenshots to refresh the committed pictures.
     folder = Path(os.environ.get("VR_SCREENSHOTS") or stack.workdir / "screenshots")
@@ -538,7 +500,7 @@ def shots_dir(stack: Stack) -> Path:
     return folder
 
 
-async def test_ask_page_is_accessible_and_fits_a_phone(browser: Any, stack: Stack, axe_path: Path) -> None:
+async def test_ask_page_is_accessible_and_fits_a_phone(browser: Any, stack: Stack) -> None:
     shots = shots_dir(stack)
     for name, viewport in [("desktop", DESKTOP), ("phone", PHONE)]:
         context, page, _watch = await new_page(browser, stack, viewport=viewport, bypass_csp=True)
@@ -551,7 +513,7 @@ async def test_ask_page_is_accessible_and_fits_a_phone(browser: Any, stack: Stac
         assert await page.get_by_label("Library name or city").input_value() == "Beta Public Library"
         await page.keyboard.press("Tab")
         assert await page.evaluate("document.activeElement.id") == "vr-zip"
-        violations = await axe(page, axe_path)
+        violations = await axe_violations(page)
         assert not violations, json.dumps(violations, indent=1)[:3000]
         overflow = await page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
         assert overflow <= 0, f"horizontal scrolling at {viewport['width']}px"
@@ -567,8 +529,7 @@ async def test_ask_page_is_accessible_and_fits_a_phone(browser: Any, stack: Stac
     await context.close()
 
 
-async def test_widget_is_accessible_by_keyboard_and_measured(browser: Any, stack: Stack, site: str,
-                                                             axe_path: Path) -> None:
+async def test_widget_is_accessible_by_keyboard_and_measured(browser: Any, stack: Stack, site: str) -> None:
     shots = shots_dir(stack)
     measured: dict[str, Any] = {}
     for name, viewport in [("desktop", DESKTOP), ("phone", PHONE)]:
@@ -594,7 +555,7 @@ async def test_widget_is_accessible_by_keyboard_and_measured(browser: Any, stack
         await start_form(page).get_by_label("Your question").wait_for()
         await page.evaluate("performance.mark('vrchat:opened')")
         await page.wait_for_function("performance.getEntriesByName('vrchat:panel').length > 0")
-        violations = await axe(page, axe_path)
+        violations = await axe_violations(page)
         assert not violations, json.dumps(violations, indent=1)[:3000]
         await page.screenshot(path=str(shots / f"widget-{name}.png"))
         await page.keyboard.press("Escape")

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,6 +139,17 @@ class Stack:
         if r.returncode != 0:
             raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}")
         return r.stdout
+
+    @contextlib.contextmanager
+    def running(self, log_tail: int = 6000, **start: int) -> Iterator[Stack]:
+        """Every Procfile process started (`start`'s arguments), then on the way out the tail of the
+        logs printed (pytest shows it when a test failed) and everything stopped: a module's stack."""
+        try:
+            self.start(**start)
+            yield self
+        finally:
+            print(self.logs()[-log_tail:])
+            self.stop()
 
     def start(self, webs: int = 1, **copies: int) -> None:
         for kind, command in procfile().items():

@@ -29,13 +29,8 @@ WORLD = world(
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    s = Stack.prepare([WORLD])
-    try:
-        s.start(webs=3, timer=2)
+    with Stack.prepare([WORLD]).running(log_tail=8000, webs=3, timer=2) as s:
         yield s
-    finally:
-        print(s.logs()[-8000:])
-        s.stop()
 
 
 def trace(stack: Stack, chat_id: str) -> list[dict[str, object]]:
