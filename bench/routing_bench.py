@@ -181,6 +181,7 @@ def build(scale: float, seed: int) -> Built:
     from consortium.models import Consortium
     from libraries.models import Closure, Library, LibraryPartner, Queue, StaffProfile, WeeklyInterval
     from routing import router
+    from routing.access import token_hash
     from routing.models import (
         Chat,
         ChatState,
@@ -193,7 +194,6 @@ def build(scale: float, seed: int) -> Built:
     )
     from routing.plan import default_plan, plan_to_json
     from routing.selectors import situation_for
-    from routing.services import token_hash
 
     rng = random.Random(seed)
     n_libraries = round(300 * scale)

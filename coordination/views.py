@@ -28,7 +28,7 @@ from coordination.forms import ClosureForm, IcsImportForm, PeriodForm, ShiftForm
 from libraries import ical, rota, services
 from libraries.hours import format_interval, schedule_for
 from libraries.models import Library, Queue, Shift, StaffProfile
-from routing import staff_services
+from routing import access
 
 View = Callable[..., HttpResponse]
 DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -97,7 +97,7 @@ def hours_grid(request: HttpRequest, consortium_slug: str) -> HttpResponse:
         rows.append({"queue": queue, "week": week, "closures": upcoming,
                      "special": [s for s in queue.special_hours.all() if s.date >= today][:3]})
     return render(request, "coordination/hours_grid.html", {
-        "consortium": consortium, "profile": staff_services.staff_for(request.user), "section": "hours",
+        "consortium": consortium, "profile": access.staff_of(request.user), "section": "hours",
         "rows": rows, "days": DAY_NAMES, "is_coordinator": may_edit_all_hours(request.user),
     })
 
@@ -132,7 +132,7 @@ def hours_edit(request: HttpRequest, consortium_slug: str, queue_slug: str) -> H
         elif isinstance(done, IcsImportForm):
             import_form = done
     return render(request, "coordination/hours_edit.html", {
-        "consortium": consortium, "profile": staff_services.staff_for(request.user), "section": "hours",
+        "consortium": consortium, "profile": access.staff_of(request.user), "section": "hours",
         "queue": queue, "weekly_form": weekly_form, "closure_form": closure_form, "special_form": special_form,
         "import_form": import_form, "closures": queue.closures.order_by("start_date"),
         "specials": [(s, _hours_text(s.intervals) or "closed") for s in queue.special_hours.order_by("date")],
@@ -319,7 +319,7 @@ def my_rota(request: HttpRequest) -> HttpResponse:
     """Any librarian: my shifts for the next weeks, swaps to offer and take, my calendar address."""
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
-    profile = staff_services.staff_for(request.user)
+    profile = access.staff_of(request.user)
     if profile is None:
         return render(request, "coordination/forbidden.html", {"detail": "this account has no staff profile"},
                       status=403)

@@ -8,23 +8,22 @@ import json
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
-from urllib.parse import urlparse
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.http.request import validate_host
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from consortium.middleware import api_error
 from consortium.models import Consortium
 from libraries.models import StaffProfile
-from routing import privacy, services
+from routing import access, privacy, services
+from routing.access import origin_allowed, own_origin
 from routing.frames import library_ref, message_frame
-from routing.models import Chat, Offer, Survey
+from routing.models import Chat, Survey
 from routing.ratelimit import hit
 from routing.tasks import mail_transcript
 
@@ -41,18 +40,6 @@ class ApiError(Exception):
 
 def not_found() -> ApiError:
     return ApiError(404, "not_found", "no such chat")
-
-
-def own_origin(origin: str) -> bool:
-    return validate_host(urlparse(origin).hostname or "", settings.ALLOWED_HOSTS)
-
-
-def origin_allowed(origin: str | None, consortium: Consortium | None) -> bool:
-    if not origin:
-        return True  # not a browser
-    if own_origin(origin):
-        return True
-    return consortium is not None and origin.rstrip("/") in (consortium.allowed_origins or [])
 
 
 def _cors(response: HttpResponse, origin: str | None) -> HttpResponse:
@@ -196,8 +183,11 @@ def question_create(request: HttpRequest, consortium: Consortium, **_: Any) -> H
     f.check()
     chat = None
     if chat_id:
-        chat = Chat.objects.filter(pk=chat_id, consortium=consortium).first()
-        if chat is None or not services.token_matches(chat, token):
+        try:
+            chat = access.patron_chat(chat_id, token, request.headers.get("Origin"))
+        except access.PatronRefused:
+            chat = None
+        if chat is None or chat.consortium_id != consortium.pk:
             raise ApiError(403, "forbidden", "the chat and token do not match")
     _limit(request)
     ticket = services.question_leave(consortium=consortium, question=question, email=email, name=name,
@@ -206,46 +196,38 @@ def question_create(request: HttpRequest, consortium: Consortium, **_: Any) -> H
     return JsonResponse({"id": ticket.pk}, status=201)
 
 
-def _bearer(request: HttpRequest) -> str | None:
+def bearer(request: HttpRequest) -> str | None:
     auth = request.headers.get("Authorization", "")
     return auth[7:].strip() if auth.startswith("Bearer ") else None
 
 
-def _staff(request: HttpRequest) -> StaffProfile | None:
-    if not request.user.is_authenticated:
-        return None
-    return StaffProfile.objects.select_related("library").filter(user=request.user, is_active=True).first()
+def staff(request: HttpRequest) -> StaffProfile | None:
+    return access.staff_of(request.user)
 
 
-def took_part(profile: StaffProfile, chat: Chat) -> bool:
-    return chat.librarian_id == profile.pk or Offer.objects.filter(
-        chat=chat, librarian=profile, status=Offer.Status.ACCEPTED).exists()
+def patron_chat(request: HttpRequest, chat_id: str) -> Chat:
+    """The chat whose token the request bears; 404 for anything else (existence is not revealed)."""
+    try:
+        return access.patron_chat(chat_id, bearer(request), request.headers.get("Origin"))
+    except access.OriginRefused as e:
+        raise ApiError(403, "forbidden", "this site may not use the chat service") from e
+    except access.NoSuchChat as e:
+        raise not_found() from e
 
 
-def is_coordinator_of(profile: StaffProfile, chat: Chat) -> bool:
-    return profile.role == StaffProfile.Role.COORDINATOR and profile.library.consortium_id == chat.consortium_id
-
-
-def chat_for(request: HttpRequest, chat_id: str, *, transcript: bool) -> tuple[Chat, bool]:
-    """The chat, if this request may read it (patron by token, or staff by role); else 404."""
+def chat_for(request: HttpRequest, chat_id: str) -> tuple[Chat, bool]:
+    """The chat, if this request may read it (patron by token, staff by access.may_read); else 404."""
+    if bearer(request) is not None:
+        return patron_chat(request, chat_id), True
     chat = Chat.objects.select_related("consortium", "home_library").filter(pk=chat_id).first()
-    if chat is None:
+    if chat is None or not access.may_read(staff(request), chat):
         raise not_found()
-    token = _bearer(request)
-    if token is not None:
-        if services.token_matches(chat, token):
-            return chat, True
-        raise not_found()
-    profile = _staff(request)
-    if profile is not None and (is_coordinator_of(profile, chat) or took_part(profile, chat) or (
-            transcript and chat.home_library_id == profile.library_id)):
-        return chat, False
-    raise not_found()
+    return chat, False
 
 
 @api_view({"GET", "POST"}, consortium_from="chat")
 def transcript(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
-    chat, patron = chat_for(request, chat_id, transcript=True)
+    chat, patron = chat_for(request, chat_id)
     if request.method == "POST":
         f = Fields(json_body(request))
         email = f.email("email", required=True)
@@ -262,17 +244,14 @@ def transcript(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
 @api_view({"DELETE"}, consortium_from="chat")
 def chat_delete(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
     """The patron asks for their chat to be deleted (docs/privacy.md): only the chat's token may."""
-    chat = Chat.objects.filter(pk=chat_id).first()
-    token = _bearer(request)
-    if chat is None or token is None or not services.token_matches(chat, token):
-        raise not_found()
+    chat = patron_chat(request, chat_id)
     privacy.chat_forget(chat.pk, timezone.now())
     return HttpResponse(status=204)
 
 
 @api_view({"POST"}, consortium_from="chat")
 def survey(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
-    chat, patron = chat_for(request, chat_id, transcript=True)
+    chat, patron = chat_for(request, chat_id)
     if not patron:
         raise not_found()
     data = json_body(request)
@@ -293,9 +272,8 @@ def survey(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
 
 @api_view({"GET"}, consortium_from="chat")
 def trace(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
-    chat = Chat.objects.filter(pk=chat_id).first()
-    profile = _staff(request)
-    if chat is None or profile is None or not (is_coordinator_of(profile, chat) or took_part(profile, chat)):
+    chat = Chat.objects.select_related("consortium").filter(pk=chat_id).first()
+    if chat is None or not access.may_trace(staff(request), chat):
         raise not_found()
     events = [{"at": e.at.isoformat(), "kind": e.kind, **e.data} for e in chat.trace.order_by("at", "id")]
     return JsonResponse({"chat": chat.pk, "events": events})
@@ -313,7 +291,7 @@ def _date(value: str | None, name: str) -> dt.datetime | None:
 
 @api_view({"GET"}, consortium_from="slug")
 def report_chats(request: HttpRequest, consortium: Consortium, **_: Any) -> HttpResponse:
-    profile = _staff(request)
+    profile = staff(request)
     if profile is None or profile.role != StaffProfile.Role.COORDINATOR or \
             profile.library.consortium_id != consortium.pk:
         raise ApiError(403, "forbidden", "reports are for the consortium's coordinators")

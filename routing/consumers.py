@@ -14,17 +14,14 @@ import logging
 import time
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlparse
 
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.conf import settings
 from django.contrib.sessions.models import Session
-from django.http.request import validate_host
 from django.utils import timezone
 
 from libraries.models import StaffProfile
-from routing import frames, services, validation
+from routing import access, frames, services, validation
 from routing.events import chat_group, librarian_group
 from routing.layer_watch import socket_closed, socket_opened
 from routing.models import Chat, ChatState, Message
@@ -44,13 +41,6 @@ STRIKES_BEFORE_CLOSE = 20
 # After hello, how long a staff socket waits for the client's join of each held chat before sending
 # that chat's live messages anyway (a client that does not resume with join).
 JOIN_WAIT = 10.0
-
-
-def origin_host_allowed(origin: str | None) -> bool:
-    if not origin:
-        return True  # not a browser: nothing to forge a session cookie with
-    host = urlparse(origin).hostname or ""
-    return validate_host(host, settings.ALLOWED_HOSTS)
 
 
 def header(scope: dict[str, Any], name: bytes) -> str | None:
@@ -247,11 +237,9 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
 
 def _patron_join(chat_id: str, token: str, origin: str | None, channel_name: str,
                  process_id: str) -> tuple[Chat | None, Frame | None]:
-    chat = Chat.objects.select_related("consortium", "home_library", "librarian__library", "librarian__user") \
-        .filter(pk=chat_id).first()
-    if chat is None or not services.token_matches(chat, token):
-        return None, None
-    if origin and not origin_host_allowed(origin) and origin.rstrip("/") not in chat.consortium.allowed_origins:
+    try:
+        chat = access.patron_chat(chat_id, token, origin)
+    except access.PatronRefused:
         return None, None
     services.patron_connected(chat, channel_name, process_id, timezone.now())
     chat.refresh_from_db()
@@ -338,11 +326,6 @@ class PatronConsumer(ProtocolConsumer):
 # --- staff -----------------------------------------------------------------------------------------
 
 
-def _staff_profile(user_id: int) -> StaffProfile | None:
-    return StaffProfile.objects.select_related("library__consortium", "user").filter(
-        user_id=user_id, is_active=True, user__is_active=True).first()
-
-
 def _hello(profile: StaffProfile, channel_name: str, process_id: str) -> tuple[Frame, list[str]]:
     state = services.staff_connected(profile, channel_name, process_id, timezone.now())
     queues = [profile.library.slug, *profile.queues.order_by("position").values_list("slug", flat=True)]
@@ -390,12 +373,12 @@ class StaffConsumer(ProtocolConsumer):
             await self.send_json({"type": "error", "code": "forbidden", "detail": "sign in first", "client_id": None})
             await self.close(code=4401)
             return
-        if not origin_host_allowed(header(self.scope, b"origin")):
+        if not access.origin_allowed(header(self.scope, b"origin"), None):
             await self.send_json({"type": "error", "code": "forbidden", "detail": "origin not allowed",
                                   "client_id": None})
             await self.close(code=4403)
             return
-        profile = await in_thread(_staff_profile)(user.pk)
+        profile = await in_thread(access.staff_of)(user)
         if profile is None:
             await self.send_json({"type": "error", "code": "forbidden", "detail": "not a staff account",
                                   "client_id": None})

@@ -20,8 +20,8 @@ from django.utils.http import content_disposition_header
 from django.views.decorators.csrf import csrf_exempt
 
 from consortium.middleware import api_error
-from routing import files, frames, patron_polling, services, validation
-from routing.api import ApiError, _bearer, _cors, _staff, api_view, chat_for, json_body, not_found, origin_allowed
+from routing import access, files, frames, patron_polling, services, validation
+from routing.api import ApiError, _cors, api_view, bearer, chat_for, json_body, not_found, patron_chat, staff
 from routing.events import chat_group, to_chat
 from routing.models import Chat
 from routing.ratelimit import hit
@@ -31,15 +31,6 @@ logger = logging.getLogger(__name__)
 # Per chat, across every process: generous for a person, a wall for a script.
 MESSAGE_RATE = "60/m"
 TYPING_RATE = "40/m"
-
-
-def _patron_chat(request: HttpRequest, chat_id: str) -> Chat:
-    """The chat whose token the request bears; 404 for anything else (existence is not revealed)."""
-    token = _bearer(request)
-    chat = Chat.objects.select_related("consortium").filter(pk=chat_id).first()
-    if chat is None or token is None or not services.token_matches(chat, token):
-        raise not_found()
-    return chat
 
 
 def _after(request: HttpRequest) -> int:
@@ -52,12 +43,8 @@ def _after(request: HttpRequest) -> int:
 # --- long-polling ----------------------------------------------------------------------------------
 
 
-def _open_poll(chat_id: str, token: str | None, origin: str | None) -> Chat:
-    chat = Chat.objects.select_related("consortium").filter(pk=chat_id).first()
-    if chat is None or token is None or not services.token_matches(chat, token):
-        raise not_found()
-    if not origin_allowed(origin, chat.consortium):
-        raise ApiError(403, "forbidden", "this site may not use the chat service")
+def _open_poll(request: HttpRequest, chat_id: str) -> Chat:
+    chat = patron_chat(request, chat_id)
     patron_polling.seen(chat_id, timezone.now())
     return chat
 
@@ -70,7 +57,7 @@ def _check(chat_id: str, after: int, known: str, *, touch: bool) -> patron_polli
 
 def _origin_ok(chat_id: str, origin: str | None) -> bool:
     chat = Chat.objects.select_related("consortium").filter(pk=chat_id).first()
-    return chat is None or origin_allowed(origin, chat.consortium)
+    return chat is None or access.origin_allowed(origin, chat.consortium)
 
 
 AsyncView = Callable[..., Coroutine[Any, Any, HttpResponse]]
@@ -104,7 +91,7 @@ async def chat_events(request: HttpRequest, chat_id: str) -> HttpResponse:
     """Long-poll: answer at once with anything new, else wait up to WAIT_SECONDS for it."""
     after = _after(request)
     known = request.GET.get("state", "")[:32]
-    chat = await database_sync_to_async(_open_poll)(chat_id, _bearer(request), request.headers.get("Origin"))
+    chat = await database_sync_to_async(_open_poll)(request, chat_id)
     layer, channel = get_channel_layer(), None
     if layer is not None:
         try:
@@ -175,7 +162,7 @@ def _field(data: dict[str, Any], name: str) -> Any:
 
 @api_view({"POST"}, consortium_from="chat")
 def chat_message(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
-    chat = _patron_chat(request, chat_id)
+    chat = patron_chat(request, chat_id)
     data = json_body(request)
     body, client_id = _field(data, "body"), _field(data, "client_id")
     retry = _limit("poll-msg", chat, MESSAGE_RATE)
@@ -193,7 +180,7 @@ def chat_message(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
 
 @api_view({"POST"}, consortium_from="chat")
 def chat_typing(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
-    chat = _patron_chat(request, chat_id)
+    chat = patron_chat(request, chat_id)
     if not _limit("poll-typing", chat, TYPING_RATE):  # past the rate, typing is dropped quietly
         to_chat(chat.pk, {"type": "typing", "chat": chat.pk, "sender": "patron"})
     return JsonResponse({"ok": True}, status=202)
@@ -201,7 +188,7 @@ def chat_typing(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
 
 @api_view({"POST"}, consortium_from="chat")
 def chat_end(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
-    chat = _patron_chat(request, chat_id)
+    chat = patron_chat(request, chat_id)
     now = timezone.now()
     ended = services.chat_end(chat.pk, now, by="patron")
     patron_polling.gone(chat.pk, now)
@@ -225,11 +212,11 @@ def chat_files(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
     if length.isdigit() and int(length) > files.MAX_BYTES + files.MULTIPART_SLACK:
         raise ApiError(413, "too_large", f"files are limited to {files.MAX_BYTES // (1024 * 1024)} MB")
     librarian = None
-    if _bearer(request) is not None:
-        chat = _patron_chat(request, chat_id)
+    if bearer(request) is not None:
+        chat = patron_chat(request, chat_id)
         sender = "patron"
     else:
-        librarian = _staff(request)
+        librarian = staff(request)
         held = Chat.objects.select_related("consortium").filter(pk=chat_id).first()
         if librarian is None or held is None or held.librarian_id != librarian.pk:
             raise not_found()
@@ -257,7 +244,7 @@ def chat_files(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
 
 @api_view({"GET"}, consortium_from="chat")
 def chat_file(request: HttpRequest, chat_id: str, file_id: str, **_: Any) -> HttpResponse:
-    chat, _patron = chat_for(request, chat_id, transcript=True)
+    chat, _patron = chat_for(request, chat_id)
     stored = files.find(chat, file_id)
     if stored is None or not stored.data:
         raise ApiError(404, "not_found", "no such file")

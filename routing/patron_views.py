@@ -20,7 +20,8 @@ from django.views.decorators.http import require_GET
 from consortium.middleware import api_error
 from consortium.models import Consortium
 from libraries.models import Library
-from routing.api import _cors, origin_allowed
+from routing.access import origin_allowed
+from routing.api import _cors
 from routing.patron_i18n import language_for, script_strings
 
 WIDGET_SCRIPT = "routing/patron/widget.js"

@@ -8,8 +8,6 @@ The decisions themselves are made by routing.router; this module loads, applies 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import secrets
 import time
@@ -27,6 +25,7 @@ from libraries import duty
 from libraries.models import Library, Queue, StaffProfile
 from libraries.rota import rota_queues_of
 from routing import events, frames, message_store, router
+from routing.access import token_hash
 from routing.models import (
     Chat,
     ChatState,
@@ -61,17 +60,6 @@ class ServiceError(Exception):
         super().__init__(detail or reason)
         self.reason = reason
         self.detail = detail or reason
-
-
-# --- tokens -------------------------------------------------------------------------------------
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def token_matches(chat: Chat, token: str) -> bool:
-    return isinstance(token, str) and hmac.compare_digest(chat.token_hash, token_hash(token))
 
 
 # --- small shared pieces ------------------------------------------------------------------------

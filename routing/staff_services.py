@@ -19,8 +19,6 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.contrib.auth.base_user import AbstractBaseUser
-from django.contrib.auth.models import AnonymousUser
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils.safestring import SafeString
@@ -28,7 +26,8 @@ from django.utils.safestring import SafeString
 from libraries.hours import format_interval, is_open, next_change, schedule_for
 from libraries.models import Library, Queue, StaffProfile
 from libraries.policy import is_allowed_link, render_policy
-from routing.models import CannedResponse, Chat, ChatState, Offer, Ticket
+from routing.access import took_part_q
+from routing.models import CannedResponse, Chat, ChatState, Ticket
 from routing.selectors import present_librarians
 from routing.services import ServiceError, trace
 
@@ -48,20 +47,7 @@ class Refused(ServiceError):
         self.fields = fields or {}
 
 
-def staff_for(user: AbstractBaseUser | AnonymousUser) -> StaffProfile | None:
-    """The active staff profile of a signed-in user, or None (no console for them)."""
-    if not user.is_authenticated or not user.is_active:
-        return None
-    return (StaffProfile.objects.select_related("library__consortium", "user")
-            .filter(user_id=user.pk, is_active=True).first())
-
-
 # --- chats a librarian may read ---------------------------------------------------------------------
-
-
-def _took_part(profile: StaffProfile) -> Q:
-    accepted = Offer.objects.filter(librarian=profile, status=Offer.Status.ACCEPTED).values("chat_id")
-    return Q(librarian=profile) | Q(answered_by=profile) | Q(pk__in=accepted)
 
 
 def readable_chats(profile: StaffProfile, now: datetime) -> QuerySet[Chat]:
@@ -73,11 +59,7 @@ def readable_chats(profile: StaffProfile, now: datetime) -> QuerySet[Chat]:
     consortium = profile.library.consortium
     since = now - timedelta(days=consortium.transcript_retention_days)
     return Chat.objects.filter(consortium=consortium, created_at__gte=since).filter(
-        _took_part(profile) | Q(home_library_id=profile.library_id))
-
-
-def took_part(profile: StaffProfile, chat: Chat) -> bool:
-    return Chat.objects.filter(pk=chat.pk).filter(_took_part(profile)).exists()
+        took_part_q(profile) | Q(home_library_id=profile.library_id))
 
 
 def history(profile: StaffProfile, now: datetime, *, query: str = "", limit: int = 50) -> list[Chat]:
@@ -204,7 +186,7 @@ def chat_classify(profile: StaffProfile, chat_id: str, now: datetime, *, read_sc
         raise Refused("invalid", "some fields are not valid", problems)
     with transaction.atomic():
         chat = (Chat.objects.select_for_update(of=("self",))
-                .filter(pk=chat_id, consortium_id=profile.library.consortium_id).filter(_took_part(profile))
+                .filter(pk=chat_id, consortium_id=profile.library.consortium_id).filter(took_part_q(profile))
                 .first())
         if chat is None:
             raise Refused("not_found", "no such chat")

@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from consortium.middleware import api_error
 from libraries.models import StaffProfile
-from routing import staff_services
+from routing import access, staff_services
 from routing.services import ServiceError
 from routing.staff_services import Refused
 
@@ -36,7 +36,7 @@ def staff_page(view: View) -> View:
     def handler(request: HttpRequest, **kwargs: Any) -> HttpResponse:
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
-        profile = staff_services.staff_for(request.user)
+        profile = access.staff_of(request.user)
         if profile is None:
             return render(request, "routing/staff/forbidden.html", status=403)
         return view(request, profile, **kwargs)
@@ -49,7 +49,7 @@ def staff_api(view: View) -> View:
     def handler(request: HttpRequest, **kwargs: Any) -> HttpResponse:
         if not request.user.is_authenticated:
             return api_error(401, "unauthorized", "sign in first")
-        profile = staff_services.staff_for(request.user)
+        profile = access.staff_of(request.user)
         if profile is None:
             return api_error(403, "forbidden", "not a staff account")
         try:
@@ -210,5 +210,5 @@ def history_detail(request: HttpRequest, profile: StaffProfile, chat_id: str) ->
     messages = list(chat.messages.select_related("file").order_by("seq"))
     return render(request, "routing/staff/history_chat.html", {
         "profile": profile, "chat": chat, "messages": messages, "section": "history", "error": error,
-        "took_part": staff_services.took_part(profile, chat),
+        "took_part": access.took_part(profile, chat),
     }, status=400 if error else 200)
