@@ -45,7 +45,7 @@ from consortium.models import Consortium
 from libraries.models import Queue, StaffProfile
 from routing.models import Chat, ChatState, Connection, LibrarianPresence, ServerProcess, TraceEvent
 from routing.plan import plan_from_json
-from routing.services import PROCESS_DEAD_AFTER
+from routing.services.sweeps import PROCESS_DEAD_AFTER
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Seconds. Offers normally follow creation within a second; accepts take seconds to minutes.

@@ -45,7 +45,7 @@ def queues_changed(consortium_id: int, slugs: set[str], now: datetime) -> None:
 
     def reroute() -> None:
         from consortium.models import Consortium
-        from routing.services import waiting_chats_route
+        from routing.services.route import waiting_chats_route
 
         consortium = Consortium.objects.filter(pk=consortium_id).first()
         if consortium is not None:

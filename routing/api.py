@@ -20,11 +20,12 @@ from django.views.decorators.csrf import csrf_exempt
 from consortium.middleware import api_error
 from consortium.models import Consortium
 from libraries.models import StaffProfile
-from routing import access, privacy, services
+from routing import access, privacy
 from routing.access import origin_allowed, own_origin
 from routing.frames import library_ref, message_frame
 from routing.models import Chat, Survey
 from routing.ratelimit import hit
+from routing.services import chats, common, followups
 from routing.tasks import mail_transcript
 
 View = Callable[..., HttpResponse]
@@ -80,7 +81,7 @@ def api_view(methods: set[str], *, consortium_from: str = "") -> Callable[[View]
                 response = api_error(e.status, e.code, e.detail, e.fields)
                 for key, value in e.headers.items():
                     response[key] = value
-            except services.ServiceError as e:
+            except common.ServiceError as e:
                 status = {"not_found": 404, "forbidden": 403}.get(e.reason, 400)
                 response = api_error(status, e.reason, e.detail)
             if consortium is not None and origin_allowed(origin, consortium):
@@ -163,7 +164,7 @@ def chat_create(request: HttpRequest, consortium: Consortium, **_: Any) -> HttpR
     language = f.text("language", max_len=16)
     f.check()
     _limit(request)
-    chat, token = services.chat_start(consortium=consortium, question=question, library_slug=library or None,
+    chat, token = chats.chat_start(consortium=consortium, question=question, library_slug=library or None,
                                       zip_code=zip_code or None, name=name, email=email, language=language,
                                       ip=client_ip(request), now=timezone.now())
     return JsonResponse({"id": chat.pk, "token": token, "state": chat.state,
@@ -190,7 +191,7 @@ def question_create(request: HttpRequest, consortium: Consortium, **_: Any) -> H
         if chat is None or chat.consortium_id != consortium.pk:
             raise ApiError(403, "forbidden", "the chat and token do not match")
     _limit(request)
-    ticket = services.question_leave(consortium=consortium, question=question, email=email, name=name,
+    ticket = followups.question_leave(consortium=consortium, question=question, email=email, name=name,
                                      library_slug=library or None, zip_code=zip_code or None, chat=chat,
                                      now=timezone.now())
     return JsonResponse({"id": ticket.pk}, status=201)

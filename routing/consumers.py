@@ -21,11 +21,13 @@ from django.contrib.sessions.models import Session
 from django.utils import timezone
 
 from libraries.models import StaffProfile
-from routing import access, frames, services, validation
+from routing import access, frames, validation
 from routing.events import chat_group, librarian_group
 from routing.layer_watch import socket_closed, socket_opened
 from routing.models import Chat, ChatState, Message
 from routing.process import ensure_registered
+from routing.selectors import librarian_queues
+from routing.services import chats, common, followups, offers, presence, shifts, transfers
 from routing.threads import in_thread
 from routing.validation import Invalid
 
@@ -132,7 +134,7 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
             await handler(frame)
         except Invalid as problem:
             await self.refuse(problem.code, problem.detail, frame=frame, cost=BAD_FRAME_COST)
-        except services.ServiceError as refused:
+        except common.ServiceError as refused:
             await self.refuse(refused.reason if refused.reason in {"forbidden", "not_found"} else "invalid",
                               refused.detail, frame=frame)
 
@@ -241,7 +243,7 @@ def _patron_join(chat_id: str, token: str, origin: str | None, channel_name: str
         chat = access.patron_chat(chat_id, token, origin)
     except access.PatronRefused:
         return None, None
-    services.patron_connected(chat, channel_name, process_id, timezone.now())
+    presence.patron_connected(chat, channel_name, process_id, timezone.now())
     chat.refresh_from_db()
     position = estimated = None
     if chat.state == ChatState.QUEUED:
@@ -262,7 +264,7 @@ class PatronConsumer(ProtocolConsumer):
     async def disconnect(self, code: int) -> None:
         if self.chat_id:
             await self.channel_layer.group_discard(chat_group(self.chat_id), self.channel_name)
-            await in_thread(services.patron_disconnected)(self.channel_name, timezone.now())
+            await in_thread(presence.patron_disconnected)(self.channel_name, timezone.now())
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.chat_id is None:
@@ -308,7 +310,7 @@ class PatronConsumer(ProtocolConsumer):
         assert self.chat_id
         body = validation.text(frame, "body", max_len=validation.MAX_BODY)
         cid = validation.client_id(frame)
-        message, created = await in_thread(services.message_post)(
+        message, created = await in_thread(chats.message_post)(
             self.chat_id, sender="patron", body=body, client_id=cid, now=timezone.now())
         if not created:
             await self.send_json(frames.message_frame(message))
@@ -320,15 +322,15 @@ class PatronConsumer(ProtocolConsumer):
 
     async def frame_end(self, frame: Frame) -> None:
         assert self.chat_id
-        await in_thread(services.chat_end)(self.chat_id, timezone.now(), by="patron")
+        await in_thread(chats.chat_end)(self.chat_id, timezone.now(), by="patron")
 
 
 # --- staff -----------------------------------------------------------------------------------------
 
 
 def _hello(profile: StaffProfile, channel_name: str, process_id: str) -> tuple[Frame, list[str]]:
-    state = services.staff_connected(profile, channel_name, process_id, timezone.now())
-    queues = [profile.library.slug, *profile.queues.order_by("position").values_list("slug", flat=True)]
+    state = presence.staff_connected(profile, channel_name, process_id, timezone.now())
+    queues = librarian_queues(profile)
     hello = {
         "type": "hello",
         "librarian": {"username": profile.user.username, "name": profile.display_name,
@@ -350,8 +352,8 @@ def _session_expiry(key: str) -> datetime | None:
 
 
 def _presence_set(profile: StaffProfile, status: str) -> tuple[str, Frame]:
-    result = services.presence_set(profile, status, timezone.now())
-    return result, services.shift_state(profile)
+    result = presence.presence_set(profile, status, timezone.now())
+    return result, shifts.shift_state(profile)
 
 
 # "I'm staying on" for at most this long at once: a console cannot hold a librarian available all night.
@@ -419,7 +421,7 @@ class StaffConsumer(ProtocolConsumer):
         await self.channel_layer.group_discard(librarian_group(self.profile.pk), self.channel_name)
         for chat_id in list(self.seqs):
             await self.channel_layer.group_discard(chat_group(chat_id), self.channel_name)
-        await in_thread(services.staff_disconnected)(self.channel_name, timezone.now())
+        await in_thread(presence.staff_disconnected)(self.channel_name, timezone.now())
 
     async def vr_close(self, event: dict[str, Any]) -> None:
         """Signed out: close the sockets of that session (other devices keep theirs)."""
@@ -446,27 +448,27 @@ class StaffConsumer(ProtocolConsumer):
         if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, int)
                                     or not 1 <= minutes <= STAY_ON_MAX_MINUTES):
             raise Invalid(f"minutes must be a whole number from 1 to {STAY_ON_MAX_MINUTES}")
-        await in_thread(services.shift_stay_on)(self._me(), timezone.now(),
+        await in_thread(shifts.shift_stay_on)(self._me(), timezone.now(),
                                                 seconds=minutes * 60 if minutes else None)
 
     async def frame_accept(self, frame: Frame) -> None:
         chat_id = validation.chat_id(frame)
         try:
-            await in_thread(services.chat_accept)(self._me(), chat_id, timezone.now())
-        except services.ServiceError as refused:
+            await in_thread(offers.chat_accept)(self._me(), chat_id, timezone.now())
+        except common.ServiceError as refused:
             await self.send_json({"type": "accept_failed", "chat": chat_id, "reason": refused.reason,
                                   "detail": refused.detail})
 
     async def frame_decline(self, frame: Frame) -> None:
         chat_id = validation.chat_id(frame)
-        await in_thread(services.chat_decline)(self._me(), chat_id, timezone.now())
+        await in_thread(offers.chat_decline)(self._me(), chat_id, timezone.now())
 
     async def frame_message(self, frame: Frame) -> None:
         chat_id = validation.chat_id(frame)
         body = validation.text(frame, "body", max_len=validation.MAX_BODY)
         cid = validation.client_id(frame)
         internal = frame.get("internal") is True
-        message, created = await in_thread(services.message_post)(
+        message, created = await in_thread(chats.message_post)(
             chat_id, sender="librarian", body=body, client_id=cid, now=timezone.now(), librarian=self._me(),
             internal=internal)
         if not created:
@@ -487,11 +489,11 @@ class StaffConsumer(ProtocolConsumer):
                                                 or isinstance(target.get("librarian"), str)):
             raise Invalid('to must be {"queue": slug} or {"librarian": username}')
         try:
-            await in_thread(services.chat_transfer)(
+            await in_thread(transfers.chat_transfer)(
                 self._me(), chat_id, timezone.now(), queue=target.get("queue"),
                 to_librarian=target.get("librarian") if not isinstance(target.get("queue"), str) else None,
                 note=note)
-        except services.ServiceError as refused:
+        except common.ServiceError as refused:
             await self.send_json({"type": "transfer_failed", "chat": chat_id, "reason": refused.reason,
                                   "detail": refused.detail})
 
@@ -501,13 +503,13 @@ class StaffConsumer(ProtocolConsumer):
         if not isinstance(target, dict) or not isinstance(target.get("library", ""), str):
             raise Invalid('to must be {"library": slug}')
         note = validation.text(frame, "note", max_len=validation.MAX_NOTE, required=False)
-        ticket = await in_thread(services.chat_refer)(
+        ticket = await in_thread(followups.chat_refer)(
             self._me(), chat_id, timezone.now(), library_slug=target.get("library") or None, note=note)
         await self.send_json({"type": "referred", "chat": chat_id, "ticket": ticket.pk})
 
     async def frame_end(self, frame: Frame) -> None:
         chat_id = validation.chat_id(frame)
-        await in_thread(services.chat_end)(chat_id, timezone.now(), by="librarian",
+        await in_thread(chats.chat_end)(chat_id, timezone.now(), by="librarian",
                                                         librarian=self._me())
 
     async def frame_join(self, frame: Frame) -> None:
@@ -516,6 +518,6 @@ class StaffConsumer(ProtocolConsumer):
         self.hold_back(chat_id, JOIN_WAIT)  # nothing live overtakes the history asked for
         if not await in_thread(_holds)(self._me().pk, chat_id):
             await self.release_held_back(chat_id)
-            raise services.ServiceError("not_found", "you do not hold that chat")
+            raise common.ServiceError("not_found", "you do not hold that chat")
         await self.channel_layer.group_add(chat_group(chat_id), self.channel_name)
         await self.send_history(chat_id, after)

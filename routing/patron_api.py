@@ -20,11 +20,12 @@ from django.utils.http import content_disposition_header
 from django.views.decorators.csrf import csrf_exempt
 
 from consortium.middleware import api_error
-from routing import access, files, frames, patron_polling, services, validation
+from routing import access, files, frames, patron_polling, validation
 from routing.api import ApiError, _cors, api_view, bearer, chat_for, json_body, not_found, patron_chat, staff
 from routing.events import chat_group, to_chat
 from routing.models import Chat
 from routing.ratelimit import hit
+from routing.services import chats, common
 
 logger = logging.getLogger(__name__)
 
@@ -169,9 +170,9 @@ def chat_message(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
     if retry:
         raise ApiError(429, "rate_limited", "too many messages: slow down", headers={"Retry-After": str(retry)})
     try:
-        message, created = services.message_post(chat.pk, sender="patron", body=body, client_id=client_id,
+        message, created = chats.message_post(chat.pk, sender="patron", body=body, client_id=client_id,
                                                  now=timezone.now())
-    except services.ServiceError as e:
+    except common.ServiceError as e:
         if e.reason == "ended":
             raise ApiError(409, "ended", "this chat is over") from e
         raise
@@ -190,7 +191,7 @@ def chat_typing(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
 def chat_end(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
     chat = patron_chat(request, chat_id)
     now = timezone.now()
-    ended = services.chat_end(chat.pk, now, by="patron")
+    ended = chats.chat_end(chat.pk, now, by="patron")
     patron_polling.gone(chat.pk, now)
     ended.refresh_from_db()
     return JsonResponse(patron_polling.state_of(ended))
@@ -235,7 +236,7 @@ def chat_files(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
         message, created = files.post(chat, checked, sender=sender, librarian=librarian, client_id=client_id)
     except files.FileRefused as e:
         raise ApiError(e.status, e.code, e.detail, {"file": [e.detail]}) from e
-    except services.ServiceError as e:
+    except common.ServiceError as e:
         if e.reason == "ended":
             raise ApiError(409, "ended", "this chat is over") from e
         raise

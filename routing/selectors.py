@@ -16,7 +16,7 @@ from django.db.models.functions import Cast
 from consortium.models import Consortium
 from libraries import rota
 from libraries.hours import Schedule, is_open, next_change
-from libraries.models import Closure, Queue, SpecialHours, StaffProfile, WeeklyInterval
+from libraries.models import Closure, Queue, ShiftAssignment, SpecialHours, StaffProfile, WeeklyInterval
 from routing import router
 from routing.models import Chat, ChatState, LibrarianPresence, Offer
 from routing.plan import plan_from_json
@@ -43,6 +43,29 @@ def present_librarians(consortium: Consortium, queues: set[str] | None = None,
         .prefetch_related("queues")
         .annotate(active_count=Count("chats", filter=Q(chats__state=ChatState.ACTIVE)))
     )
+
+
+def queues_served(profiles: Iterable[StaffProfile]) -> dict[int, list[str]]:
+    """The queues each librarian serves: their library's own, the shared queues their profile lists
+    (in the consortium's order), and the rota-driven queues they have shifts on (libraries.rota: on
+    shift, they serve those too). The one answer for the router's re-routing, the hello frame, the
+    console's presence overview and /metrics."""
+    profiles = list(profiles)
+    ids = [p.pk for p in profiles]
+    served: dict[int, list[str]] = {p.pk: [p.library.slug] for p in profiles}
+    listed = (StaffProfile.queues.through.objects.filter(staffprofile_id__in=ids)
+              .order_by("queue__position", "queue__slug").values_list("staffprofile_id", "queue__slug"))
+    on_rota = (ShiftAssignment.objects.filter(librarian_id__in=ids, shift__queue__rota_driven=True)
+               .order_by("shift__queue__slug").values_list("librarian_id", "shift__queue__slug").distinct())
+    for profile_id, slug in [*listed, *on_rota]:
+        if slug not in served[profile_id]:
+            served[profile_id].append(slug)
+    return served
+
+
+def librarian_queues(profile: StaffProfile) -> list[str]:
+    """queues_served for one librarian."""
+    return queues_served([profile])[profile.pk]
 
 
 def librarian_view(profile: StaffProfile, default_capacity: int, now: datetime,

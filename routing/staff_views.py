@@ -1,4 +1,5 @@
-"""The staff console's pages and its small JSON API: check who asks, call routing.staff_services, answer.
+"""The staff console's pages and its small JSON API: check who asks, read (routing.staff_selectors) or
+call a service (routing.services), answer.
 
 Pages need a signed-in user with an active staff profile (anyone else signed in gets a 403 page);
 the JSON endpoints under /staff/api/ answer 401/403/404 as JSON so the console's scripts can tell
@@ -21,9 +22,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from consortium.middleware import api_error
 from libraries.models import StaffProfile
-from routing import access, staff_services
-from routing.services import ServiceError
-from routing.staff_services import Refused
+from routing import access, staff_selectors
+from routing.services import chats, followups
+from routing.services.common import Refused, ServiceError
 
 View = Callable[..., HttpResponse]
 # Minutes without input after which the console sets an available librarian away; a query
@@ -94,7 +95,7 @@ def console(request: HttpRequest, profile: StaffProfile) -> HttpResponse:
 @require_GET
 @staff_page
 def library_policy(request: HttpRequest, profile: StaffProfile, slug: str) -> HttpResponse:
-    panel = staff_services.library_panel(profile, slug, timezone.now())
+    panel = staff_selectors.library_panel(profile, slug, timezone.now())
     if panel is None:
         raise Http404("no such library")
     if request.GET.get("format") == "json" or "application/json" in request.headers.get("Accept", ""):
@@ -106,13 +107,13 @@ def library_policy(request: HttpRequest, profile: StaffProfile, slug: str) -> Ht
 @require_GET
 @staff_api
 def api_presence(request: HttpRequest, profile: StaffProfile) -> HttpResponse:
-    return JsonResponse(staff_services.presence_overview(profile, timezone.now()))
+    return JsonResponse(staff_selectors.presence_overview(profile, timezone.now()))
 
 
 @require_GET
 @staff_api
 def api_chat(request: HttpRequest, profile: StaffProfile, chat_id: str) -> HttpResponse:
-    info = staff_services.chat_info(profile, chat_id, timezone.now())
+    info = staff_selectors.chat_info(profile, chat_id, timezone.now())
     if info is None:
         return api_error(404, "not_found", "no such chat")
     return JsonResponse(info)
@@ -122,7 +123,7 @@ def api_chat(request: HttpRequest, profile: StaffProfile, chat_id: str) -> HttpR
 @staff_api
 def api_classify(request: HttpRequest, profile: StaffProfile, chat_id: str) -> HttpResponse:
     data = _json_body(request)
-    chat = staff_services.chat_classify(profile, chat_id, timezone.now(), read_scale=data.get("read_scale"),
+    chat = chats.chat_classify(profile, chat_id, timezone.now(), read_scale=data.get("read_scale"),
                                         subjects=data.get("subjects"), outcome=data.get("outcome"))
     return JsonResponse({"chat": chat.pk, "read_scale": chat.read_scale, "subjects": chat.subjects,
                          "outcome": chat.outcome or None})
@@ -135,10 +136,10 @@ def api_classify(request: HttpRequest, profile: StaffProfile, chat_id: str) -> H
 @staff_page
 def tickets(request: HttpRequest, profile: StaffProfile) -> HttpResponse:
     status = request.GET.get("status", "open")
-    if status not in (*staff_services.TICKET_FILTERS, "all"):
+    if status not in (*staff_selectors.TICKET_FILTERS, "all"):
         status = "open"
     query = request.GET.get("q", "")[:200]
-    rows = list(staff_services.tickets_for(profile, status=status, query=query)[:200])
+    rows = list(staff_selectors.tickets_for(profile, status=status, query=query)[:200])
     return render(request, "routing/staff/tickets.html", {
         "profile": profile, "tickets": rows, "status": status, "q": query,
         "section": "tickets",
@@ -149,7 +150,7 @@ def tickets(request: HttpRequest, profile: StaffProfile) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @staff_page
 def ticket_detail(request: HttpRequest, profile: StaffProfile, ticket_id: str) -> HttpResponse:
-    ticket = staff_services.ticket_get(profile, ticket_id)
+    ticket = staff_selectors.ticket_get(profile, ticket_id)
     if ticket is None:
         raise Http404("no such follow-up")
     error = ""
@@ -160,18 +161,18 @@ def ticket_detail(request: HttpRequest, profile: StaffProfile, ticket_id: str) -
         now = timezone.now()
         try:
             if action == "claim":
-                staff_services.ticket_claim(profile, ticket_id, now)
+                followups.ticket_claim(profile, ticket_id, now)
             elif action == "answer":
-                staff_services.ticket_answer(profile, ticket_id, answer, now)
+                followups.ticket_answer(profile, ticket_id, answer, now)
             elif action == "close":
-                staff_services.ticket_close(profile, ticket_id, now)
+                followups.ticket_close(profile, ticket_id, now)
             else:
                 raise Refused("invalid", "unknown action")
         except Refused as e:
             error = e.detail
         else:
             return redirect("staff-ticket", ticket_id=ticket_id)
-        ticket = staff_services.ticket_get(profile, ticket_id) or ticket
+        ticket = staff_selectors.ticket_get(profile, ticket_id) or ticket
     context = {"profile": profile, "ticket": ticket, "error": error, "answer": answer, "section": "tickets"}
     return render(request, "routing/staff/ticket.html", context, status=400 if error else 200)
 
@@ -183,7 +184,7 @@ def ticket_detail(request: HttpRequest, profile: StaffProfile, ticket_id: str) -
 @staff_page
 def history(request: HttpRequest, profile: StaffProfile) -> HttpResponse:
     query = request.GET.get("q", "")[:200]
-    chats = staff_services.history(profile, timezone.now(), query=query)
+    chats = staff_selectors.history(profile, timezone.now(), query=query)
     return render(request, "routing/staff/history.html", {
         "profile": profile, "chats": chats, "q": query, "section": "history",
         "retention_days": profile.library.consortium.transcript_retention_days,
@@ -194,13 +195,13 @@ def history(request: HttpRequest, profile: StaffProfile) -> HttpResponse:
 @staff_page
 def history_detail(request: HttpRequest, profile: StaffProfile, chat_id: str) -> HttpResponse:
     now = timezone.now()
-    chat = staff_services.history_chat(profile, chat_id, now)
+    chat = staff_selectors.history_chat(profile, chat_id, now)
     if chat is None:
         raise Http404("no such chat")
     error = ""
     if request.method == "POST":
         try:
-            staff_services.chat_classify(profile, chat_id, now, read_scale=request.POST.get("read_scale"),
+            chats.chat_classify(profile, chat_id, now, read_scale=request.POST.get("read_scale"),
                                          subjects=request.POST.get("subjects", ""),
                                          outcome=request.POST.get("outcome", ""))
         except Refused as e:

@@ -18,8 +18,9 @@ from django.test import Client
 from django.utils import timezone
 
 from libraries.models import StaffProfile
-from routing import access, files, process, services
+from routing import access, files, process
 from routing.models import Chat, ChatState, Offer
+from routing.services import chats
 from routing.ws_urls import websocket_urlpatterns
 from tests.factories import make_consortium, make_library, make_staff
 
@@ -41,7 +42,7 @@ def world() -> dict[str, Any]:
     beta = make_library(consortium, "beta")
     far = make_library(make_consortium("far"), "far")
     a1 = make_staff(alpha, "a1")
-    chat, token = services.chat_start(consortium=consortium, question="Museum passes?", library_slug="alpha",
+    chat, token = chats.chat_start(consortium=consortium, question="Museum passes?", library_slug="alpha",
                                       now=timezone.now())
     Chat.objects.filter(pk=chat.pk).update(state=ChatState.ACTIVE, librarian=a1, answered_by=a1)
     chat.refresh_from_db()

@@ -9,7 +9,8 @@ import pytest
 from channels.db import database_sync_to_async
 from django.utils import timezone
 
-from routing import consumers, services
+from routing import consumers
+from routing.services import chats
 from tests.routing.test_consumers import _fresh_process, available, expect, staff_socket, start_chat, world
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -17,7 +18,7 @@ __all__ = ["_fresh_process"]  # the autouse fixture of test_consumers, here too
 
 
 async def post(chat_id: str, body: str) -> None:
-    await database_sync_to_async(services.message_post)(chat_id, sender="patron", body=body, client_id=body,
+    await database_sync_to_async(chats.message_post)(chat_id, sender="patron", body=body, client_id=body,
                                                         now=timezone.now())
 
 
