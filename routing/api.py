@@ -9,7 +9,6 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
@@ -20,11 +19,10 @@ from django.views.decorators.csrf import csrf_exempt
 from consortium.middleware import api_error
 from consortium.models import Consortium
 from libraries.models import StaffProfile
-from routing import access, privacy
+from routing import access, privacy, ratelimit
 from routing.access import origin_allowed, own_origin
 from routing.frames import library_ref, message_frame
 from routing.models import Chat, Survey
-from routing.ratelimit import hit
 from routing.services import chats, common, followups
 from routing.tasks import mail_transcript
 
@@ -147,7 +145,7 @@ def client_ip(request: HttpRequest) -> str | None:
 
 
 def _limit(request: HttpRequest) -> None:
-    retry = hit("start", client_ip(request) or "unknown", settings.CHAT_START_RATE)
+    retry = ratelimit.CHAT_START.hit(client_ip(request) or "unknown")
     if retry:
         raise ApiError(429, "rate_limited", "too many chats from this address; try again shortly",
                        headers={"Retry-After": str(retry)})

@@ -21,7 +21,7 @@ from django.contrib.sessions.models import Session
 from django.utils import timezone
 
 from libraries.models import StaffProfile
-from routing import access, frames, validation
+from routing import access, frames, ratelimit, validation
 from routing.events import chat_group, librarian_group
 from routing.layer_watch import socket_closed, socket_opened
 from routing.models import Chat, ChatState, Message
@@ -34,12 +34,7 @@ from routing.validation import Invalid
 logger = logging.getLogger(__name__)
 Frame = dict[str, Any]
 
-# Per connection: a token bucket. A bad frame costs more than a good one; a client that keeps
-# flooding after being told is closed with 4429.
-BUCKET_SIZE = 30.0
-REFILL_PER_SECOND = 10.0
-BAD_FRAME_COST = 5.0
-STRIKES_BEFORE_CLOSE = 20
+BAD_FRAME = ratelimit.SOCKET_FRAMES.bad_frame_cost  # what a frame that is refused unread costs
 # After hello, how long a staff socket waits for the client's join of each held chat before sending
 # that chat's live messages anyway (a client that does not resume with join).
 JOIN_WAIT = 10.0
@@ -79,9 +74,7 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
         await handler(message)
 
     async def connect(self) -> None:
-        self.tokens = BUCKET_SIZE
-        self.refilled = time.monotonic()
-        self.strikes = 0
+        self.meter = ratelimit.Meter(ratelimit.SOCKET_FRAMES)  # frames in, per connection
         self.seqs: dict[str, int] = {}  # chat -> last seq sent to this client
         self.live_since_assigned: dict[str, int] = {}  # chat -> last_seq of its `assigned`, until its join
         # chat -> live messages kept back while the client's (re)join of that chat is pending: sent after
@@ -100,59 +93,49 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
 
     # -- frames in ------------------------------------------------------------------------------
 
-    def _spend(self, cost: float) -> bool:
-        now = time.monotonic()
-        self.tokens = min(BUCKET_SIZE, self.tokens + (now - self.refilled) * REFILL_PER_SECOND)
-        self.refilled = now
-        if self.tokens < cost:
-            return False
-        self.tokens -= cost
-        return True
-
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         raw = text_data if text_data is not None else (bytes_data or b"").decode("utf-8", "replace")
         if len(raw.encode("utf-8", "replace")) > validation.MAX_FRAME_BYTES:
             limit = validation.MAX_FRAME_BYTES
-            await self.refuse("too_large", f"frames are limited to {limit} bytes", cost=BAD_FRAME_COST)
+            await self.refuse("too_large", f"frames are limited to {limit} bytes", cost=BAD_FRAME)
             return
         try:
             frame = json.loads(raw)
         except ValueError:
-            await self.refuse("invalid", "a frame must be a JSON object", cost=BAD_FRAME_COST)
+            await self.refuse("invalid", "a frame must be a JSON object", cost=BAD_FRAME)
             return
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
-            await self.refuse("invalid", "a frame must be a JSON object with a string type", cost=BAD_FRAME_COST)
+            await self.refuse("invalid", "a frame must be a JSON object with a string type", cost=BAD_FRAME)
             return
-        if not self._spend(1.0):
+        if not self.meter.spend(1.0):
             await self.refuse("rate_limited", "too many frames: slow down", frame=frame)
             return
         handler = getattr(self, "frame_" + frame["type"].replace("-", "_"), None)
         if handler is None or frame["type"].startswith("_"):
-            await self.refuse("invalid", f"unknown frame type {frame['type'][:40]!r}", cost=BAD_FRAME_COST)
+            await self.refuse("invalid", f"unknown frame type {frame['type'][:40]!r}", cost=BAD_FRAME)
             return
         try:
             await handler(frame)
         except Invalid as problem:
-            await self.refuse(problem.code, problem.detail, frame=frame, cost=BAD_FRAME_COST)
+            await self.refuse(problem.code, problem.detail, frame=frame, cost=BAD_FRAME)
         except common.ServiceError as refused:
             await self.refuse(refused.reason if refused.reason in {"forbidden", "not_found"} else "invalid",
                               refused.detail, frame=frame)
 
     async def refuse(self, code: str, detail: str, *, frame: Frame | None = None, cost: float = 0.0) -> None:
-        if code == "rate_limited" or (cost and not self._spend(cost)):
-            self.strikes += 1
+        if code == "rate_limited" or (cost and not self.meter.spend(cost)):
+            self.meter.strike()
             code = "rate_limited" if code != "too_large" else code
         cid = frame.get("client_id") if frame else None
-        await self.send_json({"type": "error", "code": code, "detail": detail,
-                              "client_id": cid if isinstance(cid, str) else None})
-        if self.strikes >= STRIKES_BEFORE_CLOSE:
+        await self.send_json(frames.error_frame(code, detail, client_id=cid if isinstance(cid, str) else None))
+        if self.meter.exhausted:
             await self.close(code=4429)
 
     async def send_json(self, frame: Frame) -> None:
         await self.send(text_data=json.dumps(frame))
 
     async def frame_ping(self, frame: Frame) -> None:
-        await self.send_json({"type": "pong"})
+        await self.send_json(frames.pong_frame())
 
     # -- events out -----------------------------------------------------------------------------
 
@@ -245,13 +228,7 @@ def _patron_join(chat_id: str, token: str, origin: str | None, channel_name: str
         return None, None
     presence.patron_connected(chat, channel_name, process_id, timezone.now())
     chat.refresh_from_db()
-    position = estimated = None
-    if chat.state == ChatState.QUEUED:
-        from routing.selectors import queue_position, typical_wait_seconds
-
-        position = queue_position(chat)
-        estimated = position * typical_wait_seconds(chat.consortium)
-    return chat, frames.state_frame(chat, position=position, estimated_wait=estimated)
+    return chat, frames.patron_state_frame(chat)
 
 
 class PatronConsumer(ProtocolConsumer):
@@ -276,8 +253,7 @@ class PatronConsumer(ProtocolConsumer):
             if isinstance(frame, dict) and frame.get("type") in {"join", "ping"}:
                 await super().receive(text_data, bytes_data)
                 return
-            await self.send_json({"type": "error", "code": "forbidden", "detail": "send join first",
-                                  "client_id": None})
+            await self.send_json(frames.error_frame("forbidden", "send join first"))
             await self.close(code=4403)
             return
         await super().receive(text_data, bytes_data)
@@ -297,12 +273,11 @@ class PatronConsumer(ProtocolConsumer):
         if chat is None or state is None:
             self.held_back.pop(chat_id, None)
             await self.channel_layer.group_discard(chat_group(chat_id), self.channel_name)
-            await self.send_json({"type": "error", "code": "forbidden", "detail": "wrong chat or token",
-                                  "client_id": None})
+            await self.send_json(frames.error_frame("forbidden", "wrong chat or token"))
             await self.close(code=4403)
             return
         self.chat_id = chat_id
-        await self.send_json({"type": "joined", "chat": chat_id})
+        await self.send_json(frames.joined_frame(chat_id))
         await self.send_json(state)
         await self.send_history(chat_id, after)
 
@@ -318,7 +293,7 @@ class PatronConsumer(ProtocolConsumer):
     async def frame_typing(self, frame: Frame) -> None:
         assert self.chat_id
         await self.channel_layer.group_send(chat_group(self.chat_id), {
-            "type": "vr.event", "frame": {"type": "typing", "chat": self.chat_id, "sender": "patron"}})
+            "type": "vr.event", "frame": frames.typing_frame(self.chat_id, "patron")})
 
     async def frame_end(self, frame: Frame) -> None:
         assert self.chat_id
@@ -330,20 +305,8 @@ class PatronConsumer(ProtocolConsumer):
 
 def _hello(profile: StaffProfile, channel_name: str, process_id: str) -> tuple[Frame, list[str]]:
     state = presence.staff_connected(profile, channel_name, process_id, timezone.now())
-    queues = librarian_queues(profile)
-    hello = {
-        "type": "hello",
-        "librarian": {"username": profile.user.username, "name": profile.display_name,
-                      "library": profile.library.slug},
-        "queues": queues,
-        "presence": state.presence,
-        "chats": [{"chat": c.pk, "state": c.state, "last_seq": c.last_seq,
-                   "home_library": frames.library_ref(c.home_library)} for c in state.chats],
-        "offers": [frames.offer_frame(o, o.chat) for o in state.offers],
-        # Added: the end of the librarian's shift as a shift / shift_ending frame, so that a console
-        # that reconnects shows the warning again.
-        "shift": state.shift,
-    }
+    hello = frames.hello_frame(profile, queues=librarian_queues(profile), presence=state.presence,
+                               chats=state.chats, offers=state.offers, shift=state.shift)
     return hello, [c.pk for c in state.chats]
 
 
@@ -372,18 +335,16 @@ class StaffConsumer(ProtocolConsumer):
         await super().connect()
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
-            await self.send_json({"type": "error", "code": "forbidden", "detail": "sign in first", "client_id": None})
+            await self.send_json(frames.error_frame("forbidden", "sign in first"))
             await self.close(code=4401)
             return
         if not access.origin_allowed(header(self.scope, b"origin"), None):
-            await self.send_json({"type": "error", "code": "forbidden", "detail": "origin not allowed",
-                                  "client_id": None})
+            await self.send_json(frames.error_frame("forbidden", "origin not allowed"))
             await self.close(code=4403)
             return
         profile = await in_thread(access.staff_of)(user)
         if profile is None:
-            await self.send_json({"type": "error", "code": "forbidden", "detail": "not a staff account",
-                                  "client_id": None})
+            await self.send_json(frames.error_frame("forbidden", "not a staff account"))
             await self.close(code=4403)
             return
         self.profile = profile
@@ -406,8 +367,7 @@ class StaffConsumer(ProtocolConsumer):
         while True:
             expires = await in_thread(_session_expiry)(key)
             if expires is None or expires <= timezone.now():
-                await self.send_json({"type": "error", "code": "forbidden", "detail": "your session has ended",
-                                      "client_id": None})
+                await self.send_json(frames.error_frame("forbidden", "your session has ended"))
                 await self.close(code=4401)
                 return
             await asyncio.sleep(min(3600.0, max(0.5, (expires - timezone.now()).total_seconds() + 0.1)))
@@ -426,7 +386,7 @@ class StaffConsumer(ProtocolConsumer):
     async def vr_close(self, event: dict[str, Any]) -> None:
         """Signed out: close the sockets of that session (other devices keep theirs)."""
         if event.get("session") in (None, self.session_key):
-            await self.send_json({"type": "error", "code": "forbidden", "detail": "signed out", "client_id": None})
+            await self.send_json(frames.error_frame("forbidden", "signed out"))
             await self.close(code=int(event.get("code", 4401)))
 
     def _me(self) -> StaffProfile:
@@ -438,7 +398,7 @@ class StaffConsumer(ProtocolConsumer):
         if status not in ("available", "away"):
             raise Invalid("status must be available or away")
         result, shift = await in_thread(_presence_set)(self._me(), status)
-        await self.send_json({"type": "presence", "status": result})
+        await self.send_json(frames.presence_frame(result))
         # Sent here rather than through the channel layer, so that it always follows the answer.
         await self.send_json(shift)
 
@@ -456,8 +416,7 @@ class StaffConsumer(ProtocolConsumer):
         try:
             await in_thread(offers.chat_accept)(self._me(), chat_id, timezone.now())
         except common.ServiceError as refused:
-            await self.send_json({"type": "accept_failed", "chat": chat_id, "reason": refused.reason,
-                                  "detail": refused.detail})
+            await self.send_json(frames.accept_failed_frame(chat_id, refused.reason, refused.detail))
 
     async def frame_decline(self, frame: Frame) -> None:
         chat_id = validation.chat_id(frame)
@@ -479,7 +438,7 @@ class StaffConsumer(ProtocolConsumer):
         if chat_id not in self.seqs:
             raise Invalid("you do not hold that chat")
         await self.channel_layer.group_send(chat_group(chat_id), {
-            "type": "vr.event", "frame": {"type": "typing", "chat": chat_id, "sender": "librarian"}})
+            "type": "vr.event", "frame": frames.typing_frame(chat_id, "librarian")})
 
     async def frame_transfer(self, frame: Frame) -> None:
         chat_id = validation.chat_id(frame)
@@ -494,8 +453,7 @@ class StaffConsumer(ProtocolConsumer):
                 to_librarian=target.get("librarian") if not isinstance(target.get("queue"), str) else None,
                 note=note)
         except common.ServiceError as refused:
-            await self.send_json({"type": "transfer_failed", "chat": chat_id, "reason": refused.reason,
-                                  "detail": refused.detail})
+            await self.send_json(frames.transfer_failed_frame(chat_id, refused.reason, refused.detail))
 
     async def frame_refer(self, frame: Frame) -> None:
         chat_id = validation.chat_id(frame)
@@ -505,7 +463,7 @@ class StaffConsumer(ProtocolConsumer):
         note = validation.text(frame, "note", max_len=validation.MAX_NOTE, required=False)
         ticket = await in_thread(followups.chat_refer)(
             self._me(), chat_id, timezone.now(), library_slug=target.get("library") or None, note=note)
-        await self.send_json({"type": "referred", "chat": chat_id, "ticket": ticket.pk})
+        await self.send_json(frames.referred_frame(chat_id, ticket.pk))
 
     async def frame_end(self, frame: Frame) -> None:
         chat_id = validation.chat_id(frame)

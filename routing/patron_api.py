@@ -20,19 +20,13 @@ from django.utils.http import content_disposition_header
 from django.views.decorators.csrf import csrf_exempt
 
 from consortium.middleware import api_error
-from routing import access, files, frames, patron_polling, validation
+from routing import access, files, frames, patron_polling, ratelimit, validation
 from routing.api import ApiError, _cors, api_view, bearer, chat_for, json_body, not_found, patron_chat, staff
 from routing.events import chat_group, to_chat
 from routing.models import Chat
-from routing.ratelimit import hit
 from routing.services import chats, common
 
 logger = logging.getLogger(__name__)
-
-# Per chat, across every process: generous for a person, a wall for a script.
-MESSAGE_RATE = "60/m"
-TYPING_RATE = "40/m"
-
 
 def _after(request: HttpRequest) -> int:
     raw = request.GET.get("after", "0")
@@ -148,10 +142,6 @@ async def chat_events(request: HttpRequest, chat_id: str) -> HttpResponse:
 # --- sending over HTTP --------------------------------------------------------------------------
 
 
-def _limit(bucket: str, chat: Chat, rate: str) -> int:
-    return hit(bucket, chat.pk, rate)
-
-
 def _field(data: dict[str, Any], name: str) -> Any:
     try:
         if name == "body":
@@ -166,7 +156,7 @@ def chat_message(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
     chat = patron_chat(request, chat_id)
     data = json_body(request)
     body, client_id = _field(data, "body"), _field(data, "client_id")
-    retry = _limit("poll-msg", chat, MESSAGE_RATE)
+    retry = ratelimit.POLL_MESSAGE.hit(chat.pk)
     if retry:
         raise ApiError(429, "rate_limited", "too many messages: slow down", headers={"Retry-After": str(retry)})
     try:
@@ -182,8 +172,8 @@ def chat_message(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
 @api_view({"POST"}, consortium_from="chat")
 def chat_typing(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
     chat = patron_chat(request, chat_id)
-    if not _limit("poll-typing", chat, TYPING_RATE):  # past the rate, typing is dropped quietly
-        to_chat(chat.pk, {"type": "typing", "chat": chat.pk, "sender": "patron"})
+    if not ratelimit.POLL_TYPING.hit(chat.pk):  # past the rate, typing is dropped quietly
+        to_chat(chat.pk, frames.typing_frame(chat.pk, "patron"))
     return JsonResponse({"ok": True}, status=202)
 
 
@@ -194,7 +184,7 @@ def chat_end(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
     ended = chats.chat_end(chat.pk, now, by="patron")
     patron_polling.gone(chat.pk, now)
     ended.refresh_from_db()
-    return JsonResponse(patron_polling.state_of(ended))
+    return JsonResponse(frames.patron_state_frame(ended))
 
 
 # --- files --------------------------------------------------------------------------------------

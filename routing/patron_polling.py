@@ -22,7 +22,7 @@ from typing import Any
 from django.db import transaction
 
 from routing import frames
-from routing.models import LIVE_STATES, Chat, ChatState, Connection, Message, ServerProcess
+from routing.models import LIVE_STATES, Chat, Connection, Message, ServerProcess
 from routing.services import presence, sweeps
 
 Frame = dict[str, Any]
@@ -61,16 +61,6 @@ def gone(chat_id: str, now: datetime) -> None:
         ServerProcess.objects.filter(pk=name).delete()
 
 
-def state_of(chat: Chat) -> Frame:
-    position = estimated = None
-    if chat.state == ChatState.QUEUED:
-        from routing.selectors import queue_position, typical_wait_seconds
-
-        position = queue_position(chat)
-        estimated = position * typical_wait_seconds(chat.consortium)
-    return frames.state_frame(chat, position=position, estimated_wait=estimated)
-
-
 def state_key(state: Frame) -> str:
     # last_seq moves with every message (internal notes too); messages travel on their own.
     visible = {k: v for k, v in state.items() if k != "last_seq"}
@@ -93,7 +83,7 @@ def news(chat_id: str, after: int, known_state: str) -> News | None:
             .filter(pk=chat_id).first())
     if chat is None:
         return None
-    state = state_of(chat)
+    state = frames.patron_state_frame(chat)
     key = state_key(state)
     out: list[Frame] = [] if key == known_state else [state]
     rows = (Message.objects.filter(chat_id=chat_id, seq__gt=after, internal=False)

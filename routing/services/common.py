@@ -12,7 +12,6 @@ from django.db import transaction
 from libraries.models import StaffProfile
 from routing import events, frames
 from routing.models import Chat, ChatState, LibrarianPresence, Message, Offer, TraceEvent
-from routing.selectors import queue_position, typical_wait_seconds
 
 
 class ServiceError(Exception):
@@ -48,11 +47,7 @@ def system_message_post(chat: Chat, body: str, now: datetime, *, internal: bool 
 
 
 def chat_state_publish(chat: Chat) -> None:
-    position = estimated = None
-    if chat.state == ChatState.QUEUED:
-        position = queue_position(chat)
-        estimated = position * typical_wait_seconds(chat.consortium)
-    events.to_chat(chat.pk, frames.state_frame(chat, position=position, estimated_wait=estimated))
+    events.to_chat(chat.pk, frames.patron_state_frame(chat))
 
 
 def chat_lock(chat_id: str, *, skip_locked: bool = False) -> Chat | None:
@@ -90,14 +85,14 @@ def chat_end_locked(chat: Chat, now: datetime, *, by: str, reason: str) -> None:
     chat_state_publish(chat)
     if previous is not None:
         LibrarianPresence.objects.filter(pk=previous).update(idle_since=now)
-        events.to_librarian(previous, {"type": "unassigned", "chat": chat.pk, "reason": "ended"}, leave_chat=chat.pk)
+        events.to_librarian(previous, frames.unassigned_frame(chat.pk, "ended"), leave_chat=chat.pk)
 
 
 def librarian_set_away(librarian_id: int, reason: str, now: datetime) -> None:
     LibrarianPresence.objects.filter(pk=librarian_id).update(
         status=LibrarianPresence.Status.AWAY, away_reason=reason, changed_at=now,
         shift_end=None, shift_warned=False, shift_due=None, stay_until=None)
-    events.to_librarian(librarian_id, {"type": "presence", "status": "away", "reason": reason})
+    events.to_librarian(librarian_id, frames.presence_frame("away", reason=reason))
 
 
 decision_logger = logging.getLogger("routing.decisions")

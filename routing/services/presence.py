@@ -10,7 +10,7 @@ from typing import Any
 from django.db import transaction
 
 from libraries.models import StaffProfile
-from routing import events
+from routing import events, frames
 from routing.models import Chat, ChatState, Connection, LibrarianPresence, Offer
 from routing.selectors import librarian_queues
 from routing.services.common import (
@@ -142,7 +142,7 @@ def _requeue(chat: Chat, now: datetime, *, reason: str) -> None:
     chat.save()
     trace(chat, "requeued", now, reason=reason, librarian=old.pk if old else None)
     if old is not None:
-        events.to_librarian(old.pk, {"type": "unassigned", "chat": chat.pk, "reason": reason}, leave_chat=chat.pk)
+        events.to_librarian(old.pk, frames.unassigned_frame(chat.pk, reason), leave_chat=chat.pk)
     system_message_post(chat, "Your librarian was disconnected. We are finding you another librarian; "
                           "please stay here.", now)
     chat_state_publish(chat)
@@ -164,7 +164,7 @@ def patron_connected(chat: Chat, channel_name: str, process_id: str, now: dateti
         if locked.state == ChatState.QUEUED:
             chat_route_locked(locked, now)
         elif locked.state == ChatState.ACTIVE and was_gone and locked.librarian_id:
-            events.to_librarian(locked.librarian_id, {"type": "patron_presence", "chat": locked.pk, "present": True})
+            events.to_librarian(locked.librarian_id, frames.patron_presence_frame(locked.pk, present=True))
 
 
 def patron_disconnected(channel_name: str, now: datetime) -> None:
@@ -181,4 +181,4 @@ def patron_disconnected(channel_name: str, now: datetime) -> None:
         if chat.state == ChatState.QUEUED:
             chat_route_locked(chat, now)
         elif chat.state == ChatState.ACTIVE and chat.librarian_id:
-            events.to_librarian(chat.librarian_id, {"type": "patron_presence", "chat": chat.pk, "present": False})
+            events.to_librarian(chat.librarian_id, frames.patron_presence_frame(chat.pk, present=False))

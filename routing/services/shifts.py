@@ -108,8 +108,7 @@ def librarian_shift_due(librarian_id: int, now: datetime) -> bool:
             shift_clear(presence)
             presence.save()
             # Chats they hold stay with them: going away never drops a chat.
-            events.to_librarian(librarian_id, {"type": "presence", "status": "away", "reason": "shift_end",
-                                               "ends_at": ended.isoformat()})
+            events.to_librarian(librarian_id, frames.presence_frame("away", reason="shift_end", ends_at=ended))
             away = librarian
         else:
             presence.save(update_fields=_SHIFT_FIELDS)

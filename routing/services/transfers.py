@@ -7,7 +7,7 @@ from datetime import datetime
 from django.db import transaction
 
 from libraries.models import Queue, StaffProfile
-from routing import events
+from routing import events, frames
 from routing.models import Chat, ChatState, Offer
 from routing.plan import plan_to_json, transfer_plan
 from routing.selectors import librarian_queues, situation_for
@@ -54,7 +54,7 @@ def chat_transfer(librarian: StaffProfile, chat_id: str, now: datetime, *, queue
         chat.accepted_step_index = 0
         trace(chat, "transferred", now, librarian=librarian.pk, to_queue=queue, to_librarian=to_librarian,
               note=bool(note))
-        events.to_librarian(librarian.pk, {"type": "unassigned", "chat": chat.pk, "reason": "transferred"},
+        events.to_librarian(librarian.pk, frames.unassigned_frame(chat.pk, "transferred"),
                             leave_chat=chat.pk)
         system_message_post(chat, f"You are being transferred to {description}. Please stay here.", now)
         chat.state = ChatState.QUEUED
