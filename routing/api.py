@@ -9,8 +9,6 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
@@ -25,6 +23,7 @@ from routing.frames import library_ref, message_frame
 from routing.models import Chat, Survey
 from routing.services import chats, common, followups
 from routing.tasks import mail_transcript
+from routing.validation import Fields, Invalid
 
 View = Callable[..., HttpResponse]
 MAX_JSON_BYTES = 64 * 1024
@@ -79,6 +78,8 @@ def api_view(methods: set[str], *, consortium_from: str = "") -> Callable[[View]
                 response = api_error(e.status, e.code, e.detail, e.fields)
                 for key, value in e.headers.items():
                     response[key] = value
+            except Invalid as e:
+                response = api_error(400, "invalid", "some fields are not valid", e.fields)
             except common.ServiceError as e:
                 status = {"not_found": 404, "forbidden": 403}.get(e.reason, 400)
                 response = api_error(status, e.reason, e.detail)
@@ -101,43 +102,6 @@ def json_body(request: HttpRequest) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ApiError(400, "invalid", "the body must be a JSON object")
     return data
-
-
-class Fields:
-    """Collects every problem with a request body, so the client hears of all of them at once."""
-
-    def __init__(self, data: dict[str, Any]) -> None:
-        self.data = data
-        self.problems: dict[str, list[str]] = {}
-
-    def text(self, name: str, *, required: bool = False, max_len: int = 200) -> str:
-        value = self.data.get(name)
-        if value is None or value == "":
-            if required:
-                self.problems.setdefault(name, []).append("this field is required")
-            return ""
-        if not isinstance(value, str):
-            self.problems.setdefault(name, []).append("must be a string")
-            return ""
-        value = value.strip()
-        if required and not value:
-            self.problems.setdefault(name, []).append("this field is required")
-        if len(value) > max_len:
-            self.problems.setdefault(name, []).append(f"at most {max_len} characters")
-        return value
-
-    def email(self, name: str, *, required: bool = False) -> str:
-        value = self.text(name, required=required, max_len=254)
-        if value:
-            try:
-                validate_email(value)
-            except ValidationError:
-                self.problems.setdefault(name, []).append("not an email address")
-        return value
-
-    def check(self) -> None:
-        if self.problems:
-            raise ApiError(400, "invalid", "some fields are not valid", self.problems)
 
 
 def client_ip(request: HttpRequest) -> str | None:
@@ -253,14 +217,10 @@ def survey(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
     chat, patron = chat_for(request, chat_id)
     if not patron:
         raise not_found()
-    data = json_body(request)
-    f = Fields(data)
-    rating = data.get("rating")
-    if isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5:
-        f.problems["rating"] = ["a whole number from 1 to 5"]
+    f = Fields(json_body(request))
+    rating = f.integer("rating", minimum=1, maximum=5, required=True)
     comment = f.text("comment", max_len=2000)
     f.check()
-    assert isinstance(rating, int)
     with transaction.atomic():
         _answer, created = Survey.objects.get_or_create(
             chat=chat, defaults={"rating": rating, "comment": comment, "created_at": timezone.now()})

@@ -29,7 +29,7 @@ from routing.process import ensure_registered
 from routing.selectors import librarian_queues
 from routing.services import chats, common, followups, offers, presence, shifts, transfers
 from routing.threads import in_thread
-from routing.validation import Invalid
+from routing.validation import Fields, Invalid
 
 logger = logging.getLogger(__name__)
 Frame = dict[str, Any]
@@ -38,6 +38,14 @@ BAD_FRAME = ratelimit.SOCKET_FRAMES.bad_frame_cost  # what a frame that is refus
 # After hello, how long a staff socket waits for the client's join of each held chat before sending
 # that chat's live messages anyway (a client that does not resume with join).
 JOIN_WAIT = 10.0
+
+
+def chat_of(frame: Frame) -> str:
+    """The frame's chat id (the one field of most staff frames)."""
+    f = Fields(frame)
+    chat_id = f.chat_id()
+    f.check()
+    return chat_id
 
 
 def header(scope: dict[str, Any], name: bytes) -> str | None:
@@ -261,9 +269,10 @@ class PatronConsumer(ProtocolConsumer):
     async def frame_join(self, frame: Frame) -> None:
         if self.chat_id is not None:
             raise Invalid("already joined")
-        chat_id = validation.chat_id(frame)
+        f = Fields(frame)
+        chat_id, after = f.chat_id(), f.integer("after")
+        f.check()
         token = frame.get("token")
-        after = validation.integer(frame, "after")
         if not isinstance(token, str):
             token = ""
         self.hold_back(chat_id, float("inf"))  # released by send_history below
@@ -283,8 +292,9 @@ class PatronConsumer(ProtocolConsumer):
 
     async def frame_message(self, frame: Frame) -> None:
         assert self.chat_id
-        body = validation.text(frame, "body", max_len=validation.MAX_BODY)
-        cid = validation.client_id(frame)
+        f = Fields(frame)
+        body, cid = f.text("body", required=True, max_len=validation.MAX_BODY, strip=False), f.client_id()
+        f.check()
         message, created = await in_thread(chats.message_post)(
             self.chat_id, sender="patron", body=body, client_id=cid, now=timezone.now())
         if not created:
@@ -394,9 +404,9 @@ class StaffConsumer(ProtocolConsumer):
         return self.profile
 
     async def frame_presence(self, frame: Frame) -> None:
-        status = frame.get("status")
-        if status not in ("available", "away"):
-            raise Invalid("status must be available or away")
+        f = Fields(frame)
+        status = f.choice("status", ("available", "away"))
+        f.check()
         result, shift = await in_thread(_presence_set)(self._me(), status)
         await self.send_json(frames.presence_frame(result))
         # Sent here rather than through the channel layer, so that it always follows the answer.
@@ -404,28 +414,28 @@ class StaffConsumer(ProtocolConsumer):
 
     async def frame_stay_on(self, frame: Frame) -> None:
         """Answered with a shift (or shift_ending) frame to every console of this librarian."""
-        minutes = frame.get("minutes")
-        if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, int)
-                                    or not 1 <= minutes <= STAY_ON_MAX_MINUTES):
-            raise Invalid(f"minutes must be a whole number from 1 to {STAY_ON_MAX_MINUTES}")
+        f = Fields(frame)
+        minutes = f.integer("minutes", minimum=1, maximum=STAY_ON_MAX_MINUTES)
+        f.check()
         await in_thread(shifts.shift_stay_on)(self._me(), timezone.now(),
                                                 seconds=minutes * 60 if minutes else None)
 
     async def frame_accept(self, frame: Frame) -> None:
-        chat_id = validation.chat_id(frame)
+        chat_id = chat_of(frame)
         try:
             await in_thread(offers.chat_accept)(self._me(), chat_id, timezone.now())
         except common.ServiceError as refused:
             await self.send_json(frames.accept_failed_frame(chat_id, refused.reason, refused.detail))
 
     async def frame_decline(self, frame: Frame) -> None:
-        chat_id = validation.chat_id(frame)
+        chat_id = chat_of(frame)
         await in_thread(offers.chat_decline)(self._me(), chat_id, timezone.now())
 
     async def frame_message(self, frame: Frame) -> None:
-        chat_id = validation.chat_id(frame)
-        body = validation.text(frame, "body", max_len=validation.MAX_BODY)
-        cid = validation.client_id(frame)
+        f = Fields(frame)
+        chat_id = f.chat_id()
+        body, cid = f.text("body", required=True, max_len=validation.MAX_BODY, strip=False), f.client_id()
+        f.check()
         internal = frame.get("internal") is True
         message, created = await in_thread(chats.message_post)(
             chat_id, sender="librarian", body=body, client_id=cid, now=timezone.now(), librarian=self._me(),
@@ -434,19 +444,21 @@ class StaffConsumer(ProtocolConsumer):
             await self.send_json(frames.message_frame(message))
 
     async def frame_typing(self, frame: Frame) -> None:
-        chat_id = validation.chat_id(frame)
+        chat_id = chat_of(frame)
         if chat_id not in self.seqs:
             raise Invalid("you do not hold that chat")
         await self.channel_layer.group_send(chat_group(chat_id), {
             "type": "vr.event", "frame": frames.typing_frame(chat_id, "librarian")})
 
     async def frame_transfer(self, frame: Frame) -> None:
-        chat_id = validation.chat_id(frame)
-        target = frame.get("to")
-        note = validation.text(frame, "note", max_len=validation.MAX_NOTE, required=False)
-        if not isinstance(target, dict) or not (isinstance(target.get("queue"), str)
-                                                or isinstance(target.get("librarian"), str)):
-            raise Invalid('to must be {"queue": slug} or {"librarian": username}')
+        f = Fields(frame)
+        chat_id = f.chat_id()
+        rule = '{"queue": slug} or {"librarian": username}'
+        target = f.object("to", rule, queue=str, librarian=str)
+        if target and not (target.get("queue") or target.get("librarian")):
+            f.problem("to", f"must be {rule}")
+        note = f.text("note", max_len=validation.MAX_NOTE, strip=False)
+        f.check()
         try:
             await in_thread(transfers.chat_transfer)(
                 self._me(), chat_id, timezone.now(), queue=target.get("queue"),
@@ -456,23 +468,24 @@ class StaffConsumer(ProtocolConsumer):
             await self.send_json(frames.transfer_failed_frame(chat_id, refused.reason, refused.detail))
 
     async def frame_refer(self, frame: Frame) -> None:
-        chat_id = validation.chat_id(frame)
-        target = frame.get("to") or {}
-        if not isinstance(target, dict) or not isinstance(target.get("library", ""), str):
-            raise Invalid('to must be {"library": slug}')
-        note = validation.text(frame, "note", max_len=validation.MAX_NOTE, required=False)
+        f = Fields(frame)
+        chat_id = f.chat_id()
+        target = f.object("to", '{"library": slug}', required=False, library=str)
+        note = f.text("note", max_len=validation.MAX_NOTE, strip=False)
+        f.check()
         ticket = await in_thread(followups.chat_refer)(
             self._me(), chat_id, timezone.now(), library_slug=target.get("library") or None, note=note)
         await self.send_json(frames.referred_frame(chat_id, ticket.pk))
 
     async def frame_end(self, frame: Frame) -> None:
-        chat_id = validation.chat_id(frame)
+        chat_id = chat_of(frame)
         await in_thread(chats.chat_end)(chat_id, timezone.now(), by="librarian",
                                                         librarian=self._me())
 
     async def frame_join(self, frame: Frame) -> None:
-        chat_id = validation.chat_id(frame)
-        after = validation.integer(frame, "after")
+        f = Fields(frame)
+        chat_id, after = f.chat_id(), f.integer("after")
+        f.check()
         self.hold_back(chat_id, JOIN_WAIT)  # nothing live overtakes the history asked for
         if not await in_thread(_holds)(self._me().pk, chat_id):
             await self.release_held_back(chat_id)

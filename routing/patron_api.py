@@ -25,6 +25,7 @@ from routing.api import ApiError, _cors, api_view, bearer, chat_for, json_body, 
 from routing.events import chat_group, to_chat
 from routing.models import Chat
 from routing.services import chats, common
+from routing.validation import Fields, Invalid
 
 logger = logging.getLogger(__name__)
 
@@ -142,20 +143,15 @@ async def chat_events(request: HttpRequest, chat_id: str) -> HttpResponse:
 # --- sending over HTTP --------------------------------------------------------------------------
 
 
-def _field(data: dict[str, Any], name: str) -> Any:
-    try:
-        if name == "body":
-            return validation.text(data, "body", max_len=validation.MAX_BODY)
-        return validation.client_id(data)
-    except validation.Invalid as e:
-        raise ApiError(413 if e.code == "too_large" else 400, e.code, e.detail, {name: [e.detail]}) from e
-
-
 @api_view({"POST"}, consortium_from="chat")
 def chat_message(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
     chat = patron_chat(request, chat_id)
-    data = json_body(request)
-    body, client_id = _field(data, "body"), _field(data, "client_id")
+    f = Fields(json_body(request))
+    body, client_id = f.text("body", required=True, max_len=validation.MAX_BODY, strip=False), f.client_id()
+    try:
+        f.check()
+    except Invalid as e:  # as the socket says it: a body over the limit is too large, not malformed
+        raise ApiError(413 if e.code == "too_large" else 400, e.code, e.detail, e.fields) from e
     retry = ratelimit.POLL_MESSAGE.hit(chat.pk)
     if retry:
         raise ApiError(429, "rate_limited", "too many messages: slow down", headers={"Retry-After": str(retry)})
@@ -218,9 +214,9 @@ def chat_files(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
     upload = request.FILES.get("file")
     if upload is None:
         raise ApiError(400, "invalid", "send the file as the multipart field 'file'", {"file": ["required"]})
-    client_id = request.POST.get("client_id") or None
-    if client_id is not None and len(client_id) > validation.MAX_CLIENT_ID:
-        raise ApiError(400, "invalid", "client_id is too long", {"client_id": ["at most 64 characters"]})
+    f = Fields({"client_id": request.POST.get("client_id") or None})
+    client_id = f.client_id()
+    f.check()
     try:
         checked = files.check(upload)
         message, created = files.post(chat, checked, sender=sender, librarian=librarian, client_id=client_id)
