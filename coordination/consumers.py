@@ -23,7 +23,7 @@ from consortium.models import Consortium
 from coordination.access import Refused, coordinator_of
 from coordination.board import board_snapshot, without_clock
 from routing.access import origin_allowed
-from routing.consumers import header
+from routing.sockets.base import header
 
 REFRESH_SECONDS = 2.0
 # Even when nothing changed, a fresh snapshot this often keeps waits and alert minutes exact.

@@ -20,7 +20,7 @@ from libraries.models import StaffProfile
 from routing import access, privacy, ratelimit
 from routing.access import origin_allowed, own_origin
 from routing.frames import library_ref, message_frame
-from routing.models import Chat, Survey
+from routing.models import Chat
 from routing.services import chats, common, followups
 from routing.tasks import mail_transcript
 from routing.validation import Fields, Invalid
@@ -221,10 +221,7 @@ def survey(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
     rating = f.integer("rating", minimum=1, maximum=5, required=True)
     comment = f.text("comment", max_len=2000)
     f.check()
-    with transaction.atomic():
-        _answer, created = Survey.objects.get_or_create(
-            chat=chat, defaults={"rating": rating, "comment": comment, "created_at": timezone.now()})
-    if not created:
+    if not chats.survey_answer(chat, rating=rating, comment=comment, now=timezone.now()):
         raise ApiError(409, "conflict", "this chat's survey was answered already")
     return JsonResponse({"ok": True}, status=201)
 

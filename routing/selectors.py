@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any, cast
 
+from django.contrib.sessions.models import Session
 from django.db import connections
 from django.db.models import Count, DateField, IntegerField, JSONField, Q, QuerySet, TextField, Value
 from django.db.models.functions import Cast
@@ -18,7 +19,7 @@ from libraries import rota
 from libraries.hours import Schedule, is_open, next_change
 from libraries.models import Closure, Queue, ShiftAssignment, SpecialHours, StaffProfile, WeeklyInterval
 from routing import router
-from routing.models import Chat, ChatState, LibrarianPresence, Offer
+from routing.models import Chat, ChatState, LibrarianPresence, Message, Offer
 from routing.plan import plan_from_json
 
 # A patron who never opens the socket (nor polls) is taken as gone this long after the chat starts;
@@ -349,3 +350,22 @@ def mentioning(chats: QuerySet[Chat], queues: Iterable[str]) -> QuerySet[Chat]:
     for slug in slugs:
         named |= Q(plan_text__contains=f'"{slug}"')
     return chats.annotate(plan_text=Cast("plan", output_field=TextField())).filter(named)
+
+
+def messages_after(chat_id: str, after: int, *, for_patron: bool, upto: int | None = None) -> list[Message]:
+    """A chat's messages with seq > after (<= upto), in order; without internal notes for the patron."""
+    rows = Message.objects.filter(chat_id=chat_id, seq__gt=after).select_related("file").order_by("seq")
+    if upto is not None:
+        rows = rows.filter(seq__lte=upto)
+    if for_patron:
+        rows = rows.filter(internal=False)
+    return list(rows)
+
+
+def librarian_holds(librarian_id: int, chat_id: str) -> bool:
+    return Chat.objects.filter(pk=chat_id, librarian_id=librarian_id, state=ChatState.ACTIVE).exists()
+
+
+def session_expiry(key: str) -> datetime | None:
+    """When a signed-in session ends (None: it has ended, or never was)."""
+    return Session.objects.filter(session_key=key).values_list("expire_date", flat=True).first()

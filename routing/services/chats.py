@@ -12,7 +12,7 @@ from consortium.models import Consortium
 from libraries.models import Library, StaffProfile
 from routing import events, frames, message_store
 from routing.access import token_hash, took_part_q
-from routing.models import LIVE_STATES, Chat, ChatState, Message
+from routing.models import LIVE_STATES, Chat, ChatState, Message, Survey
 from routing.plan import default_plan, plan_to_json
 from routing.selectors import librarian_queues
 from routing.services.common import Refused, ServiceError, chat_end_locked, chat_lock, trace
@@ -84,6 +84,14 @@ def message_post(chat_id: str, *, sender: str, body: str, client_id: str | None,
     # transaction, on_commit waits for that one.
     events.to_chat(chat_id, frames.message_frame(message), seq=stored.seq, internal=internal)
     return message, True
+
+
+def survey_answer(chat: Chat, *, rating: int, comment: str, now: datetime) -> bool:
+    """Store the patron's answer to the survey after a chat: False when it was answered already."""
+    with transaction.atomic():
+        _answer, created = Survey.objects.get_or_create(
+            chat=chat, defaults={"rating": rating, "comment": comment, "created_at": now})
+    return created
 
 
 def chat_end(chat_id: str, now: datetime, *, by: str, librarian: StaffProfile | None = None) -> Chat:

@@ -1,0 +1,1 @@
+"""The sockets of spec/PROTOCOL.md: `base` (what both share), `patron` and `staff`."""
