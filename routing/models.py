@@ -254,7 +254,7 @@ class CannedResponse(models.Model):
     """A ready answer a librarian inserts into a chat: consortium-wide, or for one library's patrons.
 
     The body may hold placeholders ({library}, {librarian}, {patron}, ...) that the staff console
-    fills in for the chat at hand (routing.staff_selectors.expand_placeholders).
+    fills in for the chat at hand (routing.staff.selectors.expand_placeholders).
     """
 
     consortium = models.ForeignKey(Consortium, on_delete=models.CASCADE, related_name="canned_responses")

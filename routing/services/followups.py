@@ -12,7 +12,7 @@ from libraries.models import Library, StaffProfile
 from routing.models import Chat, ChatState, Ticket
 from routing.services.chats import home_library_resolve
 from routing.services.common import Refused, ServiceError, chat_end_locked, chat_lock, trace
-from routing.staff_selectors import tickets_for
+from routing.staff.selectors import tickets_for
 
 
 def transcript_text(chat: Chat, *, for_patron: bool) -> str:

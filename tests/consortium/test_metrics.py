@@ -11,8 +11,9 @@ import pytest
 from django.test import Client
 
 from consortium import metrics
-from routing import events, patron_polling
+from routing import events
 from routing.models import TraceEvent
+from routing.patron import polling
 from routing.services import chats, offers, sweeps
 from tests.factories import make_consortium
 from tests.routing.routing_helpers import Sent, at, go_online, patron_joins, staff, start, world
@@ -72,7 +73,7 @@ def test_the_figures_match_what_happened(sent: Sent) -> None:
     sweeps.due_sweep(at(86))  # the local step times out: the second chat escalates to the partner
     start(w.consortium.__class__.objects.get(slug="empty"), at(50))
     patron_joins(second, at(87), process="p1")
-    patron_polling.seen(first.pk, at(87))
+    polling.seen(first.pk, at(87))
     sweeps.process_heartbeat("p1", at(87))
 
     samples, types = parse(metrics.render(metrics.collect(at(90))))

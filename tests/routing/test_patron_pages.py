@@ -16,8 +16,9 @@ from channels.db import database_sync_to_async
 from django.test import AsyncClient, Client
 from django.utils import timezone
 
-from routing import files, patron_polling
+from routing import files
 from routing.models import Chat, ChatFile, Connection, Message, ServerProcess
+from routing.patron import polling
 from routing.services import chats, offers, presence, sweeps
 from tests.factories import PASSWORD, make_consortium, make_library, make_shared_queue, make_staff
 
@@ -122,7 +123,7 @@ def test_spanish_by_toggle_or_by_the_browser(client: Client, world: dict[str, An
 
 
 def test_every_script_string_has_a_spanish_translation(world: dict[str, Any]) -> None:
-    from routing.patron_i18n import script_strings
+    from routing.patron.i18n import script_strings
 
     english, spanish = script_strings("en"), script_strings("es")
     same = {k for k in english if english[k] == spanish[k] and k not in {"minutes"}}
@@ -229,7 +230,7 @@ def test_a_poll_makes_the_patron_present_and_a_stale_poller_counts_as_gone(clien
     present(world["a1"])
     chat, token = new_chat(world)
     assert events(client, chat, token).status_code == 200
-    name = patron_polling.poller_name(chat.pk)
+    name = polling.poller_name(chat.pk)
     assert Connection.objects.filter(channel_name=name, kind="patron", chat=chat).exists()
     chat.refresh_from_db()
     assert chat.patron_joined and chat.patron_left_at is None
@@ -309,8 +310,8 @@ async def test_a_waiting_poll_wakes_for_a_new_message_and_returns_it(world: dict
 async def test_a_poll_with_nothing_new_answers_empty_after_the_wait(world: dict[str, Any],
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     await database_sync_to_async(present)(world["a1"])
-    monkeypatch.setattr(patron_polling, "WAIT_SECONDS", 0.6)
-    monkeypatch.setattr(patron_polling, "RECHECK_SECONDS", 0.2)
+    monkeypatch.setattr(polling, "WAIT_SECONDS", 0.6)
+    monkeypatch.setattr(polling, "RECHECK_SECONDS", 0.2)
     chat, token = await database_sync_to_async(new_chat)(world)
     client = AsyncClient()
     first = (await client.get(f"/api/v1/chats/{chat.pk}/events", {"after": 0}, **auth(token))).json()

@@ -14,9 +14,10 @@ from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
 from libraries import rota
-from routing import events, process, staff_selectors
+from routing import events, process
 from routing.selectors import librarian_queues, queues_served
 from routing.services import presence, sweeps
+from routing.staff import selectors as staff_selectors
 from routing.ws_urls import websocket_urlpatterns
 from tests.factories import make_consortium, make_library, make_shared_queue, make_staff
 

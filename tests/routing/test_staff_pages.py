@@ -15,9 +15,9 @@ from django.utils import timezone
 
 from consortium.models import Consortium
 from libraries.models import Library, StaffProfile
-from routing import staff_selectors
 from routing.models import CannedResponse, Chat, ChatState, Message, Ticket
 from routing.services import followups, presence, sweeps
+from routing.staff import selectors as staff_selectors
 from tests.factories import make_consortium, make_library, make_shared_queue, make_staff, set_weekly_hours
 
 pytestmark = pytest.mark.django_db

@@ -1,6 +1,6 @@
 """Patron HTTP endpoints beyond spec/PROTOCOL.md's core: the HTTP fallback transport (long-polling
 plus POST, for networks that block WebSockets) and chat files. Thin: parse, check access, call
-routing.patron_polling / routing.files / routing.services, answer in JSON."""
+routing.patron.polling / routing.files / routing.services, answer in JSON."""
 
 from __future__ import annotations
 
@@ -20,10 +20,11 @@ from django.utils.http import content_disposition_header
 from django.views.decorators.csrf import csrf_exempt
 
 from consortium.middleware import api_error
-from routing import access, files, frames, patron_polling, ratelimit, validation
-from routing.api import ApiError, _cors, api_view, bearer, chat_for, json_body, not_found, patron_chat, staff
+from routing import access, files, frames, ratelimit, validation
+from routing.api.base import ApiError, api_view, bearer, chat_for, cors, json_body, not_found, patron_chat, staff
 from routing.events import chat_group, to_chat
 from routing.models import Chat
+from routing.patron import polling
 from routing.services import chats, common
 from routing.validation import Fields, Invalid
 
@@ -41,14 +42,14 @@ def _after(request: HttpRequest) -> int:
 
 def _open_poll(request: HttpRequest, chat_id: str) -> Chat:
     chat = patron_chat(request, chat_id)
-    patron_polling.seen(chat_id, timezone.now())
+    polling.seen(chat_id, timezone.now())
     return chat
 
 
-def _check(chat_id: str, after: int, known: str, *, touch: bool) -> patron_polling.News | None:
+def _check(chat_id: str, after: int, known: str, *, touch: bool) -> polling.News | None:
     if touch:
-        patron_polling.seen(chat_id, timezone.now())
-    return patron_polling.news(chat_id, after, known)
+        polling.seen(chat_id, timezone.now())
+    return polling.news(chat_id, after, known)
 
 
 def _origin_ok(chat_id: str, origin: str | None) -> bool:
@@ -68,7 +69,7 @@ def async_api(view: AsyncView) -> AsyncView:
         if request.method == "OPTIONS":
             if not await database_sync_to_async(_origin_ok)(kwargs.get("chat_id", ""), origin):
                 return api_error(403, "forbidden", "this site may not use the chat service")
-            return _cors(HttpResponse(status=204), origin)
+            return cors(HttpResponse(status=204), origin)
         if request.method != "GET":
             return api_error(405, "method_not_allowed", "use GET")
         try:
@@ -77,7 +78,7 @@ def async_api(view: AsyncView) -> AsyncView:
             response = api_error(e.status, e.code, e.detail, e.fields)
             if e.status == 403:
                 return response
-        return _cors(response, origin)
+        return cors(response, origin)
 
     return csrf_exempt(handler)
 
@@ -103,7 +104,7 @@ async def chat_events(request: HttpRequest, chat_id: str) -> HttpResponse:
         if news is None:
             raise not_found()
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + patron_polling.WAIT_SECONDS
+        deadline = loop.time() + polling.WAIT_SECONDS
         touched = loop.time()
         while not news.frames:
             left = deadline - loop.time()
@@ -112,7 +113,7 @@ async def chat_events(request: HttpRequest, chat_id: str) -> HttpResponse:
             if layer is not None and channel is not None:
                 # One receive for the whole wait: cancelling a receive unsubscribes the channel.
                 receiving = receiving or asyncio.ensure_future(layer.receive(channel))
-                done, _ = await asyncio.wait({receiving}, timeout=min(left, patron_polling.RECHECK_SECONDS))
+                done, _ = await asyncio.wait({receiving}, timeout=min(left, polling.RECHECK_SECONDS))
                 if receiving in done:
                     event = receiving.result()
                     receiving = None
@@ -124,7 +125,7 @@ async def chat_events(request: HttpRequest, chat_id: str) -> HttpResponse:
             else:
                 await asyncio.sleep(min(left, 0.5))
             # Heart-beat the poller's connection now and then, not on every doorbell.
-            touch = loop.time() - touched >= patron_polling.RECHECK_SECONDS
+            touch = loop.time() - touched >= polling.RECHECK_SECONDS
             touched = loop.time() if touch else touched
             news = await database_sync_to_async(_check)(chat.pk, after, known, touch=touch) or news
     finally:
@@ -178,7 +179,7 @@ def chat_end(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
     chat = patron_chat(request, chat_id)
     now = timezone.now()
     ended = chats.chat_end(chat.pk, now, by="patron")
-    patron_polling.gone(chat.pk, now)
+    polling.gone(chat.pk, now)
     ended.refresh_from_db()
     return JsonResponse(frames.patron_state_frame(ended))
 

@@ -1,4 +1,4 @@
-"""The staff console's pages and its small JSON API: check who asks, read (routing.staff_selectors) or
+"""The staff console's pages and its small JSON API: check who asks, read (routing.staff.selectors) or
 call a service (routing.services), answer.
 
 Pages need a signed-in user with an active staff profile (anyone else signed in gets a 403 page);
@@ -22,9 +22,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from consortium.middleware import api_error
 from libraries.models import StaffProfile
-from routing import access, staff_selectors
+from routing import access
 from routing.services import chats, followups
 from routing.services.common import Refused, ServiceError
+from routing.staff import selectors
 
 View = Callable[..., HttpResponse]
 # Minutes without input after which the console sets an available librarian away; a query
@@ -95,7 +96,7 @@ def console(request: HttpRequest, profile: StaffProfile) -> HttpResponse:
 @require_GET
 @staff_page
 def library_policy(request: HttpRequest, profile: StaffProfile, slug: str) -> HttpResponse:
-    panel = staff_selectors.library_panel(profile, slug, timezone.now())
+    panel = selectors.library_panel(profile, slug, timezone.now())
     if panel is None:
         raise Http404("no such library")
     if request.GET.get("format") == "json" or "application/json" in request.headers.get("Accept", ""):
@@ -107,13 +108,13 @@ def library_policy(request: HttpRequest, profile: StaffProfile, slug: str) -> Ht
 @require_GET
 @staff_api
 def api_presence(request: HttpRequest, profile: StaffProfile) -> HttpResponse:
-    return JsonResponse(staff_selectors.presence_overview(profile, timezone.now()))
+    return JsonResponse(selectors.presence_overview(profile, timezone.now()))
 
 
 @require_GET
 @staff_api
 def api_chat(request: HttpRequest, profile: StaffProfile, chat_id: str) -> HttpResponse:
-    info = staff_selectors.chat_info(profile, chat_id, timezone.now())
+    info = selectors.chat_info(profile, chat_id, timezone.now())
     if info is None:
         return api_error(404, "not_found", "no such chat")
     return JsonResponse(info)
@@ -136,10 +137,10 @@ def api_classify(request: HttpRequest, profile: StaffProfile, chat_id: str) -> H
 @staff_page
 def tickets(request: HttpRequest, profile: StaffProfile) -> HttpResponse:
     status = request.GET.get("status", "open")
-    if status not in (*staff_selectors.TICKET_FILTERS, "all"):
+    if status not in (*selectors.TICKET_FILTERS, "all"):
         status = "open"
     query = request.GET.get("q", "")[:200]
-    rows = list(staff_selectors.tickets_for(profile, status=status, query=query)[:200])
+    rows = list(selectors.tickets_for(profile, status=status, query=query)[:200])
     return render(request, "routing/staff/tickets.html", {
         "profile": profile, "tickets": rows, "status": status, "q": query,
         "section": "tickets",
@@ -150,7 +151,7 @@ def tickets(request: HttpRequest, profile: StaffProfile) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @staff_page
 def ticket_detail(request: HttpRequest, profile: StaffProfile, ticket_id: str) -> HttpResponse:
-    ticket = staff_selectors.ticket_get(profile, ticket_id)
+    ticket = selectors.ticket_get(profile, ticket_id)
     if ticket is None:
         raise Http404("no such follow-up")
     error = ""
@@ -172,7 +173,7 @@ def ticket_detail(request: HttpRequest, profile: StaffProfile, ticket_id: str) -
             error = e.detail
         else:
             return redirect("staff-ticket", ticket_id=ticket_id)
-        ticket = staff_selectors.ticket_get(profile, ticket_id) or ticket
+        ticket = selectors.ticket_get(profile, ticket_id) or ticket
     context = {"profile": profile, "ticket": ticket, "error": error, "answer": answer, "section": "tickets"}
     return render(request, "routing/staff/ticket.html", context, status=400 if error else 200)
 
@@ -184,7 +185,7 @@ def ticket_detail(request: HttpRequest, profile: StaffProfile, ticket_id: str) -
 @staff_page
 def history(request: HttpRequest, profile: StaffProfile) -> HttpResponse:
     query = request.GET.get("q", "")[:200]
-    chats = staff_selectors.history(profile, timezone.now(), query=query)
+    chats = selectors.history(profile, timezone.now(), query=query)
     return render(request, "routing/staff/history.html", {
         "profile": profile, "chats": chats, "q": query, "section": "history",
         "retention_days": profile.library.consortium.transcript_retention_days,
@@ -195,7 +196,7 @@ def history(request: HttpRequest, profile: StaffProfile) -> HttpResponse:
 @staff_page
 def history_detail(request: HttpRequest, profile: StaffProfile, chat_id: str) -> HttpResponse:
     now = timezone.now()
-    chat = staff_selectors.history_chat(profile, chat_id, now)
+    chat = selectors.history_chat(profile, chat_id, now)
     if chat is None:
         raise Http404("no such chat")
     error = ""
