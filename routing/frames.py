@@ -189,5 +189,7 @@ def transfer_failed_frame(chat_id: str, reason: str, detail: str) -> Frame:
     return {"type": "transfer_failed", "chat": chat_id, "reason": reason, "detail": detail}
 
 
-def referred_frame(chat_id: str, ticket_id: str) -> Frame:
-    return {"type": "referred", "chat": chat_id, "ticket": ticket_id}
+def referred_frame(chat_id: str, followup_id: str) -> Frame:
+    """The chat was referred to a follow-up (the word staff see); `ticket` is the protocol's name for
+    it, `follow_up` the same id under that word (an addition: clients reading `ticket` go on)."""
+    return {"type": "referred", "chat": chat_id, "ticket": followup_id, "follow_up": followup_id}

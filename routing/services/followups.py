@@ -12,7 +12,7 @@ from libraries.models import Library, StaffProfile
 from routing.models import Chat, ChatState, Ticket
 from routing.services.chats import home_library_resolve
 from routing.services.common import Refused, ServiceError, chat_end_locked, chat_lock, trace
-from routing.staff.selectors import tickets_for
+from routing.staff.selectors import followups_for
 
 
 def transcript_text(chat: Chat, *, for_patron: bool) -> str:
@@ -26,7 +26,7 @@ def transcript_text(chat: Chat, *, for_patron: bool) -> str:
     return "\n".join(lines)
 
 
-def ticket_create(*, consortium: Consortium, library: Library | None, chat: Chat | None, question: str,
+def followup_create(*, consortium: Consortium, library: Library | None, chat: Chat | None, question: str,
                   email: str, name: str = "", note: str = "", source: str, now: datetime,
                   created_by: StaffProfile | None = None) -> Ticket:
     from routing.tasks import mail_ticket_created  # tasks import services: keep the import graph one-way
@@ -54,7 +54,7 @@ def chat_refer(librarian: StaffProfile, chat_id: str, now: datetime, *, library_
             library = Library.objects.filter(consortium=chat.consortium, slug=library_slug).first()
             if library is None:
                 raise ServiceError("not_found", f"no library {library_slug!r}")
-        return ticket_create(consortium=chat.consortium, library=library, chat=chat, question=chat.question,
+        return followup_create(consortium=chat.consortium, library=library, chat=chat, question=chat.question,
                              email=chat.patron_email, name=chat.patron_name, note=note, source="referral",
                              now=now, created_by=librarian)
 
@@ -71,23 +71,23 @@ def question_leave(*, consortium: Consortium, question: str, email: str, name: s
                 library = library or locked.home_library
                 if locked.state == ChatState.QUEUED:
                     chat_end_locked(locked, now, by="patron", reason="question_form")
-        return ticket_create(consortium=consortium, library=library, chat=chat, question=question, email=email,
+        return followup_create(consortium=consortium, library=library, chat=chat, question=question, email=email,
                              name=name, source="question_form", now=now)
 
 
 MAX_ANSWER = 10000
 
 
-def _lock_ticket(profile: StaffProfile, ticket_id: str) -> Ticket:
-    ticket = tickets_for(profile, status="all").select_for_update(of=("self",)).filter(pk=ticket_id).first()
+def _lock_followup(profile: StaffProfile, ticket_id: str) -> Ticket:
+    ticket = followups_for(profile, status="all").select_for_update(of=("self",)).filter(pk=ticket_id).first()
     if ticket is None:
         raise Refused("not_found", "no such follow-up")
     return ticket
 
 
-def ticket_claim(profile: StaffProfile, ticket_id: str, now: datetime) -> Ticket:
+def followup_claim(profile: StaffProfile, ticket_id: str, now: datetime) -> Ticket:
     with transaction.atomic():
-        ticket = _lock_ticket(profile, ticket_id)
+        ticket = _lock_followup(profile, ticket_id)
         if ticket.status in (Ticket.Status.ANSWERED, Ticket.Status.CLOSED):
             raise Refused("conflict", "this follow-up is already answered or closed")
         if ticket.claimed_by_id not in (None, profile.pk):
@@ -99,7 +99,7 @@ def ticket_claim(profile: StaffProfile, ticket_id: str, now: datetime) -> Ticket
     return ticket
 
 
-def ticket_answer(profile: StaffProfile, ticket_id: str, answer: str, now: datetime) -> Ticket:
+def followup_answer(profile: StaffProfile, ticket_id: str, answer: str, now: datetime) -> Ticket:
     """Record the answer and mail it to the patron (after commit: no mail for an answer not stored)."""
     from routing.tasks import mail_ticket_answer  # tasks import services: keep the import graph one-way
 
@@ -109,7 +109,7 @@ def ticket_answer(profile: StaffProfile, ticket_id: str, answer: str, now: datet
     if len(answer) > MAX_ANSWER:
         raise Refused("invalid", "the answer is too long", {"answer": [f"at most {MAX_ANSWER} characters"]})
     with transaction.atomic():
-        ticket = _lock_ticket(profile, ticket_id)
+        ticket = _lock_followup(profile, ticket_id)
         if ticket.status in (Ticket.Status.ANSWERED, Ticket.Status.CLOSED):
             raise Refused("conflict", "this follow-up is already answered or closed")
         if ticket.claimed_by_id not in (None, profile.pk):
@@ -127,10 +127,10 @@ def ticket_answer(profile: StaffProfile, ticket_id: str, answer: str, now: datet
     return ticket
 
 
-def ticket_close(profile: StaffProfile, ticket_id: str, now: datetime) -> Ticket:
+def followup_close(profile: StaffProfile, ticket_id: str, now: datetime) -> Ticket:
     """Close without an answer by mail (a duplicate, spam, or answered another way)."""
     with transaction.atomic():
-        ticket = _lock_ticket(profile, ticket_id)
+        ticket = _lock_followup(profile, ticket_id)
         if ticket.status == Ticket.Status.CLOSED:
             return ticket
         if ticket.claimed_by_id is None:

@@ -211,21 +211,21 @@ def presence_overview(profile: StaffProfile, now: datetime) -> dict[str, Any]:
     return {"queues": queues, "librarians": librarians, "libraries": libraries}
 
 
-TICKET_FILTERS = {
+FOLLOWUP_FILTERS = {
     "open": (Ticket.Status.NEW, Ticket.Status.IN_PROGRESS),
     "answered": (Ticket.Status.ANSWERED,),
     "closed": (Ticket.Status.CLOSED,),
 }
 
 
-def tickets_for(profile: StaffProfile, *, status: str = "open", query: str = "") -> QuerySet[Ticket]:
+def followups_for(profile: StaffProfile, *, status: str = "open", query: str = "") -> QuerySet[Ticket]:
     """The follow-ups of the librarian's library (coordinators: also the consortium's unassigned ones)."""
     mine = Q(library_id=profile.library_id)
     if profile.role == StaffProfile.Role.COORDINATOR:
         mine |= Q(library__isnull=True)
     rows = Ticket.objects.filter(consortium_id=profile.library.consortium_id).filter(mine)
-    if status in TICKET_FILTERS:
-        rows = rows.filter(status__in=TICKET_FILTERS[status])
+    if status in FOLLOWUP_FILTERS:
+        rows = rows.filter(status__in=FOLLOWUP_FILTERS[status])
     query = query.strip()
     if query:
         rows = rows.filter(Q(question__icontains=query) | Q(patron_email__icontains=query)
@@ -233,5 +233,5 @@ def tickets_for(profile: StaffProfile, *, status: str = "open", query: str = "")
     return rows.select_related("library", "claimed_by__user", "created_by__user").order_by("created_at")
 
 
-def ticket_get(profile: StaffProfile, ticket_id: str) -> Ticket | None:
-    return tickets_for(profile, status="all").filter(pk=ticket_id).first()
+def followup_get(profile: StaffProfile, ticket_id: str) -> Ticket | None:
+    return followups_for(profile, status="all").filter(pk=ticket_id).first()

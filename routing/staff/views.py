@@ -137,10 +137,10 @@ def api_classify(request: HttpRequest, profile: StaffProfile, chat_id: str) -> H
 @staff_page
 def tickets(request: HttpRequest, profile: StaffProfile) -> HttpResponse:
     status = request.GET.get("status", "open")
-    if status not in (*selectors.TICKET_FILTERS, "all"):
+    if status not in (*selectors.FOLLOWUP_FILTERS, "all"):
         status = "open"
     query = request.GET.get("q", "")[:200]
-    rows = list(selectors.tickets_for(profile, status=status, query=query)[:200])
+    rows = list(selectors.followups_for(profile, status=status, query=query)[:200])
     return render(request, "routing/staff/tickets.html", {
         "profile": profile, "tickets": rows, "status": status, "q": query,
         "section": "tickets",
@@ -151,7 +151,7 @@ def tickets(request: HttpRequest, profile: StaffProfile) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @staff_page
 def ticket_detail(request: HttpRequest, profile: StaffProfile, ticket_id: str) -> HttpResponse:
-    ticket = selectors.ticket_get(profile, ticket_id)
+    ticket = selectors.followup_get(profile, ticket_id)
     if ticket is None:
         raise Http404("no such follow-up")
     error = ""
@@ -162,18 +162,18 @@ def ticket_detail(request: HttpRequest, profile: StaffProfile, ticket_id: str) -
         now = timezone.now()
         try:
             if action == "claim":
-                followups.ticket_claim(profile, ticket_id, now)
+                followups.followup_claim(profile, ticket_id, now)
             elif action == "answer":
-                followups.ticket_answer(profile, ticket_id, answer, now)
+                followups.followup_answer(profile, ticket_id, answer, now)
             elif action == "close":
-                followups.ticket_close(profile, ticket_id, now)
+                followups.followup_close(profile, ticket_id, now)
             else:
                 raise Refused("invalid", "unknown action")
         except Refused as e:
             error = e.detail
         else:
             return redirect("staff-ticket", ticket_id=ticket_id)
-        ticket = selectors.ticket_get(profile, ticket_id) or ticket
+        ticket = selectors.followup_get(profile, ticket_id) or ticket
     context = {"profile": profile, "ticket": ticket, "error": error, "answer": answer, "section": "tickets"}
     return render(request, "routing/staff/ticket.html", context, status=400 if error else 200)
 
