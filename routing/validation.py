@@ -84,8 +84,23 @@ class Fields:
             return default
         return value
 
-    def choice(self, name: str, options: tuple[str, ...]) -> str:
+    def optional_integer(self, name: str, *, minimum: int, maximum: int) -> int | None:
+        """A whole number within the bounds, sent as JSON or as a form's text ("3"); None when blank."""
         value = self.data.get(name)
+        if value is None or value == "":
+            return None
+        if isinstance(value, str) and value.isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+            self.problem(name, f"must be a whole number from {minimum} to {maximum}")
+            return None
+        return value
+
+    def choice(self, name: str, options: tuple[str, ...], *, required: bool = True) -> str:
+        """One of `options`; "" when absent or blank and not required."""
+        value = self.data.get(name)
+        if not required and (value is None or value == ""):
+            return ""
         if value not in options:
             self.problem(name, f"must be {' or '.join(options)}")
             return ""

@@ -17,6 +17,7 @@ from routing.plan import default_plan, plan_to_json
 from routing.selectors import librarian_queues
 from routing.services.common import Refused, ServiceError, chat_end_locked, chat_lock, trace
 from routing.services.route import chat_route_locked, waiting_chats_route
+from routing.validation import Fields, Invalid
 
 
 def home_library_resolve(consortium: Consortium, library_slug: str | None,
@@ -131,41 +132,37 @@ def clean_subjects(raw: Any) -> list[str]:
     if items is None:
         return []
     if not isinstance(items, list) or not all(isinstance(s, str) for s in items):
-        raise Refused("invalid", "subjects must be a list of tags", {"subjects": ["a list of tags"]})
+        raise Refused("invalid", "subjects must be a list of tags", {"subjects": ["must be a list of tags"]})
     tags: list[str] = []
     for item in items:
         tag = " ".join(item.split()).lower()
         if not tag or tag in tags:
             continue
         if len(tag) > MAX_SUBJECT_LEN:
-            raise Refused("invalid", "a tag is too long", {"subjects": [f"at most {MAX_SUBJECT_LEN} characters"]})
+            raise Refused("invalid", "a tag is too long",
+                          {"subjects": [f"must be tags of at most {MAX_SUBJECT_LEN} characters"]})
         tags.append(tag)
     if len(tags) > MAX_SUBJECTS:
-        raise Refused("invalid", "too many tags", {"subjects": [f"at most {MAX_SUBJECTS} tags"]})
+        raise Refused("invalid", "too many tags", {"subjects": [f"must be at most {MAX_SUBJECTS} tags"]})
     return tags
 
 
 def chat_classify(profile: StaffProfile, chat_id: str, now: datetime, *, read_scale: Any, subjects: Any,
                   outcome: Any) -> Chat:
     """Store subject tags, the READ scale (1-6) and the outcome on a chat the librarian answered."""
-    problems: dict[str, list[str]] = {}
-    if read_scale in ("", None):
-        scale = None
-    elif isinstance(read_scale, bool) or not isinstance(read_scale, int | str) or \
-            not str(read_scale).isdigit() or int(read_scale) not in READ_SCALE:
-        problems["read_scale"] = ["a whole number from 1 to 6"]
-        scale = None
-    else:
-        scale = int(read_scale)
-    if outcome not in (*OUTCOMES, "", None):
-        problems["outcome"] = [f"one of {', '.join(OUTCOMES)}"]
+    f = Fields({"read_scale": read_scale, "outcome": outcome})
+    scale = f.optional_integer("read_scale", minimum=READ_SCALE.start, maximum=READ_SCALE.stop - 1)
+    outcome = f.choice("outcome", OUTCOMES, required=False)
     try:
         tags = clean_subjects(subjects)
     except Refused as e:
-        problems.update(e.fields)
+        for message in e.fields.get("subjects", []):
+            f.problem("subjects", message)
         tags = []
-    if problems:
-        raise Refused("invalid", "some fields are not valid", problems)
+    try:
+        f.check()
+    except Invalid as e:
+        raise Refused("invalid", "some fields are not valid", e.fields) from e
     with transaction.atomic():
         chat = (Chat.objects.select_for_update(of=("self",))
                 .filter(pk=chat_id, consortium_id=profile.library.consortium_id).filter(took_part_q(profile))

@@ -1,5 +1,9 @@
 """What the services share: the refusal, the trace and the decision log, row locks, system messages,
-the state a patron is told, and the end of a chat (by anyone, or by the router)."""
+the state a patron is told, and the end of a chat (by anyone, or by the router).
+
+Lock order, for every service: a librarian's presence row (presence_lock) before any chat row
+(chat_lock), and one chat at a time; so concurrent transactions never wait on each other in a circle.
+"""
 
 from __future__ import annotations
 
@@ -60,6 +64,7 @@ def chat_lock(chat_id: str, *, skip_locked: bool = False) -> Chat | None:
 
 
 def presence_lock(librarian: StaffProfile, *, lock: bool = True) -> LibrarianPresence:
+    """The librarian's presence row (made on first use), locked unless `lock` is False (a read)."""
     presence, _ = LibrarianPresence.objects.get_or_create(librarian=librarian)
     if lock:
         presence = LibrarianPresence.objects.select_for_update().get(pk=presence.pk)
@@ -67,6 +72,7 @@ def presence_lock(librarian: StaffProfile, *, lock: bool = True) -> LibrarianPre
 
 
 def chat_end_locked(chat: Chat, now: datetime, *, by: str, reason: str) -> None:
+    """End a chat the caller holds locked: offers withdrawn, everyone told, its librarian freed."""
     previous = chat.librarian_id
     events.to_librarians([(librarian_id, frames.withdrawn_frame(chat.pk, "ended")) for librarian_id in Offer.objects
                           .filter(chat=chat, status=Offer.Status.OPEN).values_list("librarian_id", flat=True)])

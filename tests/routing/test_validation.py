@@ -50,3 +50,14 @@ def test_integers_objects_and_emails() -> None:
     assert ok.object("to", "", library=str) == {"library": "tampa"}
     assert ok.object("absent", "", required=False) == {}
     ok.check()
+
+
+def test_form_numbers_and_optional_choices() -> None:
+    f = Fields({"read_scale": "3", "blank": "", "bad": "7", "outcome": "", "other": "maybe"})
+    assert f.optional_integer("read_scale", minimum=1, maximum=6) == 3
+    assert f.optional_integer("blank", minimum=1, maximum=6) is None
+    assert f.optional_integer("absent", minimum=1, maximum=6) is None
+    assert f.optional_integer("bad", minimum=1, maximum=6) is None
+    assert f.choice("outcome", ("answered", "referred"), required=False) == ""
+    assert f.choice("other", ("answered", "referred"), required=False) == ""
+    assert f.problems == {"bad": ["must be a whole number from 1 to 6"], "other": ["must be answered or referred"]}
