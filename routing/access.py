@@ -59,6 +59,13 @@ def took_part_q(profile: StaffProfile) -> Q:
     return Q(librarian=profile) | Q(answered_by=profile) | Q(pk__in=accepted)
 
 
+def own_chats_q(profile: StaffProfile) -> Q:
+    """Chats a librarian reads as their own: those they took part in, and their library's patrons'.
+    (A coordinator reads every chat of the consortium besides: may_read; the console's history lists
+    only these.)"""
+    return took_part_q(profile) | Q(home_library_id=profile.library_id)
+
+
 def took_part(profile: StaffProfile, chat: Chat) -> bool:
     return Chat.objects.filter(pk=chat.pk).filter(took_part_q(profile)).exists()
 
@@ -71,8 +78,7 @@ def may_read(profile: StaffProfile | None, chat: Chat) -> bool:
     """May this librarian read the chat's transcript and files? Never across consortia."""
     if profile is None or profile.library.consortium_id != chat.consortium_id:
         return False
-    return (is_coordinator_of(profile, chat) or chat.home_library_id == profile.library_id
-            or took_part(profile, chat))
+    return is_coordinator_of(profile, chat) or Chat.objects.filter(pk=chat.pk).filter(own_chats_q(profile)).exists()
 
 
 def may_trace(profile: StaffProfile | None, chat: Chat) -> bool:

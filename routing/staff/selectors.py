@@ -23,7 +23,7 @@ from django.utils.safestring import SafeString
 from libraries.hours import format_interval, is_open, next_change, schedule_for
 from libraries.models import Library, Queue, StaffProfile
 from libraries.policy import is_allowed_link, render_policy
-from routing.access import took_part_q
+from routing.access import own_chats_q
 from routing.models import LIVE_STATES, CannedResponse, Chat, ChatState, Ticket
 from routing.selectors import present_librarians, queues_served
 
@@ -36,8 +36,7 @@ def readable_chats(profile: StaffProfile, now: datetime) -> QuerySet[Chat]:
     """
     consortium = profile.library.consortium
     since = now - timedelta(days=consortium.transcript_retention_days)
-    return Chat.objects.filter(consortium=consortium, created_at__gte=since).filter(
-        took_part_q(profile) | Q(home_library_id=profile.library_id))
+    return Chat.objects.filter(consortium=consortium, created_at__gte=since).filter(own_chats_q(profile))
 
 
 def history(profile: StaffProfile, now: datetime, *, query: str = "", limit: int = 50) -> list[Chat]:
