@@ -8,6 +8,7 @@ over its size limit makes the code `too_large` (sockets answer that code, the pa
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -26,6 +27,21 @@ class Invalid(Exception):
         self.detail = detail
         self.code = code
         self.fields = fields or {}
+
+
+def json_object(raw: bytes | str, *, what: str, max_bytes: int = MAX_FRAME_BYTES) -> dict[str, Any]:
+    """`raw` (a frame, a request body) as a JSON object; Invalid (too_large, or invalid) otherwise.
+    `what` names it in the refusal ("the body", "a frame")."""
+    size = len(raw.encode("utf-8", "replace")) if isinstance(raw, str) else len(raw)
+    if size > max_bytes:
+        raise Invalid(f"{what} is limited to {max_bytes} bytes", "too_large")
+    try:
+        data = json.loads(raw or b"{}")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise Invalid(f"{what} is not valid JSON") from e
+    if not isinstance(data, dict):
+        raise Invalid(f"{what} must be a JSON object")
+    return data
 
 
 class Fields:

@@ -3,7 +3,6 @@ origins only, the request's patron (by token) or librarian (by session), through
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -18,7 +17,7 @@ from routing import access
 from routing.access import origin_allowed, own_origin
 from routing.models import Chat
 from routing.services import common
-from routing.validation import Invalid
+from routing.validation import Invalid, json_object
 
 View = Callable[..., HttpResponse]
 
@@ -90,15 +89,10 @@ def api_view(methods: set[str], *, consortium_from: str = "") -> Callable[[View]
 
 
 def json_body(request: HttpRequest) -> dict[str, Any]:
-    if len(request.body) > MAX_JSON_BYTES:
-        raise ApiError(413, "too_large", f"the body is limited to {MAX_JSON_BYTES} bytes")
     try:
-        data = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ApiError(400, "invalid", "the body is not valid JSON") from e
-    if not isinstance(data, dict):
-        raise ApiError(400, "invalid", "the body must be a JSON object")
-    return data
+        return json_object(request.body, what="the body", max_bytes=MAX_JSON_BYTES)
+    except Invalid as e:
+        raise ApiError(413 if e.code == "too_large" else 400, e.code, e.detail) from e
 
 
 def client_ip(request: HttpRequest) -> str | None:

@@ -92,16 +92,12 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         raw = text_data if text_data is not None else (bytes_data or b"").decode("utf-8", "replace")
-        if len(raw.encode("utf-8", "replace")) > validation.MAX_FRAME_BYTES:
-            limit = validation.MAX_FRAME_BYTES
-            await self.refuse("too_large", f"frames are limited to {limit} bytes", cost=BAD_FRAME)
-            return
         try:
-            frame = json.loads(raw)
-        except ValueError:
-            await self.refuse("invalid", "a frame must be a JSON object", cost=BAD_FRAME)
+            frame = validation.json_object(raw, what="a frame")
+        except Invalid as problem:
+            await self.refuse(problem.code, problem.detail, cost=BAD_FRAME)
             return
-        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+        if not isinstance(frame.get("type"), str):
             await self.refuse("invalid", "a frame must be a JSON object with a string type", cost=BAD_FRAME)
             return
         if not self.meter.spend(1.0):

@@ -8,7 +8,6 @@ the JSON endpoints under /staff/api/ answer 401/403/404 as JSON so the console's
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -26,6 +25,7 @@ from routing import access
 from routing.services import chats, followups
 from routing.services.common import Refused, ServiceError
 from routing.staff import selectors
+from routing.validation import Invalid, json_object
 
 View = Callable[..., HttpResponse]
 # Minutes without input after which the console sets an available librarian away; a query
@@ -67,12 +67,9 @@ def staff_api(view: View) -> View:
 
 def _json_body(request: HttpRequest) -> dict[str, Any]:
     try:
-        data = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError) as e:
-        raise Refused("invalid", "the body is not valid JSON") from e
-    if not isinstance(data, dict):
-        raise Refused("invalid", "the body must be a JSON object")
-    return data
+        return json_object(request.body, what="the body")
+    except Invalid as e:
+        raise Refused(e.code, e.detail) from e
 
 
 # --- the console -------------------------------------------------------------------------------

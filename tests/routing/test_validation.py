@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from routing.validation import Fields, Invalid
+from routing.validation import Fields, Invalid, json_object
 
 
 def test_every_problem_is_kept_and_the_first_names_its_field() -> None:
@@ -61,3 +61,16 @@ def test_form_numbers_and_optional_choices() -> None:
     assert f.choice("outcome", ("answered", "referred"), required=False) == ""
     assert f.choice("other", ("answered", "referred"), required=False) == ""
     assert f.problems == {"bad": ["must be a whole number from 1 to 6"], "other": ["must be answered or referred"]}
+
+
+@pytest.mark.parametrize(("raw", "code", "detail"), [
+    ("x" * 20, "too_large", "a frame is limited to 10 bytes"),
+    ("{nope", "invalid", "a frame is not valid JSON"),
+    ("[1]", "invalid", "a frame must be a JSON object"),
+])
+def test_json_objects_one_way_for_frames_and_bodies(raw: str, code: str, detail: str) -> None:
+    with pytest.raises(Invalid) as raised:
+        json_object(raw, what="a frame", max_bytes=10)
+    assert (raised.value.code, raised.value.detail) == (code, detail)
+    assert json_object(b'{"a": 1}', what="the body") == {"a": 1}
+    assert json_object(b"", what="the body") == {}
