@@ -13,11 +13,11 @@ one the services produce; a check before measuring re-routes a sample and expect
 
 Measured, each call through the real services in its own transactions (events go to the in-memory
 channel layer, after commit):
-  new_chat      services.chat_start for a library's widget
-  available     services.presence_set away -> available (re-routes the waiting chats of the
+  new_chat      chats.chat_start for a library's widget
+  available     presence.presence_set away -> available (re-routes the waiting chats of the
                 librarian's queues): per call, and per chat routed
-  away          services.presence_set available -> away (measured on the way, for the record)
-  step_timeout  services.chat_route on a chat whose step deadline has just passed (as the timer)
+  away          presence.presence_set available -> away (measured on the way, for the record)
+  step_timeout  route.chat_route on a chat whose step deadline has just passed (as the timer)
   decide        routing.router.decide alone, on a prebuilt Situation (no I/O)
 and, in the same run and interleaved with those, a baseline: one indexed SELECT round trip to the
 same database (and a fixed piece of pure Python for the pure core), since the machine is shared and
@@ -415,10 +415,11 @@ def run(scale: float, db: str, samples: int, presence_samples: int, seed: int, s
     from django.db import connection, transaction
 
     from libraries.models import StaffProfile
-    from routing import router, services
+    from routing import router
     from routing.models import Chat, ChatState, Offer
     from routing.plan import plan_from_json
     from routing.selectors import situation_for, waiting_chat_view
+    from routing.services import chats, presence, route
 
     rng = random.Random(seed + 1)
     built = build(scale, seed)
@@ -469,7 +470,7 @@ def run(scale: float, db: str, samples: int, presence_samples: int, seed: int, s
     for i in range(samples):
         library = rng.choice(built.libraries)
         language = "es" if rng.random() < 0.08 else ""
-        elapsed, (chat, _token) = clock.time(services.chat_start, consortium=consortium, question=f"new {i}",
+        elapsed, (chat, _token) = clock.time(chats.chat_start, consortium=consortium, question=f"new {i}",
                                              library_slug=library.slug, language=language, now=now)
         new_ns.append(elapsed)
         new_audience.append(audience_of(chat.pk))
@@ -479,17 +480,17 @@ def run(scale: float, db: str, samples: int, presence_samples: int, seed: int, s
 
     # (b) A present librarian goes away, then (timed) becomes available again: the waiting chats of
     # their queues are routed again. Librarians drawn at random, so ~20% serve a shared queue too.
-    # Each chat routed inside the call is timed as well (services.chat_route, wrapped), which gives
+    # Each chat routed inside the call is timed as well (route.chat_route, wrapped), which gives
     # the time per chat routed, and how many chats each call routed.
     per_chat: list[float] = []
-    original_route = services.chat_route
+    original_route = route.chat_route
 
     def timed_route(*args: Any, **kwargs: Any) -> None:
         start = time.perf_counter_ns()
         original_route(*args, **kwargs)
         per_chat.append(time.perf_counter_ns() - start)
 
-    services.chat_route = timed_route
+    route.chat_route = timed_route
     avail_ns, avail_local_ns, avail_shared_ns, away_ns, routed_counts = [], [], [], [], []
     avail_chat_ns: list[float] = []
     try:
@@ -499,17 +500,17 @@ def run(scale: float, db: str, samples: int, presence_samples: int, seed: int, s
                 break  # each call routes tens to hundreds of chats: a busy machine gets fewer calls
             librarian = StaffProfile.objects.select_related("library__consortium", "user").get(pk=librarian_id)
             clock.label = "away"
-            elapsed, _ = clock.time(services.presence_set, librarian, "away", now)
+            elapsed, _ = clock.time(presence.presence_set, librarian, "away", now)
             away_ns.append(elapsed)
             per_chat.clear()
             clock.label = "available"
-            elapsed, _ = clock.time(services.presence_set, librarian, "available", now)
+            elapsed, _ = clock.time(presence.presence_set, librarian, "available", now)
             avail_ns.append(elapsed)
             (avail_shared_ns if librarian_id in built.shared_librarians else avail_local_ns).append(elapsed)
             routed_counts.append(len(per_chat))
             avail_chat_ns += per_chat
     finally:
-        services.chat_route = original_route
+        route.chat_route = original_route
     results["available"] = {**summary(avail_ns), "mean_chats_routed": round(sum(routed_counts) / len(routed_counts), 1),
                             "max_chats_routed": max(routed_counts)}
     results["available_local_only"] = summary(avail_local_ns)
@@ -533,7 +534,7 @@ def run(scale: float, db: str, samples: int, presence_samples: int, seed: int, s
     timeout_ns, timeout_audience = [], []
     clock.label = "step_timeout"
     for deadline, chat_id in timeouts:
-        elapsed, _ = clock.time(services.chat_route, chat_id, deadline, skip_locked=True)
+        elapsed, _ = clock.time(route.chat_route, chat_id, deadline, skip_locked=True)
         timeout_ns.append(elapsed)
         timeout_audience.append(audience_of(chat_id))
     results["step_timeout"] = {**summary(timeout_ns),

@@ -11,7 +11,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("routing.urls")),
-    path("staff/", include("routing.staff_urls")),
+    path("staff/", include("routing.staff.urls")),
     path("", include("coordination.urls")),
     # Static files straight from the apps: nginx serves them in a real deployment (deploy/nginx).
     re_path(r"^static/(?P<path>.*)$", serve_static, {"insecure": True}),

@@ -22,7 +22,8 @@ from django.utils import timezone
 from consortium.models import Consortium
 from coordination.access import Refused, coordinator_of
 from coordination.board import board_snapshot, without_clock
-from routing.consumers import header, origin_host_allowed
+from routing.access import origin_allowed
+from routing.sockets.base import header
 
 REFRESH_SECONDS = 2.0
 # Even when nothing changed, a fresh snapshot this often keeps waits and alert minutes exact.
@@ -44,7 +45,7 @@ class CoordinatorConsumer(AsyncWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self._refuse("sign in first", 4401)
             return
-        if not origin_host_allowed(header(self.scope, b"origin")):
+        if not origin_allowed(header(self.scope, b"origin"), None):
             await self._refuse("origin not allowed", 4403)
             return
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))

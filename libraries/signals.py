@@ -6,7 +6,7 @@ transaction commits, and routing, which listens (routing/receivers.py), acts on 
 
 ``queues_changed``
     Sent after commit when the hours or the rota of some queues changed: a queue that opened, or a
-    librarian put on the current shift, must be offered waiting chats at once (spec/ROUTING.md,
+    librarian put on the current shift, must be offered waiting chats at once (docs/routing.md,
     "Timing"), and each waiting chat's stored deadline was computed from the old hours.
 
     Sent with ``sender=Consortium`` and the keyword arguments:

@@ -14,8 +14,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from libraries.models import StaffProfile
-from routing import services
-from routing.models import Chat, ChatFile, Message
+from routing.models import LIVE_STATES, Chat, ChatFile, Message
+from routing.services import chats, common
 
 MAX_BYTES = 10 * 1024 * 1024
 # Multipart framing around the file: a request longer than the limit plus this is refused unread.
@@ -85,8 +85,8 @@ def post(chat: Chat, upload: Upload, *, sender: str, librarian: StaffProfile | N
         existing = Message.objects.select_related("file").filter(chat=chat, sender=sender, client_id=client_id).first()
         if existing is not None:
             return existing, False
-    if chat.state not in services.LIVE_STATES:
-        raise services.ServiceError("ended", "this chat is over")
+    if chat.state not in LIVE_STATES:
+        raise common.ServiceError("ended", "this chat is over")
     now = timezone.now()
     stored = ChatFile(chat=chat, name=upload.name, content_type=upload.content_type, size=len(upload.data),
                       uploaded_by=sender, created_at=now)
@@ -94,7 +94,7 @@ def post(chat: Chat, upload: Upload, *, sender: str, librarian: StaffProfile | N
     try:
         with transaction.atomic():
             stored.save()
-            message, created = services.message_post(chat.pk, sender=sender, body=upload.name, client_id=client_id,
+            message, created = chats.message_post(chat.pk, sender=sender, body=upload.name, client_id=client_id,
                                                      now=now, librarian=librarian, file_id=stored.pk)
     except Exception:
         stored.data.delete(save=False)  # no message, no file: a refused post leaves nothing behind

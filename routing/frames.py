@@ -1,13 +1,16 @@
-"""The server frames of docs/protocol.md, built from models in one place."""
+"""The server frames of docs/protocol.md, built in one place: every frame a client is sent is built
+by a function of this module, so its fields are written once."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from libraries.models import Library, StaffProfile
 from routing.models import Chat, Message, Offer
 from routing.plan import plan_from_json
+from routing.selectors import queue_position, typical_wait_seconds
 
 Frame = dict[str, Any]
 
@@ -47,6 +50,16 @@ def state_frame(chat: Chat, *, position: int | None = None, estimated_wait: int 
     if chat.state == "active" and chat.librarian is not None and chat.home_library_id is not None:
         frame["partner"] = chat.librarian.library_id != chat.home_library_id
     return frame
+
+
+def patron_state_frame(chat: Chat) -> Frame:
+    """The state frame a patron is told (socket, long-poll and the events after a change), with the
+    queue position and estimated wait while the chat waits."""
+    position = estimated = None
+    if chat.state == "queued":
+        position = queue_position(chat)
+        estimated = position * typical_wait_seconds(chat.consortium)
+    return state_frame(chat, position=position, estimated_wait=estimated)
 
 
 def message_frame(message: Message) -> Frame:
@@ -109,3 +122,74 @@ def shift_frame(ends_at: datetime | None, *, warned: bool, extend_by: int) -> Fr
     if warned and ends_at is not None:
         return {"type": "shift_ending", "ends_at": ends_at.isoformat(), "extend_by": extend_by}
     return {"type": "shift", "ends_at": ends_at.isoformat() if ends_at else None}
+
+
+# --- the socket's own frames -----------------------------------------------------------------------
+
+
+def error_frame(code: str, detail: str, *, client_id: str | None = None) -> Frame:
+    return {"type": "error", "code": code, "detail": detail, "client_id": client_id}
+
+
+def pong_frame() -> Frame:
+    return {"type": "pong"}
+
+
+def joined_frame(chat_id: str) -> Frame:
+    return {"type": "joined", "chat": chat_id}
+
+
+def typing_frame(chat_id: str, sender: str) -> Frame:
+    return {"type": "typing", "chat": chat_id, "sender": sender}
+
+
+# --- to librarians ----------------------------------------------------------------------------------
+
+
+def hello_frame(profile: StaffProfile, *, queues: list[str], presence: str, chats: Iterable[Chat],
+                offers: Iterable[Offer], shift: Frame) -> Frame:
+    return {
+        "type": "hello",
+        "librarian": {"username": profile.user.username, "name": profile.display_name,
+                      "library": profile.library.slug},
+        "queues": queues,
+        "presence": presence,
+        "chats": [{"chat": c.pk, "state": c.state, "last_seq": c.last_seq,
+                   "home_library": library_ref(c.home_library)} for c in chats],
+        "offers": [offer_frame(o, o.chat) for o in offers],
+        # Added: the end of the librarian's shift as a shift / shift_ending frame, so that a console
+        # that reconnects shows the warning again.
+        "shift": shift,
+    }
+
+
+def presence_frame(status: str, *, reason: str | None = None, ends_at: datetime | None = None) -> Frame:
+    """The librarian's presence: the answer to their presence frame, or set away by the server (with why)."""
+    frame: Frame = {"type": "presence", "status": status}
+    if reason is not None:
+        frame["reason"] = reason
+    if ends_at is not None:
+        frame["ends_at"] = ends_at.isoformat()
+    return frame
+
+
+def unassigned_frame(chat_id: str, reason: str) -> Frame:
+    return {"type": "unassigned", "chat": chat_id, "reason": reason}
+
+
+def patron_presence_frame(chat_id: str, *, present: bool) -> Frame:
+    return {"type": "patron_presence", "chat": chat_id, "present": present}
+
+
+def accept_failed_frame(chat_id: str, reason: str, detail: str) -> Frame:
+    return {"type": "accept_failed", "chat": chat_id, "reason": reason, "detail": detail}
+
+
+def transfer_failed_frame(chat_id: str, reason: str, detail: str) -> Frame:
+    return {"type": "transfer_failed", "chat": chat_id, "reason": reason, "detail": detail}
+
+
+def referred_frame(chat_id: str, followup_id: str) -> Frame:
+    """The chat was referred to a follow-up (the word staff see); `ticket` is the protocol's name for
+    it, `follow_up` the same id under that word (an addition: clients reading `ticket` go on)."""
+    return {"type": "referred", "chat": chat_id, "ticket": followup_id, "follow_up": followup_id}

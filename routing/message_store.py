@@ -16,7 +16,7 @@ locked row that changed while it waited (READ COMMITTED), so `seq` follows the l
 never a stale one. Only the `client_id` subquery may miss a duplicate committed by the transaction
 it waited for (it reads the statement's snapshot); the unique constraint on (chat, sender,
 client_id) then refuses the insert, and the caller gets the message stored first. Every other
-insert into a chat's messages holds the same row lock (routing.services._system_message).
+insert into a chat's messages holds the same row lock (routing.services.common.system_message_post).
 """
 
 from __future__ import annotations
@@ -30,9 +30,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, OuterRef, Subquery
 
 from consortium.models import Consortium
-from routing.models import Chat, ChatState, Message
-
-LIVE_STATES = (ChatState.QUEUED, ChatState.ACTIVE)
+from routing.models import LIVE_STATES, Chat, ChatState, Message
 
 
 @dataclass(frozen=True)

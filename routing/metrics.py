@@ -51,7 +51,7 @@ from consortium.models import Consortium
 from libraries.models import Queue, StaffProfile
 from routing.models import Chat, ChatState, Connection, LibrarianPresence, ServerProcess, TraceEvent
 from routing.plan import plan_from_json
-from routing.services import PROCESS_DEAD_AFTER
+from routing.services.sweeps import PROCESS_DEAD_AFTER
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 # Seconds. Offers normally follow creation within a second; accepts take seconds to minutes.

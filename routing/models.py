@@ -28,6 +28,10 @@ class ChatState(models.TextChoices):
     ABANDONED = "abandoned"
 
 
+# A chat still going on: waiting for a librarian or being answered.
+LIVE_STATES = (ChatState.QUEUED, ChatState.ACTIVE)
+
+
 class Chat(models.Model):
     id = models.CharField(primary_key=True, max_length=32, default=new_id, editable=False)
     consortium = models.ForeignKey(Consortium, on_delete=models.CASCADE, related_name="chats")
@@ -250,7 +254,7 @@ class CannedResponse(models.Model):
     """A ready answer a librarian inserts into a chat: consortium-wide, or for one library's patrons.
 
     The body may hold placeholders ({library}, {librarian}, {patron}, ...) that the staff console
-    fills in for the chat at hand (routing.staff_services.expand_placeholders).
+    fills in for the chat at hand (routing.staff.selectors.expand_placeholders).
     """
 
     consortium = models.ForeignKey(Consortium, on_delete=models.CASCADE, related_name="canned_responses")

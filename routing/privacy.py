@@ -27,8 +27,8 @@ from django.db.models import Q
 
 from consortium.models import Consortium
 from libraries.models import Library
-from routing import services
-from routing.models import Chat, ChatFile, ChatState, Message, Survey, Ticket
+from routing.models import LIVE_STATES, Chat, ChatFile, ChatState, Message, Survey, Ticket
+from routing.services import chats, common
 
 FINISHED = (ChatState.ENDED, ChatState.ABANDONED, ChatState.UNSTAFFED)
 BATCH = 500
@@ -148,9 +148,9 @@ def chat_forget(chat_id: str, now: datetime) -> None:
     files and personal data. A row without text stays, so the statistics keep counting it."""
     chat = Chat.objects.filter(pk=chat_id).first()
     if chat is None:
-        raise services.ServiceError("not_found", "no such chat")
-    if chat.state in services.LIVE_STATES:
-        services.chat_end(chat_id, now, by="patron")
+        raise common.ServiceError("not_found", "no such chat")
+    if chat.state in LIVE_STATES:
+        chats.chat_end(chat_id, now, by="patron")
     with transaction.atomic():
         chat = Chat.objects.select_for_update(of=("self",)).get(pk=chat_id)
         names = [chat.patron_name]
@@ -168,7 +168,7 @@ def chat_forget(chat_id: str, now: datetime) -> None:
         chat.scrubbed = True
         chat.save(update_fields=["question", "transfer_note", "patron_name", "patron_email", "patron_ip",
                                  "token_hash", "scrubbed"])
-        services.trace(chat, "deleted", now, by="patron")
+        common.trace(chat, "deleted", now, by="patron")
 
 
 # --- the nightly job ------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from routing.layer_watch import LayerWatch
-from routing.services import process_heartbeat
+from routing.services.sweeps import process_heartbeat
 from routing.threads import HEARTBEAT_THREAD, in_thread
 
 HEARTBEAT_EVERY = 5.0

@@ -1,7 +1,11 @@
-"""Per-address limits on starting chats and leaving questions, counted together by every process.
+"""Every rate limit of the service, declared here and nowhere else.
 
-Redis in production (a fixed window per address); in the embedded default, one process counts in
-memory, which is all there is.
+Two kinds, each declared one way:
+- a `Limit` counts requests per key (a client address, a chat) across every process: Redis in
+  production (a fixed window), in the embedded default one process counting in memory, which is all
+  there is. Its rate is written "N/s", "N/m" or "N/h", or read from a setting.
+- a `Bucket` meters one socket connection (a token bucket, in the connection's own memory): a bad
+  frame costs more than a good one, and a client that keeps flooding after being told is closed.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from dataclasses import dataclass
 from functools import cache
 
 from django.conf import settings
@@ -56,3 +61,63 @@ def hit(bucket: str, key: str, rate: str) -> int:
             for stale in [k for k in _memory if not k.endswith(f":{slot}")]:
                 del _memory[stale]
     return retry if count > limit else 0
+
+
+@dataclass(frozen=True)
+class Limit:
+    """At most `rate` requests per key in `bucket`; `setting` names the Django setting holding the rate."""
+
+    bucket: str
+    rate: str = ""
+    setting: str = ""
+
+    def hit(self, key: str) -> int:
+        """Count one request; 0 when allowed, else the seconds to wait (for Retry-After)."""
+        return hit(self.bucket, key, self.rate or str(getattr(settings, self.setting)))
+
+
+# Chats started plus questions left, per client address (docs/protocol.md).
+CHAT_START = Limit("start", setting="CHAT_START_RATE")
+# Per chat over the HTTP fallback transport: generous for a person, a wall for a script.
+POLL_MESSAGE = Limit("poll-msg", "60/m")
+POLL_TYPING = Limit("poll-typing", "40/m")
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """A token bucket per connection: `size` frames at once, refilled at `refill_per_second`."""
+
+    size: float
+    refill_per_second: float
+    bad_frame_cost: float
+    strikes_before_close: int
+
+
+# Each socket (patron and staff): a bad frame costs five good ones; twenty strikes close it with 4429.
+SOCKET_FRAMES = Bucket(size=30.0, refill_per_second=10.0, bad_frame_cost=5.0, strikes_before_close=20)
+
+
+class Meter:
+    """One connection's bucket: spend() takes tokens if there are enough, strike() counts a refusal."""
+
+    def __init__(self, bucket: Bucket) -> None:
+        self.bucket = bucket
+        self.tokens = bucket.size
+        self.refilled = time.monotonic()
+        self.strikes = 0
+
+    def spend(self, cost: float) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.bucket.size, self.tokens + (now - self.refilled) * self.bucket.refill_per_second)
+        self.refilled = now
+        if self.tokens < cost:
+            return False
+        self.tokens -= cost
+        return True
+
+    def strike(self) -> None:
+        self.strikes += 1
+
+    @property
+    def exhausted(self) -> bool:
+        return self.strikes >= self.bucket.strikes_before_close

@@ -14,7 +14,7 @@ from django.dispatch import receiver
 
 from consortium.models import Consortium
 from libraries.signals import queues_changed
-from routing.services import waiting_chats_route
+from routing.services.route import waiting_chats_route
 
 
 @receiver(queues_changed)

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.contrib.sessions.models import Session
 from django.db import connections
 from django.db.models import Count, Q, QuerySet, TextField
 from django.db.models.functions import Cast
@@ -15,9 +16,9 @@ from django.db.models.functions import Cast
 from consortium.models import Consortium
 from libraries import rota
 from libraries.hours_loader import hours_at
-from libraries.models import Queue, StaffProfile
+from libraries.models import Queue, ShiftAssignment, StaffProfile
 from routing import router
-from routing.models import Chat, ChatState, LibrarianPresence, Offer
+from routing.models import Chat, ChatState, LibrarianPresence, Message, Offer
 from routing.plan import plan_from_json
 
 # A patron who never opens the socket (nor polls) is taken as gone this long after the chat starts;
@@ -42,6 +43,29 @@ def present_librarians(consortium: Consortium, queues: set[str] | None = None,
         .prefetch_related("queues")
         .annotate(active_count=Count("chats", filter=Q(chats__state=ChatState.ACTIVE)))
     )
+
+
+def queues_served(profiles: Iterable[StaffProfile]) -> dict[int, list[str]]:
+    """The queues each librarian serves: their library's own, the shared queues their profile lists
+    (in the consortium's order), and the rota-driven queues they have shifts on (libraries.rota: on
+    shift, they serve those too). The one answer for the router's re-routing, the hello frame, the
+    console's presence overview and /metrics."""
+    profiles = list(profiles)
+    ids = [p.pk for p in profiles]
+    served: dict[int, list[str]] = {p.pk: [p.library.slug] for p in profiles}
+    listed = (StaffProfile.queues.through.objects.filter(staffprofile_id__in=ids)
+              .order_by("queue__position", "queue__slug").values_list("staffprofile_id", "queue__slug"))
+    on_rota = (ShiftAssignment.objects.filter(librarian_id__in=ids, shift__queue__rota_driven=True)
+               .order_by("shift__queue__slug").values_list("librarian_id", "shift__queue__slug").distinct())
+    for profile_id, slug in [*listed, *on_rota]:
+        if slug not in served[profile_id]:
+            served[profile_id].append(slug)
+    return served
+
+
+def librarian_queues(profile: StaffProfile) -> list[str]:
+    """queues_served for one librarian."""
+    return queues_served([profile])[profile.pk]
 
 
 def librarian_view(profile: StaffProfile, default_capacity: int, now: datetime,
@@ -251,3 +275,22 @@ def mentioning(chats: QuerySet[Chat], queues: Iterable[str]) -> QuerySet[Chat]:
     for slug in slugs:
         named |= Q(plan_text__contains=f'"{slug}"')
     return chats.annotate(plan_text=Cast("plan", output_field=TextField())).filter(named)
+
+
+def messages_after(chat_id: str, after: int, *, for_patron: bool, upto: int | None = None) -> list[Message]:
+    """A chat's messages with seq > after (<= upto), in order; without internal notes for the patron."""
+    rows = Message.objects.filter(chat_id=chat_id, seq__gt=after).select_related("file").order_by("seq")
+    if upto is not None:
+        rows = rows.filter(seq__lte=upto)
+    if for_patron:
+        rows = rows.filter(internal=False)
+    return list(rows)
+
+
+def librarian_holds(librarian_id: int, chat_id: str) -> bool:
+    return Chat.objects.filter(pk=chat_id, librarian_id=librarian_id, state=ChatState.ACTIVE).exists()
+
+
+def session_expiry(key: str) -> datetime | None:
+    """When a signed-in session ends (None: it has ended, or never was)."""
+    return Session.objects.filter(session_key=key).values_list("expire_date", flat=True).first()

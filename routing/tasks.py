@@ -73,7 +73,7 @@ def mail_ticket_answer(self: Any, ticket_id: str) -> None:
 
 @shared_task(bind=True, acks_late=True)
 def mail_transcript(self: Any, chat_id: str, email: str) -> None:
-    from routing.services import transcript_text
+    from routing.services.followups import transcript_text
 
     chat = Chat.objects.select_related("consortium").filter(pk=chat_id).first()
     if chat is None:

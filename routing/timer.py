@@ -16,7 +16,7 @@ from channels.db import database_sync_to_async
 from django.db import close_old_connections
 from django.utils import timezone
 
-from routing import services
+from routing.services import sweeps
 
 logger = logging.getLogger(__name__)
 TICK_SECONDS = 0.25
@@ -27,8 +27,8 @@ def tick(*, reap: bool) -> int:
     close_old_connections()
     now = timezone.now()
     if reap:
-        services.dead_processes_reap(now)
-    return services.due_sweep(now)
+        sweeps.dead_processes_reap(now)
+    return sweeps.due_sweep(now)
 
 
 async def run_forever(stop: asyncio.Event | None = None) -> None:

@@ -1,6 +1,11 @@
+"""The routing app's URLs: the chat API (routing.api) and what patrons use (routing.patron).
+The staff console's are routing.staff.urls, the sockets' routing.ws_urls."""
+
 from django.urls import path
 
-from routing import api
+from routing.api import views as api
+from routing.patron import api as patron_api
+from routing.patron import views as patron_views
 
 urlpatterns = [
     path("api/v1/chats/<str:chat_id>/transcript", api.transcript, name="api-transcript"),
@@ -12,9 +17,7 @@ urlpatterns = [
     path("api/v1/<slug:consortium_slug>/reports/chats.csv", api.report_chats, name="api-report-chats"),
 ]
 
-# Patrons: the ask pages, the widget, the HTTP fallback transport and chat files (routing.patron_*).
-from routing import patron_api, patron_views  # noqa: E402
-
+# Patrons: the ask pages, the widget, the HTTP fallback transport and chat files (routing.patron).
 urlpatterns += [
     path("ask/<slug:consortium_slug>/", patron_views.ask, name="ask"),
     path("ask/<slug:consortium_slug>/theme.css", patron_views.ask_theme, name="ask-theme"),

@@ -1,55 +1,155 @@
-"""Checking what clients send: socket frames and API bodies. Errors name the field and the rule."""
+"""Checking what clients send, one way for socket frames and HTTP bodies alike.
+
+A `Fields` reads the fields of one JSON object (a frame, a request body), collecting every problem
+under the field's name, and `check()` raises `Invalid` with all of them: an HTTP client hears of
+every field at once (`fields`), a socket is told the first (`detail`, naming the field). A value
+over its size limit makes the code `too_large` (sockets answer that code, the patron API 413).
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 
 MAX_FRAME_BYTES = 64 * 1024
 MAX_BODY = 4000
 MAX_CLIENT_ID = 64
+MAX_CHAT_ID = 32
 MAX_NOTE = 2000
 
 
 class Invalid(Exception):
-    def __init__(self, detail: str, code: str = "invalid") -> None:
+    def __init__(self, detail: str, code: str = "invalid", fields: dict[str, list[str]] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
         self.code = code
+        self.fields = fields or {}
 
 
-def text(frame: dict[str, Any], field: str, *, max_len: int, required: bool = True, min_len: int = 1) -> str:
-    value = frame.get(field)
-    if value is None:
-        if required:
-            raise Invalid(f"{field} is required")
-        return ""
-    if not isinstance(value, str):
-        raise Invalid(f"{field} must be a string")
-    if len(value) > max_len:
-        raise Invalid(f"{field} is longer than {max_len} characters", code="too_large")
-    if required and len(value.strip()) < min_len:
-        raise Invalid(f"{field} must not be empty")
-    return value
+def json_object(raw: bytes | str, *, what: str, max_bytes: int = MAX_FRAME_BYTES) -> dict[str, Any]:
+    """`raw` (a frame, a request body) as a JSON object; Invalid (too_large, or invalid) otherwise.
+    `what` names it in the refusal ("the body", "a frame")."""
+    size = len(raw.encode("utf-8", "replace")) if isinstance(raw, str) else len(raw)
+    if size > max_bytes:
+        raise Invalid(f"{what} is limited to {max_bytes} bytes", "too_large")
+    try:
+        data = json.loads(raw or b"{}")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise Invalid(f"{what} is not valid JSON") from e
+    if not isinstance(data, dict):
+        raise Invalid(f"{what} must be a JSON object")
+    return data
 
 
-def client_id(frame: dict[str, Any]) -> str | None:
-    value = frame.get("client_id")
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value or len(value) > MAX_CLIENT_ID:
-        raise Invalid(f"client_id must be a string of 1..{MAX_CLIENT_ID} characters")
-    return value
+class Fields:
+    """The fields of one JSON object, read with their rules; every problem kept under its field's name."""
 
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+        self.problems: dict[str, list[str]] = {}
+        self.first = ""
+        self.too_large = False
 
-def integer(frame: dict[str, Any], field: str, *, default: int = 0, minimum: int = 0) -> int:
-    value = frame.get(field, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise Invalid(f"{field} must be a whole number >= {minimum}")
-    return value
+    def problem(self, name: str, message: str, *, too_large: bool = False) -> None:
+        """Record that `name` `message` (read together: "body must be a string")."""
+        self.problems.setdefault(name, []).append(message)
+        self.first = self.first or f"{name} {message}"
+        self.too_large = self.too_large or too_large
 
+    def text(self, name: str, *, required: bool = False, max_len: int = 200, strip: bool = True) -> str:
+        """A string of at most `max_len` characters ("" when absent); `strip=False` keeps its spaces."""
+        value = self.data.get(name)
+        if value is None or value == "":
+            if required:
+                self.problem(name, "is required")
+            return ""
+        if not isinstance(value, str):
+            self.problem(name, "must be a string")
+            return ""
+        if strip:
+            value = value.strip()
+        if len(value) > max_len:
+            self.problem(name, f"must be at most {max_len} characters", too_large=True)
+            return ""
+        if required and not value.strip():
+            self.problem(name, "must not be empty")
+        return value
 
-def chat_id(frame: dict[str, Any]) -> str:
-    value = frame.get("chat")
-    if not isinstance(value, str) or not value or len(value) > 32:
-        raise Invalid("chat must be a chat id")
-    return value
+    def email(self, name: str, *, required: bool = False) -> str:
+        value = self.text(name, required=required, max_len=254)
+        if value:
+            try:
+                validate_email(value)
+            except ValidationError:
+                self.problem(name, "must be an email address")
+        return value
+
+    def integer(self, name: str, *, default: int = 0, minimum: int = 0, maximum: int | None = None,
+                required: bool = False) -> int:
+        """A whole number (not a boolean) within the bounds; `default` when absent and not required."""
+        value = self.data.get(name)
+        if value is None and not required:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum or \
+                (maximum is not None and value > maximum):
+            bounds = f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
+            self.problem(name, f"must be a whole number {bounds}")
+            return default
+        return value
+
+    def optional_integer(self, name: str, *, minimum: int, maximum: int) -> int | None:
+        """A whole number within the bounds, sent as JSON or as a form's text ("3"); None when blank."""
+        value = self.data.get(name)
+        if value is None or value == "":
+            return None
+        if isinstance(value, str) and value.isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+            self.problem(name, f"must be a whole number from {minimum} to {maximum}")
+            return None
+        return value
+
+    def choice(self, name: str, options: tuple[str, ...], *, required: bool = True) -> str:
+        """One of `options`; "" when absent or blank and not required."""
+        value = self.data.get(name)
+        if not required and (value is None or value == ""):
+            return ""
+        if value not in options:
+            self.problem(name, f"must be {' or '.join(options)}")
+            return ""
+        return str(value)
+
+    def client_id(self) -> str | None:
+        """The client's id for a message (its retries are recognised by it), if it sent one."""
+        value = self.data.get("client_id")
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value or len(value) > MAX_CLIENT_ID:
+            self.problem("client_id", f"must be a string of 1..{MAX_CLIENT_ID} characters")
+            return None
+        return value
+
+    def chat_id(self) -> str:
+        value = self.data.get("chat")
+        if not isinstance(value, str) or not value or len(value) > MAX_CHAT_ID:
+            self.problem("chat", "must be a chat id")
+            return ""
+        return value
+
+    def object(self, name: str, rule: str, *, required: bool = True, **members: type) -> dict[str, Any]:
+        """A JSON object whose members, when present, have these types (`rule` says it to the client)."""
+        value = self.data.get(name)
+        if value is None and not required:
+            return {}
+        if not isinstance(value, dict) or not all(
+                value.get(key) is None or isinstance(value[key], kind) for key, kind in members.items()):
+            self.problem(name, f"must be {rule}")
+            return {}
+        return value
+
+    def check(self) -> None:
+        if self.problems:
+            raise Invalid(self.first, "too_large" if self.too_large else "invalid", self.problems)

@@ -20,7 +20,7 @@ from django.shortcuts import render
 from consortium.models import Consortium
 from coordination.access import Coordinator, Refused, coordinator_of, editable_queues, may_edit_all_hours
 from libraries.models import Queue, StaffProfile
-from routing import staff_services
+from routing import access
 
 View = Callable[..., HttpResponse]
 Role = Literal["coordinator", "hours", "librarian"]
@@ -67,9 +67,9 @@ def _who(request: HttpRequest, role: Role, kwargs: dict[str, Any]) -> Coordinato
         return coordinator_of(request.user, kwargs.pop("consortium_slug"))
     if role == "hours":
         consortium, queues = editable_queues(request.user, kwargs.pop("consortium_slug"))
-        return HoursKeeper(consortium, queues, staff_services.staff_for(request.user),
+        return HoursKeeper(consortium, queues, access.staff_of(request.user),
                            may_edit_all_hours(request.user))
-    profile = staff_services.staff_for(request.user)
+    profile = access.staff_of(request.user)
     if profile is None:
         raise Refused(403, "this account has no staff profile")
     return profile

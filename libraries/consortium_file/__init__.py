@@ -1,4 +1,4 @@
-"""The consortium file (spec/CONSORTIUM_FILE.md): check it, import it, export it.
+"""The consortium file (docs/consortium-file.md): check it, import it, export it.
 
 A coordinator describes a whole consortium in one YAML document: libraries with their hours,
 partners and route plans, the shared queues, and the staff. Three steps, kept apart on purpose:

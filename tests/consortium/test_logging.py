@@ -16,7 +16,8 @@ import pytest
 from django.utils import timezone
 
 from consortium.logging import JsonFormatter, PlainFormatter, PrivacyFilter, redact
-from routing import events, services
+from routing import events
+from routing.services import chats, offers, presence, sweeps
 from tests.consortium.test_settings_env import STRONG_KEY
 from tests.factories import make_consortium, make_library, make_shared_queue, make_staff
 
@@ -118,15 +119,15 @@ def test_routing_decisions_are_logged_with_ids_only(captured: io.StringIO, djang
     ana = make_staff(library, "ana", queues=[statewide])
     now = timezone.now()
     with django_capture_on_commit_callbacks(execute=True):
-        services.process_heartbeat("p1", now)
-        services.staff_connected(ana, "staff-ana", "p1", now)
-        services.presence_set(ana, "available", now)
-        chat, token = services.chat_start(consortium=consortium, question=QUESTION, library_slug="alpha",
+        sweeps.process_heartbeat("p1", now)
+        presence.staff_connected(ana, "staff-ana", "p1", now)
+        presence.presence_set(ana, "available", now)
+        chat, token = chats.chat_start(consortium=consortium, question=QUESTION, library_slug="alpha",
                                            name=NAME, email=EMAIL, now=now)
     with django_capture_on_commit_callbacks(execute=True):
-        services.chat_accept(ana, chat.pk, now)
+        offers.chat_accept(ana, chat.pk, now)
     with django_capture_on_commit_callbacks(execute=True):
-        services.chat_end(chat.pk, now, by="librarian", librarian=ana)
+        chats.chat_end(chat.pk, now, by="librarian", librarian=ana)
     lines = captured.getvalue().splitlines()
     entries = [json.loads(line) for line in lines]
     assert [e["event"] for e in entries] == ["created", "accepted", "ended"]
@@ -143,7 +144,7 @@ def test_a_chat_nobody_can_answer_is_logged_unstaffed(captured: io.StringIO, dja
                                                       sent: Any) -> None:
     consortium = make_consortium("empty")
     with django_capture_on_commit_callbacks(execute=True):
-        chat, _ = services.chat_start(consortium=consortium, question=QUESTION, now=timezone.now())
+        chat, _ = chats.chat_start(consortium=consortium, question=QUESTION, now=timezone.now())
     events = [json.loads(line)["event"] for line in captured.getvalue().splitlines()]
     assert events == ["created", "unstaffed"]
     assert chat.pk in captured.getvalue()

@@ -16,8 +16,9 @@ from django.utils import timezone
 
 from coordination import board, consumers, coverage
 from libraries import rota
-from routing import events, services
+from routing import events
 from routing.models import Chat
+from routing.services import chats, offers, presence
 from routing.ws_urls import websocket_urlpatterns
 from tests.factories import make_consortium, make_library, make_shared_queue, make_staff
 from tests.routing.routing_helpers import go_online, patron_joins
@@ -53,14 +54,14 @@ def test_the_snapshot_shows_who_is_present_what_waits_and_alerts() -> None:
     w = a_world()
     go_online(w["ana"], NOW - timedelta(minutes=20))
     go_online(w["dee"], NOW - timedelta(minutes=20))
-    services.presence_set(w["dee"], "away", NOW - timedelta(minutes=3))  # away for 3 minutes: not yet an alert
-    waiting, _ = services.chat_start(consortium=w["consortium"], question="q", library_slug="tampa", language="es",
+    presence.presence_set(w["dee"], "away", NOW - timedelta(minutes=3))  # away for 3 minutes: not yet an alert
+    waiting, _ = chats.chat_start(consortium=w["consortium"], question="q", library_slug="tampa", language="es",
                                      now=NOW - timedelta(seconds=90))
     patron_joins(waiting, NOW - timedelta(seconds=90))
-    answered, _ = services.chat_start(consortium=w["consortium"], question="q", library_slug="tampa",
+    answered, _ = chats.chat_start(consortium=w["consortium"], question="q", library_slug="tampa",
                                       now=NOW - timedelta(seconds=60))
     patron_joins(answered, NOW - timedelta(seconds=60))
-    services.chat_accept(w["ana"], answered.pk, NOW - timedelta(seconds=50))
+    offers.chat_accept(w["ana"], answered.pk, NOW - timedelta(seconds=50))
     Chat.objects.create(consortium=w["consortium"], question="q", token_hash="x", state="unstaffed",
                         created_at=NOW - timedelta(hours=2), arrived_at=NOW - timedelta(hours=2),
                         last_activity_at=NOW)
@@ -136,7 +137,7 @@ async def test_the_coordinator_socket_sends_the_board_and_then_its_changes(monke
     comm = await socket(coordinator, "?consortium=alpha")
     first = await comm.receive_json_from(timeout=5)
     assert first["type"] == "board" and first["consortium"]["slug"] == "alpha" and first["waiting"] == []
-    await database_sync_to_async(services.chat_start)(consortium=w["consortium"], question="q",
+    await database_sync_to_async(chats.chat_start)(consortium=w["consortium"], question="q",
                                                       library_slug="tampa", now=timezone.now())
     await database_sync_to_async(go_online)(w["ben"], timezone.now())  # someone present: the chat waits
     while True:

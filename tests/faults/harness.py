@@ -231,7 +231,7 @@ class SeqWatch:
     The one repeat allowed is the documented acknowledgement of a message sent again. On a staff
     socket, a live message arriving between the server's `hello` and its answer to the console's
     `join {after}` once came before the history and again in it; the consumer now keeps such messages
-    back until the history is sent (routing.consumers, `hold_back`), and this is held to it strictly.
+    back until the history is sent (routing.sockets.base, `hold_back`), and this is held to it strictly.
     After `assigned` live messages flow at once and the join's history leaves them out: there any
     order is taken while the join window is open, each seq once, none missing when it closes. The
     "join window" (from a `join` to the server's answer to the `ping` sent right after it) marks when
@@ -553,7 +553,7 @@ class Librarian:
             self.load.owner[chat] = self
             # Like the console, join for the whole transcript (what the patron wrote while the chat
             # waited). Live messages flow from `assigned` on (docs/protocol.md), so they may come before
-            # that history, which then leaves them out (routing.consumers.send_history): until the join
+            # that history, which then leaves them out (routing.sockets.base send_history): until the join
             # is answered the watch takes seqs in any order, each once, none missing when it closes.
             await self._join(ws, chat, ordered=False)
             await self._ping(ws, [chat])

@@ -12,9 +12,10 @@ from django.test.utils import CaptureQueriesContext
 
 from libraries import ical, rota
 from libraries.models import Queue, Shift, ShiftSwap, StaffProfile
-from routing import events, services
+from routing import events
 from routing.models import Chat
 from routing.selectors import situation_for
+from routing.services import presence, sweeps
 from tests.factories import make_consortium, make_library, make_shared_queue, make_staff
 from tests.routing.routing_helpers import fresh, go_online, open_offers, patron_joins, start
 
@@ -172,7 +173,7 @@ def test_the_next_shift_is_offered_the_waiting_chat_the_moment_it_starts(w: dict
     assert open_offers(chat) == {w["ana"].pk}
     eight = local(2026, 3, 9, 20).astimezone(UTC)
     assert fresh(chat).deadline == eight
-    services.due_sweep(eight)
+    sweeps.due_sweep(eight)
     assert open_offers(chat) == {w["ben"].pk}, "ana's offer withdrawn as her shift ends, ben's made"
 
 
@@ -192,11 +193,11 @@ def test_an_on_shift_librarian_becoming_available_is_offered_at_once(w: dict) ->
     monday_evening(w["evening"], w["ana"], w["cy"])
     now = MON_19.astimezone(UTC)
     go_online(w["ana"], now)
-    services.staff_connected(w["cy"], "staff-cy", "p1", now)  # connected, still away
+    presence.staff_connected(w["cy"], "staff-cy", "p1", now)  # connected, still away
     chat = start(w["consortium"], now)
     patron_joins(chat, now)
     assert open_offers(chat) == {w["ana"].pk}
-    services.presence_set(w["cy"], "available", now + timedelta(seconds=5))
+    presence.presence_set(w["cy"], "available", now + timedelta(seconds=5))
     assert open_offers(chat) == {w["ana"].pk, w["cy"].pk}
 
 

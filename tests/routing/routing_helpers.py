@@ -9,8 +9,8 @@ from typing import Any
 
 from consortium.models import Consortium
 from libraries.models import Library, Queue, StaffProfile
-from routing import services
 from routing.models import Chat, Offer, TraceEvent
+from routing.services import chats, presence, sweeps
 from tests.factories import make_consortium, make_library, make_shared_queue, make_staff
 
 # A Monday, 10:00 in New York (EST, well away from any clock change). Every test counts from here.
@@ -69,22 +69,22 @@ def staff(library: Library, username: str, **fields: Any) -> StaffProfile:
 def go_online(profile: StaffProfile, now: datetime, *, process: str = "p1", channel: str | None = None) -> str:
     """Connect a librarian's console and say 'available': the librarian is then present."""
     channel = channel or f"staff-{profile.user.username}"
-    services.process_heartbeat(process, now)
-    services.staff_connected(profile, channel, process, now)
-    services.presence_set(profile, "available", now)
+    sweeps.process_heartbeat(process, now)
+    presence.staff_connected(profile, channel, process, now)
+    presence.presence_set(profile, "available", now)
     return channel
 
 
 def start(consortium: Consortium, now: datetime, **fields: Any) -> Chat:
     fields.setdefault("question", "Do you have museum passes?")
-    chat, _token = services.chat_start(consortium=consortium, now=now, **fields)
+    chat, _token = chats.chat_start(consortium=consortium, now=now, **fields)
     return Chat.objects.get(pk=chat.pk)
 
 
 def patron_joins(chat: Chat, now: datetime, *, process: str = "p1", channel: str | None = None) -> str:
     channel = channel or f"patron-{chat.pk}"
-    services.process_heartbeat(process, now)
-    services.patron_connected(chat, channel, process, now)
+    sweeps.process_heartbeat(process, now)
+    presence.patron_connected(chat, channel, process, now)
     return channel
 
 

@@ -15,8 +15,8 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from routing import services
 from routing.models import Chat, Message, Ticket
+from routing.services import chats, offers, presence, sweeps
 from tests.factories import PASSWORD, make_consortium, make_library, make_shared_queue, make_staff
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -132,15 +132,15 @@ def test_question_form_makes_a_ticket_and_mails_the_patron(client: Client, world
 
 def _chat_with_conversation(world: dict[str, Any]) -> tuple[Chat, str]:
     now = timezone.now()
-    services.process_heartbeat("p", now)
-    services.staff_connected(world["a1"], "chan-a1", "p", now)
-    services.presence_set(world["a1"], "available", now)
-    chat, token = services.chat_start(consortium=world["consortium"], question="Q?", library_slug="alpha",
+    sweeps.process_heartbeat("p", now)
+    presence.staff_connected(world["a1"], "chan-a1", "p", now)
+    presence.presence_set(world["a1"], "available", now)
+    chat, token = chats.chat_start(consortium=world["consortium"], question="Q?", library_slug="alpha",
                                       email="pat@example.org", now=now)
-    services.chat_accept(world["a1"], chat.pk, now)
-    services.message_post(chat.pk, sender="librarian", body="A note", client_id="n", now=now,
+    offers.chat_accept(world["a1"], chat.pk, now)
+    chats.message_post(chat.pk, sender="librarian", body="A note", client_id="n", now=now,
                           librarian=world["a1"], internal=True)
-    services.message_post(chat.pk, sender="librarian", body="Answer", client_id="a", now=now,
+    chats.message_post(chat.pk, sender="librarian", body="Answer", client_id="a", now=now,
                           librarian=world["a1"])
     return chat, token
 

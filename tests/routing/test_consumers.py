@@ -12,8 +12,9 @@ from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
 from consortium.asgi import application as asgi_application
-from routing import process, services
+from routing import process
 from routing.models import Chat, Message
+from routing.services import chats, sweeps
 from routing.ws_urls import websocket_urlpatterns
 from tests.factories import make_consortium, make_library, make_shared_queue, make_staff
 
@@ -66,7 +67,7 @@ async def expect(comm: WebsocketCommunicator, kind: str, timeout: float = 3, **m
 
 async def start_chat(w: dict[str, Any], **fields: Any) -> tuple[Chat, str]:
     fields.setdefault("library_slug", "alpha")
-    return await database_sync_to_async(services.chat_start)(
+    return await database_sync_to_async(chats.chat_start)(
         consortium=w["consortium"], question="Do you have museum passes?", now=timezone.now(), **fields)
 
 
@@ -270,7 +271,7 @@ async def test_a_gap_in_live_messages_is_filled_from_the_database() -> None:
         Message.objects.create(chat_id=chat.pk, seq=s, sender="system", body=f"lost {s}", at=timezone.now())
         for s in (2, 3)])()
     await database_sync_to_async(Chat.objects.filter(pk=chat.pk).update)(last_seq=3)
-    await database_sync_to_async(services.message_post)(chat.pk, sender="patron", body="four", client_id="c4",
+    await database_sync_to_async(chats.message_post)(chat.pk, sender="patron", body="four", client_id="c4",
                                                         now=timezone.now())
     got = [await expect(patron, "message") for _ in range(3)]
     assert [g["seq"] for g in got] == [2, 3, 4]
@@ -442,12 +443,12 @@ async def test_shift_frames_stay_on_the_timers_warning_and_away_and_hello_after_
     end = datetime.fromisoformat(stayed["ends_at"])
 
     # The timer, at the warning and at the end (its clock injected), tells every console of hers.
-    await database_sync_to_async(services.due_sweep)(end - timedelta(seconds=300))
+    await database_sync_to_async(sweeps.due_sweep)(end - timedelta(seconds=300))
     warning = await expect(b1, "shift_ending")
     assert warning == {"type": "shift_ending", "ends_at": stayed["ends_at"], "extend_by": 600}
     again = await staff_socket(w["b1"])
     assert (await expect(again, "hello"))["shift"] == warning, "a console connecting now shows the warning"
-    await database_sync_to_async(services.due_sweep)(end)
+    await database_sync_to_async(sweeps.due_sweep)(end)
     for comm in (b1, again):
         gone = await expect(comm, "presence")
         assert gone == {"type": "presence", "status": "away", "reason": "shift_end", "ends_at": stayed["ends_at"]}

@@ -9,7 +9,8 @@ import pytest
 from channels.db import database_sync_to_async
 from django.utils import timezone
 
-from routing import consumers, services
+from routing.services import chats
+from routing.sockets import staff as staff_sockets
 from tests.routing.test_consumers import _fresh_process, available, expect, staff_socket, start_chat, world
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -17,7 +18,7 @@ __all__ = ["_fresh_process"]  # the autouse fixture of test_consumers, here too
 
 
 async def post(chat_id: str, body: str) -> None:
-    await database_sync_to_async(services.message_post)(chat_id, sender="patron", body=body, client_id=body,
+    await database_sync_to_async(chats.message_post)(chat_id, sender="patron", body=body, client_id=body,
                                                         now=timezone.now())
 
 
@@ -51,7 +52,7 @@ async def test_a_live_message_before_the_join_comes_after_the_history_once() -> 
 async def test_a_client_that_never_joins_gets_live_messages_after_the_wait(monkeypatch: pytest.MonkeyPatch) -> None:
     """A client that does not resume with join still gets what came after hello once the wait is over,
     without waiting for a next message (bench/ws_load.py's bots lost 40 of 105 before this)."""
-    monkeypatch.setattr(consumers, "JOIN_WAIT", 0.5)
+    monkeypatch.setattr(staff_sockets, "JOIN_WAIT", 0.5)
     w = await database_sync_to_async(world)()
     a1 = await staff_socket(w["a1"])
     await available(a1)

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from django.db import connections
 
-from routing import services
 from routing.models import Message
+from routing.services import chats, offers
 from tests.routing.routing_helpers import T0, Sent, at, fresh, go_online, staff, start, world
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -47,13 +47,13 @@ def test_patron_and_librarian_writing_at_once_get_every_seq_once_in_order(sent: 
     lena = staff(w.home, "lena")
     go_online(lena, at(-60))
     chat = start(w.consortium, T0, library_slug="home")
-    services.chat_accept(lena, chat.pk, at(1))
+    offers.chat_accept(lena, chat.pk, at(1))
     first_seq = fresh(chat).last_seq + 1
 
     def writer(who: str, n: int) -> list[int]:
         seqs = []
         for i in range(n):
-            message, created = services.message_post(
+            message, created = chats.message_post(
                 chat.pk, sender="librarian" if who == "lena" else "patron", body=f"{who} {i}",
                 client_id=f"{who}-{i}", now=at(2), librarian=lena if who == "lena" else None)
             assert created
@@ -78,7 +78,7 @@ def test_the_same_client_id_sent_on_two_connections_at_once_is_stored_once(sent:
         cid = f"twice-{round_}"
 
         def post(c: str = cid) -> tuple[Message, bool]:
-            return services.message_post(chat.pk, sender="patron", body="Hello?", client_id=c, now=at(2))
+            return chats.message_post(chat.pk, sender="patron", body="Hello?", client_id=c, now=at(2))
 
         outcomes = at_once([post] * 3)
         assert len({m.pk for m, _ in outcomes}) == 1, f"round {round_}: {outcomes}"
@@ -98,10 +98,10 @@ def test_a_message_posted_inside_a_callers_transaction_waits_for_its_commit(sent
     chat = start(w.consortium, T0, library_slug="home")
     sent.clear()
     with transaction.atomic():
-        message, created = services.message_post(chat.pk, sender="patron", body="a file", client_id="f1",
+        message, created = chats.message_post(chat.pk, sender="patron", body="a file", client_id="f1",
                                                  now=at(1))
         assert created and sent.to_chat(chat, "message") == []
-        again, created_again = services.message_post(chat.pk, sender="patron", body="a file", client_id="f1",
+        again, created_again = chats.message_post(chat.pk, sender="patron", body="a file", client_id="f1",
                                                      now=at(2))
         assert not created_again and again.pk == message.pk
         assert Message.objects.filter(chat=chat).count() == 2  # the transaction is still usable

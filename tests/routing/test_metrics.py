@@ -13,8 +13,10 @@ from django.test import Client
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from routing import events, metrics, patron_polling, services
+from routing import events, metrics
 from routing.models import TraceEvent
+from routing.patron import polling
+from routing.services import chats, offers, sweeps
 from tests.factories import make_consortium
 from tests.routing.routing_helpers import Sent, at, go_online, patron_joins, staff, start, world
 
@@ -68,13 +70,13 @@ def test_the_figures_match_what_happened(sent: Sent) -> None:
     go_online(lena, at(-60))
     go_online(pablo, at(-60))
     first = start(w.consortium, at(0), library_slug="home")
-    services.chat_accept(lena, first.pk, at(30))
+    offers.chat_accept(lena, first.pk, at(30))
     second = start(w.consortium, at(40), library_slug="home")
-    services.due_sweep(at(86))  # the local step times out: the second chat escalates to the partner
+    sweeps.due_sweep(at(86))  # the local step times out: the second chat escalates to the partner
     start(w.consortium.__class__.objects.get(slug="empty"), at(50))
     patron_joins(second, at(87), process="p1")
-    patron_polling.seen(first.pk, at(87))
-    services.process_heartbeat("p1", at(87))
+    polling.seen(first.pk, at(87))
+    sweeps.process_heartbeat("p1", at(87))
 
     samples, types = parse(metrics.render(metrics.Figures(at(90))))
     assert types["vr_offer_latency_seconds"] == "histogram" and types["vr_routing_events_total"] == "counter"
@@ -122,8 +124,8 @@ def test_histogram_buckets_are_cumulative(sent: Sent) -> None:
     go_online(lena, at(-60))
     for i, wait in enumerate((1, 4, 45, 400)):
         chat = start(w.consortium, at(i * 1000), library_slug="home")
-        services.chat_accept(lena, chat.pk, at(i * 1000 + wait))
-        services.chat_end(chat.pk, at(i * 1000 + wait + 1), by="librarian", librarian=lena)
+        offers.chat_accept(lena, chat.pk, at(i * 1000 + wait))
+        chats.chat_end(chat.pk, at(i * 1000 + wait + 1), by="librarian", librarian=lena)
     samples, _ = parse(metrics.render(metrics.Figures(at(5000))))
     buckets = [value(samples, "vr_time_to_accept_seconds_bucket", consortium="vr", le=metrics.le(b))
                for b in metrics.BUCKETS]
@@ -217,8 +219,8 @@ def test_counters_and_histograms_cover_today_and_start_again_at_midnight(sent: S
     lena = staff(w.home, "lena")
     go_online(lena, at(-60))
     yesterday = start(w.consortium, at(0), library_slug="home")  # 15:00 UTC on T0's day
-    services.chat_accept(lena, yesterday.pk, at(20))
-    services.chat_end(yesterday.pk, at(30), by="librarian", librarian=lena)
+    offers.chat_accept(lena, yesterday.pk, at(20))
+    chats.chat_end(yesterday.pk, at(30), by="librarian", librarian=lena)
     next_day = at(24 * 3600)
     samples, _ = parse(metrics.render(metrics.Figures(next_day)))
     midnight = at(0).replace(hour=0) + timedelta(days=1)
@@ -229,7 +231,7 @@ def test_counters_and_histograms_cover_today_and_start_again_at_midnight(sent: S
     staff(w.home, "mia")
     go_online(fresh_profile("mia"), next_day)
     today = start(w.consortium, next_day + timedelta(seconds=5), library_slug="home")
-    services.chat_accept(lena, today.pk, next_day + timedelta(seconds=12))
+    offers.chat_accept(lena, today.pk, next_day + timedelta(seconds=12))
     samples, _ = parse(metrics.render(metrics.Figures(next_day + timedelta(seconds=60))))
     assert value(samples, "vr_routing_events_total", consortium="vr", kind="created") == 1
     assert value(samples, "vr_routing_events_total", consortium="vr", kind="offered") == 2

@@ -16,8 +16,10 @@ from channels.db import database_sync_to_async
 from django.test import AsyncClient, Client
 from django.utils import timezone
 
-from routing import files, patron_polling, services
+from routing import files
 from routing.models import Chat, ChatFile, Connection, Message, ServerProcess
+from routing.patron import polling
+from routing.services import chats, offers, presence, sweeps
 from tests.factories import PASSWORD, make_consortium, make_library, make_shared_queue, make_staff
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -47,14 +49,14 @@ def world() -> dict[str, Any]:
 def present(profile: Any) -> None:
     """A librarian with a live staff connection, available: chats queue rather than go unstaffed."""
     now = timezone.now()
-    services.process_heartbeat("proc-test", now)
-    services.staff_connected(profile, f"staff.{profile.pk}", "proc-test", now)
-    services.presence_set(profile, "available", now)
+    sweeps.process_heartbeat("proc-test", now)
+    presence.staff_connected(profile, f"staff.{profile.pk}", "proc-test", now)
+    presence.presence_set(profile, "available", now)
 
 
 def new_chat(w: dict[str, Any], **fields: Any) -> tuple[Chat, str]:
     fields.setdefault("library_slug", "alpha")
-    return services.chat_start(consortium=w["consortium"], question="Museum passes?", now=timezone.now(), **fields)
+    return chats.chat_start(consortium=w["consortium"], question="Museum passes?", now=timezone.now(), **fields)
 
 
 def config_of(html: str) -> dict[str, Any]:
@@ -121,7 +123,7 @@ def test_spanish_by_toggle_or_by_the_browser(client: Client, world: dict[str, An
 
 
 def test_every_script_string_has_a_spanish_translation(world: dict[str, Any]) -> None:
-    from routing.patron_i18n import script_strings
+    from routing.patron.i18n import script_strings
 
     english, spanish = script_strings("en"), script_strings("es")
     same = {k for k in english if english[k] == spanish[k] and k not in {"minutes"}}
@@ -193,7 +195,7 @@ def test_events_answer_at_once_with_state_and_history_then_only_what_is_new(clie
                                                                              world: dict[str, Any]) -> None:
     present(world["a1"])
     chat, token = new_chat(world)
-    services.message_post(chat.pk, sender="patron", body="second", client_id="c2", now=timezone.now())
+    chats.message_post(chat.pk, sender="patron", body="second", client_id="c2", now=timezone.now())
     r = events(client, chat, token)
     assert r.status_code == 200 and r["Cache-Control"] == "no-store"
     body = r.json()
@@ -201,7 +203,7 @@ def test_events_answer_at_once_with_state_and_history_then_only_what_is_new(clie
     assert kinds == ["state", "message", "message"]
     assert [f["seq"] for f in body["frames"][1:]] == [1, 2] and body["after"] == 2
     assert body["frames"][0]["state"] == "queued" and body["frames"][0]["position"] == 1
-    services.message_post(chat.pk, sender="patron", body="third", client_id="c3", now=timezone.now())
+    chats.message_post(chat.pk, sender="patron", body="third", client_id="c3", now=timezone.now())
     r = events(client, chat, token, after=2, state=body["state_key"])
     frames = r.json()["frames"]
     assert [(f["type"], f.get("seq")) for f in frames] == [("message", 3)], "state unchanged: not sent again"
@@ -228,13 +230,13 @@ def test_a_poll_makes_the_patron_present_and_a_stale_poller_counts_as_gone(clien
     present(world["a1"])
     chat, token = new_chat(world)
     assert events(client, chat, token).status_code == 200
-    name = patron_polling.poller_name(chat.pk)
+    name = polling.poller_name(chat.pk)
     assert Connection.objects.filter(channel_name=name, kind="patron", chat=chat).exists()
     chat.refresh_from_db()
     assert chat.patron_joined and chat.patron_left_at is None
     # The patron stops polling: once the heartbeat is stale, the timer's reaper closes the connection.
-    later = timezone.now() + services.PROCESS_DEAD_AFTER + timedelta(seconds=5)
-    services.dead_processes_reap(later)
+    later = timezone.now() + sweeps.PROCESS_DEAD_AFTER + timedelta(seconds=5)
+    sweeps.dead_processes_reap(later)
     chat.refresh_from_db()
     assert chat.patron_left_at == later and not Connection.objects.filter(channel_name=name).exists()
     assert not ServerProcess.objects.filter(pk=name).exists()
@@ -243,8 +245,8 @@ def test_a_poll_makes_the_patron_present_and_a_stale_poller_counts_as_gone(clien
     chat.refresh_from_db()
     assert chat.patron_left_at is None and Connection.objects.filter(channel_name=name).exists()
     # An ended chat can still be read, but nobody waits on its patron: no connection is kept.
-    services.chat_end(chat.pk, timezone.now(), by="patron")
-    services.dead_processes_reap(timezone.now() + services.PROCESS_DEAD_AFTER + timedelta(seconds=5))
+    chats.chat_end(chat.pk, timezone.now(), by="patron")
+    sweeps.dead_processes_reap(timezone.now() + sweeps.PROCESS_DEAD_AFTER + timedelta(seconds=5))
     assert events(client, chat, token).status_code == 200
     assert not Connection.objects.filter(channel_name=name).exists()
 
@@ -267,7 +269,7 @@ def test_messages_over_http_are_idempotent_by_client_id(client: Client, world: d
     r = client.post(url, json.dumps({"body": "x" * 4001}), content_type="application/json", **bearer(token))
     assert r.status_code == 413
     assert client.post(url, json.dumps(send), content_type="application/json").status_code == 404
-    services.chat_end(chat.pk, timezone.now(), by="patron")
+    chats.chat_end(chat.pk, timezone.now(), by="patron")
     r = client.post(url, json.dumps({"body": "late", "client_id": "m-3"}), content_type="application/json",
                     **bearer(token))
     assert r.status_code == 409 and r.json()["error"]["code"] == "ended"
@@ -298,7 +300,7 @@ async def test_a_waiting_poll_wakes_for_a_new_message_and_returns_it(world: dict
     assert not waiting.done(), "nothing new: the poll waits"
     # Not thread-sensitive: in the test client the waiting request holds the thread-sensitive thread
     # (a sync-only middleware wraps the async view), as it holds its own request thread in daphne.
-    await sync_to_async(services.chat_accept, thread_sensitive=False)(a1, chat.pk, timezone.now())
+    await sync_to_async(offers.chat_accept, thread_sensitive=False)(a1, chat.pk, timezone.now())
     r = await asyncio.wait_for(waiting, 10)
     frames = r.json()["frames"]
     assert any(f["type"] == "message" and f["sender"] == "system" for f in frames), frames
@@ -308,8 +310,8 @@ async def test_a_waiting_poll_wakes_for_a_new_message_and_returns_it(world: dict
 async def test_a_poll_with_nothing_new_answers_empty_after_the_wait(world: dict[str, Any],
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     await database_sync_to_async(present)(world["a1"])
-    monkeypatch.setattr(patron_polling, "WAIT_SECONDS", 0.6)
-    monkeypatch.setattr(patron_polling, "RECHECK_SECONDS", 0.2)
+    monkeypatch.setattr(polling, "WAIT_SECONDS", 0.6)
+    monkeypatch.setattr(polling, "RECHECK_SECONDS", 0.2)
     chat, token = await database_sync_to_async(new_chat)(world)
     client = AsyncClient()
     first = (await client.get(f"/api/v1/chats/{chat.pk}/events", {"after": 0}, **auth(token))).json()
@@ -383,7 +385,7 @@ def test_a_file_is_served_only_to_the_chats_participants_and_transcript_readers(
     a1 = world["a1"]
     present(a1)
     chat, token = new_chat(world)
-    services.chat_accept(a1, chat.pk, timezone.now())
+    offers.chat_accept(a1, chat.pk, timezone.now())
     other, other_token = new_chat(world)
     url = upload(client, chat, PNG, "photo.png", token).json()["file"]["url"]
     r = client.get(url, **bearer(token))
@@ -405,7 +407,7 @@ def test_the_chats_librarian_sends_a_file_with_session_and_csrf(world: dict[str,
     a1 = world["a1"]
     present(a1)
     chat, _token = new_chat(world)
-    services.chat_accept(a1, chat.pk, timezone.now())
+    offers.chat_accept(a1, chat.pk, timezone.now())
     staff = Client(enforce_csrf_checks=True)
     assert staff.login(username="a1", password=PASSWORD)
     r = upload(staff, chat, PNG, "map.png")

@@ -11,8 +11,9 @@ from django.conf import settings
 from django.test import Client
 
 from coordination import statistics
-from routing import privacy, services, tasks
+from routing import privacy, tasks
 from routing.models import Chat, ChatState, Message, Survey, Ticket
+from routing.services import chats, offers
 from tests.routing.routing_helpers import T0, at, go_online, patron_joins, staff, world
 
 # --- the text rules, on fixed texts ---------------------------------------------------------------
@@ -69,17 +70,17 @@ def quiet(monkeypatch: pytest.MonkeyPatch) -> None:
 def a_conversation(w: Any, librarian: Any, *, home: str = "home", days_ago: int = 100,
                    end: bool = True) -> Chat:
     """A chat answered, with personal data everywhere it can be, made `days_ago` days before T0 + 1 day."""
-    chat, _token = services.chat_start(consortium=w.consortium, question="My card 21234005678901 is blocked",
+    chat, _token = chats.chat_start(consortium=w.consortium, question="My card 21234005678901 is blocked",
                                        library_slug=home, name="Maria Lopez", email="maria@example.org",
                                        ip="203.0.113.7", now=T0)
     patron_joins(chat, T0)
-    services.chat_accept(librarian, chat.pk, at(5))
-    services.message_post(chat.pk, sender="patron", body="Reach me at 813-555-0100 or maria@example.org",
+    offers.chat_accept(librarian, chat.pk, at(5))
+    chats.message_post(chat.pk, sender="patron", body="Reach me at 813-555-0100 or maria@example.org",
                           client_id="c1", now=at(10))
-    services.message_post(chat.pk, sender="librarian", body="Thanks Maria, I renewed ISBN 0306406152",
+    chats.message_post(chat.pk, sender="librarian", body="Thanks Maria, I renewed ISBN 0306406152",
                           client_id="l1", now=at(20), librarian=librarian)
     if end:
-        services.chat_end(chat.pk, at(30), by="librarian", librarian=librarian)
+        chats.chat_end(chat.pk, at(30), by="librarian", librarian=librarian)
     Chat.objects.filter(pk=chat.pk).update(read_scale=2, subjects=["renewals"])
     Survey.objects.create(chat=chat, rating=4, comment="Call me on (813) 555-0100", created_at=at(40))
     Ticket.objects.create(consortium=w.consortium, library=w.home, chat=chat, question="card 21234005678901",
@@ -160,12 +161,12 @@ def test_a_patron_deletes_their_chat_with_its_token(client: Client, quiet: None)
     w = world()
     ana = staff(w.home, "ana")
     go_online(ana, T0)
-    chat, token = services.chat_start(consortium=w.consortium, question="Is 813-555-0100 on file?",
+    chat, token = chats.chat_start(consortium=w.consortium, question="Is 813-555-0100 on file?",
                                       library_slug="home", name="Maria", email="maria@example.org",
                                       ip="203.0.113.7", now=T0)
     patron_joins(chat, T0)
-    services.chat_accept(ana, chat.pk, at(5))
-    services.message_post(chat.pk, sender="patron", body="thanks", client_id="c1", now=at(10))
+    offers.chat_accept(ana, chat.pk, at(5))
+    chats.message_post(chat.pk, sender="patron", body="thanks", client_id="c1", now=at(10))
     Survey.objects.create(chat=chat, rating=5, comment="Maria says thanks", created_at=at(11))
 
     assert client.delete(f"/api/v1/chats/{chat.pk}", HTTP_AUTHORIZATION="Bearer wrong").status_code == 404
@@ -199,7 +200,7 @@ def test_an_operator_deletes_a_chat_whose_patron_lost_the_token(quiet: None) -> 
     from django.core.management.base import CommandError
 
     w = world()
-    chat, _token = services.chat_start(consortium=w.consortium, question="mine", library_slug="home",
+    chat, _token = chats.chat_start(consortium=w.consortium, question="mine", library_slug="home",
                                        email="maria@example.org", now=T0)
     out = StringIO()
     call_command("forget_chat", chat.pk, stdout=out)

@@ -1,6 +1,6 @@
 """routing listens to libraries (libraries/signals.py): a change of a queue's hours or rota routes its
 waiting chats again after commit, so a queue that opens, or a librarian put on the current shift, is
-offered them at once (spec/ROUTING.md, "Timing")."""
+offered them at once (docs/routing.md, "Timing")."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The routing services against the database, with an injected clock (docs/routing.md, docs/protocol.md).
 
-Every call takes a fixed `now`; time passes by calling services.due_sweep at a later instant, as the
+Every call takes a fixed `now`; time passes by calling sweeps.due_sweep at a later instant, as the
 timer would. Frames are observed at routing.events._send, after commit.
 """
 
@@ -12,9 +12,10 @@ import pytest
 from django.core import mail
 
 from libraries.models import StaffProfile
-from routing import services
 from routing.models import Chat, ChatState, LibrarianPresence, Message, Offer, Ticket
-from routing.services import ServiceError
+from routing.services import chats, followups, offers, route, sweeps, transfers
+from routing.services.common import ServiceError
+from routing.services.presence import patron_disconnected, presence_set, staff_connected
 from tests.factories import make_shared_queue
 from tests.routing.routing_helpers import (
     T0,
@@ -104,10 +105,10 @@ def test_local_librarian_is_offered_first_and_partner_only_after_local_timeout(s
     assert sent.to_librarian(pablo, "offer") == []
     assert chat.deadline == at(45)  # the consortium's local_timeout
 
-    services.due_sweep(at(44))
+    sweeps.due_sweep(at(44))
     assert open_offers(chat) == {lena.pk} and fresh(chat).step_index == 0
 
-    services.due_sweep(at(45))
+    sweeps.due_sweep(at(45))
     chat = fresh(chat)
     assert chat.step_index == 1 and chat.step_entered_at == at(45)
     # Cumulative audience: the home librarian keeps her offer; the partner's librarian joins.
@@ -134,8 +135,8 @@ def test_escalations_are_traced_with_step_entered_and_timeout_reason(sent: Sent)
     for profile in (lena, pablo, sam):
         go_online(profile, at(-60))
     chat = start(w.consortium, T0, library_slug="home")
-    services.due_sweep(at(45))
-    services.due_sweep(at(105))
+    sweeps.due_sweep(at(45))
+    sweeps.due_sweep(at(105))
     chat = fresh(chat)
     assert chat.step_index == 2 and open_offers(chat) == {lena.pk, pablo.pk, sam.pk}
     escalated = trace(chat, "escalated")
@@ -179,14 +180,14 @@ def test_nobody_present_anywhere_makes_the_chat_unstaffed_at_once(sent: Sent) ->
     state = sent.to_chat(chat, "state")[-1]
     assert state["state"] == "unstaffed" and state["offer_question_form"] is True
     # Nothing is left for the timer to do with it.
-    assert services.due_sweep(at(3600)) == 0
+    assert sweeps.due_sweep(at(3600)) == 0
 
 
 def test_a_librarian_who_is_away_does_not_count_as_present(sent: Sent) -> None:
     w = world()
     lena = staff(w.home, "lena")
-    services.process_heartbeat("p1", at(-60))
-    state = services.staff_connected(lena, "staff-lena", "p1", at(-60))
+    sweeps.process_heartbeat("p1", at(-60))
+    state = staff_connected(lena, "staff-lena", "p1", at(-60))
     assert state.presence == "away"  # a first connection starts away
     chat = start(w.consortium, T0, library_slug="home")
     assert chat.state == ChatState.UNSTAFFED
@@ -201,10 +202,10 @@ def test_librarian_becoming_available_is_offered_waiting_chats_at_once(sent: Sen
     chat = start(w.consortium, T0, library_slug="home")
     assert open_offers(chat) == {lena.pk}
 
-    services.process_heartbeat("p1", at(5))
-    services.staff_connected(leo, "staff-leo", "p1", at(5))
+    sweeps.process_heartbeat("p1", at(5))
+    staff_connected(leo, "staff-leo", "p1", at(5))
     assert sent.to_librarian(leo, "offer") == []  # connected but away
-    services.presence_set(leo, "available", at(6))
+    presence_set(leo, "available", at(6))
     offer = sent.to_librarian(leo, "offer")
     assert len(offer) == 1 and offer[0]["chat"] == chat.pk and offer[0]["step"] == "local"
     assert Offer.objects.get(chat=chat, librarian=leo).created_at == at(6)
@@ -222,11 +223,11 @@ def test_a_step_whose_librarians_are_all_busy_is_waited_on_not_skipped(sent: Sen
     go_online(pablo, at(-60))
     busy = start(w.consortium, at(-5), library_slug="home")
     patron_joins(busy, at(-4))
-    services.chat_accept(lena, busy.pk, at(-3))
+    offers.chat_accept(lena, busy.pk, at(-3))
     chat = start(w.consortium, T0, library_slug="home")
     assert chat.state == ChatState.QUEUED and chat.step_index == 0 and chat.deadline == at(45)
     assert trace(chat, "step_skipped") == [] and open_offers(chat) == set()
-    services.chat_end(busy.pk, at(20), by="patron")  # freeing capacity offers her the chat at once
+    chats.chat_end(busy.pk, at(20), by="patron")  # freeing capacity offers her the chat at once
     assert open_offers(chat) == {lena.pk} and fresh(chat).step_index == 0
 
 
@@ -239,7 +240,7 @@ def test_a_chat_with_a_language_goes_only_to_librarians_who_speak_it_before_the_
         go_online(profile, at(-60))
     chat = start(w.consortium, T0, library_slug="home", language="es")
     assert open_offers(chat) == {luis.pk}
-    services.presence_set(luis, "away", at(5))
+    presence_set(luis, "away", at(5))
     # Nobody left who speaks Spanish: the steps before the last cannot answer; the last offers it to all.
     chat = fresh(chat)
     assert chat.step_index == 2
@@ -259,9 +260,9 @@ def test_accept_has_exactly_one_winner_and_a_second_accept_is_taken(sent: Sent) 
     chat = start(w.consortium, T0, library_slug="home")
     assert open_offers(chat) == {lena.pk, leo.pk}
 
-    services.chat_accept(lena, chat.pk, at(8))
+    offers.chat_accept(lena, chat.pk, at(8))
     with pytest.raises(ServiceError) as err:
-        services.chat_accept(leo, chat.pk, at(8))
+        offers.chat_accept(leo, chat.pk, at(8))
     assert err.value.reason == "taken"
     chat = fresh(chat)
     assert chat.state == ChatState.ACTIVE and chat.librarian == lena and chat.answered_by == lena
@@ -281,7 +282,7 @@ def test_accept_withdraws_every_other_offer_with_reason_accepted(sent: Sent) -> 
     for profile in (lena, leo, lou):
         go_online(profile, at(-60))
     chat = start(w.consortium, T0, library_slug="home")
-    services.chat_accept(leo, chat.pk, at(3))
+    offers.chat_accept(leo, chat.pk, at(3))
     for loser in (lena, lou):
         assert sent.to_librarian(loser, "offer_withdrawn") == [
             {"type": "offer_withdrawn", "chat": chat.pk, "reason": "accepted"}]
@@ -299,7 +300,7 @@ def test_accept_without_an_offer_is_not_offered(sent: Sent) -> None:
     go_online(pablo, at(-60))
     chat = start(w.consortium, T0, library_slug="home")  # local step: pablo has no offer
     with pytest.raises(ServiceError) as err:
-        services.chat_accept(pablo, chat.pk, at(2))
+        offers.chat_accept(pablo, chat.pk, at(2))
     assert err.value.reason == "not_offered"
     assert fresh(chat).state == ChatState.QUEUED and open_offers(chat) == {lena.pk}
 
@@ -311,12 +312,12 @@ def test_accept_past_capacity_fails_with_at_capacity(sent: Sent) -> None:
     first = start(w.consortium, T0, library_slug="home")
     second = start(w.consortium, at(1), library_slug="home")
     assert open_offers(second) == {lena.pk}
-    services.chat_accept(lena, first.pk, at(2))
+    offers.chat_accept(lena, first.pk, at(2))
     # Her capacity is lowered while the second offer is still open (as a concurrent accept would do).
     StaffProfile.objects.filter(pk=lena.pk).update(capacity=1)
     lena.refresh_from_db()
     with pytest.raises(ServiceError) as err:
-        services.chat_accept(lena, second.pk, at(3))
+        offers.chat_accept(lena, second.pk, at(3))
     assert err.value.reason == "at_capacity"
     assert fresh(second).state == ChatState.QUEUED and fresh(second).librarian is None
 
@@ -326,10 +327,10 @@ def test_accept_of_an_ended_chat_fails_with_ended(sent: Sent) -> None:
     lena = staff(w.home, "lena")
     go_online(lena, at(-60))
     chat = start(w.consortium, T0, library_slug="home")
-    services.chat_end(chat.pk, at(4), by="patron")
+    chats.chat_end(chat.pk, at(4), by="patron")
     assert sent.to_librarian(lena, "offer_withdrawn")[-1]["reason"] == "ended"
     with pytest.raises(ServiceError) as err:
-        services.chat_accept(lena, chat.pk, at(5))
+        offers.chat_accept(lena, chat.pk, at(5))
     assert err.value.reason == "ended"
     assert fresh(chat).state == ChatState.ENDED
 
@@ -340,14 +341,14 @@ def test_a_librarian_who_fills_up_loses_other_offers_and_gets_them_back_when_fre
     go_online(lena, at(-60))
     first = start(w.consortium, T0, library_slug="home")
     second = start(w.consortium, at(1), library_slug="home")
-    services.chat_accept(lena, first.pk, at(2))
+    offers.chat_accept(lena, first.pk, at(2))
     assert open_offers(second) == set()  # full: her offer of the second chat is withdrawn
     assert sent.to_librarian(lena, "offer_withdrawn")[-1]["chat"] == second.pk
-    services.chat_end(first.pk, at(3), by="librarian", librarian=lena)
+    chats.chat_end(first.pk, at(3), by="librarian", librarian=lena)
     # Freed capacity makes her eligible again in the same step: she is offered the chat again.
     assert open_offers(second) == {lena.pk}
     assert [f["chat"] for f in sent.to_librarian(lena, "offer")] == [first.pk, second.pk, second.pk]
-    services.chat_accept(lena, second.pk, at(4))
+    offers.chat_accept(lena, second.pk, at(4))
     assert fresh(second).librarian == lena
 
 
@@ -358,9 +359,9 @@ def test_a_librarian_back_from_away_is_offered_the_waiting_chat_again(sent: Sent
     go_online(lena, at(-60))
     go_online(leo, at(-60))
     chat = start(w.consortium, T0, library_slug="home")
-    services.presence_set(lena, "away", at(5))
+    presence_set(lena, "away", at(5))
     assert open_offers(chat) == {leo.pk}
-    services.presence_set(lena, "available", at(10))
+    presence_set(lena, "available", at(10))
     assert open_offers(chat) == {lena.pk, leo.pk}
     assert len(sent.to_librarian(lena, "offer")) == 2
 
@@ -375,19 +376,19 @@ def test_decline_withdraws_the_offer_with_reason_declined_and_is_not_reoffered_i
     go_online(lena, at(-60))
     go_online(leo, at(-60))
     chat = start(w.consortium, T0, library_slug="home")
-    services.chat_decline(lena, chat.pk, at(5))
+    offers.chat_decline(lena, chat.pk, at(5))
     assert sent.to_librarian(lena, "offer_withdrawn") == [
         {"type": "offer_withdrawn", "chat": chat.pk, "reason": "declined"}]
     assert open_offers(chat) == {leo.pk}
     assert trace(chat, "declined")[0].data["username"] == "lena"
     # Going away and back, or anything else that re-routes the chat, does not bring it back in this step.
-    services.presence_set(lena, "away", at(6))
-    services.presence_set(lena, "available", at(7))
-    services.chat_route(chat.pk, at(8))
+    presence_set(lena, "away", at(6))
+    presence_set(lena, "available", at(7))
+    route.chat_route(chat.pk, at(8))
     assert open_offers(chat) == {leo.pk}
     assert len(sent.to_librarian(lena, "offer")) == 1
     with pytest.raises(ServiceError) as err:
-        services.chat_decline(lena, chat.pk, at(9))
+        offers.chat_decline(lena, chat.pk, at(9))
     assert err.value.reason == "not_offered"
 
 
@@ -398,8 +399,8 @@ def test_a_declined_chat_is_offered_again_in_the_next_step(sent: Sent) -> None:
     go_online(lena, at(-60))
     go_online(pablo, at(-60))
     chat = start(w.consortium, T0, library_slug="home")
-    services.chat_decline(lena, chat.pk, at(5))
-    services.due_sweep(at(45))
+    offers.chat_decline(lena, chat.pk, at(5))
+    sweeps.due_sweep(at(45))
     assert open_offers(chat) == {lena.pk, pablo.pk}
     assert sent.to_librarian(lena, "offer")[-1]["step"] == "partners"
 
@@ -427,10 +428,10 @@ def test_direct_offer_expires_sets_the_librarian_away_and_offers_the_next(sent: 
     go_online(lena, at(-100))
     go_online(leo, at(-50))
     chat = start(w.consortium, T0, library_slug="home")
-    services.due_sweep(at(19))
+    sweeps.due_sweep(at(19))
     assert open_offers(chat) == {lena.pk}
 
-    services.due_sweep(at(20))
+    sweeps.due_sweep(at(20))
     assert Offer.objects.get(chat=chat, librarian=lena).status == Offer.Status.EXPIRED
     assert {"type": "offer_withdrawn", "chat": chat.pk, "reason": "expired"} in sent.to_librarian(lena)
     assert sent.to_librarian(lena, "presence") == [{"type": "presence", "status": "away", "reason": "offer_expired"}]
@@ -451,10 +452,10 @@ def test_direct_decline_moves_the_offer_to_the_next_librarian(sent: Sent) -> Non
     go_online(lena, at(-100))
     go_online(leo, at(-50))
     chat = start(w.consortium, T0, library_slug="home")
-    services.chat_decline(lena, chat.pk, at(3))
+    offers.chat_decline(lena, chat.pk, at(3))
     assert open_offers(chat) == {leo.pk}
     assert LibrarianPresence.objects.get(pk=lena.pk).status == "available"  # a decline is not a timeout
-    services.chat_decline(leo, chat.pk, at(4))
+    offers.chat_decline(leo, chat.pk, at(4))
     assert open_offers(chat) == set()  # nobody is offered the same chat twice in one step
 
 
@@ -465,8 +466,8 @@ def test_message_post_allocates_sequence_numbers_after_the_question(sent: Sent) 
     w = world()
     go_online(staff(w.home, "lena"), at(-60))
     chat = start(w.consortium, T0, library_slug="home")
-    first, created1 = services.message_post(chat.pk, sender="patron", body="Hello?", client_id="c1", now=at(1))
-    second, created2 = services.message_post(chat.pk, sender="patron", body="Anyone?", client_id="c2", now=at(2))
+    first, created1 = chats.message_post(chat.pk, sender="patron", body="Hello?", client_id="c1", now=at(1))
+    second, created2 = chats.message_post(chat.pk, sender="patron", body="Anyone?", client_id="c2", now=at(2))
     assert (first.seq, second.seq, created1, created2) == (2, 3, True, True)
     assert fresh(chat).last_seq == 3
     assert [(f["seq"], f["body"]) for f in sent.to_chat(chat, "message")] == [(2, "Hello?"), (3, "Anyone?")]
@@ -476,8 +477,8 @@ def test_a_message_resent_with_the_same_client_id_is_stored_once(sent: Sent) -> 
     w = world()
     go_online(staff(w.home, "lena"), at(-60))
     chat = start(w.consortium, T0, library_slug="home")
-    first, created = services.message_post(chat.pk, sender="patron", body="Hello?", client_id="same", now=at(1))
-    again, created_again = services.message_post(chat.pk, sender="patron", body="Hello?", client_id="same",
+    first, created = chats.message_post(chat.pk, sender="patron", body="Hello?", client_id="same", now=at(1))
+    again, created_again = chats.message_post(chat.pk, sender="patron", body="Hello?", client_id="same",
                                                  now=at(2))
     assert created and not created_again and again.pk == first.pk and again.seq == 2
     assert Message.objects.filter(chat=chat).count() == 2 and fresh(chat).last_seq == 2
@@ -490,13 +491,13 @@ def test_only_the_chats_librarian_may_post_as_librarian(sent: Sent) -> None:
     go_online(lena, at(-60))
     go_online(leo, at(-60))
     chat = start(w.consortium, T0, library_slug="home")
-    services.chat_accept(lena, chat.pk, at(1))
+    offers.chat_accept(lena, chat.pk, at(1))
     for intruder in (leo, None):
         with pytest.raises(ServiceError) as err:
-            services.message_post(chat.pk, sender="librarian", body="Hi", client_id=None, now=at(2),
+            chats.message_post(chat.pk, sender="librarian", body="Hi", client_id=None, now=at(2),
                                   librarian=intruder)
         assert err.value.reason == "forbidden"
-    message, _ = services.message_post(chat.pk, sender="librarian", body="Hi, I can help.", client_id="l1",
+    message, _ = chats.message_post(chat.pk, sender="librarian", body="Hi, I can help.", client_id="l1",
                                        now=at(3), librarian=lena)
     assert message.seq == 3 and message.name == "Lena"  # seq 2 is the "joined" system message
     assert fresh(chat).deadline == at(3) + timedelta(seconds=w.consortium.idle_timeout)
@@ -506,9 +507,9 @@ def test_a_message_to_an_ended_chat_is_refused(sent: Sent) -> None:
     w = world()
     go_online(staff(w.home, "lena"), at(-60))
     chat = start(w.consortium, T0, library_slug="home")
-    services.chat_end(chat.pk, at(1), by="patron")
+    chats.chat_end(chat.pk, at(1), by="patron")
     with pytest.raises(ServiceError) as err:
-        services.message_post(chat.pk, sender="patron", body="wait", client_id="x", now=at(2))
+        chats.message_post(chat.pk, sender="patron", body="wait", client_id="x", now=at(2))
     assert err.value.reason == "ended"
 
 
@@ -520,7 +521,7 @@ def _held_by_lena(w: World, sent: Sent) -> tuple[StaffProfile, Chat]:
     go_online(lena, at(-60))
     chat = start(w.consortium, T0, library_slug="home")
     patron_joins(chat, at(1))
-    services.chat_accept(lena, chat.pk, at(2))
+    offers.chat_accept(lena, chat.pk, at(2))
     sent.clear()
     return lena, fresh(chat)
 
@@ -539,7 +540,7 @@ def test_transfer_to_the_queue_the_chat_is_in_is_refused_and_nothing_changes(sen
     go_online(staff(w.home, "leo"), at(3))
     sent.clear()
     with pytest.raises(ServiceError) as err:
-        services.chat_transfer(lena, chat.pk, at(4), queue="home", note="x")
+        transfers.chat_transfer(lena, chat.pk, at(4), queue="home", note="x")
     assert err.value.reason == "same_queue"
     _assert_unchanged(chat, lena, sent)
 
@@ -551,7 +552,7 @@ def test_transfer_to_a_closed_queue_is_refused_and_nothing_changes(sent: Sent) -
     go_online(staff(w.hub, "eve", queues=[evening]), at(3))
     sent.clear()
     with pytest.raises(ServiceError) as err:
-        services.chat_transfer(lena, chat.pk, at(4), queue="evening")
+        transfers.chat_transfer(lena, chat.pk, at(4), queue="evening")
     assert err.value.reason == "closed"
     _assert_unchanged(chat, lena, sent)
 
@@ -561,7 +562,7 @@ def test_transfer_to_a_queue_with_nobody_present_is_refused_and_nothing_changes(
     lena, chat = _held_by_lena(w, sent)
     staff(w.hub, "sam", queues=[w.statewide])  # serves statewide but is not signed in
     with pytest.raises(ServiceError) as err:
-        services.chat_transfer(lena, chat.pk, at(4), queue="statewide")
+        transfers.chat_transfer(lena, chat.pk, at(4), queue="statewide")
     assert err.value.reason == "nobody"
     _assert_unchanged(chat, lena, sent)
 
@@ -571,7 +572,7 @@ def test_transfer_to_a_librarian_who_is_not_present_is_refused(sent: Sent) -> No
     lena, chat = _held_by_lena(w, sent)
     staff(w.partner, "pablo")
     with pytest.raises(ServiceError) as err:
-        services.chat_transfer(lena, chat.pk, at(4), to_librarian="pablo")
+        transfers.chat_transfer(lena, chat.pk, at(4), to_librarian="pablo")
     assert err.value.reason == "nobody"
     _assert_unchanged(chat, lena, sent)
 
@@ -582,7 +583,7 @@ def test_transfer_to_a_queue_offers_its_present_librarians_keeping_arrival_time(
     sam = staff(w.hub, "sam", queues=[w.statewide])
     go_online(sam, at(3))
     sent.clear()
-    services.chat_transfer(lena, chat.pk, at(10), queue="statewide", note="genealogy question")
+    transfers.chat_transfer(lena, chat.pk, at(10), queue="statewide", note="genealogy question")
     after = fresh(chat)
     assert after.state == ChatState.QUEUED and after.librarian is None and after.arrived_at == T0
     assert [s["name"] for s in after.plan] == ["transfer"]
@@ -602,7 +603,7 @@ def test_transfer_to_a_present_librarian_offers_only_them_with_the_note(sent: Se
     go_online(leo, at(3))
     go_online(pablo, at(3))
     sent.clear()
-    services.chat_transfer(lena, chat.pk, at(10), to_librarian="pablo", note="knows the local archive")
+    transfers.chat_transfer(lena, chat.pk, at(10), to_librarian="pablo", note="knows the local archive")
     after = fresh(chat)
     assert after.state == ChatState.QUEUED and after.arrived_at == T0
     assert open_offers(chat) == {pablo.pk}
@@ -614,7 +615,7 @@ def test_transfer_to_a_present_librarian_offers_only_them_with_the_note(sent: Se
     assert len(told) == 1 and told[0]["sender"] == "system" and "transferred" in told[0]["body"]
     assert not Message.objects.filter(chat=chat, body__contains="local archive").exists()
     assert trace(chat, "transferred")[0].data["to_librarian"] == "pablo"
-    services.chat_accept(pablo, chat.pk, at(12))
+    offers.chat_accept(pablo, chat.pk, at(12))
     after = fresh(chat)
     assert after.librarian == pablo and after.answered_by == lena  # answered_by: the first to accept
 
@@ -625,10 +626,10 @@ def test_transfer_to_a_queue_the_transferring_librarian_serves_is_not_offered_ba
     sam = staff(w.hub, "sam", queues=[w.statewide])
     go_online(lena, at(-60))
     chat = start(w.consortium, T0, library_slug="home")
-    services.chat_accept(lena, chat.pk, at(2))
+    offers.chat_accept(lena, chat.pk, at(2))
     go_online(sam, at(3))
     sent.clear()
-    services.chat_transfer(lena, chat.pk, at(10), queue="statewide")
+    transfers.chat_transfer(lena, chat.pk, at(10), queue="statewide")
     assert open_offers(chat) == {sam.pk}
     assert sent.to_librarian(lena, "offer") == []
 
@@ -638,10 +639,10 @@ def test_a_transfer_to_a_named_librarian_has_no_countdown(sent: Sent) -> None:
     lena, chat = _held_by_lena(w, sent)
     pablo = staff(w.partner, "pablo")
     go_online(pablo, at(3))
-    services.chat_transfer(lena, chat.pk, at(10), to_librarian="pablo")
+    transfers.chat_transfer(lena, chat.pk, at(10), to_librarian="pablo")
     assert sent.to_librarian(pablo, "offer")[-1]["expires_at"] is None
-    services.due_sweep(at(100))
-    services.chat_route(chat.pk, at(101))  # routed again (as after any presence change): still pablo's
+    sweeps.due_sweep(at(100))
+    route.chat_route(chat.pk, at(101))  # routed again (as after any presence change): still pablo's
     assert open_offers(chat) == {pablo.pk}, "the offer meant for pablo waits for pablo"
     assert LibrarianPresence.objects.get(pk=pablo.pk).status == "available"
 
@@ -655,10 +656,10 @@ def test_refer_creates_a_ticket_for_the_home_library_with_transcript_and_mails_t
     go_online(lena, at(-60))
     chat = start(w.consortium, T0, library_slug="home", question="Deed records for 1920?", name="Pat",
                  email="pat@example.org")
-    services.chat_accept(lena, chat.pk, at(2))
-    services.message_post(chat.pk, sender="librarian", body="Let me check the archive.", client_id="l1",
+    offers.chat_accept(lena, chat.pk, at(2))
+    chats.message_post(chat.pk, sender="librarian", body="Let me check the archive.", client_id="l1",
                           now=at(3), librarian=lena)
-    ticket = services.chat_refer(lena, chat.pk, at(5), library_slug=None, note="needs the archive")
+    ticket = followups.chat_refer(lena, chat.pk, at(5), library_slug=None, note="needs the archive")
     ticket = Ticket.objects.get(pk=ticket.pk)
     assert ticket.library == w.home and ticket.chat_id == chat.pk and ticket.source == "referral"
     assert ticket.question == "Deed records for 1920?" and ticket.patron_email == "pat@example.org"
@@ -674,14 +675,14 @@ def test_refer_to_another_library(sent: Sent) -> None:
     lena = staff(w.home, "lena")
     go_online(lena, at(-60))
     chat = start(w.consortium, T0, library_slug="home", email="pat@example.org")
-    services.chat_accept(lena, chat.pk, at(2))
-    ticket = services.chat_refer(lena, chat.pk, at(5), library_slug="partner")
+    offers.chat_accept(lena, chat.pk, at(2))
+    ticket = followups.chat_refer(lena, chat.pk, at(5), library_slug="partner")
     assert Ticket.objects.get(pk=ticket.pk).library == w.partner
 
 
 def test_question_leave_creates_a_ticket_for_the_home_library_and_mails(sent: Sent) -> None:
     w = world()
-    ticket = services.question_leave(consortium=w.consortium, question="Do you lend telescopes?",
+    ticket = followups.question_leave(consortium=w.consortium, question="Do you lend telescopes?",
                                      email="pat@example.org", name="Pat", zip_code="12345", now=T0)
     ticket = Ticket.objects.get(pk=ticket.pk)
     assert ticket.library == w.home and ticket.source == "question_form" and ticket.chat is None
@@ -690,7 +691,7 @@ def test_question_leave_creates_a_ticket_for_the_home_library_and_mails(sent: Se
 
 def test_question_leave_without_a_home_library_goes_to_the_consortium(sent: Sent) -> None:
     w = world()
-    ticket = services.question_leave(consortium=w.consortium, question="Hi", email="pat@example.org", now=T0)
+    ticket = followups.question_leave(consortium=w.consortium, question="Hi", email="pat@example.org", now=T0)
     assert ticket.library is None and ticket.consortium == w.consortium
     assert len(mail.outbox) == 1
 
@@ -700,7 +701,7 @@ def test_question_leave_replacing_a_waiting_chat_ends_it(sent: Sent) -> None:
     lena = staff(w.home, "lena")
     go_online(lena, at(-60))
     chat = start(w.consortium, T0, library_slug="home", email="pat@example.org")
-    ticket = services.question_leave(consortium=w.consortium, question=chat.question, email="pat@example.org",
+    ticket = followups.question_leave(consortium=w.consortium, question=chat.question, email="pat@example.org",
                                      chat=chat, now=at(30))
     assert ticket.library == w.home and ticket.chat == chat
     after = fresh(chat)
@@ -713,7 +714,7 @@ def test_question_leave_for_an_unstaffed_chat_uses_its_home_library(sent: Sent) 
     w = world()
     chat = start(w.consortium, T0, library_slug="partner")
     assert chat.state == ChatState.UNSTAFFED
-    ticket = services.question_leave(consortium=w.consortium, question=chat.question, email="pat@example.org",
+    ticket = followups.question_leave(consortium=w.consortium, question=chat.question, email="pat@example.org",
                                      chat=chat, now=at(5))
     assert ticket.library == w.partner and ticket.chat == chat
     assert fresh(chat).state == ChatState.UNSTAFFED
@@ -727,8 +728,8 @@ def test_patron_ends_the_chat(sent: Sent) -> None:
     lena = staff(w.home, "lena")
     go_online(lena, at(-60))
     chat = start(w.consortium, T0, library_slug="home")
-    services.chat_accept(lena, chat.pk, at(2))
-    services.chat_end(chat.pk, at(30), by="patron")
+    offers.chat_accept(lena, chat.pk, at(2))
+    chats.chat_end(chat.pk, at(30), by="patron")
     after = fresh(chat)
     assert after.state == ChatState.ENDED and after.end_reason == "patron" and after.ended_at == at(30)
     assert after.deadline is None
@@ -746,11 +747,11 @@ def test_librarian_ends_the_chat_and_only_their_own(sent: Sent) -> None:
     go_online(lena, at(-60))
     go_online(leo, at(-60))
     chat = start(w.consortium, T0, library_slug="home")
-    services.chat_accept(lena, chat.pk, at(2))
+    offers.chat_accept(lena, chat.pk, at(2))
     with pytest.raises(ServiceError) as err:
-        services.chat_end(chat.pk, at(20), by="librarian", librarian=leo)
+        chats.chat_end(chat.pk, at(20), by="librarian", librarian=leo)
     assert err.value.reason == "forbidden" and fresh(chat).state == ChatState.ACTIVE
-    services.chat_end(chat.pk, at(30), by="librarian", librarian=lena)
+    chats.chat_end(chat.pk, at(30), by="librarian", librarian=lena)
     after = fresh(chat)
     assert after.state == ChatState.ENDED and after.end_reason == "librarian"
     last = Message.objects.filter(chat=chat).last()
@@ -766,11 +767,11 @@ def test_an_active_chat_whose_patron_left_stays_active(sent: Sent) -> None:
     go_online(lena, at(-60))
     chat = start(w.consortium, T0, library_slug="home")
     channel = patron_joins(chat, at(1))
-    services.chat_accept(lena, chat.pk, at(2))
-    services.patron_disconnected(channel, at(10))
+    offers.chat_accept(lena, chat.pk, at(2))
+    patron_disconnected(channel, at(10))
     assert sent.to_librarian(lena, "patron_presence") == [
         {"type": "patron_presence", "chat": chat.pk, "present": False}]
-    services.due_sweep(at(10 + 61))
+    sweeps.due_sweep(at(10 + 61))
     after = fresh(chat)
     assert after.state == ChatState.ACTIVE and after.librarian == lena
     patron_joins(chat, at(80), channel="patron-again")
@@ -787,11 +788,11 @@ def test_the_trace_says_why_the_partner_answered_instead_of_the_home_library(sen
     go_online(lena, at(-60))
     go_online(pablo, at(-60))
     chat = start(w.consortium, T0, library_slug="home")
-    services.chat_decline(lena, chat.pk, at(10))
+    offers.chat_decline(lena, chat.pk, at(10))
     # Lena going away leaves the local step with nobody present: it is left at once, not at 45 s.
-    services.presence_set(lena, "away", at(11))
-    services.due_sweep(at(45))
-    services.chat_accept(pablo, chat.pk, at(50))
+    presence_set(lena, "away", at(11))
+    sweeps.due_sweep(at(45))
+    offers.chat_accept(pablo, chat.pk, at(50))
     rows = trace(chat)
     assert [r.kind for r in rows] == [
         "created", "routing", "step_entered", "offered", "declined", "escalated", "step_entered", "offered",

@@ -1,5 +1,5 @@
 """The automatic away at the end of a librarian's shift (libraries/duty.py, routing.services), through
-the timer's sweep (services.due_sweep) with an injected clock: the warning, the end, back-to-back
+the timer's sweep (sweeps.due_sweep) with an injected clock: the warning, the end, back-to-back
 shifts, swaps, staying on, library hours, a clock change, and what a reconnecting console is told."""
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ import pytest
 
 from libraries import rota
 from libraries.models import Queue, Shift, StaffProfile
-from routing import services
 from routing.models import ChatState, LibrarianPresence, Offer
+from routing.services import common, offers, shifts, sweeps
+from routing.services.presence import presence_set, staff_connected, staff_disconnected
 from tests.factories import make_shared_queue, set_weekly_hours
 from tests.routing.routing_helpers import (
     T0,
@@ -63,24 +64,24 @@ def test_on_shift_the_console_is_warned_then_set_away_at_the_end_keeping_its_cha
     w = world(idle_timeout=3 * 3600)  # the chat he holds is not ended by its own silence meanwhile
     sam = on_rota(w)
     go_online(sam, T0)
-    assert services.shift_state(sam) == {"type": "shift", "ends_at": NOON.isoformat()}
+    assert shifts.shift_state(sam) == {"type": "shift", "ends_at": NOON.isoformat()}
     held = start(w.consortium, at(10))
     patron_joins(held, at(11))
-    services.chat_accept(sam, held.pk, at(12))
+    offers.chat_accept(sam, held.pk, at(12))
     waiting = start(w.consortium, WARNING - timedelta(seconds=30))
     patron_joins(waiting, WARNING - timedelta(seconds=29))
     assert open_offers(waiting) == {sam.pk}
     sent.clear()
 
-    services.due_sweep(WARNING - timedelta(seconds=1))
+    sweeps.due_sweep(WARNING - timedelta(seconds=1))
     assert shift_frames(sent, sam) == []
-    services.due_sweep(WARNING)
+    sweeps.due_sweep(WARNING)
     assert shift_frames(sent, sam) == [{"type": "shift_ending", "ends_at": NOON.isoformat(), "extend_by": 1800}]
-    assert services.shift_state(sam)["type"] == "shift_ending", "a console connecting now gets the warning"
-    services.due_sweep(NOON - timedelta(seconds=1))
+    assert shifts.shift_state(sam)["type"] == "shift_ending", "a console connecting now gets the warning"
+    sweeps.due_sweep(NOON - timedelta(seconds=1))
     assert presence(sam).status == "available" and len(shift_frames(sent, sam)) == 1
 
-    services.due_sweep(NOON)
+    sweeps.due_sweep(NOON)
     p = presence(sam)
     assert p.status == "away" and p.away_reason == "shift_end" and p.shift_due is None
     assert shift_frames(sent, sam)[-1] == {"type": "presence", "status": "away", "reason": "shift_end",
@@ -91,7 +92,7 @@ def test_on_shift_the_console_is_warned_then_set_away_at_the_end_keeping_its_cha
     assert fresh(held).state == ChatState.ACTIVE and fresh(held).librarian == sam
     # Fired once: another sweep, or a second timer, has nothing left to do.
     before = len(sent.events)
-    assert services.due_sweep(NOON + timedelta(seconds=1)) == 0
+    assert sweeps.due_sweep(NOON + timedelta(seconds=1)) == 0
     assert len(sent.events) == before
 
 
@@ -103,10 +104,10 @@ def test_back_to_back_shifts_are_one_stretch(sent: Sent) -> None:
     go_online(sam, T0)
     two = NOON + timedelta(hours=2)
     assert presence(sam).shift_end == two
-    services.due_sweep(WARNING)
-    services.due_sweep(NOON)
+    sweeps.due_sweep(WARNING)
+    sweeps.due_sweep(NOON)
     assert presence(sam).status == "available" and shift_frames(sent, sam) == []
-    services.due_sweep(two)
+    sweeps.due_sweep(two)
     assert presence(sam).status == "away"
 
 
@@ -114,14 +115,14 @@ def test_a_stretch_the_rota_lengthens_after_the_warning_moves_the_end_later(sent
     w = world()
     sam = on_rota(w)
     go_online(sam, T0)
-    services.due_sweep(WARNING)
+    sweeps.due_sweep(WARNING)
     assert shift_frames(sent, sam)[-1]["type"] == "shift_ending"
     monday_shift(w.statewide, 12, 13, sam)  # a coordinator adds him to the next hour
-    services.due_sweep(NOON)
+    sweeps.due_sweep(NOON)
     one = NOON + timedelta(hours=1)
     assert presence(sam).status == "available"
     assert shift_frames(sent, sam)[-1] == {"type": "shift", "ends_at": one.isoformat()}, "warning withdrawn"
-    services.due_sweep(one)
+    sweeps.due_sweep(one)
     assert presence(sam).status == "away"
 
 
@@ -137,11 +138,11 @@ def test_a_shift_handed_over_by_a_swap_is_the_colleagues(sent: Sent) -> None:
     go_online(ana, T0)
     # Ana handed it over: off duty, so her being available is overtime, for shift_extension (30 min).
     assert presence(ana).shift_end == T0 + timedelta(minutes=30)
-    services.due_sweep(T0 + timedelta(minutes=25))
+    sweeps.due_sweep(T0 + timedelta(minutes=25))
     assert shift_frames(sent, ana)[-1]["type"] == "shift_ending"
-    services.due_sweep(T0 + timedelta(minutes=30))
+    sweeps.due_sweep(T0 + timedelta(minutes=30))
     assert presence(ana).status == "away" and presence(cy).status == "available"
-    services.due_sweep(NOON)
+    sweeps.due_sweep(NOON)
     assert presence(cy).status == "away"
 
 
@@ -149,23 +150,23 @@ def test_staying_on_extends_the_end_and_warns_again_before_the_new_one(sent: Sen
     w = world()
     sam = on_rota(w)
     go_online(sam, T0)
-    services.due_sweep(WARNING)
+    sweeps.due_sweep(WARNING)
     sent.clear()
     said = NOON - timedelta(minutes=2)
-    frame = services.shift_stay_on(sam, said)
+    frame = shifts.shift_stay_on(sam, said)
     later = said + timedelta(minutes=30)
     assert frame == {"type": "shift", "ends_at": later.isoformat()}
     assert sent.to_librarian(sam) == [frame], "every console of his is told"
-    services.due_sweep(NOON)
+    sweeps.due_sweep(NOON)
     assert presence(sam).status == "available"
-    services.due_sweep(later - timedelta(minutes=5))
+    sweeps.due_sweep(later - timedelta(minutes=5))
     assert shift_frames(sent, sam)[-1] == {"type": "shift_ending", "ends_at": later.isoformat(), "extend_by": 1800}
     # Minutes of his own choosing; a second "stay on" never shortens what the first gave.
-    assert services.shift_stay_on(sam, later - timedelta(minutes=4), seconds=600)["ends_at"] == (
+    assert shifts.shift_stay_on(sam, later - timedelta(minutes=4), seconds=600)["ends_at"] == (
         later + timedelta(minutes=6)).isoformat()
-    assert services.shift_stay_on(sam, later - timedelta(minutes=3), seconds=60)["ends_at"] == (
+    assert shifts.shift_stay_on(sam, later - timedelta(minutes=3), seconds=60)["ends_at"] == (
         later + timedelta(minutes=6)).isoformat()
-    services.due_sweep(later + timedelta(minutes=6))
+    sweeps.due_sweep(later + timedelta(minutes=6))
     assert presence(sam).status == "away"
 
 
@@ -173,14 +174,14 @@ def test_a_librarian_already_away_is_left_alone_and_cannot_stay_on(sent: Sent) -
     w = world()
     sam = on_rota(w)
     go_online(sam, T0)
-    services.presence_set(sam, "away", at(60))
-    assert presence(sam).shift_due is None and services.shift_state(sam) == {"type": "shift", "ends_at": None}
+    presence_set(sam, "away", at(60))
+    assert presence(sam).shift_due is None and shifts.shift_state(sam) == {"type": "shift", "ends_at": None}
     sent.clear()
-    services.due_sweep(WARNING)
-    services.due_sweep(NOON)
+    sweeps.due_sweep(WARNING)
+    sweeps.due_sweep(NOON)
     assert sent.events == []
-    with pytest.raises(services.ServiceError) as refused:
-        services.shift_stay_on(sam, NOON)
+    with pytest.raises(common.ServiceError) as refused:
+        shifts.shift_stay_on(sam, NOON)
     assert refused.value.reason == "invalid" and "away" in refused.value.detail
 
 
@@ -193,10 +194,10 @@ def test_without_a_rota_shift_the_home_librarys_hours_end_the_stretch(sent: Sent
     assert presence(lena).shift_end == five
     # An evening rota shift starting as the library closes: one stretch to its end.
     monday_shift(w.statewide, 17, 19, lena)
-    services.due_sweep(five)
+    sweeps.due_sweep(five)
     assert presence(lena).status == "available"
     assert shift_frames(sent, lena)[-1] == {"type": "shift", "ends_at": (five + timedelta(hours=2)).isoformat()}
-    services.due_sweep(five + timedelta(hours=2))
+    sweeps.due_sweep(five + timedelta(hours=2))
     assert presence(lena).status == "away"
 
 
@@ -204,8 +205,8 @@ def test_nothing_known_of_when_a_librarian_works_means_no_automatic_away(sent: S
     w = world()  # every library open around the clock, no rota
     lena = staff(w.home, "lena")
     go_online(lena, T0)
-    assert services.shift_state(lena) == {"type": "shift", "ends_at": None}
-    services.due_sweep(T0 + timedelta(days=2))
+    assert shifts.shift_state(lena) == {"type": "shift", "ends_at": None}
+    sweeps.due_sweep(T0 + timedelta(days=2))
     assert presence(lena).status == "available" and shift_frames(sent, lena) == []
 
 
@@ -220,9 +221,9 @@ def test_the_repeated_hour_of_a_fall_back_night_is_worked_in_full(sent: Sent) ->
     assert end - start_at == timedelta(hours=3, minutes=30)
     go_online(sam, start_at)
     assert presence(sam).shift_end == end
-    services.due_sweep(end - timedelta(hours=1))  # 03:00 as the clock first read it (EDT): not the end
+    sweeps.due_sweep(end - timedelta(hours=1))  # 03:00 as the clock first read it (EDT): not the end
     assert presence(sam).status == "available"
-    services.due_sweep(end)
+    sweeps.due_sweep(end)
     assert presence(sam).status == "away"
 
 
@@ -230,15 +231,15 @@ def test_a_reconnecting_console_gets_the_warning_back_and_a_lost_one_nothing(sen
     w = world(reconnect_grace=30)
     sam = on_rota(w)
     channel = go_online(sam, T0)
-    services.due_sweep(WARNING)
-    services.staff_disconnected(channel, WARNING + timedelta(seconds=10))
-    state = services.staff_connected(sam, "staff-sam-2", "p1", WARNING + timedelta(seconds=20))
+    sweeps.due_sweep(WARNING)
+    staff_disconnected(channel, WARNING + timedelta(seconds=10))
+    state = staff_connected(sam, "staff-sam-2", "p1", WARNING + timedelta(seconds=20))
     assert state.presence == "available"
     assert state.shift == {"type": "shift_ending", "ends_at": NOON.isoformat(), "extend_by": 1800}
     # Closed without signing out: the grace runs out, he is offline and nothing is left scheduled.
-    services.staff_disconnected("staff-sam-2", WARNING + timedelta(seconds=30))
-    services.due_sweep(WARNING + timedelta(seconds=60))
+    staff_disconnected("staff-sam-2", WARNING + timedelta(seconds=30))
+    sweeps.due_sweep(WARNING + timedelta(seconds=60))
     p = presence(sam)
     assert not p.online and p.shift_due is None and p.shift_end is None
-    state = services.staff_connected(sam, "staff-sam-3", "p1", NOON + timedelta(minutes=1))
+    state = staff_connected(sam, "staff-sam-3", "p1", NOON + timedelta(minutes=1))
     assert state.presence == "away" and state.shift == {"type": "shift", "ends_at": None}

@@ -15,8 +15,9 @@ from django.utils import timezone
 
 from consortium.models import Consortium
 from libraries.models import Library, StaffProfile
-from routing import services, staff_services
 from routing.models import CannedResponse, Chat, ChatState, Message, Ticket
+from routing.services import followups, presence, sweeps
+from routing.staff import selectors as staff_selectors
 from tests.factories import make_consortium, make_library, make_shared_queue, make_staff, set_weekly_hours
 
 pytestmark = pytest.mark.django_db
@@ -134,8 +135,8 @@ def test_policy_older_than_the_consortium_limit_is_flagged(w: World) -> None:
     r = client_for(w.ana).get("/staff/libraries/tampa/policy")
     assert b'data-testid="policy-stale"' in r.content
     assert b"more than 20 days ago" in r.content
-    assert staff_services.policy_is_stale(dt.date(2025, 1, 1), dt.date(2025, 1, 21), 20) is False
-    assert staff_services.policy_is_stale(dt.date(2025, 1, 1), dt.date(2025, 1, 22), 20) is True
+    assert staff_selectors.policy_is_stale(dt.date(2025, 1, 1), dt.date(2025, 1, 21), 20) is False
+    assert staff_selectors.policy_is_stale(dt.date(2025, 1, 1), dt.date(2025, 1, 22), 20) is True
 
 
 def test_policy_of_another_consortium_is_404(w: World) -> None:
@@ -158,9 +159,9 @@ def test_assigned_frame_policy_url_is_served(w: World) -> None:
 
 def test_placeholders_expand_and_unknown_ones_stay() -> None:
     values = {"library": "Tampa Library", "librarian": "Ana", "patron": "Pat"}
-    assert staff_services.expand_placeholders("Hi {patron}, {librarian} at {library} here. {oops}", values) == \
+    assert staff_selectors.expand_placeholders("Hi {patron}, {librarian} at {library} here. {oops}", values) == \
         "Hi Pat, Ana at Tampa Library here. {oops}"
-    assert staff_services.expand_placeholders("{ library } {}", values) == "{ library } {}"
+    assert staff_selectors.expand_placeholders("{ library } {}", values) == "{ library } {}"
 
 
 def test_canned_responses_for_a_chat_are_scoped_and_filled_in(w: World) -> None:
@@ -263,11 +264,11 @@ def test_classify_from_the_history_page(w: World) -> None:
 
 def test_presence_lists_present_librarians_by_queue_in_the_consortium(w: World) -> None:
     now = timezone.now()
-    services.process_heartbeat("proc", now)
+    sweeps.process_heartbeat("proc", now)
     for profile in (w.ana, w.otto, w.bea):
-        services.staff_connected(profile, f"chan-{profile.pk}", "proc", now)
-    services.presence_set(w.otto, "available", now)
-    services.presence_set(w.bea, "available", now)  # another consortium: never listed
+        presence.staff_connected(profile, f"chan-{profile.pk}", "proc", now)
+    presence.presence_set(w.otto, "available", now)
+    presence.presence_set(w.bea, "available", now)  # another consortium: never listed
     data = client_for(w.ana).get("/staff/api/presence").json()
     assert [lib["username"] for lib in data["librarians"]] == ["otto"]  # ana is away
     queues = {q["slug"]: q for q in data["queues"]}
@@ -342,7 +343,7 @@ def test_an_empty_answer_is_refused_and_mails_nothing(w: World, django_capture_o
 def test_a_referral_lands_in_the_home_librarys_list(w: World, django_capture_on_commit_callbacks: Any) -> None:
     chat = chat_in(w.alpha, w.tampa, librarian=w.otto, state=ChatState.ACTIVE, question="Deed records 1890?")
     with django_capture_on_commit_callbacks(execute=True):
-        made = services.chat_refer(w.otto, chat.pk, timezone.now(), library_slug=None, note="needs the archive")
+        made = followups.chat_refer(w.otto, chat.pk, timezone.now(), library_slug=None, note="needs the archive")
     listing = client_for(w.ana).get("/staff/tickets/").content.decode()
     assert "Deed records 1890?" in listing and "referred by Otto" in listing
     page = client_for(w.ana).get(f"/staff/tickets/{made.pk}/").content.decode()

@@ -1,4 +1,4 @@
-"""What the timer fires (services.due_sweep, services.dead_processes_reap, services.librarian_lost),
+"""What the timer fires (sweeps.due_sweep, sweeps.dead_processes_reap, presence.librarian_lost),
 against the database with an injected clock: graces, idle ends, patrons gone, queues closing."""
 
 from __future__ import annotations
@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from libraries.models import StaffProfile
-from routing import services
 from routing.models import ChatState, Connection, LibrarianPresence, Message, Offer, ServerProcess, TraceEvent
+from routing.services import chats, offers, sweeps
+from routing.services.presence import patron_disconnected, staff_connected, staff_disconnected
 from tests.factories import set_weekly_hours
 from tests.routing.routing_helpers import (
     T0,
@@ -42,19 +43,19 @@ def test_librarian_lost_after_reconnect_grace_goes_offline_and_chats_return_to_t
     go_online(paula, at(-60))
     chat = start(w.consortium, T0, library_slug="home")
     patron_joins(chat, at(1))
-    services.due_sweep(at(45))  # on to the partners step
-    services.chat_accept(pablo, chat.pk, at(50))
+    sweeps.due_sweep(at(45))  # on to the partners step
+    offers.chat_accept(pablo, chat.pk, at(50))
     assert fresh(chat).accepted_step_index == 1
-    services.message_post(chat.pk, sender="patron", body="Are you still there?", client_id="c1", now=at(55))
+    chats.message_post(chat.pk, sender="patron", body="Are you still there?", client_id="c1", now=at(55))
 
-    services.staff_disconnected(pablo_channel, at(60))
+    staff_disconnected(pablo_channel, at(60))
     presence = LibrarianPresence.objects.get(pk=pablo.pk)
     assert presence.online and presence.grace_until == at(90)  # reconnect_grace 30 s
-    services.due_sweep(at(89))
+    sweeps.due_sweep(at(89))
     assert fresh(chat).state == ChatState.ACTIVE and fresh(chat).librarian == pablo
 
     sent.clear()
-    services.due_sweep(at(90))
+    sweeps.due_sweep(at(90))
     presence = LibrarianPresence.objects.get(pk=pablo.pk)
     assert not presence.online and presence.grace_until is None
     after = fresh(chat)
@@ -81,9 +82,9 @@ def test_librarian_lost_has_their_open_offers_withdrawn(sent: Sent) -> None:
     chat = start(w.consortium, T0, library_slug="home")
     patron_joins(chat, at(1))
     assert open_offers(chat) == {lena.pk, leo.pk}
-    services.staff_disconnected(channel, at(5))
+    staff_disconnected(channel, at(5))
     assert open_offers(chat) == {lena.pk, leo.pk}  # still present inside the grace
-    services.due_sweep(at(35))
+    sweeps.due_sweep(at(35))
     assert open_offers(chat) == {leo.pk}
     assert sent.to_librarian(lena, "offer_withdrawn")[-1]["chat"] == chat.pk
 
@@ -94,14 +95,14 @@ def test_reconnect_within_grace_keeps_presence_status_and_chats(sent: Sent) -> N
     channel = go_online(lena, at(-60))
     chat = start(w.consortium, T0, library_slug="home")
     patron_joins(chat, at(1))
-    services.chat_accept(lena, chat.pk, at(2))
-    services.staff_disconnected(channel, at(10))
+    offers.chat_accept(lena, chat.pk, at(2))
+    staff_disconnected(channel, at(10))
     waiting = start(w.consortium, at(20), library_slug="home")  # offered to her inside the grace
-    state = services.staff_connected(lena, "staff-lena-2", "p1", at(30))
+    state = staff_connected(lena, "staff-lena-2", "p1", at(30))
     assert state.presence == "available" and [c.pk for c in state.chats] == [chat.pk]
     assert [o.chat_id for o in state.offers] == [waiting.pk]  # a reconnecting console gets its offers
-    services.due_sweep(at(40))
-    services.due_sweep(at(100))
+    sweeps.due_sweep(at(40))
+    sweeps.due_sweep(at(100))
     presence = LibrarianPresence.objects.get(pk=lena.pk)
     assert presence.online and presence.status == "available" and presence.grace_until is None
     after = fresh(chat)
@@ -113,9 +114,9 @@ def test_reconnect_after_the_grace_starts_away(sent: Sent) -> None:
     w = world()
     lena = staff(w.home, "lena")
     channel = go_online(lena, at(-60))
-    services.staff_disconnected(channel, at(0))
-    services.due_sweep(at(30))
-    state = services.staff_connected(lena, "staff-lena-2", "p1", at(40))
+    staff_disconnected(channel, at(0))
+    sweeps.due_sweep(at(30))
+    state = staff_connected(lena, "staff-lena-2", "p1", at(40))
     assert state.presence == "away"
 
 
@@ -123,10 +124,10 @@ def test_a_second_connection_keeps_the_librarian_present_when_one_closes(sent: S
     w = world()
     lena = staff(w.home, "lena")
     first = go_online(lena, at(-60))
-    services.staff_connected(lena, "staff-lena-tab-2", "p1", at(-50))
-    services.staff_disconnected(first, at(0))
+    staff_connected(lena, "staff-lena-tab-2", "p1", at(-50))
+    staff_disconnected(first, at(0))
     assert LibrarianPresence.objects.get(pk=lena.pk).grace_until is None
-    services.due_sweep(at(100))
+    sweeps.due_sweep(at(100))
     presence = LibrarianPresence.objects.get(pk=lena.pk)
     assert presence.online and presence.status == "available"
 
@@ -140,16 +141,16 @@ def test_dead_process_reap_removes_its_connections_and_the_librarian_enters_grac
     leo = staff(w.home, "leo")
     go_online(lena, at(0), process="p1")
     go_online(leo, at(0), process="p2")
-    services.process_heartbeat("p2", at(15))
-    assert services.dead_processes_reap(at(20)) == 0  # p1 is 20 s quiet: not yet dead
-    assert services.dead_processes_reap(at(21)) == 1
+    sweeps.process_heartbeat("p2", at(15))
+    assert sweeps.dead_processes_reap(at(20)) == 0  # p1 is 20 s quiet: not yet dead
+    assert sweeps.dead_processes_reap(at(21)) == 1
     assert not ServerProcess.objects.filter(pk="p1").exists() and ServerProcess.objects.filter(pk="p2").exists()
     assert not Connection.objects.filter(librarian=lena).exists()
     assert Connection.objects.filter(librarian=leo).exists()
     presence = LibrarianPresence.objects.get(pk=lena.pk)
     assert presence.online and presence.grace_until == at(21 + 30)
     assert LibrarianPresence.objects.get(pk=leo.pk).grace_until is None
-    services.due_sweep(at(51))
+    sweeps.due_sweep(at(51))
     assert not LibrarianPresence.objects.get(pk=lena.pk).online
     assert LibrarianPresence.objects.get(pk=leo.pk).online
 
@@ -162,10 +163,10 @@ def test_dead_process_reap_counts_its_patrons_as_gone(sent: Sent) -> None:
     go_online(lena, at(-60), process="p2")
     chat = start(w.consortium, T0, library_slug="home")
     patron_joins(chat, at(0), process="p1")
-    services.process_heartbeat("p2", at(25))
-    services.dead_processes_reap(at(25))
+    sweeps.process_heartbeat("p2", at(25))
+    sweeps.dead_processes_reap(at(25))
     assert fresh(chat).patron_left_at == at(25)
-    services.due_sweep(at(85))
+    sweeps.due_sweep(at(85))
     assert fresh(chat).state == ChatState.ABANDONED
 
 
@@ -180,11 +181,11 @@ def test_a_waiting_chat_is_abandoned_after_patron_grace_and_offers_withdrawn(sen
     go_online(lena, at(-60))
     chat = start(w.consortium, T0, library_slug="home")
     channel = patron_joins(chat, at(1))
-    services.patron_disconnected(channel, at(10))
+    patron_disconnected(channel, at(10))
     assert fresh(chat).deadline == at(70)
-    services.due_sweep(at(69))
+    sweeps.due_sweep(at(69))
     assert fresh(chat).state == ChatState.QUEUED and open_offers(chat) == {lena.pk}
-    services.due_sweep(at(70))
+    sweeps.due_sweep(at(70))
     after = fresh(chat)
     assert after.state == ChatState.ABANDONED and after.ended_at == at(70) and after.deadline is None
     assert open_offers(chat) == set()
@@ -203,9 +204,9 @@ def test_a_patron_back_within_grace_keeps_the_chat_waiting(sent: Sent) -> None:
     go_online(lena, at(-60))
     chat = start(w.consortium, T0, library_slug="home")
     channel = patron_joins(chat, at(1))
-    services.patron_disconnected(channel, at(10))
+    patron_disconnected(channel, at(10))
     patron_joins(chat, at(40), channel="patron-back")
-    services.due_sweep(at(70))
+    sweeps.due_sweep(at(70))
     assert fresh(chat).state == ChatState.QUEUED and open_offers(chat) == {lena.pk}
 
 
@@ -218,11 +219,11 @@ def test_an_active_chat_ends_after_idle_timeout_with_a_system_message(sent: Sent
     go_online(lena, at(-60))
     chat = start(w.consortium, T0, library_slug="home")
     patron_joins(chat, at(1))
-    services.chat_accept(lena, chat.pk, at(2))
-    services.message_post(chat.pk, sender="patron", body="thanks", client_id="c1", now=at(100))
-    services.due_sweep(at(100 + 1199))
+    offers.chat_accept(lena, chat.pk, at(2))
+    chats.message_post(chat.pk, sender="patron", body="thanks", client_id="c1", now=at(100))
+    sweeps.due_sweep(at(100 + 1199))
     assert fresh(chat).state == ChatState.ACTIVE
-    services.due_sweep(at(100 + 1200))
+    sweeps.due_sweep(at(100 + 1200))
     after = fresh(chat)
     assert after.state == ChatState.ENDED and after.end_reason == "idle" and after.ended_at == at(1300)
     last = Message.objects.filter(chat=chat).order_by("seq").last()
@@ -253,7 +254,7 @@ def test_a_queue_closing_while_a_chat_waits_moves_it_on_at_once(sent: Sent) -> N
     chat = start(w.consortium, CLOSING - timedelta(seconds=30), library_slug="home")
     assert chat.step_index == 0 and open_offers(chat) == {lena.pk}
     assert chat.deadline == CLOSING  # before the local timeout: the queue's hours change first
-    services.due_sweep(CLOSING + timedelta(seconds=1))
+    sweeps.due_sweep(CLOSING + timedelta(seconds=1))
     after = fresh(chat)
     assert after.state == ChatState.QUEUED and after.step_index == 2
     assert trace(chat, "escalated")[0].data == {"from": "local", "reason": "closed"}
@@ -269,8 +270,8 @@ def test_an_accepted_chat_goes_on_when_its_queue_closes(sent: Sent) -> None:
     go_online(sam, CLOSING - timedelta(minutes=10))
     chat = start(w.consortium, CLOSING - timedelta(seconds=30), library_slug="home")
     patron_joins(chat, CLOSING - timedelta(seconds=29))
-    services.chat_accept(lena, chat.pk, CLOSING - timedelta(seconds=20))
-    services.due_sweep(CLOSING + timedelta(seconds=1))
+    offers.chat_accept(lena, chat.pk, CLOSING - timedelta(seconds=20))
+    sweeps.due_sweep(CLOSING + timedelta(seconds=1))
     after = fresh(chat)
     assert after.state == ChatState.ACTIVE and after.librarian == lena
 
@@ -293,7 +294,7 @@ def test_a_queue_opening_offers_its_librarians_the_waiting_chats_at_once(sent: S
     patron_joins(chat, opening - timedelta(seconds=29))
     assert fresh(chat).step_index == 2 and open_offers(chat) == {sam.pk}
     assert fresh(chat).deadline == opening
-    services.due_sweep(opening)
+    sweeps.due_sweep(opening)
     # Cumulative audience: the home queue is in it, and open now.
     assert open_offers(chat) == {lena.pk, sam.pk}
     assert sent.to_librarian(lena, "offer")[0]["queue"] == "home"
@@ -308,13 +309,13 @@ def test_after_max_wait_the_patron_is_offered_the_question_form_and_may_keep_wai
     go_online(sam, at(-60))
     busy = start(w.consortium, at(-10))
     patron_joins(busy, at(-9))
-    services.chat_accept(sam, busy.pk, at(-8))
+    offers.chat_accept(sam, busy.pk, at(-8))
     chat = start(w.consortium, T0)
     patron_joins(chat, at(1))
     assert fresh(chat).deadline == at(600)
-    services.due_sweep(at(599))
+    sweeps.due_sweep(at(599))
     assert not fresh(chat).max_wait_passed
-    services.due_sweep(at(600))
+    sweeps.due_sweep(at(600))
     after = fresh(chat)
     assert after.state == ChatState.QUEUED and after.max_wait_passed and after.deadline is None
     state = sent.to_chat(chat, "state")[-1]
@@ -336,13 +337,13 @@ def test_due_sweep_twice_at_the_same_instant_has_no_second_effect(sent: Sent) ->
     waiting = start(w.consortium, T0, library_slug="home")  # direct: lena's offer expires at 20 s
     other = start(w.consortium, at(1), library_slug="partner")
     patron_joins(other, at(2))
-    services.chat_accept(pablo, other.pk, at(3))
-    services.staff_disconnected(pablo_channel, at(4))  # grace ends at 34 s
+    offers.chat_accept(pablo, other.pk, at(3))
+    staff_disconnected(pablo_channel, at(4))  # grace ends at 34 s
 
-    first = services.due_sweep(at(40))
+    first = sweeps.due_sweep(at(40))
     assert first > 0
     counts = (TraceEvent.objects.count(), Offer.objects.count(), Message.objects.count(), len(sent.events))
-    assert services.due_sweep(at(40)) == 0
+    assert sweeps.due_sweep(at(40)) == 0
     assert (TraceEvent.objects.count(), Offer.objects.count(), Message.objects.count(), len(sent.events)) == counts
     assert fresh(other).state == ChatState.QUEUED
     assert fresh(waiting).state == ChatState.QUEUED

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from routing import privacy
-from routing.services import ServiceError
+from routing.services.common import ServiceError
 
 
 class Command(BaseCommand):

@@ -4,8 +4,8 @@ A polling patron must count as connected exactly like a socket, so that `patron_
 librarian's "patron left" notice work the same. Rather than a second presence mechanism, each
 polled chat gets a synthetic server process (`poll.<chat>`) holding one patron Connection. Every
 poll heart-beats that process; when the patron stops polling, the heartbeat goes stale and the
-timer's existing dead-process reaper (services.dead_processes_reap, PROCESS_DEAD_AFTER) closes the
-connection through services.patron_disconnected, which starts patron_grace as for a closed socket.
+timer's existing dead-process reaper (sweeps.dead_processes_reap, PROCESS_DEAD_AFTER) closes the
+connection through presence.patron_disconnected, which starts patron_grace as for a closed socket.
 
 Everything a poll returns is read from the database (the truth); the channel layer only wakes a
 waiting poll early.
@@ -21,8 +21,9 @@ from typing import Any
 
 from django.db import transaction
 
-from routing import frames, services
-from routing.models import Chat, ChatState, Connection, Message, ServerProcess
+from routing import frames
+from routing.models import LIVE_STATES, Chat, Connection, Message, ServerProcess
+from routing.services import presence, sweeps
 
 Frame = dict[str, Any]
 
@@ -41,33 +42,23 @@ def poller_name(chat_id: str) -> str:
 def seen(chat_id: str, now: datetime) -> None:
     """This chat's patron is polling now: keep (or open again) its connection."""
     chat = Chat.objects.filter(pk=chat_id).first()
-    if chat is None or chat.state not in services.LIVE_STATES:
+    if chat is None or chat.state not in LIVE_STATES:
         return  # an ended chat can still be read; nobody waits on its patron any more
     name = poller_name(chat_id)
-    services.process_heartbeat(name, now)
+    sweeps.process_heartbeat(name, now)
     if Connection.objects.filter(channel_name=name).exists():
         return
     # The reaper may have removed the process between the heartbeat and here: make sure it exists.
     ServerProcess.objects.get_or_create(pk=name, defaults={"started_at": now, "heartbeat_at": now})
-    services.patron_connected(chat, name, name, now)
+    presence.patron_connected(chat, name, name, now)
 
 
 def gone(chat_id: str, now: datetime) -> None:
     """The patron said goodbye (ended the chat): no need to wait for the heartbeat to go stale."""
     name = poller_name(chat_id)
-    services.patron_disconnected(name, now)
+    presence.patron_disconnected(name, now)
     with transaction.atomic():
         ServerProcess.objects.filter(pk=name).delete()
-
-
-def state_of(chat: Chat) -> Frame:
-    position = estimated = None
-    if chat.state == ChatState.QUEUED:
-        from routing.selectors import queue_position, typical_wait_seconds
-
-        position = queue_position(chat)
-        estimated = position * typical_wait_seconds(chat.consortium)
-    return frames.state_frame(chat, position=position, estimated_wait=estimated)
 
 
 def state_key(state: Frame) -> str:
@@ -92,7 +83,7 @@ def news(chat_id: str, after: int, known_state: str) -> News | None:
             .filter(pk=chat_id).first())
     if chat is None:
         return None
-    state = state_of(chat)
+    state = frames.patron_state_frame(chat)
     key = state_key(state)
     out: list[Frame] = [] if key == known_state else [state]
     rows = (Message.objects.filter(chat_id=chat_id, seq__gt=after, internal=False)

@@ -1,13 +1,11 @@
-"""What the staff console reads and writes besides the socket.
-
-The socket (routing.consumers) carries the live conversation; this module serves the rest of a
-librarian's shift: the home library beside a chat, canned responses, who is present where, the
-closing classification, the library's follow-up tickets and the librarian's history.
+"""What the staff console reads besides the socket: the chats a librarian may read (history), the
+home library beside a chat, canned responses, who is present where, and the library's follow-ups.
 
 Every function takes the librarian's StaffProfile and answers only within that librarian's
 consortium (nothing crosses between consortia, docs/routing.md): a row of another consortium, or of
 another library where the library decides, is reported as absent, never as forbidden, so ids do not
-reveal what exists elsewhere.
+reveal what exists elsewhere. The writes of the console are in routing.services (chats.chat_classify,
+followups.ticket_*).
 """
 
 from __future__ import annotations
@@ -19,49 +17,15 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.contrib.auth.base_user import AbstractBaseUser
-from django.contrib.auth.models import AnonymousUser
-from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils.safestring import SafeString
 
 from libraries.hours import format_interval, is_open, next_change, schedule_for
 from libraries.models import Library, Queue, StaffProfile
 from libraries.policy import is_allowed_link, render_policy
-from routing.models import CannedResponse, Chat, ChatState, Offer, Ticket
-from routing.selectors import present_librarians
-from routing.services import ServiceError, trace
-
-OUTCOMES = ("answered", "referred", "patron_left")
-READ_SCALE = range(1, 7)
-MAX_SUBJECTS = 10
-MAX_SUBJECT_LEN = 50
-MAX_ANSWER = 10000
-LIVE_STATES = (ChatState.QUEUED, ChatState.ACTIVE)
-
-
-class Refused(ServiceError):
-    """A refused request, with the fields at fault (for forms and JSON alike)."""
-
-    def __init__(self, reason: str, detail: str = "", fields: dict[str, list[str]] | None = None) -> None:
-        super().__init__(reason, detail)
-        self.fields = fields or {}
-
-
-def staff_for(user: AbstractBaseUser | AnonymousUser) -> StaffProfile | None:
-    """The active staff profile of a signed-in user, or None (no console for them)."""
-    if not user.is_authenticated or not user.is_active:
-        return None
-    return (StaffProfile.objects.select_related("library__consortium", "user")
-            .filter(user_id=user.pk, is_active=True).first())
-
-
-# --- chats a librarian may read ---------------------------------------------------------------------
-
-
-def _took_part(profile: StaffProfile) -> Q:
-    accepted = Offer.objects.filter(librarian=profile, status=Offer.Status.ACCEPTED).values("chat_id")
-    return Q(librarian=profile) | Q(answered_by=profile) | Q(pk__in=accepted)
+from routing.access import own_chats_q
+from routing.models import LIVE_STATES, CannedResponse, Chat, ChatState, Ticket
+from routing.selectors import present_librarians, queues_served
 
 
 def readable_chats(profile: StaffProfile, now: datetime) -> QuerySet[Chat]:
@@ -72,12 +36,7 @@ def readable_chats(profile: StaffProfile, now: datetime) -> QuerySet[Chat]:
     """
     consortium = profile.library.consortium
     since = now - timedelta(days=consortium.transcript_retention_days)
-    return Chat.objects.filter(consortium=consortium, created_at__gte=since).filter(
-        _took_part(profile) | Q(home_library_id=profile.library_id))
-
-
-def took_part(profile: StaffProfile, chat: Chat) -> bool:
-    return Chat.objects.filter(pk=chat.pk).filter(_took_part(profile)).exists()
+    return Chat.objects.filter(consortium=consortium, created_at__gte=since).filter(own_chats_q(profile))
 
 
 def history(profile: StaffProfile, now: datetime, *, query: str = "", limit: int = 50) -> list[Chat]:
@@ -98,8 +57,6 @@ def history_chat(profile: StaffProfile, chat_id: str, now: datetime) -> Chat | N
     return readable_chats(profile, now).select_related(
         "home_library", "answered_by__user", "answered_by__library", "librarian__user").filter(pk=chat_id).first()
 
-
-# --- canned responses ------------------------------------------------------------------------------
 
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 
@@ -156,67 +113,6 @@ def chat_info(profile: StaffProfile, chat_id: str, now: datetime) -> dict[str, A
                            "outcome": chat.outcome or None},
         "canned": canned_for(profile, chat),
     }
-
-
-# --- the closing classification ------------------------------------------------------------------
-
-
-def clean_subjects(raw: Any) -> list[str]:
-    """Tags from a list or a comma-separated string: trimmed, lower-cased, unique, in order."""
-    items = raw.split(",") if isinstance(raw, str) else raw
-    if items is None:
-        return []
-    if not isinstance(items, list) or not all(isinstance(s, str) for s in items):
-        raise Refused("invalid", "subjects must be a list of tags", {"subjects": ["a list of tags"]})
-    tags: list[str] = []
-    for item in items:
-        tag = " ".join(item.split()).lower()
-        if not tag or tag in tags:
-            continue
-        if len(tag) > MAX_SUBJECT_LEN:
-            raise Refused("invalid", "a tag is too long", {"subjects": [f"at most {MAX_SUBJECT_LEN} characters"]})
-        tags.append(tag)
-    if len(tags) > MAX_SUBJECTS:
-        raise Refused("invalid", "too many tags", {"subjects": [f"at most {MAX_SUBJECTS} tags"]})
-    return tags
-
-
-def chat_classify(profile: StaffProfile, chat_id: str, now: datetime, *, read_scale: Any, subjects: Any,
-                  outcome: Any) -> Chat:
-    """Store subject tags, the READ scale (1-6) and the outcome on a chat the librarian answered."""
-    problems: dict[str, list[str]] = {}
-    if read_scale in ("", None):
-        scale = None
-    elif isinstance(read_scale, bool) or not isinstance(read_scale, int | str) or \
-            not str(read_scale).isdigit() or int(read_scale) not in READ_SCALE:
-        problems["read_scale"] = ["a whole number from 1 to 6"]
-        scale = None
-    else:
-        scale = int(read_scale)
-    if outcome not in (*OUTCOMES, "", None):
-        problems["outcome"] = [f"one of {', '.join(OUTCOMES)}"]
-    try:
-        tags = clean_subjects(subjects)
-    except Refused as e:
-        problems.update(e.fields)
-        tags = []
-    if problems:
-        raise Refused("invalid", "some fields are not valid", problems)
-    with transaction.atomic():
-        chat = (Chat.objects.select_for_update(of=("self",))
-                .filter(pk=chat_id, consortium_id=profile.library.consortium_id).filter(_took_part(profile))
-                .first())
-        if chat is None:
-            raise Refused("not_found", "no such chat")
-        chat.read_scale = scale
-        chat.subjects = tags
-        chat.outcome = outcome or ""
-        chat.save(update_fields=["read_scale", "subjects", "outcome"])
-        trace(chat, "classified", now, librarian=profile.pk, read_scale=scale, subjects=tags, outcome=chat.outcome)
-    return chat
-
-
-# --- the home library beside a chat ---------------------------------------------------------------
 
 
 @dataclass
@@ -286,9 +182,6 @@ def library_panel(profile: StaffProfile, slug: str, now: datetime) -> LibraryPan
     )
 
 
-# --- who is present where (transfer targets) -------------------------------------------------------
-
-
 def presence_overview(profile: StaffProfile, now: datetime) -> dict[str, Any]:
     """Every queue of the consortium with whether it is open and who is present in it; the libraries.
 
@@ -298,13 +191,14 @@ def presence_overview(profile: StaffProfile, now: datetime) -> dict[str, Any]:
     present = present_librarians(consortium)
     by_queue: dict[str, list[dict[str, Any]]] = {}
     librarians = []
+    served = queues_served(present)
     for other in sorted(present, key=lambda p: (p.library.name, p.display_name)):
         capacity = other.capacity if other.capacity is not None else consortium.librarian_capacity
         entry = {"username": other.user.username, "name": other.display_name, "library": other.library.slug,
                  "library_name": other.library.name, "active": getattr(other, "active_count", 0),
                  "capacity": capacity, "me": other.pk == profile.pk}
         librarians.append(entry)
-        for slug in [other.library.slug, *(q.slug for q in other.queues.all())]:
+        for slug in served[other.pk]:
             by_queue.setdefault(slug, []).append(entry)
     queues = []
     for queue in (Queue.objects.filter(consortium=consortium, is_active=True)
@@ -316,23 +210,21 @@ def presence_overview(profile: StaffProfile, now: datetime) -> dict[str, Any]:
     return {"queues": queues, "librarians": librarians, "libraries": libraries}
 
 
-# --- follow-up tickets -----------------------------------------------------------------------------
-
-TICKET_FILTERS = {
+FOLLOWUP_FILTERS = {
     "open": (Ticket.Status.NEW, Ticket.Status.IN_PROGRESS),
     "answered": (Ticket.Status.ANSWERED,),
     "closed": (Ticket.Status.CLOSED,),
 }
 
 
-def tickets_for(profile: StaffProfile, *, status: str = "open", query: str = "") -> QuerySet[Ticket]:
+def followups_for(profile: StaffProfile, *, status: str = "open", query: str = "") -> QuerySet[Ticket]:
     """The follow-ups of the librarian's library (coordinators: also the consortium's unassigned ones)."""
     mine = Q(library_id=profile.library_id)
     if profile.role == StaffProfile.Role.COORDINATOR:
         mine |= Q(library__isnull=True)
     rows = Ticket.objects.filter(consortium_id=profile.library.consortium_id).filter(mine)
-    if status in TICKET_FILTERS:
-        rows = rows.filter(status__in=TICKET_FILTERS[status])
+    if status in FOLLOWUP_FILTERS:
+        rows = rows.filter(status__in=FOLLOWUP_FILTERS[status])
     query = query.strip()
     if query:
         rows = rows.filter(Q(question__icontains=query) | Q(patron_email__icontains=query)
@@ -340,67 +232,5 @@ def tickets_for(profile: StaffProfile, *, status: str = "open", query: str = "")
     return rows.select_related("library", "claimed_by__user", "created_by__user").order_by("created_at")
 
 
-def ticket_get(profile: StaffProfile, ticket_id: str) -> Ticket | None:
-    return tickets_for(profile, status="all").filter(pk=ticket_id).first()
-
-
-def _lock_ticket(profile: StaffProfile, ticket_id: str) -> Ticket:
-    ticket = tickets_for(profile, status="all").select_for_update(of=("self",)).filter(pk=ticket_id).first()
-    if ticket is None:
-        raise Refused("not_found", "no such follow-up")
-    return ticket
-
-
-def ticket_claim(profile: StaffProfile, ticket_id: str, now: datetime) -> Ticket:
-    with transaction.atomic():
-        ticket = _lock_ticket(profile, ticket_id)
-        if ticket.status in (Ticket.Status.ANSWERED, Ticket.Status.CLOSED):
-            raise Refused("conflict", "this follow-up is already answered or closed")
-        if ticket.claimed_by_id not in (None, profile.pk):
-            who = ticket.claimed_by.display_name if ticket.claimed_by else "someone"
-            raise Refused("conflict", f"{who} has claimed this follow-up")
-        ticket.claimed_by = profile
-        ticket.status = Ticket.Status.IN_PROGRESS
-        ticket.save(update_fields=["claimed_by", "status"])
-    return ticket
-
-
-def ticket_answer(profile: StaffProfile, ticket_id: str, answer: str, now: datetime) -> Ticket:
-    """Record the answer and mail it to the patron (after commit: no mail for an answer not stored)."""
-    from routing.tasks import mail_ticket_answer  # tasks import services: keep the import graph one-way
-
-    answer = (answer or "").strip()
-    if not answer:
-        raise Refused("invalid", "write an answer", {"answer": ["required"]})
-    if len(answer) > MAX_ANSWER:
-        raise Refused("invalid", "the answer is too long", {"answer": [f"at most {MAX_ANSWER} characters"]})
-    with transaction.atomic():
-        ticket = _lock_ticket(profile, ticket_id)
-        if ticket.status in (Ticket.Status.ANSWERED, Ticket.Status.CLOSED):
-            raise Refused("conflict", "this follow-up is already answered or closed")
-        if ticket.claimed_by_id not in (None, profile.pk):
-            who = ticket.claimed_by.display_name if ticket.claimed_by else "someone"
-            raise Refused("conflict", f"{who} has claimed this follow-up")
-        if not ticket.patron_email:
-            raise Refused("invalid", "this follow-up has no email address to answer")
-        ticket.claimed_by = profile
-        ticket.answer = answer
-        ticket.status = Ticket.Status.ANSWERED
-        ticket.answered_at = now
-        ticket.save(update_fields=["claimed_by", "answer", "status", "answered_at"])
-        ticket_pk = ticket.pk
-        transaction.on_commit(lambda: mail_ticket_answer.delay(ticket_pk))
-    return ticket
-
-
-def ticket_close(profile: StaffProfile, ticket_id: str, now: datetime) -> Ticket:
-    """Close without an answer by mail (a duplicate, spam, or answered another way)."""
-    with transaction.atomic():
-        ticket = _lock_ticket(profile, ticket_id)
-        if ticket.status == Ticket.Status.CLOSED:
-            return ticket
-        if ticket.claimed_by_id is None:
-            ticket.claimed_by = profile
-        ticket.status = Ticket.Status.CLOSED
-        ticket.save(update_fields=["claimed_by", "status"])
-    return ticket
+def followup_get(profile: StaffProfile, ticket_id: str) -> Ticket | None:
+    return followups_for(profile, status="all").filter(pk=ticket_id).first()

@@ -1,4 +1,5 @@
-"""The staff console's pages and its small JSON API: check who asks, call routing.staff_services, answer.
+"""The staff console's pages and its small JSON API: check who asks, read (routing.staff.selectors) or
+call a service (routing.services), answer.
 
 Pages need a signed-in user with an active staff profile (anyone else signed in gets a 403 page);
 the JSON endpoints under /staff/api/ answer 401/403/404 as JSON so the console's scripts can tell
@@ -7,7 +8,6 @@ the JSON endpoints under /staff/api/ answer 401/403/404 as JSON so the console's
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -21,9 +21,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from consortium.middleware import api_error
 from libraries.models import StaffProfile
-from routing import staff_services
-from routing.services import ServiceError
-from routing.staff_services import Refused
+from routing import access
+from routing.services import chats, followups
+from routing.services.common import Refused, ServiceError
+from routing.staff import selectors
+from routing.validation import Invalid, json_object
 
 View = Callable[..., HttpResponse]
 # Minutes without input after which the console sets an available librarian away; a query
@@ -36,7 +38,7 @@ def staff_page(view: View) -> View:
     def handler(request: HttpRequest, **kwargs: Any) -> HttpResponse:
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
-        profile = staff_services.staff_for(request.user)
+        profile = access.staff_of(request.user)
         if profile is None:
             return render(request, "routing/staff/forbidden.html", status=403)
         return view(request, profile, **kwargs)
@@ -49,7 +51,7 @@ def staff_api(view: View) -> View:
     def handler(request: HttpRequest, **kwargs: Any) -> HttpResponse:
         if not request.user.is_authenticated:
             return api_error(401, "unauthorized", "sign in first")
-        profile = staff_services.staff_for(request.user)
+        profile = access.staff_of(request.user)
         if profile is None:
             return api_error(403, "forbidden", "not a staff account")
         try:
@@ -65,12 +67,9 @@ def staff_api(view: View) -> View:
 
 def _json_body(request: HttpRequest) -> dict[str, Any]:
     try:
-        data = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError) as e:
-        raise Refused("invalid", "the body is not valid JSON") from e
-    if not isinstance(data, dict):
-        raise Refused("invalid", "the body must be a JSON object")
-    return data
+        return json_object(request.body, what="the body")
+    except Invalid as e:
+        raise Refused(e.code, e.detail) from e
 
 
 # --- the console -------------------------------------------------------------------------------
@@ -94,7 +93,7 @@ def console(request: HttpRequest, profile: StaffProfile) -> HttpResponse:
 @require_GET
 @staff_page
 def library_policy(request: HttpRequest, profile: StaffProfile, slug: str) -> HttpResponse:
-    panel = staff_services.library_panel(profile, slug, timezone.now())
+    panel = selectors.library_panel(profile, slug, timezone.now())
     if panel is None:
         raise Http404("no such library")
     if request.GET.get("format") == "json" or "application/json" in request.headers.get("Accept", ""):
@@ -106,13 +105,13 @@ def library_policy(request: HttpRequest, profile: StaffProfile, slug: str) -> Ht
 @require_GET
 @staff_api
 def api_presence(request: HttpRequest, profile: StaffProfile) -> HttpResponse:
-    return JsonResponse(staff_services.presence_overview(profile, timezone.now()))
+    return JsonResponse(selectors.presence_overview(profile, timezone.now()))
 
 
 @require_GET
 @staff_api
 def api_chat(request: HttpRequest, profile: StaffProfile, chat_id: str) -> HttpResponse:
-    info = staff_services.chat_info(profile, chat_id, timezone.now())
+    info = selectors.chat_info(profile, chat_id, timezone.now())
     if info is None:
         return api_error(404, "not_found", "no such chat")
     return JsonResponse(info)
@@ -122,7 +121,7 @@ def api_chat(request: HttpRequest, profile: StaffProfile, chat_id: str) -> HttpR
 @staff_api
 def api_classify(request: HttpRequest, profile: StaffProfile, chat_id: str) -> HttpResponse:
     data = _json_body(request)
-    chat = staff_services.chat_classify(profile, chat_id, timezone.now(), read_scale=data.get("read_scale"),
+    chat = chats.chat_classify(profile, chat_id, timezone.now(), read_scale=data.get("read_scale"),
                                         subjects=data.get("subjects"), outcome=data.get("outcome"))
     return JsonResponse({"chat": chat.pk, "read_scale": chat.read_scale, "subjects": chat.subjects,
                          "outcome": chat.outcome or None})
@@ -135,10 +134,10 @@ def api_classify(request: HttpRequest, profile: StaffProfile, chat_id: str) -> H
 @staff_page
 def tickets(request: HttpRequest, profile: StaffProfile) -> HttpResponse:
     status = request.GET.get("status", "open")
-    if status not in (*staff_services.TICKET_FILTERS, "all"):
+    if status not in (*selectors.FOLLOWUP_FILTERS, "all"):
         status = "open"
     query = request.GET.get("q", "")[:200]
-    rows = list(staff_services.tickets_for(profile, status=status, query=query)[:200])
+    rows = list(selectors.followups_for(profile, status=status, query=query)[:200])
     return render(request, "routing/staff/tickets.html", {
         "profile": profile, "tickets": rows, "status": status, "q": query,
         "section": "tickets",
@@ -149,7 +148,7 @@ def tickets(request: HttpRequest, profile: StaffProfile) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @staff_page
 def ticket_detail(request: HttpRequest, profile: StaffProfile, ticket_id: str) -> HttpResponse:
-    ticket = staff_services.ticket_get(profile, ticket_id)
+    ticket = selectors.followup_get(profile, ticket_id)
     if ticket is None:
         raise Http404("no such follow-up")
     error = ""
@@ -160,18 +159,18 @@ def ticket_detail(request: HttpRequest, profile: StaffProfile, ticket_id: str) -
         now = timezone.now()
         try:
             if action == "claim":
-                staff_services.ticket_claim(profile, ticket_id, now)
+                followups.followup_claim(profile, ticket_id, now)
             elif action == "answer":
-                staff_services.ticket_answer(profile, ticket_id, answer, now)
+                followups.followup_answer(profile, ticket_id, answer, now)
             elif action == "close":
-                staff_services.ticket_close(profile, ticket_id, now)
+                followups.followup_close(profile, ticket_id, now)
             else:
                 raise Refused("invalid", "unknown action")
         except Refused as e:
             error = e.detail
         else:
             return redirect("staff-ticket", ticket_id=ticket_id)
-        ticket = staff_services.ticket_get(profile, ticket_id) or ticket
+        ticket = selectors.followup_get(profile, ticket_id) or ticket
     context = {"profile": profile, "ticket": ticket, "error": error, "answer": answer, "section": "tickets"}
     return render(request, "routing/staff/ticket.html", context, status=400 if error else 200)
 
@@ -183,7 +182,7 @@ def ticket_detail(request: HttpRequest, profile: StaffProfile, ticket_id: str) -
 @staff_page
 def history(request: HttpRequest, profile: StaffProfile) -> HttpResponse:
     query = request.GET.get("q", "")[:200]
-    chats = staff_services.history(profile, timezone.now(), query=query)
+    chats = selectors.history(profile, timezone.now(), query=query)
     return render(request, "routing/staff/history.html", {
         "profile": profile, "chats": chats, "q": query, "section": "history",
         "retention_days": profile.library.consortium.transcript_retention_days,
@@ -194,13 +193,13 @@ def history(request: HttpRequest, profile: StaffProfile) -> HttpResponse:
 @staff_page
 def history_detail(request: HttpRequest, profile: StaffProfile, chat_id: str) -> HttpResponse:
     now = timezone.now()
-    chat = staff_services.history_chat(profile, chat_id, now)
+    chat = selectors.history_chat(profile, chat_id, now)
     if chat is None:
         raise Http404("no such chat")
     error = ""
     if request.method == "POST":
         try:
-            staff_services.chat_classify(profile, chat_id, now, read_scale=request.POST.get("read_scale"),
+            chats.chat_classify(profile, chat_id, now, read_scale=request.POST.get("read_scale"),
                                          subjects=request.POST.get("subjects", ""),
                                          outcome=request.POST.get("outcome", ""))
         except Refused as e:
@@ -210,5 +209,5 @@ def history_detail(request: HttpRequest, profile: StaffProfile, chat_id: str) ->
     messages = list(chat.messages.select_related("file").order_by("seq"))
     return render(request, "routing/staff/history_chat.html", {
         "profile": profile, "chat": chat, "messages": messages, "section": "history", "error": error,
-        "took_part": staff_services.took_part(profile, chat),
+        "took_part": access.took_part(profile, chat),
     }, status=400 if error else 200)

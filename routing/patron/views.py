@@ -20,8 +20,9 @@ from django.views.decorators.http import require_GET
 from consortium.middleware import api_error
 from consortium.models import Consortium
 from libraries.models import Library
-from routing.api import _cors, origin_allowed
-from routing.patron_i18n import language_for, script_strings
+from routing.access import origin_allowed
+from routing.api.base import cors
+from routing.patron.i18n import language_for, script_strings
 
 WIDGET_SCRIPT = "routing/patron/widget.js"
 
@@ -115,17 +116,17 @@ def widget_panel(request: HttpRequest, consortium_slug: str) -> HttpResponse:
     origin = request.headers.get("Origin")
     consortium = Consortium.objects.filter(slug=consortium_slug, is_active=True).first()
     if request.method == "OPTIONS":
-        return _cors(HttpResponse(status=204), origin)
+        return cors(HttpResponse(status=204), origin)
     if request.method != "GET":
         return api_error(405, "method_not_allowed", "use GET")
     if consortium is None:
-        return _cors(api_error(404, "not_found", "no such consortium"), origin)
+        return cors(api_error(404, "not_found", "no such consortium"), origin)
     if not origin_allowed(origin, consortium):
-        return _cors(api_error(403, "forbidden", "this site may not use the chat service"), origin)
+        return cors(api_error(403, "forbidden", "this site may not use the chat service"), origin)
     try:
         library = _library(consortium, request.GET.get("library") or None)
     except Http404:
-        return _cors(api_error(404, "not_found", "no such library"), origin)
+        return cors(api_error(404, "not_found", "no such library"), origin)
     language = language_for(request)
     base = request.build_absolute_uri("/").rstrip("/")
     context = _chat_context(consortium, library, language, base=base)
@@ -133,4 +134,4 @@ def widget_panel(request: HttpRequest, consortium_slug: str) -> HttpResponse:
         html = render_to_string("routing/patron/_chat.html", context, request=request)
     response = JsonResponse({**context["config"], "html": html, "title": consortium.name})
     response["Cache-Control"] = "no-store"
-    return _cors(response, origin)
+    return cors(response, origin)

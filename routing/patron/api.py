@@ -1,6 +1,6 @@
 """Patron HTTP endpoints beyond docs/protocol.md's core: the HTTP fallback transport (long-polling
 plus POST, for networks that block WebSockets) and chat files. Thin: parse, check access, call
-routing.patron_polling / routing.files / routing.services, answer in JSON."""
+routing.patron.polling / routing.files / routing.services, answer in JSON."""
 
 from __future__ import annotations
 
@@ -20,27 +20,15 @@ from django.utils.http import content_disposition_header
 from django.views.decorators.csrf import csrf_exempt
 
 from consortium.middleware import api_error
-from routing import files, frames, patron_polling, services, validation
-from routing.api import ApiError, _bearer, _cors, _staff, api_view, chat_for, json_body, not_found, origin_allowed
+from routing import access, files, frames, ratelimit, validation
+from routing.api.base import ApiError, api_view, bearer, chat_for, cors, json_body, not_found, patron_chat, staff
 from routing.events import chat_group, to_chat
 from routing.models import Chat
-from routing.ratelimit import hit
+from routing.patron import polling
+from routing.services import chats, common
+from routing.validation import Fields, Invalid
 
 logger = logging.getLogger(__name__)
-
-# Per chat, across every process: generous for a person, a wall for a script.
-MESSAGE_RATE = "60/m"
-TYPING_RATE = "40/m"
-
-
-def _patron_chat(request: HttpRequest, chat_id: str) -> Chat:
-    """The chat whose token the request bears; 404 for anything else (existence is not revealed)."""
-    token = _bearer(request)
-    chat = Chat.objects.select_related("consortium").filter(pk=chat_id).first()
-    if chat is None or token is None or not services.token_matches(chat, token):
-        raise not_found()
-    return chat
-
 
 def _after(request: HttpRequest) -> int:
     raw = request.GET.get("after", "0")
@@ -52,25 +40,21 @@ def _after(request: HttpRequest) -> int:
 # --- long-polling ----------------------------------------------------------------------------------
 
 
-def _open_poll(chat_id: str, token: str | None, origin: str | None) -> Chat:
-    chat = Chat.objects.select_related("consortium").filter(pk=chat_id).first()
-    if chat is None or token is None or not services.token_matches(chat, token):
-        raise not_found()
-    if not origin_allowed(origin, chat.consortium):
-        raise ApiError(403, "forbidden", "this site may not use the chat service")
-    patron_polling.seen(chat_id, timezone.now())
+def _open_poll(request: HttpRequest, chat_id: str) -> Chat:
+    chat = patron_chat(request, chat_id)
+    polling.seen(chat_id, timezone.now())
     return chat
 
 
-def _check(chat_id: str, after: int, known: str, *, touch: bool) -> patron_polling.News | None:
+def _check(chat_id: str, after: int, known: str, *, touch: bool) -> polling.News | None:
     if touch:
-        patron_polling.seen(chat_id, timezone.now())
-    return patron_polling.news(chat_id, after, known)
+        polling.seen(chat_id, timezone.now())
+    return polling.news(chat_id, after, known)
 
 
 def _origin_ok(chat_id: str, origin: str | None) -> bool:
     chat = Chat.objects.select_related("consortium").filter(pk=chat_id).first()
-    return chat is None or origin_allowed(origin, chat.consortium)
+    return chat is None or access.origin_allowed(origin, chat.consortium)
 
 
 AsyncView = Callable[..., Coroutine[Any, Any, HttpResponse]]
@@ -85,7 +69,7 @@ def async_api(view: AsyncView) -> AsyncView:
         if request.method == "OPTIONS":
             if not await database_sync_to_async(_origin_ok)(kwargs.get("chat_id", ""), origin):
                 return api_error(403, "forbidden", "this site may not use the chat service")
-            return _cors(HttpResponse(status=204), origin)
+            return cors(HttpResponse(status=204), origin)
         if request.method != "GET":
             return api_error(405, "method_not_allowed", "use GET")
         try:
@@ -94,7 +78,7 @@ def async_api(view: AsyncView) -> AsyncView:
             response = api_error(e.status, e.code, e.detail, e.fields)
             if e.status == 403:
                 return response
-        return _cors(response, origin)
+        return cors(response, origin)
 
     return csrf_exempt(handler)
 
@@ -104,7 +88,7 @@ async def chat_events(request: HttpRequest, chat_id: str) -> HttpResponse:
     """Long-poll: answer at once with anything new, else wait up to WAIT_SECONDS for it."""
     after = _after(request)
     known = request.GET.get("state", "")[:32]
-    chat = await database_sync_to_async(_open_poll)(chat_id, _bearer(request), request.headers.get("Origin"))
+    chat = await database_sync_to_async(_open_poll)(request, chat_id)
     layer, channel = get_channel_layer(), None
     if layer is not None:
         try:
@@ -120,7 +104,7 @@ async def chat_events(request: HttpRequest, chat_id: str) -> HttpResponse:
         if news is None:
             raise not_found()
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + patron_polling.WAIT_SECONDS
+        deadline = loop.time() + polling.WAIT_SECONDS
         touched = loop.time()
         while not news.frames:
             left = deadline - loop.time()
@@ -129,7 +113,7 @@ async def chat_events(request: HttpRequest, chat_id: str) -> HttpResponse:
             if layer is not None and channel is not None:
                 # One receive for the whole wait: cancelling a receive unsubscribes the channel.
                 receiving = receiving or asyncio.ensure_future(layer.receive(channel))
-                done, _ = await asyncio.wait({receiving}, timeout=min(left, patron_polling.RECHECK_SECONDS))
+                done, _ = await asyncio.wait({receiving}, timeout=min(left, polling.RECHECK_SECONDS))
                 if receiving in done:
                     event = receiving.result()
                     receiving = None
@@ -141,7 +125,7 @@ async def chat_events(request: HttpRequest, chat_id: str) -> HttpResponse:
             else:
                 await asyncio.sleep(min(left, 0.5))
             # Heart-beat the poller's connection now and then, not on every doorbell.
-            touch = loop.time() - touched >= patron_polling.RECHECK_SECONDS
+            touch = loop.time() - touched >= polling.RECHECK_SECONDS
             touched = loop.time() if touch else touched
             news = await database_sync_to_async(_check)(chat.pk, after, known, touch=touch) or news
     finally:
@@ -160,31 +144,22 @@ async def chat_events(request: HttpRequest, chat_id: str) -> HttpResponse:
 # --- sending over HTTP --------------------------------------------------------------------------
 
 
-def _limit(bucket: str, chat: Chat, rate: str) -> int:
-    return hit(bucket, chat.pk, rate)
-
-
-def _field(data: dict[str, Any], name: str) -> Any:
-    try:
-        if name == "body":
-            return validation.text(data, "body", max_len=validation.MAX_BODY)
-        return validation.client_id(data)
-    except validation.Invalid as e:
-        raise ApiError(413 if e.code == "too_large" else 400, e.code, e.detail, {name: [e.detail]}) from e
-
-
 @api_view({"POST"}, consortium_from="chat")
 def chat_message(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
-    chat = _patron_chat(request, chat_id)
-    data = json_body(request)
-    body, client_id = _field(data, "body"), _field(data, "client_id")
-    retry = _limit("poll-msg", chat, MESSAGE_RATE)
+    chat = patron_chat(request, chat_id)
+    f = Fields(json_body(request))
+    body, client_id = f.text("body", required=True, max_len=validation.MAX_BODY, strip=False), f.client_id()
+    try:
+        f.check()
+    except Invalid as e:  # as the socket says it: a body over the limit is too large, not malformed
+        raise ApiError(413 if e.code == "too_large" else 400, e.code, e.detail, e.fields) from e
+    retry = ratelimit.POLL_MESSAGE.hit(chat.pk)
     if retry:
         raise ApiError(429, "rate_limited", "too many messages: slow down", headers={"Retry-After": str(retry)})
     try:
-        message, created = services.message_post(chat.pk, sender="patron", body=body, client_id=client_id,
+        message, created = chats.message_post(chat.pk, sender="patron", body=body, client_id=client_id,
                                                  now=timezone.now())
-    except services.ServiceError as e:
+    except common.ServiceError as e:
         if e.reason == "ended":
             raise ApiError(409, "ended", "this chat is over") from e
         raise
@@ -193,20 +168,20 @@ def chat_message(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
 
 @api_view({"POST"}, consortium_from="chat")
 def chat_typing(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
-    chat = _patron_chat(request, chat_id)
-    if not _limit("poll-typing", chat, TYPING_RATE):  # past the rate, typing is dropped quietly
-        to_chat(chat.pk, {"type": "typing", "chat": chat.pk, "sender": "patron"})
+    chat = patron_chat(request, chat_id)
+    if not ratelimit.POLL_TYPING.hit(chat.pk):  # past the rate, typing is dropped quietly
+        to_chat(chat.pk, frames.typing_frame(chat.pk, "patron"))
     return JsonResponse({"ok": True}, status=202)
 
 
 @api_view({"POST"}, consortium_from="chat")
 def chat_end(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
-    chat = _patron_chat(request, chat_id)
+    chat = patron_chat(request, chat_id)
     now = timezone.now()
-    ended = services.chat_end(chat.pk, now, by="patron")
-    patron_polling.gone(chat.pk, now)
+    ended = chats.chat_end(chat.pk, now, by="patron")
+    polling.gone(chat.pk, now)
     ended.refresh_from_db()
-    return JsonResponse(patron_polling.state_of(ended))
+    return JsonResponse(frames.patron_state_frame(ended))
 
 
 # --- files --------------------------------------------------------------------------------------
@@ -225,11 +200,11 @@ def chat_files(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
     if length.isdigit() and int(length) > files.MAX_BYTES + files.MULTIPART_SLACK:
         raise ApiError(413, "too_large", f"files are limited to {files.MAX_BYTES // (1024 * 1024)} MB")
     librarian = None
-    if _bearer(request) is not None:
-        chat = _patron_chat(request, chat_id)
+    if bearer(request) is not None:
+        chat = patron_chat(request, chat_id)
         sender = "patron"
     else:
-        librarian = _staff(request)
+        librarian = staff(request)
         held = Chat.objects.select_related("consortium").filter(pk=chat_id).first()
         if librarian is None or held is None or held.librarian_id != librarian.pk:
             raise not_found()
@@ -240,15 +215,15 @@ def chat_files(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
     upload = request.FILES.get("file")
     if upload is None:
         raise ApiError(400, "invalid", "send the file as the multipart field 'file'", {"file": ["required"]})
-    client_id = request.POST.get("client_id") or None
-    if client_id is not None and len(client_id) > validation.MAX_CLIENT_ID:
-        raise ApiError(400, "invalid", "client_id is too long", {"client_id": ["at most 64 characters"]})
+    f = Fields({"client_id": request.POST.get("client_id") or None})
+    client_id = f.client_id()
+    f.check()
     try:
         checked = files.check(upload)
         message, created = files.post(chat, checked, sender=sender, librarian=librarian, client_id=client_id)
     except files.FileRefused as e:
         raise ApiError(e.status, e.code, e.detail, {"file": [e.detail]}) from e
-    except services.ServiceError as e:
+    except common.ServiceError as e:
         if e.reason == "ended":
             raise ApiError(409, "ended", "this chat is over") from e
         raise
@@ -257,7 +232,7 @@ def chat_files(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
 
 @api_view({"GET"}, consortium_from="chat")
 def chat_file(request: HttpRequest, chat_id: str, file_id: str, **_: Any) -> HttpResponse:
-    chat, _patron = chat_for(request, chat_id, transcript=True)
+    chat, _patron = chat_for(request, chat_id)
     stored = files.find(chat, file_id)
     if stored is None or not stored.data:
         raise ApiError(404, "not_found", "no such file")

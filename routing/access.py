@@ -1,0 +1,118 @@
+"""Who may do what with a chat: the one home of the access rules every entry point asks.
+
+- `staff_of(user)`: the staff profile behind a signed-in user. A deactivated librarian (the user
+  or the staff profile switched off) has none, and is refused by the HTTP API, the staff pages and
+  their JSON API, the staff socket, file up- and downloads and the transcript alike.
+- `may_read(profile, chat)`: a librarian reads a chat (its transcript, its files) when they took
+  part in it, when its patron is their library's, or when they coordinate its consortium;
+  `may_trace` is narrower (took part, or coordinator): the routing trace names other librarians.
+- `patron_chat(chat_id, token, origin)`: the patron's side, the chat a token opens, from a page
+  the consortium allows.
+
+Refusals never say whether a chat exists (docs/protocol.md): a wrong token and a missing chat are
+the same `NoSuchChat`.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlparse
+
+from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
+from django.db.models import Q
+from django.http.request import validate_host
+
+from consortium.models import Consortium
+from consortium.tokens import token_hash_matches
+from libraries.models import StaffProfile
+from routing.models import Chat, Offer
+
+
+class PatronRefused(Exception):
+    """The patron's request is refused (the callers answer 404/403, or close the socket with 4403)."""
+
+
+class NoSuchChat(PatronRefused):
+    """No chat, or not the chat this token opens."""
+
+
+class OriginRefused(PatronRefused):
+    """The page asking is not one the chat's consortium allows."""
+
+
+# --- staff ----------------------------------------------------------------------------------------
+
+
+def staff_of(user: AbstractBaseUser | AnonymousUser | None) -> StaffProfile | None:
+    """The active staff profile of a signed-in, active user; None for anyone else."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return None
+    return (StaffProfile.objects.select_related("library__consortium", "user")
+            .filter(user_id=user.pk, is_active=True, user__is_active=True).first())
+
+
+def took_part_q(profile: StaffProfile) -> Q:
+    """Chats this librarian holds, answered, or accepted at some point (a filter on Chat)."""
+    accepted = Offer.objects.filter(librarian=profile, status=Offer.Status.ACCEPTED).values("chat_id")
+    return Q(librarian=profile) | Q(answered_by=profile) | Q(pk__in=accepted)
+
+
+def own_chats_q(profile: StaffProfile) -> Q:
+    """Chats a librarian reads as their own: those they took part in, and their library's patrons'.
+    (A coordinator reads every chat of the consortium besides: may_read; the console's history lists
+    only these.)"""
+    return took_part_q(profile) | Q(home_library_id=profile.library_id)
+
+
+def took_part(profile: StaffProfile, chat: Chat) -> bool:
+    return Chat.objects.filter(pk=chat.pk).filter(took_part_q(profile)).exists()
+
+
+def is_coordinator_of(profile: StaffProfile, chat: Chat) -> bool:
+    return profile.role == StaffProfile.Role.COORDINATOR and profile.library.consortium_id == chat.consortium_id
+
+
+def may_read(profile: StaffProfile | None, chat: Chat) -> bool:
+    """May this librarian read the chat's transcript and files? Never across consortia."""
+    if profile is None or profile.library.consortium_id != chat.consortium_id:
+        return False
+    return is_coordinator_of(profile, chat) or Chat.objects.filter(pk=chat.pk).filter(own_chats_q(profile)).exists()
+
+
+def may_trace(profile: StaffProfile | None, chat: Chat) -> bool:
+    """May this librarian read the chat's routing trace (who was offered it, who declined)?"""
+    if profile is None or profile.library.consortium_id != chat.consortium_id:
+        return False
+    return is_coordinator_of(profile, chat) or took_part(profile, chat)
+
+
+# --- patrons --------------------------------------------------------------------------------------
+
+
+def token_matches(chat: Chat, token: object) -> bool:
+    return token_hash_matches(chat.token_hash, token)
+
+
+def own_origin(origin: str) -> bool:
+    return validate_host(urlparse(origin).hostname or "", settings.ALLOWED_HOSTS)
+
+
+def origin_allowed(origin: str | None, consortium: Consortium | None) -> bool:
+    """A page of this site, one the consortium allows, or no browser at all (no Origin header)."""
+    if not origin:
+        return True  # not a browser: nothing to forge a cookie or a page with
+    if own_origin(origin):
+        return True
+    return consortium is not None and origin.rstrip("/") in (consortium.allowed_origins or [])
+
+
+def patron_chat(chat_id: str, token: object, origin: str | None) -> Chat:
+    """The chat `token` opens, asked for from `origin`; raises NoSuchChat or OriginRefused."""
+    chat = (Chat.objects.select_related("consortium", "home_library", "librarian__library", "librarian__user")
+            .filter(pk=chat_id).first())
+    if chat is None or not token_matches(chat, token):
+        raise NoSuchChat(chat_id)
+    if not origin_allowed(origin, chat.consortium):
+        raise OriginRefused(origin)
+    return chat

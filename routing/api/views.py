@@ -1,0 +1,159 @@
+"""The chat API of docs/protocol.md: parse, check access, call a service, answer in JSON."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from typing import Any
+
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
+
+from consortium.models import Consortium
+from libraries.models import StaffProfile
+from routing import access, privacy, ratelimit
+from routing.api.base import ApiError, api_view, chat_for, client_ip, json_body, not_found, patron_chat, staff
+from routing.frames import library_ref, message_frame
+from routing.models import Chat
+from routing.services import chats, followups
+from routing.tasks import mail_transcript
+from routing.validation import Fields
+
+
+def _limit(request: HttpRequest) -> None:
+    retry = ratelimit.CHAT_START.hit(client_ip(request) or "unknown")
+    if retry:
+        raise ApiError(429, "rate_limited", "too many chats from this address; try again shortly",
+                       headers={"Retry-After": str(retry)})
+
+
+@api_view({"POST"}, consortium_from="slug")
+def chat_create(request: HttpRequest, consortium: Consortium, **_: Any) -> HttpResponse:
+    f = Fields(json_body(request))
+    question = f.text("question", required=True, max_len=2000)
+    library = f.text("library", max_len=50)
+    zip_code = f.text("zip", max_len=10)
+    name = f.text("name", max_len=100)
+    email = f.email("email")
+    language = f.text("language", max_len=16)
+    f.check()
+    _limit(request)
+    chat, token = chats.chat_start(consortium=consortium, question=question, library_slug=library or None,
+                                      zip_code=zip_code or None, name=name, email=email, language=language,
+                                      ip=client_ip(request), now=timezone.now())
+    return JsonResponse({"id": chat.pk, "token": token, "state": chat.state,
+                         "home_library": library_ref(chat.home_library), "ws": "/ws/patron/"}, status=201)
+
+
+@api_view({"POST"}, consortium_from="slug")
+def question_create(request: HttpRequest, consortium: Consortium, **_: Any) -> HttpResponse:
+    f = Fields(json_body(request))
+    question = f.text("question", required=True, max_len=4000)
+    email = f.email("email", required=True)
+    name = f.text("name", max_len=100)
+    library = f.text("library", max_len=50)
+    zip_code = f.text("zip", max_len=10)
+    chat_id = f.text("chat", max_len=32)
+    token = f.text("token", max_len=200)
+    f.check()
+    chat = None
+    if chat_id:
+        try:
+            chat = access.patron_chat(chat_id, token, request.headers.get("Origin"))
+        except access.PatronRefused:
+            chat = None
+        if chat is None or chat.consortium_id != consortium.pk:
+            raise ApiError(403, "forbidden", "the chat and token do not match")
+    _limit(request)
+    ticket = followups.question_leave(consortium=consortium, question=question, email=email, name=name,
+                                     library_slug=library or None, zip_code=zip_code or None, chat=chat,
+                                     now=timezone.now())
+    return JsonResponse({"id": ticket.pk}, status=201)
+
+
+@api_view({"GET", "POST"}, consortium_from="chat")
+def transcript(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
+    chat, patron = chat_for(request, chat_id)
+    if request.method == "POST":
+        f = Fields(json_body(request))
+        email = f.email("email", required=True)
+        f.check()
+        transaction.on_commit(lambda: mail_transcript.delay(chat.pk, email))
+        return JsonResponse({"sent": True}, status=202)
+    rows = chat.messages.select_related("file").order_by("seq")
+    if patron:
+        rows = rows.filter(internal=False)
+    return JsonResponse({"id": chat.pk, "home_library": library_ref(chat.home_library),
+                         "messages": [message_frame(m) for m in rows], "state": chat.state})
+
+
+@api_view({"DELETE"}, consortium_from="chat")
+def chat_delete(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
+    """The patron asks for their chat to be deleted (docs/privacy.md): only the chat's token may."""
+    chat = patron_chat(request, chat_id)
+    privacy.chat_forget(chat.pk, timezone.now())
+    return HttpResponse(status=204)
+
+
+@api_view({"POST"}, consortium_from="chat")
+def survey(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
+    chat, patron = chat_for(request, chat_id)
+    if not patron:
+        raise not_found()
+    f = Fields(json_body(request))
+    rating = f.integer("rating", minimum=1, maximum=5, required=True)
+    comment = f.text("comment", max_len=2000)
+    f.check()
+    if not chats.survey_answer(chat, rating=rating, comment=comment, now=timezone.now()):
+        raise ApiError(409, "conflict", "this chat's survey was answered already")
+    return JsonResponse({"ok": True}, status=201)
+
+
+@api_view({"GET"}, consortium_from="chat")
+def trace(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
+    chat = Chat.objects.select_related("consortium").filter(pk=chat_id).first()
+    if chat is None or not access.may_trace(staff(request), chat):
+        raise not_found()
+    events = [{"at": e.at.isoformat(), "kind": e.kind, **e.data} for e in chat.trace.order_by("at", "id")]
+    return JsonResponse({"chat": chat.pk, "events": events})
+
+
+def _date(value: str | None, name: str) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        day = dt.date.fromisoformat(value)
+    except ValueError as e:
+        raise ApiError(400, "invalid", f"{name} must be a date (YYYY-MM-DD)", {name: ["not a date"]}) from e
+    return dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
+
+
+@api_view({"GET"}, consortium_from="slug")
+def report_chats(request: HttpRequest, consortium: Consortium, **_: Any) -> HttpResponse:
+    profile = staff(request)
+    if profile is None or profile.role != StaffProfile.Role.COORDINATOR or \
+            profile.library.consortium_id != consortium.pk:
+        raise ApiError(403, "forbidden", "reports are for the consortium's coordinators")
+    since = _date(request.GET.get("since"), "since")
+    until = _date(request.GET.get("until"), "until")
+    rows = Chat.objects.filter(consortium=consortium).select_related(
+        "home_library", "answered_by__library", "answered_by__user").order_by("created_at")
+    if since:
+        rows = rows.filter(created_at__gte=since)
+    if until:
+        rows = rows.filter(created_at__lt=until + dt.timedelta(days=1))
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{consortium.slug}-chats.csv"'
+    writer = csv.writer(response)
+    writer.writerow(["chat", "created_at", "home_library", "answering_library", "librarian", "step_answered",
+                     "wait_seconds", "duration_seconds", "outcome", "end_reason", "language"])
+    for chat in rows.iterator():
+        answered = chat.answered_by
+        wait = int((chat.first_accepted_at - chat.arrived_at).total_seconds()) if chat.first_accepted_at else ""
+        duration = int((chat.ended_at - chat.first_accepted_at).total_seconds()) \
+            if chat.ended_at and chat.first_accepted_at else ""
+        writer.writerow([chat.pk, chat.created_at.isoformat(), chat.home_library.slug if chat.home_library else "",
+                         answered.library.slug if answered else "", answered.user.username if answered else "",
+                         chat.answered_step, wait, duration, chat.state, chat.end_reason, chat.language])
+    return response

@@ -1,0 +1,177 @@
+"""A chat from start to end: resolving the home library, starting, messages, ending, classifying."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+
+from consortium.models import Consortium
+from consortium.tokens import token_hash, token_new
+from libraries.models import Library, StaffProfile
+from routing import events, frames, message_store
+from routing.access import took_part_q
+from routing.models import LIVE_STATES, Chat, ChatState, Message, Survey
+from routing.plan import default_plan, plan_to_json
+from routing.selectors import librarian_queues
+from routing.services.common import Refused, ServiceError, chat_end_locked, chat_lock, trace
+from routing.services.route import chat_route_locked, waiting_chats_route
+from routing.validation import Fields, Invalid
+
+
+def home_library_resolve(consortium: Consortium, library_slug: str | None,
+                         zip_code: str | None) -> tuple[Library | None, str]:
+    """The library named by the widget or ask page; else the one whose service area holds the ZIP."""
+    if library_slug:
+        library = Library.objects.filter(consortium=consortium, slug=library_slug, is_active=True).first()
+        if library is None:
+            raise ServiceError("not_found", f"no library {library_slug!r} in this consortium")
+        return library, "library"
+    if zip_code:
+        code = zip_code.strip()[:5]
+        for library in Library.objects.filter(consortium=consortium, is_active=True).order_by("pk"):
+            if code in (library.zip_codes or []):
+                return library, "zip"
+    return None, "none"
+
+
+def chat_start(*, consortium: Consortium, question: str, library_slug: str | None = None,
+               zip_code: str | None = None, name: str = "", email: str = "", language: str = "",
+               ip: str | None = None, now: datetime) -> tuple[Chat, str]:
+    home, found_by = home_library_resolve(consortium, library_slug, zip_code)
+    token = token_new()
+    plan = default_plan(home, consortium)
+    with transaction.atomic():
+        chat = Chat.objects.create(
+            consortium=consortium, home_library=home, home_found_by=found_by, question=question,
+            language=language, patron_name=name, patron_email=email, patron_ip=ip,
+            token_hash=token_hash(token), created_at=now, arrived_at=now, last_activity_at=now,
+            plan=plan_to_json(plan), last_seq=1,
+        )
+        Message.objects.create(chat=chat, seq=1, sender=Message.Sender.PATRON, name=name, body=question, at=now)
+        trace(chat, "created", now, home_library=home.slug if home else None, found_by=found_by,
+              language=language or None)
+        if not plan:
+            chat.state = ChatState.UNSTAFFED
+            chat.save(update_fields=["state"])
+            trace(chat, "unstaffed", now, reason="the consortium has no queue for this chat")
+        else:
+            chat_route_locked(chat, now)
+    return chat, token
+
+
+def message_post(chat_id: str, *, sender: str, body: str, client_id: str | None, now: datetime,
+                 librarian: StaffProfile | None = None, internal: bool = False,
+                 file_id: str | None = None) -> tuple[Message, bool]:
+    """Store a message (its seq allocated under the chat's lock), then tell everyone. Idempotent by client_id:
+    (the message, True) when stored now, (the message stored earlier, False) for a client_id seen before."""
+    name = librarian.display_name if librarian else None
+    stored = message_store.store(chat_id, sender=sender, body=body, client_id=client_id, at=now,
+                                 librarian_id=librarian.pk if librarian else None, name=name, internal=internal,
+                                 file_id=file_id)
+    if stored is None:
+        raise ServiceError("not_found", "no such chat")
+    if stored.duplicate_of is not None:
+        return Message.objects.get(pk=stored.duplicate_of), False
+    if stored.message_id is None or stored.seq is None:
+        if sender == Message.Sender.LIBRARIAN and (librarian is None or stored.librarian_id != librarian.pk):
+            raise ServiceError("forbidden", "only the chat's librarian may send")
+        raise ServiceError("ended", "this chat is over")
+    message = Message(pk=stored.message_id, chat_id=chat_id, seq=stored.seq, sender=sender, librarian=librarian,
+                      name=stored.patron_name if name is None else name, body=body, client_id=client_id or None,
+                      at=now, internal=internal, file_id=file_id)
+    # Announced after the commit: on its own the statement has committed already; inside a caller's
+    # transaction, on_commit waits for that one.
+    events.to_chat(chat_id, frames.message_frame(message), seq=stored.seq, internal=internal)
+    return message, True
+
+
+def survey_answer(chat: Chat, *, rating: int, comment: str, now: datetime) -> bool:
+    """Store the patron's answer to the survey after a chat: False when it was answered already."""
+    with transaction.atomic():
+        _answer, created = Survey.objects.get_or_create(
+            chat=chat, defaults={"rating": rating, "comment": comment, "created_at": now})
+    return created
+
+
+def chat_end(chat_id: str, now: datetime, *, by: str, librarian: StaffProfile | None = None) -> Chat:
+    with transaction.atomic():
+        chat = chat_lock(chat_id)
+        if chat is None:
+            raise ServiceError("not_found", "no such chat")
+        if librarian is not None and chat.librarian_id != librarian.pk:
+            raise ServiceError("forbidden", "you do not hold this chat")
+        if chat.state in LIVE_STATES:
+            chat_end_locked(chat, now, by=by, reason=by)
+            freed = chat.librarian_id
+        else:
+            freed = None
+    if freed is not None or librarian is not None:
+        holder = librarian or (StaffProfile.objects.filter(pk=freed).first() if freed else None)
+        if holder is not None:
+            waiting_chats_route(holder.consortium, now, set(librarian_queues(holder)))
+    return chat
+
+
+OUTCOMES = ("answered", "referred", "patron_left")
+
+
+READ_SCALE = range(1, 7)
+
+
+MAX_SUBJECTS = 10
+
+
+MAX_SUBJECT_LEN = 50
+
+
+def clean_subjects(raw: Any) -> list[str]:
+    """Tags from a list or a comma-separated string: trimmed, lower-cased, unique, in order."""
+    items = raw.split(",") if isinstance(raw, str) else raw
+    if items is None:
+        return []
+    if not isinstance(items, list) or not all(isinstance(s, str) for s in items):
+        raise Refused("invalid", "subjects must be a list of tags", {"subjects": ["must be a list of tags"]})
+    tags: list[str] = []
+    for item in items:
+        tag = " ".join(item.split()).lower()
+        if not tag or tag in tags:
+            continue
+        if len(tag) > MAX_SUBJECT_LEN:
+            raise Refused("invalid", "a tag is too long",
+                          {"subjects": [f"must be tags of at most {MAX_SUBJECT_LEN} characters"]})
+        tags.append(tag)
+    if len(tags) > MAX_SUBJECTS:
+        raise Refused("invalid", "too many tags", {"subjects": [f"must be at most {MAX_SUBJECTS} tags"]})
+    return tags
+
+
+def chat_classify(profile: StaffProfile, chat_id: str, now: datetime, *, read_scale: Any, subjects: Any,
+                  outcome: Any) -> Chat:
+    """Store subject tags, the READ scale (1-6) and the outcome on a chat the librarian answered."""
+    f = Fields({"read_scale": read_scale, "outcome": outcome})
+    scale = f.optional_integer("read_scale", minimum=READ_SCALE.start, maximum=READ_SCALE.stop - 1)
+    outcome = f.choice("outcome", OUTCOMES, required=False)
+    try:
+        tags = clean_subjects(subjects)
+    except Refused as e:
+        for message in e.fields.get("subjects", []):
+            f.problem("subjects", message)
+        tags = []
+    try:
+        f.check()
+    except Invalid as e:
+        raise Refused("invalid", "some fields are not valid", e.fields) from e
+    with transaction.atomic():
+        chat = (Chat.objects.select_for_update(of=("self",))
+                .filter(pk=chat_id, consortium_id=profile.library.consortium_id).filter(took_part_q(profile))
+                .first())
+        if chat is None:
+            raise Refused("not_found", "no such chat")
+        chat.read_scale = scale
+        chat.subjects = tags
+        chat.outcome = outcome or ""
+        chat.save(update_fields=["read_scale", "subjects", "outcome"])
+        trace(chat, "classified", now, librarian=profile.pk, read_scale=scale, subjects=tags, outcome=chat.outcome)
+    return chat

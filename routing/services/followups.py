@@ -1,0 +1,140 @@
+"""Follow-ups (the Ticket model): a librarian's referral, the patron's question form, and the staff
+who claim, answer or close them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import transaction
+
+from consortium.models import Consortium
+from libraries.models import Library, StaffProfile
+from routing.models import Chat, ChatState, Ticket
+from routing.services.chats import home_library_resolve
+from routing.services.common import Refused, ServiceError, chat_end_locked, chat_lock, trace
+from routing.staff.selectors import followups_for
+
+
+def transcript_text(chat: Chat, *, for_patron: bool) -> str:
+    lines = []
+    for m in chat.messages.order_by("seq"):
+        if m.internal and for_patron:
+            continue
+        who = {"patron": chat.patron_name or "You" if for_patron else chat.patron_name or "Patron",
+               "system": "—"}.get(m.sender, m.name or "Librarian")
+        lines.append(f"[{m.at:%Y-%m-%d %H:%M}] {who}: {m.body}")
+    return "\n".join(lines)
+
+
+def followup_create(*, consortium: Consortium, library: Library | None, chat: Chat | None, question: str,
+                  email: str, name: str = "", note: str = "", source: str, now: datetime,
+                  created_by: StaffProfile | None = None) -> Ticket:
+    from routing.tasks import mail_ticket_created  # tasks import services: keep the import graph one-way
+
+    ticket = Ticket.objects.create(
+        consortium=consortium, library=library, chat=chat, question=question,
+        transcript=transcript_text(chat, for_patron=False) if chat else "", patron_name=name,
+        patron_email=email, note=note, source=source, created_at=now, created_by=created_by,
+    )
+    if chat is not None:
+        trace(chat, "ticket", now, ticket=ticket.pk, library=library.slug if library else None, source=source)
+    if email:
+        transaction.on_commit(lambda: mail_ticket_created.delay(ticket.pk))
+    return ticket
+
+
+def chat_refer(librarian: StaffProfile, chat_id: str, now: datetime, *, library_slug: str | None,
+               note: str = "") -> Ticket:
+    with transaction.atomic():
+        chat = chat_lock(chat_id)
+        if chat is None or chat.librarian_id != librarian.pk:
+            raise ServiceError("not_found", "you do not hold that chat")
+        library = chat.home_library
+        if library_slug:
+            library = Library.objects.filter(consortium=chat.consortium, slug=library_slug).first()
+            if library is None:
+                raise ServiceError("not_found", f"no library {library_slug!r}")
+        return followup_create(consortium=chat.consortium, library=library, chat=chat, question=chat.question,
+                             email=chat.patron_email, name=chat.patron_name, note=note, source="referral",
+                             now=now, created_by=librarian)
+
+
+def question_leave(*, consortium: Consortium, question: str, email: str, name: str = "",
+                   library_slug: str | None = None, zip_code: str | None = None, chat: Chat | None = None,
+                   now: datetime) -> Ticket:
+    """The offline question form: a follow-up ticket for the home library (or the consortium)."""
+    library, _ = home_library_resolve(consortium, library_slug, zip_code)
+    with transaction.atomic():
+        if chat is not None:
+            locked = chat_lock(chat.pk)
+            if locked is not None:
+                library = library or locked.home_library
+                if locked.state == ChatState.QUEUED:
+                    chat_end_locked(locked, now, by="patron", reason="question_form")
+        return followup_create(consortium=consortium, library=library, chat=chat, question=question, email=email,
+                             name=name, source="question_form", now=now)
+
+
+MAX_ANSWER = 10000
+
+
+def _lock_followup(profile: StaffProfile, ticket_id: str) -> Ticket:
+    ticket = followups_for(profile, status="all").select_for_update(of=("self",)).filter(pk=ticket_id).first()
+    if ticket is None:
+        raise Refused("not_found", "no such follow-up")
+    return ticket
+
+
+def followup_claim(profile: StaffProfile, ticket_id: str, now: datetime) -> Ticket:
+    with transaction.atomic():
+        ticket = _lock_followup(profile, ticket_id)
+        if ticket.status in (Ticket.Status.ANSWERED, Ticket.Status.CLOSED):
+            raise Refused("conflict", "this follow-up is already answered or closed")
+        if ticket.claimed_by_id not in (None, profile.pk):
+            who = ticket.claimed_by.display_name if ticket.claimed_by else "someone"
+            raise Refused("conflict", f"{who} has claimed this follow-up")
+        ticket.claimed_by = profile
+        ticket.status = Ticket.Status.IN_PROGRESS
+        ticket.save(update_fields=["claimed_by", "status"])
+    return ticket
+
+
+def followup_answer(profile: StaffProfile, ticket_id: str, answer: str, now: datetime) -> Ticket:
+    """Record the answer and mail it to the patron (after commit: no mail for an answer not stored)."""
+    from routing.tasks import mail_ticket_answer  # tasks import services: keep the import graph one-way
+
+    answer = (answer or "").strip()
+    if not answer:
+        raise Refused("invalid", "write an answer", {"answer": ["required"]})
+    if len(answer) > MAX_ANSWER:
+        raise Refused("invalid", "the answer is too long", {"answer": [f"at most {MAX_ANSWER} characters"]})
+    with transaction.atomic():
+        ticket = _lock_followup(profile, ticket_id)
+        if ticket.status in (Ticket.Status.ANSWERED, Ticket.Status.CLOSED):
+            raise Refused("conflict", "this follow-up is already answered or closed")
+        if ticket.claimed_by_id not in (None, profile.pk):
+            who = ticket.claimed_by.display_name if ticket.claimed_by else "someone"
+            raise Refused("conflict", f"{who} has claimed this follow-up")
+        if not ticket.patron_email:
+            raise Refused("invalid", "this follow-up has no email address to answer")
+        ticket.claimed_by = profile
+        ticket.answer = answer
+        ticket.status = Ticket.Status.ANSWERED
+        ticket.answered_at = now
+        ticket.save(update_fields=["claimed_by", "answer", "status", "answered_at"])
+        ticket_pk = ticket.pk
+        transaction.on_commit(lambda: mail_ticket_answer.delay(ticket_pk))
+    return ticket
+
+
+def followup_close(profile: StaffProfile, ticket_id: str, now: datetime) -> Ticket:
+    """Close without an answer by mail (a duplicate, spam, or answered another way)."""
+    with transaction.atomic():
+        ticket = _lock_followup(profile, ticket_id)
+        if ticket.status == Ticket.Status.CLOSED:
+            return ticket
+        if ticket.claimed_by_id is None:
+            ticket.claimed_by = profile
+        ticket.status = Ticket.Status.CLOSED
+        ticket.save(update_fields=["claimed_by", "status"])
+    return ticket

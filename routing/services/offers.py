@@ -1,0 +1,90 @@
+"""Offers: exactly one librarian wins a chat when several accept; declining moves it on."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db import transaction
+
+from libraries.models import StaffProfile
+from routing import events, frames
+from routing.models import Chat, ChatState, Offer
+from routing.plan import plan_from_json
+from routing.services.common import (
+    ServiceError,
+    chat_lock,
+    chat_state_publish,
+    presence_lock,
+    system_message_post,
+    trace,
+)
+from routing.services.route import chat_route_locked, offers_reroute
+
+
+def chat_accept(librarian: StaffProfile, chat_id: str, now: datetime) -> Chat:
+    """Exactly one librarian wins a chat, however many accept at once on however many processes."""
+    with transaction.atomic():
+        presence = presence_lock(librarian)  # serializes this librarian's accepts: capacity holds
+        chat = chat_lock(chat_id)
+        if chat is None or chat.consortium_id != librarian.library.consortium_id:
+            raise ServiceError("not_offered", "that chat was not offered to you")
+        if chat.state == ChatState.ACTIVE:
+            raise ServiceError("taken", "another librarian accepted this chat")
+        if chat.state != ChatState.QUEUED:
+            raise ServiceError("ended", "this chat is over")
+        offer = Offer.objects.filter(chat=chat, librarian=librarian, step_serial=chat.step_serial,
+                                     status=Offer.Status.OPEN).first()
+        if offer is None:
+            raise ServiceError("not_offered", "that chat is not offered to you now")
+        active = Chat.objects.filter(librarian=librarian, state=ChatState.ACTIVE).count()
+        capacity = librarian.capacity if librarian.capacity is not None else chat.consortium.librarian_capacity
+        if active >= capacity:
+            raise ServiceError("at_capacity", f"you already have {active} chats (your limit is {capacity})")
+        plan = plan_from_json(chat.plan)
+        chat.state = ChatState.ACTIVE
+        chat.librarian = librarian
+        chat.accepted_at = now
+        chat.accepted_step_index = chat.step_index
+        chat.answered_step = plan[chat.step_index].name if 0 <= chat.step_index < len(plan) else ""
+        if chat.answered_by_id is None:
+            chat.answered_by = librarian
+            chat.first_accepted_at = now
+        chat.deadline = now + timedelta(seconds=chat.consortium.idle_timeout)
+        chat.last_activity_at = now
+        chat.version += 1
+        chat.save()
+        offer.status = Offer.Status.ACCEPTED
+        offer.closed_at = now
+        offer.save(update_fields=["status", "closed_at"])
+        events.to_librarians([(other, frames.withdrawn_frame(chat.pk, "accepted")) for other in Offer.objects.filter(
+            chat=chat, status=Offer.Status.OPEN).values_list("librarian_id", flat=True)])
+        Offer.objects.filter(chat=chat, status=Offer.Status.OPEN).update(
+            status=Offer.Status.WITHDRAWN, closed_at=now, reason="accepted")
+        presence.idle_since = now
+        presence.save(update_fields=["idle_since"])
+        trace(chat, "accepted", now, librarian=librarian.pk, username=librarian.user.username,
+              library=librarian.library.slug, step=chat.answered_step, queue=offer.queue,
+              waited=int((now - chat.arrived_at).total_seconds()))
+        events.to_librarian(librarian.pk, frames.assigned_frame(chat), join_chat=chat.pk)
+        who = f"{librarian.display_name}, {librarian.library.name}"
+        system_message_post(chat, f"{who} joined the chat.", now)
+        chat_state_publish(chat)
+        full = active + 1 >= capacity
+    if full:
+        offers_reroute([librarian.pk], now)
+    return chat
+
+
+def chat_decline(librarian: StaffProfile, chat_id: str, now: datetime) -> None:
+    with transaction.atomic():
+        chat = chat_lock(chat_id)
+        if chat is None:
+            raise ServiceError("not_found", "no such chat")
+        updated = Offer.objects.filter(chat=chat, librarian=librarian, status=Offer.Status.OPEN).update(
+            status=Offer.Status.DECLINED, closed_at=now, reason="declined")
+        if not updated:
+            raise ServiceError("not_offered", "that chat is not offered to you")
+        trace(chat, "declined", now, librarian=librarian.pk, username=librarian.user.username)
+        events.to_librarian(librarian.pk, frames.withdrawn_frame(chat.pk, "declined"))
+        if chat.state == ChatState.QUEUED:
+            chat_route_locked(chat, now)

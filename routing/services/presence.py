@@ -1,0 +1,184 @@
+"""Librarians' presence (available, away, online within the reconnect grace) and the connections of
+librarians and patrons that it follows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+
+from libraries.models import StaffProfile
+from routing import events, frames
+from routing.models import Chat, ChatState, Connection, LibrarianPresence, Offer
+from routing.selectors import librarian_queues
+from routing.services.common import (
+    ServiceError,
+    chat_lock,
+    chat_state_publish,
+    presence_lock,
+    system_message_post,
+    trace,
+)
+from routing.services.route import (
+    chat_route,
+    chat_route_locked,
+    librarian_presence_changed,
+    offers_reroute,
+    waiting_chats_route,
+)
+from routing.services.shifts import shift_clear, shift_frame_for, shift_schedule
+
+
+def presence_set(librarian: StaffProfile, status: str, now: datetime, *, reason: str = "") -> str:
+    if status not in LibrarianPresence.Status.values:
+        raise ServiceError("invalid", "status must be available or away")
+    with transaction.atomic():
+        presence = presence_lock(librarian)
+        changed = presence.status != status
+        presence.status = status
+        presence.away_reason = reason if status == "away" else ""
+        presence.changed_at = now
+        if presence.idle_since is None:
+            presence.idle_since = now
+        if status == LibrarianPresence.Status.AWAY:
+            shift_clear(presence)
+        elif changed:
+            shift_schedule(presence, librarian, now, starting=True)
+        presence.save()
+    if changed:
+        librarian_presence_changed(librarian, status, now)
+    return status
+
+
+@dataclass
+class StaffState:
+    presence: str
+    chats: list[Chat]
+    offers: list[Offer]
+    shift: dict[str, Any]  # the shift or shift_ending frame in force
+
+
+def staff_connected(librarian: StaffProfile, channel_name: str, process_id: str, now: datetime) -> StaffState:
+    with transaction.atomic():
+        presence = presence_lock(librarian)
+        in_grace = presence.online and (presence.grace_until is None or presence.grace_until > now)
+        if not in_grace:
+            # A first connection starts away: nobody is offered chats until they say they are there.
+            presence.status = LibrarianPresence.Status.AWAY
+            shift_clear(presence)
+        presence.online = True
+        presence.grace_until = None
+        presence.save()
+        Connection.objects.update_or_create(
+            channel_name=channel_name,
+            defaults={"kind": Connection.Kind.STAFF, "process_id": process_id, "librarian": librarian,
+                      "opened_at": now},
+        )
+    chats = list(Chat.objects.filter(librarian=librarian, state=ChatState.ACTIVE)
+                 .select_related("home_library").order_by("accepted_at"))
+    offers = list(Offer.objects.filter(librarian=librarian, status=Offer.Status.OPEN)
+                  .select_related("chat__home_library").order_by("chat__arrived_at"))
+    return StaffState(presence=presence.status, chats=chats, offers=offers,
+                      shift=shift_frame_for(presence, librarian.consortium))
+
+
+def staff_disconnected(channel_name: str, now: datetime) -> None:
+    with transaction.atomic():
+        connection = Connection.objects.filter(channel_name=channel_name).select_related("librarian").first()
+        if connection is None or connection.librarian is None:
+            return
+        librarian = connection.librarian
+        presence = presence_lock(librarian)
+        connection.delete()
+        if not Connection.objects.filter(librarian=librarian).exists():
+            presence.grace_until = now + timedelta(seconds=librarian.consortium.reconnect_grace)
+            presence.save(update_fields=["grace_until"])
+
+
+def librarian_lost(librarian_id: int, now: datetime) -> bool:
+    """The reconnect grace ran out: offline, offers withdrawn, active chats back to routing."""
+    requeued: list[str] = []
+    with transaction.atomic():
+        presence = (LibrarianPresence.objects.select_for_update(skip_locked=True)
+                    .filter(pk=librarian_id, grace_until__lte=now).first())
+        if presence is None:
+            return False
+        librarian = StaffProfile.objects.select_related("library__consortium").get(pk=librarian_id)
+        if Connection.objects.filter(librarian=librarian).exists():
+            presence.grace_until = None
+            presence.save(update_fields=["grace_until"])
+            return False
+        presence.online = False
+        presence.grace_until = None
+        presence.changed_at = now
+        shift_clear(presence)
+        presence.save()
+        for chat_id in Chat.objects.filter(librarian=librarian, state=ChatState.ACTIVE).order_by("pk") \
+                .values_list("pk", flat=True):
+            chat = chat_lock(chat_id)
+            if chat is None or chat.librarian_id != librarian.pk or chat.state != ChatState.ACTIVE:
+                continue
+            _requeue(chat, now, reason="librarian_lost")
+            requeued.append(chat.pk)
+    offers_reroute([librarian_id], now)
+    for chat_id in requeued:
+        chat_route(chat_id, now)
+    waiting_chats_route(librarian.consortium, now, set(librarian_queues(librarian)))
+    return True
+
+
+def _requeue(chat: Chat, now: datetime, *, reason: str) -> None:
+    """Back to routing at the step it was accepted in, keeping its arrival time."""
+    old = chat.librarian
+    chat.state = ChatState.QUEUED
+    chat.librarian = None
+    chat.step_index = chat.accepted_step_index if chat.accepted_step_index is not None else 0
+    chat.step_serial += 1
+    chat.step_entered_at = now
+    chat.deadline = now
+    chat.version += 1
+    chat.save()
+    trace(chat, "requeued", now, reason=reason, librarian=old.pk if old else None)
+    if old is not None:
+        events.to_librarian(old.pk, frames.unassigned_frame(chat.pk, reason), leave_chat=chat.pk)
+    system_message_post(chat, "Your librarian was disconnected. We are finding you another librarian; "
+                          "please stay here.", now)
+    chat_state_publish(chat)
+
+
+def patron_connected(chat: Chat, channel_name: str, process_id: str, now: datetime) -> None:
+    with transaction.atomic():
+        locked = chat_lock(chat.pk)
+        if locked is None:
+            return
+        Connection.objects.update_or_create(
+            channel_name=channel_name,
+            defaults={"kind": Connection.Kind.PATRON, "process_id": process_id, "chat": locked, "opened_at": now},
+        )
+        was_gone = locked.patron_left_at is not None
+        locked.patron_joined = True
+        locked.patron_left_at = None
+        locked.save(update_fields=["patron_joined", "patron_left_at"])
+        if locked.state == ChatState.QUEUED:
+            chat_route_locked(locked, now)
+        elif locked.state == ChatState.ACTIVE and was_gone and locked.librarian_id:
+            events.to_librarian(locked.librarian_id, frames.patron_presence_frame(locked.pk, present=True))
+
+
+def patron_disconnected(channel_name: str, now: datetime) -> None:
+    with transaction.atomic():
+        connection = Connection.objects.filter(channel_name=channel_name).first()
+        if connection is None or connection.chat_id is None:
+            return
+        chat = chat_lock(connection.chat_id)
+        connection.delete()
+        if chat is None or Connection.objects.filter(chat=chat, kind=Connection.Kind.PATRON).exists():
+            return
+        chat.patron_left_at = now
+        chat.save(update_fields=["patron_left_at"])
+        if chat.state == ChatState.QUEUED:
+            chat_route_locked(chat, now)
+        elif chat.state == ChatState.ACTIVE and chat.librarian_id:
+            events.to_librarian(chat.librarian_id, frames.patron_presence_frame(chat.pk, present=False))

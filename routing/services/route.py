@@ -1,0 +1,227 @@
+"""The routing loop: load a queued chat and the situation, ask routing.router, apply and record the
+decision; and re-route the chats a change affects (a librarian available, away or freed)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+
+from django.db import transaction
+
+from consortium.models import Consortium
+from libraries.models import StaffProfile
+from routing import events, frames, router
+from routing.models import Chat, ChatState, LibrarianPresence, Offer, TraceEvent
+from routing.plan import plan_from_json
+from routing.selectors import (
+    librarian_queues,
+    mentioning,
+    plan_json_queues,
+    plan_queues,
+    situation_for,
+    waiting_chat_view,
+)
+from routing.services.common import (
+    LOGGED_KINDS,
+    chat_end_locked,
+    chat_lock,
+    chat_state_publish,
+    librarian_set_away,
+    log_decision,
+)
+
+
+def chat_route_locked(chat: Chat, now: datetime, situation: router.Situation | None = None) -> set[int]:
+    """Decide and apply for a locked queued chat. Returns librarians whose other offers need a look."""
+    situation = situation or situation_for(chat.consortium, now, plan_queues(chat))
+    decision = router.decide(waiting_chat_view(chat), situation)
+    return _apply(chat, decision, now)
+
+
+class SharedSituation:
+    """One situation for many chats routed one after another at the same instant `now`.
+
+    Routing one chat writes only that chat, its offers and its trace: nothing a situation holds
+    (hours, presence, active chats, profiles). So the chats a presence change re-routes can share
+    one read of the world instead of one each, which made a librarian on a shared queue cost a full
+    situation per waiting chat. It is read again when routing did change the world (a direct offer
+    expired: that librarian goes away; a chat found active may have ended and freed its librarian),
+    and after MAX_AGE, so what another process changes meanwhile is seen as soon as it would have
+    been with a read per chat, give or take that much.
+    """
+
+    MAX_AGE = 0.2  # seconds of wall-clock time
+
+    def __init__(self, consortium: Consortium, now: datetime, queues: set[str] | None) -> None:
+        self.consortium = consortium
+        self.now = now
+        self.queues = queues  # the union of the plans' queues of the chats to route (None: all)
+        self.situation: router.Situation | None = None
+        self.read_at = 0.0
+
+    def for_chat(self, chat: Chat) -> router.Situation:
+        needed = plan_queues(chat)
+        if self.queues is not None and (needed is None or not needed <= self.queues):
+            # Its plan changed since the chats were listed (a transfer): read what it needs alone.
+            return situation_for(chat.consortium, self.now, needed)
+        if self.situation is None or time.monotonic() - self.read_at > self.MAX_AGE:
+            self.situation = situation_for(self.consortium, self.now, self.queues)
+            self.read_at = time.monotonic()
+        return self.situation
+
+    def stale(self) -> None:
+        self.situation = None
+
+
+def _queues_of_plans(plans: Iterable[list[Any]]) -> set[str] | None:
+    union: set[str] = set()
+    for plan in plans:
+        queues = plan_json_queues(plan)
+        if queues is None:
+            return None
+        union |= queues
+    return union
+
+
+def _apply(chat: Chat, decision: router.Decision, now: datetime) -> set[int]:
+    touched: set[int] = set()
+    plan = plan_from_json(chat.plan)
+    # What trace() does for each note, in one INSERT: a broadcast writes an "offered" line per
+    # librarian of the audience. Ids, hence the trace's order, follow the list.
+    TraceEvent.objects.bulk_create([TraceEvent(chat=chat, at=now, kind=note.kind, data=dict(note.data))
+                                    for note in decision.notes])
+    for note in decision.notes:
+        if note.kind in LOGGED_KINDS:
+            log_decision(chat, note.kind, dict(note.data))
+
+    for librarian_id in decision.expired:
+        Offer.objects.filter(chat=chat, librarian_id=librarian_id, status=Offer.Status.OPEN).update(
+            status=Offer.Status.EXPIRED, closed_at=now, reason="expired")
+        events.to_librarian(librarian_id, frames.withdrawn_frame(chat.pk, "expired"))
+        # After commit: the presence row is locked only outside a chat's lock (presence before chat).
+        transaction.on_commit(partial(librarian_set_away, librarian_id, "offer_expired", now))
+        touched.add(librarian_id)
+    for librarian_id, reason in decision.withdraw.items():
+        Offer.objects.filter(chat=chat, librarian_id=librarian_id, status=Offer.Status.OPEN).update(
+            status=Offer.Status.WITHDRAWN, closed_at=now, reason=reason)
+        events.to_librarian(librarian_id, frames.withdrawn_frame(chat.pk, reason))
+
+    fields = ["step_index", "step_entered_at", "max_wait_passed", "deadline", "state", "step_serial", "version"]
+    publish_state = decision.max_wait_passed and not chat.max_wait_passed
+    if decision.step_changed:
+        chat.step_serial += 1
+        # Offers still open follow the chat into its new step (cumulative audience): no churn for
+        # the librarians who already see it.
+        Offer.objects.filter(chat=chat, status=Offer.Status.OPEN).update(
+            step_serial=chat.step_serial, step=plan[decision.step_index].name)
+        publish_state = True
+    chat.step_index = decision.step_index
+    chat.step_entered_at = decision.step_entered_at
+    chat.max_wait_passed = decision.max_wait_passed
+    chat.deadline = decision.deadline
+    chat.version += 1
+
+    if decision.state in (ChatState.UNSTAFFED, ChatState.ABANDONED):
+        chat.state = decision.state
+        chat.deadline = None
+        chat.ended_at = now if decision.state == ChatState.ABANDONED else None
+        chat.save(update_fields=[*fields, "ended_at"])
+        chat_state_publish(chat)
+        return touched
+
+    step = plan[chat.step_index]
+    if decision.offers:
+        # One row per (chat, librarian, step) by constraint. A broadcast offer withdrawn because the
+        # librarian went away or filled up is offered again when they are eligible again in the same
+        # step (ROUTING.md: every eligible librarian is offered), so reopen that row: a plain insert
+        # raised IntegrityError out of presence_set / chat_end. Declined and expired rows never get
+        # here (the router leaves those librarians out for the rest of the step). One upsert for
+        # all of them: a broadcast to a whole shared queue is one statement, not two per librarian.
+        made = [Offer(chat=chat, librarian_id=new.librarian, step_serial=chat.step_serial, step=step.name,
+                      queue=new.queue, mode=new.mode, created_at=now, expires_at=new.expires_at,
+                      status=Offer.Status.OPEN, closed_at=None, reason="")
+                for new in decision.offers]
+        Offer.objects.bulk_create(made, update_conflicts=True, unique_fields=["chat", "librarian", "step_serial"],
+                                  update_fields=["step", "queue", "mode", "created_at", "expires_at", "status",
+                                                 "closed_at", "reason"])
+        events.to_librarians([(offer.librarian_id, frames.offer_frame(offer, chat)) for offer in made])
+    chat.save(update_fields=fields)
+    if publish_state:
+        chat_state_publish(chat)
+    return touched
+
+
+def chat_route(chat_id: str, now: datetime, *, skip_locked: bool = False,
+               shared: SharedSituation | None = None) -> None:
+    """Look at one chat again (its deadline passed, or something it depends on changed)."""
+    touched: set[int] = set()
+    with transaction.atomic():
+        chat = chat_lock(chat_id, skip_locked=skip_locked)
+        if chat is None:
+            return
+        if chat.state == ChatState.QUEUED:
+            touched = chat_route_locked(chat, now, shared.for_chat(chat) if shared else None)
+            if touched and shared:
+                shared.stale()
+        elif chat.state == ChatState.ACTIVE:
+            if shared:
+                shared.stale()
+            idle_at = chat.last_activity_at + timedelta(seconds=chat.consortium.idle_timeout)
+            if now >= idle_at:
+                chat_end_locked(chat, now, by="system", reason="idle")
+            elif chat.deadline != idle_at:
+                chat.deadline = idle_at
+                chat.save(update_fields=["deadline"])
+        elif chat.deadline is not None:
+            chat.deadline = None
+            chat.save(update_fields=["deadline"])
+    offers_reroute(touched, now)
+
+
+def offers_reroute(librarian_ids: Iterable[int], now: datetime) -> None:
+    """Chats with open offers to these librarians: a librarian who went away or filled up is replaced."""
+    ids = list(librarian_ids)
+    if not ids:
+        return
+    rows = dict(Offer.objects.filter(librarian_id__in=ids, status=Offer.Status.OPEN)
+                .values_list("chat_id", "chat__plan"))
+    if not rows:
+        return
+    consortium = Consortium.objects.get(chats__pk=next(iter(rows)))
+    shared = SharedSituation(consortium, now, _queues_of_plans(rows.values()))
+    for chat_id in sorted(rows):
+        chat_route(chat_id, now, shared=shared)
+
+
+def waiting_chats_route(consortium: Consortium, now: datetime, queues: set[str] | None = None) -> None:
+    """Route every waiting chat of a consortium (whose audience meets `queues`, if given).
+
+    Called when someone may have become eligible: a librarian available or freed, a connection back.
+    """
+    rows = Chat.objects.filter(consortium=consortium, state=ChatState.QUEUED).order_by("arrived_at")
+    if queues is not None:
+        rows = mentioning(rows, queues)
+    chosen: list[tuple[str, list[Any]]] = []
+    for chat_id, plan, step_index in rows.values_list("pk", "plan", "step_index"):
+        if queues is not None:
+            reach = set(router.audience(plan_from_json(plan), max(step_index, 0)))
+            if not reach & queues:
+                continue
+        chosen.append((chat_id, plan))
+    if not chosen:
+        return
+    shared = SharedSituation(consortium, now, _queues_of_plans(plan for _, plan in chosen))
+    for chat_id, _plan in chosen:
+        chat_route(chat_id, now, shared=shared)
+
+
+def librarian_presence_changed(librarian: StaffProfile, status: str, now: datetime) -> None:
+    """After commit of a presence change: available, waiting chats may now be offered; away, a step
+    this librarian alone made answerable must move on now, not at its deadline (busy is not absent;
+    away is)."""
+    if status == LibrarianPresence.Status.AWAY:
+        offers_reroute([librarian.pk], now)
+    waiting_chats_route(librarian.consortium, now, set(librarian_queues(librarian)))

@@ -1,0 +1,1 @@
+"""The sockets of docs/protocol.md: `base` (what both share), `patron` and `staff`."""

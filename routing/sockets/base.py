@@ -1,0 +1,212 @@
+"""What the patron and staff sockets of docs/protocol.md share: frame parsing and metering, seq
+delivery with gap-fill from the database, and the hold-back of live messages behind a resume.
+
+Each socket (routing.sockets.patron, routing.sockets.staff) parses and checks a frame, calls a
+service in a worker thread, and answers. Events from other processes arrive through the channel
+layer (`vr.event`); message frames carry a sequence number, and a socket that sees a gap fills it
+from the database before going on, so a client gets every message once and in order even when the
+layer drops one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any
+
+from channels.consumer import get_handler_name
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from routing import frames, ratelimit, validation
+from routing.events import chat_group
+from routing.layer_watch import socket_closed, socket_opened
+from routing.process import ensure_registered
+from routing.selectors import messages_after
+from routing.services import common
+from routing.threads import in_thread
+from routing.validation import Fields, Invalid
+
+logger = logging.getLogger(__name__)
+Frame = dict[str, Any]
+
+BAD_FRAME = ratelimit.SOCKET_FRAMES.bad_frame_cost  # what a frame that is refused unread costs
+
+
+def chat_of(frame: Frame) -> str:
+    """The frame's chat id (the one field of most staff frames)."""
+    f = Fields(frame)
+    chat_id = f.chat_id()
+    f.check()
+    return chat_id
+
+
+def header(scope: dict[str, Any], name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _messages_after(chat_id: str, after: int, *, for_patron: bool, upto: int | None = None) -> list[Frame]:
+    return [frames.message_frame(m) for m in messages_after(chat_id, after, for_patron=for_patron, upto=upto)]
+
+
+class ProtocolConsumer(AsyncWebsocketConsumer):
+    role = ""
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' dispatch, without its aclose_old_connections() before every frame and event.
+
+        That call closes stale database connections in Channels' single database thread: a hop to
+        that thread (and a wait behind whatever it is doing) for every frame in and every event out,
+        for nothing, since these handlers touch the database only through routing.threads.in_thread,
+        which closes stale connections around each call itself. Delivering a message to a client
+        (a layer event with no gap) now needs no thread at all.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"no handler for message type {message['type']}")
+        await handler(message)
+
+    async def connect(self) -> None:
+        self.meter = ratelimit.Meter(ratelimit.SOCKET_FRAMES)  # frames in, per connection
+        self.seqs: dict[str, int] = {}  # chat -> last seq sent to this client
+        self.live_since_assigned: dict[str, int] = {}  # chat -> last_seq of its `assigned`, until its join
+        # chat -> live messages kept back while the client's (re)join of that chat is pending: sent after
+        # its history, so that a reconnecting client never gets a live message before older ones.
+        self.held_back: dict[str, tuple[float, list[tuple[Frame, bool]]]] = {}  # chat -> (until, frames)
+        self.release_tasks: set[asyncio.Task[None]] = set()
+        self.process_id = await ensure_registered()
+        await self.accept()
+        socket_opened(self)  # to be told to reconnect if the channel layer was lost (routing.layer_watch)
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        socket_closed(self)
+        for task in list(getattr(self, "release_tasks", ())):
+            task.cancel()
+        await super().websocket_disconnect(message)
+
+    # -- frames in ------------------------------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        raw = text_data if text_data is not None else (bytes_data or b"").decode("utf-8", "replace")
+        try:
+            frame = validation.json_object(raw, what="a frame")
+        except Invalid as problem:
+            await self.refuse(problem.code, problem.detail, cost=BAD_FRAME)
+            return
+        if not isinstance(frame.get("type"), str):
+            await self.refuse("invalid", "a frame must be a JSON object with a string type", cost=BAD_FRAME)
+            return
+        if not self.meter.spend(1.0):
+            await self.refuse("rate_limited", "too many frames: slow down", frame=frame)
+            return
+        handler = getattr(self, "frame_" + frame["type"].replace("-", "_"), None)
+        if handler is None or frame["type"].startswith("_"):
+            await self.refuse("invalid", f"unknown frame type {frame['type'][:40]!r}", cost=BAD_FRAME)
+            return
+        try:
+            await handler(frame)
+        except Invalid as problem:
+            await self.refuse(problem.code, problem.detail, frame=frame, cost=BAD_FRAME)
+        except common.ServiceError as refused:
+            await self.refuse(refused.reason if refused.reason in {"forbidden", "not_found"} else "invalid",
+                              refused.detail, frame=frame)
+
+    async def refuse(self, code: str, detail: str, *, frame: Frame | None = None, cost: float = 0.0) -> None:
+        if code == "rate_limited" or (cost and not self.meter.spend(cost)):
+            self.meter.strike()
+            code = "rate_limited" if code != "too_large" else code
+        cid = frame.get("client_id") if frame else None
+        await self.send_json(frames.error_frame(code, detail, client_id=cid if isinstance(cid, str) else None))
+        if self.meter.exhausted:
+            await self.close(code=4429)
+
+    async def send_json(self, frame: Frame) -> None:
+        await self.send(text_data=json.dumps(frame))
+
+    async def frame_ping(self, frame: Frame) -> None:
+        await self.send_json(frames.pong_frame())
+
+    # -- events out -----------------------------------------------------------------------------
+
+    async def vr_event(self, event: dict[str, Any]) -> None:
+        frame: Frame = event["frame"]
+        join = event.get("join_chat")
+        if join:
+            # Assigned: live messages of the chat flow from here at once (docs/protocol.md: a client
+            # need not join). The console also asks for the transcript with join {after}; what was
+            # already sent live by then is left out of that history (send_history), so no line twice.
+            self.live_since_assigned[join] = int(frame.get("last_seq") or 0)
+            await self.channel_layer.group_add(chat_group(join), self.channel_name)
+            self.seqs.setdefault(join, int(frame.get("last_seq") or 0))
+        if frame.get("type") == "message":
+            await self.deliver_message(frame, internal=bool(event.get("internal")))
+        elif frame.get("type") == "typing" and frame.get("sender") == self.role:
+            pass  # your own typing is not news to you
+        else:
+            await self.send_json(frame)
+        leave = event.get("leave_chat")
+        if leave:
+            await self.channel_layer.group_discard(chat_group(leave), self.channel_name)
+            self.seqs.pop(leave, None)
+            self.live_since_assigned.pop(leave, None)
+
+    async def deliver_message(self, frame: Frame, *, internal: bool) -> None:
+        chat_id, seq = frame["chat"], int(frame["seq"])
+        held = self.held_back.get(chat_id)
+        if held is not None:
+            if time.monotonic() < held[0]:
+                held[1].append((frame, internal))
+                return
+            await self.release_held_back(chat_id)  # a client that never sent join: live from here
+        last = self.seqs.get(chat_id)
+        if last is not None and seq <= last:
+            return  # already sent (a resume raced the live event)
+        if last is not None and seq > last + 1:
+            # The layer dropped something: fill the gap from the database, in order.
+            for missing in await in_thread(_messages_after)(
+                chat_id, last, for_patron=self.role == "patron", upto=seq - 1
+            ):
+                await self.send_json(missing)
+        self.seqs[chat_id] = seq
+        if internal and self.role == "patron":
+            return
+        await self.send_json(frame)
+
+    async def send_history(self, chat_id: str, after: int) -> None:
+        history = await in_thread(_messages_after)(chat_id, after, for_patron=self.role == "patron")
+        assigned_at = self.live_since_assigned.pop(chat_id, None)
+        sent_live = self.seqs.get(chat_id, 0)
+        for frame in history:
+            if assigned_at is not None and assigned_at < frame["seq"] <= sent_live:
+                continue  # sent live since `assigned`, before this join: once is enough
+            await self.send_json(frame)
+        last = max([after, *(f["seq"] for f in history)])
+        self.seqs[chat_id] = max(last, self.seqs.get(chat_id, 0))
+        await self.release_held_back(chat_id)
+
+    def hold_back(self, chat_id: str, seconds: float) -> None:
+        """Keep `chat_id`'s live messages back until its history is sent (at most `seconds`)."""
+        if chat_id in self.held_back:
+            return
+        entry: tuple[float, list[tuple[Frame, bool]]] = (time.monotonic() + seconds, [])
+        self.held_back[chat_id] = entry
+        if seconds != float("inf"):  # no join came: what was kept back goes out then, not with a next message
+            task = asyncio.get_running_loop().create_task(self._release_at(chat_id, entry, seconds))
+            self.release_tasks.add(task)
+            task.add_done_callback(self.release_tasks.discard)
+
+    async def _release_at(self, chat_id: str, entry: tuple[float, list[tuple[Frame, bool]]], seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        if self.held_back.get(chat_id) is entry:
+            await self.release_held_back(chat_id)
+
+    async def release_held_back(self, chat_id: str) -> None:
+        """Deliver what was kept back for `chat_id` (repeats of the history are dropped by seq)."""
+        for frame, internal in self.held_back.pop(chat_id, (0.0, []))[1]:
+            await self.deliver_message(frame, internal=internal)
+
+

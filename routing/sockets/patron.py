@@ -1,0 +1,99 @@
+"""The patron's socket (/ws/patron/): join a chat with its token, then messages, typing, end."""
+
+from __future__ import annotations
+
+import json
+
+from django.utils import timezone
+
+from routing import access, frames, validation
+from routing.events import chat_group
+from routing.models import Chat
+from routing.services import chats, presence
+from routing.sockets.base import Frame, ProtocolConsumer, header
+from routing.threads import in_thread
+from routing.validation import Fields, Invalid
+
+
+def _patron_join(chat_id: str, token: str, origin: str | None, channel_name: str,
+                 process_id: str) -> tuple[Chat | None, Frame | None]:
+    try:
+        chat = access.patron_chat(chat_id, token, origin)
+    except access.PatronRefused:
+        return None, None
+    presence.patron_connected(chat, channel_name, process_id, timezone.now())
+    chat.refresh_from_db()
+    return chat, frames.patron_state_frame(chat)
+
+
+class PatronConsumer(ProtocolConsumer):
+    role = "patron"
+
+    async def connect(self) -> None:
+        self.chat_id: str | None = None
+        await super().connect()
+
+    async def disconnect(self, code: int) -> None:
+        if self.chat_id:
+            await self.channel_layer.group_discard(chat_group(self.chat_id), self.channel_name)
+            await in_thread(presence.patron_disconnected)(self.channel_name, timezone.now())
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.chat_id is None:
+            # Nothing but a join (or a ping) before the chat is known.
+            try:
+                frame = json.loads(text_data or "")
+            except ValueError:
+                frame = None
+            if isinstance(frame, dict) and frame.get("type") in {"join", "ping"}:
+                await super().receive(text_data, bytes_data)
+                return
+            await self.send_json(frames.error_frame("forbidden", "send join first"))
+            await self.close(code=4403)
+            return
+        await super().receive(text_data, bytes_data)
+
+    async def frame_join(self, frame: Frame) -> None:
+        if self.chat_id is not None:
+            raise Invalid("already joined")
+        f = Fields(frame)
+        chat_id, after = f.chat_id(), f.integer("after")
+        f.check()
+        token = frame.get("token")
+        if not isinstance(token, str):
+            token = ""
+        self.hold_back(chat_id, float("inf"))  # released by send_history below
+        await self.channel_layer.group_add(chat_group(chat_id), self.channel_name)
+        chat, state = await in_thread(_patron_join)(
+            chat_id, token, header(self.scope, b"origin"), self.channel_name, self.process_id)
+        if chat is None or state is None:
+            self.held_back.pop(chat_id, None)
+            await self.channel_layer.group_discard(chat_group(chat_id), self.channel_name)
+            await self.send_json(frames.error_frame("forbidden", "wrong chat or token"))
+            await self.close(code=4403)
+            return
+        self.chat_id = chat_id
+        await self.send_json(frames.joined_frame(chat_id))
+        await self.send_json(state)
+        await self.send_history(chat_id, after)
+
+    async def frame_message(self, frame: Frame) -> None:
+        assert self.chat_id
+        f = Fields(frame)
+        body, cid = f.text("body", required=True, max_len=validation.MAX_BODY, strip=False), f.client_id()
+        f.check()
+        message, created = await in_thread(chats.message_post)(
+            self.chat_id, sender="patron", body=body, client_id=cid, now=timezone.now())
+        if not created:
+            await self.send_json(frames.message_frame(message))
+
+    async def frame_typing(self, frame: Frame) -> None:
+        assert self.chat_id
+        await self.channel_layer.group_send(chat_group(self.chat_id), {
+            "type": "vr.event", "frame": frames.typing_frame(self.chat_id, "patron")})
+
+    async def frame_end(self, frame: Frame) -> None:
+        assert self.chat_id
+        await in_thread(chats.chat_end)(self.chat_id, timezone.now(), by="patron")
+
+

@@ -1,0 +1,194 @@
+"""The librarian's socket (/ws/staff/): hello, presence, offers, the chats they hold, transfers and
+referrals."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from django.utils import timezone
+
+from libraries.models import StaffProfile
+from routing import access, frames, validation
+from routing.events import chat_group, librarian_group
+from routing.selectors import librarian_holds, librarian_queues, session_expiry
+from routing.services import chats, common, followups, offers, presence, shifts, transfers
+from routing.sockets.base import Frame, ProtocolConsumer, chat_of, header
+from routing.threads import in_thread
+from routing.validation import Fields, Invalid
+
+
+def _hello(profile: StaffProfile, channel_name: str, process_id: str) -> tuple[Frame, list[str]]:
+    state = presence.staff_connected(profile, channel_name, process_id, timezone.now())
+    hello = frames.hello_frame(profile, queues=librarian_queues(profile), presence=state.presence,
+                               chats=state.chats, offers=state.offers, shift=state.shift)
+    return hello, [c.pk for c in state.chats]
+
+
+def _presence_set(profile: StaffProfile, status: str) -> tuple[str, Frame]:
+    result = presence.presence_set(profile, status, timezone.now())
+    return result, shifts.shift_state(profile)
+
+
+# After hello, how long a staff socket waits for the client's join of each held chat before sending
+# that chat's live messages anyway (a client that does not resume with join).
+JOIN_WAIT = 10.0
+# "I'm staying on" for at most this long at once: a console cannot hold a librarian available all night.
+STAY_ON_MAX_MINUTES = 240
+
+
+class StaffConsumer(ProtocolConsumer):
+    role = "librarian"
+
+    async def connect(self) -> None:
+        self.profile: StaffProfile | None = None
+        await super().connect()
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.send_json(frames.error_frame("forbidden", "sign in first"))
+            await self.close(code=4401)
+            return
+        if not access.origin_allowed(header(self.scope, b"origin"), None):
+            await self.send_json(frames.error_frame("forbidden", "origin not allowed"))
+            await self.close(code=4403)
+            return
+        profile = await in_thread(access.staff_of)(user)
+        if profile is None:
+            await self.send_json(frames.error_frame("forbidden", "not a staff account"))
+            await self.close(code=4403)
+            return
+        self.profile = profile
+        session = self.scope.get("session")
+        self.session_key = getattr(session, "session_key", None)
+        if self.session_key:
+            self.session_watch = asyncio.get_running_loop().create_task(self._watch_session(self.session_key))
+        await self.channel_layer.group_add(librarian_group(profile.pk), self.channel_name)
+        hello, held = await in_thread(_hello)(profile, self.channel_name, self.process_id)
+        # A console resumes each held chat with join {after}; until it does (at most JOIN_WAIT s), live
+        # messages of that chat are kept back, then sent after the history the join asked for.
+        for chat_id, chat in zip(held, hello["chats"], strict=True):
+            self.hold_back(chat_id, JOIN_WAIT)
+            await self.channel_layer.group_add(chat_group(chat_id), self.channel_name)
+            self.seqs[chat_id] = chat["last_seq"]
+        await self.send_json(hello)
+
+    async def _watch_session(self, key: str) -> None:
+        """Close this socket when its session expires (signing out is announced: see routing.signals)."""
+        while True:
+            expires = await in_thread(session_expiry)(key)
+            if expires is None or expires <= timezone.now():
+                await self.send_json(frames.error_frame("forbidden", "your session has ended"))
+                await self.close(code=4401)
+                return
+            await asyncio.sleep(min(3600.0, max(0.5, (expires - timezone.now()).total_seconds() + 0.1)))
+
+    async def disconnect(self, code: int) -> None:
+        watch = getattr(self, "session_watch", None)
+        if watch is not None:
+            watch.cancel()
+        if self.profile is None:
+            return
+        await self.channel_layer.group_discard(librarian_group(self.profile.pk), self.channel_name)
+        for chat_id in list(self.seqs):
+            await self.channel_layer.group_discard(chat_group(chat_id), self.channel_name)
+        await in_thread(presence.staff_disconnected)(self.channel_name, timezone.now())
+
+    async def vr_close(self, event: dict[str, Any]) -> None:
+        """Signed out: close the sockets of that session (other devices keep theirs)."""
+        if event.get("session") in (None, self.session_key):
+            await self.send_json(frames.error_frame("forbidden", "signed out"))
+            await self.close(code=int(event.get("code", 4401)))
+
+    def _me(self) -> StaffProfile:
+        assert self.profile is not None
+        return self.profile
+
+    async def frame_presence(self, frame: Frame) -> None:
+        f = Fields(frame)
+        status = f.choice("status", ("available", "away"))
+        f.check()
+        result, shift = await in_thread(_presence_set)(self._me(), status)
+        await self.send_json(frames.presence_frame(result))
+        # Sent here rather than through the channel layer, so that it always follows the answer.
+        await self.send_json(shift)
+
+    async def frame_stay_on(self, frame: Frame) -> None:
+        """Answered with a shift (or shift_ending) frame to every console of this librarian."""
+        f = Fields(frame)
+        minutes = f.integer("minutes", minimum=1, maximum=STAY_ON_MAX_MINUTES)
+        f.check()
+        await in_thread(shifts.shift_stay_on)(self._me(), timezone.now(),
+                                                seconds=minutes * 60 if minutes else None)
+
+    async def frame_accept(self, frame: Frame) -> None:
+        chat_id = chat_of(frame)
+        try:
+            await in_thread(offers.chat_accept)(self._me(), chat_id, timezone.now())
+        except common.ServiceError as refused:
+            await self.send_json(frames.accept_failed_frame(chat_id, refused.reason, refused.detail))
+
+    async def frame_decline(self, frame: Frame) -> None:
+        chat_id = chat_of(frame)
+        await in_thread(offers.chat_decline)(self._me(), chat_id, timezone.now())
+
+    async def frame_message(self, frame: Frame) -> None:
+        f = Fields(frame)
+        chat_id = f.chat_id()
+        body, cid = f.text("body", required=True, max_len=validation.MAX_BODY, strip=False), f.client_id()
+        f.check()
+        internal = frame.get("internal") is True
+        message, created = await in_thread(chats.message_post)(
+            chat_id, sender="librarian", body=body, client_id=cid, now=timezone.now(), librarian=self._me(),
+            internal=internal)
+        if not created:
+            await self.send_json(frames.message_frame(message))
+
+    async def frame_typing(self, frame: Frame) -> None:
+        chat_id = chat_of(frame)
+        if chat_id not in self.seqs:
+            raise Invalid("you do not hold that chat")
+        await self.channel_layer.group_send(chat_group(chat_id), {
+            "type": "vr.event", "frame": frames.typing_frame(chat_id, "librarian")})
+
+    async def frame_transfer(self, frame: Frame) -> None:
+        f = Fields(frame)
+        chat_id = f.chat_id()
+        rule = '{"queue": slug} or {"librarian": username}'
+        target = f.object("to", rule, queue=str, librarian=str)
+        if target and not (target.get("queue") or target.get("librarian")):
+            f.problem("to", f"must be {rule}")
+        note = f.text("note", max_len=validation.MAX_NOTE, strip=False)
+        f.check()
+        try:
+            await in_thread(transfers.chat_transfer)(
+                self._me(), chat_id, timezone.now(), queue=target.get("queue"),
+                to_librarian=target.get("librarian") if not isinstance(target.get("queue"), str) else None,
+                note=note)
+        except common.ServiceError as refused:
+            await self.send_json(frames.transfer_failed_frame(chat_id, refused.reason, refused.detail))
+
+    async def frame_refer(self, frame: Frame) -> None:
+        f = Fields(frame)
+        chat_id = f.chat_id()
+        target = f.object("to", '{"library": slug}', required=False, library=str)
+        note = f.text("note", max_len=validation.MAX_NOTE, strip=False)
+        f.check()
+        ticket = await in_thread(followups.chat_refer)(
+            self._me(), chat_id, timezone.now(), library_slug=target.get("library") or None, note=note)
+        await self.send_json(frames.referred_frame(chat_id, ticket.pk))
+
+    async def frame_end(self, frame: Frame) -> None:
+        chat_id = chat_of(frame)
+        await in_thread(chats.chat_end)(chat_id, timezone.now(), by="librarian",
+                                                        librarian=self._me())
+
+    async def frame_join(self, frame: Frame) -> None:
+        f = Fields(frame)
+        chat_id, after = f.chat_id(), f.integer("after")
+        f.check()
+        self.hold_back(chat_id, JOIN_WAIT)  # nothing live overtakes the history asked for
+        if not await in_thread(librarian_holds)(self._me().pk, chat_id):
+            await self.release_held_back(chat_id)
+            raise common.ServiceError("not_found", "you do not hold that chat")
+        await self.channel_layer.group_add(chat_group(chat_id), self.channel_name)
+        await self.send_history(chat_id, after)
