@@ -17,7 +17,12 @@ from libraries.models import Library, StaffProfile
 
 
 def new_id() -> str:
-    return secrets.token_urlsafe(12)
+    """16 URL-safe characters, never starting with "-" or "_": an operator passes a chat id to a command
+    (`manage.py forget_chat ID`), where a leading "-" reads as an option (1 id in 32 did)."""
+    while True:
+        candidate = secrets.token_urlsafe(12)
+        if candidate[0].isalnum():
+            return candidate
 
 
 class ChatState(models.TextChoices):

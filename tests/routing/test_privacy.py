@@ -209,3 +209,13 @@ def test_an_operator_deletes_a_chat_whose_patron_lost_the_token(quiet: None) -> 
     assert chat.scrubbed and chat.patron_email == "" and not Message.objects.filter(chat=chat).exists()
     with pytest.raises(CommandError, match="no such chat"):
         call_command("forget_chat", "nope", stdout=StringIO())
+
+
+def test_a_chat_id_never_starts_like_a_command_option() -> None:
+    """An operator types the id after `manage.py forget_chat`; a leading "-" would read as an option
+    (with 16 random URL-safe characters, 1 id in 32 started with "-" or "_")."""
+    from routing.models import new_id
+
+    ids = [new_id() for _ in range(3000)]
+    assert all(i[0].isalnum() and len(i) == 16 for i in ids)
+    assert len(set(ids)) == len(ids)
