@@ -51,6 +51,7 @@ from consortium.models import Consortium
 from libraries.models import Queue, StaffProfile
 from routing.models import Chat, ChatState, Connection, LibrarianPresence, ServerProcess, TraceEvent
 from routing.plan import plan_from_json
+from routing.selectors import queues_served
 from routing.services.sweeps import PROCESS_DEAD_AFTER
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
@@ -102,7 +103,8 @@ def _queues(now: datetime) -> list[Metric]:
         "Seconds the longest-waiting chat in this queue has waited since it arrived (0: none waits).", labels=labels)
     present = GaugeMetricFamily(
         "vr_queue_librarians_present",
-        "Librarians online and available who serve this queue (shift rotas not applied).", labels=labels)
+        "Librarians online and available who serve this queue: their library's, the shared queues they list "
+        "and the rota-driven queues they have shifts on.", labels=labels)
     count: dict[tuple[str, str], int] = defaultdict(int)
     since: dict[tuple[str, str], datetime] = {}
     rows = _live_chats().filter(state=ChatState.QUEUED).values_list("consortium__slug", "plan", "step_index",
@@ -116,13 +118,13 @@ def _queues(now: datetime) -> list[Metric]:
             count[key] += 1
             since[key] = min(since.get(key, arrived_at), arrived_at)
     staffed: dict[tuple[str, str], int] = defaultdict(int)
-    librarians = (StaffProfile.objects.filter(is_active=True, presence__online=True,
-                                              presence__status=LibrarianPresence.Status.AVAILABLE)
-                  .select_related("library__consortium").prefetch_related("queues"))
+    librarians = list(StaffProfile.objects.filter(is_active=True, presence__online=True,
+                                                   presence__status=LibrarianPresence.Status.AVAILABLE)
+                      .select_related("library__consortium"))
+    served = queues_served(librarians)
     for librarian in librarians:
-        slug = librarian.library.consortium.slug
-        for queue in {librarian.library.slug, *(q.slug for q in librarian.queues.all())}:
-            staffed[(slug, queue)] += 1
+        for queue in served[librarian.pk]:
+            staffed[(librarian.library.consortium.slug, queue)] += 1
     known = set(Queue.objects.filter(is_active=True, consortium__is_active=True)
                 .values_list("consortium__slug", "slug"))
     for key in sorted(known | set(count) | set(staffed)):

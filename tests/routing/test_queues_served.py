@@ -1,6 +1,6 @@
 """The queues a librarian serves: their library's, the shared queues they list, and rota-driven queues
 they have shifts on. One answer (routing.selectors.queues_served) for the router's re-routing, the
-hello frame, and the console's presence overview."""
+hello frame, the console's presence overview and /metrics."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
 from libraries import rota
-from routing import events, process
+from routing import events, metrics, process
 from routing.selectors import librarian_queues, queues_served
 from routing.services import presence, sweeps
 from routing.staff import selectors as staff_selectors
@@ -73,3 +73,15 @@ async def test_a_rota_only_queue_counts_in_the_hello_frame() -> None:
         await comm.disconnect()
     finally:
         process.reset_for_tests()
+
+
+def test_a_rota_only_queue_counts_in_the_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(events, "_send", lambda group, event: None)
+    w = world()
+    now = timezone.now()
+    sweeps.process_heartbeat("p1", now)
+    presence.staff_connected(w["ana"], "staff-ana", "p1", now)
+    presence.presence_set(w["ana"], "available", now)
+    text = metrics.render(metrics.Figures(now))
+    assert 'vr_queue_librarians_present{consortium="served",queue="evening"} 1.0' in text
+    assert 'vr_queue_librarians_present{consortium="served",queue="first"} 0.0' in text
