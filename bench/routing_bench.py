@@ -224,7 +224,7 @@ def build(scale: float, seed: int) -> Built:
             Library(consortium=consortium, slug=f"lib-{i:04d}", name=f"Library {i}", timezone=rng.choice(ZONES),
                     zip_codes=[f"{10000 + i:05d}"],
                     # Mostly the consortium's first shared queue; a few fall back to the others.
-                    fallback=rng.choices([None, spanish, after_hours], weights=[90, 5, 5])[0])
+                    consortium_queue=rng.choices([None, spanish, after_hours], weights=[90, 5, 5])[0])
             for i in range(n_libraries)
         ]
         Library.objects.bulk_create(libraries)

@@ -60,8 +60,10 @@ class Library(models.Model):
     timezone = models.CharField(max_length=64)
     city = models.CharField(max_length=100, blank=True)
     zip_codes = models.JSONField(default=list, blank=True)
-    fallback = models.ForeignKey(
-        Queue, null=True, blank=True, on_delete=models.SET_NULL, related_name="fallback_for",
+    # The queue of the route's last step, the one docs/routing.md calls "consortium" (the consortium
+    # file's key `fallback`, kept by that contract).
+    consortium_queue = models.ForeignKey(
+        Queue, null=True, blank=True, on_delete=models.SET_NULL, related_name="consortium_queue_for",
         help_text="the consortium step's queue; default the consortium's first shared queue",
     )
     local_timeout = models.PositiveIntegerField(null=True, blank=True)

@@ -20,11 +20,13 @@ def default_plan(home: Library | None, consortium: Consortium) -> tuple[Step, ..
     partners = [p.slug for p in home.partner_libraries() if p.is_active]
     if partners:
         steps.append(Step("partners", tuple(partners), home.partner_timeout or consortium.partner_timeout))
-    fallback = home.fallback if home.fallback_id and home.fallback and home.fallback.is_active else None
-    if fallback is None and shared:
-        fallback = shared[0]
-    if fallback is not None:
-        steps.append(Step("consortium", (fallback.slug,), None))
+    queue = home.consortium_queue if home.consortium_queue_id else None
+    if queue is not None and not queue.is_active:
+        queue = None
+    if queue is None and shared:
+        queue = shared[0]
+    if queue is not None:
+        steps.append(Step("consortium", (queue.slug,), None))
     return _last_without_wait(steps)
 
 

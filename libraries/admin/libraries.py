@@ -42,7 +42,7 @@ class LibraryForm(forms.ModelForm):
     class Meta:
         model = Library
         fields = ("consortium", "slug", "name", "kind", "timezone", "city", "website", "is_active",
-                  "zip_codes", "fallback", "local_timeout", "partner_timeout", "route", "policy",
+                  "zip_codes", "consortium_queue", "local_timeout", "partner_timeout", "route", "policy",
                   "policy_reviewed_on", "key_links", "rota_target_hours", "transcript_retention_days")
         # Given as a class so that the admin's own form factory keeps it (with the admin widget).
         field_classes = {"website": HttpsURLField}
@@ -78,10 +78,10 @@ class LibraryForm(forms.ModelForm):
         consortium = data.get("consortium")
         if consortium is None and self.instance.consortium_id is not None:
             consortium = self.instance.consortium
-        fallback = data.get("fallback")
-        if fallback is not None and consortium is not None and (
-                fallback.consortium_id != consortium.pk or fallback.kind != Queue.Kind.SHARED):
-            self.add_error("fallback", "choose one of this consortium's shared queues")
+        queue = data.get("consortium_queue")
+        if queue is not None and consortium is not None and (
+                queue.consortium_id != consortium.pk or queue.kind != Queue.Kind.SHARED):
+            self.add_error("consortium_queue", "choose one of this consortium's shared queues")
         slug = data.get("slug")
         if self.instance.pk is None and slug and consortium is not None and \
                 Queue.objects.filter(consortium=consortium, slug=slug).exists():
@@ -172,7 +172,7 @@ class LibraryAdmin(ScopedModelAdmin):
     fieldsets = (
         (None, {"fields": ("consortium", "slug", "name", "kind", "timezone", "city", "website", "is_active",
                            "local_queue_link")}),
-        ("Routing", {"fields": ("zip_codes", "fallback", "local_timeout", "partner_timeout", "route")}),
+        ("Routing", {"fields": ("zip_codes", "consortium_queue", "local_timeout", "partner_timeout", "route")}),
         ("Policy page", {"fields": ("policy", "policy_preview", "policy_reviewed_on", "key_links")}),
         ("Rota and privacy", {"fields": ("rota_target_hours", "transcript_retention_days")}),
     )
@@ -189,7 +189,7 @@ class LibraryAdmin(ScopedModelAdmin):
         return (*shown, "slug") if obj is not None else shown
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
-        if db_field.name == "fallback":
+        if db_field.name == "consortium_queue":
             kwargs["queryset"] = self.choices_queryset(Queue, request).filter(kind=Queue.Kind.SHARED)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 

@@ -17,7 +17,7 @@ def export(consortium: Consortium) -> Doc:
                   .order_by("position", "slug").prefetch_related("weekly", "closures", "special_hours"))
     positions = {q.pk: i for i, q in enumerate(shared)}
     libraries = list(consortium.libraries.filter(is_active=True).order_by("slug")
-                     .select_related("fallback")
+                     .select_related("consortium_queue")
                      .prefetch_related("partner_links__partner"))
     local = {q.library_id: q for q in Queue.objects.filter(library__in=libraries)
              .prefetch_related("weekly", "closures", "special_hours")}
@@ -38,8 +38,8 @@ def export(consortium: Consortium) -> Doc:
         doc["zip_codes"] = list(lib.zip_codes or [])
         links = sorted(lib.partner_links.all(), key=lambda k: k.position)
         doc["partners"] = [link.partner.slug for link in links if link.partner.slug in active_slugs]
-        if lib.fallback and lib.fallback.is_active:
-            doc["fallback"] = lib.fallback.slug
+        if lib.consortium_queue and lib.consortium_queue.is_active:
+            doc["fallback"] = lib.consortium_queue.slug  # the file's name for the consortium step's queue
         doc["mode"] = queue.mode if queue else OfferMode.BROADCAST.value
         put_optional(doc, "local_timeout", lib.local_timeout)
         put_optional(doc, "partner_timeout", lib.partner_timeout)

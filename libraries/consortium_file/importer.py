@@ -269,7 +269,7 @@ class _Importer:
         values = {
             "name": lib["name"], "kind": lib["kind"], "timezone": lib["timezone"],
             "city": lib.get("city", ""),
-            "zip_codes": lib["zip_codes"], "fallback_id": fallback.pk if fallback else None,
+            "zip_codes": lib["zip_codes"], "consortium_queue_id": fallback.pk if fallback else None,
             "local_timeout": lib.get("local_timeout"), "partner_timeout": lib.get("partner_timeout"),
             "transcript_retention_days": lib.get("transcript_retention_days"),
             "route": _route_json(lib.get("route")), "policy": lib.get("policy", ""),

@@ -155,13 +155,13 @@ def test_coordinator_edits_their_library(world: World) -> None:
     page = client.get(url("libraries_library_change", world.orlando.pk))
     assert page.status_code == 200
     data = form_data(page)
-    data.update(name="Orlando Public Library", zip_codes='["32801"]', fallback=str(world.spanish.pk))
+    data.update(name="Orlando Public Library", zip_codes='["32801"]', consortium_queue=str(world.spanish.pk))
     response = client.post(url("libraries_library_change", world.orlando.pk), data)
     assert response.status_code == 302, response.context["adminform"].form.errors
     world.orlando.refresh_from_db()
     assert world.orlando.name == "Orlando Public Library"
     assert world.orlando.zip_codes == ["32801"]
-    assert world.orlando.fallback == world.spanish
+    assert world.orlando.consortium_queue == world.spanish
 
 
 def test_coordinator_edits_their_consortium_but_not_its_slug(world: World) -> None:
@@ -188,7 +188,7 @@ def test_coordinator_choices_are_limited_to_their_consortium(world: World) -> No
     client = client_for(world.coordinator)
     form = client.get(url("libraries_library_add")).context["adminform"].form
     assert list(form.fields["consortium"].queryset) == [world.alpha]
-    assert set(form.fields["fallback"].queryset) == {world.statewide, world.spanish}
+    assert set(form.fields["consortium_queue"].queryset) == {world.statewide, world.spanish}
     staff_form = client.get(url("libraries_staffprofile_add")).context["adminform"].form
     assert set(staff_form.fields["library"].queryset) == {world.tampa, world.orlando}
     assert set(staff_form.fields["queues"].queryset) == {world.statewide, world.spanish}
@@ -199,12 +199,12 @@ def test_coordinator_choices_are_limited_to_their_consortium(world: World) -> No
 def test_coordinator_cannot_post_a_foreign_choice(world: World) -> None:
     client = client_for(world.coordinator)
     data = form_data(client.get(url("libraries_library_change", world.orlando.pk)))
-    data["fallback"] = str(world.beta_statewide.pk)
+    data["consortium_queue"] = str(world.beta_statewide.pk)
     response = client.post(url("libraries_library_change", world.orlando.pk), data)
     assert response.status_code == 200
-    assert "fallback" in response.context["adminform"].form.errors
+    assert "consortium_queue" in response.context["adminform"].form.errors
     world.orlando.refresh_from_db()
-    assert world.orlando.fallback is None
+    assert world.orlando.consortium_queue is None
 
 
 def test_adding_a_library_creates_its_local_queue(world: World) -> None:

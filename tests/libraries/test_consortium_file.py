@@ -267,7 +267,7 @@ def test_import_creates_the_consortium(tmp_path: Path) -> None:
     assert (c.local_timeout, c.max_wait, c.partner_timeout) == (30, 300, 60)
     tampa = Library.objects.get(consortium=c, slug="tampa")
     assert [p.slug for p in tampa.partner_libraries()] == ["stpete", "pcola"]
-    assert tampa.fallback == Queue.objects.get(consortium=c, slug="statewide")
+    assert tampa.consortium_queue == Queue.objects.get(consortium=c, slug="statewide")
     assert tampa.route[2] == {"name": "consortium", "queues": ["statewide"], "wait": None}
     assert tampa.policy_reviewed_on == dt.date(2025, 1, 15)
     local = Queue.objects.get(library=tampa)
