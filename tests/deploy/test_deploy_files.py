@@ -133,6 +133,15 @@ def test_nginx_proxies_websockets_with_timeouts_that_fit_daphnes_pings(name: str
     assert "deny all;" in location(conf, "= /metrics")
 
 
+@pytest.mark.parametrize("name", ["vr.conf", "compose.conf.template"])
+def test_static_files_are_revalidated_so_no_browser_mixes_two_releases_modules(name: str) -> None:
+    """The console's ES modules import each other under unversioned names: cached for an hour, a browser
+    could run one release's modules beside another's after an upgrade."""
+    static = location((DEPLOY / "nginx" / name).read_text(), "/static/")
+    assert 'add_header Cache-Control "no-cache" always;' in static
+    assert "expires" not in static
+
+
 def test_nginx_upstreams_and_units_agree_on_the_ports() -> None:
     ports = re.findall(r"server 127\.0\.0\.1:(\d+)", nginx_conf())
     assert len(ports) >= 2
