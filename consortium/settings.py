@@ -55,6 +55,11 @@ if not SECRET_KEY:
     SECRET_KEY = _DEV_KEY_FILE.read_text().strip()
 elif not DEBUG and (SECRET_KEY.startswith("dev-") or len(SECRET_KEY) < 32):
     raise ImproperlyConfigured("DJANGO_SECRET_KEY looks like a development key; use a long random one")
+elif not DEBUG and "change-me" in SECRET_KEY.lower():
+    # deploy/env.example's placeholder is long enough to pass the test above: a copied example file must
+    # not become a deployment whose sessions and tokens anyone who has read the example can forge.
+    raise ImproperlyConfigured("DJANGO_SECRET_KEY is still the CHANGE-ME placeholder of deploy/env.example; "
+                               "use a long random one")
 
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h.strip()]
 if DEBUG:
