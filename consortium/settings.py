@@ -225,6 +225,9 @@ AXES_LOCKOUT_CALLABLE = "consortium.signin.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "consortium.signin.client_address"
 AXES_SENSITIVE_PARAMETERS: list[str] = []  # log the user name and address of a failure; axes always masks the password
 AXES_VERBOSE = False  # no "AXES: BEGIN" line at every start of every process
+# Axes would also keep a row per successful sign-in (address, browser) for ever, pruned by nothing: we keep
+# only the failures, which age out with the cool-off.
+AXES_DISABLE_ACCESS_LOG = True
 # Addresses (or networks) of the proxies in front of daphne whose X-Forwarded-For the sign-in limits trust.
 # Empty (the default): the socket peer is the client. (daphne --proxy-headers is a separate matter: issue 13.6.)
 TRUSTED_PROXIES = [a.strip() for a in os.environ.get("TRUSTED_PROXIES", "").split(",") if a.strip()]

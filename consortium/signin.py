@@ -103,7 +103,11 @@ class SignInHandler(AxesDatabaseHandler):
 
 
 def minutes_left(request: HttpRequest, credentials: dict[str, Any] | None) -> int:
-    """Whole minutes (at least 1) until the lock on this account or client ends."""
+    """Whole minutes (at least 1) until the lock on this account or client ends.
+
+    Counted from the latest failure of either, so when only one of them is locked the page may name a
+    little more time than is left: never less.
+    """
     username = get_client_username(request, credentials)
     address = getattr(request, "axes_ip_address", None) or client_address(request)
     last = (AccessAttempt.objects.filter(username=username) | AccessAttempt.objects.filter(ip_address=address)) \

@@ -63,6 +63,9 @@ def test_database_and_redis_urls_switch_to_the_production_engines(tmp_path: Path
     ({"DJANGO_SECRET_KEY": STRONG_KEY, "DJANGO_DEBUG": "true"}, "DJANGO_DEBUG must be false"),
     ({"DJANGO_SECRET_KEY": STRONG_KEY, "DJANGO_DEBUG": "maybe"}, "true or false"),
     ({"DJANGO_SECRET_KEY": STRONG_KEY, "EMAIL_URL": "pigeon://coop"}, "EMAIL_URL"),
+    ({"DJANGO_SECRET_KEY": STRONG_KEY, "TRUSTED_PROXIES": "nginx"}, "TRUSTED_PROXIES"),
+    ({"DJANGO_SECRET_KEY": STRONG_KEY, "VR_SIGNIN_ACCOUNT_FAILURES": "10", "VR_SIGNIN_CLIENT_FAILURES": "5"},
+     "VR_SIGNIN_CLIENT_FAILURES must be at least"),
 ])
 def test_production_refuses_unsafe_settings(tmp_path: Path, env: dict[str, str], complaint: str) -> None:
     result = settings_with(tmp_path, DATABASE_URL="postgres://u@127.0.0.1:5432/x", **env)
