@@ -414,10 +414,10 @@ def hours_from_ics(text: str, timezone: str, *, today: date) -> HoursImport:
             continue
         # Dates in the event's own zone; the queue's differs by at most a day, which the bounds can spare.
         refused = _beyond_bounds(start.date(), end.date(), window, days_read, repeats=rule is not None)
-        if refused == _TOO_OLD and rule is None:
+        if refused == _TOO_OLD:
             too_old += 1
             continue
-        if refused and refused != _TOO_OLD:
+        if refused:
             found.notes.append(f"{label} {refused}; skipped")
             continue
         days_read += (end.date() - start.date()).days + 1
@@ -446,12 +446,12 @@ def hours_from_ics(text: str, timezone: str, *, today: date) -> HoursImport:
             found.notes.append(f"{label} repeats on {','.join(days)}, not on plain weekdays; skipped")
             continue
         source_day = start.weekday()  # the weekday of DTSTART in its own zone
+        occurrences: list[tuple[date, Interval]] = []
         try:
-            occurrences = [
+            for day_name in days:
+                shift = (DAYS.index(day_name[-2:]) - source_day) % 7
                 # Place the occurrence on that weekday in the event's zone, then read it in the queue's.
-                piece for day_name in days
-                for piece in _local_pieces(_shift_days(start, (DAYS.index(day_name[-2:]) - source_day) % 7),
-                                           _shift_days(end, (DAYS.index(day_name[-2:]) - source_day) % 7), zone)]
+                occurrences += _local_pieces(_shift_days(start, shift), _shift_days(end, shift), zone)
         except OverflowError:  # a rule starting in year 1: its first week cannot be read in the queue's zone
             found.notes.append(f"{label} starts at the very edge of the calendar; skipped")
             continue
