@@ -18,6 +18,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
+from consortium import admin_signin  # noqa: F401  (the locked sign-ins, registered on import)
 from consortium.models import SETTING_DEFAULTS, Consortium
 from consortium.scoping import VIEW, ScopedModelAdmin, can_use_admin, is_superuser
 

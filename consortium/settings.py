@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -55,6 +56,11 @@ if not SECRET_KEY:
     SECRET_KEY = _DEV_KEY_FILE.read_text().strip()
 elif not DEBUG and (SECRET_KEY.startswith("dev-") or len(SECRET_KEY) < 32):
     raise ImproperlyConfigured("DJANGO_SECRET_KEY looks like a development key; use a long random one")
+elif not DEBUG and "change-me" in SECRET_KEY.lower():
+    # deploy/env.example's placeholder is long enough to pass the test above: a copied example file must
+    # not become a deployment whose sessions and tokens anyone who has read the example can forge.
+    raise ImproperlyConfigured("DJANGO_SECRET_KEY is still the CHANGE-ME placeholder of deploy/env.example; "
+                               "use a long random one")
 
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h.strip()]
 if DEBUG:
@@ -69,6 +75,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "axes",  # before consortium: consortium/admin_signin.py replaces axes' admin of the attempts
     "consortium",
     "libraries",
     "routing",
@@ -86,6 +93,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "consortium.middleware.ApiErrorMiddleware",
+    # Last, as django-axes asks: turns a locked-out sign-in into the 429 page (consortium/signin.py).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "consortium.urls"
@@ -194,6 +203,43 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+AUTHENTICATION_BACKENDS = [
+    "consortium.signin.SignInBackend",  # refuses a locked account or client before the password is tried
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+# Staff sign-in throttling (consortium/signin.py, docs/security.md): django-axes, counted in the database
+# (shared by every process). AXES_FAILURE_LIMIT is the per-account limit; the per-client one is our own.
+AXES_HANDLER = "consortium.signin.SignInHandler"
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # this order: SignInHandler reads them so
+AXES_FAILURE_LIMIT = int(os.environ.get("VR_SIGNIN_ACCOUNT_FAILURES", "5"))
+SIGNIN_CLIENT_FAILURE_LIMIT = int(os.environ.get("VR_SIGNIN_CLIENT_FAILURES", "20"))
+if not 1 <= AXES_FAILURE_LIMIT <= SIGNIN_CLIENT_FAILURE_LIMIT:
+    raise ImproperlyConfigured("VR_SIGNIN_CLIENT_FAILURES must be at least VR_SIGNIN_ACCOUNT_FAILURES (>= 1)")
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("VR_SIGNIN_COOLOFF_MINUTES", "15")))
+# A success does not wipe the count: axes would wipe the client's failures as well, so one good account
+# would reset the per-client limit. Failures while locked do not extend the lock (see consortium/signin.py).
+AXES_RESET_ON_SUCCESS = False
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "consortium.signin.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "consortium.signin.client_address"
+AXES_SENSITIVE_PARAMETERS: list[str] = []  # log the user name and address of a failure; axes always masks the password
+AXES_VERBOSE = False  # no "AXES: BEGIN" line at every start of every process
+# Axes would also keep a row per successful sign-in (address, browser) for ever, pruned by nothing: we keep
+# only the failures, which age out with the cool-off.
+AXES_DISABLE_ACCESS_LOG = True
+# Addresses (or networks) of the proxies in front of daphne whose X-Forwarded-For the sign-in limits trust.
+# Empty (the default): the socket peer is the client. (daphne --proxy-headers is a separate matter: issue 13.6.)
+TRUSTED_PROXIES = [a.strip() for a in os.environ.get("TRUSTED_PROXIES", "").split(",") if a.strip()]
+for _entry in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_entry, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"TRUSTED_PROXIES: {_entry!r} is not an address or network") from None
+# Password reset requests (consortium/signin.py), per client address and per email address asked for.
+PASSWORD_RESET_CLIENT_RATE = os.environ.get("VR_PASSWORD_RESET_CLIENT_RATE", "10/h")
+PASSWORD_RESET_EMAIL_RATE = os.environ.get("VR_PASSWORD_RESET_EMAIL_RATE", "3/h")
+
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/staff/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"

@@ -3,12 +3,15 @@ from django.contrib.staticfiles.views import serve as serve_static
 from django.urls import include, path, re_path
 
 from consortium import views
+from consortium.signin import ThrottledPasswordResetView
 from routing import metrics
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("metrics", metrics.metrics, name="metrics"),  # Prometheus; only for METRICS_ALLOWED_IPS
     path("admin/", admin.site.urls),
+    # Before Django's own: the same view, throttled per client and per address (consortium/signin.py).
+    path("accounts/password_reset/", ThrottledPasswordResetView.as_view(), name="password_reset"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("routing.urls")),
     path("staff/", include("routing.staff.urls")),

@@ -12,6 +12,14 @@ Calendar, Outlook, LibCal) are exported in:
 Wall times are read in the event's own zone (TZID), UTC (a trailing Z) or, when the event gives
 none ("floating"), the queue's zone, and turned into the queue's local times. Whatever cannot be
 read as hours (a fortnightly rule, an event in the past) is skipped and named in `notes`.
+
+The work is bounded by construction, whatever the file says (docs/security.md, "Calendar import"):
+reading an event costs one step per day it covers, and a file may name any date from year 1 to 9999.
+So an event must lie within the window `HORIZON_PAST` before today to `HORIZON_AHEAD` after it
+(a weekly rule must start before the window ends), last at most `MAX_EVENT_DAYS`, and the whole file
+may spend at most `MAX_DAYS_READ` such days; anything past these is skipped with the reason in
+`notes`. Recurrences are never expanded: a weekly rule is read as its one week, so a rule with no
+end (or a daily one, which is refused) costs no more than one event.
 """
 
 from __future__ import annotations
@@ -33,6 +41,13 @@ from libraries.models import Queue, ShiftAssignment, ShiftSwap, StaffProfile
 DAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 PRODID = "-//vrconsortium//Ask a Librarian//EN"
 _ONE_DAY = timedelta(days=1)
+
+# The import's bounds (see the module docstring): hours a library publishes are for the coming months,
+# a calendar export keeps the past year or so, and a closure longer than a year is not a closure.
+HORIZON_PAST = timedelta(days=366)
+HORIZON_AHEAD = timedelta(days=2 * 366)
+MAX_EVENT_DAYS = 366
+MAX_DAYS_READ = 20_000  # about 27 events of a year each, or 20,000 one-day ones: far above any library's file
 
 # --- writing --------------------------------------------------------------------------------------------
 
@@ -348,6 +363,8 @@ def hours_from_ics(text: str, timezone: str, *, today: date) -> HoursImport:
     weekly: dict[int, list[Interval]] = defaultdict(list)
     special: dict[date, list[Interval]] = defaultdict(list)
     left_out: list[tuple[str, list[date]]] = []
+    window = (today - HORIZON_PAST, today + HORIZON_AHEAD)
+    days_read, too_old = 0, 0
     for n, event in enumerate(parse(text).walk("VEVENT"), start=1):
         summary = str(event.get("SUMMARY", "")) or f"event {n}"
         label = f'"{summary}"'
@@ -367,6 +384,14 @@ def hours_from_ics(text: str, timezone: str, *, today: date) -> HoursImport:
         if not isinstance(start, datetime):  # an all-day event: a closure
             last = (end - _ONE_DAY) if isinstance(end, date) and not isinstance(end, datetime) and end > start \
                 else start
+            refused = _beyond_bounds(start, last, window, days_read, repeats=False)
+            if refused == _TOO_OLD:
+                too_old += 1
+                continue
+            if refused:
+                found.notes.append(f"{label} {refused}; skipped")
+                continue
+            days_read += (last - start).days + 1
             if rule:
                 found.notes.append(f"{label} repeats; only its first closure ({start.isoformat()}) was imported")
             found.closures.append((start, last, summary[:200]))
@@ -379,12 +404,30 @@ def hours_from_ics(text: str, timezone: str, *, today: date) -> HoursImport:
             if not isinstance(duration, timedelta):
                 found.notes.append(f"{label}: duration {str(event['DURATION'])!r} cannot be read; skipped")
                 continue
-            end = start + duration
+            try:
+                end = start + duration
+            except OverflowError:  # a duration of millions of days: past year 9999
+                found.notes.append(f"{label} ends after the year 9999; skipped")
+                continue
         if end <= start:
             found.notes.append(f"{label} ends before it starts; skipped")
             continue
+        # Dates in the event's own zone; the queue's differs by at most a day, which the bounds can spare.
+        refused = _beyond_bounds(start.date(), end.date(), window, days_read, repeats=rule is not None)
+        if refused == _TOO_OLD:
+            too_old += 1
+            continue
+        if refused:
+            found.notes.append(f"{label} {refused}; skipped")
+            continue
+        days_read += (end.date() - start.date()).days + 1
         if rule is None:
-            for day, interval in _local_pieces(start, end, zone):
+            try:
+                pieces = _local_pieces(start, end, zone)
+            except OverflowError:  # within a day of year 1 or 9999: no queue's zone can hold it
+                found.notes.append(f"{label} is at the very edge of the calendar; skipped")
+                continue
+            for day, interval in pieces:
                 special[day].append(interval)
             continue
         freq, interval_count = str(_first(rule, "FREQ", "?")), int(_first(rule, "INTERVAL", 1))
@@ -402,15 +445,22 @@ def hours_from_ics(text: str, timezone: str, *, today: date) -> HoursImport:
         if any(d[-2:] not in DAYS or d[:-2] for d in days):
             found.notes.append(f"{label} repeats on {','.join(days)}, not on plain weekdays; skipped")
             continue
-        left_out.append((label, _left_out(event)))
         source_day = start.weekday()  # the weekday of DTSTART in its own zone
-        for day_name in days:
-            shift = (DAYS.index(day_name[-2:]) - source_day) % 7
-            # Place the occurrence on that weekday in the event's zone, then read it in the queue's.
-            occ_start = _shift_days(start, shift)
-            occ_end = _shift_days(end, shift)
-            for local_day, interval in _local_pieces(occ_start, occ_end, zone):
-                weekly[local_day.weekday()].append(interval)
+        occurrences: list[tuple[date, Interval]] = []
+        try:
+            for day_name in days:
+                shift = (DAYS.index(day_name[-2:]) - source_day) % 7
+                # Place the occurrence on that weekday in the event's zone, then read it in the queue's.
+                occurrences += _local_pieces(_shift_days(start, shift), _shift_days(end, shift), zone)
+        except OverflowError:  # a rule starting in year 1: its first week cannot be read in the queue's zone
+            found.notes.append(f"{label} starts at the very edge of the calendar; skipped")
+            continue
+        left_out.append((label, _left_out(event)))
+        for local_day, interval in occurrences:
+            weekly[local_day.weekday()].append(interval)
+    if too_old:
+        found.notes.append(f"{too_old} event(s) ended before {window[0].isoformat()}, more than "
+                           f"{HORIZON_PAST.days} days ago; skipped")
     found.weekly = {d: _merge(weekly[d]) for d in sorted(weekly)}
     found.special = {d: _merge(special[d]) for d in sorted(special)}
     found.closures.sort()
@@ -423,6 +473,27 @@ def hours_from_ics(text: str, timezone: str, *, today: date) -> HoursImport:
             found.notes.append(f"{label} leaves out {', '.join(d.isoformat() for d in missing)}, which the "
                                "weekly hours cannot: add a closure or special hours there if the library is closed")
     return found
+
+
+_TOO_OLD = "ended more than a year ago"
+
+
+def _beyond_bounds(first: date, last: date, window: tuple[date, date], days_read: int, *, repeats: bool) -> str:
+    """Why an event from `first` to `last` (dates, both included) is past the import's bounds, or "".
+
+    A weekly rule is read as one week, so only its start and its one occurrence's length count; one
+    that started long ago still repeats today (its UNTIL, if any, is checked by the caller).
+    """
+    days = (last - first).days + 1
+    if days > MAX_EVENT_DAYS:
+        return f"lasts {days} days, more than the {MAX_EVENT_DAYS} an import accepts"
+    if first > window[1]:
+        return f"starts on {first.isoformat()}, after {window[1].isoformat()} ({HORIZON_AHEAD.days} days ahead)"
+    if last < window[0] and not repeats:
+        return _TOO_OLD
+    if days_read + days > MAX_DAYS_READ:
+        return f"is past the {MAX_DAYS_READ} days of events one import reads (split the file)"
+    return ""
 
 
 def _left_out(event: Component) -> list[date]:

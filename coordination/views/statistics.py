@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -11,6 +10,7 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from consortium import csv_safe
 from coordination import charts, statistics
 from coordination.access import Coordinator
 from coordination.forms import PeriodForm
@@ -89,9 +89,8 @@ def _csv(found: statistics.Report, table: str) -> HttpResponse:
     period = f"{found.period.first.isoformat()}_{found.period.last.isoformat()}"
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{found.consortium.slug}-{table}-{period}.csv"'
-    writer = csv.writer(response)
-    for row in statistics_rows(found, table):
-        writer.writerow(row)
+    # Subject tags are librarians' free text: quoted where a spreadsheet would run them (consortium/csv_safe.py).
+    csv_safe.writer(response).writerows(statistics_rows(found, table))
     return response
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 from typing import Any
 
@@ -10,6 +9,7 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 
+from consortium import csv_safe
 from consortium.models import Consortium
 from libraries.models import StaffProfile
 from routing import access, privacy, ratelimit
@@ -145,7 +145,7 @@ def report_chats(request: HttpRequest, consortium: Consortium, **_: Any) -> Http
         rows = rows.filter(created_at__lt=until + dt.timedelta(days=1))
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{consortium.slug}-chats.csv"'
-    writer = csv.writer(response)
+    writer = csv_safe.writer(response)  # cells a spreadsheet would run as formulas are quoted
     writer.writerow(["chat", "created_at", "home_library", "answering_library", "librarian", "step_answered",
                      "wait_seconds", "duration_seconds", "outcome", "end_reason", "language"])
     for chat in rows.iterator():

@@ -58,11 +58,26 @@ def test_database_and_redis_urls_switch_to_the_production_engines(tmp_path: Path
 @pytest.mark.parametrize(("env", "complaint"), [
     ({}, "DJANGO_SECRET_KEY must be set"),
     ({"DJANGO_SECRET_KEY": "dev-abc"}, "development key"),
+    ({"DJANGO_SECRET_KEY": "CHANGE-ME-generate-a-long-random-key"}, "CHANGE-ME placeholder"),
+    ({"DJANGO_SECRET_KEY": "x" * 40 + "change-me" + "y" * 10}, "CHANGE-ME placeholder"),
     ({"DJANGO_SECRET_KEY": STRONG_KEY, "DJANGO_DEBUG": "true"}, "DJANGO_DEBUG must be false"),
     ({"DJANGO_SECRET_KEY": STRONG_KEY, "DJANGO_DEBUG": "maybe"}, "true or false"),
     ({"DJANGO_SECRET_KEY": STRONG_KEY, "EMAIL_URL": "pigeon://coop"}, "EMAIL_URL"),
+    ({"DJANGO_SECRET_KEY": STRONG_KEY, "TRUSTED_PROXIES": "nginx"}, "TRUSTED_PROXIES"),
+    ({"DJANGO_SECRET_KEY": STRONG_KEY, "VR_SIGNIN_ACCOUNT_FAILURES": "10", "VR_SIGNIN_CLIENT_FAILURES": "5"},
+     "VR_SIGNIN_CLIENT_FAILURES must be at least"),
 ])
 def test_production_refuses_unsafe_settings(tmp_path: Path, env: dict[str, str], complaint: str) -> None:
     result = settings_with(tmp_path, DATABASE_URL="postgres://u@127.0.0.1:5432/x", **env)
     assert result.returncode != 0
     assert complaint in result.stderr
+
+
+def test_production_refuses_the_example_files_secret_key(tmp_path: Path) -> None:
+    # The very value an operator gets by copying deploy/env.example, read from the file, not retyped here.
+    example = (ROOT / "deploy" / "env.example").read_text()
+    key = next(line.split("=", 1)[1].strip() for line in example.splitlines()
+               if line.startswith("DJANGO_SECRET_KEY="))
+    result = settings_with(tmp_path, DATABASE_URL="postgres://u@127.0.0.1:5432/x", DJANGO_SECRET_KEY=key)
+    assert result.returncode != 0
+    assert "CHANGE-ME placeholder" in result.stderr

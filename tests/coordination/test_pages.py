@@ -231,3 +231,21 @@ def test_librarians_offer_and_take_shifts_on_their_own_page(client: Client, w: d
     swap.refresh_from_db()
     assert swap.status == "taken" and swap.taken_by == w["other"]
 
+
+
+def test_a_hostile_calendar_imports_what_is_sane_and_says_why_the_rest_was_not(client: Client,
+                                                                               w: dict[str, Any]) -> None:
+    as_user(client, w["coordinator"])
+    ics = ("BEGIN:VCALENDAR\r\n"
+           "BEGIN:VEVENT\r\nSUMMARY:Forever\r\nDTSTART:00020101T090000Z\r\nDTEND:99981231T170000Z\r\nEND:VEVENT\r\n"
+           "BEGIN:VEVENT\r\nSUMMARY:Open\r\nDTSTART;TZID=America/New_York:20260302T080000\r\n"
+           "DTEND;TZID=America/New_York:20260302T200000\r\nRRULE:FREQ=WEEKLY;BYDAY=MO\r\nEND:VEVENT\r\n"
+           "END:VCALENDAR\r\n")
+    page = client.post("/coordinator/alpha/hours/tampa/", {
+        "action": "import", "file": SimpleUploadedFile("hours.ics", ics.encode(), "text/calendar")}, follow=True)
+    assert page.status_code == 200
+    days = (date(9998, 12, 31) - date(2, 1, 1)).days + 1
+    assert f"&quot;Forever&quot; lasts {days} days, more than the 366 an import accepts; skipped" in \
+        page.content.decode()
+    assert list(Queue.objects.get(slug="tampa").weekly.values_list("weekday", "start_minute", "end_minute")) == [
+        (0, 480, 1200)]

@@ -211,3 +211,69 @@ def test_each_export_is_accepted_by_the_hours_editor(name: str, timezone: str) -
     schedule = schedule_for(library.local_queue)
     assert schedule.weekly == {d: tuple(found.weekly[d]) for d in found.weekly}
     assert len(schedule.closures) == len(found.closures) and set(schedule.special) == set(found.special)
+
+
+# --- hostile files: the import's work is bounded (docs/security.md, "Calendar import") -----------------
+
+
+def calendar(*events: str) -> str:
+    return ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//hostile//EN\r\n" + "".join(
+        f"BEGIN:VEVENT\r\nUID:{n}@x\r\nSUMMARY:e{n}\r\n{body}END:VEVENT\r\n" for n, body in enumerate(events))
+        + "END:VCALENDAR\r\n")
+
+
+def test_an_event_from_year_1_to_9999_is_refused_by_its_length_not_read_day_by_day() -> None:
+    # Read day by day this is 3.65 million days (minutes of work, and a year-1 date the queue's zone
+    # cannot hold); the length check refuses it before a single day is read.
+    found = ical.hours_from_ics(calendar("DTSTART:00010101T090000Z\r\nDTEND:99991231T170000Z\r\n",
+                                         "DTSTART;VALUE=DATE:00010101\r\nDTEND;VALUE=DATE:99991231\r\n",
+                                         "DTSTART:00020101T090000Z\r\nDTEND:99981231T170000Z\r\n"),
+                                "America/New_York", today=TODAY)
+    assert found.special == {} and found.closures == [] and found.weekly == {}
+    assert len(found.notes) == 3 and all(f"more than the {ical.MAX_EVENT_DAYS} an import accepts" in note
+                                         for note in found.notes), found.notes
+
+
+def test_events_beyond_the_horizon_are_refused_with_the_reason() -> None:
+    found = ical.hours_from_ics(calendar(
+        "DTSTART:99991231T090000Z\r\nDTEND:99991231T100000Z\r\n",  # the last hour there is
+        "DTSTART;VALUE=DATE:20300101\r\n",  # a closure four years ahead
+        "DTSTART:20290105T090000Z\r\nDTEND:20290105T170000Z\r\nRRULE:FREQ=WEEKLY\r\n",  # hours from 2029
+        "DTSTART:00010101T000000Z\r\nDTEND:00010101T010000Z\r\n",  # the first hour there is
+        "DTSTART;VALUE=DATE:20240101\r\n",  # a closure two years ago
+        "DTSTART:20260401T090000Z\r\nDURATION:P99999999D\r\n",  # ends past year 9999
+        "DTSTART;VALUE=DATE:20261224\r\nDTEND;VALUE=DATE:20261226\r\n",  # a closure this year: kept
+    ), "America/New_York", today=TODAY)
+    assert found.closures == [(date(2026, 12, 24), date(2026, 12, 25), "e6")]
+    assert found.special == {} and found.weekly == {}
+    ahead = (TODAY + ical.HORIZON_AHEAD).isoformat()
+    assert f'"e0" starts on 9999-12-31, after {ahead} (732 days ahead); skipped' in found.notes
+    assert f'"e1" starts on 2030-01-01, after {ahead} (732 days ahead); skipped' in found.notes
+    assert f'"e2" starts on 2029-01-05, after {ahead} (732 days ahead); skipped' in found.notes
+    assert '"e5" ends after the year 9999; skipped' in found.notes
+    assert "2 event(s) ended before 2025-03-01, more than 366 days ago; skipped" in found.notes
+
+
+def test_a_weekly_rule_with_no_end_or_a_daily_one_costs_one_week() -> None:
+    # Recurrences are never expanded: a rule with no end from year 1 is read as its first week (which
+    # here is too close to year 1 for the queue's zone), a daily rule is refused as it always was.
+    found = ical.hours_from_ics(calendar(
+        "DTSTART:00010101T010000Z\r\nDTEND:00010101T030000Z\r\nRRULE:FREQ=WEEKLY\r\n",
+        "DTSTART:00010101T090000Z\r\nDTEND:00010101T170000Z\r\nRRULE:FREQ=DAILY\r\n",
+        "DTSTART:20000103T140000Z\r\nDTEND:20000103T220000Z\r\nRRULE:FREQ=WEEKLY;BYDAY=MO\r\n",
+    ), "America/New_York", today=TODAY)
+    assert found.weekly == {0: [(h("9:00"), h("17:00"))]}, "a rule from 2000 still gives this week's hours"
+    assert '"e0" starts at the very edge of the calendar; skipped' in found.notes
+    assert '"e1" repeats daily, not every week; skipped' in found.notes
+
+
+def test_the_whole_file_reads_at_most_its_budget_of_days() -> None:
+    # Each event is within every other bound (a year long, inside the window); together they would
+    # cost 200 x 366 days: the budget stops the reading and says where.
+    year_long = "DTSTART:20260302T090000Z\r\nDTEND:20270301T090000Z\r\n"
+    found = ical.hours_from_ics(calendar(*[year_long] * 200), "UTC", today=TODAY)
+    read = ical.MAX_DAYS_READ // 366
+    assert len(found.special) == 365, "the events overlap: one year of days"
+    skipped = [note for note in found.notes if f"past the {ical.MAX_DAYS_READ} days" in note]
+    assert len(skipped) == 200 - read
+    assert skipped[0].startswith(f'"e{read}" ')
