@@ -37,7 +37,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from routing.ratelimit import hit
+from consortium import ratelimit
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -132,15 +132,15 @@ def lockout_response(request: HttpRequest, original_response: HttpResponse | Non
 class ThrottledPasswordResetView(PasswordResetView):
     """Django's password reset, at most so many requests per address asked for and per client.
 
-    Counted as the chat limits are (routing/ratelimit.py: Redis, shared by all processes, in production).
+    Counted as the chat limits are (consortium/ratelimit.py: Redis, shared by all processes, in production).
     The answer past a limit is the sign-in lockout page: it says no more than that there were too many.
     """
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         email = str(request.POST.get("email", "")).strip().lower()
         # The address is hashed into the key: the limiter's store never holds a readable email.
-        waits = [hit("pwreset-client", client_address(request), settings.PASSWORD_RESET_CLIENT_RATE),
-                 hit("pwreset-email", hashlib.sha256(email.encode()).hexdigest(), settings.PASSWORD_RESET_EMAIL_RATE)]
+        waits = [ratelimit.PASSWORD_RESET_CLIENT.hit(client_address(request)),
+                 ratelimit.PASSWORD_RESET_EMAIL.hit(hashlib.sha256(email.encode()).hexdigest())]
         wait = max(waits)
         if wait:
             return locked_out_page(request, max(1, math.ceil(wait / 60)))

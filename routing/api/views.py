@@ -9,10 +9,10 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 
-from consortium import csv_safe
+from consortium import csv_safe, ratelimit
 from consortium.models import Consortium
 from libraries.models import StaffProfile
-from routing import access, privacy, ratelimit
+from routing import access, privacy
 from routing.api.base import ApiError, api_view, chat_for, client_ip, json_body, not_found, patron_chat, staff
 from routing.frames import library_ref, message_frame
 from routing.models import Chat

@@ -19,8 +19,9 @@ from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.views.decorators.csrf import csrf_exempt
 
+from consortium import ratelimit
 from consortium.middleware import api_error
-from routing import access, files, frames, ratelimit, validation
+from routing import access, files, frames, validation
 from routing.api.base import ApiError, api_view, bearer, chat_for, cors, json_body, not_found, patron_chat, staff
 from routing.events import chat_group, to_chat
 from routing.models import Chat

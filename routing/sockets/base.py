@@ -19,7 +19,8 @@ from typing import Any
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from routing import frames, ratelimit, validation
+from consortium import ratelimit
+from routing import frames, validation
 from routing.events import chat_group
 from routing.layer_watch import socket_closed, socket_opened
 from routing.process import ensure_registered

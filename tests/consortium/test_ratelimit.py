@@ -1,11 +1,11 @@
-"""routing.ratelimit: every limit declared one way, and the per-connection meter of the sockets."""
+"""consortium.ratelimit: every limit declared one way, and the per-connection meter of the sockets."""
 
 from __future__ import annotations
 
 import pytest
 from django.test import override_settings
 
-from routing import ratelimit
+from consortium import ratelimit
 
 
 def test_a_limit_reads_its_rate_from_its_setting_or_its_declaration() -> None:

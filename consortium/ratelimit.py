@@ -81,6 +81,9 @@ CHAT_START = Limit("start", setting="CHAT_START_RATE")
 # Per chat over the HTTP fallback transport: generous for a person, a wall for a script.
 POLL_MESSAGE = Limit("poll-msg", "60/m")
 POLL_TYPING = Limit("poll-typing", "40/m")
+# Password reset mails asked for, per client address and per address asked for (docs/security.md).
+PASSWORD_RESET_CLIENT = Limit("pwreset-client", setting="PASSWORD_RESET_CLIENT_RATE")
+PASSWORD_RESET_EMAIL = Limit("pwreset-email", setting="PASSWORD_RESET_EMAIL_RATE")
 
 
 @dataclass(frozen=True)
