@@ -19,6 +19,7 @@ from tests.routing.routing_helpers import (
     at,
     fresh,
     go_online,
+    held_by_lena,
     open_offers,
     patron_joins,
     staff,
@@ -215,11 +216,7 @@ def test_a_patron_back_within_grace_keeps_the_chat_waiting(sent: Sent) -> None:
 
 def test_an_active_chat_ends_after_idle_timeout_with_a_system_message(sent: Sent) -> None:
     w = world()
-    lena = staff(w.home, "lena")
-    go_online(lena, at(-60))
-    chat = start(w.consortium, T0, library_slug="home")
-    patron_joins(chat, at(1))
-    offers.chat_accept(lena, chat.pk, at(2))
+    lena, chat = held_by_lena(w)
     chats.message_post(chat.pk, sender="patron", body="thanks", client_id="c1", now=at(100))
     sweeps.due_sweep(at(100 + 1199))
     assert fresh(chat).state == ChatState.ACTIVE
