@@ -893,6 +893,24 @@ def waiting_chats(stack: Stack, chat_ids: list[str]) -> dict[str, str]:
     return dict(line.split("|") for line in rows.splitlines())
 
 
+@dataclass
+class UnderLoad:
+    """A started stack, the load of concurrent chats on it, and the /healthz log polled meanwhile."""
+    stack: Stack
+    load: Load
+    health: HealthLog
+
+
+def stop_under_load(stack: Stack, load: Load | None, health: HealthLog | None) -> None:
+    """Stop what was started (the /healthz log, the load), print the end of the stack's logs, stop it."""
+    if health is not None:
+        health.stop()
+    if load is not None:
+        load.stop()
+    print(stack.logs()[-6000:])
+    stack.stop()
+
+
 @contextlib.contextmanager
 def running(stack: Stack, load: Load | None = None) -> Iterator[HealthLog]:
     health = HealthLog(stack).start()

@@ -14,7 +14,6 @@ import re
 import signal
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import httpx
 import psycopg
@@ -23,12 +22,14 @@ import pytest
 from tests.faults.harness import (
     HealthLog,
     Load,
+    UnderLoad,
     deadlines_fired_once,
     fault_world,
     log,
     mail_count,
     prepare_stack,
     staff_sessions,
+    stop_under_load,
     traces,
     wait_for,
     waiting_chats,
@@ -40,15 +41,8 @@ LOCAL_TIMEOUT = 4
 VISIBILITY_TIMEOUT = 15  # VR_CELERY_VISIBILITY_TIMEOUT of this stack: a killed worker's task is handed out again
 
 
-@dataclass
-class Faulty:
-    stack: Stack
-    load: Load
-    health: HealthLog
-
-
 @pytest.fixture(scope="module")
-def faulty() -> Iterator[Faulty]:
+def faulty() -> Iterator[UnderLoad]:
     stack = prepare_stack([fault_world(local_timeout=LOCAL_TIMEOUT)],
                           VR_CELERY_VISIBILITY_TIMEOUT=str(VISIBILITY_TIMEOUT))
     load: Load | None = None
@@ -60,21 +54,16 @@ def faulty() -> Iterator[Faulty]:
         health = HealthLog(stack).start()
         wait_for("every chat accepted", lambda: len(load.active_chats()) >= CHATS, 180)  # type: ignore[union-attr]
         log(f"before any fault: {json.dumps(load.assert_whole())}")
-        yield Faulty(stack, load, health)
+        yield UnderLoad(stack, load, health)
     finally:
-        if health is not None:
-            health.stop()
-        if load is not None:
-            load.stop()
-        print(stack.logs()[-6000:])
-        stack.stop()
+        stop_under_load(stack, load, health)
 
 
 def report(name: str, data: dict[str, object]) -> None:
     log(f"{name}: {json.dumps(data, default=str)}")
 
 
-def release_and_check_waiting(f: Faulty, chat_ids: list[str]) -> dict[str, object]:
+def release_and_check_waiting(f: UnderLoad, chat_ids: list[str]) -> dict[str, object]:
     """The chats waiting through the fault: the slow librarians come to the desk and accept them all."""
     f.load.release_slow()
     took = wait_for("waiting chats accepted after the fault",
@@ -87,18 +76,18 @@ def release_and_check_waiting(f: Faulty, chat_ids: list[str]) -> dict[str, objec
     return {"waiting_chats": len(chat_ids), "accepted_after_release_s": round(took, 1)}
 
 
-def never_unhealthy(f: Faulty, t0: float, t1: float, web: str | None = None) -> bool:
+def never_unhealthy(f: UnderLoad, t0: float, t1: float, web: str | None = None) -> bool:
     """Every answer in the window was 200 and there were some (a slow answer, past the poller's
     timeout, is not an answer, and not a lie either)."""
     said = [h.status for h in f.health.between(t0, t1, web) if h.status is not None]
     return bool(said) and all(s == 200 for s in said)
 
 
-def health_said(f: Faulty, t0: float, t1: float) -> dict[str, dict[str, int]]:
+def health_said(f: UnderLoad, t0: float, t1: float) -> dict[str, dict[str, int]]:
     return {web: dict(c) for web, c in f.health.summary(t0, t1).items()}
 
 
-def test_a_web_process_killed_its_clients_resume_on_another(faulty: Faulty) -> None:
+def test_a_web_process_killed_its_clients_resume_on_another(faulty: UnderLoad) -> None:
     f = faulty
     waiting = [c.id for c in f.load.start_waiting(10)]
     # Who is on web2 now: its sockets and its process row (whose connections the timer must reap).
@@ -132,7 +121,7 @@ def test_a_web_process_killed_its_clients_resume_on_another(faulty: Faulty) -> N
                                   "healthz": health_said(f, t0, time.monotonic())})
 
 
-def test_the_timers_killed_deadlines_that_passed_fire_once_when_they_are_back(faulty: Faulty) -> None:
+def test_the_timers_killed_deadlines_that_passed_fire_once_when_they_are_back(faulty: UnderLoad) -> None:
     f = faulty
     t0 = time.monotonic()
     f.stack.kill("timer1", signal.SIGKILL)
@@ -167,14 +156,14 @@ def test_the_timers_killed_deadlines_that_passed_fire_once_when_they_are_back(fa
                              "healthz": health_said(f, t0, time.monotonic())})
 
 
-def transcript_request(f: Faulty, chat_id: str, email: str) -> None:
+def transcript_request(f: UnderLoad, chat_id: str, email: str) -> None:
     chat = f.load.chats[chat_id]
     r = httpx.post(f"{f.stack.base('web1')}/api/v1/chats/{chat_id}/transcript", json={"email": email},
                    headers={"Authorization": f"Bearer {chat.token}"}, timeout=30)
     assert r.status_code == 202, r.text
 
 
-def test_the_worker_killed_queued_mail_goes_out_once_when_it_is_back(faulty: Faulty) -> None:
+def test_the_worker_killed_queued_mail_goes_out_once_when_it_is_back(faulty: UnderLoad) -> None:
     f = faulty
     chats = sorted(f.load.active_chats())[:20]
     t0 = time.monotonic()
@@ -216,7 +205,7 @@ class SentMailLock:
         self.conn.close()
 
 
-def test_a_worker_killed_in_the_middle_of_a_task_runs_it_again_without_a_second_mail(faulty: Faulty) -> None:
+def test_a_worker_killed_in_the_middle_of_a_task_runs_it_again_without_a_second_mail(faulty: UnderLoad) -> None:
     """acks_late: a task whose worker dies before acknowledging it runs again on the restarted worker.
 
     Twice: killed before the mail went out (the run again sends it: not lost), and killed after the
@@ -270,7 +259,7 @@ def test_a_worker_killed_in_the_middle_of_a_task_runs_it_again_without_a_second_
                                       "killed_after_mail_rerun_s": round(took_b, 1), **whole})
 
 
-def test_beat_killed_and_restarted(faulty: Faulty) -> None:
+def test_beat_killed_and_restarted(faulty: UnderLoad) -> None:
     f = faulty
     log_size = (f.stack.workdir / "beat1.log").stat().st_size
     f.stack.kill("beat1", signal.SIGKILL)

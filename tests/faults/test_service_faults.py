@@ -15,7 +15,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import httpx
 import pytest
@@ -24,12 +23,14 @@ from tests.faults.harness import (
     CONSORTIUM,
     HealthLog,
     Load,
+    UnderLoad,
     deadlines_fired_once,
     fault_world,
     log,
     mail_count,
     prepare_stack,
     staff_sessions,
+    stop_under_load,
     traces,
     wait_for,
     waiting_chats,
@@ -45,15 +46,8 @@ REDIS_DOWN_SECONDS = 10.0  # the issue: "Redis stopped for 10 s and started agai
 POSTGRES_DOWN_SECONDS = 10.0  # a restart (every session terminated) that takes 10 s, as recovery on a big database may
 
 
-@dataclass
-class Run:
-    stack: Stack
-    load: Load
-    health: HealthLog
-
-
 @contextmanager
-def loaded(stack: Stack) -> Iterator[Run]:
+def loaded(stack: Stack) -> Iterator[UnderLoad]:
     """The stack started, 200 chats talking on it, /healthz polled; everything stopped after."""
     load: Load | None = None
     health: HealthLog | None = None
@@ -63,14 +57,9 @@ def loaded(stack: Stack) -> Iterator[Run]:
         before = load.assert_whole(timeout=240)
         log(f"before the fault: {json.dumps(before)}")
         health = HealthLog(stack).start()
-        yield Run(stack, load, health)
+        yield UnderLoad(stack, load, health)
     finally:
-        if health is not None:
-            health.stop()
-        if load is not None:
-            load.stop()
-        print(stack.logs()[-6000:])
-        stack.stop()
+        stop_under_load(stack, load, health)
 
 
 def leave_question(stack: Stack, email: str) -> int:
@@ -81,7 +70,7 @@ def leave_question(stack: Stack, email: str) -> int:
     return r.status_code
 
 
-def check_after(run: Run, waiting: list[str], fault_began: float, what: str) -> None:
+def check_after(run: UnderLoad, waiting: list[str], fault_began: float, what: str) -> None:
     """What every fault must leave behind, once the service is back."""
     stack, load = run.stack, run.load
     # Every client resumed by itself; every acknowledged message stored once and delivered.
@@ -111,7 +100,7 @@ def check_after(run: Run, waiting: list[str], fault_began: float, what: str) -> 
     wait_for("the receipt mail from the Celery worker", lambda: mail_count(stack, email) == 1, 120)
 
 
-def offers_not_shown(run: Run) -> list[str]:
+def offers_not_shown(run: UnderLoad) -> list[str]:
     """Open offers in the database that the librarian's console does not show: a console must show
     every chat offered to its librarian, whatever the channel layer dropped on the way."""
     rows = run.stack.sql("SELECT u.username || '|' || o.chat_id FROM routing_offer o "
@@ -131,7 +120,7 @@ def start_waiting(load: Load) -> list[str]:
     return [c.id for c in load.start_waiting(WAITING)]
 
 
-def health_during(run: Run, t0: float, t1: float, expect: dict[str, bool]) -> None:
+def health_during(run: UnderLoad, t0: float, t1: float, expect: dict[str, bool]) -> None:
     """Every web process answered /healthz during [t0, t1] with 503 and the failing dependency named."""
     records = run.health.between(t0, t1)
     by_web: dict[str, list[object]] = {}
@@ -147,7 +136,7 @@ def health_during(run: Run, t0: float, t1: float, expect: dict[str, bool]) -> No
         assert not wrong, f"{web} said {wrong[:3]} while {expect}"
 
 
-def health_back(run: Run, since: float, timeout: float = 60) -> float:
+def health_back(run: UnderLoad, since: float, timeout: float = 60) -> float:
     """Seconds after `since` until every web process says 200 again."""
     def healthy() -> bool:
         last = {h.web: h for h in run.health.between(since, time.monotonic())}

@@ -10,7 +10,7 @@ from typing import Any
 from consortium.models import Consortium
 from libraries.models import Library, Queue, StaffProfile
 from routing.models import Chat, Offer, TraceEvent
-from routing.services import chats, presence, sweeps
+from routing.services import chats, offers, presence, sweeps
 from tests.factories import make_consortium, make_library, make_shared_queue, make_staff
 
 # A Monday, 10:00 in New York (EST, well away from any clock change). Every test counts from here.
@@ -86,6 +86,19 @@ def patron_joins(chat: Chat, now: datetime, *, process: str = "p1", channel: str
     sweeps.process_heartbeat(process, now)
     presence.patron_connected(chat, channel, process, now)
     return channel
+
+
+def held_by_lena(w: World, sent: Sent | None = None) -> tuple[StaffProfile, Chat]:
+    """Librarian lena of the home library, online, holding a chat started at home at T0: the patron
+    joined at 1 s, she accepted at 2 s. The frames sent so far are cleared when `sent` is given."""
+    lena = staff(w.home, "lena")
+    go_online(lena, at(-60))
+    chat = start(w.consortium, T0, library_slug="home")
+    patron_joins(chat, at(1))
+    offers.chat_accept(lena, chat.pk, at(2))
+    if sent is not None:
+        sent.clear()
+    return lena, fresh(chat)
 
 
 def fresh(chat: Chat) -> Chat:

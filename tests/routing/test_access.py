@@ -18,22 +18,15 @@ from django.test import Client
 from django.utils import timezone
 
 from libraries.models import StaffProfile
-from routing import access, files, process
+from routing import access, files
 from routing.models import Chat, ChatState, Offer
 from routing.services import chats
 from routing.ws_urls import websocket_urlpatterns
 from tests.factories import make_consortium, make_library, make_staff
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_process")]
 OWN = "http://127.0.0.1:8000"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
-
-
-@pytest.fixture(autouse=True)
-def _fresh_process() -> Any:
-    process.reset_for_tests()
-    yield
-    process.reset_for_tests()
 
 
 def world() -> dict[str, Any]:

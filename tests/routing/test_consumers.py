@@ -12,74 +12,26 @@ from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
 from consortium.asgi import application as asgi_application
-from routing import process
 from routing.models import Chat, Message
 from routing.services import chats, sweeps
 from routing.ws_urls import websocket_urlpatterns
-from tests.factories import make_consortium, make_library, make_shared_queue, make_staff
+from tests.routing.socket_helpers import (
+    ORIGIN,
+    a1_holding_a_chat,
+    accept_offer,
+    available,
+    expect,
+    patron_socket,
+    socket_world,
+    staff_socket,
+    start_chat,
+)
 
-pytestmark = pytest.mark.django_db(transaction=True)
-ORIGIN = (b"origin", b"http://127.0.0.1:8000")
-
-
-@pytest.fixture(autouse=True)
-def _fresh_process() -> Any:
-    process.reset_for_tests()
-    yield
-    process.reset_for_tests()
-
-
-def world() -> dict[str, Any]:
-    consortium = make_consortium("sock", allowed_origins=["https://library.example.org"])
-    statewide = make_shared_queue(consortium, "statewide")
-    alpha = make_library(consortium, "alpha", zip_codes=["10001"])
-    beta = make_library(consortium, "beta")
-    a1 = make_staff(alpha, "a1")
-    a2 = make_staff(alpha, "a2")
-    b1 = make_staff(beta, "b1", queues=[statewide])
-    return {"consortium": consortium, "alpha": alpha, "beta": beta, "a1": a1, "a2": a2, "b1": b1}
-
-
-async def patron_socket(chat_id: str, token: str, after: int = 0,
-                        origin: bytes = b"http://127.0.0.1:8000") -> WebsocketCommunicator:
-    comm = WebsocketCommunicator(URLRouter(websocket_urlpatterns), "/ws/patron/", headers=[(b"origin", origin)])
-    connected, _ = await comm.connect()
-    assert connected
-    await comm.send_json_to({"type": "join", "chat": chat_id, "token": token, "after": after})
-    return comm
-
-
-async def staff_socket(profile: Any, origin: bytes = b"http://127.0.0.1:8000") -> WebsocketCommunicator:
-    comm = WebsocketCommunicator(URLRouter(websocket_urlpatterns), "/ws/staff/", headers=[(b"origin", origin)])
-    comm.scope["user"] = await database_sync_to_async(lambda: profile.user)()
-    connected, _ = await comm.connect()
-    assert connected
-    return comm
-
-
-async def expect(comm: WebsocketCommunicator, kind: str, timeout: float = 3, **match: Any) -> dict[str, Any]:
-    """The next frame of this type (skipping others), matching the given fields."""
-    while True:
-        frame = await comm.receive_json_from(timeout=timeout)
-        if frame.get("type") == kind and all(frame.get(k) == v for k, v in match.items()):
-            return frame
-
-
-async def start_chat(w: dict[str, Any], **fields: Any) -> tuple[Chat, str]:
-    fields.setdefault("library_slug", "alpha")
-    return await database_sync_to_async(chats.chat_start)(
-        consortium=w["consortium"], question="Do you have museum passes?", now=timezone.now(), **fields)
-
-
-async def available(comm: WebsocketCommunicator) -> dict[str, Any]:
-    hello = await expect(comm, "hello")
-    await comm.send_json_to({"type": "presence", "status": "available"})
-    await expect(comm, "presence", status="available")
-    return hello
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_process")]
 
 
 async def test_patron_join_gets_joined_state_and_history() -> None:
-    w = await database_sync_to_async(world)()
+    w = await database_sync_to_async(socket_world)()
     chat, token = await start_chat(w)
     comm = await patron_socket(chat.pk, token)
     assert await comm.receive_json_from() == {"type": "joined", "chat": chat.pk}
@@ -91,7 +43,7 @@ async def test_patron_join_gets_joined_state_and_history() -> None:
 
 
 async def test_wrong_token_and_frames_before_join_are_refused_with_4403() -> None:
-    w = await database_sync_to_async(world)()
+    w = await database_sync_to_async(socket_world)()
     chat, _token = await start_chat(w)
     comm = await patron_socket(chat.pk, "not-the-token")
     assert (await comm.receive_json_from())["code"] == "forbidden"
@@ -104,7 +56,7 @@ async def test_wrong_token_and_frames_before_join_are_refused_with_4403() -> Non
 
 
 async def test_patron_from_an_origin_the_consortium_does_not_allow_is_refused() -> None:
-    w = await database_sync_to_async(world)()
+    w = await database_sync_to_async(socket_world)()
     chat, token = await start_chat(w)
     evil = await patron_socket(chat.pk, token, origin=b"https://evil.example.com")
     assert (await evil.receive_json_from())["code"] == "forbidden"
@@ -114,7 +66,7 @@ async def test_patron_from_an_origin_the_consortium_does_not_allow_is_refused() 
 
 
 async def test_bad_frames_get_errors_and_the_socket_stays_open() -> None:
-    w = await database_sync_to_async(world)()
+    w = await database_sync_to_async(socket_world)()
     chat, token = await start_chat(w)
     comm = await patron_socket(chat.pk, token)
     await expect(comm, "message", seq=1)
@@ -136,7 +88,7 @@ async def test_bad_frames_get_errors_and_the_socket_stays_open() -> None:
 
 
 async def test_a_flooding_client_is_rate_limited_then_closed_with_4429() -> None:
-    w = await database_sync_to_async(world)()
+    w = await database_sync_to_async(socket_world)()
     chat, token = await start_chat(w)
     comm = await patron_socket(chat.pk, token)
     await expect(comm, "message", seq=1)
@@ -153,7 +105,7 @@ async def test_a_flooding_client_is_rate_limited_then_closed_with_4429() -> None
 
 
 async def test_staff_socket_needs_a_session_and_an_allowed_origin() -> None:
-    w = await database_sync_to_async(world)()
+    w = await database_sync_to_async(socket_world)()
     anonymous = WebsocketCommunicator(URLRouter(websocket_urlpatterns), "/ws/staff/", headers=[ORIGIN])
     await anonymous.connect()
     assert (await anonymous.receive_json_from())["code"] == "forbidden"
@@ -164,7 +116,7 @@ async def test_staff_socket_needs_a_session_and_an_allowed_origin() -> None:
 
 
 async def test_hello_then_offer_accept_and_a_conversation_both_ways() -> None:
-    w = await database_sync_to_async(world)()
+    w = await database_sync_to_async(socket_world)()
     a1 = await staff_socket(w["a1"])
     hello = await available(a1)
     assert hello["librarian"]["library"] == "alpha" and hello["presence"] == "away" and hello["queues"] == ["alpha"]
@@ -200,7 +152,7 @@ async def test_hello_then_offer_accept_and_a_conversation_both_ways() -> None:
 
 
 async def test_two_accepts_one_winner_and_the_loser_is_told() -> None:
-    w = await database_sync_to_async(world)()
+    w = await database_sync_to_async(socket_world)()
     a1, a2 = await staff_socket(w["a1"]), await staff_socket(w["a2"])
     await available(a1)
     await available(a2)
@@ -217,7 +169,7 @@ async def test_two_accepts_one_winner_and_the_loser_is_told() -> None:
 
 
 async def test_decline_withdraws_the_offer_for_that_librarian() -> None:
-    w = await database_sync_to_async(world)()
+    w = await database_sync_to_async(socket_world)()
     a1 = await staff_socket(w["a1"])
     await available(a1)
     chat, _ = await start_chat(w)
@@ -230,13 +182,8 @@ async def test_decline_withdraws_the_offer_for_that_librarian() -> None:
 
 
 async def test_librarian_resumes_with_join_after_and_gets_exactly_what_was_missed() -> None:
-    w = await database_sync_to_async(world)()
-    a1 = await staff_socket(w["a1"])
-    await available(a1)
-    chat, token = await start_chat(w)
-    await expect(a1, "offer", chat=chat.pk)
-    await a1.send_json_to({"type": "accept", "chat": chat.pk})
-    assigned = await expect(a1, "assigned", chat=chat.pk)
+    w = await database_sync_to_async(socket_world)()
+    a1, chat, token, assigned = await a1_holding_a_chat(w)
     await a1.send_json_to({"type": "join", "chat": chat.pk, "after": assigned["last_seq"]})  # as the console does
     patron = await patron_socket(chat.pk, token)
     await patron.send_json_to({"type": "message", "body": "one", "client_id": "m1"})
@@ -260,7 +207,7 @@ async def test_librarian_resumes_with_join_after_and_gets_exactly_what_was_misse
 
 async def test_a_gap_in_live_messages_is_filled_from_the_database() -> None:
     """The channel layer may drop an event: the consumer notices the seq gap and sends what is missing."""
-    w = await database_sync_to_async(world)()
+    w = await database_sync_to_async(socket_world)()
     a1 = await staff_socket(w["a1"])
     await available(a1)
     chat, token = await start_chat(w)
@@ -280,13 +227,8 @@ async def test_a_gap_in_live_messages_is_filled_from_the_database() -> None:
 
 
 async def test_transfer_refused_when_nobody_is_there_and_the_chat_stays() -> None:
-    w = await database_sync_to_async(world)()
-    a1 = await staff_socket(w["a1"])
-    await available(a1)
-    chat, _ = await start_chat(w)
-    await expect(a1, "offer", chat=chat.pk)
-    await a1.send_json_to({"type": "accept", "chat": chat.pk})
-    await expect(a1, "assigned", chat=chat.pk)
+    w = await database_sync_to_async(socket_world)()
+    a1, chat, _, _ = await a1_holding_a_chat(w)
     await a1.send_json_to({"type": "transfer", "chat": chat.pk, "to": {"queue": "beta"}, "note": "n"})
     assert (await expect(a1, "transfer_failed", chat=chat.pk))["reason"] == "nobody"
     await a1.send_json_to({"type": "transfer", "chat": chat.pk, "to": {"queue": "nowhere"}})
@@ -299,14 +241,12 @@ async def test_transfer_refused_when_nobody_is_there_and_the_chat_stays() -> Non
 
 
 async def test_transfer_to_a_present_librarian_with_a_note_only_they_see() -> None:
-    w = await database_sync_to_async(world)()
+    w = await database_sync_to_async(socket_world)()
     a1, b1 = await staff_socket(w["a1"]), await staff_socket(w["b1"])
     await available(a1)
     await available(b1)
     chat, token = await start_chat(w)
-    await expect(a1, "offer", chat=chat.pk)
-    await a1.send_json_to({"type": "accept", "chat": chat.pk})
-    await expect(a1, "assigned", chat=chat.pk)
+    await accept_offer(a1, chat)
     patron = await patron_socket(chat.pk, token)
     await a1.send_json_to({"type": "transfer", "chat": chat.pk, "to": {"librarian": "b1"}, "note": "wants ILL"})
     offer = await expect(b1, "offer", chat=chat.pk)
@@ -323,13 +263,8 @@ async def test_transfer_to_a_present_librarian_with_a_note_only_they_see() -> No
 
 
 async def test_refer_answers_with_a_ticket_and_end_ends() -> None:
-    w = await database_sync_to_async(world)()
-    a1 = await staff_socket(w["a1"])
-    await available(a1)
-    chat, token = await start_chat(w, email="pat@example.org")
-    await expect(a1, "offer", chat=chat.pk)
-    await a1.send_json_to({"type": "accept", "chat": chat.pk})
-    await expect(a1, "assigned", chat=chat.pk)
+    w = await database_sync_to_async(socket_world)()
+    a1, chat, token, _ = await a1_holding_a_chat(w, email="pat@example.org")
     await a1.send_json_to({"type": "refer", "chat": chat.pk, "note": "needs the archivist"})
     referred = await expect(a1, "referred", chat=chat.pk)
     assert referred["ticket"]
@@ -341,7 +276,7 @@ async def test_refer_answers_with_a_ticket_and_end_ends() -> None:
 
 
 async def test_unknown_staff_frame_and_acting_on_a_chat_not_held() -> None:
-    w = await database_sync_to_async(world)()
+    w = await database_sync_to_async(socket_world)()
     a1 = await staff_socket(w["a1"])
     await available(a1)
     chat, _ = await start_chat(w, library_slug="beta")
@@ -368,7 +303,7 @@ async def _signed_in_socket(username: str) -> tuple[WebsocketCommunicator, Any]:
 
 
 async def test_signing_out_closes_that_sessions_staff_sockets() -> None:
-    w = await database_sync_to_async(world)()
+    w = await database_sync_to_async(socket_world)()
     comm, client = await _signed_in_socket(w["a1"].user.username)
     other, _ = await _signed_in_socket(w["a1"].user.username)  # the same librarian on another device
     await database_sync_to_async(client.post)("/accounts/logout/")
@@ -382,7 +317,7 @@ async def test_signing_out_closes_that_sessions_staff_sockets() -> None:
 async def test_a_session_that_expires_closes_the_socket() -> None:
     from django.contrib.sessions.models import Session
 
-    w = await database_sync_to_async(world)()
+    w = await database_sync_to_async(socket_world)()
     comm, client = await _signed_in_socket(w["a1"].user.username)
     soon = timezone.now() + timezone.timedelta(seconds=1)
     await database_sync_to_async(Session.objects.filter(session_key=client.session.session_key).update)(
@@ -427,7 +362,7 @@ def _seconds_from_now(iso: str) -> float:
 async def test_shift_frames_stay_on_the_timers_warning_and_away_and_hello_after_a_reconnect() -> None:
     from datetime import datetime, timedelta
 
-    w = await database_sync_to_async(world)()
+    w = await database_sync_to_async(socket_world)()
     await database_sync_to_async(_off_duty_on_the_rota)(w)
     b1 = await staff_socket(w["b1"])
     hello = await expect(b1, "hello")
@@ -457,7 +392,7 @@ async def test_shift_frames_stay_on_the_timers_warning_and_away_and_hello_after_
 
 
 async def test_a_bad_or_pointless_stay_on_gets_an_invalid_error_and_the_socket_stays_open() -> None:
-    w = await database_sync_to_async(world)()
+    w = await database_sync_to_async(socket_world)()
     await database_sync_to_async(_off_duty_on_the_rota)(w)
     b1 = await staff_socket(w["b1"])
     await expect(b1, "hello")

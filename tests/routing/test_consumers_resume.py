@@ -11,10 +11,14 @@ from django.utils import timezone
 
 from routing.services import chats
 from routing.sockets import staff as staff_sockets
-from tests.routing.test_consumers import _fresh_process, available, expect, staff_socket, start_chat, world
+from tests.routing.socket_helpers import (
+    a1_holding_a_chat,
+    expect,
+    socket_world,
+    staff_socket,
+)
 
-pytestmark = pytest.mark.django_db(transaction=True)
-__all__ = ["_fresh_process"]  # the autouse fixture of test_consumers, here too
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_process")]
 
 
 async def post(chat_id: str, body: str) -> None:
@@ -23,13 +27,8 @@ async def post(chat_id: str, body: str) -> None:
 
 
 async def test_a_live_message_before_the_join_comes_after_the_history_once() -> None:
-    w = await database_sync_to_async(world)()
-    a1 = await staff_socket(w["a1"])
-    await available(a1)
-    chat, _ = await start_chat(w)
-    await expect(a1, "offer", chat=chat.pk)
-    await a1.send_json_to({"type": "accept", "chat": chat.pk})
-    assigned = await expect(a1, "assigned", chat=chat.pk)
+    w = await database_sync_to_async(socket_world)()
+    a1, chat, _, assigned = await a1_holding_a_chat(w)
     await a1.send_json_to({"type": "join", "chat": chat.pk, "after": assigned["last_seq"]})  # as the console does
     await post(chat.pk, "seen")
     seen = (await expect(a1, "message", body="seen"))["seq"]
@@ -53,13 +52,8 @@ async def test_a_client_that_never_joins_gets_live_messages_after_the_wait(monke
     """A client that does not resume with join still gets what came after hello once the wait is over,
     without waiting for a next message (bench/ws_load.py's bots lost 40 of 105 before this)."""
     monkeypatch.setattr(staff_sockets, "JOIN_WAIT", 0.5)
-    w = await database_sync_to_async(world)()
-    a1 = await staff_socket(w["a1"])
-    await available(a1)
-    chat, _ = await start_chat(w)
-    await expect(a1, "offer", chat=chat.pk)
-    await a1.send_json_to({"type": "accept", "chat": chat.pk})
-    await expect(a1, "assigned", chat=chat.pk)
+    w = await database_sync_to_async(socket_world)()
+    a1, chat, _, _ = await a1_holding_a_chat(w)
     await a1.disconnect()
     back = await staff_socket(w["a1"])
     hello = await expect(back, "hello")
@@ -74,13 +68,8 @@ async def test_a_client_that_never_joins_gets_live_messages_after_the_wait(monke
 async def test_a_message_between_assigned_and_the_join_is_sent_at_once_and_not_again() -> None:
     """After `assigned` live messages flow at once (a client need not join: docs/protocol.md); the
     console's join for the transcript then leaves out what it already got live, so no line twice."""
-    w = await database_sync_to_async(world)()
-    a1 = await staff_socket(w["a1"])
-    await available(a1)
-    chat, _ = await start_chat(w)
-    await expect(a1, "offer", chat=chat.pk)
-    await a1.send_json_to({"type": "accept", "chat": chat.pk})
-    assigned = await expect(a1, "assigned", chat=chat.pk)
+    w = await database_sync_to_async(socket_world)()
+    a1, chat, _, assigned = await a1_holding_a_chat(w)
     await post(chat.pk, "early")  # before the console's join
     live = [await expect(a1, "message")]
     while live[-1]["body"] != "early":

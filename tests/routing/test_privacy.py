@@ -60,13 +60,6 @@ def test_short_name_parts_are_not_scrubbed_from_ordinary_words() -> None:
 # --- the nightly job ----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def quiet(monkeypatch: pytest.MonkeyPatch) -> None:
-    from routing import events
-
-    monkeypatch.setattr(events, "_send", lambda group, event: None)
-
-
 def a_conversation(w: Any, librarian: Any, *, home: str = "home", days_ago: int = 100,
                    end: bool = True) -> Chat:
     """A chat answered, with personal data everywhere it can be, made `days_ago` days before T0 + 1 day."""

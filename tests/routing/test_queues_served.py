@@ -9,17 +9,15 @@ from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
-from channels.routing import URLRouter
-from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
 from libraries import rota
-from routing import events, metrics, process
+from routing import metrics
 from routing.selectors import librarian_queues, queues_served
-from routing.services import presence, sweeps
 from routing.staff import selectors as staff_selectors
-from routing.ws_urls import websocket_urlpatterns
 from tests.factories import make_consortium, make_library, make_shared_queue, make_staff
+from tests.routing.routing_helpers import go_online
+from tests.routing.socket_helpers import staff_socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -46,42 +44,29 @@ def test_the_library_then_listed_queues_in_order_then_rota_queues() -> None:
                                                    w["ben"].pk: ["tampa", "first", "second"]}
 
 
-def test_a_rota_only_queue_counts_in_the_presence_overview(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(events, "_send", lambda group, event: None)
+def test_a_rota_only_queue_counts_in_the_presence_overview(quiet: None) -> None:
     w = world()
     now = timezone.now()
-    sweeps.process_heartbeat("p1", now)
-    presence.staff_connected(w["ana"], "staff-ana", "p1", now)
-    presence.presence_set(w["ana"], "available", now)
+    go_online(w["ana"], now)
     overview = staff_selectors.presence_overview(w["ben"], now)
     by_queue = {q["slug"]: [p["username"] for p in q["present"]] for q in overview["queues"]}
     assert by_queue["evening"] == ["ana"]
     assert by_queue["tampa"] == ["ana"]
 
 
+@pytest.mark.usefixtures("fresh_process")
 async def test_a_rota_only_queue_counts_in_the_hello_frame() -> None:
-    process.reset_for_tests()
-    try:
-        w = await database_sync_to_async(world)()
-        comm = WebsocketCommunicator(URLRouter(websocket_urlpatterns), "/ws/staff/",
-                                     headers=[(b"origin", b"http://127.0.0.1:8000")])
-        comm.scope["user"] = await database_sync_to_async(lambda: w["ana"].user)()
-        connected, _ = await comm.connect()
-        assert connected
-        hello = await comm.receive_json_from(timeout=3)
-        assert hello["type"] == "hello" and hello["queues"] == ["tampa", "evening"]
-        await comm.disconnect()
-    finally:
-        process.reset_for_tests()
+    w = await database_sync_to_async(world)()
+    comm = await staff_socket(w["ana"])
+    hello = await comm.receive_json_from(timeout=3)
+    assert hello["type"] == "hello" and hello["queues"] == ["tampa", "evening"]
+    await comm.disconnect()
 
 
-def test_a_rota_only_queue_counts_in_the_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(events, "_send", lambda group, event: None)
+def test_a_rota_only_queue_counts_in_the_metrics(quiet: None) -> None:
     w = world()
     now = timezone.now()
-    sweeps.process_heartbeat("p1", now)
-    presence.staff_connected(w["ana"], "staff-ana", "p1", now)
-    presence.presence_set(w["ana"], "available", now)
+    go_online(w["ana"], now)
     text = metrics.render(metrics.Figures(now))
     assert 'vr_queue_librarians_present{consortium="served",queue="evening"} 1.0' in text
     assert 'vr_queue_librarians_present{consortium="served",queue="first"} 0.0' in text

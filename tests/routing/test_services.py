@@ -20,10 +20,10 @@ from tests.factories import make_shared_queue
 from tests.routing.routing_helpers import (
     T0,
     Sent,
-    World,
     at,
     fresh,
     go_online,
+    held_by_lena,
     kinds,
     open_offers,
     patron_joins,
@@ -516,16 +516,6 @@ def test_a_message_to_an_ended_chat_is_refused(sent: Sent) -> None:
 # --- transfer ------------------------------------------------------------------------------------------
 
 
-def _held_by_lena(w: World, sent: Sent) -> tuple[StaffProfile, Chat]:
-    lena = staff(w.home, "lena")
-    go_online(lena, at(-60))
-    chat = start(w.consortium, T0, library_slug="home")
-    patron_joins(chat, at(1))
-    offers.chat_accept(lena, chat.pk, at(2))
-    sent.clear()
-    return lena, fresh(chat)
-
-
 def _assert_unchanged(chat: Chat, lena: StaffProfile, sent: Sent) -> None:
     after = fresh(chat)
     assert after.state == ChatState.ACTIVE and after.librarian == lena
@@ -536,7 +526,7 @@ def _assert_unchanged(chat: Chat, lena: StaffProfile, sent: Sent) -> None:
 
 def test_transfer_to_the_queue_the_chat_is_in_is_refused_and_nothing_changes(sent: Sent) -> None:
     w = world()
-    lena, chat = _held_by_lena(w, sent)
+    lena, chat = held_by_lena(w, sent)
     go_online(staff(w.home, "leo"), at(3))
     sent.clear()
     with pytest.raises(ServiceError) as err:
@@ -548,7 +538,7 @@ def test_transfer_to_the_queue_the_chat_is_in_is_refused_and_nothing_changes(sen
 def test_transfer_to_a_closed_queue_is_refused_and_nothing_changes(sent: Sent) -> None:
     w = world()
     evening = make_shared_queue(w.consortium, "evening", always_open=False)
-    lena, chat = _held_by_lena(w, sent)
+    lena, chat = held_by_lena(w, sent)
     go_online(staff(w.hub, "eve", queues=[evening]), at(3))
     sent.clear()
     with pytest.raises(ServiceError) as err:
@@ -559,7 +549,7 @@ def test_transfer_to_a_closed_queue_is_refused_and_nothing_changes(sent: Sent) -
 
 def test_transfer_to_a_queue_with_nobody_present_is_refused_and_nothing_changes(sent: Sent) -> None:
     w = world()
-    lena, chat = _held_by_lena(w, sent)
+    lena, chat = held_by_lena(w, sent)
     staff(w.hub, "sam", queues=[w.statewide])  # serves statewide but is not signed in
     with pytest.raises(ServiceError) as err:
         transfers.chat_transfer(lena, chat.pk, at(4), queue="statewide")
@@ -569,7 +559,7 @@ def test_transfer_to_a_queue_with_nobody_present_is_refused_and_nothing_changes(
 
 def test_transfer_to_a_librarian_who_is_not_present_is_refused(sent: Sent) -> None:
     w = world()
-    lena, chat = _held_by_lena(w, sent)
+    lena, chat = held_by_lena(w, sent)
     staff(w.partner, "pablo")
     with pytest.raises(ServiceError) as err:
         transfers.chat_transfer(lena, chat.pk, at(4), to_librarian="pablo")
@@ -579,7 +569,7 @@ def test_transfer_to_a_librarian_who_is_not_present_is_refused(sent: Sent) -> No
 
 def test_transfer_to_a_queue_offers_its_present_librarians_keeping_arrival_time(sent: Sent) -> None:
     w = world()
-    lena, chat = _held_by_lena(w, sent)
+    lena, chat = held_by_lena(w, sent)
     sam = staff(w.hub, "sam", queues=[w.statewide])
     go_online(sam, at(3))
     sent.clear()
@@ -597,7 +587,7 @@ def test_transfer_to_a_queue_offers_its_present_librarians_keeping_arrival_time(
 
 def test_transfer_to_a_present_librarian_offers_only_them_with_the_note(sent: Sent) -> None:
     w = world()
-    lena, chat = _held_by_lena(w, sent)
+    lena, chat = held_by_lena(w, sent)
     leo = staff(w.home, "leo")
     pablo = staff(w.partner, "pablo")
     go_online(leo, at(3))
@@ -636,7 +626,7 @@ def test_transfer_to_a_queue_the_transferring_librarian_serves_is_not_offered_ba
 
 def test_a_transfer_to_a_named_librarian_has_no_countdown(sent: Sent) -> None:
     w = world(offer_timeout=20)
-    lena, chat = _held_by_lena(w, sent)
+    lena, chat = held_by_lena(w, sent)
     pablo = staff(w.partner, "pablo")
     go_online(pablo, at(3))
     transfers.chat_transfer(lena, chat.pk, at(10), to_librarian="pablo")

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from libraries.models import StaffProfile
-from routing.models import ChatState, Connection, LibrarianPresence, Message, Offer, ServerProcess, TraceEvent
+from routing.models import Chat, ChatState, Connection, LibrarianPresence, Message, Offer, ServerProcess, TraceEvent
 from routing.services import chats, offers, sweeps
 from routing.services.presence import patron_disconnected, staff_connected, staff_disconnected
 from tests.factories import set_weekly_hours
@@ -19,6 +19,7 @@ from tests.routing.routing_helpers import (
     at,
     fresh,
     go_online,
+    held_by_lena,
     open_offers,
     patron_joins,
     staff,
@@ -173,7 +174,9 @@ def test_dead_process_reap_counts_its_patrons_as_gone(sent: Sent) -> None:
 # --- patron lost -------------------------------------------------------------------------------------------
 
 
-def test_a_waiting_chat_is_abandoned_after_patron_grace_and_offers_withdrawn(sent: Sent) -> None:
+def _waiting_and_the_patron_gone_at_10s() -> tuple[StaffProfile, Chat]:
+    """A chat waiting at home (local step 300 s, offered to lena) whose patron joined at 1 s and whose
+    socket dropped at 10 s."""
     w = world()
     w.home.local_timeout = 300
     w.home.save()
@@ -182,6 +185,11 @@ def test_a_waiting_chat_is_abandoned_after_patron_grace_and_offers_withdrawn(sen
     chat = start(w.consortium, T0, library_slug="home")
     channel = patron_joins(chat, at(1))
     patron_disconnected(channel, at(10))
+    return lena, chat
+
+
+def test_a_waiting_chat_is_abandoned_after_patron_grace_and_offers_withdrawn(sent: Sent) -> None:
+    lena, chat = _waiting_and_the_patron_gone_at_10s()
     assert fresh(chat).deadline == at(70)
     sweeps.due_sweep(at(69))
     assert fresh(chat).state == ChatState.QUEUED and open_offers(chat) == {lena.pk}
@@ -197,14 +205,7 @@ def test_a_waiting_chat_is_abandoned_after_patron_grace_and_offers_withdrawn(sen
 
 
 def test_a_patron_back_within_grace_keeps_the_chat_waiting(sent: Sent) -> None:
-    w = world()
-    w.home.local_timeout = 300
-    w.home.save()
-    lena = staff(w.home, "lena")
-    go_online(lena, at(-60))
-    chat = start(w.consortium, T0, library_slug="home")
-    channel = patron_joins(chat, at(1))
-    patron_disconnected(channel, at(10))
+    lena, chat = _waiting_and_the_patron_gone_at_10s()
     patron_joins(chat, at(40), channel="patron-back")
     sweeps.due_sweep(at(70))
     assert fresh(chat).state == ChatState.QUEUED and open_offers(chat) == {lena.pk}
@@ -215,11 +216,7 @@ def test_a_patron_back_within_grace_keeps_the_chat_waiting(sent: Sent) -> None:
 
 def test_an_active_chat_ends_after_idle_timeout_with_a_system_message(sent: Sent) -> None:
     w = world()
-    lena = staff(w.home, "lena")
-    go_online(lena, at(-60))
-    chat = start(w.consortium, T0, library_slug="home")
-    patron_joins(chat, at(1))
-    offers.chat_accept(lena, chat.pk, at(2))
+    lena, chat = held_by_lena(w)
     chats.message_post(chat.pk, sender="patron", body="thanks", client_id="c1", now=at(100))
     sweeps.due_sweep(at(100 + 1199))
     assert fresh(chat).state == ChatState.ACTIVE
