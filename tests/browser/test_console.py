@@ -254,7 +254,10 @@ async def test_two_librarians_accept_at_once(console_stack: Stack) -> None:
         await rae.offer(chat["id"])
         await roy.offer(chat["id"])
         selector = f'.offer[data-chat="{chat["id"]}"] .accept'
-        await asyncio.gather(rae.page.click(selector), roy.page.click(selector))
+        # Both buttons pressed at the same instant: Playwright's click first waits for the button to be
+        # stable and hit-testable, which on a busy machine let one accept settle the race before the
+        # other console's click, whose button was then gone (withdrawn) and the click timed out.
+        await asyncio.gather(*(c.page.eval_on_selector(selector, "button => button.click()") for c in (rae, roy)))
         winners = []
         for console in (rae, roy):
             await console.page.wait_for_selector(f'.offer[data-chat="{chat["id"]}"]', state="detached",
