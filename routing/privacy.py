@@ -8,6 +8,7 @@ Two ways a chat loses its personal data (docs/privacy.md says it in plain words 
   question, every message, the transfer note and the survey comment. Files are deleted. The text
   around them stays readable ("my card is [number]"), and every figure the statistics use stays:
   home library, who answered, the step, the times, READ scale, subjects, outcome, survey rating.
+  The chat's token stops opening anything.
 - **Deletion at the patron's request** (`chat_forget`, `DELETE /api/v1/chats/<id>` with the chat's
   token): the messages themselves go, with the same personal fields; a row with no text remains so
   that the library's counts do not change behind the coordinator's back.
@@ -127,8 +128,12 @@ def chat_scrub(chat: Chat) -> None:
     chat.patron_name = ""
     chat.patron_email = ""
     chat.patron_ip = None
+    # The token dies with the retention: a transcript link, a resumed socket, a poll or a DELETE with it
+    # now finds nothing (404 / 4403), whatever was kept of the chat (issue 13.12).
+    chat.token_hash = ""
     chat.scrubbed = True
-    chat.save(update_fields=["question", "transfer_note", "patron_name", "patron_email", "patron_ip", "scrubbed"])
+    chat.save(update_fields=["question", "transfer_note", "patron_name", "patron_email", "patron_ip", "token_hash",
+                             "scrubbed"])
     for message in Message.objects.filter(chat=chat):
         body = scrub_text(message.body, names)
         name = "" if message.sender == Message.Sender.PATRON else message.name
