@@ -43,7 +43,8 @@ def hit(bucket: str, key: str, rate: str) -> int:
     limit, window = parse_rate(rate)
     now = time.time()
     slot = int(now // window)
-    name = f"vr:rl:{bucket}:{key}:{slot}"
+    # Per deployment (two sharing a Redis, or test stacks) as the channel layer is: hourly counts outlive a run.
+    name = f"{settings.RATE_LIMIT_PREFIX}:rl:{bucket}:{key}:{slot}"
     retry = max(1, int((slot + 1) * window - now))
     if settings.REDIS_URL:
         try:
@@ -84,6 +85,9 @@ POLL_TYPING = Limit("poll-typing", "40/m")
 # Password reset mails asked for, per client address and per address asked for (docs/security.md).
 PASSWORD_RESET_CLIENT = Limit("pwreset-client", setting="PASSWORD_RESET_CLIENT_RATE")
 PASSWORD_RESET_EMAIL = Limit("pwreset-email", setting="PASSWORD_RESET_EMAIL_RATE")
+# Transcript mails asked for, per client address (each chat's own bound is counted in the database:
+# routing.services.transcripts).
+TRANSCRIPT_MAIL_CLIENT = Limit("transcript-client", setting="TRANSCRIPT_MAIL_CLIENT_RATE")
 
 
 @dataclass(frozen=True)

@@ -277,6 +277,10 @@ else:
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Ask a Librarian <noreply@localhost>")
 
 CHAT_START_RATE = os.environ.get("CHAT_START_RATE", "20/m")
+# The rate limits' counters in Redis (consortium/ratelimit.py), kept apart per deployment like the channel layer.
+RATE_LIMIT_PREFIX = os.environ.get("VR_CHANNEL_PREFIX", "vr")
+# Transcript mails one client address may ask for (docs/security.md; each chat has its own bound besides).
+TRANSCRIPT_MAIL_CLIENT_RATE = os.environ.get("VR_TRANSCRIPT_MAIL_CLIENT_RATE", "30/h")
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"

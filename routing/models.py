@@ -283,3 +283,13 @@ class SentMail(models.Model):
 
     key = models.CharField(primary_key=True, max_length=100)
     sent_at = models.DateTimeField(db_index=True)
+
+
+class TranscriptMail(models.Model):
+    """One transcript mail asked for (routing.services.transcripts): the count per chat and per address
+    that bounds them, kept in the database so that every process sees the same. The scrub blanks the
+    address and keeps the row: the count still holds."""
+
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="transcript_mails")
+    email = models.CharField(max_length=254, blank=True)
+    asked_at = models.DateTimeField()

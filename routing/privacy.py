@@ -28,7 +28,7 @@ from django.db.models import Q
 
 from consortium.models import Consortium
 from libraries.models import Library
-from routing.models import LIVE_STATES, Chat, ChatFile, ChatState, Message, Survey, Ticket
+from routing.models import LIVE_STATES, Chat, ChatFile, ChatState, Message, Survey, Ticket, TranscriptMail
 from routing.services import chats, common
 
 FINISHED = (ChatState.ENDED, ChatState.ABANDONED, ChatState.UNSTAFFED)
@@ -141,6 +141,7 @@ def chat_scrub(chat: Chat) -> None:
             message.body, message.name = body, name
             message.save(update_fields=["body", "name"])
     _delete_files(chat)
+    TranscriptMail.objects.filter(chat=chat).update(email="")
     for survey in Survey.objects.filter(chat=chat).exclude(comment=""):
         survey.comment = scrub_text(survey.comment, names)
         survey.save(update_fields=["comment"])
@@ -161,6 +162,7 @@ def chat_forget(chat_id: str, now: datetime) -> None:
         names = [chat.patron_name]
         _delete_files(chat)
         Message.objects.filter(chat=chat).delete()
+        TranscriptMail.objects.filter(chat=chat).update(email="")
         Survey.objects.filter(chat=chat).exclude(comment="").update(comment="")
         for ticket in Ticket.objects.filter(chat=chat):
             _scrub_ticket(ticket, names)

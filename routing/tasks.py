@@ -74,14 +74,21 @@ def mail_ticket_answer(self: Any, ticket_id: str) -> None:
 @shared_task(bind=True, acks_late=True)
 def mail_transcript(self: Any, chat_id: str, email: str) -> None:
     from routing.services.followups import transcript_text
+    from routing.services.transcripts import MAILS_PER_CHAT
 
     chat = Chat.objects.select_related("consortium").filter(pk=chat_id).first()
-    if chat is None:
+    if chat is None or chat.scrubbed:  # scrubbed (or deleted) since it was asked for: nothing to send
         return
+    name = chat.consortium.name
+    # Whoever asked may have typed any address: the mail says who sent it and why, and the subject is
+    # fixed text, so nothing a patron wrote reaches the subject line (issue 13.1).
     send_once(
         self.request.id,
-        subject=f"{chat.consortium.name}: your chat transcript",
-        message=transcript_text(chat, for_patron=True) + "\n",
+        subject=f"{name}: your chat transcript",
+        message=(f"You asked for the transcript of your chat with {name} (started {chat.created_at:%Y-%m-%d}); "
+                 f"it is below.\nIt was asked for on {name}'s chat page by someone in that chat. If you did not "
+                 f"ask for it, ignore this mail: a chat's transcript is mailed at most {MAILS_PER_CHAT} times, "
+                 f"and nothing else will follow.\n\n" + transcript_text(chat, for_patron=True) + "\n"),
         from_email=None,
         recipient_list=[email],
     )

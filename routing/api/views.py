@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 
@@ -16,8 +15,7 @@ from routing import access, privacy
 from routing.api.base import ApiError, api_view, chat_for, client_ip, json_body, not_found, patron_chat, staff
 from routing.frames import library_ref, message_frame
 from routing.models import Chat
-from routing.services import chats, followups
-from routing.tasks import mail_transcript
+from routing.services import chats, followups, transcripts
 from routing.validation import Fields
 
 
@@ -79,13 +77,31 @@ def transcript(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
         f = Fields(json_body(request))
         email = f.email("email", required=True)
         f.check()
-        transaction.on_commit(lambda: mail_transcript.delay(chat.pk, email))
+        _transcript_mail(request, chat, email)
         return JsonResponse({"sent": True}, status=202)
     rows = chat.messages.select_related("file").order_by("seq")
     if patron:
         rows = rows.filter(internal=False)
     return JsonResponse({"id": chat.pk, "home_library": library_ref(chat.home_library),
                          "messages": [message_frame(m) for m in rows], "state": chat.state})
+
+
+# The per-chat bounds never reset (docs/security.md): a day is what the answer says to wait.
+TRANSCRIPT_LIMIT_RETRY = 24 * 3600
+
+
+def _transcript_mail(request: HttpRequest, chat: Chat, email: str) -> None:
+    """Past the client's rate or the chat's bounds: 429 with Retry-After; a scrubbed chat: 409."""
+    retry = ratelimit.TRANSCRIPT_MAIL_CLIENT.hit(client_ip(request) or "unknown")
+    if retry:
+        raise ApiError(429, "rate_limited", "too many transcript mails from this address; try again later",
+                       headers={"Retry-After": str(retry)})
+    try:
+        transcripts.transcript_mail_ask(chat_id=chat.pk, email=email, now=timezone.now())
+    except transcripts.TranscriptRefused as e:
+        if e.reason == "scrubbed":
+            raise ApiError(409, "scrubbed", e.detail) from e
+        raise ApiError(429, "limit_reached", e.detail, headers={"Retry-After": str(TRANSCRIPT_LIMIT_RETRY)}) from e
 
 
 @api_view({"DELETE"}, consortium_from="chat")
