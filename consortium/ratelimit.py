@@ -58,8 +58,9 @@ def hit(bucket: str, key: str, rate: str) -> int:
         with _lock:
             old_count, _ = _memory.get(name, (0, 0.0))
             count = old_count + 1
-            _memory[name] = (count, now)
-            for stale in [k for k in _memory if not k.endswith(f":{slot}")]:
+            # Kept until its own window ends: limits of other windows (a minute, an hour) share the dict.
+            _memory[name] = (count, (slot + 1) * window)
+            for stale in [k for k, (_, ends) in _memory.items() if ends <= now]:
                 del _memory[stale]
     return retry if count > limit else 0
 
@@ -88,6 +89,12 @@ PASSWORD_RESET_EMAIL = Limit("pwreset-email", setting="PASSWORD_RESET_EMAIL_RATE
 # Transcript mails asked for, per client address (each chat's own bound is counted in the database:
 # routing.services.transcripts).
 TRANSCRIPT_MAIL_CLIENT = Limit("transcript-client", setting="TRANSCRIPT_MAIL_CLIENT_RATE")
+# The offline question form (docs/security.md). Per client address: past it the question is refused.
+# Per address mailed and per consortium: past them the question is kept and only its confirmation mail
+# is skipped (a patron must not lose a question because someone else used their address).
+QUESTION_CLIENT = Limit("question-client", setting="QUESTION_CLIENT_RATE")
+QUESTION_MAIL_EMAIL = Limit("question-mail-email", setting="QUESTION_MAIL_EMAIL_RATE")
+QUESTION_MAIL_CONSORTIUM = Limit("question-mail-consortium", setting="QUESTION_MAIL_CONSORTIUM_RATE")
 
 
 @dataclass(frozen=True)

@@ -281,6 +281,11 @@ CHAT_START_RATE = os.environ.get("CHAT_START_RATE", "20/m")
 RATE_LIMIT_PREFIX = os.environ.get("VR_CHANNEL_PREFIX", "vr")
 # Transcript mails one client address may ask for (docs/security.md; each chat has its own bound besides).
 TRANSCRIPT_MAIL_CLIENT_RATE = os.environ.get("VR_TRANSCRIPT_MAIL_CLIENT_RATE", "30/h")
+# The offline question form: questions per client address (refused past it), confirmation mails per address
+# and per consortium (skipped past them; the question is kept). docs/security.md.
+QUESTION_CLIENT_RATE = os.environ.get("VR_QUESTION_CLIENT_RATE", "20/h")
+QUESTION_MAIL_EMAIL_RATE = os.environ.get("VR_QUESTION_MAIL_EMAIL_RATE", "3/h")
+QUESTION_MAIL_CONSORTIUM_RATE = os.environ.get("VR_QUESTION_MAIL_CONSORTIUM_RATE", "200/h")
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"

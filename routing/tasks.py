@@ -51,7 +51,8 @@ def mail_ticket_created(self: Any, ticket_id: str) -> None:
         subject=f"{ticket.consortium.name}: we have your question",
         message=(f"Hello{(' ' + ticket.patron_name) if ticket.patron_name else ''},\n\n"
                  f"{who} has your question and will answer by email.\n\nYour question:\n{ticket.question}\n\n"
-                 f"Reference: {ticket.pk}\n"),
+                 f"Reference: {ticket.pk}\n\nThis address was given with a question left on {ticket.consortium.name}'s "
+                 f"chat page. If it was not you, ignore this mail.\n"),
         from_email=None,
         recipient_list=[ticket.patron_email],
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -17,6 +18,8 @@ from routing.frames import library_ref, message_frame
 from routing.models import Chat
 from routing.services import chats, followups, transcripts
 from routing.validation import Fields
+
+logger = logging.getLogger(__name__)
 
 
 def _limit(request: HttpRequest) -> None:
@@ -64,10 +67,31 @@ def question_create(request: HttpRequest, consortium: Consortium, **_: Any) -> H
         if chat is None or chat.consortium_id != consortium.pk:
             raise ApiError(403, "forbidden", "the chat and token do not match")
     _limit(request)
+    retry = ratelimit.QUESTION_CLIENT.hit(client_ip(request) or "unknown")
+    if retry:
+        raise ApiError(429, "rate_limited", "too many questions from this address; try again later",
+                       headers={"Retry-After": str(retry)})
+    mailed = _question_mail_allowed(consortium, email)
     ticket = followups.question_leave(consortium=consortium, question=question, email=email, name=name,
                                      library_slug=library or None, zip_code=zip_code or None, chat=chat,
-                                     now=timezone.now())
-    return JsonResponse({"id": ticket.pk}, status=201)
+                                     now=timezone.now(), mail_patron=mailed)
+    answer: dict[str, Any] = {"id": ticket.pk, "mailed": mailed}
+    if not mailed:
+        answer["detail"] = "we have your question; its confirmation mail was not sent (too many mails lately)"
+    return JsonResponse(answer, status=201)
+
+
+def _question_mail_allowed(consortium: Consortium, email: str) -> bool:
+    """Whether the question's confirmation may be mailed: within the address's and the consortium's rates.
+    Past them the question is still taken: only the mail is skipped (docs/security.md)."""
+    if ratelimit.QUESTION_MAIL_EMAIL.hit(email.strip().lower()):
+        logger.warning("question confirmation not mailed: the address's limit", extra={"consortium": consortium.slug})
+        return False
+    if ratelimit.QUESTION_MAIL_CONSORTIUM.hit(consortium.slug):
+        logger.warning("question confirmation not mailed: the consortium's limit",
+                       extra={"consortium": consortium.slug})
+        return False
+    return True
 
 
 @api_view({"GET", "POST"}, consortium_from="chat")

@@ -28,7 +28,7 @@ def transcript_text(chat: Chat, *, for_patron: bool) -> str:
 
 def followup_create(*, consortium: Consortium, library: Library | None, chat: Chat | None, question: str,
                   email: str, name: str = "", note: str = "", source: str, now: datetime,
-                  created_by: StaffProfile | None = None) -> Ticket:
+                  created_by: StaffProfile | None = None, mail_patron: bool = True) -> Ticket:
     from routing.tasks import mail_ticket_created  # tasks import services: keep the import graph one-way
 
     ticket = Ticket.objects.create(
@@ -38,7 +38,7 @@ def followup_create(*, consortium: Consortium, library: Library | None, chat: Ch
     )
     if chat is not None:
         trace(chat, "ticket", now, ticket=ticket.pk, library=library.slug if library else None, source=source)
-    if email:
+    if email and mail_patron:
         transaction.on_commit(lambda: mail_ticket_created.delay(ticket.pk))
     return ticket
 
@@ -61,8 +61,10 @@ def chat_refer(librarian: StaffProfile, chat_id: str, now: datetime, *, library_
 
 def question_leave(*, consortium: Consortium, question: str, email: str, name: str = "",
                    library_slug: str | None = None, zip_code: str | None = None, chat: Chat | None = None,
-                   now: datetime) -> Ticket:
-    """The offline question form: a follow-up ticket for the home library (or the consortium)."""
+                   now: datetime, mail_patron: bool = True) -> Ticket:
+    """The offline question form: a follow-up ticket for the home library (or the consortium). The
+    patron is mailed a confirmation unless `mail_patron` is false (past a mail limit: the question is
+    kept all the same)."""
     library, _ = home_library_resolve(consortium, library_slug, zip_code)
     with transaction.atomic():
         if chat is not None:
@@ -72,7 +74,7 @@ def question_leave(*, consortium: Consortium, question: str, email: str, name: s
                 if locked.state == ChatState.QUEUED:
                     chat_end_locked(locked, now, by="patron", reason="question_form")
         return followup_create(consortium=consortium, library=library, chat=chat, question=question, email=email,
-                             name=name, source="question_form", now=now)
+                             name=name, source="question_form", now=now, mail_patron=mail_patron)
 
 
 MAX_ANSWER = 10000
