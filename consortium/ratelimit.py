@@ -84,6 +84,8 @@ POLL_TYPING = Limit("poll-typing", "40/m")
 # Password reset mails asked for, per client address and per address asked for (docs/security.md).
 PASSWORD_RESET_CLIENT = Limit("pwreset-client", setting="PASSWORD_RESET_CLIENT_RATE")
 PASSWORD_RESET_EMAIL = Limit("pwreset-email", setting="PASSWORD_RESET_EMAIL_RATE")
+# Files sent into one chat, by the patron and the librarian together (docs/security.md, "Uploads").
+CHAT_FILE_UPLOAD = Limit("file-upload", setting="CHAT_FILE_UPLOAD_RATE")
 
 
 @dataclass(frozen=True)
