@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.live.stack import PASSWORD, Socket, Stack, librarian, start_chat, world
+from tests.live.stack import PASSWORD, Socket, Stack, librarian, login, start_chat, world
 
 WORLD = world("bnd", libraries=[{"slug": "bnd-a"}],
               staff=[{"username": "bnd1", "library": "bnd-a"},
@@ -83,3 +83,32 @@ async def test_the_consortiums_disk_budget_refuses_and_shows_in_the_metrics(stac
     assert stored and budget
     assert float(budget[1]) == 1024 * 1024 and len(big) <= float(stored[1]) <= float(budget[1])
     await sock.close()
+
+
+async def test_a_huge_chats_transcript_comes_in_pages_and_the_csv_streams(stack: Stack) -> None:
+    chat = await start_chat(stack.base(), "bnd", "A very long conversation", library="bnd-a")
+    lines = 2400
+    stack.sql("INSERT INTO routing_message (chat_id, seq, sender, name, body, at, internal) "
+              f"SELECT '{chat['id']}', s, 'patron', '', 'line ' || s, now(), false "
+              f"FROM generate_series(2, {lines + 1}) AS s; "
+              f"UPDATE routing_chat SET last_seq = {lines + 1} WHERE id = '{chat['id']}'")
+    url: str | None = f"/api/v1/chats/{chat['id']}/transcript"
+    seqs: list[int] = []
+    sizes = []
+    async with httpx.AsyncClient(base_url=stack.base(), timeout=30) as c:
+        while url:
+            r = await c.get(url, headers={"Authorization": f"Bearer {chat['token']}"})
+            assert r.status_code == 200, r.text
+            sizes.append(len(r.json()["messages"]))
+            seqs += [m["seq"] for m in r.json()["messages"]]
+            url = r.json()["next"]
+    assert sizes == [1000, 1000, 401] and seqs == list(range(1, lines + 2))
+
+    # The coordinators' report comes chunked, with no Content-Length: sent as it is read.
+    cookies = await asyncio.to_thread(login, stack.base(), "bndcoord", PASSWORD)
+    async with httpx.AsyncClient(base_url=stack.base(), cookies=cookies, timeout=30) as c, \
+            c.stream("GET", "/api/v1/bnd/reports/chats.csv") as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+        assert "content-length" not in r.headers and r.headers.get("transfer-encoding") == "chunked"
+        body = (await r.aread()).decode()
+    assert body.splitlines()[0].startswith("chat,created_at,home_library") and chat["id"] in body
