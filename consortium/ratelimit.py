@@ -95,6 +95,8 @@ TRANSCRIPT_MAIL_CLIENT = Limit("transcript-client", setting="TRANSCRIPT_MAIL_CLI
 QUESTION_CLIENT = Limit("question-client", setting="QUESTION_CLIENT_RATE")
 QUESTION_MAIL_EMAIL = Limit("question-mail-email", setting="QUESTION_MAIL_EMAIL_RATE")
 QUESTION_MAIL_CONSORTIUM = Limit("question-mail-consortium", setting="QUESTION_MAIL_CONSORTIUM_RATE")
+# Files sent into one chat, by the patron and the librarian together (docs/security.md, "Uploads").
+CHAT_FILE_UPLOAD = Limit("file-upload", setting="CHAT_FILE_UPLOAD_RATE")
 
 
 @dataclass(frozen=True)

@@ -308,9 +308,20 @@ if HTTPS:
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 
-# Uploads: the chat file limit lives in routing.files; keep Django's own limits above it.
+# Uploads: the per-file limit lives in routing.files. Django keeps an upload in memory only up to
+# FILE_UPLOAD_MAX_MEMORY_SIZE and spools anything larger to a temporary file, so a 10 MB file (or many at once)
+# never sits whole in a process's memory. DATA_UPLOAD_MAX_MEMORY_SIZE bounds a request's non-file fields.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
-FILE_UPLOAD_MAX_MEMORY_SIZE = 11 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
+FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.MemoryFileUploadHandler",
+                        "django.core.files.uploadhandler.TemporaryFileUploadHandler"]
+# Files one chat may hold, in number and in total size, and files a consortium's unscrubbed chats may hold
+# together (routing/files.py; docs/security.md, "Uploads").
+CHAT_FILES_MAX_COUNT = int(os.environ.get("VR_CHAT_FILES_MAX", "20"))
+CHAT_FILES_MAX_BYTES = int(os.environ.get("VR_CHAT_FILES_MAX_MB", "50")) * 1024 * 1024
+CONSORTIUM_FILES_BUDGET_BYTES = int(os.environ.get("VR_CONSORTIUM_FILES_BUDGET_MB", "20480")) * 1024 * 1024
+# Files one chat may receive (patron and librarian together), as N/s, N/m or N/h.
+CHAT_FILE_UPLOAD_RATE = os.environ.get("VR_CHAT_FILE_UPLOAD_RATE", "10/m")
 
 # /metrics (routing/metrics.py) answers only these client addresses or networks (CIDR allowed); 404 for
 # everyone else. Behind nginx the address is the one nginx puts in X-Forwarded-For (daphne --proxy-headers).

@@ -1,6 +1,13 @@
 """Files in a chat: images and PDFs only, recognised by their first bytes, never by name or by what
 the browser claims. A file is stored as a ChatFile and posted into the chat as a message whose frame
-carries `file` (routing.frames.message_frame), so it reaches everyone in order like any message."""
+carries `file` (routing.frames.message_frame), so it reaches everyone in order like any message.
+
+Bounds (docs/security.md, "Uploads"): a file is at most MAX_BYTES; a chat holds at most
+settings.CHAT_FILES_MAX_COUNT files and settings.CHAT_FILES_MAX_BYTES bytes, counted in the database
+under the chat's row lock so that two processes cannot both take the last place; a consortium's
+unscrubbed chats hold at most settings.CONSORTIUM_FILES_BUDGET_BYTES. An upload is never held whole in
+memory: Django spools it to a temporary file (FILE_UPLOAD_MAX_MEMORY_SIZE) and the storage moves or
+copies it in chunks."""
 
 from __future__ import annotations
 
@@ -8,9 +15,11 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from django.core.files.base import ContentFile
+from django.conf import settings
+from django.core.files.base import ContentFile, File
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
+from django.db.models import Count, Sum
 from django.utils import timezone
 
 from libraries.models import StaffProfile
@@ -59,23 +68,76 @@ def clean_name(name: str, content_type: str) -> str:
 
 @dataclass(frozen=True)
 class Upload:
+    """A checked file: its bytes (`data`, small files made in code) or the uploaded file (`file`, which
+    may be a temporary file on disk: it is never read whole)."""
+
     data: bytes
     name: str
     content_type: str
+    file: File | None = None
+    file_size: int = 0
+
+    @property
+    def size(self) -> int:
+        return self.file_size if self.file is not None else len(self.data)
+
+    def content(self) -> File:
+        return self.file if self.file is not None else ContentFile(self.data)
+
+
+def _too_large() -> FileRefused:
+    return FileRefused(413, "too_large", f"files are limited to {MAX_BYTES // (1024 * 1024)} MB")
 
 
 def check(upload: UploadedFile) -> Upload:
-    if upload.size is not None and upload.size > MAX_BYTES:
-        raise FileRefused(413, "too_large", f"files are limited to {MAX_BYTES // (1024 * 1024)} MB")
-    data = upload.read(MAX_BYTES + 1)
-    if len(data) > MAX_BYTES:
-        raise FileRefused(413, "too_large", f"files are limited to {MAX_BYTES // (1024 * 1024)} MB")
-    if not data:
+    """The upload's type from its first bytes and its size as received; only the head is read."""
+    size = upload.size or 0
+    if size > MAX_BYTES:
+        raise _too_large()
+    upload.seek(0)
+    head = upload.read(16)
+    upload.seek(0)
+    if not head or size == 0:
         raise FileRefused(400, "invalid", "the file is empty")
-    content_type = sniff(data[:16])
+    content_type = sniff(head)
     if content_type is None:
         raise FileRefused(400, "unsupported_type", "only images (PNG, JPEG, GIF, WebP) and PDF files can be sent")
-    return Upload(data=data, name=clean_name(upload.name or "", content_type), content_type=content_type)
+    return Upload(data=b"", name=clean_name(upload.name or "", content_type), content_type=content_type,
+                  file=upload, file_size=size)
+
+
+@dataclass(frozen=True)
+class Usage:
+    count: int
+    size: int
+
+
+def chat_usage(chat_id: str) -> Usage:
+    row = ChatFile.objects.filter(chat_id=chat_id).aggregate(n=Count("pk"), total=Sum("size"))
+    return Usage(count=row["n"] or 0, size=row["total"] or 0)
+
+
+def consortium_usage(consortium_id: int) -> int:
+    """Bytes stored for the consortium's unscrubbed chats (scrubbing deletes a chat's files)."""
+    total = ChatFile.objects.filter(chat__consortium_id=consortium_id, chat__scrubbed=False).aggregate(
+        total=Sum("size"))["total"]
+    return int(total or 0)
+
+
+def room_check(chat: Chat, size: int) -> None:
+    """Refuse a file of `size` bytes that would take the chat or its consortium past their bounds. Under the
+    chat's row lock (post) this is exact for the chat; the consortium's budget may be overshot by the files
+    of other chats uploading at the same instant, a few files at most."""
+    usage = chat_usage(chat.pk)
+    if usage.count >= settings.CHAT_FILES_MAX_COUNT:
+        raise FileRefused(413, "too_many_files",
+                          f"a chat can hold at most {settings.CHAT_FILES_MAX_COUNT} files")
+    if usage.size + size > settings.CHAT_FILES_MAX_BYTES:
+        raise FileRefused(413, "chat_files_too_large",
+                          f"the files of a chat are limited to {settings.CHAT_FILES_MAX_BYTES // (1024 * 1024)} MB "
+                          "in all")
+    if consortium_usage(chat.consortium_id) + size > settings.CONSORTIUM_FILES_BUDGET_BYTES:
+        raise FileRefused(413, "over_budget", "the service cannot store more files now: try again later")
 
 
 def post(chat: Chat, upload: Upload, *, sender: str, librarian: StaffProfile | None = None,
@@ -87,12 +149,18 @@ def post(chat: Chat, upload: Upload, *, sender: str, librarian: StaffProfile | N
             return existing, False
     if chat.state not in LIVE_STATES:
         raise common.ServiceError("ended", "this chat is over")
+    room_check(chat, upload.size)  # before writing to disk: most refusals cost nothing
     now = timezone.now()
-    stored = ChatFile(chat=chat, name=upload.name, content_type=upload.content_type, size=len(upload.data),
+    stored = ChatFile(chat=chat, name=upload.name, content_type=upload.content_type, size=upload.size,
                       uploaded_by=sender, created_at=now)
-    stored.data.save(f"{stored.pk}.{EXTENSIONS[upload.content_type]}", ContentFile(upload.data), save=False)
+    # The storage moves a temporary upload into place, or copies it chunk by chunk: never whole in memory.
+    stored.data.save(f"{stored.pk}.{EXTENSIONS[upload.content_type]}", upload.content(), save=False)
     try:
         with transaction.atomic():
+            locked = common.chat_lock(chat.pk)
+            if locked is None:
+                raise common.ServiceError("not_found", "no such chat")
+            room_check(locked, upload.size)  # again under the lock: the count every process agrees on
             stored.save()
             message, created = chats.message_post(chat.pk, sender=sender, body=upload.name, client_id=client_id,
                                                      now=now, librarian=librarian, file_id=stored.pk)

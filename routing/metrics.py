@@ -27,6 +27,8 @@ everyone else gets 404, as if the page did not exist.
 | vr_sockets | gauge | kind, transport | open patron and staff connections (websocket, or HTTP long-poll) |
 | vr_web_processes | gauge | state | web processes heart-beating (alive) or silent and not reaped yet (stale) |
 | vr_overdue_deadlines | gauge | kind | deadlines and graces over 5 s overdue: the timer is not keeping up |
+| vr_files_bytes | gauge | consortium | bytes of chat files stored for the consortium's unscrubbed chats |
+| vr_files_budget_bytes | gauge | consortium | their budget (CONSORTIUM_FILES_BUDGET_BYTES); uploads past it: 413 |
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 
 from django.conf import settings
-from django.db.models import Count, F, Min, QuerySet
+from django.db.models import Count, F, Min, QuerySet, Sum
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -49,7 +51,7 @@ from prometheus_client.registry import Collector
 
 from consortium.models import Consortium
 from libraries.models import Queue, StaffProfile
-from routing.models import Chat, ChatState, Connection, LibrarianPresence, ServerProcess, TraceEvent
+from routing.models import Chat, ChatFile, ChatState, Connection, LibrarianPresence, ServerProcess, TraceEvent
 from routing.plan import plan_from_json
 from routing.selectors import queues_served
 from routing.services.sweeps import PROCESS_DEAD_AFTER
@@ -243,6 +245,22 @@ def _overdue(now: datetime) -> Metric:
     return family
 
 
+def _files(consortia: list[str]) -> list[Metric]:
+    """The disk the consortium's chat files take, beside its budget (routing.files.room_check): alert before
+    the two meet, since uploads are refused from then on."""
+    stored = GaugeMetricFamily("vr_files_bytes", "Bytes of chat files stored for the consortium's unscrubbed chats.",
+                               labels=["consortium"])
+    budget = GaugeMetricFamily("vr_files_budget_bytes",
+                               "The most the consortium's chat files may take; uploads past it are refused (413).",
+                               labels=["consortium"])
+    sums = dict(ChatFile.objects.filter(chat__scrubbed=False).values("chat__consortium__slug")
+                .annotate(total=Sum("size")).values_list("chat__consortium__slug", "total"))
+    for slug in consortia:
+        stored.add_metric([slug], sums.get(slug) or 0)
+        budget.add_metric([slug], settings.CONSORTIUM_FILES_BUDGET_BYTES)
+    return [stored, budget]
+
+
 class Figures(Collector):
     """The service's figures, read from the database when a scrape collects them (at `now`, or the time then)."""
 
@@ -260,6 +278,7 @@ class Figures(Collector):
         yield _sockets()
         yield _processes(now)
         yield _overdue(now)
+        yield from _files(consortia)
 
 
 # --- who may read them -----------------------------------------------------------------------------------

@@ -4,10 +4,12 @@ origins only, the request's patron (by token) or librarian (by session), through
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
-from typing import Any
+from typing import Any, TypeVar
 
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
 from consortium.middleware import api_error
@@ -19,7 +21,8 @@ from routing.models import Chat
 from routing.services import common
 from routing.validation import Invalid, json_object
 
-View = Callable[..., HttpResponse]
+View = Callable[..., HttpResponseBase]  # HttpResponse, or a StreamingHttpResponse (the chats CSV)
+R = TypeVar("R", bound=HttpResponseBase)
 
 
 MAX_JSON_BYTES = 64 * 1024
@@ -36,7 +39,7 @@ def not_found() -> ApiError:
     return ApiError(404, "not_found", "no such chat")
 
 
-def cors(response: HttpResponse, origin: str | None) -> HttpResponse:
+def cors(response: R, origin: str | None) -> R:
     if origin and not own_origin(origin):
         response["Access-Control-Allow-Origin"] = origin
         response["Access-Control-Allow-Headers"] = "Content-Type, Authorization"
@@ -52,9 +55,10 @@ def api_view(methods: set[str], *, consortium_from: str = "") -> Callable[[View]
     def wrap(view: View) -> View:
         @wraps(view)
         @csrf_exempt
-        def handler(request: HttpRequest, **kwargs: Any) -> HttpResponse:
+        def handler(request: HttpRequest, **kwargs: Any) -> HttpResponseBase:
             origin = request.headers.get("Origin")
             consortium: Consortium | None = None
+            response: HttpResponseBase
             try:
                 if consortium_from == "slug":
                     consortium = Consortium.objects.filter(slug=kwargs["consortium_slug"], is_active=True).first()
@@ -126,3 +130,30 @@ def chat_for(request: HttpRequest, chat_id: str) -> tuple[Chat, bool]:
     if chat is None or not access.may_read(staff(request), chat):
         raise not_found()
     return chat, False
+
+
+@dataclass(frozen=True)
+class Page:
+    """Where a list resumes (`after`: a sequence number or a count already read) and how much of it to send."""
+
+    after: int
+    limit: int
+
+    def next_url(self, request: HttpRequest, after: int) -> str:
+        """The link to the rest: the same request with `after` moved on."""
+        query = request.GET.copy()
+        query["after"], query["limit"] = str(after), str(self.limit)
+        return f"{request.path}?{query.urlencode()}"
+
+
+def page_of(request: HttpRequest, *, maximum: int) -> Page:
+    """`?after=&limit=` of a bounded list (docs/protocol.md): limit 1..maximum, default the maximum."""
+    raw_after, raw_limit = request.GET.get("after", "0"), request.GET.get("limit", str(maximum))
+    fields: dict[str, list[str]] = {}
+    if not raw_after.isdigit() or len(raw_after) > 12:
+        fields["after"] = ["a whole number >= 0"]
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit[:12]) <= maximum:
+        fields["limit"] = [f"a whole number from 1 to {maximum}"]
+    if fields:
+        raise ApiError(400, "invalid", "some fields are not valid", fields)
+    return Page(after=int(raw_after), limit=int(raw_limit))

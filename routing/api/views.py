@@ -4,22 +4,29 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Iterator
 from typing import Any
 
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 from django.utils import timezone
 
 from consortium import csv_safe, ratelimit
 from consortium.models import Consortium
 from libraries.models import StaffProfile
 from routing import access, privacy
-from routing.api.base import ApiError, api_view, chat_for, client_ip, json_body, not_found, patron_chat, staff
+from routing.api.base import ApiError, api_view, chat_for, client_ip, json_body, not_found, page_of, patron_chat, staff
 from routing.frames import library_ref, message_frame
 from routing.models import Chat
 from routing.services import chats, followups, transcripts
 from routing.validation import Fields
 
 logger = logging.getLogger(__name__)
+# Most messages (or trace events) one answer carries; `next` links to the rest (docs/protocol.md). A chat
+# is rarely past a few hundred lines, so today's clients see the whole of it in the first page.
+TRANSCRIPT_PAGE = 1000
+TRACE_PAGE = 1000
 
 
 def _limit(request: HttpRequest) -> None:
@@ -103,11 +110,16 @@ def transcript(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
         f.check()
         _transcript_mail(request, chat, email)
         return JsonResponse({"sent": True}, status=202)
-    rows = chat.messages.select_related("file").order_by("seq")
+    page = page_of(request, maximum=TRANSCRIPT_PAGE)
+    rows = chat.messages.select_related("file").filter(seq__gt=page.after).order_by("seq")
     if patron:
         rows = rows.filter(internal=False)
+    messages = list(rows[:page.limit + 1])
+    more = len(messages) > page.limit
+    messages = messages[:page.limit]
     return JsonResponse({"id": chat.pk, "home_library": library_ref(chat.home_library),
-                         "messages": [message_frame(m) for m in rows], "state": chat.state})
+                         "messages": [message_frame(m) for m in messages], "state": chat.state,
+                         "next": page.next_url(request, messages[-1].seq) if more else None})
 
 
 # The per-chat bounds never reset (docs/security.md): a day is what the answer says to wait.
@@ -155,8 +167,12 @@ def trace(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
     chat = Chat.objects.select_related("consortium").filter(pk=chat_id).first()
     if chat is None or not access.may_trace(staff(request), chat):
         raise not_found()
-    events = [{"at": e.at.isoformat(), "kind": e.kind, **e.data} for e in chat.trace.order_by("at", "id")]
-    return JsonResponse({"chat": chat.pk, "events": events})
+    page = page_of(request, maximum=TRACE_PAGE)  # `after`: how many events were read already
+    rows = list(chat.trace.order_by("at", "id")[page.after:page.after + page.limit + 1])
+    more = len(rows) > page.limit
+    events = [{"at": e.at.isoformat(), "kind": e.kind, **e.data} for e in rows[:page.limit]]
+    return JsonResponse({"chat": chat.pk, "events": events,
+                         "next": page.next_url(request, page.after + page.limit) if more else None})
 
 
 def _date(value: str | None, name: str) -> dt.datetime | None:
@@ -170,7 +186,7 @@ def _date(value: str | None, name: str) -> dt.datetime | None:
 
 
 @api_view({"GET"}, consortium_from="slug")
-def report_chats(request: HttpRequest, consortium: Consortium, **_: Any) -> HttpResponse:
+def report_chats(request: HttpRequest, consortium: Consortium, **_: Any) -> HttpResponseBase:
     profile = staff(request)
     if profile is None or profile.role != StaffProfile.Role.COORDINATOR or \
             profile.library.consortium_id != consortium.pk:
@@ -183,17 +199,21 @@ def report_chats(request: HttpRequest, consortium: Consortium, **_: Any) -> Http
         rows = rows.filter(created_at__gte=since)
     if until:
         rows = rows.filter(created_at__lt=until + dt.timedelta(days=1))
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{consortium.slug}-chats.csv"'
-    writer = csv_safe.writer(response)  # cells a spreadsheet would run as formulas are quoted
-    writer.writerow(["chat", "created_at", "home_library", "answering_library", "librarian", "step_answered",
-                     "wait_seconds", "duration_seconds", "outcome", "end_reason", "language"])
-    for chat in rows.iterator():
+    # Streamed (consortium/csv_safe.py): years of chats are written as they are read, never held whole.
+    return csv_safe.streaming_response(request, _report_rows(rows), f"{consortium.slug}-chats.csv")
+
+
+REPORT_COLUMNS: list[object] = ["chat", "created_at", "home_library", "answering_library", "librarian", "step_answered",
+                  "wait_seconds", "duration_seconds", "outcome", "end_reason", "language"]
+
+
+def _report_rows(rows: QuerySet[Chat]) -> Iterator[list[object]]:
+    yield list(REPORT_COLUMNS)
+    for chat in rows.iterator(chunk_size=500):
         answered = chat.answered_by
         wait = int((chat.first_accepted_at - chat.arrived_at).total_seconds()) if chat.first_accepted_at else ""
         duration = int((chat.ended_at - chat.first_accepted_at).total_seconds()) \
             if chat.ended_at and chat.first_accepted_at else ""
-        writer.writerow([chat.pk, chat.created_at.isoformat(), chat.home_library.slug if chat.home_library else "",
-                         answered.library.slug if answered else "", answered.user.username if answered else "",
-                         chat.answered_step, wait, duration, chat.state, chat.end_reason, chat.language])
-    return response
+        yield [chat.pk, chat.created_at.isoformat(), chat.home_library.slug if chat.home_library else "",
+               answered.library.slug if answered else "", answered.user.username if answered else "",
+               chat.answered_step, wait, duration, chat.state, chat.end_reason, chat.language]

@@ -213,6 +213,9 @@ def chat_files(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
         if _csrf_failure(request) is not None:
             raise ApiError(403, "forbidden", "the CSRF check failed: send the X-CSRFToken header")
         sender = "librarian"
+    retry = ratelimit.CHAT_FILE_UPLOAD.hit(chat.pk)
+    if retry:
+        raise ApiError(429, "rate_limited", "too many files: wait a moment", headers={"Retry-After": str(retry)})
     upload = request.FILES.get("file")
     if upload is None:
         raise ApiError(400, "invalid", "send the file as the multipart field 'file'", {"file": ["required"]})

@@ -39,18 +39,20 @@ def readable_chats(profile: StaffProfile, now: datetime) -> QuerySet[Chat]:
     return Chat.objects.filter(consortium=consortium, created_at__gte=since).filter(own_chats_q(profile))
 
 
-def history(profile: StaffProfile, now: datetime, *, query: str = "", limit: int = 50) -> list[Chat]:
-    """Past chats, newest first, optionally those whose question or any line contains `query`."""
+def history(profile: StaffProfile, now: datetime, *, query: str = "", limit: int = 50, offset: int = 0) -> list[Chat]:
+    """Past chats, newest first, optionally those whose question or any line contains `query`; `limit` of
+    them from `offset` (the console's pages)."""
     rows = readable_chats(profile, now).exclude(state__in=LIVE_STATES)
     query = query.strip()
     if query:
         rows = rows.filter(Q(question__icontains=query) | Q(messages__body__icontains=query)
                            | Q(patron_name__icontains=query) | Q(pk=query))
-    # distinct() through the messages join; the ids first so the ordering column stays simple.
-    ids = list(rows.order_by().values_list("pk", flat=True).distinct()[:1000])
+    # The matching ids as a subquery (the messages join repeats a chat), then one ordered page of them:
+    # every match is reachable page by page, however many there are.
+    ids = rows.order_by().values("pk")
     return list(Chat.objects.filter(pk__in=ids).select_related("home_library", "answered_by__user",
                                                                 "answered_by__library")
-                .order_by("-arrived_at")[:limit])
+                .order_by("-arrived_at", "pk")[offset:offset + limit])
 
 
 def history_chat(profile: StaffProfile, chat_id: str, now: datetime) -> Chat | None:

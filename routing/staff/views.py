@@ -31,6 +31,34 @@ View = Callable[..., HttpResponse]
 # Minutes without input after which the console sets an available librarian away; a query
 # parameter (?idle=SECONDS) overrides it per page, which is how the browser tests make it short.
 DEFAULT_IDLE_MINUTES = 15
+# The most rows one page of a list shows (docs/security.md, "Lists and exports"); an "older" / "later" link
+# leads to the rest. Today's lists fit in one page: the follow-ups showed 200, the history 50.
+TICKETS_PAGE = 200
+HISTORY_PAGE = 50
+TRANSCRIPT_PAGE = 1000
+
+
+def _number(request: HttpRequest, name: str, default: int) -> int:
+    """A whole-number query parameter; anything else (or too long) is the default, as a page link would be."""
+    raw = request.GET.get(name, "")
+    return int(raw) if raw.isdigit() and len(raw) <= 9 else default
+
+
+def _link(request: HttpRequest, **changes: int) -> str:
+    query = request.GET.copy()
+    for key, value in changes.items():
+        query[key] = str(value)
+    return f"?{query.urlencode()}"
+
+
+def _pager(request: HttpRequest, rows: list[Any], page: int, size: int) -> tuple[list[Any], dict[str, str]]:
+    """`rows` fetched as size + 1 from (page - 1) * size: this page's rows, and links to its neighbours."""
+    links = {}
+    if len(rows) > size:
+        links["next"] = _link(request, page=page + 1)
+    if page > 1:
+        links["previous"] = _link(request, page=page - 1)
+    return rows[:size], links
 
 
 def staff_page(view: View) -> View:
@@ -137,9 +165,12 @@ def tickets(request: HttpRequest, profile: StaffProfile) -> HttpResponse:
     if status not in (*selectors.FOLLOWUP_FILTERS, "all"):
         status = "open"
     query = request.GET.get("q", "")[:200]
-    rows = list(selectors.followups_for(profile, status=status, query=query)[:200])
+    page = max(1, _number(request, "page", 1))
+    start = (page - 1) * TICKETS_PAGE
+    rows, links = _pager(request, list(selectors.followups_for(profile, status=status, query=query)
+                                        [start:start + TICKETS_PAGE + 1]), page, TICKETS_PAGE)
     return render(request, "routing/staff/tickets.html", {
-        "profile": profile, "tickets": rows, "status": status, "q": query,
+        "profile": profile, "tickets": rows, "status": status, "q": query, "links": links,
         "section": "tickets",
         "filters": [("open", "Open"), ("answered", "Answered"), ("closed", "Closed"), ("all", "All")],
     })
@@ -182,9 +213,12 @@ def ticket_detail(request: HttpRequest, profile: StaffProfile, ticket_id: str) -
 @staff_page
 def history(request: HttpRequest, profile: StaffProfile) -> HttpResponse:
     query = request.GET.get("q", "")[:200]
-    chats = selectors.history(profile, timezone.now(), query=query)
+    page = max(1, _number(request, "page", 1))
+    found = selectors.history(profile, timezone.now(), query=query, limit=HISTORY_PAGE + 1,
+                              offset=(page - 1) * HISTORY_PAGE)
+    chats, links = _pager(request, found, page, HISTORY_PAGE)
     return render(request, "routing/staff/history.html", {
-        "profile": profile, "chats": chats, "q": query, "section": "history",
+        "profile": profile, "chats": chats, "q": query, "section": "history", "links": links,
         "retention_days": profile.library.consortium.transcript_retention_days,
     })
 
@@ -206,8 +240,16 @@ def history_detail(request: HttpRequest, profile: StaffProfile, chat_id: str) ->
             error = "; ".join(f"{k}: {', '.join(v)}" for k, v in e.fields.items()) or e.detail
         else:
             return redirect("staff-history-chat", chat_id=chat_id)
-    messages = list(chat.messages.select_related("file").order_by("seq"))
+    after = _number(request, "after", 0)
+    messages = list(chat.messages.select_related("file").filter(seq__gt=after).order_by("seq")[:TRANSCRIPT_PAGE + 1])
+    links = {}
+    if len(messages) > TRANSCRIPT_PAGE:
+        messages = messages[:TRANSCRIPT_PAGE]
+        links["next"] = f"?after={messages[-1].seq}"
+    if after:
+        links["first"] = "?"
     return render(request, "routing/staff/history_chat.html", {
         "profile": profile, "chat": chat, "messages": messages, "section": "history", "error": error,
+        "links": links,
         "took_part": access.took_part(profile, chat),
     }, status=400 if error else 200)

@@ -211,7 +211,9 @@ def test_only_the_services_own_figures_are_exposed() -> None:
         "vr_queue_librarians_present": "gauge", "vr_librarians_online": "gauge",
         "vr_offer_latency_seconds": "histogram", "vr_time_to_accept_seconds": "histogram",
         "vr_routing_events_total": "counter", "vr_metrics_window_start_seconds": "gauge", "vr_sockets": "gauge",
-        "vr_web_processes": "gauge", "vr_overdue_deadlines": "gauge"}
+        "vr_web_processes": "gauge", "vr_overdue_deadlines": "gauge",
+        # issue 13.4: the chat files' disk and its budget.
+        "vr_files_bytes": "gauge", "vr_files_budget_bytes": "gauge"}
 
 
 def test_counters_and_histograms_cover_today_and_start_again_at_midnight(sent: Sent) -> None:

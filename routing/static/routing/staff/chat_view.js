@@ -351,8 +351,14 @@ export async function settleUnheld(view) {
   // The chat ended, was transferred or went back to the queue while we were away: fetch the lines
   // we missed from the transcript (staff who took part may read it), then say what happened.
   try {
-    const transcript = await getJSON(`/api/v1/chats/${encodeURIComponent(view.id)}/transcript`);
-    for (const m of transcript.messages || []) view.addMessage({ ...m, chat: view.id });
+    // A long transcript comes in pages: follow `next` until there is none.
+    let url = `/api/v1/chats/${encodeURIComponent(view.id)}/transcript`;
+    let transcript;
+    while (url) {
+      transcript = await getJSON(url);
+      for (const m of transcript.messages || []) view.addMessage({ ...m, chat: view.id });
+      url = transcript.next || null;
+    }
     view.setState(transcript.state === "ended" || transcript.state === "abandoned" ? "ended" : "lost");
   } catch (e) {
     view.setState("gone");
