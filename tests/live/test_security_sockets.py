@@ -14,7 +14,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.live.stack import PASSWORD, Socket, Stack, connect, librarian, patron, start_chat, world
+from tests.live.stack import PASSWORD, Socket, Stack, connect, librarian, login, patron, start_chat, world
 
 WORLD = world(
     "socksec",
@@ -130,6 +130,40 @@ async def test_the_socket_and_the_http_fallback_share_one_message_rate_per_chat(
     await sock.send({"type": "ping"})
     await sock.expect("pong", timeout=10)  # told, still open
     await sock.close()
+
+
+# --- item 10: switched off, the sockets close on every process --------------------------------------
+
+
+async def test_a_librarian_switched_off_loses_every_socket_within_5_seconds(stack: Stack) -> None:
+    cookies = await asyncio.to_thread(login, stack.base("web1"), "ss3", PASSWORD)
+    one, _, _ = await librarian(stack.base("web1"), "ss3", PASSWORD, cookies=cookies)
+    two, _, _ = await librarian(stack.base("web2"), "ss3", PASSWORD, cookies=cookies, available=False)
+    await asyncio.to_thread(shell, stack, "from libraries.models import StaffProfile\n"
+                                          "p = StaffProfile.objects.get(user__username='ss3')\n"
+                                          "p.is_active = False\np.save()\n")
+    assert await closed(one, 5) == 4403
+    assert await closed(two, 5) == 4403
+    assert [f for f in one.seen if f.get("type") == "error"][-1]["code"] == "forbidden"
+    # and cannot come back: the staff socket refuses the same session at once
+    again = await connect(stack.base("web1"), "/ws/staff/",
+                          {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())})
+    assert await closed(again, 10) in (4401, 4403)
+    await again.close()
+    await one.close()
+    await two.close()
+
+
+async def test_a_coordinator_whose_role_is_taken_away_loses_the_board(stack: Stack) -> None:
+    cookies = await asyncio.to_thread(login, stack.base("web2"), "sscoord", PASSWORD)
+    board = await connect(stack.base("web2"), "/ws/coordinator/?consortium=socksec",
+                          {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())})
+    await board.expect("board", timeout=15)
+    await asyncio.to_thread(shell, stack, "from libraries.models import StaffProfile\n"
+                                          "p = StaffProfile.objects.get(user__username='sscoord')\n"
+                                          "p.role = 'librarian'\np.save()\n")
+    assert await closed(board, 5) == 4403
+    await board.close()
 
 
 # --- item 5: sockets per chat, across processes (last: it kills web2) ------------------------------

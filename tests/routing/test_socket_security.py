@@ -5,6 +5,7 @@ the order of the checks on join and on a repeated client_id."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from typing import Any
@@ -12,14 +13,20 @@ from typing import Any
 import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
+from django.contrib.auth import get_user_model
 
 from consortium import ratelimit
+from coordination import consumers as coordinator_consumers
+from libraries.models import StaffProfile
 from routing import frames
 from routing.events import chat_group
 from routing.models import Connection, Message
+from routing.ws_urls import websocket_urlpatterns
 from tests.routing.socket_helpers import (
     a1_holding_a_chat,
+    available,
     expect,
     patron_socket,
     socket_world,
@@ -134,3 +141,73 @@ async def test_past_the_chats_message_rate_a_socket_message_is_refused_by_client
     await comm.send_json_to({"type": "ping"})
     await expect(comm, "pong")  # told, not closed
     await comm.disconnect()
+
+
+# --- item 10: switched off, the sockets close ----------------------------------------------------
+
+
+async def test_a_librarian_switched_off_loses_the_staff_socket() -> None:
+    w = await database_sync_to_async(socket_world)()
+    a1 = await staff_socket(w["a1"])
+    await available(a1)
+
+    def switch_off() -> None:
+        profile = StaffProfile.objects.get(pk=w["a1"].pk)
+        profile.is_active = False
+        profile.save()
+
+    await database_sync_to_async(switch_off)()
+    sent, code = await outputs_until_closed(a1)
+    assert code == 4403 and sent[-1]["code"] == "forbidden"
+
+
+async def test_a_deactivated_account_loses_the_staff_socket() -> None:
+    w = await database_sync_to_async(socket_world)()
+    a1 = await staff_socket(w["a1"])
+    await available(a1)
+
+    def deactivate() -> None:
+        user = get_user_model().objects.get(pk=w["a1"].user_id)
+        user.is_active = False
+        user.save()
+
+    await database_sync_to_async(deactivate)()
+    _sent, code = await outputs_until_closed(a1)
+    assert code == 4403
+
+
+async def test_a_switched_off_librarian_whose_close_was_lost_cannot_accept() -> None:
+    w = await database_sync_to_async(socket_world)()
+    a1 = await staff_socket(w["a1"])
+    await available(a1)
+    chat, _token = await start_chat(w)
+    await expect(a1, "offer", chat=chat.pk)
+    # Switched off without the signal (a bulk update): only the re-check on accept stands in the way.
+    await database_sync_to_async(StaffProfile.objects.filter(pk=w["a1"].pk).update)(is_active=False)
+    await a1.send_json_to({"type": "accept", "chat": chat.pk})
+    sent, code = await outputs_until_closed(a1)
+    assert code == 4403 and not [f for f in sent if f["type"] == "assigned"]
+    await database_sync_to_async(chat.refresh_from_db)()
+    assert chat.librarian_id is None
+
+
+async def test_a_coordinator_whose_role_is_taken_away_loses_the_board(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(coordinator_consumers, "REFRESH_SECONDS", 0.05)
+    w = await database_sync_to_async(socket_world)()
+    coordinator = w["a2"]
+    await database_sync_to_async(StaffProfile.objects.filter(pk=coordinator.pk).update)(role="coordinator")
+    comm = WebsocketCommunicator(URLRouter(websocket_urlpatterns), "/ws/coordinator/?consortium=sock",
+                                 headers=[(b"origin", b"http://127.0.0.1:8000")])
+    comm.scope["user"] = await database_sync_to_async(lambda: get_user_model().objects.get(pk=coordinator.user_id))()
+    connected, _ = await comm.connect()
+    assert connected
+    assert (await comm.receive_json_from(timeout=5))["type"] == "board"
+    await database_sync_to_async(StaffProfile.objects.filter(pk=coordinator.pk).update)(role="librarian")
+    code = 0
+    with contextlib.suppress(TimeoutError):
+        while True:
+            out = await comm.receive_output(timeout=5)
+            if out["type"] == "websocket.close":
+                code = int(out["code"])
+                break
+    assert code == 4403
