@@ -80,8 +80,7 @@ class Limit:
 
 # Chats started plus questions left, per client address (docs/protocol.md).
 CHAT_START = Limit("start", setting="CHAT_START_RATE")
-# Per chat over the HTTP fallback transport: generous for a person, a wall for a script.
-POLL_MESSAGE = Limit("poll-msg", "60/m")
+# Patron typing per chat over the HTTP fallback transport: generous for a person, a wall for a script.
 POLL_TYPING = Limit("poll-typing", "40/m")
 # Password reset mails asked for, per client address and per address asked for (docs/security.md).
 PASSWORD_RESET_CLIENT = Limit("pwreset-client", setting="PASSWORD_RESET_CLIENT_RATE")
@@ -137,3 +136,10 @@ class Meter:
     @property
     def exhausted(self) -> bool:
         return self.strikes >= self.bucket.strikes_before_close
+
+
+# Patron messages per chat, one count shared by the socket and the HTTP fallback (docs/security.md):
+# generous for a person, a wall for a script, and opening more sockets does not raise it.
+CHAT_MESSAGE = Limit("chat-msg", "60/m")
+# Patron sockets joined to one chat at once, counted across web processes (routing.services.presence).
+PATRON_SOCKETS_PER_CHAT = 5

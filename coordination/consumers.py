@@ -3,8 +3,9 @@
 On connect it sends a `board` frame (coordination.board.board_snapshot), then reads the snapshot
 again every `REFRESH_SECONDS` and sends it when something changed. Polling the database keeps the
 board right whichever process a change happened on, and costs a bounded number of queries per
-coordinator every few seconds; nothing in routing has to know the board exists. Clients send
-nothing but `ping`.
+coordinator every few seconds; nothing in routing has to know the board exists. Each refresh asks
+again whether the user still coordinates the consortium (a role taken away closes the socket with
+4403 within REFRESH_SECONDS). Clients send nothing but `ping`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from consortium.models import Consortium
@@ -37,6 +39,18 @@ def _consortium_for(user: Any, slug: str) -> Consortium:
     return coordinator_of(user, slug).consortium
 
 
+def _board_if_still_coordinator(user_id: int, consortium: Consortium) -> dict[str, Any]:
+    """The board, after asking again whether this user coordinates the consortium (Refused if not).
+
+    The user is read afresh: a coordinator whose role is taken away, or whose account or staff
+    profile is switched off, loses the board at the next refresh, on whichever process it runs."""
+    user = get_user_model().objects.filter(pk=user_id).first()
+    if user is None:
+        raise Refused(403, "no such account")
+    coordinator_of(user, consortium.slug)
+    return board_snapshot(consortium, timezone.now())
+
+
 class CoordinatorConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.poller: asyncio.Task[None] | None = None
@@ -54,6 +68,7 @@ class CoordinatorConsumer(AsyncWebsocketConsumer):
         except Refused as refused:
             await self._refuse(refused.detail, 4403)
             return
+        self.user_id = user.pk
         self.poller = asyncio.get_running_loop().create_task(self._poll())
 
     async def _refuse(self, detail: str, code: int) -> None:
@@ -65,7 +80,11 @@ class CoordinatorConsumer(AsyncWebsocketConsumer):
         sent_at = 0.0
         loop = asyncio.get_running_loop()
         while True:
-            snapshot = await database_sync_to_async(board_snapshot)(self.consortium, timezone.now())
+            try:
+                snapshot = await database_sync_to_async(_board_if_still_coordinator)(self.user_id, self.consortium)
+            except Refused as refused:
+                await self._refuse(refused.detail, 4403)
+                return
             current = without_clock(snapshot)
             if current != last or loop.time() - sent_at >= RESEND_SECONDS:
                 await self.send(json.dumps(snapshot))

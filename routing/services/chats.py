@@ -73,7 +73,12 @@ def message_post(chat_id: str, *, sender: str, body: str, client_id: str | None,
     if stored is None:
         raise ServiceError("not_found", "no such chat")
     if stored.duplicate_of is not None:
-        return Message.objects.get(pk=stored.duplicate_of), False
+        earlier = Message.objects.get(pk=stored.duplicate_of)
+        # Echo a librarian only their own line: a client_id chosen to match another librarian's
+        # message must not read it back (the chat's patron, who has its token, reads it all anyway).
+        if sender == Message.Sender.LIBRARIAN and (librarian is None or earlier.librarian_id != librarian.pk):
+            raise ServiceError("forbidden", "only the chat's librarian may send")
+        return earlier, False
     if stored.message_id is None or stored.seq is None:
         if sender == Message.Sender.LIBRARIAN and (librarian is None or stored.librarian_id != librarian.pk):
             raise ServiceError("forbidden", "only the chat's librarian may send")

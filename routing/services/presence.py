@@ -148,11 +148,20 @@ def _requeue(chat: Chat, now: datetime, *, reason: str) -> None:
     chat_state_publish(chat)
 
 
-def patron_connected(chat: Chat, channel_name: str, process_id: str, now: datetime) -> None:
+def patron_connected(chat: Chat, channel_name: str, process_id: str, now: datetime, *,
+                     max_connections: int | None = None) -> bool:
+    """Count this patron connection in; False (and nothing stored) when the chat already has
+    `max_connections` others. Counted under the chat's lock from the Connection rows, so the count
+    holds across web processes, and a dead process's connections stop counting once reaped."""
     with transaction.atomic():
         locked = chat_lock(chat.pk)
         if locked is None:
-            return
+            return False
+        if max_connections is not None:
+            others = (Connection.objects.filter(chat=locked, kind=Connection.Kind.PATRON)
+                      .exclude(channel_name=channel_name).count())
+            if others >= max_connections:
+                return False
         Connection.objects.update_or_create(
             channel_name=channel_name,
             defaults={"kind": Connection.Kind.PATRON, "process_id": process_id, "chat": locked, "opened_at": now},
@@ -165,6 +174,7 @@ def patron_connected(chat: Chat, channel_name: str, process_id: str, now: dateti
             chat_route_locked(locked, now)
         elif locked.state == ChatState.ACTIVE and was_gone and locked.librarian_id:
             events.to_librarian(locked.librarian_id, frames.patron_presence_frame(locked.pk, present=True))
+    return True
 
 
 def patron_disconnected(channel_name: str, now: datetime) -> None:

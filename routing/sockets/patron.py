@@ -6,24 +6,41 @@ import json
 
 from django.utils import timezone
 
+from consortium import ratelimit
 from routing import access, frames, validation
 from routing.events import chat_group
-from routing.models import Chat
+from routing.models import Chat, Message
 from routing.services import chats, presence
 from routing.sockets.base import Frame, ProtocolConsumer, header
 from routing.threads import in_thread
 from routing.validation import Fields, Invalid
 
 
-def _patron_join(chat_id: str, token: str, origin: str | None, channel_name: str,
-                 process_id: str) -> tuple[Chat | None, Frame | None]:
+def _patron_chat(chat_id: str, token: str, origin: str | None) -> Chat | None:
     try:
-        chat = access.patron_chat(chat_id, token, origin)
+        return access.patron_chat(chat_id, token, origin)
     except access.PatronRefused:
-        return None, None
-    presence.patron_connected(chat, channel_name, process_id, timezone.now())
+        return None
+
+
+def _patron_connect(chat: Chat, channel_name: str, process_id: str) -> bool:
+    return presence.patron_connected(chat, channel_name, process_id, timezone.now(),
+                                     max_connections=ratelimit.PATRON_SOCKETS_PER_CHAT)
+
+
+def _patron_state(chat: Chat) -> Frame:
     chat.refresh_from_db()
-    return chat, frames.patron_state_frame(chat)
+    return frames.patron_state_frame(chat)
+
+
+def _patron_message(chat_id: str, body: str, client_id: str | None) -> tuple[Message | None, bool, int]:
+    """(message, stored now, 0), or (None, False, seconds to wait) past the chat's message rate."""
+    retry = ratelimit.CHAT_MESSAGE.hit(chat_id)  # the same count as the HTTP fallback's
+    if retry:
+        return None, False, retry
+    message, created = chats.message_post(chat_id, sender="patron", body=body, client_id=client_id,
+                                          now=timezone.now())
+    return message, created, 0
 
 
 class PatronConsumer(ProtocolConsumer):
@@ -62,17 +79,23 @@ class PatronConsumer(ProtocolConsumer):
         token = frame.get("token")
         if not isinstance(token, str):
             token = ""
-        self.hold_back(chat_id, float("inf"))  # released by send_history below
-        await self.channel_layer.group_add(chat_group(chat_id), self.channel_name)
-        chat, state = await in_thread(_patron_join)(
-            chat_id, token, header(self.scope, b"origin"), self.channel_name, self.process_id)
-        if chat is None or state is None:
-            self.held_back.pop(chat_id, None)
-            await self.channel_layer.group_discard(chat_group(chat_id), self.channel_name)
+        # The token first: nothing of the chat reaches a socket that has not shown it (docs/protocol.md).
+        chat = await in_thread(_patron_chat)(chat_id, token, header(self.scope, b"origin"))
+        if chat is None:
             await self.send_json(frames.error_frame("forbidden", "wrong chat or token"))
             await self.close(code=4403)
             return
-        self.chat_id = chat_id
+        if not await in_thread(_patron_connect)(chat, self.channel_name, self.process_id):
+            await self.send_json(frames.error_frame(
+                "rate_limited", f"this chat has {ratelimit.PATRON_SOCKETS_PER_CHAT} sockets open already: "
+                                "close one, or use it"))
+            await self.close(code=4429)
+            return
+        self.chat_id = chat_id  # from here on, disconnect() counts this socket out again
+        # Live messages from here are kept back until the history (read after this) is sent.
+        self.hold_back(chat_id, float("inf"))
+        await self.channel_layer.group_add(chat_group(chat_id), self.channel_name)
+        state = await in_thread(_patron_state)(chat)
         await self.send_json(frames.joined_frame(chat_id))
         await self.send_json(state)
         await self.send_history(chat_id, after)
@@ -82,8 +105,14 @@ class PatronConsumer(ProtocolConsumer):
         f = Fields(frame)
         body, cid = f.text("body", required=True, max_len=validation.MAX_BODY, strip=False), f.client_id()
         f.check()
-        message, created = await in_thread(chats.message_post)(
-            self.chat_id, sender="patron", body=body, client_id=cid, now=timezone.now())
+        message, created, retry = await in_thread(_patron_message)(self.chat_id, body, cid)
+        if message is None:
+            # Told, with the client_id of the line not stored, so the page can offer to send it again;
+            # not a strike against this socket (the count is the chat's, shared with its other sockets).
+            await self.send_json(frames.error_frame(
+                "rate_limited", f"too many messages in this chat: not sent, try again in {retry} s",
+                client_id=cid))
+            return
         if not created:
             await self.send_json(frames.message_frame(message))
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from libraries.models import StaffProfile
@@ -28,6 +29,11 @@ def _hello(profile: StaffProfile, channel_name: str, process_id: str) -> tuple[F
 def _presence_set(profile: StaffProfile, status: str) -> tuple[str, Frame]:
     result = presence.presence_set(profile, status, timezone.now())
     return result, shifts.shift_state(profile)
+
+
+def _still_staff(user_id: int) -> bool:
+    """Is this user active staff now? Read afresh (the socket's user and profile are from connect)."""
+    return access.staff_of(get_user_model().objects.filter(pk=user_id).first()) is not None
 
 
 # After hello, how long a staff socket waits for the client's join of each held chat before sending
@@ -94,9 +100,10 @@ class StaffConsumer(ProtocolConsumer):
         await in_thread(presence.staff_disconnected)(self.channel_name, timezone.now())
 
     async def vr_close(self, event: dict[str, Any]) -> None:
-        """Signed out: close the sockets of that session (other devices keep theirs)."""
+        """Signed out: close the sockets of that session (other devices keep theirs). Switched off
+        (routing.signals): close them all."""
         if event.get("session") in (None, self.session_key):
-            await self.send_json(frames.error_frame("forbidden", "signed out"))
+            await self.send_json(frames.error_frame("forbidden", str(event.get("detail") or "signed out")))
             await self.close(code=int(event.get("code", 4401)))
 
     def _me(self) -> StaffProfile:
@@ -120,8 +127,20 @@ class StaffConsumer(ProtocolConsumer):
         await in_thread(shifts.shift_stay_on)(self._me(), timezone.now(),
                                                 seconds=minutes * 60 if minutes else None)
 
+    async def still_staff(self) -> bool:
+        """Ask access.staff_of again (one query), before what commits a librarian to a chat: the close
+        that routing.signals sends when a librarian is switched off travels the channel layer, which
+        may drop it. False: told and closed."""
+        if not await in_thread(_still_staff)(self._me().user_id):
+            await self.send_json(frames.error_frame("forbidden", "your staff account was switched off"))
+            await self.close(code=4403)
+            return False
+        return True
+
     async def frame_accept(self, frame: Frame) -> None:
         chat_id = chat_of(frame)
+        if not await self.still_staff():
+            return
         try:
             await in_thread(offers.chat_accept)(self._me(), chat_id, timezone.now())
         except common.ServiceError as refused:
@@ -159,6 +178,8 @@ class StaffConsumer(ProtocolConsumer):
             f.problem("to", f"must be {rule}")
         note = f.text("note", max_len=validation.MAX_NOTE, strip=False)
         f.check()
+        if not await self.still_staff():
+            return
         try:
             await in_thread(transfers.chat_transfer)(
                 self._me(), chat_id, timezone.now(), queue=target.get("queue"),
