@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 
 from consortium import csv_safe, ratelimit
+from consortium.clients import request_client_key
 from consortium.models import Consortium
 from libraries.models import StaffProfile
 from routing import access, privacy
@@ -22,7 +23,7 @@ from routing.validation import Fields
 
 
 def _limit(request: HttpRequest) -> None:
-    retry = ratelimit.CHAT_START.hit(client_ip(request) or "unknown")
+    retry = ratelimit.CHAT_START.hit(request_client_key(request))
     if retry:
         raise ApiError(429, "rate_limited", "too many chats from this address; try again shortly",
                        headers={"Retry-After": str(retry)})
