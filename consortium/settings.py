@@ -282,7 +282,9 @@ CHAT_START_RATE = os.environ.get("CHAT_START_RATE", "20/m")
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
-CSRF_TRUSTED_ORIGINS = [f"{scheme}://{h}" for h in ALLOWED_HOSTS for scheme in ("http", "https")
+# With HTTPS on, pages on plain http are never ours (they can be altered in transit): https origins only.
+_SCHEMES = ("https",) if HTTPS else ("http", "https")
+CSRF_TRUSTED_ORIGINS = [f"{scheme}://{h}" for h in ALLOWED_HOSTS for scheme in _SCHEMES
                         if h not in {"*", "testserver"} and not h.startswith(".")]
 if HTTPS:
     # Production behind the TLS proxy (deploy/nginx/vr.conf): cookies only over https, every plain-http

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.live.stack import Stack, world
+from tests.live.stack import Stack, connect, start_chat, world
 
 PROXY = "127.0.0.2"
 METRICS_READER = "198.51.100.50"  # Prometheus, as the proxy names it
@@ -92,3 +92,26 @@ def test_behind_the_proxy_an_ipv6_client_is_one_64(stack: Stack) -> None:
             break
     assert codes == [201] * START_RATE + [429]
     assert fresh == 201 or other.startswith(net), "another /64 is another client"
+
+
+async def test_origins_are_compared_by_scheme_host_and_port(stack: Stack) -> None:
+    """The consortium file said https://Library.Example.org:443/; the browser sends it as below."""
+    base = stack.base()
+    library = "https://library.example.org"
+    with client(base, PROXY) as proxy:
+        def widget(origin: str) -> int:
+            return proxy.get("/api/v1/keys/widget", headers={"Origin": origin}).status_code
+
+        assert widget(library) == 200 and widget(library + ":443") == 200
+        assert widget(library + ":8443") == 403, "another port is another site"
+        assert widget("http://library.example.org") == 403, "plain http is another site"
+        assert widget("https://library.example.org.evil.example") == 403
+    chat = await start_chat(base, "keys", "Which origin?", library="keys-a")
+    for origin, allowed in ((library + ":8443", False), ("http://library.example.org", False), (library, True)):
+        sock = await connect(base, "/ws/patron/", {"Origin": origin})
+        await sock.send({"type": "join", "chat": chat["id"], "token": chat["token"], "after": 0})
+        if allowed:
+            await sock.expect("joined", timeout=15)
+        else:
+            assert (await sock.expect("error", timeout=15))["code"] == "forbidden"
+        await sock.close()
