@@ -11,6 +11,7 @@ import zoneinfo
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
@@ -20,6 +21,7 @@ from django.http import HttpRequest
 
 from consortium import admin_signin  # noqa: F401  (the locked sign-ins, registered on import)
 from consortium.models import SETTING_DEFAULTS, Consortium
+from consortium.origins import normalize_origin
 from consortium.scoping import VIEW, ScopedModelAdmin, can_use_admin, is_superuser
 
 _ORIGIN = re.compile(r"^https?://[a-z0-9.-]+(?::\d{1,5})?$", re.IGNORECASE)
@@ -65,7 +67,12 @@ class ConsortiumForm(forms.ModelForm):
         bad = [o for o in origins if not _ORIGIN.match(o)]
         if bad:
             raise ValidationError(f"not an origin (scheme://host[:port], no path): {', '.join(bad)}")
-        return origins
+        if settings.HTTPS and (plain := [o for o in origins if o.lower().startswith("http://")]):
+            # Refused when a browser sends it (routing/access.py): say so here rather than store it.
+            raise ValidationError(f"http:// origins are refused while HTTPS is on (a page on plain http can "
+                                  f"be altered in transit): {', '.join(plain)}; use https://")
+        # Stored as browsers send them (lower case, no default port), which is also how they are compared.
+        return list(dict.fromkeys(normalize_origin(o) or o for o in origins))
 
 
 @admin.register(Consortium)

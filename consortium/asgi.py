@@ -14,6 +14,7 @@ from channels.auth import AuthMiddleware, get_user  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.sessions import CookieMiddleware, SessionMiddleware  # noqa: E402
 
+from consortium.clients import TrustedProxyMiddleware  # noqa: E402
 from routing.threads import in_thread  # noqa: E402
 from routing.ws_urls import websocket_urlpatterns  # noqa: E402
 
@@ -30,9 +31,11 @@ class SocketAuthMiddleware(AuthMiddleware):
         scope["user"]._wrapped = await in_thread(get_user.func)(scope)
 
 
-application = ProtocolTypeRouter(
+# Outermost: the client's address and scheme, from a trusted proxy's headers or the socket peer, for HTTP
+# and WebSockets alike, before anything reads them (consortium/clients.py; daphne runs without --proxy-headers).
+application = TrustedProxyMiddleware(ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": CookieMiddleware(SessionMiddleware(SocketAuthMiddleware(URLRouter(websocket_urlpatterns)))),
     }
-)
+))

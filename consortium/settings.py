@@ -228,9 +228,11 @@ AXES_VERBOSE = False  # no "AXES: BEGIN" line at every start of every process
 # Axes would also keep a row per successful sign-in (address, browser) for ever, pruned by nothing: we keep
 # only the failures, which age out with the cool-off.
 AXES_DISABLE_ACCESS_LOG = True
-# Addresses (or networks) of the proxies in front of daphne whose X-Forwarded-For the sign-in limits trust.
-# Empty (the default): the socket peer is the client. (daphne --proxy-headers is a separate matter: issue 13.6.)
-TRUSTED_PROXIES = [a.strip() for a in os.environ.get("TRUSTED_PROXIES", "").split(",") if a.strip()]
+# Addresses (or networks) of the proxies in front of daphne whose X-Forwarded-For and X-Forwarded-Proto are
+# believed, for every client address (rate limits, sign-in, /metrics) and for https (consortium/clients.py).
+# Unset: the machine itself (nginx on 127.0.0.1, as deploy/ sets it up); set but empty: no proxy at all.
+TRUSTED_PROXIES = [a.strip() for a in os.environ.get("TRUSTED_PROXIES", "127.0.0.1/32,::1/128").split(",")
+                   if a.strip()]
 for _entry in TRUSTED_PROXIES:
     try:
         ipaddress.ip_network(_entry, strict=False)
@@ -289,16 +291,18 @@ QUESTION_MAIL_CONSORTIUM_RATE = os.environ.get("VR_QUESTION_MAIL_CONSORTIUM_RATE
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
-CSRF_TRUSTED_ORIGINS = [f"{scheme}://{h}" for h in ALLOWED_HOSTS for scheme in ("http", "https")
+# With HTTPS on, pages on plain http are never ours (they can be altered in transit): https origins only.
+_SCHEMES = ("https",) if HTTPS else ("http", "https")
+CSRF_TRUSTED_ORIGINS = [f"{scheme}://{h}" for h in ALLOWED_HOSTS for scheme in _SCHEMES
                         if h not in {"*", "testserver"} and not h.startswith(".")]
 if HTTPS:
     # Production behind the TLS proxy (deploy/nginx/vr.conf): cookies only over https, every plain-http
-    # request redirected, and browsers told to use https only for a year (HSTS). The proxy must *set*
-    # X-Forwarded-Proto itself (never pass on a client's), since Django trusts it to know the scheme.
+    # request redirected, and browsers told to use https only for a year (HSTS). Whether a request came
+    # over https is the scheme X-Forwarded-Proto names when a TRUSTED_PROXIES peer sends it, set in the
+    # ASGI scope by consortium/clients.py (no SECURE_PROXY_SSL_HEADER: Django would believe anyone's).
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = True
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = 31536000
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     # HSTS preload is a commitment for the whole domain: opt in only when the operator asks for it.
@@ -324,7 +328,7 @@ CONSORTIUM_FILES_BUDGET_BYTES = int(os.environ.get("VR_CONSORTIUM_FILES_BUDGET_M
 CHAT_FILE_UPLOAD_RATE = os.environ.get("VR_CHAT_FILE_UPLOAD_RATE", "10/m")
 
 # /metrics (routing/metrics.py) answers only these client addresses or networks (CIDR allowed); 404 for
-# everyone else. Behind nginx the address is the one nginx puts in X-Forwarded-For (daphne --proxy-headers).
+# everyone else. Behind nginx the address is the one nginx puts in X-Forwarded-For (TRUSTED_PROXIES).
 METRICS_ALLOWED_IPS = [a.strip() for a in os.environ.get("METRICS_ALLOWED_IPS", "127.0.0.1,::1").split(",")
                        if a.strip()]
 for _entry in METRICS_ALLOWED_IPS:

@@ -14,14 +14,13 @@ A superuser, or the coordinator of the account's consortium, unlocks earlier by 
 access attempts in the admin (consortium/admin_signin.py). Axes logs failures with the user name,
 address and path, never the password (it masks the password field in what it stores as well).
 
-The client address is the socket peer (``REMOTE_ADDR``), never a header a client can write, unless the
-peer is one of ``TRUSTED_PROXIES``: then the nearest address in ``X-Forwarded-For`` that is not a proxy.
+The client is counted as every per-client limit counts it (consortium/clients.py): the socket peer, or
+behind one of ``TRUSTED_PROXIES`` the address the proxy names; an IPv6 client by its /64.
 """
 
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import math
 from datetime import timedelta
 from typing import Any
@@ -38,35 +37,12 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from consortium import ratelimit
-
-IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def _networks(entries: list[str]) -> list[IpNetwork]:
-    return [ipaddress.ip_network(entry, strict=False) for entry in entries]
-
-
-def _is_proxy(address: str, proxies: list[IpNetwork]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in proxies)
+from consortium.clients import request_client_key
 
 
 def client_address(request: HttpRequest) -> str:
-    """The address sign-in limits are counted by (see the module docstring)."""
-    peer = str(request.META.get("REMOTE_ADDR") or "")
-    proxies = _networks(settings.TRUSTED_PROXIES)
-    if not proxies or not _is_proxy(peer, proxies):
-        return peer
-    hops = [h.strip() for h in str(request.META.get("HTTP_X_FORWARDED_FOR", "")).split(",") if h.strip()]
-    # Read from the right: each proxy appends the address it was reached from, so the nearest hop that
-    # is not one of ours is the client; anything to its left was written by the client itself.
-    for hop in reversed(hops):
-        if not _is_proxy(hop, proxies):
-            return hop
-    return peer
+    """The client sign-in limits are counted by: its key (consortium/clients.py), an IPv6 client's /64."""
+    return request_client_key(request)
 
 
 class SignInBackend(AxesStandaloneBackend):

@@ -26,6 +26,7 @@ from coordination.access import Refused, coordinator_of
 from coordination.board import board_snapshot, without_clock
 from routing.access import origin_allowed
 from routing.sockets.base import header
+from routing.validation import Invalid, json_object
 
 REFRESH_SECONDS = 2.0
 # Even when nothing changed, a fresh snapshot this often keeps waits and alert minutes exact.
@@ -98,6 +99,7 @@ class CoordinatorConsumer(AsyncWebsocketConsumer):
                 await self.poller
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        with contextlib.suppress(ValueError, TypeError, AttributeError):
-            if json.loads(text_data or "").get("type") == "ping":
+        # Anything but a ping is ignored, whatever it is (a frame nested too deep included: validation).
+        with contextlib.suppress(Invalid):
+            if json_object(text_data or "", what="a frame").get("type") == "ping":
                 await self.send(json.dumps({"type": "pong"}))

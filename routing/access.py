@@ -15,8 +15,6 @@ the same `NoSuchChat`.
 
 from __future__ import annotations
 
-from urllib.parse import urlparse
-
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
@@ -24,6 +22,7 @@ from django.db.models import Q
 from django.http.request import validate_host
 
 from consortium.models import Consortium
+from consortium.origins import DEFAULT_PORTS, Origin, parse_origin
 from consortium.tokens import token_hash_matches
 from libraries.models import StaffProfile
 from routing.models import Chat, Offer
@@ -94,17 +93,38 @@ def token_matches(chat: Chat, token: object) -> bool:
     return token_hash_matches(chat.token_hash, token)
 
 
+def secure_enough(origin: Origin) -> bool:
+    """With HTTPS on, a page on plain http is never believed: anyone on its path can rewrite it."""
+    return origin.scheme == "https" or not settings.HTTPS
+
+
 def own_origin(origin: str) -> bool:
-    return validate_host(urlparse(origin).hostname or "", settings.ALLOWED_HOSTS)
+    """A page of this site: one of ALLOWED_HOSTS, by https on its default port (443, the site nginx
+    serves) while HTTPS is on; by http or https on any port while it is off (development servers and
+    the tests run on ports of their own)."""
+    parsed = parse_origin(origin)
+    if parsed is None or not secure_enough(parsed):
+        return False
+    if settings.HTTPS and parsed.port != DEFAULT_PORTS["https"]:
+        return False
+    return validate_host(parsed.host, settings.ALLOWED_HOSTS)
 
 
 def origin_allowed(origin: str | None, consortium: Consortium | None) -> bool:
-    """A page of this site, one the consortium allows, or no browser at all (no Origin header)."""
+    """A page of this site, one the consortium allows, or no browser at all (no Origin header).
+
+    Compared by scheme, host and port, each written one way (consortium/origins.py): the consortium's
+    ``https://WWW.Example.org:443/`` is the browser's ``https://www.example.org``, and neither
+    ``http://www.example.org`` nor ``https://www.example.org:8443`` is.
+    """
     if not origin:
         return True  # not a browser: nothing to forge a cookie or a page with
     if own_origin(origin):
         return True
-    return consortium is not None and origin.rstrip("/") in (consortium.allowed_origins or [])
+    parsed = parse_origin(origin)
+    if parsed is None or consortium is None or not secure_enough(parsed):
+        return False
+    return any(parse_origin(allowed) == parsed for allowed in consortium.allowed_origins or [])
 
 
 def patron_chat(chat_id: str, token: object, origin: str | None) -> Chat:

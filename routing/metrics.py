@@ -49,6 +49,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
 
+from consortium.clients import request_address
 from consortium.models import Consortium
 from libraries.models import Queue, StaffProfile
 from routing.models import Chat, ChatFile, ChatState, Connection, LibrarianPresence, ServerProcess, TraceEvent
@@ -303,7 +304,7 @@ def client_allowed(address: str | None) -> bool:
 
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
-    if not client_allowed(request.META.get("REMOTE_ADDR")):
+    if not client_allowed(request_address(request)):  # the socket peer, or what a trusted proxy names
         raise Http404("not found")
     body = render(Figures())
     response = HttpResponse(body, content_type=CONTENT_TYPE)

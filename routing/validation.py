@@ -9,6 +9,7 @@ over its size limit makes the code `too_large` (sockets answer that code, the pa
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -19,6 +20,14 @@ MAX_BODY = 4000
 MAX_CLIENT_ID = 64
 MAX_CHAT_ID = 32
 MAX_NOTE = 2000
+# Deeper than any frame or body of the protocol (they nest two or three levels): past it, refused
+# before parsing, since the parser recurses once per level and fails with RecursionError (not a
+# ValueError) somewhere under a thousand levels, which a 64 KiB body reaches many times over.
+MAX_JSON_DEPTH = 32
+
+# A string, to its closing quote or, unclosed, to the end: every quote starts a match, so one pass is linear.
+_STRINGS = re.compile(rb'"(?:[^"\\]++|\\.)*+"?', re.S)  # brackets inside a string nest nothing
+_BRACKETS = re.compile(rb"[\[\]{}]")
 
 
 class Invalid(Exception):
@@ -32,16 +41,31 @@ class Invalid(Exception):
 def json_object(raw: bytes | str, *, what: str, max_bytes: int = MAX_FRAME_BYTES) -> dict[str, Any]:
     """`raw` (a frame, a request body) as a JSON object; Invalid (too_large, or invalid) otherwise.
     `what` names it in the refusal ("the body", "a frame")."""
-    size = len(raw.encode("utf-8", "replace")) if isinstance(raw, str) else len(raw)
-    if size > max_bytes:
+    data_bytes = raw.encode("utf-8", "replace") if isinstance(raw, str) else raw
+    if len(data_bytes) > max_bytes:
         raise Invalid(f"{what} is limited to {max_bytes} bytes", "too_large")
+    if nesting_depth(data_bytes) > MAX_JSON_DEPTH:
+        raise Invalid(f"{what} nests deeper than {MAX_JSON_DEPTH} levels")
     try:
         data = json.loads(raw or b"{}")
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:  # RecursionError: a second line of defence
         raise Invalid(f"{what} is not valid JSON") from e
     if not isinstance(data, dict):
         raise Invalid(f"{what} must be a JSON object")
     return data
+
+
+def nesting_depth(raw: bytes) -> int:
+    """How deep the arrays and objects of a JSON text nest (for text that is not JSON, an upper bound
+    of sorts: it is refused either way). Linear, with no recursion, whatever the input."""
+    depth = deepest = 0
+    for bracket in _BRACKETS.findall(_STRINGS.sub(b"", raw)):
+        if bracket in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth = max(0, depth - 1)
+    return deepest
 
 
 class Fields:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
+from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator, validate_email
 
 from consortium.models import DEFAULT_COLORS, SETTING_DEFAULTS
+from consortium.origins import normalize_origin
 from libraries.consortium_file.fields import FieldReader, at_path, describe, shown
 from libraries.consortium_file.schema import (
     COLOR_KEYS,
@@ -153,22 +154,17 @@ class Reader(FieldReader):
         if not isinstance(value, str):
             self.err(path, f"must be an origin like https://www.example.org, not {describe(value)}")
             return None
-        parts = urlsplit(value.strip())
-        scheme = parts.scheme.lower()
-        try:
-            port = parts.port
-        except ValueError:
-            port, scheme = None, ""
-        if (scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/")
-                or parts.query or parts.fragment or parts.username or parts.password):
+        origin = normalize_origin(value)
+        if origin is None:
             self.err(path, f'"{value}" is not an origin: write scheme://host or scheme://host:port '
                            "(http or https, no path)")
             return None
-        host = parts.hostname
-        if ":" in host:  # IPv6
-            host = f"[{host}]"
-        default_port = 443 if scheme == "https" else 80
-        return f"{scheme}://{host}" + (f":{port}" if port and port != default_port else "")
+        if django_settings.HTTPS and origin.startswith("http://"):
+            # Refused when a browser sends it (routing/access.py): say so here rather than import it.
+            self.err(path, f'"{value}": http:// origins are refused while HTTPS is on (a page on plain http '
+                           "can be altered in transit); use https://")
+            return None
+        return origin
 
     def queue(self, value: Any, path: str, default_tz: str | None, names: _Names) -> Doc:
         q = self.mapping(value, path, QUEUE_KEYS, required=("slug", "name"))

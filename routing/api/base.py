@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
+from consortium.clients import request_address
 from consortium.middleware import api_error
 from consortium.models import Consortium
 from libraries.models import StaffProfile
@@ -100,7 +101,9 @@ def json_body(request: HttpRequest) -> dict[str, Any]:
 
 
 def client_ip(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
+    """The client's own address (kept with a chat until its retention); limits count by
+    consortium.clients.request_client_key instead (an IPv6 client's /64)."""
+    return request_address(request) or None
 
 
 def bearer(request: HttpRequest) -> str | None:

@@ -13,6 +13,7 @@ from django.http.response import HttpResponseBase
 from django.utils import timezone
 
 from consortium import csv_safe, ratelimit
+from consortium.clients import request_client_key
 from consortium.models import Consortium
 from libraries.models import StaffProfile
 from routing import access, privacy
@@ -30,7 +31,7 @@ TRACE_PAGE = 1000
 
 
 def _limit(request: HttpRequest) -> None:
-    retry = ratelimit.CHAT_START.hit(client_ip(request) or "unknown")
+    retry = ratelimit.CHAT_START.hit(request_client_key(request))
     if retry:
         raise ApiError(429, "rate_limited", "too many chats from this address; try again shortly",
                        headers={"Retry-After": str(retry)})

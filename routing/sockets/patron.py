@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from django.utils import timezone
 
 from consortium import ratelimit
@@ -57,12 +55,14 @@ class PatronConsumer(ProtocolConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.chat_id is None:
-            # Nothing but a join (or a ping) before the chat is known.
+            # Nothing but a join (or a ping) before the chat is known. A frame that cannot be read (not
+            # JSON, too large, nested too deep) is answered as after join: an error frame, socket open.
+            raw = text_data if text_data is not None else (bytes_data or b"").decode("utf-8", "replace")
             try:
-                frame = json.loads(text_data or "")
-            except ValueError:
+                frame = validation.json_object(raw, what="a frame")
+            except Invalid:
                 frame = None
-            if isinstance(frame, dict) and frame.get("type") in {"join", "ping"}:
+            if frame is None or frame.get("type") in {"join", "ping"}:
                 await super().receive(text_data, bytes_data)
                 return
             await self.send_json(frames.error_frame("forbidden", "send join first"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from routing.validation import Fields, Invalid, json_object
+from routing.validation import MAX_JSON_DEPTH, Fields, Invalid, json_object, nesting_depth
 
 
 def test_every_problem_is_kept_and_the_first_names_its_field() -> None:
@@ -74,3 +74,23 @@ def test_json_objects_one_way_for_frames_and_bodies(raw: str, code: str, detail:
     assert (raised.value.code, raised.value.detail) == (code, detail)
     assert json_object(b'{"a": 1}', what="the body") == {"a": 1}
     assert json_object(b"", what="the body") == {}
+
+
+def test_nesting_depth_counts_brackets_outside_strings_in_linear_time() -> None:
+    assert nesting_depth(b'{"a": [1, {"b": "]]]"}], "c": "\\"[[["}') == 3
+    assert nesting_depth(b"[" * 60_000) == 60_000
+    # Unclosed strings and lone quotes, the worst case of a string pattern, still scan in one pass.
+    assert nesting_depth(b'"\\"' * 20_000) == 0 and nesting_depth(b'"' * 60_000) == 0
+
+
+@pytest.mark.parametrize("raw", ["[" * 60_000, '{"a":' * 33 + "1" + "}" * 33, "[" * 2_000 + "]" * 2_000,
+                                 '{"type": "message", "body": ' + "[" * 5_000 + "]" * 5_000 + "}"])
+def test_deep_json_is_invalid_not_a_recursion_error(raw: str) -> None:
+    """The parser recurses once per level: RecursionError (not a ValueError) under a thousand levels."""
+    with pytest.raises(Invalid) as raised:
+        json_object(raw, what="the body")
+    nested = f"the body nests deeper than {MAX_JSON_DEPTH} levels"
+    assert (raised.value.code, raised.value.detail) == ("invalid", nested)
+    depth_32 = '{"a":' * 31 + "[1]" + "}" * 31
+    assert nesting_depth(depth_32.encode()) == MAX_JSON_DEPTH
+    assert json_object(depth_32, what="the body")["a"]
