@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -75,7 +76,7 @@ def question_create(request: HttpRequest, consortium: Consortium, **_: Any) -> H
         if chat is None or chat.consortium_id != consortium.pk:
             raise ApiError(403, "forbidden", "the chat and token do not match")
     _limit(request)
-    retry = ratelimit.QUESTION_CLIENT.hit(client_ip(request) or "unknown")
+    retry = ratelimit.QUESTION_CLIENT.hit(request_client_key(request))
     if retry:
         raise ApiError(429, "rate_limited", "too many questions from this address; try again later",
                        headers={"Retry-After": str(retry)})
@@ -92,7 +93,7 @@ def question_create(request: HttpRequest, consortium: Consortium, **_: Any) -> H
 def _question_mail_allowed(consortium: Consortium, email: str) -> bool:
     """Whether the question's confirmation may be mailed: within the address's and the consortium's rates.
     Past them the question is still taken: only the mail is skipped (docs/security.md)."""
-    if ratelimit.QUESTION_MAIL_EMAIL.hit(email.strip().lower()):
+    if ratelimit.QUESTION_MAIL_EMAIL.hit(hashlib.sha256(email.strip().lower().encode()).hexdigest()):
         logger.warning("question confirmation not mailed: the address's limit", extra={"consortium": consortium.slug})
         return False
     if ratelimit.QUESTION_MAIL_CONSORTIUM.hit(consortium.slug):
@@ -129,7 +130,7 @@ TRANSCRIPT_LIMIT_RETRY = 24 * 3600
 
 def _transcript_mail(request: HttpRequest, chat: Chat, email: str) -> None:
     """Past the client's rate or the chat's bounds: 429 with Retry-After; a scrubbed chat: 409."""
-    retry = ratelimit.TRANSCRIPT_MAIL_CLIENT.hit(client_ip(request) or "unknown")
+    retry = ratelimit.TRANSCRIPT_MAIL_CLIENT.hit(request_client_key(request))
     if retry:
         raise ApiError(429, "rate_limited", "too many transcript mails from this address; try again later",
                        headers={"Retry-After": str(retry)})
