@@ -69,6 +69,9 @@ class Fields:
         if not isinstance(value, str):
             self.problem(name, "must be a string")
             return ""
+        if "\x00" in value:  # PostgreSQL stores no NUL: refused here, not a 500 at the query
+            self.problem(name, "must not contain NUL characters")
+            return ""
         if strip:
             value = value.strip()
         if len(value) > max_len:
