@@ -130,14 +130,14 @@ class Fields:
         value = self.data.get("client_id")
         if value is None:
             return None
-        if not isinstance(value, str) or not value or len(value) > MAX_CLIENT_ID:
+        if not isinstance(value, str) or not value or len(value) > MAX_CLIENT_ID or "\x00" in value:
             self.problem("client_id", f"must be a string of 1..{MAX_CLIENT_ID} characters")
             return None
         return value
 
     def chat_id(self) -> str:
         value = self.data.get("chat")
-        if not isinstance(value, str) or not value or len(value) > MAX_CHAT_ID:
+        if not isinstance(value, str) or not value or len(value) > MAX_CHAT_ID or "\x00" in value:
             self.problem("chat", "must be a chat id")
             return ""
         return value

@@ -5,6 +5,7 @@ Django cannot parse. Each is now the documented 4xx. (The NUL cases fail on Post
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 from django.core.exceptions import RequestDataTooBig
@@ -37,6 +38,19 @@ def test_a_nul_in_a_text_field_is_invalid(client: Client, field: str) -> None:
     response = client.post("/api/v1/nul/chats", json.dumps(body), content_type="application/json")
     assert response.status_code == 400
     assert field in response.json()["error"]["fields"]
+
+
+def test_a_nul_in_a_client_id_is_invalid(client: Client) -> None:
+    # A fresh address: in CI the chat-start counters live in Redis, shared by every process.
+    address = f"10.{random.randrange(256)}.{random.randrange(256)}.7"
+    started = client.post("/api/v1/nul/chats", json.dumps({"question": "Maps?"}), content_type="application/json",
+                          REMOTE_ADDR=address)
+    assert started.status_code == 201, started.content
+    chat = started.json()
+    response = client.post(f"/api/v1/chats/{chat['id']}/messages", json.dumps({"body": "hi", "client_id": "a\x00"}),
+                           content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {chat['token']}")
+    assert response.status_code == 400
+    assert "client_id" in response.json()["error"]["fields"]
 
 
 def test_a_nul_in_the_widgets_library_is_an_unknown_library(client: Client) -> None:
