@@ -9,6 +9,7 @@ Checked: no 5xx, and every answer's status, content type, headers and body as de
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -35,9 +36,17 @@ PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001
 ENDING = ("chat_end", "chat_delete")
 
 
+def own_redis() -> str:
+    """The stack's Redis: the same server, database 15. Rate-limit counters are keyed by client
+    address, not by stack, and schemathesis starts many chats from 127.0.0.1: in the suite's own
+    database they would use up the in-process tests' budget (20 a minute) and answer them 429."""
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/12")
+    return re.sub(r"(/\d+)?$", "/15", url, count=1)
+
+
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    with Stack.prepare([WORLD]).running() as s:
+    with Stack.prepare([WORLD], REDIS_URL=own_redis()).running() as s:
         yield s
 
 
