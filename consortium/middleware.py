@@ -7,7 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.core.exceptions import BadRequest, RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 
 logger = logging.getLogger(__name__)
 
@@ -55,5 +57,11 @@ class ApiErrorMiddleware:
             return None
         if isinstance(exception, Http404):
             return api_error(404, "not_found", "not found")
+        # What Django itself answers 400 (or 413) for: a malformed body (a multipart body without its
+        # boundary was a 500 here, found by schemathesis, tests/live/test_openapi.py).
+        if isinstance(exception, RequestDataTooBig):
+            return api_error(413, "too_large", "the request is too large")
+        if isinstance(exception, (MultiPartParserError, BadRequest, SuspiciousOperation)):
+            return api_error(400, "invalid", "the request is malformed")
         logger.exception("unhandled error on %s %s", request.method, request.path)
         return api_error(500, "server_error", "the server failed to answer; nothing you sent was lost")

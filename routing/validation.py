@@ -93,6 +93,9 @@ class Fields:
         if not isinstance(value, str):
             self.problem(name, "must be a string")
             return ""
+        if "\x00" in value:  # PostgreSQL stores no NUL: refused here, not a 500 at the query
+            self.problem(name, "must not contain NUL characters")
+            return ""
         if strip:
             value = value.strip()
         if len(value) > max_len:
@@ -151,14 +154,14 @@ class Fields:
         value = self.data.get("client_id")
         if value is None:
             return None
-        if not isinstance(value, str) or not value or len(value) > MAX_CLIENT_ID:
+        if not isinstance(value, str) or not value or len(value) > MAX_CLIENT_ID or "\x00" in value:
             self.problem("client_id", f"must be a string of 1..{MAX_CLIENT_ID} characters")
             return None
         return value
 
     def chat_id(self) -> str:
         value = self.data.get("chat")
-        if not isinstance(value, str) or not value or len(value) > MAX_CHAT_ID:
+        if not isinstance(value, str) or not value or len(value) > MAX_CHAT_ID or "\x00" in value:
             self.problem("chat", "must be a chat id")
             return ""
         return value

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from django.contrib.staticfiles import finders
+from django.core.validators import slug_re
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
@@ -43,6 +44,8 @@ def _consortium(slug: str) -> Consortium:
 def _library(consortium: Consortium, slug: str | None) -> Library | None:
     if not slug:
         return None
+    if not slug_re.match(slug):  # a NUL byte reached PostgreSQL and answered 500
+        raise Http404("no such library")
     library = Library.objects.filter(consortium=consortium, slug=slug, is_active=True).first()
     if library is None:
         raise Http404("no such library")

@@ -2,14 +2,15 @@
 
 from django.urls import path
 
+import routing.converters  # noqa: F401  (the <id:...> converter)
 from routing.staff import views
 
 urlpatterns = [
     path("", views.console, name="staff-console"),
     path("libraries/<slug:slug>/policy", views.library_policy, name="staff-library-policy"),
     path("api/presence", views.api_presence, name="staff-api-presence"),
-    path("api/chats/<str:chat_id>", views.api_chat, name="staff-api-chat"),
-    path("api/chats/<str:chat_id>/classify", views.api_classify, name="staff-api-classify"),
+    path("api/chats/<id:chat_id>", views.api_chat, name="staff-api-chat"),
+    path("api/chats/<id:chat_id>/classify", views.api_classify, name="staff-api-classify"),
     path("tickets/", views.tickets, name="staff-tickets"),
     path("tickets/<str:ticket_id>/", views.ticket_detail, name="staff-ticket"),
     path("history/", views.history, name="staff-history"),
