@@ -87,14 +87,20 @@ def _lock_followup(profile: StaffProfile, ticket_id: str) -> Ticket:
     return ticket
 
 
+def _lock_workable_followup(profile: StaffProfile, ticket_id: str) -> Ticket:
+    """The follow-up, locked, when this librarian may still work on it: open, and claimed by nobody else."""
+    ticket = _lock_followup(profile, ticket_id)
+    if ticket.status in (Ticket.Status.ANSWERED, Ticket.Status.CLOSED):
+        raise Refused("conflict", "this follow-up is already answered or closed")
+    if ticket.claimed_by_id not in (None, profile.pk):
+        who = ticket.claimed_by.display_name if ticket.claimed_by else "someone"
+        raise Refused("conflict", f"{who} has claimed this follow-up")
+    return ticket
+
+
 def followup_claim(profile: StaffProfile, ticket_id: str, now: datetime) -> Ticket:
     with transaction.atomic():
-        ticket = _lock_followup(profile, ticket_id)
-        if ticket.status in (Ticket.Status.ANSWERED, Ticket.Status.CLOSED):
-            raise Refused("conflict", "this follow-up is already answered or closed")
-        if ticket.claimed_by_id not in (None, profile.pk):
-            who = ticket.claimed_by.display_name if ticket.claimed_by else "someone"
-            raise Refused("conflict", f"{who} has claimed this follow-up")
+        ticket = _lock_workable_followup(profile, ticket_id)
         ticket.claimed_by = profile
         ticket.status = Ticket.Status.IN_PROGRESS
         ticket.save(update_fields=["claimed_by", "status"])
@@ -111,12 +117,7 @@ def followup_answer(profile: StaffProfile, ticket_id: str, answer: str, now: dat
     if len(answer) > MAX_ANSWER:
         raise Refused("invalid", "the answer is too long", {"answer": [f"at most {MAX_ANSWER} characters"]})
     with transaction.atomic():
-        ticket = _lock_followup(profile, ticket_id)
-        if ticket.status in (Ticket.Status.ANSWERED, Ticket.Status.CLOSED):
-            raise Refused("conflict", "this follow-up is already answered or closed")
-        if ticket.claimed_by_id not in (None, profile.pk):
-            who = ticket.claimed_by.display_name if ticket.claimed_by else "someone"
-            raise Refused("conflict", f"{who} has claimed this follow-up")
+        ticket = _lock_workable_followup(profile, ticket_id)
         if not ticket.patron_email:
             raise Refused("invalid", "this follow-up has no email address to answer")
         ticket.claimed_by = profile
