@@ -36,6 +36,17 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name} must be true or false, not {raw!r}")
 
 
+def _networks(name: str, default: str) -> list[str]:
+    """A comma-separated list of addresses or networks (CIDR) from the environment, each checked."""
+    entries = [a.strip() for a in os.environ.get(name, default).split(",") if a.strip()]
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}: {entry!r} is not an address or network") from None
+    return entries
+
+
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 REDIS_URL = os.environ.get("REDIS_URL", "")
 EMBEDDED = not DATABASE_URL and not REDIS_URL
@@ -231,13 +242,7 @@ AXES_DISABLE_ACCESS_LOG = True
 # Addresses (or networks) of the proxies in front of daphne whose X-Forwarded-For and X-Forwarded-Proto are
 # believed, for every client address (rate limits, sign-in, /metrics) and for https (consortium/clients.py).
 # Unset: the machine itself (nginx on 127.0.0.1, as deploy/ sets it up); set but empty: no proxy at all.
-TRUSTED_PROXIES = [a.strip() for a in os.environ.get("TRUSTED_PROXIES", "127.0.0.1/32,::1/128").split(",")
-                   if a.strip()]
-for _entry in TRUSTED_PROXIES:
-    try:
-        ipaddress.ip_network(_entry, strict=False)
-    except ValueError:
-        raise ImproperlyConfigured(f"TRUSTED_PROXIES: {_entry!r} is not an address or network") from None
+TRUSTED_PROXIES = _networks("TRUSTED_PROXIES", "127.0.0.1/32,::1/128")
 # Password reset requests (consortium/signin.py), per client address and per email address asked for.
 PASSWORD_RESET_CLIENT_RATE = os.environ.get("VR_PASSWORD_RESET_CLIENT_RATE", "10/h")
 PASSWORD_RESET_EMAIL_RATE = os.environ.get("VR_PASSWORD_RESET_EMAIL_RATE", "3/h")
@@ -329,13 +334,7 @@ CHAT_FILE_UPLOAD_RATE = os.environ.get("VR_CHAT_FILE_UPLOAD_RATE", "10/m")
 
 # /metrics (routing/metrics.py) answers only these client addresses or networks (CIDR allowed); 404 for
 # everyone else. Behind nginx the address is the one nginx puts in X-Forwarded-For (TRUSTED_PROXIES).
-METRICS_ALLOWED_IPS = [a.strip() for a in os.environ.get("METRICS_ALLOWED_IPS", "127.0.0.1,::1").split(",")
-                       if a.strip()]
-for _entry in METRICS_ALLOWED_IPS:
-    try:
-        ipaddress.ip_network(_entry, strict=False)
-    except ValueError:
-        raise ImproperlyConfigured(f"METRICS_ALLOWED_IPS: {_entry!r} is not an address or network") from None
+METRICS_ALLOWED_IPS = _networks("METRICS_ALLOWED_IPS", "127.0.0.1,::1")
 
 # Logs go to stderr (journald or the container runtime keeps them). LOG_FORMAT=json writes one JSON object a
 # line with chat and consortium ids where there are some (the default on the production engines); plain is
