@@ -89,7 +89,13 @@ class Chat(models.Model):
     scrubbed = models.BooleanField(default=False)
 
     class Meta:
-        indexes = [models.Index(fields=["consortium", "state", "arrived_at"])]
+        indexes = [
+            models.Index(fields=["consortium", "state", "arrived_at"]),
+            # A librarian's load (routing.selectors.presence_and_load), read on every routing decision:
+            # their active chats only, not the ended ones that pile up over the years.
+            models.Index(fields=["librarian"], condition=models.Q(state="active"),
+                         name="routing_chat_active_librarian"),
+        ]
 
     def __str__(self) -> str:
         return f"chat {self.id} ({self.state})"
@@ -192,8 +198,21 @@ class LibrarianPresence(models.Model):
     # (the warning, then the end), and until when the librarian said they are staying on.
     shift_end = models.DateTimeField(null=True, blank=True)
     shift_warned = models.BooleanField(default=False)
+    # A presence change is answered before the chats it concerns are routed again (by the web process,
+    # right after). Until that is done, this says when the timer must do it instead: a web process
+    # that dies in between leaves no chat un-offered (routing.services.presence.presence_change).
+    reroute_due = models.DateTimeField(null=True, blank=True, db_index=True)
     shift_due = models.DateTimeField(null=True, blank=True, db_index=True)
     stay_until = models.DateTimeField(null=True, blank=True)
+
+
+class StructureVersion(models.Model):
+    """One row: a stamp that database triggers change whenever a consortium's structure changes
+    (libraries, partners, queues, hours, staff, rota; migration 0009). routing.structure compares it
+    with the stamp of the picture it keeps, instead of reading the structure for every decision."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True)
+    stamp = models.BigIntegerField()
 
 
 class ServerProcess(models.Model):

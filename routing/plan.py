@@ -11,22 +11,30 @@ from routing.router import Step
 
 def default_plan(home: Library | None, consortium: Consortium) -> tuple[Step, ...]:
     """local -> partners -> consortium (docs/routing.md), or a library's own list of steps."""
-    shared = list(consortium.queues.filter(kind=Queue.Kind.SHARED, is_active=True).order_by("position", "slug"))
+    shared = list(consortium.queues.filter(kind=Queue.Kind.SHARED, is_active=True).order_by("position", "slug")
+                  .values_list("slug", flat=True))
+    if home is None or home.route:
+        return plan_of(home, consortium, partners=[], consortium_queue=None, shared=shared)
+    partners = [p.slug for p in home.partner_libraries() if p.is_active]
+    queue = home.consortium_queue if home.consortium_queue_id else None
+    return plan_of(home, consortium, partners=partners, shared=shared,
+                   consortium_queue=queue.slug if queue is not None and queue.is_active else None)
+
+
+def plan_of(home: Library | None, consortium: Consortium, *, partners: list[str], consortium_queue: str | None,
+            shared: list[str]) -> tuple[Step, ...]:
+    """default_plan from what it reads: the home library's active partners (in order), its active
+    consortium queue, and the consortium's active shared queues (in order)."""
     if home is None:
-        return (Step("consortium", (shared[0].slug,), None),) if shared else ()
+        return (Step("consortium", (shared[0],), None),) if shared else ()
     if home.route:
         return plan_from_json(home.route)
     steps = [Step("local", (home.slug,), home.local_timeout or consortium.local_timeout)]
-    partners = [p.slug for p in home.partner_libraries() if p.is_active]
     if partners:
         steps.append(Step("partners", tuple(partners), home.partner_timeout or consortium.partner_timeout))
-    queue = home.consortium_queue if home.consortium_queue_id else None
-    if queue is not None and not queue.is_active:
-        queue = None
-    if queue is None and shared:
-        queue = shared[0]
+    queue = consortium_queue or (shared[0] if shared else None)
     if queue is not None:
-        steps.append(Step("consortium", (queue.slug,), None))
+        steps.append(Step("consortium", (queue,), None))
     return _last_without_wait(steps)
 
 

@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import re
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.contrib.sessions.models import Session
 from django.db import connections
-from django.db.models import Count, Q, QuerySet, TextField
+from django.db.models import BooleanField, Count, Q, QuerySet, TextField
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
+from django.utils.dateparse import parse_datetime
 
 from consortium.models import Consortium
-from libraries import rota
 from libraries.hours_loader import hours_at
-from libraries.models import Queue, ShiftAssignment, StaffProfile
+from libraries.models import ShiftAssignment, StaffProfile
 from routing import router
 from routing.models import Chat, ChatState, LibrarianPresence, Message, Offer
 from routing.plan import plan_from_json
+from routing.structure import Structure, structure_of
 
 # A patron who never opens the socket (nor polls) is taken as gone this long after the chat starts;
 # then patron_grace runs as for a patron who left.
@@ -86,65 +89,87 @@ def librarian_view(profile: StaffProfile, default_capacity: int, now: datetime,
 
 
 def present_views(consortium: Consortium, now: datetime, queues: set[str] | None = None,
-                  shift_of: Mapping[int, frozenset[str]] | None = None) -> list[router.Librarian]:
-    """present_librarians as the router sees them (librarian_view of each), in four narrow queries.
+                  shift_of: Mapping[int, frozenset[str]] | None = None,
+                  structure: Structure | None = None) -> list[router.Librarian]:
+    """present_librarians as the router sees them (librarian_view of each), in one narrow query.
 
-    The same rows and the same views, read as columns: building a profile, its library, presence
-    and user as model instances for every librarian of a chat's audience (a shared queue's staff
-    come into every chat's plan) was most of the cost of routing a chat.
+    Who serves which queue, with what capacity and languages, comes from the consortium's kept
+    structure (routing.structure); only presence and load, which change all the time, are read: the
+    available and online librarians among those who serve `queues` (or are on shift for one), with
+    their count of active chats. The cost follows the audience, not the consortium.
     """
     shift_of = shift_of or {}
-    profiles = StaffProfile.objects.filter(
-        library__consortium=consortium, is_active=True,
-        presence__status=LibrarianPresence.Status.AVAILABLE, presence__online=True,
-    )
-    if queues is not None:
-        # Who serves these queues, found through the indexes (a library's local queue by its slug,
-        # a shared queue through the profile's list) rather than by testing "serves one of them"
-        # on every librarian of the consortium: the cost follows the audience, not the consortium.
-        local = StaffProfile.objects.filter(library__consortium=consortium, library__slug__in=queues)
-        listed = StaffProfile.queues.through.objects.filter(queue__consortium=consortium, queue__slug__in=queues)
-        serving = set(local.order_by().values_list("pk", flat=True).union(
-            listed.order_by().values_list("staffprofile_id", flat=True)))
-        profiles = profiles.filter(pk__in=serving | set(shift_of))
-    rows = list(profiles.values_list("pk", "library__slug", "capacity", "languages", "presence__idle_since"))
-    if not rows:
+    picture = structure or structure_of(consortium)
+    if queues is None:
+        candidates = set(picture.staff)
+    else:
+        candidates = set()
+        for slug in queues:
+            candidates |= picture.serving.get(slug, frozenset())
+    candidates |= {pk for pk in shift_of if pk in picture.staff}
+    if not candidates:
         return []
-    ids = [row[0] for row in rows]
-    shared: dict[int, list[str]] = defaultdict(list)
-    for profile_id, slug in StaffProfile.queues.through.objects.filter(staffprofile_id__in=ids).values_list(
-            "staffprofile_id", "queue__slug"):
-        shared[profile_id].append(slug)
-    # Active chats through the (consortium, state) index: a librarian's ended chats, which pile up
-    # over the years, are never read.
-    active = dict(Chat.objects.filter(consortium=consortium, state=ChatState.ACTIVE, librarian_id__in=ids)
-                  .order_by().values("librarian_id").annotate(n=Count("pk")).values_list("librarian_id", "n"))
     views = []
-    for profile_id, library_slug, capacity, languages, idle_since in rows:
+    for profile_id, idle_since, active in presence_and_load(sorted(candidates)):
+        entry = picture.staff[profile_id]
         on_shift = shift_of.get(profile_id, frozenset())
         views.append(router.Librarian(
             id=profile_id,
-            queues=frozenset([library_slug, *shared.get(profile_id, ()), *on_shift]),
-            capacity=capacity if capacity is not None else consortium.librarian_capacity,
-            active=active.get(profile_id, 0),
-            languages=frozenset(languages or []),
+            queues=frozenset([entry.library_slug, *entry.shared, *on_shift]),
+            capacity=entry.capacity if entry.capacity is not None else consortium.librarian_capacity,
+            active=active,
+            languages=entry.languages,
             idle_since=idle_since or now,
             on_shift=on_shift,
         ))
     return views
 
 
-def situation_for(consortium: Consortium, now: datetime, queues: set[str] | None = None) -> router.Situation:
-    """The situation at `now`: every queue of the consortium, or only `queues` (a chat's plan) when given."""
-    rows = Queue.objects.filter(consortium=consortium, is_active=True)
-    if queues is not None:
-        rows = rows.filter(slug__in=queues)
-    queue_rows = list(rows)
+def presence_and_load(librarian_ids: list[int]) -> list[tuple[int, datetime | None, int]]:
+    """(id, idle since, active chats) of those of these librarians who are available and online.
+
+    One statement, written out: it runs on every routing decision, where building it through the
+    ORM cost more than the database took to answer it. Active chats are counted through a partial
+    index of active chats by librarian (routing_chat_active_librarian), so a librarian's ended chats,
+    which pile up over the years, are never read.
+    """
+    presence, chat = LibrarianPresence._meta.db_table, Chat._meta.db_table
+    marks = ", ".join(["%s"] * len(librarian_ids))
+    sql = (f"SELECT p.librarian_id, p.idle_since, (SELECT COUNT(*) FROM {chat} c WHERE c.librarian_id = "
+           f"p.librarian_id AND c.state = %s) FROM {presence} p "
+           f"WHERE p.status = %s AND p.online AND p.librarian_id IN ({marks})")
+    params: list[int | str] = [ChatState.ACTIVE.value, LibrarianPresence.Status.AVAILABLE.value, *librarian_ids]
+    with connections[Chat.objects.db].cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return [(int(librarian_id), _aware(idle_since), int(active)) for librarian_id, idle_since, active in rows]
+
+
+def _aware(value: datetime | str | None) -> datetime | None:
+    """A timestamp column read without the ORM: SQLite gives naive UTC (or its text), PostgreSQL an
+    aware datetime."""
+    if value is None:
+        return None
+    parsed = value if isinstance(value, datetime) else parse_datetime(value)
+    if parsed is not None and parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+def situation_for(consortium: Consortium, now: datetime, queues: set[str] | None = None,
+                  structure: Structure | None = None) -> router.Situation:
+    """The situation at `now`: every queue of the consortium, or only `queues` (a chat's plan) when given.
+
+    The structure (queues, hours, rota, who serves what) comes from routing.structure, kept while
+    unchanged; presence and load are read here, in one statement.
+    """
+    picture = structure or structure_of(consortium)
+    queue_rows = [q for slug, q in picture.queues.items() if queues is None or slug in queues]
     open_queues: set[str] = set()
     changes: dict[str, datetime | None] = {}
     modes: dict[str, str] = {}
     rota_driven: set[str] = set()
-    for queue, (open_now, change) in zip(queue_rows, hours_at(queue_rows, now), strict=True):
+    for queue, (open_now, change) in zip(queue_rows, hours_at(queue_rows, now, picture.hours), strict=True):
         if open_now:
             open_queues.add(queue.slug)
         changes[queue.slug] = change
@@ -153,13 +178,15 @@ def situation_for(consortium: Consortium, now: datetime, queues: set[str] | None
             rota_driven.add(queue.slug)
     # The rota: who is on shift now on rota-driven queues, and when a shift starts or ends (a chat
     # waiting for such a queue is looked at again then, so the next shift is offered it at once).
-    shifts = rota.shifts_of(q for q in queue_rows if q.rota_driven)
-    for slug, change in rota.next_shift_change(shifts, now).items():
+    shifts = [shift for shift in picture.shifts if queues is None or shift.queue in queues]
+    for slug, change in picture.shift_changes(now).items():
+        if queues is not None and slug not in queues:
+            continue
         hours_change = changes.get(slug)
         changes[slug] = change if hours_change is None else min(hours_change, change)
-    shift_of = rota.on_shift(None, (), now, shifts=shifts) if shifts else {}
+    shift_of = picture.on_shift(shifts, now) if shifts else {}
     present: dict[str, list[router.Librarian]] = defaultdict(list)
-    for view in present_views(consortium, now, queues, shift_of):
+    for view in present_views(consortium, now, queues, shift_of, picture):
         for slug in view.queues:
             if queues is None or slug in queues:
                 present[slug].append(view)
@@ -176,11 +203,15 @@ def situation_for(consortium: Consortium, now: datetime, queues: set[str] | None
     )
 
 
-def waiting_chat_view(chat: Chat) -> router.WaitingChat:
+def waiting_chat_view(chat: Chat, offers: list[tuple[int, str, str, datetime | None]] | None = None
+                      ) -> router.WaitingChat:
+    """The chat as the router sees it. `offers`: its offers of the current step, (librarian, status,
+    mode, expires_at), when the caller read them already (a batch, or a chat made a moment ago)."""
     # Four columns, not model instances: a chat in a late step has an offer row per librarian of
     # its audience, and this runs on every routing of it.
-    offers = list(Offer.objects.filter(chat=chat, step_serial=chat.step_serial)
-                  .values_list("librarian_id", "status", "mode", "expires_at"))
+    if offers is None:
+        offers = list(Offer.objects.filter(chat=chat, step_serial=chat.step_serial)
+                      .values_list("librarian_id", "status", "mode", "expires_at"))
     gone: datetime | None = chat.patron_left_at
     if not chat.patron_joined:
         gone = chat.created_at + NEVER_JOINED_AFTER
@@ -207,18 +238,49 @@ def queue_position(chat: Chat) -> int:
     if chat.state != ChatState.QUEUED or chat.step_index < 0:
         return 0
     mine = set(router.audience(plan_from_json(chat.plan), chat.step_index))
-    ahead = 0
     rows = Chat.objects.filter(
         consortium_id=chat.consortium_id, state=ChatState.QUEUED, arrived_at__lt=chat.arrived_at, step_index__gte=0
     )
+    if connections[rows.db].vendor == "postgresql":
+        return _chats_ahead_counted(rows, mine) + 1
+    ahead = 0
     for plan, step_index in mentioning(rows, mine).values_list("plan", "step_index"):
         if mine & set(router.audience(plan_from_json(plan), step_index)):
             ahead += 1
     return ahead + 1
 
 
+def _chats_ahead_counted(rows: QuerySet[Chat], queues: set[str]) -> int:
+    """How many of `rows` have one of `queues` in their audience (the queues of their steps up to the
+    current one), counted by PostgreSQL in one scan: a patron's state frame, sent on every change of
+    their chat, read and parsed the plan of every chat ahead of it. `mentioning` first, a cheap
+    containment test, then the exact one on the few rows left."""
+    table = Chat._meta.db_table
+    in_audience = RawSQL(
+        "EXISTS (SELECT 1 FROM jsonb_array_elements(" + table + ".plan) WITH ORDINALITY AS e(step, n) "
+        "WHERE e.n <= " + table + ".step_index + 1 AND jsonb_typeof(e.step -> 'queues') = 'array' "
+        "AND (e.step -> 'queues') ?| %s)", [sorted(queues)], output_field=BooleanField())
+    return mentioning(rows, queues).filter(in_audience).count()
+
+
+# consortium id -> (monotonic time read, seconds): a median over the last 50 answers moves slowly, and
+# it was read for every state frame a patron is sent.
+_TYPICAL_WAIT: dict[int, tuple[float, int]] = {}
+TYPICAL_WAIT_KEPT_SECONDS = 10.0
+
+
 def typical_wait_seconds(consortium: Consortium) -> int:
-    """Median time to accept over the consortium's last 50 answered chats (60 s when there are none)."""
+    """Median time to accept over the consortium's last 50 answered chats (60 s when there are none),
+    read again at most every TYPICAL_WAIT_KEPT_SECONDS per process."""
+    kept = _TYPICAL_WAIT.get(consortium.pk)
+    if kept is not None and time.monotonic() - kept[0] < TYPICAL_WAIT_KEPT_SECONDS:
+        return kept[1]
+    seconds = _typical_wait_read(consortium)
+    _TYPICAL_WAIT[consortium.pk] = (time.monotonic(), seconds)
+    return seconds
+
+
+def _typical_wait_read(consortium: Consortium) -> int:
     rows = list(
         Chat.objects.filter(consortium=consortium, first_accepted_at__isnull=False)
         .order_by("-first_accepted_at")

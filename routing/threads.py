@@ -21,8 +21,9 @@ threads): there the single thread is the right tool, and the embedded default ke
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -38,6 +39,27 @@ CONCURRENT = not settings.DATABASES["default"]["ENGINE"].endswith("sqlite3")
 # reconnect storm). The connection pool (VR_DB_POOL_MAX, consortium/settings.py) stays above this.
 SOCKET_THREADS = ThreadPoolExecutor(max_workers=3, thread_name_prefix="vr-socket-db")
 HEARTBEAT_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vr-heartbeat")
+# Routing that follows an answer already given (a presence change re-routes the chats it concerns):
+# one thread per process, so however many librarians change presence at once, that work queues here
+# instead of taking the socket threads from everyone's messages and accepts.
+ROUTING_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vr-routing")
+
+logger = logging.getLogger(__name__)
+_background: set[asyncio.Task[Any]] = set()
+
+
+def in_background(work: Coroutine[Any, Any, Any]) -> None:
+    """Run `work` (an in_thread call) without waiting for it; kept until done, however its socket
+    ends, and a failure logged (the timer's fallback then does the work: routing.models.reroute_due)."""
+    task = asyncio.get_running_loop().create_task(work)
+    _background.add(task)
+
+    def done(finished: asyncio.Task[Any]) -> None:
+        _background.discard(finished)
+        if not finished.cancelled() and finished.exception() is not None:
+            logger.error("background work failed", exc_info=finished.exception())
+
+    task.add_done_callback(done)
 
 
 def in_thread(func: Callable[..., Any], executor: ThreadPoolExecutor = SOCKET_THREADS) -> Any:
@@ -74,7 +96,7 @@ def in_thread(func: Callable[..., Any], executor: ThreadPoolExecutor = SOCKET_TH
 
 def close_connections() -> None:
     """Close the connections these threads keep between calls (tests: before the test database is dropped)."""
-    for executor, size in ((SOCKET_THREADS, SOCKET_THREADS._max_workers), (HEARTBEAT_THREAD, 1)):
+    for executor, size in ((SOCKET_THREADS, SOCKET_THREADS._max_workers), (HEARTBEAT_THREAD, 1), (ROUTING_THREAD, 1)):
         everyone = threading.Barrier(size, timeout=10)  # one task per thread: none takes two
 
         def close(everyone: threading.Barrier = everyone) -> None:

@@ -12,25 +12,27 @@ from consortium.tokens import token_hash, token_new
 from libraries.models import Library, StaffProfile
 from routing import events, frames, message_store
 from routing.access import took_part_q
-from routing.models import LIVE_STATES, Chat, ChatState, Message, Survey
-from routing.plan import default_plan, plan_to_json
+from routing.models import LIVE_STATES, Chat, ChatState, Message, Survey, TraceEvent
+from routing.plan import plan_to_json
 from routing.selectors import librarian_queues
-from routing.services.common import Refused, ServiceError, chat_end_locked, chat_lock, trace
-from routing.services.route import chat_route_locked, waiting_chats_route
+from routing.services.common import Refused, ServiceError, chat_end_locked, chat_lock, log_decision, trace
+from routing.services.route import chat_route_new, waiting_chats_route
+from routing.structure import Structure, structure_of
 from routing.validation import Fields, Invalid
 
 
-def home_library_resolve(consortium: Consortium, library_slug: str | None,
-                         zip_code: str | None) -> tuple[Library | None, str]:
+def home_library_resolve(consortium: Consortium, library_slug: str | None, zip_code: str | None,
+                         picture: Structure | None = None) -> tuple[Library | None, str]:
     """The library named by the widget or ask page; else the one whose service area holds the ZIP."""
+    picture = picture or structure_of(consortium)
     if library_slug:
-        library = Library.objects.filter(consortium=consortium, slug=library_slug, is_active=True).first()
+        library = picture.libraries.get(library_slug)
         if library is None:
             raise ServiceError("not_found", f"no library {library_slug!r} in this consortium")
         return library, "library"
     if zip_code:
         code = zip_code.strip()[:5]
-        for library in Library.objects.filter(consortium=consortium, is_active=True).order_by("pk"):
+        for library in picture.libraries_in_order:
             if code in (library.zip_codes or []):
                 return library, "zip"
     return None, "none"
@@ -39,25 +41,33 @@ def home_library_resolve(consortium: Consortium, library_slug: str | None,
 def chat_start(*, consortium: Consortium, question: str, library_slug: str | None = None,
                zip_code: str | None = None, name: str = "", email: str = "", language: str = "",
                ip: str | None = None, now: datetime) -> tuple[Chat, str]:
-    home, found_by = home_library_resolve(consortium, library_slug, zip_code)
+    picture = structure_of(consortium)  # one look at the structure for the whole start
+    home, found_by = home_library_resolve(consortium, library_slug, zip_code, picture)
     token = token_new()
-    plan = default_plan(home, consortium)
+    plan = picture.plan_for(home, consortium)
+    chat = Chat(
+        consortium=consortium, home_library=home, home_found_by=found_by, question=question,
+        language=language, patron_name=name, patron_email=email, patron_ip=ip,
+        token_hash=token_hash(token), created_at=now, arrived_at=now, last_activity_at=now,
+        plan=plan_to_json(plan), last_seq=1, state=ChatState.QUEUED if plan else ChatState.UNSTAFFED,
+    )
+    created: dict[str, object] = {"home_library": home.slug if home else None, "found_by": found_by,
+                                  "language": language or None}
     with transaction.atomic():
-        chat = Chat.objects.create(
-            consortium=consortium, home_library=home, home_found_by=found_by, question=question,
-            language=language, patron_name=name, patron_email=email, patron_ip=ip,
-            token_hash=token_hash(token), created_at=now, arrived_at=now, last_activity_at=now,
-            plan=plan_to_json(plan), last_seq=1,
-        )
-        Message.objects.create(chat=chat, seq=1, sender=Message.Sender.PATRON, name=name, body=question, at=now)
-        trace(chat, "created", now, home_library=home.slug if home else None, found_by=found_by,
-              language=language or None)
-        if not plan:
-            chat.state = ChatState.UNSTAFFED
-            chat.save(update_fields=["state"])
-            trace(chat, "unstaffed", now, reason="the consortium has no queue for this chat")
+        log_decision(chat, "created", created)  # logged once committed, before what the router decides
+        if plan:
+            # Decided before it is written: the chat's row goes in once, with its first step, in the
+            # same transaction as its trace and offers (route.chat_route_new).
+            chat_route_new(chat, now, first_trace=TraceEvent(kind="created", at=now, data=created),
+                           structure=picture)
         else:
-            chat_route_locked(chat, now)
+            chat.save(force_insert=True)
+            TraceEvent.objects.bulk_create([
+                TraceEvent(chat=chat, at=now, kind="created", data=created),
+                TraceEvent(chat=chat, at=now, kind="unstaffed",
+                           data={"reason": "the consortium has no queue for this chat"})])
+            log_decision(chat, "unstaffed", {"reason": "the consortium has no queue for this chat"})
+        Message.objects.create(chat=chat, seq=1, sender=Message.Sender.PATRON, name=name, body=question, at=now)
     return chat, token
 
 

@@ -30,8 +30,26 @@ from routing.services.route import (
 )
 from routing.services.shifts import shift_clear, shift_frame_for, shift_schedule
 
+# How long after a presence change the timer routes its chats again if the web process that answered
+# it has not (it died in between): the web process starts at once and takes well under a second.
+REROUTE_FALLBACK = timedelta(seconds=5)
+
 
 def presence_set(librarian: StaffProfile, status: str, now: datetime, *, reason: str = "") -> str:
+    """Change a librarian's presence and route again the chats that concern them, in one call."""
+    status, changed = presence_change(librarian, status, now, reason=reason)
+    if changed:
+        presence_reroute(librarian.pk, now)
+    return status
+
+
+def presence_change(librarian: StaffProfile, status: str, now: datetime, *, reason: str = "") -> tuple[str, bool]:
+    """Change a librarian's presence, without routing anything yet: (status, whether it changed).
+
+    The librarian's console is answered at once; the chats this concerns (offers to withdraw when
+    away, waiting chats to offer when available) are then routed by presence_reroute, which the
+    caller runs next; should it never run, the timer does at `reroute_due`.
+    """
     if status not in LibrarianPresence.Status.values:
         raise ServiceError("invalid", "status must be available or away")
     with transaction.atomic():
@@ -46,10 +64,32 @@ def presence_set(librarian: StaffProfile, status: str, now: datetime, *, reason:
             shift_clear(presence)
         elif changed:
             shift_schedule(presence, librarian, now, starting=True)
+        if changed:
+            presence.reroute_due = now + REROUTE_FALLBACK
         presence.save()
-    if changed:
-        librarian_presence_changed(librarian, status, now)
-    return status
+    return status, changed
+
+
+def presence_reroute(librarian_id: int, now: datetime) -> None:
+    """Route again what a presence change at `now` concerns, for the presence the librarian has now
+    (a later change is routed for by its own call), then clear the timer's fallback for it."""
+    librarian = StaffProfile.objects.select_related("library__consortium", "presence").get(pk=librarian_id)
+    librarian_presence_changed(librarian, librarian.presence.status, now)
+    LibrarianPresence.objects.filter(pk=librarian_id, changed_at__lte=now, reroute_due__isnull=False).update(
+        reroute_due=None)
+
+
+def reroutes_overdue(now: datetime, limit: int = 50) -> int:
+    """The timer's part: presence changes whose web process did not route their chats (it died)."""
+    done = 0
+    for librarian_id, changed_at in (LibrarianPresence.objects.filter(reroute_due__lte=now)
+                                     .values_list("pk", "changed_at")[:limit]):
+        # Claimed by one timer: whoever moves reroute_due on does it; another timer finds it not due.
+        if LibrarianPresence.objects.filter(pk=librarian_id, reroute_due__lte=now).update(
+                reroute_due=now + REROUTE_FALLBACK):
+            presence_reroute(librarian_id, max(now, changed_at or now))
+            done += 1
+    return done
 
 
 @dataclass

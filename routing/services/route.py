@@ -4,6 +4,7 @@ decision; and re-route the chats a change affects (a librarian available, away o
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from functools import partial
@@ -32,13 +33,35 @@ from routing.services.common import (
     librarian_set_away,
     log_decision,
 )
+from routing.structure import Structure
+
+# Chats routed together in one transaction by chats_route (a presence change, a burst of deadlines):
+# enough to make a few statements serve many chats, few enough that no lock is held for long.
+BATCH = 50
 
 
 def chat_route_locked(chat: Chat, now: datetime, situation: router.Situation | None = None) -> set[int]:
     """Decide and apply for a locked queued chat. Returns librarians whose other offers need a look."""
     situation = situation or situation_for(chat.consortium, now, plan_queues(chat))
-    decision = router.decide(waiting_chat_view(chat), situation)
-    return _apply(chat, decision, now)
+    view = waiting_chat_view(chat)
+    writes = Writes()
+    touched = _apply(chat, router.decide(view, situation), now, view, writes)
+    writes.flush()
+    return touched
+
+
+def chat_route_new(chat: Chat, now: datetime, *, first_trace: TraceEvent, structure: Structure | None = None) -> None:
+    """Route a chat not yet written (chats.chat_start): it has no offers to read, and its row, its first
+    trace line (`first_trace`) and the router's lines and offers are written in one go, in the
+    caller's transaction."""
+    situation = situation_for(chat.consortium, now, plan_queues(chat), structure)
+    view = waiting_chat_view(chat, offers=[])
+    writes = Writes()
+    writes.created.append(chat)
+    first_trace.chat = chat
+    writes.traces.append(first_trace)
+    _apply(chat, router.decide(view, situation), now, view, writes)
+    writes.flush()
 
 
 class SharedSituation:
@@ -76,7 +99,7 @@ class SharedSituation:
         self.situation = None
 
 
-def _queues_of_plans(plans: Iterable[list[Any]]) -> set[str] | None:
+def queues_of_plans(plans: Iterable[list[Any]]) -> set[str] | None:
     union: set[str] = set()
     for plan in plans:
         queues = plan_json_queues(plan)
@@ -86,13 +109,50 @@ def _queues_of_plans(plans: Iterable[list[Any]]) -> set[str] | None:
     return union
 
 
-def _apply(chat: Chat, decision: router.Decision, now: datetime) -> set[int]:
+class Writes:
+    """What applying decisions writes, gathered so that a batch of chats costs a few statements:
+    one INSERT for every trace line, one UPDATE per step the open offers move into, one upsert for
+    every new offer and one UPDATE for the chats. Expiries and withdrawals, rarer, are written at once."""
+
+    def __init__(self) -> None:
+        self.created: list[Chat] = []  # chats to insert (already holding what was decided), first
+        self.traces: list[TraceEvent] = []
+        self.moves: dict[tuple[int, str], list[str]] = defaultdict(list)  # (serial, step) -> chats
+        self.offers: list[Offer] = []
+        self.chats: dict[tuple[str, ...], list[Chat]] = defaultdict(list)  # fields -> chats
+
+    def flush(self) -> None:
+        for chat in self.created:
+            chat.save(force_insert=True)
+        if self.traces:
+            # Ids, hence each chat's trace order, follow the list.
+            TraceEvent.objects.bulk_create(self.traces)
+        for (serial, step), chat_ids in self.moves.items():
+            # Offers still open follow the chat into its new step (cumulative audience): no churn
+            # for the librarians who already see it. Before the new offers: same unique key.
+            Offer.objects.filter(chat_id__in=chat_ids, status=Offer.Status.OPEN).update(step_serial=serial, step=step)
+        if self.offers:
+            # One row per (chat, librarian, step) by constraint. A broadcast offer withdrawn because
+            # the librarian went away or filled up is offered again when they are eligible again in
+            # the same step (ROUTING.md: every eligible librarian is offered), so that row is
+            # reopened. Declined and expired rows never get here (the router leaves those librarians
+            # out for the rest of the step).
+            Offer.objects.bulk_create(
+                self.offers, update_conflicts=True, unique_fields=["chat", "librarian", "step_serial"],
+                update_fields=["step", "queue", "mode", "created_at", "expires_at", "status", "closed_at", "reason"])
+        for fields, chats in self.chats.items():
+            if len(chats) == 1:
+                chats[0].save(update_fields=list(fields))
+            else:
+                Chat.objects.bulk_update(chats, list(fields))
+        self.__init__()  # type: ignore[misc]
+
+
+def _apply(chat: Chat, decision: router.Decision, now: datetime, view: router.WaitingChat, writes: Writes
+           ) -> set[int]:
     touched: set[int] = set()
     plan = plan_from_json(chat.plan)
-    # What trace() does for each note, in one INSERT: a broadcast writes an "offered" line per
-    # librarian of the audience. Ids, hence the trace's order, follow the list.
-    TraceEvent.objects.bulk_create([TraceEvent(chat=chat, at=now, kind=note.kind, data=dict(note.data))
-                                    for note in decision.notes])
+    writes.traces += [TraceEvent(chat=chat, at=now, kind=note.kind, data=dict(note.data)) for note in decision.notes]
     for note in decision.notes:
         if note.kind in LOGGED_KINDS:
             log_decision(chat, note.kind, dict(note.data))
@@ -109,14 +169,13 @@ def _apply(chat: Chat, decision: router.Decision, now: datetime) -> set[int]:
             status=Offer.Status.WITHDRAWN, closed_at=now, reason=reason)
         events.to_librarian(librarian_id, frames.withdrawn_frame(chat.pk, reason))
 
-    fields = ["step_index", "step_entered_at", "max_wait_passed", "deadline", "state", "step_serial", "version"]
+    fields = ("step_index", "step_entered_at", "max_wait_passed", "deadline", "state", "step_serial", "version")
     publish_state = decision.max_wait_passed and not chat.max_wait_passed
     if decision.step_changed:
         chat.step_serial += 1
-        # Offers still open follow the chat into its new step (cumulative audience): no churn for
-        # the librarians who already see it.
-        Offer.objects.filter(chat=chat, status=Offer.Status.OPEN).update(
-            step_serial=chat.step_serial, step=plan[decision.step_index].name)
+        still_open = {offer.librarian for offer in view.offers} - set(decision.expired) - set(decision.withdraw)
+        if still_open:
+            writes.moves[(chat.step_serial, plan[decision.step_index].name)].append(chat.pk)
         publish_state = True
     chat.step_index = decision.step_index
     chat.step_entered_at = decision.step_entered_at
@@ -128,27 +187,21 @@ def _apply(chat: Chat, decision: router.Decision, now: datetime) -> set[int]:
         chat.state = decision.state
         chat.deadline = None
         chat.ended_at = now if decision.state == ChatState.ABANDONED else None
-        chat.save(update_fields=[*fields, "ended_at"])
+        if chat not in writes.created:
+            writes.chats[(*fields, "ended_at")].append(chat)
         chat_state_publish(chat)
         return touched
 
     step = plan[chat.step_index]
     if decision.offers:
-        # One row per (chat, librarian, step) by constraint. A broadcast offer withdrawn because the
-        # librarian went away or filled up is offered again when they are eligible again in the same
-        # step (ROUTING.md: every eligible librarian is offered), so reopen that row: a plain insert
-        # raised IntegrityError out of presence_set / chat_end. Declined and expired rows never get
-        # here (the router leaves those librarians out for the rest of the step). One upsert for
-        # all of them: a broadcast to a whole shared queue is one statement, not two per librarian.
         made = [Offer(chat=chat, librarian_id=new.librarian, step_serial=chat.step_serial, step=step.name,
                       queue=new.queue, mode=new.mode, created_at=now, expires_at=new.expires_at,
                       status=Offer.Status.OPEN, closed_at=None, reason="")
                 for new in decision.offers]
-        Offer.objects.bulk_create(made, update_conflicts=True, unique_fields=["chat", "librarian", "step_serial"],
-                                  update_fields=["step", "queue", "mode", "created_at", "expires_at", "status",
-                                                 "closed_at", "reason"])
+        writes.offers += made
         events.to_librarians([(offer.librarian_id, frames.offer_frame(offer, chat)) for offer in made])
-    chat.save(update_fields=fields)
+    if chat not in writes.created:
+        writes.chats[fields].append(chat)
     if publish_state:
         chat_state_publish(chat)
     return touched
@@ -162,22 +215,62 @@ def chat_route(chat_id: str, now: datetime, *, skip_locked: bool = False,
         chat = chat_lock(chat_id, skip_locked=skip_locked)
         if chat is None:
             return
-        if chat.state == ChatState.QUEUED:
-            touched = chat_route_locked(chat, now, shared.for_chat(chat) if shared else None)
-            if touched and shared:
-                shared.stale()
-        elif chat.state == ChatState.ACTIVE:
-            if shared:
-                shared.stale()
-            idle_at = chat.last_activity_at + timedelta(seconds=chat.consortium.idle_timeout)
-            if now >= idle_at:
-                chat_end_locked(chat, now, by="system", reason="idle")
-            elif chat.deadline != idle_at:
-                chat.deadline = idle_at
-                chat.save(update_fields=["deadline"])
-        elif chat.deadline is not None:
-            chat.deadline = None
+        touched = _route_one_locked(chat, now, shared, None, Writes())
+    offers_reroute(touched, now)
+
+
+def _route_one_locked(chat: Chat, now: datetime, shared: SharedSituation | None,
+                      offers: list[tuple[int, str, str, datetime | None]] | None, writes: Writes) -> set[int]:
+    touched: set[int] = set()
+    if chat.state == ChatState.QUEUED:
+        situation = shared.for_chat(chat) if shared else situation_for(chat.consortium, now, plan_queues(chat))
+        view = waiting_chat_view(chat, offers=offers)
+        touched = _apply(chat, router.decide(view, situation), now, view, writes)
+        writes.flush()
+        if touched and shared:
+            shared.stale()
+    elif chat.state == ChatState.ACTIVE:
+        if shared:
+            shared.stale()
+        idle_at = chat.last_activity_at + timedelta(seconds=chat.consortium.idle_timeout)
+        if now >= idle_at:
+            writes.flush()  # chat_end_locked writes at once: keep the order of what was decided before
+            chat_end_locked(chat, now, by="system", reason="idle")
+        elif chat.deadline != idle_at:
+            chat.deadline = idle_at
             chat.save(update_fields=["deadline"])
+    elif chat.deadline is not None:
+        chat.deadline = None
+        chat.save(update_fields=["deadline"])
+    return touched
+
+
+def chats_route(chat_ids: list[str], now: datetime, *, shared: SharedSituation, skip_locked: bool = False) -> None:
+    """chat_route for many chats, BATCH at a time: each batch locked in one statement (in id order, as
+    every service that holds several chats takes them, so no two wait on each other in a circle),
+    its offers read in one, decided one after another (in the order given) on the shared situation,
+    and written in a few."""
+    touched: set[int] = set()
+    for first in range(0, len(chat_ids), BATCH):
+        batch = chat_ids[first:first + BATCH]
+        with transaction.atomic():
+            locked = list(Chat.objects.select_for_update(skip_locked=skip_locked, of=("self",))
+                          .select_related("consortium", "home_library", "librarian__library", "librarian__user")
+                          .filter(pk__in=batch).order_by("pk"))
+            serials = {chat.pk: chat.step_serial for chat in locked if chat.state == ChatState.QUEUED}
+            offers: dict[str, list[tuple[int, str, str, datetime | None]]] = {pk: [] for pk in serials}
+            if serials:
+                for chat_id, serial, librarian_id, status, mode, expires in (
+                        Offer.objects.filter(chat_id__in=list(serials))
+                        .values_list("chat_id", "step_serial", "librarian_id", "status", "mode", "expires_at")):
+                    if serial == serials[chat_id]:
+                        offers[chat_id].append((librarian_id, status, mode, expires))
+            writes = Writes()
+            by_id = {chat.pk: chat for chat in locked}
+            for chat_id in batch:  # in the caller's order (arrival, deadline): the order of the offers sent
+                if chat_id in by_id:
+                    touched |= _route_one_locked(by_id[chat_id], now, shared, offers.get(chat_id), writes)
+            writes.flush()
     offers_reroute(touched, now)
 
 
@@ -191,9 +284,8 @@ def offers_reroute(librarian_ids: Iterable[int], now: datetime) -> None:
     if not rows:
         return
     consortium = Consortium.objects.get(chats__pk=next(iter(rows)))
-    shared = SharedSituation(consortium, now, _queues_of_plans(rows.values()))
-    for chat_id in sorted(rows):
-        chat_route(chat_id, now, shared=shared)
+    shared = SharedSituation(consortium, now, queues_of_plans(rows.values()))
+    chats_route(sorted(rows), now, shared=shared)
 
 
 def waiting_chats_route(consortium: Consortium, now: datetime, queues: set[str] | None = None) -> None:
@@ -213,9 +305,8 @@ def waiting_chats_route(consortium: Consortium, now: datetime, queues: set[str] 
         chosen.append((chat_id, plan))
     if not chosen:
         return
-    shared = SharedSituation(consortium, now, _queues_of_plans(plan for _, plan in chosen))
-    for chat_id, _plan in chosen:
-        chat_route(chat_id, now, shared=shared)
+    shared = SharedSituation(consortium, now, queues_of_plans(plan for _, plan in chosen))
+    chats_route([chat_id for chat_id, _plan in chosen], now, shared=shared)
 
 
 def librarian_presence_changed(librarian: StaffProfile, status: str, now: datetime) -> None:

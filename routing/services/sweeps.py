@@ -3,13 +3,16 @@ ends) and the sockets of web processes that died without saying goodbye."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db.models import Q
 
+from consortium.models import Consortium
 from routing.models import Chat, ChatState, Connection, LibrarianPresence, ServerProcess
-from routing.services.presence import librarian_lost, patron_disconnected, staff_disconnected
-from routing.services.route import chat_route
+from routing.services.presence import librarian_lost, patron_disconnected, reroutes_overdue, staff_disconnected
+from routing.services.route import SharedSituation, chat_route, chats_route, queues_of_plans
 from routing.services.shifts import librarian_shift_due
 
 # A web process that has not heart-beaten for this long is dead: its sockets count as closed.
@@ -45,9 +48,22 @@ def due_sweep(now: datetime, limit: int = 200) -> int:
     for librarian_id in LibrarianPresence.objects.filter(grace_until__lte=now).values_list("pk", flat=True)[:limit]:
         done += librarian_lost(librarian_id, now)
     due = Chat.objects.filter(deadline__lte=now).filter(Q(state=ChatState.QUEUED) | Q(state=ChatState.ACTIVE))
-    for chat_id in due.order_by("deadline").values_list("pk", flat=True)[:limit]:
-        chat_route(chat_id, now, skip_locked=True)
-        done += 1
+    rows = list(due.order_by("deadline").values_list("pk", "consortium_id", "state", "plan")[:limit])
+    # Waiting chats whose deadlines passed together (a burst of arrivals a step's wait ago) are routed
+    # together, per consortium, on one situation and in batches (route.chats_route): a burst of 200
+    # costs a few statements per 50 chats, not a transaction of its own each.
+    waiting: dict[int, list[tuple[str, list[Any]]]] = defaultdict(list)
+    for chat_id, consortium_id, state, plan in rows:
+        if state == ChatState.QUEUED:
+            waiting[consortium_id].append((chat_id, plan))
+        else:
+            chat_route(chat_id, now, skip_locked=True)
+    for consortium_id, chats in waiting.items():
+        shared = SharedSituation(Consortium.objects.get(pk=consortium_id), now,
+                                 queues_of_plans(plan for _, plan in chats))
+        chats_route([chat_id for chat_id, _ in chats], now, shared=shared, skip_locked=True)
+    done += len(rows)
+    done += reroutes_overdue(now)
     # After the chats: at an instant where a queue closes and its librarian's shift ends, the chats
     # move on for the queue's reason (closed), as they did before shifts ended.
     for librarian_id in (LibrarianPresence.objects.filter(shift_due__lte=now).order_by("shift_due")

@@ -4,6 +4,7 @@ referrals."""
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -15,7 +16,7 @@ from routing.events import chat_group, librarian_group
 from routing.selectors import librarian_holds, librarian_queues, session_expiry
 from routing.services import chats, common, followups, offers, presence, shifts, transfers
 from routing.sockets.base import Frame, ProtocolConsumer, chat_of, header
-from routing.threads import in_thread
+from routing.threads import ROUTING_THREAD, in_background, in_thread
 from routing.validation import Fields, Invalid
 
 
@@ -26,9 +27,11 @@ def _hello(profile: StaffProfile, channel_name: str, process_id: str) -> tuple[F
     return hello, [c.pk for c in state.chats]
 
 
-def _presence_set(profile: StaffProfile, status: str) -> tuple[str, Frame]:
-    result = presence.presence_set(profile, status, timezone.now())
-    return result, shifts.shift_state(profile)
+def _presence_change(profile: StaffProfile, status: str) -> tuple[str, datetime | None, Frame]:
+    """(the status, when it changed or None, the shift frame): the chats it concerns are routed after."""
+    now = timezone.now()
+    result, changed = presence.presence_change(profile, status, now)
+    return result, now if changed else None, shifts.shift_state(profile)
 
 
 def _still_staff(user_id: int) -> bool:
@@ -114,10 +117,14 @@ class StaffConsumer(ProtocolConsumer):
         f = Fields(frame)
         status = f.choice("status", ("available", "away"))
         f.check()
-        result, shift = await in_thread(_presence_set)(self._me(), status)
+        result, changed_at, shift = await in_thread(_presence_change)(self._me(), status)
         await self.send_json(frames.presence_frame(result))
         # Sent here rather than through the channel layer, so that it always follows the answer.
         await self.send_json(shift)
+        if changed_at is not None:
+            # Answered: now the chats it concerns, on the process's routing thread, without holding up
+            # this socket's next frame (an accept of an offer it brings, say).
+            in_background(in_thread(presence.presence_reroute, ROUTING_THREAD)(self._me().pk, changed_at))
 
     async def frame_stay_on(self, frame: Frame) -> None:
         """Answered with a shift (or shift_ending) frame to every console of this librarian."""

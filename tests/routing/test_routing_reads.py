@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from routing import selectors
+from libraries.models import Library
+from routing import router, selectors
 from routing.models import Chat, LibrarianPresence
-from routing.plan import plan_to_json, transfer_plan
+from routing.plan import plan_from_json, plan_to_json, transfer_plan
 from tests.factories import make_consortium, make_library, make_shared_queue, make_staff
 from tests.routing.routing_helpers import T0, at, go_online, start
 
@@ -62,3 +63,33 @@ def test_mentioning_keeps_exactly_the_chats_whose_plan_names_a_queue() -> None:
     for queues in ({"home"}, {"partner"}, {"statewide"}, {"home-2"}, {"hom"}, {"home", "home-2"}, set()):
         expected = {c.pk for c in rows if not queues or queues & {q for s in c.plan for q in s["queues"]}}
         assert set(selectors.mentioning(rows, queues).values_list("pk", flat=True)) == expected, queues
+
+
+def test_queue_position_counts_the_earlier_chats_whose_audience_meets_this_ones() -> None:
+    """On PostgreSQL the count is made by the database; it is the count of the plain reading."""
+    consortium = make_consortium("vr")
+    make_shared_queue(consortium, "statewide")
+    partner = make_library(consortium, "partner")
+    make_library(consortium, "home", partners=[partner])
+    make_library(consortium, "home-2", partners=[partner])
+    make_library(consortium, "lone")
+    for library in ("home", "partner", "home-2", "lone"):
+        go_online(make_staff(Library.objects.get(slug=library), f"{library}-1"), T0)
+    chats = [start(consortium, at(i), library_slug=slug)
+             for i, slug in enumerate(["home", "partner", "home-2", "lone", "home", "home-2", "partner"])]
+    # Some have moved on (their audience grew), one was transferred to a shared queue, one answered.
+    Chat.objects.filter(pk__in=[chats[0].pk, chats[5].pk]).update(step_index=1)
+    Chat.objects.filter(pk=chats[2].pk).update(plan=plan_to_json(transfer_plan("statewide", None)), step_index=0)
+    Chat.objects.filter(pk=chats[3].pk).update(state="active")
+    every = list(Chat.objects.filter(consortium=consortium))
+    for chat in every:
+        if chat.state != "queued":
+            assert selectors.queue_position(chat) == 0
+            continue
+        mine = set(router.audience(plan_from_json(chat.plan), chat.step_index))
+        ahead = [c for c in every if c.state == "queued" and c.arrived_at < chat.arrived_at
+                 and mine & set(router.audience(plan_from_json(c.plan), c.step_index))]
+        assert selectors.queue_position(chat) == len(ahead) + 1, chat.question
+    # The last partner chat waits behind the first home chat (moved on to partners), the first partner
+    # chat and the second home-2 chat (moved on to partners); not behind the transferred or answered ones.
+    assert selectors.queue_position(Chat.objects.get(pk=chats[6].pk)) == 4

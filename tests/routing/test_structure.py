@@ -1,0 +1,97 @@
+"""routing.structure: the kept picture of a consortium's structure is the database's, whoever wrote it.
+
+The router reads libraries, partners, queues, hours, staff and the rota from a per-process picture
+that is kept while the stamp changed by database triggers stays the same. Each test changes the
+structure the way some writer would (a model save, a bulk update the ORM sends no signal for, raw
+SQL, a rolled-back transaction) and checks that the next decision sees exactly what is committed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.db import connection, transaction
+
+from libraries.models import Library, LibraryPartner, Queue, StaffProfile, WeeklyInterval
+from routing import structure
+from routing.models import LibrarianPresence
+from routing.plan import default_plan
+from routing.selectors import present_views, situation_for
+from tests.factories import make_consortium, make_library, make_shared_queue, make_staff
+from tests.routing.routing_helpers import T0, go_online
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _world() -> tuple[Any, ...]:
+    consortium = make_consortium("vr")
+    statewide = make_shared_queue(consortium, "statewide")
+    partner = make_library(consortium, "partner")
+    home = make_library(consortium, "home", partners=[partner])
+    lena = make_staff(home, "lena")
+    pablo = make_staff(partner, "pablo")
+    for profile in (lena, pablo):
+        go_online(profile, T0)
+    return consortium, statewide, partner, home, lena, pablo
+
+
+def test_an_unchanged_structure_is_read_once_and_then_kept() -> None:
+    consortium, *_ = _world()
+    first = structure.structure_of(consortium)
+    LibrarianPresence.objects.update(idle_since=T0)  # presence is not structure: the picture holds
+    assert structure.structure_of(consortium) is first
+
+
+def test_every_kind_of_write_to_the_structure_is_seen_by_the_next_decision() -> None:
+    consortium, statewide, partner, home, lena, pablo = _world()
+    assert {v.id for v in present_views(consortium, T0, {"statewide"})} == set()
+
+    # A bulk update (no model signal) gives lena the shared queue's m2m row through the ORM, and a
+    # queryset update changes her capacity: both are seen.
+    lena.queues.add(statewide)
+    StaffProfile.objects.filter(pk=lena.pk).update(capacity=7)
+    views = {v.id: v for v in present_views(consortium, T0, {"statewide"})}
+    assert set(views) == {lena.pk} and views[lena.pk].capacity == 7
+
+    # Raw SQL, as an operator's psql session would: pablo leaves the service.
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {StaffProfile._meta.db_table} SET is_active = %s WHERE id = %s", [False, pablo.pk])
+    assert {v.id for v in present_views(consortium, T0, {"partner", "home"})} == {lena.pk}
+
+    # Partners and libraries: the plan of a new chat follows them.
+    picture = structure.structure_of(consortium)
+    assert [s.queues for s in picture.plan_for(home, consortium)] == [("home",), ("partner",), ("statewide",)]
+    LibraryPartner.objects.filter(library=home).delete()
+    picture = structure.structure_of(consortium)
+    assert [s.queues for s in picture.plan_for(home, consortium)] == [("home",), ("statewide",)]
+    assert picture.plan_for(home, consortium) == default_plan(Library.objects.get(pk=home.pk), consortium)
+    Library.objects.filter(pk=partner.pk).update(is_active=False)
+    assert "partner" not in structure.structure_of(consortium).libraries
+
+    # Hours: the home queue closes (always_open off, no weekly intervals) and is closed at once.
+    assert "home" in situation_for(consortium, T0).open_queues
+    Queue.objects.filter(library=home).update(always_open=False)
+    assert "home" not in situation_for(consortium, T0).open_queues
+    queue = Queue.objects.get(library=home)
+    WeeklyInterval.objects.create(queue=queue, weekday=T0.weekday(), start_minute=0, end_minute=24 * 60 - 1)
+    assert "home" in situation_for(consortium, T0).open_queues
+
+
+def test_a_picture_read_inside_a_rolled_back_transaction_is_never_used_after_it() -> None:
+    consortium, *_, pablo = _world()
+    before = structure.structure_of(consortium)
+    seen_inside: list[int | None] = []
+
+    def change_then_fail() -> None:
+        with transaction.atomic():
+            StaffProfile.objects.filter(pk=pablo.pk).update(capacity=1)
+            seen_inside.append(structure.structure_of(consortium).staff[pablo.pk].capacity)
+            raise RuntimeError("roll back")
+
+    with pytest.raises(RuntimeError):
+        change_then_fail()
+    assert seen_inside == [1]
+    after = structure.structure_of(consortium)
+    assert after.staff[pablo.pk].capacity is None
+    assert after.stamp == before.stamp
