@@ -133,8 +133,8 @@ class _Generator:
         self.homes.append(_Home(None, default_plan(None, consortium), None))
         self.weights = [WEIGHTS.get(h.library.slug, DEFAULT_WEIGHT) if h.library else NO_HOME_WEIGHT
                         for h in self.homes]
-        staff = list(StaffProfile.objects.filter(library__consortium=consortium, is_active=True,
-                                                 role__in=[StaffProfile.Role.LIBRARIAN, StaffProfile.Role.LIBRARY_ADMIN])
+        roles = [StaffProfile.Role.LIBRARIAN, StaffProfile.Role.LIBRARY_ADMIN]  # coordinators do not answer here
+        staff = list(StaffProfile.objects.filter(library__consortium=consortium, is_active=True, role__in=roles)
                      .select_related("user", "library").prefetch_related("queues").order_by("user__username"))
         self.by_library: dict[int, list[StaffProfile]] = defaultdict(list)
         self.by_queue: dict[str, list[StaffProfile]] = defaultdict(list)
