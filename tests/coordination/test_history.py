@@ -113,7 +113,8 @@ def test_the_command_refuses_a_production_database_unless_forced(demo: Consortiu
     assert "chats from" in capsys.readouterr().out
 
 
-def test_the_command_says_what_is_wrong(demo: Consortium) -> None:
+def test_the_command_says_what_is_wrong(demo: Consortium, settings: object) -> None:
+    settings.EMBEDDED = True  # type: ignore[attr-defined]  # as under dev.py demo, whatever runs the tests
     with pytest.raises(CommandError, match="no consortium 'nope'"):
         call_command("demo_history", "--consortium", "nope")
     with pytest.raises(CommandError, match="--weeks must be 1 to 26"):
