@@ -57,7 +57,7 @@ DEFAULT = Outcome.ABANDONED
 LABELS = {
     Outcome.ANSWERED: "answered",
     Outcome.ABANDONED: "abandoned",
-    Outcome.WITHDRAWN: "withdrawn after max wait",
+    Outcome.WITHDRAWN: "withdrawn",
     Outcome.UNSTAFFED: "unstaffed",
     Outcome.OPEN: "still open",
 }
