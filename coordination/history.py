@@ -272,7 +272,9 @@ class _Generator:
         busy = 1.8 if 13 <= local.hour < 17 and local.weekday() < 5 else 1.0
         if here is not None:
             return before + max(3, min(here - 1, int(self.rng.expovariate(1 / (here * 0.35 * busy)))))
-        return before + max(3, min(self.c.max_wait - 1, int(self.rng.expovariate(1 / (50 * busy)))))
+        # The last step: answered before max_wait (a chat answered after it would have max_wait_passed set).
+        room = max(3, self.c.max_wait - 1 - before)
+        return before + max(3, min(room, int(self.rng.expovariate(1 / (50 * busy)))))
 
     def answered(self, local: datetime, home: _Home, language: str) -> None:
         found = self._answerer(home, local, language)
@@ -292,7 +294,8 @@ class _Generator:
         chat.accepted_at = chat.first_accepted_at = accepted
         queue = next((q for q in plan[index].queues if librarian in self.by_queue.get(q, [])), plan[index].queues[0])
         self.rows.offers.append(Offer(chat=chat, librarian=librarian, step_serial=chat.step_serial,
-                                      step=plan[index].name, queue=queue, mode="broadcast", created_at=at,
+                                      step=plan[index].name, queue=queue, mode="broadcast",
+                                      created_at=chat.step_entered_at or at,
                                       status=Offer.Status.ACCEPTED, closed_at=accepted))
         self._trace(chat, accepted, "accepted", librarian=librarian.pk, username=librarian.user.username,
                     library=librarian.library.slug, step=plan[index].name, queue=queue, waited=wait)
@@ -344,10 +347,14 @@ class _Generator:
 
     def abandoned(self, local: datetime, home: _Home, language: str) -> None:
         chat = self._new(local, home, language)
-        waited = self.rng.uniform(15, self.c.max_wait - 30)
+        closed_page = self.rng.random() < 0.6
+        # Over before max_wait, or the router would have marked it (max_wait_passed): a patron who closed
+        # the page is abandoned only once the patron grace has run out.
+        latest = self.c.max_wait - (self.c.patron_grace if closed_page else 0) - 5
+        waited = self.rng.uniform(min(15, latest / 2), max(1, latest))
         self._steps_until(chat, home.plan, self._step_reached(home.plan, waited), chat.arrived_at)
         gone = chat.arrived_at + timedelta(seconds=waited)
-        if self.rng.random() < 0.6:
+        if closed_page:
             chat.state = ChatState.ABANDONED
             chat.patron_left_at = gone
             chat.ended_at = gone + timedelta(seconds=self.c.patron_grace)

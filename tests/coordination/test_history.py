@@ -56,6 +56,9 @@ def test_eight_weeks_of_a_state_service_consistent_with_the_model(demo: Consorti
         assert chat.answered_by is not None and chat.home_library is not None
         assert chat.answered_by.library in chat.home_library.partner_libraries()
     assert not chats.filter(first_accepted_at__lt=F("arrived_at")).exists()
+    late = F("arrived_at") + timedelta(seconds=demo.max_wait)
+    assert not chats.filter(max_wait_passed=False, first_accepted_at__gte=late).exists(), "answered after max_wait"
+    assert not chats.filter(max_wait_passed=False, ended_at__gte=late, answered_by__isnull=True).exists()
     assert not chats.filter(ended_at__lt=F("arrived_at")).exists()
     # A state service's week: weekday afternoons far busier than nights; a Spanish share.
     hours = report.hours
