@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The two commands of the README, on a fresh machine with only Python 3.11.
 
-    python3 dev.py demo    # install, load the demo consortium, serve it on http://127.0.0.1:8000/
+    python3 dev.py demo    # install, load the demo consortium and 8 weeks of generated past, serve it on
+                           # http://127.0.0.1:8000/
     python3 dev.py test    # install, then run the test suite (pytest arguments may follow)
     python3 dev.py faults  # the fault tests (-m fault): processes killed under load, a 5-minute soak;
                            # needs DATABASE_URL, REDIS_URL
@@ -52,6 +53,14 @@ def demo(argv: list[str]) -> int:
     port = argv[0] if argv else os.environ.get("PORT", "8000")
     manage("migrate", "--noinput", "-v", "0")
     manage("import_consortium", str(DEMO_FILE), "--quiet")
+    if os.environ.get("DATABASE_URL") or os.environ.get("REDIS_URL"):
+        # demo_history refuses the production engines: invented chats would land in real statistics.
+        print("DATABASE_URL/REDIS_URL set: the demo's generated past is not loaded (manage.py demo_history).",
+              flush=True)
+    else:
+        # Eight weeks of generated chats, surveys, follow-ups and rota shifts (coordination/history.py),
+        # replaced by a fresh past ending now at each start: the coordinator pages show something real.
+        manage("demo_history")
     manage("demo_banner", "--port", port)
     return subprocess.run([str(PY), "manage.py", "serve", "--port", port], cwd=ROOT).returncode
 

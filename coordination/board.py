@@ -1,7 +1,7 @@
 """The live board: the state of a consortium's service right now, as one JSON-ready snapshot.
 
 Who is present (by library and by queue), the chats waiting (their wait and step) and in progress,
-today's unstaffed and abandoned chats, and alerts: a librarian on a rota shift who has not been
+today's chats by outcome (routing/outcomes.py), and alerts: a librarian on a rota shift who has not been
 present for `ABSENT_AFTER`, and a shift going on with fewer librarians present than its minimum.
 
 The snapshot is read from the database, so every web process shows the same board, and it is a
@@ -16,12 +16,11 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db.models import Count, Q
-
 from consortium.models import Consortium
 from libraries import rota
 from libraries.hours import is_open, schedule_for
 from libraries.models import Queue, StaffProfile
+from routing import outcomes
 from routing.models import Chat, ChatState, LibrarianPresence
 from routing.plan import plan_from_json
 from routing.router import audience
@@ -35,13 +34,11 @@ def _today_counts(consortium: Consortium, now: datetime) -> dict[str, Any]:
     zone = ZoneInfo(consortium.timezone)
     today = now.astimezone(zone).date()
     start = datetime.combine(today, time(), tzinfo=zone)
-    counts = Chat.objects.filter(consortium=consortium, arrived_at__gte=start, arrived_at__lte=now).aggregate(
-        arrived=Count("pk"),
-        answered=Count("pk", filter=Q(answered_by__isnull=False)),
-        unstaffed=Count("pk", filter=Q(state=ChatState.UNSTAFFED)),
-        abandoned=Count("pk", filter=Q(state=ChatState.ABANDONED)),
-    )
-    return {"date": today.isoformat(), **counts}
+    # By outcome (routing/outcomes.py), as the statistics page counts them: the figures add up to `arrived`.
+    counts = outcomes.count(Chat.objects.filter(consortium=consortium, arrived_at__gte=start, arrived_at__lte=now))
+    today_counts = counts[None]
+    return {"date": today.isoformat(), "arrived": today_counts.total,
+            **{outcome.value: n for outcome, n in today_counts.items()}}
 
 
 def _waiting(consortium: Consortium, now: datetime) -> tuple[list[dict[str, Any]], dict[str, int]]:

@@ -7,12 +7,12 @@ Orlando answered *for another library*. From that:
 
 - the matrix of who answered whom: home library x answering library, chat counts;
 - for one library: its patrons' chats, answered by its own staff, by each partner, by the rest of
-  the consortium, or not answered (abandoned, unstaffed, or never accepted);
+  the consortium, or not answered (abandoned, withdrawn, unstaffed, or still open);
 - the *answering balance*: chats answered for others minus own patrons' chats answered by others
   (positive: the library gives more than it gets);
 - waits from arrival to the first accept, p50 and p90 (PERCENTILE_CONT: linear between ranks),
-  over answered chats; abandoned and unstaffed counts; arrivals by hour of the week in the
-  consortium's time zone; survey ratings; READ scale; subjects.
+  over answered chats; the chats by outcome (routing/outcomes.py: each chat is exactly one);
+  arrivals by hour of the week in the consortium's time zone; survey ratings; READ scale; subjects.
 
 A period is a range of local dates in the consortium's time zone, both ends included; a chat
 belongs to it by its original arrival. Functions take a queryset of chats (`chats_in`), so the
@@ -36,10 +36,11 @@ from django.db.models.functions import TruncHour
 
 from consortium.models import Consortium
 from libraries.models import Library
-from routing.models import Chat, ChatState, Survey
+from routing.models import Chat, Survey
+from routing.outcomes import ANSWERED, Counts, outcome_of
+from routing.outcomes import count as count_outcomes
 
 WAIT = ExpressionWrapper(F("first_accepted_at") - F("arrived_at"), output_field=DurationField())
-ANSWERED = Q(answered_by__isnull=False)
 READ_LEVELS = (1, 2, 3, 4, 5, 6)
 RATINGS = (1, 2, 3, 4, 5)
 
@@ -246,31 +247,13 @@ def waits(chats: QuerySet[Chat], *, by: str | None = None) -> dict[Any, Waits]:
     return out
 
 
-@dataclass(frozen=True)
-class Outcomes:
-    total: int
-    answered: int
-    abandoned: int
-    unstaffed: int
-    waiting: int  # still queued or in progress when asked
-
-    @property
-    def unanswered(self) -> int:
-        return self.total - self.answered
+# Every chat is exactly one outcome (routing/outcomes.py): the page, its CSVs, the board, the chats
+# report and /metrics count with that one definition, so the figures add up to the chats.
+Outcomes = Counts
 
 
 def outcomes(chats: QuerySet[Chat], *, by: str | None = None) -> dict[Any, Outcomes]:
-    counts = {
-        "total": Count("pk"),
-        "answered": Count("pk", filter=ANSWERED),
-        "abandoned": Count("pk", filter=Q(state=ChatState.ABANDONED)),
-        "unstaffed": Count("pk", filter=Q(state=ChatState.UNSTAFFED)),
-        "waiting": Count("pk", filter=Q(state__in=(ChatState.QUEUED, ChatState.ACTIVE))),
-    }
-    if by is None:
-        return {None: Outcomes(**chats.aggregate(**counts))}
-    rows = chats.values(by).annotate(**counts).order_by()
-    return {r.pop(by): Outcomes(**r) for r in rows}
+    return count_outcomes(chats, by=by)
 
 
 # --- one pass for the counts ------------------------------------------------------------------------------
@@ -280,26 +263,20 @@ def tally(chats: QuerySet[Chat]) -> tuple[Matrix, dict[Any, Outcomes]]:
     """The matrix and the outcomes per home library from one grouped count.
 
     On a year of a large consortium every figure is a pass over hundreds of thousands of chats;
-    grouping by (home library, answering library, state) once gives both, in a few thousand rows.
+    grouping by (home library, answering library, outcome) once gives both, in a few thousand rows.
     """
-    rows = (chats.values("home_library_id", "answered_by__library_id", "state").annotate(n=Count("pk"))
-            .order_by().values_list("home_library_id", "answered_by__library_id", "state", "n"))
+    rows = (chats.annotate(outcome_class=outcome_of())
+            .values("home_library_id", "answered_by__library_id", "outcome_class").annotate(n=Count("pk"))
+            .order_by().values_list("home_library_id", "answered_by__library_id", "outcome_class", "n"))
     pairs: dict[tuple[int | None, int], int] = defaultdict(int)
-    per_home: dict[Any, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
-    for home, answering, state, n in rows:
-        counts = per_home[home]
-        counts[0] += n
+    per_home: dict[Any, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for home, answering, outcome, n in rows:
+        per_home[home][outcome] += n
         if answering is not None:
             pairs[(home, answering)] += n
-            counts[1] += n
-        if state == ChatState.ABANDONED:
-            counts[2] += n
-        elif state == ChatState.UNSTAFFED:
-            counts[3] += n
-        elif state in (ChatState.QUEUED, ChatState.ACTIVE):
-            counts[4] += n
     ids = {pk for pair in pairs for pk in pair if pk is not None}
-    return Matrix(dict(pairs), Library.objects.in_bulk(ids)), {h: Outcomes(*c) for h, c in per_home.items()}
+    return (Matrix(dict(pairs), Library.objects.in_bulk(ids)),
+            {h: Outcomes.of(dict(c)) for h, c in per_home.items()})
 
 
 # --- when ------------------------------------------------------------------------------------------------
@@ -369,7 +346,7 @@ def subjects(chats: QuerySet[Chat], limit: int = 30) -> list[tuple[str, int]]:
 # --- one page's worth -------------------------------------------------------------------------------------
 
 
-EMPTY_OUTCOMES = Outcomes(0, 0, 0, 0, 0)
+EMPTY_OUTCOMES = Outcomes()
 NO_WAITS = Waits(0, None, None)
 
 
@@ -404,9 +381,7 @@ class Report:
         # Summed from the per-library counts the page reads anyway: one pass over the chats fewer.
         if self.library is not None:
             return self.outcomes_by_home.get(self.library.pk, EMPTY_OUTCOMES)
-        rows = self.outcomes_by_home.values()
-        return Outcomes(*(sum(getattr(o, f) for o in rows)
-                          for f in ("total", "answered", "abandoned", "unstaffed", "waiting")))
+        return sum(self.outcomes_by_home.values(), EMPTY_OUTCOMES)
 
     @cached_property
     def waits(self) -> Waits:

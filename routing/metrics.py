@@ -16,6 +16,7 @@ everyone else gets 404, as if the page did not exist.
 | metric | type | labels | meaning |
 |---|---|---|---|
 | vr_chats | gauge | consortium, state | chats waiting (queued) or being answered (active) now |
+| vr_chats_today | gauge | consortium, outcome | chats arrived today, by outcome (routing/outcomes.py); they add up |
 | vr_queue_waiting_chats | gauge | consortium, queue | queued chats whose current step includes the queue |
 | vr_queue_oldest_wait_seconds | gauge | consortium, queue | how long the longest-waiting of those has waited |
 | vr_queue_librarians_present | gauge | consortium, queue | librarians online and available who serve the queue |
@@ -52,6 +53,7 @@ from prometheus_client.registry import Collector
 from consortium.clients import request_address
 from consortium.models import Consortium
 from libraries.models import Queue, StaffProfile
+from routing import outcomes
 from routing.models import Chat, ChatFile, ChatState, Connection, LibrarianPresence, ServerProcess, TraceEvent
 from routing.plan import plan_from_json
 from routing.selectors import queues_served
@@ -93,6 +95,19 @@ def _chats(consortia: list[str]) -> Metric:
     for slug in consortia:
         for state in LIVE:
             family.add_metric([slug, state], counts.get((slug, state), 0))
+    return family
+
+
+def _chats_today(consortia: list[str], since: datetime) -> Metric:
+    """Today's chats by outcome, as the statistics page and the board count them: a gauge, not a counter,
+    since a chat moves from open to answered or abandoned during the day."""
+    family = GaugeMetricFamily(
+        "vr_chats_today", "Chats that arrived today (since 00:00 UTC) by outcome: answered, abandoned, withdrawn "
+        "(after max_wait), unstaffed, open; each chat counts once.", labels=["consortium", "outcome"])
+    counts = outcomes.count(_live_chats().filter(arrived_at__gte=since), by="consortium__slug")
+    for slug in consortia:
+        for outcome, n in counts.get(slug, outcomes.Counts()).items():
+            family.add_metric([slug, outcome.value], n)
     return family
 
 
@@ -272,6 +287,7 @@ class Figures(Collector):
         now = self.now or timezone.now()
         consortia = list(Consortium.objects.filter(is_active=True).order_by("slug").values_list("slug", flat=True))
         yield _chats(consortia)
+        yield _chats_today(consortia, window_start(now))
         yield from _queues(now)
         yield _librarians(consortia)
         yield from _latencies(consortia, window_start(now))

@@ -16,8 +16,9 @@ from coordination.access import Coordinator
 from coordination.forms import PeriodForm
 from coordination.views._page import DAY_NAMES, context, staff_page
 from libraries.models import Library
+from routing.outcomes import LABELS, Outcome
 
-CSV_TABLES = ("libraries", "matrix", "balance", "hours", "surveys", "read", "subjects", "who")
+CSV_TABLES = ("outcomes", "libraries", "matrix", "balance", "hours", "surveys", "read", "subjects", "who")
 
 
 @require_GET
@@ -45,7 +46,10 @@ def statistics_page(request: HttpRequest, who: Coordinator) -> HttpResponse:
         who, "statistics", report=found, form=form, period=period, library=library,
         libraries=Library.objects.filter(consortium=consortium).order_by("name"),
         matrix_rows=_matrix_rows(found.matrix), charts=_charts(found),
-        query=request.GET.urlencode() if request.GET else "", tables=CSV_TABLES, days=DAY_NAMES))
+        query=request.GET.urlencode() if request.GET else "", tables=CSV_TABLES, days=DAY_NAMES,
+        outcome_names=[(o.value, LABELS[o]) for o in Outcome],
+        summary=[(o.value, LABELS[o], n) for o, n in found.outcomes.items()],
+        per_library=[(lib, [n for _, n in o.items()], o.total, w) for lib, o, w in found.per_library]))
 
 
 MATRIX_TABLE_LIMIT = 30  # more answering libraries than this: the CSV, not a table on the page
@@ -64,10 +68,7 @@ def _matrix_rows(matrix: statistics.Matrix) -> dict[str, Any]:
 def _charts(found: statistics.Report) -> dict[str, Any]:
     o = found.outcomes
     out = {
-        "outcomes": charts.bar_chart([("answered", o.answered), ("abandoned", o.abandoned),
-                                      ("unstaffed", o.unstaffed),
-                                      ("other unanswered", o.unanswered - o.abandoned - o.unstaffed)],
-                                     label="Chats by outcome"),
+        "outcomes": charts.bar_chart([(LABELS[outcome], n) for outcome, n in o.items()], label="Chats by outcome"),
         "hours": charts.week_heat(found.hours, label="Chats by hour of the week"),
         "surveys": charts.bar_chart([(f"{r} ★", n) for r, n in found.surveys.ratings.items()],
                                     label="Survey ratings"),
@@ -99,9 +100,12 @@ def statistics_rows(found: statistics.Report, table: str) -> list[list[Any]]:
     def seconds(value: float | None) -> Any:
         return "" if value is None else round(value, 1)
 
+    if table == "outcomes":
+        return [["outcome", "chats"], *([outcome.value, n] for outcome, n in found.outcomes.items()),
+                ["total", found.outcomes.total]]
     if table == "libraries":
-        return [["library", "chats", "answered", "abandoned", "unstaffed", "wait_p50_s", "wait_p90_s"],
-                *([lib.slug, o.total, o.answered, o.abandoned, o.unstaffed, seconds(w.p50), seconds(w.p90)]
+        return [["library", "chats", *(o.value for o in Outcome), "wait_p50_s", "wait_p90_s"],
+                *([lib.slug, o.total, *(n for _, n in o.items()), seconds(w.p50), seconds(w.p90)]
                   for lib, o, w in found.per_library)]
     if table == "matrix":
         m = found.matrix

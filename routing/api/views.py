@@ -6,7 +6,7 @@ import datetime as dt
 import hashlib
 import logging
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -17,12 +17,15 @@ from consortium import csv_safe, ratelimit
 from consortium.clients import request_client_key
 from consortium.models import Consortium
 from libraries.models import StaffProfile
-from routing import access, privacy
+from routing import access, outcomes, privacy
 from routing.api.base import ApiError, api_view, chat_for, client_ip, json_body, not_found, page_of, patron_chat, staff
 from routing.frames import library_ref, message_frame
 from routing.models import Chat
 from routing.services import chats, followups, transcripts
 from routing.validation import Fields
+
+if TYPE_CHECKING:  # django-stubs-ext is a development dependency (requirements/dev.lock) only
+    from django_stubs_ext import WithAnnotations
 
 logger = logging.getLogger(__name__)
 # Most messages (or trace events) one answer carries; `next` links to the rest (docs/protocol.md). A chat
@@ -195,8 +198,10 @@ def report_chats(request: HttpRequest, consortium: Consortium, **_: Any) -> Http
         raise ApiError(403, "forbidden", "reports are for the consortium's coordinators")
     since = _date(request.GET.get("since"), "since")
     until = _date(request.GET.get("until"), "until")
+    # `outcome` is the chat's outcome as the statistics page counts it (routing/outcomes.py); `state` its state.
     rows = Chat.objects.filter(consortium=consortium).select_related(
-        "home_library", "answered_by__library", "answered_by__user").order_by("created_at")
+        "home_library", "answered_by__library", "answered_by__user").annotate(
+        outcome_class=outcomes.outcome_of()).order_by("created_at")
     if since:
         rows = rows.filter(created_at__gte=since)
     if until:
@@ -206,10 +211,14 @@ def report_chats(request: HttpRequest, consortium: Consortium, **_: Any) -> Http
 
 
 REPORT_COLUMNS: list[object] = ["chat", "created_at", "home_library", "answering_library", "librarian", "step_answered",
-                  "wait_seconds", "duration_seconds", "outcome", "end_reason", "language"]
+                  "wait_seconds", "duration_seconds", "outcome", "end_reason", "language", "state"]
 
 
-def _report_rows(rows: QuerySet[Chat]) -> Iterator[list[object]]:
+class _Outcome(TypedDict):
+    outcome_class: str
+
+
+def _report_rows(rows: QuerySet[WithAnnotations[Chat, _Outcome]]) -> Iterator[list[object]]:
     yield list(REPORT_COLUMNS)
     for chat in rows.iterator(chunk_size=500):
         answered = chat.answered_by
@@ -218,4 +227,4 @@ def _report_rows(rows: QuerySet[Chat]) -> Iterator[list[object]]:
             if chat.ended_at and chat.first_accepted_at else ""
         yield [chat.pk, chat.created_at.isoformat(), chat.home_library.slug if chat.home_library else "",
                answered.library.slug if answered else "", answered.user.username if answered else "",
-               chat.answered_step, wait, duration, chat.state, chat.end_reason, chat.language]
+               chat.answered_step, wait, duration, chat.outcome_class, chat.end_reason, chat.language, chat.state]

@@ -80,7 +80,8 @@ def test_the_snapshot_shows_who_is_present_what_waits_and_alerts() -> None:
         ("Tampa Library", "consortium", 90, "es")]  # nobody at Tampa speaks Spanish: the last step
     assert [(c["librarian"], c["library"], c["home_library"]) for c in snap["active"]] == [
         ("Ana", "Tampa Library", "Tampa Library")]
-    assert snap["today"]["arrived"] == 3 and snap["today"]["unstaffed"] == 1 and snap["today"]["abandoned"] == 0
+    assert snap["today"] == {"date": "2026-03-09", "arrived": 3, "answered": 1, "abandoned": 0, "withdrawn": 0,
+                             "unstaffed": 1, "open": 1}
     statewide = next(q for q in snap["queues"] if q["slug"] == "statewide")
     assert statewide["open"] and statewide["present"] == 1
     assert "orlando" not in {q["slug"] for q in snap["queues"]}, "a quiet local queue is left out"

@@ -207,7 +207,8 @@ def test_only_the_services_own_figures_are_exposed() -> None:
     body = Client(REMOTE_ADDR="127.0.0.1").get("/metrics").content.decode()
     families = {line.split()[2]: line.split()[3] for line in body.splitlines() if line.startswith("# TYPE ")}
     assert families == {
-        "vr_chats": "gauge", "vr_queue_waiting_chats": "gauge", "vr_queue_oldest_wait_seconds": "gauge",
+        "vr_chats": "gauge", "vr_chats_today": "gauge", "vr_queue_waiting_chats": "gauge",
+        "vr_queue_oldest_wait_seconds": "gauge",
         "vr_queue_librarians_present": "gauge", "vr_librarians_online": "gauge",
         "vr_offer_latency_seconds": "histogram", "vr_time_to_accept_seconds": "histogram",
         "vr_routing_events_total": "counter", "vr_metrics_window_start_seconds": "gauge", "vr_sockets": "gauge",

@@ -62,8 +62,10 @@
     document.getElementById("c-waiting").textContent = b.waiting.length;
     document.getElementById("c-active").textContent = b.active.length;
     document.getElementById("c-arrived").textContent = b.today.arrived;
-    document.getElementById("c-unstaffed").textContent = b.today.unstaffed;
-    document.getElementById("c-abandoned").textContent = b.today.abandoned;
+    // Today's chats by outcome (routing/outcomes.py): they add up to "chats today".
+    for (const outcome of ["answered", "abandoned", "withdrawn", "unstaffed", "open"]) {
+      document.getElementById("c-" + outcome).textContent = b.today[outcome];
+    }
 
     const alerts = document.getElementById("alerts");
     alerts.replaceChildren();
