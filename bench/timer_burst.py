@@ -138,7 +138,8 @@ def main() -> None:
     result = run(args)
     line = json.dumps(result)
     print(f"{result['chats']} deadlines within {result['window_s']} s, {result['timers']} timer(s): "
-          f"late p50 {result['late_ms']['p50']} ms, p99 {result['late_ms']['p99']} ms, max {result['late_ms']['max']} ms; "
+          f"late p50 {result['late_ms']['p50']} ms, p99 {result['late_ms']['p99']} ms, "
+          f"max {result['late_ms']['max']} ms; "
           f"{result['within_1s']} of {result['chats']} within 1 s")
     print(line)
     if args.json:

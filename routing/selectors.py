@@ -134,12 +134,18 @@ def presence_and_load(librarian_ids: list[int]) -> list[tuple[int, datetime | No
     which pile up over the years, are never read.
     """
     presence, chat = LibrarianPresence._meta.db_table, Chat._meta.db_table
-    marks = ", ".join(["%s"] * len(librarian_ids))
+    connection = connections[Chat.objects.db]
+    ids: list[Any]
+    if connection.vendor == "postgresql":
+        # One array parameter: a thousand placeholders cost more to prepare than the query to run.
+        among, ids = "= ANY(%s)", [librarian_ids]
+    else:
+        among, ids = "IN (" + ", ".join(["%s"] * len(librarian_ids)) + ")", list(librarian_ids)
     sql = (f"SELECT p.librarian_id, p.idle_since, (SELECT COUNT(*) FROM {chat} c WHERE c.librarian_id = "
            f"p.librarian_id AND c.state = %s) FROM {presence} p "
-           f"WHERE p.status = %s AND p.online AND p.librarian_id IN ({marks})")
-    params: list[int | str] = [ChatState.ACTIVE.value, LibrarianPresence.Status.AVAILABLE.value, *librarian_ids]
-    with connections[Chat.objects.db].cursor() as cursor:
+           f"WHERE p.status = %s AND p.online AND p.librarian_id {among}")
+    params: list[Any] = [ChatState.ACTIVE.value, LibrarianPresence.Status.AVAILABLE.value, *ids]
+    with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     return [(int(librarian_id), _aware(idle_since), int(active)) for librarian_id, idle_since, active in rows]

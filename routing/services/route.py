@@ -76,7 +76,7 @@ class SharedSituation:
     been with a read per chat, give or take that much.
     """
 
-    MAX_AGE = 0.2  # seconds of wall-clock time
+    MAX_AGE = 1.0  # seconds of wall-clock time (chats_route also reads it again for each batch)
 
     def __init__(self, consortium: Consortium, now: datetime, queues: set[str] | None) -> None:
         self.consortium = consortium
@@ -215,7 +215,9 @@ def chat_route(chat_id: str, now: datetime, *, skip_locked: bool = False,
         chat = chat_lock(chat_id, skip_locked=skip_locked)
         if chat is None:
             return
-        touched = _route_one_locked(chat, now, shared, None, Writes())
+        writes = Writes()
+        touched = _route_one_locked(chat, now, shared, None, writes)
+        writes.flush()
     offers_reroute(touched, now)
 
 
@@ -226,7 +228,6 @@ def _route_one_locked(chat: Chat, now: datetime, shared: SharedSituation | None,
         situation = shared.for_chat(chat) if shared else situation_for(chat.consortium, now, plan_queues(chat))
         view = waiting_chat_view(chat, offers=offers)
         touched = _apply(chat, router.decide(view, situation), now, view, writes)
-        writes.flush()
         if touched and shared:
             shared.stale()
     elif chat.state == ChatState.ACTIVE:
@@ -234,7 +235,6 @@ def _route_one_locked(chat: Chat, now: datetime, shared: SharedSituation | None,
             shared.stale()
         idle_at = chat.last_activity_at + timedelta(seconds=chat.consortium.idle_timeout)
         if now >= idle_at:
-            writes.flush()  # chat_end_locked writes at once: keep the order of what was decided before
             chat_end_locked(chat, now, by="system", reason="idle")
         elif chat.deadline != idle_at:
             chat.deadline = idle_at
@@ -266,6 +266,7 @@ def chats_route(chat_ids: list[str], now: datetime, *, shared: SharedSituation, 
                     if serial == serials[chat_id]:
                         offers[chat_id].append((librarian_id, status, mode, expires))
             writes = Writes()
+            shared.stale()  # read once per batch, inside its transaction: what others changed meanwhile
             by_id = {chat.pk: chat for chat in locked}
             for chat_id in batch:  # in the caller's order (arrival, deadline): the order of the offers sent
                 if chat_id in by_id:
