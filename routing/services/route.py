@@ -169,7 +169,9 @@ def chat_route(chat_id: str, now: datetime, *, skip_locked: bool = False,
         elif chat.state == ChatState.ACTIVE:
             if shared:
                 shared.stale()
-            idle_at = chat.last_activity_at + timedelta(seconds=chat.consortium.idle_timeout)
+            # A texting patron answers at the pace of texts, with no socket to lose: sms_idle (docs/sms.md).
+            idle = chat.consortium.sms_idle if chat.channel == "sms" else chat.consortium.idle_timeout
+            idle_at = chat.last_activity_at + timedelta(seconds=idle)
             if now >= idle_at:
                 chat_end_locked(chat, now, by="system", reason="idle")
             elif chat.deadline != idle_at:
