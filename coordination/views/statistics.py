@@ -17,7 +17,7 @@ from coordination.forms import PeriodForm
 from coordination.views._page import DAY_NAMES, context, staff_page
 from libraries.models import Library
 
-CSV_TABLES = ("libraries", "matrix", "balance", "hours", "surveys", "read", "subjects", "who")
+CSV_TABLES = ("libraries", "matrix", "balance", "hours", "surveys", "read", "subjects", "who", "channels")
 
 
 @require_GET
@@ -103,6 +103,10 @@ def statistics_rows(found: statistics.Report, table: str) -> list[list[Any]]:
         return [["library", "chats", "answered", "abandoned", "unstaffed", "wait_p50_s", "wait_p90_s"],
                 *([lib.slug, o.total, o.answered, o.abandoned, o.unstaffed, seconds(w.p50), seconds(w.p90)]
                   for lib, o, w in found.per_library)]
+    if table == "channels":
+        return [["channel", "chats", "answered", "abandoned", "unstaffed", "wait_p50_s", "wait_p90_s"],
+                *([c, o.total, o.answered, o.abandoned, o.unstaffed, seconds(w.p50), seconds(w.p90)]
+                  for c, o, w in found.per_channel)]
     if table == "matrix":
         m = found.matrix
         return [["home_library", "answering_library", "chats"],

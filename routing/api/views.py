@@ -206,7 +206,7 @@ def report_chats(request: HttpRequest, consortium: Consortium, **_: Any) -> Http
 
 
 REPORT_COLUMNS: list[object] = ["chat", "created_at", "home_library", "answering_library", "librarian", "step_answered",
-                  "wait_seconds", "duration_seconds", "outcome", "end_reason", "language"]
+                  "wait_seconds", "duration_seconds", "outcome", "end_reason", "language", "channel"]
 
 
 def _report_rows(rows: QuerySet[Chat]) -> Iterator[list[object]]:
@@ -218,4 +218,4 @@ def _report_rows(rows: QuerySet[Chat]) -> Iterator[list[object]]:
             if chat.ended_at and chat.first_accepted_at else ""
         yield [chat.pk, chat.created_at.isoformat(), chat.home_library.slug if chat.home_library else "",
                answered.library.slug if answered else "", answered.user.username if answered else "",
-               chat.answered_step, wait, duration, chat.state, chat.end_reason, chat.language]
+               chat.answered_step, wait, duration, chat.state, chat.end_reason, chat.language, chat.channel]
