@@ -207,6 +207,8 @@ CELERY_BEAT_SCHEDULE: dict[str, Any] = {
     "scrub-expired-chats": {"task": "routing.tasks.chats_scrub_expired", "schedule": crontab(hour=8, minute=0)},
     # The keys that keep a mail task run again from mailing twice (routing.tasks.send_once), past a month.
     "prune-sent-mail": {"task": "routing.tasks.sent_mail_prune", "schedule": crontab(hour=8, minute=30)},
+    # Texts and phone numbers past the retention (texting/privacy.py).
+    "scrub-expired-texts": {"task": "texting.tasks.texts_scrub_expired", "schedule": crontab(hour=8, minute=15)},
 }
 # Texting (docs/sms.md). Without the account's SID and auth token texting is off: /sms/twilio/ is a 404.
 TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")

@@ -25,3 +25,13 @@ def send_text(self: Any, text_id: str) -> str:
         return outcome.status
     # The row keeps the count of tries; Celery's own count is only the way back here.
     raise self.retry(countdown=outcome.retry_in)
+
+
+@shared_task(acks_late=True)
+def texts_scrub_expired() -> int:
+    """Nightly, from Celery beat: texts and phones past the retention (texting.privacy)."""
+    from django.utils import timezone
+
+    from texting.privacy import scrub_expired
+
+    return scrub_expired(timezone.now())
