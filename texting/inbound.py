@@ -77,6 +77,9 @@ def receive(text: Text, destination: Destination, now: datetime) -> Received:
         inbound.kind = kind
         inbound.chat_id = chat_id
         inbound.save(update_fields=["kind", "chat"])
+        if text.media and kind in (InboundText.Kind.QUESTION, InboundText.Kind.MESSAGE):
+            inbound_id = inbound.pk
+            transaction.on_commit(lambda: _take_media(inbound_id))
     logger.info("text from %s to %s: %s", masked(text.phone), text.number, kind)
     return Received(kind, chat_id)
 
@@ -111,12 +114,17 @@ def _handle(text: Text, destination: Destination, patron: SmsPatron, now: dateti
     return InboundText.Kind.QUESTION, _start(text, body, destination, patron, now)
 
 
+def _take_media(inbound_id: int) -> None:
+    from texting.tasks import take_media  # the task module imports this one's neighbours
+
+    take_media.delay(inbound_id)
+
+
 def _with_media(text: Text) -> str:
-    """The body, with the pictures the patron sent named below it (MMS is not taken in yet: docs/sms.md)."""
-    if not text.media:
+    """The words of a text; a text of media alone still says something (its files follow: texting.media)."""
+    if text.body.strip() or not text.media:
         return text.body
-    note = f"[{len(text.media)} attachment(s) not shown: texting takes words only for now]"
-    return f"{text.body}\n{note}".strip()
+    return f"({len(text.media)} file(s) sent by text)"
 
 
 def _open_chat(patron: SmsPatron) -> str | None:

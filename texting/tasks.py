@@ -35,3 +35,11 @@ def texts_scrub_expired() -> int:
     from texting.privacy import scrub_expired
 
     return scrub_expired(timezone.now())
+
+
+@shared_task(acks_late=True)
+def take_media(inbound_id: int) -> int:
+    """The pictures and files of one text, fetched and posted into its chat (texting.media)."""
+    from texting.media import take
+
+    return take(inbound_id)

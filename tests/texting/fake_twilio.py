@@ -34,6 +34,7 @@ class FakeTwilio:
         self.sent: list[Received] = []  # texts taken (answered 201)
         self.requests = 0  # every request to the Messages resource, answered or not
         self.script: list[int | str] = []  # what to answer the next requests with, before 201 again
+        self.media: dict[str, bytes] = {}  # media id -> the bytes a patron sent (MMS)
         self._lock = threading.Lock()
         self._release = threading.Event()
         fake = self
@@ -44,6 +45,9 @@ class FakeTwilio:
 
             def do_POST(self) -> None:
                 fake._handle(self)
+
+            def do_GET(self) -> None:
+                fake._media(self)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -74,6 +78,41 @@ class FakeTwilio:
                     return list(self.sent)
             time.sleep(0.05)
         raise AssertionError(f"the fake Twilio took {len(self.sent)} text(s) in {timeout} s, not {count}")
+
+    def add_media(self, data: bytes) -> str:
+        """A file a patron sent by MMS: its address on the API host, as the webhook's MediaUrl0 gives it."""
+        media_id = "ME" + secrets.token_hex(16)
+        self.media[media_id] = data
+        message = "MM" + secrets.token_hex(16)
+        return f"{self.base_url}/2010-04-01/Accounts/{self.account_sid}/Messages/{message}/Media/{media_id}"
+
+    def _media(self, request: BaseHTTPRequestHandler) -> None:
+        # As Twilio does: the API address (with the account's credentials) redirects to the file store,
+        # which refuses a request that carries them.
+        path = request.path
+        if path.startswith("/files/"):
+            data = self.media.get(path.removeprefix("/files/"))
+            if request.headers.get("Authorization") or data is None:
+                self._reply(request, 400, {"message": "no credentials here, and only known files"})
+                return
+            request.send_response(200)
+            request.send_header("Content-Type", "application/octet-stream")
+            request.send_header("Content-Length", str(len(data)))
+            request.end_headers()
+            request.wfile.write(data)
+            return
+        credentials = base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
+        if request.headers.get("Authorization") != f"Basic {credentials}":
+            self._reply(request, 401, {"code": 20003, "message": "Authenticate"})
+            return
+        media_id = path.rsplit("/", 1)[-1]
+        if media_id not in self.media:
+            self._reply(request, 404, {"code": 20404, "message": "not found"})
+            return
+        request.send_response(307)
+        request.send_header("Location", f"{self.base_url}/files/{media_id}")
+        request.send_header("Content-Length", "0")
+        request.end_headers()
 
     def _handle(self, request: BaseHTTPRequestHandler) -> None:
         length = int(request.headers.get("Content-Length") or 0)

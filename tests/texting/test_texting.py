@@ -344,3 +344,29 @@ def test_an_sms_chat_ends_after_sms_idle_with_one_closing_text(twilio: FakeTwili
     assert "ended" in text.body and text.from_ == HOME_NUMBER
     route.chat_route(chat.pk, chat.last_activity_at + timedelta(seconds=1200))
     assert OutboundText.objects.filter(kind="closing").count() == 1
+
+
+# --- MMS ---------------------------------------------------------------------------------------------
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+def test_a_picture_is_fetched_checked_stored_and_shown_and_anything_else_refused(
+        twilio: FakeTwilio, client: Client, sent: Sent) -> None:
+    w = texting_world()
+    go_online(make_staff(w.home, "lena"), timezone.now())  # someone on duty: the chat waits, live
+    picture = twilio.add_media(PNG)
+    post_text(client, text_params("What is this plant?", to=HOME_NUMBER, NumMedia="1", MediaUrl0=picture,
+                                  MediaContentType0="image/png"))
+    chat = Chat.objects.get()
+    stored = Message.objects.get(chat=chat, file__isnull=False)
+    assert stored.sender == "patron" and stored.file.content_type == "image/png" and stored.file.size == len(PNG)
+    assert sent.to_chat(chat, "message")[-1]["file"]["type"] == "image/png"  # shown in the console
+
+    # A contact card is no picture: refused, with one text saying so.
+    card = twilio.add_media(b"BEGIN:VCARD\nVERSION:3.0\nEND:VCARD\n")
+    post_text(client, text_params("", to=HOME_NUMBER, NumMedia="1", MediaUrl0=card, MediaContentType0="text/vcard"))
+    [refusal] = twilio.wait_for(1)
+    assert "only pictures" in refusal.body and refusal.from_ == HOME_NUMBER
+    assert Message.objects.filter(chat=chat, file__isnull=False).count() == 1
+    assert w.consortium.sms_patrons.count() == 1
