@@ -221,6 +221,10 @@ TWILIO_RETRY_DELAYS = [int(s) for s in os.environ.get("TWILIO_RETRY_DELAYS", "3,
 # The service's public base URL: Twilio signs the address it called, so the webhook checks that one
 # (behind a proxy the request's own Host may differ). Also the start of links in texts.
 PUBLIC_URL = os.environ.get("PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+# The demo's SMS simulator (texting/simulator.py), switched on by `dev.py demo`: the embedded default only.
+SMS_SIMULATOR = os.environ.get("VR_SMS_SIMULATOR", "") == "1"
+if SMS_SIMULATOR and not EMBEDDED:
+    raise ImproperlyConfigured("VR_SMS_SIMULATOR is for the embedded demo only (no DATABASE_URL, no REDIS_URL)")
 
 # Keep the LOGGING below (JSON lines, the privacy filter) in workers too, instead of Celery's own format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import logging
+import secrets
+from collections.abc import Mapping
 
 from django.conf import settings
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from consortium.models import Consortium
+from libraries.consortium_file.schema import E164
+from libraries.models import Library
 from routing import files
-from texting import inbound, signature
+from texting import inbound, signature, simulator
 from texting.numbers import destination, masked
 from texting.outbound import file_from_link
 
@@ -38,10 +45,14 @@ def twilio_webhook(request: HttpRequest) -> HttpResponse:
     if not texting_on():
         raise Http404("texting is off")
     url = signature.webhook_url(request.get_full_path())
-    if not signature.is_valid(url, request.POST, request.headers.get("X-Twilio-Signature", "")):
+    return webhook_answer(request.POST, url, request.headers.get("X-Twilio-Signature", ""))
+
+
+def webhook_answer(post: Mapping[str, str], url: str, signed_as: str) -> HttpResponse:
+    """What the webhook answers a POST to `url` (also the demo's simulator's way in: texting.simulator)."""
+    if not signature.is_valid(url, post, signed_as):
         logger.warning("texting webhook: a request without a valid Twilio signature was refused")
         return HttpResponse("invalid signature", status=403, content_type="text/plain")
-    post = request.POST
     sid, phone, number = post.get("MessageSid", ""), post.get("From", ""), post.get("To", "")
     if not (sid and phone and number) or len(sid) > 64 or len(phone) > 32 or len(number) > 16:
         # Signed, so Twilio's; but not a Messaging webhook (a voice call configured to this address?).
@@ -76,3 +87,42 @@ def file_link(request: HttpRequest, token: str) -> HttpResponse:
     response["Content-Security-Policy"] = "default-src 'none'; img-src 'self'; sandbox"
     response["Cache-Control"] = "private, max-age=3600"
     return response
+
+
+# --- the demo's SMS simulator (texting.simulator) -----------------------------------------------------
+
+
+def _simulator_on() -> None:
+    if not (settings.SMS_SIMULATOR and texting_on()):
+        raise Http404("the SMS simulator runs only in the demo (python3 dev.py demo)")
+
+
+@require_GET
+def simulator_page(request: HttpRequest) -> HttpResponse:
+    _simulator_on()
+    numbers = [(c.sms_number, c.name) for c in Consortium.objects.exclude(sms_number=None).order_by("name")]
+    numbers += [(lib.sms_number, lib.name) for lib in Library.objects.exclude(sms_number=None).order_by("name")]
+    return render(request, "texting/simulator.html", {"numbers": numbers})
+
+
+@require_GET
+def simulator_texts(request: HttpRequest) -> HttpResponse:
+    _simulator_on()
+    return JsonResponse({"texts": simulator.texts_of(request.GET.get("phone", ""))})
+
+
+@require_POST
+def simulator_send(request: HttpRequest) -> HttpResponse:
+    """The phone sends a text: signed as Twilio signs it and handed to the webhook's own code."""
+    _simulator_on()
+    phone, to, body = (request.POST.get(k, "").strip() for k in ("phone", "to", "body"))
+    if not E164.match(phone) or not E164.match(to) or not body or len(body) > 1600:
+        return JsonResponse({"error": "a phone number like +15555550123, a number to text, and 1-1600 "
+                                      "characters"}, status=400)
+    params = {"MessageSid": "SM" + secrets.token_hex(16), "AccountSid": settings.TWILIO_ACCOUNT_SID,
+              "From": phone, "To": to, "Body": body, "NumMedia": "0"}
+    url = signature.webhook_url(reverse("sms-twilio"))
+    simulator.record(simulator.SimulatedText(to=to, from_=phone, body=body, at=simulator.now_text(),
+                                             direction="in"))  # first: an answer may come back at once
+    answer = webhook_answer(params, url, signature.sign(url, params))
+    return JsonResponse({"status": answer.status_code}, status=200 if answer.status_code == 200 else 502)
