@@ -209,6 +209,8 @@ CELERY_BEAT_SCHEDULE: dict[str, Any] = {
     "prune-sent-mail": {"task": "routing.tasks.sent_mail_prune", "schedule": crontab(hour=8, minute=30)},
     # Texts and phone numbers past the retention (texting/privacy.py).
     "scrub-expired-texts": {"task": "texting.tasks.texts_scrub_expired", "schedule": crontab(hour=8, minute=15)},
+    # A text whose sending task was lost (texting/tasks.py), every five minutes.
+    "resend-stuck-texts": {"task": "texting.tasks.texts_resend_stuck", "schedule": crontab(minute="*/5")},
 }
 # Texting (docs/sms.md). Without the account's SID and auth token texting is off: /sms/twilio/ is a 404.
 TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")

@@ -43,3 +43,26 @@ def take_media(inbound_id: int) -> int:
     from texting.media import take
 
     return take(inbound_id)
+
+
+# A text still queued this long after it was made has lost its task (the broker lost it, or the
+# worker's retry): every try of a live task is over by then (TWILIO_RETRY_DELAYS add up to ~10 min).
+STUCK_AFTER = 20 * 60
+
+
+@shared_task(acks_late=True)
+def texts_resend_stuck() -> int:
+    """Every few minutes, from Celery beat: hand a text whose task was lost to a worker again. Sending
+    stays once: the task sends only a row still queued, under its lock (texting.outbound)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from texting.models import OutboundText
+
+    since = timezone.now() - timedelta(seconds=STUCK_AFTER)
+    stuck = list(OutboundText.objects.filter(status=OutboundText.Status.QUEUED, created_at__lt=since)
+                 .values_list("pk", flat=True)[:500])
+    for text_id in stuck:
+        send_text.delay(text_id)
+    return len(stuck)

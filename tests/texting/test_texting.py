@@ -370,3 +370,18 @@ def test_a_picture_is_fetched_checked_stored_and_shown_and_anything_else_refused
     assert "only pictures" in refusal.body and refusal.from_ == HOME_NUMBER
     assert Message.objects.filter(chat=chat, file__isnull=False).count() == 1
     assert w.consortium.sms_patrons.count() == 1
+
+
+def test_a_text_whose_task_was_lost_is_sent_by_the_sweep_once(twilio: FakeTwilio, client: Client) -> None:
+    from texting.tasks import STUCK_AFTER, texts_resend_stuck
+
+    lena, chat = held_sms_chat(client, texting_world())
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("texting.tasks.send_text.delay", lambda text_id: None)  # the broker lost the task
+        chats.message_post(chat.pk, sender="librarian", body="Lost, then found", client_id="c1",
+                           now=timezone.now(), librarian=lena)
+    assert texts_resend_stuck() == 0  # too young: its task may still be trying
+    OutboundText.objects.update(created_at=timezone.now() - timedelta(seconds=STUCK_AFTER + 1))
+    assert texts_resend_stuck() == 1
+    assert [t.body for t in twilio.wait_for(1)] == ["Lost, then found"]
+    assert texts_resend_stuck() == 0 and twilio.requests == 1
