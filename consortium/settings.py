@@ -211,6 +211,8 @@ CELERY_BEAT_SCHEDULE: dict[str, Any] = {
     "scrub-expired-texts": {"task": "texting.tasks.texts_scrub_expired", "schedule": crontab(hour=8, minute=15)},
     # A text whose sending task was lost (texting/tasks.py), every five minutes.
     "resend-stuck-texts": {"task": "texting.tasks.texts_resend_stuck", "schedule": crontab(minute="*/5")},
+    # A texted question nobody took within sms_idle becomes a follow-up (texting/idle.py).
+    "queued-sms-idle": {"task": "texting.tasks.sms_queued_idle", "schedule": crontab(minute="*")},
 }
 # Texting (docs/sms.md). Without the account's SID and auth token texting is off: /sms/twilio/ is a 404.
 TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")

@@ -12,10 +12,12 @@ from texting.outbound import text_queue
 CLOSING = {
     "idle": "This chat has ended after a quiet spell. Text us again any time with a new question.",
     "librarian": "The librarian has ended this chat. Text us again any time with a new question.",
+    "unanswered": "No librarian could answer in time. Your question is saved: a librarian will text you back.",
 }
 CLOSING_ES = {
     "idle": "Este chat terminó por inactividad. Escríbanos de nuevo cuando quiera con otra pregunta.",
     "librarian": "La bibliotecaria o el bibliotecario terminó este chat. Escríbanos de nuevo cuando quiera.",
+    "unanswered": "Nadie pudo responder a tiempo. Guardamos su pregunta: le responderemos por mensaje de texto.",
 }
 DEFAULT_CLOSING = "This chat has ended. Text us again any time with a new question."
 

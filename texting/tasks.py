@@ -66,3 +66,13 @@ def texts_resend_stuck() -> int:
     for text_id in stuck:
         send_text.delay(text_id)
     return len(stuck)
+
+
+@shared_task(acks_late=True)
+def sms_queued_idle() -> int:
+    """Every minute, from Celery beat: a texted question nobody took within sms_idle (texting.idle)."""
+    from django.utils import timezone
+
+    from texting.idle import queued_sms_chats_expire
+
+    return queued_sms_chats_expire(timezone.now())

@@ -385,3 +385,23 @@ def test_a_text_whose_task_was_lost_is_sent_by_the_sweep_once(twilio: FakeTwilio
     assert texts_resend_stuck() == 1
     assert [t.body for t in twilio.wait_for(1)] == ["Lost, then found"]
     assert texts_resend_stuck() == 0 and twilio.requests == 1
+
+
+def test_a_texted_question_nobody_takes_within_sms_idle_becomes_a_follow_up(
+        twilio: FakeTwilio, client: Client) -> None:
+    from texting.idle import queued_sms_chats_expire
+
+    w = texting_world(sms_idle=600)
+    go_online(make_staff(w.home, "lena"), timezone.now())  # on duty, but never takes it
+    post_text(client, text_params("Is the 1890 census online?", to=HOME_NUMBER))
+    chat = Chat.objects.get()
+    assert chat.state == ChatState.QUEUED
+    assert queued_sms_chats_expire(chat.last_activity_at + timedelta(seconds=599)) == 0
+    assert queued_sms_chats_expire(chat.last_activity_at + timedelta(seconds=600)) == 1
+    chat.refresh_from_db()
+    assert (chat.state, chat.end_reason) == (ChatState.ENDED, "unanswered")
+    ticket = Ticket.objects.get()
+    assert (ticket.chat, ticket.library, ticket.source) == (chat, w.home, "sms")
+    [text] = twilio.wait_for(1)
+    assert "a librarian will text you back" in text.body
+    assert queued_sms_chats_expire(chat.last_activity_at + timedelta(seconds=1200)) == 0
