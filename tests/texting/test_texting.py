@@ -73,6 +73,11 @@ def test_texting_without_credentials_is_off(client: Client, settings: Any) -> No
     settings.TWILIO_ACCOUNT_SID = ""
     settings.TWILIO_AUTH_TOKEN = ""
     assert client.post(WEBHOOK, {"MessageSid": "SM1"}).status_code == 404
+    assert client.get(WEBHOOK).status_code == 404
+
+
+def test_the_webhook_takes_only_post(twilio: FakeTwilio, client: Client) -> None:
+    assert client.get(WEBHOOK).status_code == 405
 
 
 def test_a_text_to_an_unknown_number_is_200_and_nothing_is_stored(twilio: FakeTwilio, client: Client,
