@@ -30,13 +30,14 @@ from django.utils import timezone
 
 from routing import events
 from routing.models import Chat, ChatFile, Message
+from routing.services.chats import SMS_MAX_BODY
 from texting import provider
 from texting.models import OutboundText, SmsChat, SmsPatron
 from texting.numbers import masked
 
 logger = logging.getLogger("texting")
 
-MAX_BODY = 1600  # Twilio's limit for one message (it splits it into segments on the way)
+MAX_BODY = SMS_MAX_BODY  # Twilio's limit for one message (it splits it into segments on the way)
 PER_PHONE_PER_MINUTE = 10
 PER_CONSORTIUM_PER_MINUTE = 200
 WAIT_FOR_LIMIT = 6  # seconds before a text held back by a limit is looked at again

@@ -10,7 +10,7 @@ from django.db import transaction
 from consortium.models import Consortium
 from libraries.models import Library, StaffProfile
 from routing.models import Chat, ChatState, Ticket
-from routing.services.chats import home_library_resolve
+from routing.services.chats import SMS_MAX_BODY, home_library_resolve
 from routing.services.common import Refused, ServiceError, chat_end_locked, chat_lock, trace
 from routing.staff.selectors import followups_for
 
@@ -130,9 +130,9 @@ def followup_answer(profile: StaffProfile, ticket_id: str, answer: str, now: dat
         if texted:
             from texting.conversation import followup_answered  # texting builds on routing: imported here
 
-            if len(answer) > 1600:
+            if len(answer) > SMS_MAX_BODY:
                 raise Refused("invalid", "the answer is too long for a text",
-                              {"answer": ["at most 1600 characters: this question came by text"]})
+                              {"answer": [f"at most {SMS_MAX_BODY} characters: this question came by text"]})
             followup_answered(ticket, now)
         else:
             transaction.on_commit(lambda: mail_ticket_answer.delay(ticket_pk))
