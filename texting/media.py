@@ -22,7 +22,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from routing import files
-from routing.models import Chat
+from routing.models import LIVE_STATES, Chat, Ticket
 from routing.services.common import ServiceError
 from texting.models import InboundText, OutboundText, SmsChat
 from texting.outbound import text_queue
@@ -63,6 +63,9 @@ def take(inbound_id: int, now: datetime | None = None) -> int:
     chat = Chat.objects.select_related("consortium").filter(pk=inbound.chat_id).first()
     if chat is None:
         return 0
+    if chat.state not in LIVE_STATES:
+        _note_on_followup(chat, len(inbound.media))
+        return 0
     posted, refused = 0, False
     for i, item in enumerate(inbound.media):
         try:
@@ -88,3 +91,13 @@ def take(inbound_id: int, now: datetime | None = None) -> int:
             text_queue(inbound.patron, kind=OutboundText.Kind.REFUSED, body=REFUSED, from_number=number, now=now,
                        chat=chat)
     return posted
+
+
+def _note_on_followup(chat: Chat, count: int) -> None:
+    """A text with files that became a follow-up (nobody on duty): a follow-up holds no files, so it says
+    that the patron sent some, for the librarian who answers to ask about them."""
+    ticket = Ticket.objects.filter(chat=chat, source="sms", status=Ticket.Status.NEW).order_by("-created_at").first()
+    if ticket is not None:
+        ticket.note = (f"{ticket.note}\n" if ticket.note else "") + (
+            f"The patron also sent {count} file(s) by text, not kept here: ask them to describe it.")
+        ticket.save(update_fields=["note"])

@@ -410,3 +410,13 @@ def test_a_texted_question_nobody_takes_within_sms_idle_becomes_a_follow_up(
     [text] = twilio.wait_for(1)
     assert "a librarian will text you back" in text.body
     assert queued_sms_chats_expire(chat.last_activity_at + timedelta(seconds=1200)) == 0
+
+
+def test_files_sent_with_a_text_nobody_can_answer_are_noted_on_its_follow_up(
+        twilio: FakeTwilio, client: Client) -> None:
+    texting_world()
+    picture = twilio.add_media(PNG)
+    post_text(client, text_params("What is this plant?", to=HOME_NUMBER, NumMedia="1", MediaUrl0=picture,
+                                  MediaContentType0="image/png"))
+    ticket = Ticket.objects.get()
+    assert "also sent 1 file(s) by text" in ticket.note
