@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import subprocess
 import sys
 import venv
@@ -48,9 +49,21 @@ def manage(*args: str) -> None:
     subprocess.run([str(PY), "manage.py", *args], cwd=ROOT, check=True)
 
 
+def simulator_env(port: str) -> dict[str, str]:
+    """The demo's SMS simulator (texting/simulator.py): texting on, against a stand-in for Twilio that
+    the demo process serves on the next port. Not when a real Twilio account is configured, nor
+    outside the embedded default."""
+    if os.environ.get("TWILIO_ACCOUNT_SID") or os.environ.get("DATABASE_URL") or os.environ.get("REDIS_URL"):
+        return {}
+    return {"VR_SMS_SIMULATOR": "1", "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+            "TWILIO_AUTH_TOKEN": "simulator-" + secrets.token_hex(16),
+            "TWILIO_API_BASE": f"http://127.0.0.1:{int(port) + 1}", "PUBLIC_URL": f"http://127.0.0.1:{port}"}
+
+
 def demo(argv: list[str]) -> int:
     ensure_venv()
     port = argv[0] if argv else os.environ.get("PORT", "8000")
+    env = {**os.environ, **simulator_env(port)}
     manage("migrate", "--noinput", "-v", "0")
     manage("import_consortium", str(DEMO_FILE), "--quiet")
     if os.environ.get("DATABASE_URL") or os.environ.get("REDIS_URL"):
@@ -61,8 +74,8 @@ def demo(argv: list[str]) -> int:
         # Eight weeks of generated chats, surveys, follow-ups and rota shifts (coordination/history.py),
         # replaced by a fresh past ending now at each start: the coordinator pages show something real.
         manage("demo_history")
-    manage("demo_banner", "--port", port)
-    return subprocess.run([str(PY), "manage.py", "serve", "--port", port], cwd=ROOT).returncode
+    subprocess.run([str(PY), "manage.py", "demo_banner", "--port", port], cwd=ROOT, check=True, env=env)
+    return subprocess.run([str(PY), "manage.py", "serve", "--port", port], cwd=ROOT, env=env).returncode
 
 
 def test(argv: list[str]) -> int:

@@ -52,7 +52,7 @@ class ConsortiumForm(forms.ModelForm):
     class Meta:
         model = Consortium
         fields = ("slug", "name", "timezone", "is_active", "allowed_origins", *SETTING_DEFAULTS,
-                  "policy_review_limit_days", "accent_color", "accent_text_color")
+                  "policy_review_limit_days", "accent_color", "accent_text_color", "sms_number", "sms_help")
         help_texts = {"allowed_origins": 'sites allowed to embed the widget: ["https://www.example.org"]'}
 
     def clean_timezone(self) -> str:
@@ -93,6 +93,7 @@ class ConsortiumAdmin(ScopedModelAdmin):
         ("Librarians and records", {"fields": ("librarian_capacity", "transcript_retention_days",
                                                "policy_review_limit_days")}),
         ("End of a shift (seconds)", {"fields": ("shift_warning", "shift_extension")}),
+        ("Texting (docs/sms.md)", {"fields": ("sms_number", "sms_help", "sms_idle")}),
     )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Consortium | None = None) -> tuple[str, ...]:

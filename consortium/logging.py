@@ -38,9 +38,14 @@ _SECRET_VALUE = re.compile(
 )
 
 
+# A phone number as texts carry it (E.164): personal data, kept to its last four digits (docs/sms.md).
+_PHONE = re.compile(r"(?<![\w+])\+[1-9]\d{2,10}(\d{4})\b")
+
+
 def redact(text: str) -> str:
-    """Masks e-mail addresses, credentials and secret-looking key=value pairs in a piece of log text."""
+    """Masks e-mail addresses, phone numbers, credentials and secret-looking key=value pairs in log text."""
     text = _EMAIL.sub("[email]", text)
+    text = _PHONE.sub(lambda m: f"[phone ...{m.group(1)}]", text)
     text = _CREDENTIAL.sub(lambda m: f"{m.group(1)} [redacted]", text)
     return _SECRET_VALUE.sub(lambda m: f"{m.group(1)}{m.group(2)}[redacted]", text)
 

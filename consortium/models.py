@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 
@@ -9,6 +10,13 @@ SLUG_VALIDATOR = RegexValidator(r"^[a-z0-9][a-z0-9-]*$", "use lowercase letters,
 
 COLOR_VALIDATOR = RegexValidator(r"^#[0-9a-fA-F]{6}$", "use a colour like #1d4ed8")
 DEFAULT_COLORS = {"accent": "#1d4ed8", "accent_text": "#ffffff"}
+
+# Texting (docs/sms.md): numbers in E.164 (a +, the country code, at most 15 digits) and keywords.
+E164_RE = r"^\+[1-9]\d{6,14}$"
+E164_VALIDATOR = RegexValidator(E164_RE, "use E.164: a +, the country code and the number, digits only "
+                                         "(+18505551234)")
+SMS_KEYWORD_RE = r"^[A-Za-z0-9]{2,20}$"
+SMS_KEYWORD_VALIDATOR = RegexValidator(SMS_KEYWORD_RE, "use 2-20 letters or digits")
 
 # The defaults of docs/consortium-file.md, in one place for the model, the importer and the docs.
 SETTING_DEFAULTS: dict[str, int] = {
@@ -25,6 +33,9 @@ SETTING_DEFAULTS: dict[str, int] = {
     # comes this many seconds before, and "I'm staying on" (or being available off duty) lasts this long.
     "shift_warning": 300,
     "shift_extension": 1800,
+    # Texting (docs/sms.md): an SMS chat has no socket to lose; it ends after this many seconds
+    # without a text from either side.
+    "sms_idle": 1800,
 }
 
 
@@ -44,6 +55,11 @@ class Consortium(models.Model):
     transcript_retention_days = models.PositiveIntegerField(default=SETTING_DEFAULTS["transcript_retention_days"])
     shift_warning = models.PositiveIntegerField(default=SETTING_DEFAULTS["shift_warning"])
     shift_extension = models.PositiveIntegerField(default=SETTING_DEFAULTS["shift_extension"])
+    sms_idle = models.PositiveIntegerField(default=SETTING_DEFAULTS["sms_idle"])
+    # Texting (docs/sms.md): the consortium's own number (E.164; texts to it have no home library
+    # unless they start with a library's keyword) and the answer to HELP (empty: a default).
+    sms_number = models.CharField(max_length=16, null=True, blank=True, unique=True, validators=[E164_VALIDATOR])
+    sms_help = models.CharField(max_length=320, blank=True)
     # The staff console warns beside a chat when the home library's policy page was last reviewed
     # longer ago than this (stale policy pages mislead partner librarians).
     policy_review_limit_days = models.PositiveIntegerField(default=365)
@@ -59,6 +75,16 @@ class Consortium(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        if self.sms_number == "":
+            self.sms_number = None  # blank in a form: no number (the column is unique, NULLs are not)
+        if self.sms_number:
+            from libraries.models import Library
+
+            if Library.objects.filter(sms_number=self.sms_number).exists():
+                raise ValidationError({"sms_number": "this number is already a library's"})
 
     def setting(self, name: str) -> int:
         value: int = getattr(self, name)

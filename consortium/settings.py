@@ -91,6 +91,7 @@ INSTALLED_APPS = [
     "libraries",
     "routing",
     "coordination",
+    "texting",
 ]
 
 MIDDLEWARE = [
@@ -206,7 +207,29 @@ CELERY_BEAT_SCHEDULE: dict[str, Any] = {
     "scrub-expired-chats": {"task": "routing.tasks.chats_scrub_expired", "schedule": crontab(hour=8, minute=0)},
     # The keys that keep a mail task run again from mailing twice (routing.tasks.send_once), past a month.
     "prune-sent-mail": {"task": "routing.tasks.sent_mail_prune", "schedule": crontab(hour=8, minute=30)},
+    # Texts and phone numbers past the retention (texting/privacy.py).
+    "scrub-expired-texts": {"task": "texting.tasks.texts_scrub_expired", "schedule": crontab(hour=8, minute=15)},
+    # A text whose sending task was lost (texting/tasks.py), every five minutes.
+    "resend-stuck-texts": {"task": "texting.tasks.texts_resend_stuck", "schedule": crontab(minute="*/5")},
+    # A texted question nobody took within sms_idle becomes a follow-up (texting/idle.py).
+    "queued-sms-idle": {"task": "texting.tasks.sms_queued_idle", "schedule": crontab(minute="*")},
 }
+# Texting (docs/sms.md). Without the account's SID and auth token texting is off: /sms/twilio/ is a 404.
+TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")
+TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN", "")
+# Twilio's own API host; tests point it at a local fake of the Messages resource.
+TWILIO_API_BASE = os.environ.get("TWILIO_API_BASE", "https://api.twilio.com").rstrip("/")
+TWILIO_TIMEOUT = float(os.environ.get("TWILIO_TIMEOUT", "10"))
+# Seconds before each retry of a text that met a timeout or a 5xx: 6 tries over about 10 minutes.
+TWILIO_RETRY_DELAYS = [int(s) for s in os.environ.get("TWILIO_RETRY_DELAYS", "3,15,60,180,360").split(",") if s]
+# The service's public base URL: Twilio signs the address it called, so the webhook checks that one
+# (behind a proxy the request's own Host may differ). Also the start of links in texts.
+PUBLIC_URL = os.environ.get("PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+# The demo's SMS simulator (texting/simulator.py), switched on by `dev.py demo`: the embedded default only.
+SMS_SIMULATOR = os.environ.get("VR_SMS_SIMULATOR", "") == "1"
+if SMS_SIMULATOR and not EMBEDDED:
+    raise ImproperlyConfigured("VR_SMS_SIMULATOR is for the embedded demo only (no DATABASE_URL, no REDIS_URL)")
+
 # Keep the LOGGING below (JSON lines, the privacy filter) in workers too, instead of Celery's own format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 

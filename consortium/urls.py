@@ -16,6 +16,7 @@ urlpatterns = [
     path("", include("routing.urls")),
     path("staff/", include("routing.staff.urls")),
     path("", include("coordination.urls")),
+    path("", include("texting.urls")),  # texting (docs/sms.md): Twilio's webhook
     # Static files straight from the apps: nginx serves them in a real deployment (deploy/nginx).
     re_path(r"^static/(?P<path>.*)$", serve_static, {"insecure": True}),
 ]

@@ -403,6 +403,14 @@ class Report:
                 for lib in self.libraries if lib.is_active or lib.pk in self.outcomes_by_home]
 
     @cached_property
+    def per_channel(self) -> list[tuple[str, Outcomes, Waits]]:
+        """The scope's chats by how the patron came: "web" (ask page, widget) and "sms" (docs/sms.md)."""
+        found = outcomes(self.scope, by="channel")
+        per_waits = waits(self.scope, by="channel")
+        return [(channel, found.get(channel, EMPTY_OUTCOMES), per_waits.get(channel, NO_WAITS))
+                for channel in ("web", "sms")]
+
+    @cached_property
     def who_answered(self) -> WhoAnswered | None:
         return who_answered(self.everything, self.library) if self.library is not None else None
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
-from consortium.models import SLUG_VALIDATOR, Consortium
+from consortium.models import E164_VALIDATOR, SLUG_VALIDATOR, SMS_KEYWORD_VALIDATOR, Consortium
 from libraries.hours import format_interval
 
 
@@ -80,6 +81,10 @@ class Library(models.Model):
     # Some libraries (a law library, a school) must keep transcripts for less time than the consortium.
     transcript_retention_days = models.PositiveIntegerField(
         null=True, blank=True, help_text="days before its patrons' chats are scrubbed; default the consortium's")
+    # Texting (docs/sms.md): the library's own number (E.164), and the keyword that makes a text to
+    # the consortium's number this library's.
+    sms_number = models.CharField(max_length=16, null=True, blank=True, unique=True, validators=[E164_VALIDATOR])
+    sms_keyword = models.CharField(max_length=20, blank=True, validators=[SMS_KEYWORD_VALIDATOR])
     is_active = models.BooleanField(default=True)
 
     class Meta:
@@ -89,6 +94,17 @@ class Library(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        if self.sms_number == "":
+            self.sms_number = None  # blank in a form: no number (the column is unique, NULLs are not)
+        if self.sms_number and Consortium.objects.filter(sms_number=self.sms_number).exists():
+            raise ValidationError({"sms_number": "this number is already a consortium's"})
+        if self.sms_keyword and self.consortium_id and (
+                Library.objects.filter(consortium_id=self.consortium_id, sms_keyword__iexact=self.sms_keyword)
+                .exclude(pk=self.pk).exists()):
+            raise ValidationError({"sms_keyword": "another library of this consortium has this keyword"})
 
     def partner_libraries(self) -> list[Library]:
         return [p.partner for p in self.partner_links.select_related("partner").order_by("position")]

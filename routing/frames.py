@@ -96,6 +96,8 @@ def offer_frame(offer: Offer, chat: Chat) -> Frame:
         "transfer_note": chat.transfer_note or None,
         "language": chat.language or None,
         "patron": {"name": chat.patron_name or None},
+        # Added by docs/sms.md: "sms" for a chat that came by text (its patron name is "...1234").
+        "channel": chat.channel,
     }
 
 
@@ -113,6 +115,7 @@ def assigned_frame(chat: Chat) -> Frame:
         "last_seq": chat.last_seq,
         "question": chat.question,
         "transfer_note": chat.transfer_note or None,
+        "channel": chat.channel,
     }
 
 
@@ -155,7 +158,7 @@ def hello_frame(profile: StaffProfile, *, queues: list[str], presence: str, chat
         "queues": queues,
         "presence": presence,
         "chats": [{"chat": c.pk, "state": c.state, "last_seq": c.last_seq,
-                   "home_library": library_ref(c.home_library)} for c in chats],
+                   "home_library": library_ref(c.home_library), "channel": c.channel} for c in chats],
         "offers": [offer_frame(o, o.chat) for o in offers],
         # Added: the end of the librarian's shift as a shift / shift_ending frame, so that a console
         # that reconnects shows the warning again.

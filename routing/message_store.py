@@ -27,10 +27,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, OuterRef, Subquery
+from django.db.models import Case, F, OuterRef, Subquery, When
 
 from consortium.models import Consortium
-from routing.models import LIVE_STATES, Chat, ChatState, Message
+from routing.models import LIVE_STATES, Channel, Chat, ChatState, Message
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ class Stored:
     duplicate_of: int | None
     message_id: int | None
     seq: int | None
+    channel: str = "web"  # the chat's (docs/sms.md): a librarian's line in an SMS chat is also texted
 
 
 def store(chat_id: str, *, sender: str, body: str, client_id: str | None, at: datetime, librarian_id: int | None,
@@ -79,8 +80,9 @@ def _store_orm(*, chat_id: str, sender: str, body: str, client_id: str | None, a
                librarian_id: int | None, name: str | None, internal: bool, file_id: str | None) -> Stored | None:
     with transaction.atomic():
         chats = (Chat.objects.select_for_update(of=("self",)).filter(pk=chat_id)
-                 .annotate(idle_timeout=F("consortium__idle_timeout")))
-        columns = ["state", "librarian_id", "last_seq", "patron_name", "idle_timeout"]
+                 .annotate(idle_timeout=Case(When(channel=Channel.SMS, then=F("consortium__sms_idle")),
+                                             default=F("consortium__idle_timeout"))))
+        columns = ["state", "librarian_id", "last_seq", "patron_name", "idle_timeout", "channel"]
         if client_id:
             chats = chats.annotate(duplicate_of=Subquery(
                 Message.objects.filter(chat=OuterRef("pk"), sender=sender, client_id=client_id).values("pk")[:1]))
@@ -89,7 +91,7 @@ def _store_orm(*, chat_id: str, sender: str, body: str, client_id: str | None, a
         if chat is None:
             return None
         found = Stored(state=chat["state"], librarian_id=chat["librarian_id"], patron_name=chat["patron_name"],
-                       duplicate_of=chat.get("duplicate_of"), message_id=None, seq=None)
+                       duplicate_of=chat.get("duplicate_of"), message_id=None, seq=None, channel=chat["channel"])
         if found.duplicate_of is not None or not _may_write(sender, found.state, found.librarian_id, librarian_id):
             return found
         seq = chat["last_seq"] + 1
@@ -101,7 +103,7 @@ def _store_orm(*, chat_id: str, sender: str, body: str, client_id: str | None, a
             changes["deadline"] = at + timedelta(seconds=chat["idle_timeout"])
         Chat.objects.filter(pk=chat_id).update(**changes)
         return Stored(state=found.state, librarian_id=found.librarian_id, patron_name=found.patron_name,
-                      duplicate_of=None, message_id=message.pk, seq=seq)
+                      duplicate_of=None, message_id=message.pk, seq=seq, channel=found.channel)
 
 
 def _statement() -> str:
@@ -109,7 +111,8 @@ def _statement() -> str:
     live = ", ".join(f"'{state}'" for state in LIVE_STATES)
     return f"""
 WITH chat AS (
-    SELECT c.id, c.state, c.librarian_id, c.last_seq, c.patron_name, k.idle_timeout,
+    SELECT c.id, c.state, c.librarian_id, c.last_seq, c.patron_name, c.channel,
+           CASE WHEN c.channel = '{Channel.SMS}' THEN k.sms_idle ELSE k.idle_timeout END AS idle_timeout,
            (SELECT m.id FROM {message} m
              WHERE m.chat_id = c.id AND m.sender = %(sender)s AND m.client_id = %(client_id)s
              LIMIT 1) AS duplicate_of
@@ -132,7 +135,7 @@ WITH chat AS (
       FROM chat, inserted
      WHERE c.id = chat.id
 )
-SELECT chat.state, chat.librarian_id, chat.patron_name, chat.duplicate_of, inserted.id, inserted.seq
+SELECT chat.state, chat.librarian_id, chat.patron_name, chat.duplicate_of, inserted.id, inserted.seq, chat.channel
   FROM chat LEFT JOIN inserted ON true
 """
 
@@ -151,7 +154,7 @@ def _store_statement(**fields: Any) -> Stored | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    state, chat_librarian, patron_name, duplicate_of, message_id, seq = row
+    state, chat_librarian, patron_name, duplicate_of, message_id, seq, channel = row
     return Stored(state=state, librarian_id=chat_librarian, patron_name=patron_name, duplicate_of=duplicate_of,
-                  message_id=message_id, seq=seq)
+                  message_id=message_id, seq=seq, channel=channel)
 

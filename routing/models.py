@@ -37,9 +37,17 @@ class ChatState(models.TextChoices):
 LIVE_STATES = (ChatState.QUEUED, ChatState.ACTIVE)
 
 
+class Channel(models.TextChoices):
+    """How the patron reaches the chat: the web (ask page, widget) or texting (docs/sms.md)."""
+
+    WEB = "web"
+    SMS = "sms"
+
+
 class Chat(models.Model):
     id = models.CharField(primary_key=True, max_length=32, default=new_id, editable=False)
     consortium = models.ForeignKey(Consortium, on_delete=models.CASCADE, related_name="chats")
+    channel = models.CharField(max_length=5, choices=Channel.choices, default=Channel.WEB)
     home_library = models.ForeignKey(Library, null=True, blank=True, on_delete=models.PROTECT,
                                      related_name="home_chats")
     home_found_by = models.CharField(max_length=10, default="none")  # library | zip | none

@@ -18,7 +18,8 @@ from coordination.views._page import DAY_NAMES, context, staff_page
 from libraries.models import Library
 from routing.outcomes import LABELS, Outcome
 
-CSV_TABLES = ("outcomes", "libraries", "matrix", "balance", "hours", "surveys", "read", "subjects", "who")
+CSV_TABLES = ("outcomes", "libraries", "matrix", "balance", "hours", "surveys", "read", "subjects", "who",
+              "channels")
 
 
 @require_GET
@@ -107,6 +108,10 @@ def statistics_rows(found: statistics.Report, table: str) -> list[list[Any]]:
         return [["library", "chats", *(o.value for o in Outcome), "wait_p50_s", "wait_p90_s"],
                 *([lib.slug, o.total, *(n for _, n in o.items()), seconds(w.p50), seconds(w.p90)]
                   for lib, o, w in found.per_library)]
+    if table == "channels":
+        return [["channel", "chats", *(o.value for o in Outcome), "wait_p50_s", "wait_p90_s"],
+                *([c, o.total, *(n for _, n in o.items()), seconds(w.p50), seconds(w.p90)]
+                  for c, o, w in found.per_channel)]
     if table == "matrix":
         m = found.matrix
         return [["home_library", "answering_library", "chats"],

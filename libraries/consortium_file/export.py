@@ -51,6 +51,8 @@ def export(consortium: Consortium) -> Doc:
         put_optional(doc, "key_links", list(lib.key_links or []))
         if lib.route is not None:
             doc["route"] = [_route_step(s) for s in lib.route]
+        put_optional(doc, "sms_number", lib.sms_number)
+        put_optional(doc, "sms_keyword", lib.sms_keyword)
         libraries_out.append(doc)
 
     staff = (StaffProfile.objects.filter(library__in=libraries, is_active=True, user__is_active=True)
@@ -68,11 +70,14 @@ def export(consortium: Consortium) -> Doc:
         doc["languages"] = list(p.languages or [])
         staff_out.append(doc)
 
+    head: Doc = {"slug": consortium.slug, "name": consortium.name, "timezone": consortium.timezone,
+                 "allowed_origins": list(consortium.allowed_origins or []), "settings": settings,
+                 "colors": {"accent": consortium.accent_color.lower(),
+                            "accent_text": consortium.accent_text_color.lower()}}
+    put_optional(head, "sms_number", consortium.sms_number)
+    put_optional(head, "sms_help", consortium.sms_help)
     return {
-        "consortium": {"slug": consortium.slug, "name": consortium.name, "timezone": consortium.timezone,
-                       "allowed_origins": list(consortium.allowed_origins or []), "settings": settings,
-                       "colors": {"accent": consortium.accent_color.lower(),
-                                  "accent_text": consortium.accent_text_color.lower()}},
+        "consortium": head,
         "queues": queues_out,
         "libraries": libraries_out,
         "staff": staff_out,

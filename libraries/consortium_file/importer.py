@@ -150,6 +150,26 @@ def _database_problems(doc: Doc, data: dict[str, Any]) -> list[Problem]:
             path = f"libraries[{library_index[lib['slug']]}].slug"
             problems.append(Problem(path, f'"{lib["slug"]}" is already the slug of another queue of this '
                                           "consortium, not in the file; pick another slug"))
+    problems.extend(_number_problems(doc, library_index))
+    return problems
+
+
+def _number_problems(doc: Doc, library_index: dict[str, int]) -> list[Problem]:
+    """A texting number belongs to one consortium: refuse one that another consortium has."""
+    slug = doc["consortium"]["slug"]
+    wanted = {lib["sms_number"]: f"libraries[{library_index[lib['slug']]}].sms_number"
+              for lib in doc["libraries"] if lib.get("sms_number")}
+    if doc["consortium"].get("sms_number"):
+        wanted[doc["consortium"]["sms_number"]] = "consortium.sms_number"
+    problems = []
+    for number, owner in Consortium.objects.filter(sms_number__in=list(wanted)).exclude(slug=slug).values_list(
+            "sms_number", "slug"):
+        problems.append(Problem(wanted[number], f'"{number}" is the number of another consortium ("{owner}")'))
+    foreign = (Library.objects.filter(sms_number__in=list(wanted)).exclude(consortium__slug=slug)
+               .values_list("sms_number", "consortium__slug"))
+    for number, owner in foreign:
+        problems.append(Problem(wanted[number], f'"{number}" is the number of a library of another consortium '
+                                                f'("{owner}")'))
     return problems
 
 
@@ -205,10 +225,24 @@ class _Importer:
         row = Consortium.objects.filter(slug=c["slug"]).first() or Consortium(slug=c["slug"])
         values = {"name": c["name"], "timezone": c["timezone"], "allowed_origins": c["allowed_origins"],
                   "accent_color": c["colors"]["accent"], "accent_text_color": c["colors"]["accent_text"],
+                  "sms_number": c.get("sms_number"), "sms_help": c.get("sms_help", ""),
                   "is_active": True, **c["settings"]}
+        if row.pk is not None:
+            self.free_numbers(row, c)
         created, changed = _save(row, values)
         self.report.consortium_status = "created" if created else "updated" if changed else "unchanged"
         return row
+
+    def free_numbers(self, row: Consortium, c: Doc) -> None:
+        """Numbers are unique columns: a number moving between this consortium and its libraries, or
+        from one library to another, is first taken from whoever has it and no longer should."""
+        by_slug = {lib["slug"]: lib.get("sms_number") for lib in self.doc["libraries"]}
+        for lib in Library.objects.filter(consortium=row).exclude(sms_number=None):
+            if by_slug.get(lib.slug) != lib.sms_number:
+                Library.objects.filter(pk=lib.pk).update(sms_number=None)
+        if row.sms_number and row.sms_number != c.get("sms_number"):
+            Consortium.objects.filter(pk=row.pk).update(sms_number=None)
+            row.sms_number = None
 
     def save_shared_queue(self, q: Doc, position: int, row: Queue | None) -> Queue:
         row = row or Queue(consortium=self.consortium, slug=q["slug"], kind=Queue.Kind.SHARED)
@@ -274,7 +308,8 @@ class _Importer:
             "transcript_retention_days": lib.get("transcript_retention_days"),
             "route": _route_json(lib.get("route")), "policy": lib.get("policy", ""),
             "policy_reviewed_on": lib.get("policy_reviewed"), "website": lib.get("website", ""),
-            "key_links": lib.get("key_links", []), "is_active": True,
+            "key_links": lib.get("key_links", []), "sms_number": lib.get("sms_number"),
+            "sms_keyword": lib.get("sms_keyword", ""), "is_active": True,
         }
         created, changed = _save(row, values)
         queue = None if created else Queue.objects.filter(library=row).first()

@@ -16,13 +16,16 @@ from libraries.consortium_file.schema import (
     COLOR_KEYS,
     COLOR_RE,
     CONSORTIUM_KEYS,
+    E164,
     LIBRARY_KEYS,
     LIBRARY_KINDS,
     MAX_CAPACITY,
     MAX_RETENTION_DAYS,
+    MAX_SMS_HELP,
     MODES,
     QUEUE_KEYS,
     ROLES,
+    SMS_KEYWORD,
     STAFF_KEYS,
     TOP_KEYS,
     USERNAME_RE,
@@ -102,6 +105,14 @@ class Reader(FieldReader):
                      for i, s in enumerate(staff) if s], "username", key=lambda v: v.lower())
         # A ZIP code finds a patron's home library: listed twice, it would not say which one.
         self.unique([(p, f'"{z}"') for p, z in self.zips], "ZIP code")
+        # A text is routed by the number it was sent to, and by the keyword it starts with.
+        numbers = [("consortium.sms_number", consortium["sms_number"])] if consortium.get("sms_number") else []
+        numbers += [(at_path(at_path("libraries", i), "sms_number"), lib["sms_number"])
+                    for i, lib in enumerate(libraries) if lib and lib.get("sms_number")]
+        self.unique([(p, f'"{n}"') for p, n in numbers], "number")
+        self.unique([(at_path(at_path("libraries", i), "sms_keyword"), f'"{lib["sms_keyword"]}"')
+                     for i, lib in enumerate(libraries) if lib and lib.get("sms_keyword")],
+                    "keyword", key=lambda v: v.lower())
 
         order = {q["slug"]: i for i, q in enumerate(queues) if q}
         for s in staff:
@@ -140,7 +151,7 @@ class Reader(FieldReader):
             else:
                 shown = f'"{raw}"' if isinstance(raw, str) else describe(raw)
                 self.err(at_path(at_path(path, "colors"), key), f"{shown} is not a colour like #1d4ed8")
-        return {
+        doc: Doc = {
             "slug": slug or "",
             "name": self.text(c, "name", path),
             "timezone": self.timezone(c, "timezone", path, None),
@@ -148,6 +159,32 @@ class Reader(FieldReader):
             "settings": settings,
             "colors": colors,
         }
+        put_optional(doc, "sms_number", self.sms_number(c.get("sms_number"), at_path(path, "sms_number")))
+        put_optional(doc, "sms_help", self.text(c, "sms_help", path, max_length=MAX_SMS_HELP))
+        return doc
+
+    def sms_number(self, value: Any, path: str) -> str:
+        """A phone number in E.164, the form Twilio writes in `To` and `From`."""
+        if value is None:
+            return ""
+        if isinstance(value, int) and not isinstance(value, bool):
+            self.err(path, f'write numbers in quotes with their + ("+{value}"), or YAML reads them as numbers')
+            return ""
+        if not isinstance(value, str) or not E164.match(value.strip()):
+            self.err(path, f"{shown(value)} is not a phone number in E.164 form, like \"+18505551234\" "
+                           "(a +, the country code, then digits only)")
+            return ""
+        return value.strip()
+
+    def sms_keyword(self, value: Any, path: str) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)  # a keyword of digits only, like 311, reads as a number unquoted: fine
+        if not isinstance(value, str) or not SMS_KEYWORD.match(value.strip()):
+            self.err(path, f"{shown(value)} is not a keyword: use 2-20 letters or digits, no spaces")
+            return ""
+        return value.strip()
 
     def origin(self, value: Any, path: str) -> str | None:
         """'https://Example.org:443/' -> 'https://example.org': the form browsers send in Origin."""
@@ -253,6 +290,8 @@ class Reader(FieldReader):
         put_optional(doc, "key_links", self.key_links(lib.get("key_links"), at_path(path, "key_links")))
         if "route" in lib:
             doc["route"] = self.route(lib["route"], at_path(path, "route"), names)
+        put_optional(doc, "sms_number", self.sms_number(lib.get("sms_number"), at_path(path, "sms_number")))
+        put_optional(doc, "sms_keyword", self.sms_keyword(lib.get("sms_keyword"), at_path(path, "sms_keyword")))
         return doc if slug else {}
 
     def url(self, value: Any, path: str) -> str:

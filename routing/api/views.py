@@ -211,7 +211,8 @@ def report_chats(request: HttpRequest, consortium: Consortium, **_: Any) -> Http
 
 
 REPORT_COLUMNS: list[object] = ["chat", "created_at", "home_library", "answering_library", "librarian", "step_answered",
-                  "wait_seconds", "duration_seconds", "outcome", "end_reason", "language", "state"]
+                  "wait_seconds", "duration_seconds", "outcome", "end_reason", "language", "state",
+                  "channel"]
 
 
 class _Outcome(TypedDict):
@@ -227,4 +228,5 @@ def _report_rows(rows: QuerySet[WithAnnotations[Chat, _Outcome]]) -> Iterator[li
             if chat.ended_at and chat.first_accepted_at else ""
         yield [chat.pk, chat.created_at.isoformat(), chat.home_library.slug if chat.home_library else "",
                answered.library.slug if answered else "", answered.user.username if answered else "",
-               chat.answered_step, wait, duration, chat.outcome_class, chat.end_reason, chat.language, chat.state]
+               chat.answered_step, wait, duration, chat.outcome_class, chat.end_reason, chat.language, chat.state,
+               chat.channel]

@@ -12,13 +12,15 @@ from consortium.tokens import token_hash, token_new
 from libraries.models import Library, StaffProfile
 from routing import events, frames, message_store
 from routing.access import took_part_q
-from routing.models import LIVE_STATES, Chat, ChatState, Message, Survey, TraceEvent
+from routing.models import LIVE_STATES, Channel, Chat, ChatState, Message, Survey, TraceEvent
 from routing.plan import plan_to_json
 from routing.selectors import librarian_queues
 from routing.services.common import Refused, ServiceError, chat_end_locked, chat_lock, log_decision, trace
 from routing.services.route import chat_route_new, waiting_chats_route
 from routing.structure import Structure, structure_of
 from routing.validation import Fields, Invalid
+
+SMS_MAX_BODY = 1600  # one text (docs/sms.md): a librarian's longer message in an SMS chat is refused
 
 
 def home_library_resolve(consortium: Consortium, library_slug: str | None, zip_code: str | None,
@@ -40,7 +42,7 @@ def home_library_resolve(consortium: Consortium, library_slug: str | None, zip_c
 
 def chat_start(*, consortium: Consortium, question: str, library_slug: str | None = None,
                zip_code: str | None = None, name: str = "", email: str = "", language: str = "",
-               ip: str | None = None, now: datetime) -> tuple[Chat, str]:
+               ip: str | None = None, now: datetime, channel: str = Channel.WEB) -> tuple[Chat, str]:
     picture = structure_of(consortium)  # one look at the structure for the whole start
     home, found_by = home_library_resolve(consortium, library_slug, zip_code, picture)
     token = token_new()
@@ -50,6 +52,9 @@ def chat_start(*, consortium: Consortium, question: str, library_slug: str | Non
         language=language, patron_name=name, patron_email=email, patron_ip=ip,
         token_hash=token_hash(token), created_at=now, arrived_at=now, last_activity_at=now,
         plan=plan_to_json(plan), last_seq=1, state=ChatState.QUEUED if plan else ChatState.UNSTAFFED,
+        channel=channel,
+        # A texting patron has no socket to join or lose: present from the first text (docs/sms.md).
+        patron_joined=channel == Channel.SMS,
     )
     created: dict[str, object] = {"home_library": home.slug if home else None, "found_by": found_by,
                                   "language": language or None}
@@ -77,6 +82,9 @@ def message_post(chat_id: str, *, sender: str, body: str, client_id: str | None,
     """Store a message (its seq allocated under the chat's lock), then tell everyone. Idempotent by client_id:
     (the message, True) when stored now, (the message stored earlier, False) for a client_id seen before."""
     name = librarian.display_name if librarian else None
+    if len(body) > SMS_MAX_BODY and sender == Message.Sender.LIBRARIAN and not internal and (
+            Chat.objects.filter(pk=chat_id, channel=Channel.SMS).exists()):
+        raise ServiceError("too_long", f"a text is at most {SMS_MAX_BODY} characters: split the message")
     stored = message_store.store(chat_id, sender=sender, body=body, client_id=client_id, at=now,
                                  librarian_id=librarian.pk if librarian else None, name=name, internal=internal,
                                  file_id=file_id)
@@ -96,6 +104,10 @@ def message_post(chat_id: str, *, sender: str, body: str, client_id: str | None,
     message = Message(pk=stored.message_id, chat_id=chat_id, seq=stored.seq, sender=sender, librarian=librarian,
                       name=stored.patron_name if name is None else name, body=body, client_id=client_id or None,
                       at=now, internal=internal, file_id=file_id)
+    if stored.channel == Channel.SMS and sender == Message.Sender.LIBRARIAN and not internal:
+        from texting.outbound import librarian_message_sent  # texting builds on routing: imported here
+
+        librarian_message_sent(message)
     # Announced after the commit: on its own the statement has committed already; inside a caller's
     # transaction, on_commit waits for that one.
     events.to_chat(chat_id, frames.message_frame(message), seq=stored.seq, internal=internal)

@@ -89,6 +89,10 @@ def chat_end_locked(chat: Chat, now: datetime, *, by: str, reason: str) -> None:
             "librarian": "The librarian ended the chat."}.get(reason, "The chat has ended.")
     system_message_post(chat, text, now)
     chat_state_publish(chat)
+    if chat.channel == "sms":
+        from texting.conversation import sms_chat_ended  # texting builds on routing: imported here
+
+        sms_chat_ended(chat, reason, now)
     if previous is not None:
         LibrarianPresence.objects.filter(pk=previous).update(idle_since=now)
         events.to_librarian(previous, frames.unassigned_frame(chat.pk, "ended"), leave_chat=chat.pk)

@@ -10,7 +10,7 @@ from django.db import transaction
 from consortium.models import Consortium
 from libraries.models import Library, StaffProfile
 from routing.models import Chat, ChatState, Ticket
-from routing.services.chats import home_library_resolve
+from routing.services.chats import SMS_MAX_BODY, home_library_resolve
 from routing.services.common import Refused, ServiceError, chat_end_locked, chat_lock, trace
 from routing.staff.selectors import followups_for
 
@@ -118,7 +118,8 @@ def followup_answer(profile: StaffProfile, ticket_id: str, answer: str, now: dat
         raise Refused("invalid", "the answer is too long", {"answer": [f"at most {MAX_ANSWER} characters"]})
     with transaction.atomic():
         ticket = _lock_workable_followup(profile, ticket_id)
-        if not ticket.patron_email:
+        texted = ticket.source == "sms"  # a question that came by text is answered by text (docs/sms.md)
+        if not ticket.patron_email and not texted:
             raise Refused("invalid", "this follow-up has no email address to answer")
         ticket.claimed_by = profile
         ticket.answer = answer
@@ -126,7 +127,15 @@ def followup_answer(profile: StaffProfile, ticket_id: str, answer: str, now: dat
         ticket.answered_at = now
         ticket.save(update_fields=["claimed_by", "answer", "status", "answered_at"])
         ticket_pk = ticket.pk
-        transaction.on_commit(lambda: mail_ticket_answer.delay(ticket_pk))
+        if texted:
+            from texting.conversation import followup_answered  # texting builds on routing: imported here
+
+            if len(answer) > SMS_MAX_BODY:
+                raise Refused("invalid", "the answer is too long for a text",
+                              {"answer": [f"at most {SMS_MAX_BODY} characters: this question came by text"]})
+            followup_answered(ticket, now)
+        else:
+            transaction.on_commit(lambda: mail_ticket_answer.delay(ticket_pk))
     return ticket
 
 

@@ -49,7 +49,8 @@ def chat_accept(librarian: StaffProfile, chat_id: str, now: datetime) -> Chat:
         if chat.answered_by_id is None:
             chat.answered_by = librarian
             chat.first_accepted_at = now
-        chat.deadline = now + timedelta(seconds=chat.consortium.idle_timeout)
+        idle = chat.consortium.sms_idle if chat.channel == "sms" else chat.consortium.idle_timeout  # docs/sms.md
+        chat.deadline = now + timedelta(seconds=idle)
         chat.last_activity_at = now
         chat.version += 1
         chat.save()

@@ -233,7 +233,9 @@ def _route_one_locked(chat: Chat, now: datetime, shared: SharedSituation | None,
     elif chat.state == ChatState.ACTIVE:
         if shared:
             shared.stale()
-        idle_at = chat.last_activity_at + timedelta(seconds=chat.consortium.idle_timeout)
+        # A texting patron answers at the pace of texts, with no socket to lose: sms_idle (docs/sms.md).
+        idle = chat.consortium.sms_idle if chat.channel == "sms" else chat.consortium.idle_timeout
+        idle_at = chat.last_activity_at + timedelta(seconds=idle)
         if now >= idle_at:
             chat_end_locked(chat, now, by="system", reason="idle")
         elif chat.deadline != idle_at:

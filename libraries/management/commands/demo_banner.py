@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from consortium.models import Consortium
@@ -35,6 +36,8 @@ class Command(BaseCommand):
             f"  Coordinators manage:       {base}/admin/",
             "",
         ]
+        if settings.SMS_SIMULATOR:
+            out[-1:-1] = [f"  A patron texts (simulator): {base}/sms/simulator/"]
         accounts = self.sign_ins(consortium)
         if accounts:
             out.append(f'  Sign in as (password "{DEMO_PASSWORD}"):')

@@ -21,11 +21,16 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         from daphne.endpoints import build_endpoint_description_strings
         from daphne.server import Server
+        from django.conf import settings
         from twisted.internet import reactor
 
         from consortium.asgi import application
         from routing.timer import run_forever
 
+        if settings.SMS_SIMULATOR:  # the demo's stand-in for Twilio's Messages resource (texting/simulator.py)
+            from texting.simulator import start_outbox
+
+            start_outbox()
         if not options["no_timer"]:
             reactor.callWhenRunning(lambda: asyncio.ensure_future(run_forever()))
         Server(

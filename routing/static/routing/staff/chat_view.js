@@ -108,10 +108,17 @@ export class ChatView {
   }
 
   render() {
-    const name = (this.info.patron && this.info.patron.name) || "Patron";
+    const sms = this.info.channel === "sms";
+    const patronName = (this.info.patron && this.info.patron.name) || (sms ? "a phone" : "Patron");
+    // A texting patron is known by the last four digits of the phone only (docs/sms.md).
+    const name = sms ? `Text from ${patronName}` : patronName;
     const home = this.info.home_library;
     $(".label", this.tab).textContent = home ? `${name} · ${home.name}` : name;
     $(".patron-name", this.panel).textContent = name;
+    this.panel.dataset.channel = sms ? "sms" : "web";
+    $(".channel", this.panel).hidden = !sms;
+    $(".sms-note", this.panel).hidden = !sms;
+    $(".composer textarea", this.panel).maxLength = sms ? 1600 : 4000;
     $(".home", this.panel).textContent = home ? `${home.name} patron` : "No home library";
     const note = $(".transfer-note", this.panel);
     note.hidden = !this.info.transfer_note;
@@ -192,6 +199,23 @@ export class ChatView {
     for (const { frame } of this.pending.values()) socket.send(frame);
   }
 
+  showDelivery(frame) {
+    const li = this.lines.get(frame.seq);
+    if (!li) {
+      this.deliveries = this.deliveries || new Map();
+      this.deliveries.set(frame.seq, frame); // the line comes after its delivery (a resume): shown then
+      return;
+    }
+    li.dataset.delivery = frame.status;
+    let el = li.querySelector(".delivery");
+    if (!el) {
+      el = document.createElement("span");
+      el.className = "delivery";
+      li.append(el);
+    }
+    el.textContent = deliveryText(frame);
+  }
+
   addMessage(frame) {
     if (frame.client_id && this.pending.has(frame.client_id) && frame.sender === "librarian") {
       this.pending.get(frame.client_id).li.remove();
@@ -210,6 +234,11 @@ export class ChatView {
       this.log.insertBefore(li, after !== undefined ? this.lines.get(after) : null);
     }
     this.lines.set(frame.seq, li);
+    const delivery = this.deliveries && this.deliveries.get(frame.seq);
+    if (delivery) {
+      this.deliveries.delete(frame.seq);
+      this.showDelivery(delivery);
+    }
     if (nearBottom || frame.sender === "librarian") this.log.scrollTop = this.log.scrollHeight;
     if (frame.sender === "patron") {
       this.showTyping(false);
@@ -300,6 +329,11 @@ export class ChatView {
     this.lines.clear();
     this.pending.clear();
   }
+}
+
+function deliveryText(frame) {
+  return frame.status === "delivered" ? "sent as a text"
+    : `not delivered${frame.detail ? `: ${frame.detail}` : ""}`;
 }
 
 function messageElement(frame, info) {

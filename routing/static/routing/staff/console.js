@@ -29,7 +29,8 @@ function handle(frame) {
       const held = new Set();
       for (const c of frame.chats || []) {
         held.add(c.chat);
-        const v = openChat(c.chat, c.home_library ? { home_library: c.home_library } : {});
+        const v = openChat(c.chat, { ...(c.home_library ? { home_library: c.home_library } : {}),
+          ...(c.channel ? { channel: c.channel } : {}) });
         v.join();
       }
       for (const v of chats.values()) {
@@ -54,7 +55,7 @@ function handle(frame) {
       const acceptedAt = offerAssigned(frame.chat);
       const v = openChat(frame.chat, {
         home_library: frame.home_library, patron: frame.patron, policy_url: frame.policy_url,
-        question: frame.question, transfer_note: frame.transfer_note,
+        question: frame.question, transfer_note: frame.transfer_note, channel: frame.channel,
       });
       v.join();
       v.loadLibrary();
@@ -66,6 +67,10 @@ function handle(frame) {
       break;
     case "message":
       if (view) view.addMessage(frame);
+      break;
+    case "delivery":
+      // Whether a line reached the texting patron's phone (docs/sms.md): shown on that line.
+      if (view) view.showDelivery(frame);
       break;
     case "typing":
       if (view && frame.sender === "patron") view.showTyping(true);

@@ -68,7 +68,12 @@ export function addOffer(frame, { quiet = false } = {}) {
   const note = $(".transfer-note", el);
   note.hidden = !frame.transfer_note;
   note.textContent = frame.transfer_note ? `Transfer note: ${frame.transfer_note}` : "";
-  $(".patron", el).textContent = frame.patron && frame.patron.name ? `from ${frame.patron.name}` : "";
+  const sms = frame.channel === "sms";
+  $(".channel", el).hidden = !sms;
+  el.dataset.channel = frame.channel || "web";
+  const patronName = frame.patron && frame.patron.name;
+  // A texting patron is known by the last four digits of the phone only (docs/sms.md).
+  $(".patron", el).textContent = sms ? `Text from ${patronName || "a phone"}` : patronName ? `from ${patronName}` : "";
   const accept = $(".accept", el);
   refreshAccept(frame.chat, el);
   accept.setAttribute("aria-label", `Accept the chat from ${frame.home_library ? frame.home_library.name : "the consortium"}`);

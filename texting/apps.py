@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class TextingConfig(AppConfig):
+    name = "texting"
+    verbose_name = "Texting (SMS)"

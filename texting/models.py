@@ -1,0 +1,97 @@
+"""Texting's records. A phone number is personal data (docs/privacy.md): kept here, shown masked."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from consortium.models import Consortium
+from routing.models import Chat, Message, new_id
+
+
+class SmsPatron(models.Model):
+    """A phone that has texted a consortium: its opt-out, and the row every text from it locks first,
+    so that two texts arriving together from one phone start one chat, not two."""
+
+    consortium = models.ForeignKey(Consortium, on_delete=models.CASCADE, related_name="sms_patrons")
+    phone = models.CharField(max_length=32)
+    created_at = models.DateTimeField()
+    last_text_at = models.DateTimeField()
+    # STOP: no text goes to this phone from this consortium until START.
+    opted_out_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["consortium", "phone"], name="sms_patron_once")]
+
+    def __str__(self) -> str:
+        from texting.numbers import masked
+
+        return masked(self.phone)
+
+
+class SmsChat(models.Model):
+    """A chat that came by text: whose phone, and the number it texted (replies go out from it)."""
+
+    chat = models.OneToOneField(Chat, primary_key=True, on_delete=models.CASCADE, related_name="sms")
+    patron = models.ForeignKey(SmsPatron, on_delete=models.CASCADE, related_name="chats")
+    number = models.CharField(max_length=16)
+
+
+class InboundText(models.Model):
+    """A text as the provider delivered it, stored once by its MessageSid (a provider retry is not a
+    second text)."""
+
+    class Kind(models.TextChoices):
+        QUESTION = "question"  # started a chat
+        MESSAGE = "message"  # continued the open chat
+        FOLLOWUP = "followup"  # added to the follow-up an unstaffed text became
+        STOP = "stop"
+        START = "start"
+        HELP = "help"
+
+    message_sid = models.CharField(max_length=64, unique=True)
+    patron = models.ForeignKey(SmsPatron, on_delete=models.CASCADE, related_name="inbound")
+    number = models.CharField(max_length=16)
+    body = models.TextField(blank=True)
+    media = models.JSONField(default=list, blank=True)  # [{"url": ..., "type": ...}] as the provider sent
+    kind = models.CharField(max_length=10, choices=Kind.choices, blank=True)
+    chat = models.ForeignKey(Chat, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    received_at = models.DateTimeField()
+
+
+class OutboundText(models.Model):
+    """A text to send. The row is written in the transaction that decides to send it; the worker sends
+    it at most once (its status, under the row's lock) and records the provider's id."""
+
+    class Kind(models.TextChoices):
+        REPLY = "reply"  # a librarian's message
+        UNSTAFFED = "unstaffed"  # nobody could answer: the hours and the ask page
+        HELP = "help"
+        CLOSING = "closing"  # the chat ended
+        FOLLOWUP = "followup"  # the answer to the follow-up a text became
+        REFUSED = "refused"  # media we cannot take
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        SENT = "sent"
+        FAILED = "failed"  # the provider said no, or every try failed: the console shows "not delivered"
+        SUPPRESSED = "suppressed"  # the phone opted out: nothing sent
+
+    id = models.CharField(primary_key=True, max_length=32, default=new_id, editable=False)
+    consortium = models.ForeignKey(Consortium, on_delete=models.CASCADE, related_name="+")
+    patron = models.ForeignKey(SmsPatron, on_delete=models.CASCADE, related_name="outbound")
+    chat = models.ForeignKey(Chat, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # One text per librarian message, by constraint: the idempotency key of "each text once".
+    message = models.OneToOneField(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="text")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    from_number = models.CharField(max_length=16)
+    body = models.TextField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    tries = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=200, blank=True)
+    provider_sid = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "created_at"]), models.Index(fields=["patron", "sent_at"]),
+                   models.Index(fields=["consortium", "sent_at"])]
