@@ -17,6 +17,8 @@ channel layer, after commit):
   available     presence.presence_set away -> available (re-routes the waiting chats of the
                 librarian's queues): per call, and per chat routed
   away          presence.presence_set available -> away (measured on the way, for the record)
+  *_answer      of those two, presence.presence_change alone: what the librarian's console waits
+                for; the chats the change concerns are routed after it (presence.presence_reroute)
   step_timeout  route.chat_route on a chat whose step deadline has just passed (as the timer)
   decide        routing.router.decide alone, on a prebuilt Situation (no I/O)
 and, in the same run and interleaved with those, a baseline: one indexed SELECT round trip to the
@@ -503,18 +505,29 @@ def run(scale: float, db: str, samples: int, presence_samples: int, seed: int, s
     route.chats_route = timed_route  # type: ignore[assignment]
     avail_ns, avail_local_ns, avail_shared_ns, away_ns, routed_counts = [], [], [], [], []
     avail_chat_ns: list[float] = []
+    answer_ns: list[float] = []
+    away_answer_ns: list[float] = []
     try:
         began = time.monotonic()
         for librarian_id in rng.choices(built.librarians, k=presence_samples):
             if presence_budget and time.monotonic() - began > presence_budget and len(avail_ns) >= 10:
                 break  # each call routes tens to hundreds of chats: a busy machine gets fewer calls
             librarian = StaffProfile.objects.select_related("library__consortium", "user").get(pk=librarian_id)
+            clock.label = "away_answer"
+            answer, _ = clock.time(presence.presence_change, librarian, "away", now)
+            away_answer_ns.append(answer)
             clock.label = "away"
-            elapsed, _ = clock.time(presence.presence_set, librarian, "away", now)
-            away_ns.append(elapsed)
+            elapsed, _ = clock.time(presence.presence_reroute, librarian.pk, now)
+            away_ns.append(elapsed + answer)
             per_chat.clear()
+            # presence_set is presence_change (what the console waits for: its answer) followed by
+            # presence_reroute (the chats it concerns, routed after the answer): timed apart.
+            clock.label = "available_answer"
+            answer, _ = clock.time(presence.presence_change, librarian, "available", now)
+            answer_ns.append(answer)
             clock.label = "available"
-            elapsed, _ = clock.time(presence.presence_set, librarian, "available", now)
+            elapsed, _ = clock.time(presence.presence_reroute, librarian.pk, now)
+            elapsed += answer
             avail_ns.append(elapsed)
             (avail_shared_ns if librarian_id in built.shared_librarians else avail_local_ns).append(elapsed)
             routed_counts.append(len(per_chat))
@@ -527,7 +540,9 @@ def run(scale: float, db: str, samples: int, presence_samples: int, seed: int, s
     if avail_shared_ns:
         results["available_shared_queue"] = summary(avail_shared_ns)
     results["available_per_chat_routed"] = summary(avail_chat_ns)
+    results["available_answer"] = summary(answer_ns)
     results["away"] = summary(away_ns)
+    results["away_answer"] = summary(away_answer_ns)
 
     # (c) Step timeouts: chats in a step with a wait, each routed at its own deadline, in deadline
     # order, as the timer's sweep does (skip_locked, as due_sweep calls it).

@@ -112,11 +112,13 @@ def queues_of_plans(plans: Iterable[list[Any]]) -> set[str] | None:
 
 class Writes:
     """What applying decisions writes, gathered so that a batch of chats costs a few statements:
-    one INSERT for every trace line, one UPDATE per step the open offers move into, one upsert for
-    every new offer and one UPDATE for the chats. Expiries and withdrawals, rarer, are written at once."""
+    one UPDATE (sent once per row, pipelined) for the offers expired or withdrawn, one INSERT for
+    every trace line, one UPDATE per step the open offers move into, one upsert for every new offer
+    and one UPDATE for the chats."""
 
     def __init__(self) -> None:
         self.created: list[Chat] = []  # chats to insert (already holding what was decided), first
+        self.closes: list[tuple[str, datetime, str, str, int]] = []  # (status, at, reason, chat, librarian)
         self.traces: list[TraceEvent] = []
         self.moves: dict[tuple[int, str], list[str]] = defaultdict(list)  # (serial, step) -> chats
         self.offers: list[Offer] = []
@@ -125,6 +127,16 @@ class Writes:
     def flush(self) -> None:
         for chat in self.created:
             chat.save(force_insert=True)
+        if self.closes:
+            # Offers expired or withdrawn, before any move or new offer (a chat's open offers only).
+            connection = connections[Offer.objects.db]
+            table = connection.ops.quote_name(Offer._meta.db_table)
+            with connection.cursor() as cursor:
+                cursor.executemany(f"UPDATE {table} SET status = %s, closed_at = %s, reason = %s "
+                                   f"WHERE chat_id = %s AND librarian_id = %s AND status = '{Offer.Status.OPEN.value}'",
+                                   [(status, Offer._meta.get_field("closed_at").get_db_prep_save(at, connection),
+                                     reason, chat_id, librarian_id)
+                                    for status, at, reason, chat_id, librarian_id in self.closes])
         if self.traces:
             # Ids, hence each chat's trace order, follow the list.
             TraceEvent.objects.bulk_create(self.traces)
@@ -174,15 +186,13 @@ def _apply(chat: Chat, decision: router.Decision, now: datetime, view: router.Wa
             log_decision(chat, note.kind, dict(note.data))
 
     for librarian_id in decision.expired:
-        Offer.objects.filter(chat=chat, librarian_id=librarian_id, status=Offer.Status.OPEN).update(
-            status=Offer.Status.EXPIRED, closed_at=now, reason="expired")
+        writes.closes.append((Offer.Status.EXPIRED, now, "expired", chat.pk, librarian_id))
         events.to_librarian(librarian_id, frames.withdrawn_frame(chat.pk, "expired"))
         # After commit: the presence row is locked only outside a chat's lock (presence before chat).
         transaction.on_commit(partial(librarian_set_away, librarian_id, "offer_expired", now))
         touched.add(librarian_id)
     for librarian_id, reason in decision.withdraw.items():
-        Offer.objects.filter(chat=chat, librarian_id=librarian_id, status=Offer.Status.OPEN).update(
-            status=Offer.Status.WITHDRAWN, closed_at=now, reason=reason)
+        writes.closes.append((Offer.Status.WITHDRAWN, now, reason, chat.pk, librarian_id))
         events.to_librarian(librarian_id, frames.withdrawn_frame(chat.pk, reason))
 
     fields = ("step_index", "step_entered_at", "max_wait_passed", "deadline", "state", "step_serial", "version")
