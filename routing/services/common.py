@@ -2,7 +2,8 @@
 the state a patron is told, and the end of a chat (by anyone, or by the router).
 
 Lock order, for every service: a librarian's presence row (presence_lock) before any chat row
-(chat_lock), and one chat at a time; so concurrent transactions never wait on each other in a circle.
+(chat_lock); several chats (a batch of route.chats_route, a librarian's chats when they are lost)
+only in id order; so concurrent transactions never wait on each other in a circle.
 """
 
 from __future__ import annotations
