@@ -215,6 +215,7 @@
         clearTimeout(typingTimer);
         typingTimer = setTimeout(function () { say("typing", ""); }, 6000);
       }
+      if (f.type === "ack" && f.client_id) return unqueue(f.client_id); // sent again, had already come
       if (f.type === "error") {
         if (f.client_id) { unqueue(f.client_id); say("chat-error", fmt(S.send_failed, { detail: f.detail || f.code })); }
       }

@@ -67,6 +67,9 @@ function handle(frame) {
     case "message":
       if (view) view.addMessage(frame);
       break;
+    case "ack": // a line sent again that this socket had sent already (docs/protocol.md)
+      if (view) view.acked(frame.client_id);
+      break;
     case "typing":
       if (view && frame.sender === "patron") view.showTyping(true);
       break;
