@@ -11,9 +11,9 @@ no thread, no database and no Redis: two numbers this process keeps.
 
 - **Chat starts in flight**: admitted and not yet answered (queued for the thread, or in it). Past
   `CHAT_START_MAX_IN_FLIGHT` a start would wait behind that many others.
-- **Event-loop lag**: how late a tick of `LagMonitor` (every `TICK` s) woke up. A loop that is late
-  is late for every socket's frames too. A monitor that has not ticked at all for a while counts as
-  that late: a starved loop cannot report its own lag.
+- **Event-loop lag**: how late a tick of `LagMonitor` (every `TICK` s) woke up, smoothed over about
+  half a second. A loop that is late is late for every socket's frames too. A monitor that has not
+  ticked at all for a while counts as that late: a starved loop cannot report its own lag.
 
 `Admission` is plain logic with an injected clock (tests/routing/test_admission.py); the middleware
 (`AdmissionMiddleware`) is the thin part.
@@ -42,6 +42,7 @@ Send = Callable[[Message], Awaitable[None]]
 App = Callable[..., Awaitable[None]]  # an ASGI application (Django's handler types its arguments its own way)
 
 TICK = 0.1  # seconds between the lag monitor's ticks
+SMOOTHING = 0.2  # weight of the newest tick in the smoothed lag
 CHAT_START_PATH = re.compile(r"^/api/v1/[^/]+/chats/?$")
 # How long an origin that Django allowed (CORS) is trusted for a shed answer, which is made without
 # reading the consortium: a browser must be able to read the 503 to show the question form.
@@ -74,8 +75,10 @@ class Admission:
         self.ticked_at: float | None = None  # None: no monitor (yet): nothing known about the loop
 
     def tick(self, lag: float) -> None:
-        """The lag monitor woke up `lag` seconds later than it asked to."""
-        self.lag = max(0.0, lag)
+        """The lag monitor woke up `lag` seconds later than it asked to. Smoothed (about the last half
+        second counts): one slow tick (a garbage collection, one large history) is not overload."""
+        lag = max(0.0, lag)
+        self.lag = lag if self.ticked_at is None else self.lag + SMOOTHING * (lag - self.lag)
         self.ticked_at = self.clock()
 
     def loop_lag(self) -> float:
