@@ -103,7 +103,13 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
         if not isinstance(frame.get("type"), str):
             await self.refuse("invalid", "a frame must be a JSON object with a string type", cost=BAD_FRAME)
             return
-        if not self.meter.spend(1.0):
+        if frame["type"] == "join" and self.meter.tokens > -self.meter.bucket.size:
+            # Not refused for rate (short of a flood of joins): a console resuming after a reconnect
+            # sends a join per chat and its unsent lines at once, and a join refused left that chat's
+            # history unsent for good (its live messages went out after the hold-back window: a gap
+            # never filled). Charged all the same, so the frames after it wait for the refill.
+            self.meter.charge(1.0)
+        elif not self.meter.spend(1.0):
             await self.refuse("rate_limited", "too many frames: slow down", frame=frame)
             return
         handler = getattr(self, "frame_" + frame["type"].replace("-", "_"), None)

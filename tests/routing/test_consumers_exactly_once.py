@@ -141,3 +141,24 @@ async def test_a_resend_before_the_join_is_kept_back_and_the_history_carries_it(
     got = [f for f in await frames_until_quiet(back) if f["type"] in {"message", "ack"}]
     assert [(f["type"], f["seq"]) for f in got] == [("message", line)]
     await back.disconnect()
+
+
+async def test_a_join_is_not_refused_for_rate_behind_a_burst_of_frames() -> None:
+    """A console back from a reconnect sends its unsent lines and a join per chat at once. A join
+    refused for rate left the chat's history unsent for good (found by tests/faults/test_overload.py:
+    seq 40 after 31 on a staff socket); the frames after it are the ones slowed down."""
+    w = await database_sync_to_async(socket_world)()
+    a1, chat, _, _ = await a1_holding_a_chat(w)
+    seen = await post(chat.pk, "seen")
+    await expect(a1, "message", seq=seen)
+    await a1.disconnect()
+    missed = await post(chat.pk, "missed")
+    back = await staff_socket(w["a1"])
+    await expect(back, "hello")
+    for _ in range(40):  # past the bucket (30 frames)
+        await back.send_json_to({"type": "ping"})
+    await back.send_json_to({"type": "join", "chat": chat.pk, "after": seen})
+    got = await frames_until_quiet(back)
+    assert seqs(got) == [missed]
+    assert any(f.get("code") == "rate_limited" for f in got), "the pings past the bucket were refused"
+    await back.disconnect()
