@@ -79,8 +79,8 @@ def verdict(step: dict[str, Any], p99_ms: float) -> tuple[bool, str]:
 def table(steps: list[dict[str, Any]], p99_ms: float) -> str:
     lines = [
         "| web processes | chats | sockets | delivery p50 / p99 (ms) | bare p50 / p99 (ms) | ratio p50 / p99 "
-        "| KiB per socket | web CPU (cores) | lost | held |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| KiB per socket | web CPU (cores) | lost | starts shed | held |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in steps:
         d, b = s["django"], s["bare"]
@@ -92,7 +92,7 @@ def table(steps: list[dict[str, Any]], p99_ms: float) -> str:
             f"| {s['webs']} | {s['chats']} | {d['storm']['sockets']} | {dl.get('p50', 0):.1f} / {dl.get('p99', 0):.0f} "
             f"| {bl.get('p50', 0):.1f} / {bl.get('p99', 0):.0f} | {r.get('p50', 0)}x / {r.get('p99', 0)}x "
             f"| {d['storm']['kib_per_socket']} | {sum(d['steady']['server_cpu_cores']):.2f} | {lost} "
-            f"| {'yes' if ok else 'no'} |")
+            f"| {d.get('starts', {}).get('shed_share', 0):.0%} | {'yes' if ok else 'no'} |")
     return "\n".join(lines)
 
 
