@@ -69,6 +69,8 @@ def verdict(step: dict[str, Any], p99_ms: float) -> tuple[bool, str]:
     p99 = steady["patron_to_librarian_ms"].get("p99", float("inf"))
     if d["storm"]["errors"]:
         return False, f"{d['storm']['errors']} sockets failed to connect"
+    if d["ramp"]["chats_started"] < step["chats"]:  # shed past capacity: fewer chats than asked for
+        return False, f"{step['chats'] - d['ramp']['chats_started']} of {step['chats']} chat starts shed"
     if lost:
         return False, f"{lost} messages lost"
     if p99 >= p99_ms:
