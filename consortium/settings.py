@@ -289,6 +289,7 @@ CHAT_START_RATE = os.environ.get("CHAT_START_RATE", "20/m")
 CHAT_START_MAX_IN_FLIGHT = int(os.environ.get("VR_CHAT_START_MAX_IN_FLIGHT", "12"))
 CHAT_START_MAX_LOOP_LAG = float(os.environ.get("VR_CHAT_START_MAX_LOOP_LAG", "0.25"))
 CHAT_START_RETRY_AFTER = int(os.environ.get("VR_CHAT_START_RETRY_AFTER", "15"))
+CHAT_START_MAX_DB_BACKLOG = float(os.environ.get("VR_CHAT_START_MAX_DB_BACKLOG", "12"))
 # The rate limits' counters in Redis (consortium/ratelimit.py), kept apart per deployment like the channel layer.
 RATE_LIMIT_PREFIX = os.environ.get("VR_CHANNEL_PREFIX", "vr")
 # Transcript mails one client address may ask for (docs/security.md; each chat has its own bound besides).

@@ -11,6 +11,10 @@ no thread, no database and no Redis: two numbers this process keeps.
 
 - **Chat starts in flight**: admitted and not yet answered (queued for the thread, or in it). Past
   `CHAT_START_MAX_IN_FLIGHT` a start would wait behind that many others.
+- **The sockets' database backlog**: calls of routing.threads.in_thread waiting for one of its few
+  threads or running in one (smoothed like the lag). Messages are stored through it, so when it is
+  long, every message waits in it: at 541 chats on one process of a 2-core machine delivery p99 was
+  2.4 s while the event loop itself was never 0.25 s late (docs/benchmarks.md, "Overload").
 - **Event-loop lag**: how late a tick of `LagMonitor` (every `TICK` s) woke up, smoothed over about
   half a second. A loop that is late is late for every socket's frames too. A monitor that has not
   ticked at all for a while counts as that late: a starved loop cannot report its own lag.
@@ -31,6 +35,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+
+from routing import threads
 
 logger = logging.getLogger(__name__)
 
@@ -54,12 +60,14 @@ class Limits:
     max_in_flight: int  # chat starts admitted and not yet answered, per process; 0: no limit
     max_loop_lag: float  # seconds; 0: not checked
     retry_after: int  # seconds, for Retry-After
+    max_db_backlog: float = 0.0  # sockets' database calls waiting or running (smoothed); 0: not checked
 
 
 def limits_from_settings() -> Limits:
     return Limits(max_in_flight=int(settings.CHAT_START_MAX_IN_FLIGHT),
                   max_loop_lag=float(settings.CHAT_START_MAX_LOOP_LAG),
-                  retry_after=int(settings.CHAT_START_RETRY_AFTER))
+                  retry_after=int(settings.CHAT_START_RETRY_AFTER),
+                  max_db_backlog=float(settings.CHAT_START_MAX_DB_BACKLOG))
 
 
 class Admission:
@@ -71,14 +79,20 @@ class Admission:
         self.in_flight = 0
         self.admitted = 0
         self.shed = 0
-        self.lag = 0.0  # the last tick's lateness
+        self.lag = 0.0  # the ticks' lateness, smoothed
+        self.backlog = 0.0  # the sockets' database calls waiting or running, smoothed
         self.ticked_at: float | None = None  # None: no monitor (yet): nothing known about the loop
 
-    def tick(self, lag: float) -> None:
-        """The lag monitor woke up `lag` seconds later than it asked to. Smoothed (about the last half
-        second counts): one slow tick (a garbage collection, one large history) is not overload."""
+    def tick(self, lag: float, backlog: int = 0) -> None:
+        """The lag monitor woke up `lag` seconds later than it asked to, and found `backlog` socket
+        database calls waiting or running. Smoothed (about the last half second counts): one slow tick
+        (a garbage collection, one large history) is not overload."""
         lag = max(0.0, lag)
-        self.lag = lag if self.ticked_at is None else self.lag + SMOOTHING * (lag - self.lag)
+        if self.ticked_at is None:
+            self.lag, self.backlog = lag, float(backlog)
+        else:
+            self.lag += SMOOTHING * (lag - self.lag)
+            self.backlog += SMOOTHING * (backlog - self.backlog)
         self.ticked_at = self.clock()
 
     def loop_lag(self) -> float:
@@ -93,7 +107,8 @@ class Admission:
         limits = self.limits
         full = limits.max_in_flight and self.in_flight >= limits.max_in_flight
         late = limits.max_loop_lag and self.loop_lag() > limits.max_loop_lag
-        if full or late:
+        behind = limits.max_db_backlog and self.ticked_at is not None and self.backlog > limits.max_db_backlog
+        if full or late or behind:
             self.shed += 1
             return limits.retry_after
         self.in_flight += 1
@@ -125,7 +140,7 @@ class LagMonitor:
         while True:
             asked = loop.time() + TICK
             await asyncio.sleep(TICK)
-            self.admission.tick(loop.time() - asked)
+            self.admission.tick(loop.time() - asked, threads.backlog)
 
 
 class AllowedOrigins:
@@ -181,7 +196,7 @@ class AdmissionMiddleware:
         if not self.configured:
             self.admission.limits = limits_from_settings()
             self.configured = True
-        if scope["type"] == "http" and self.admission.limits.max_loop_lag:
+        if scope["type"] == "http" and (self.admission.limits.max_loop_lag or self.admission.limits.max_db_backlog):
             self.monitor.ensure_running()
         if scope["type"] != "http" or scope.get("method") != "POST" or not CHAT_START_PATH.match(scope["path"]):
             await self.app(scope, receive, send)

@@ -122,3 +122,21 @@ async def test_a_shed_start_is_a_503_with_retry_after_and_the_question_form_keep
     admission.done()
     status, _, _ = await post(app, "/api/v1/busy/chats", {"question": "again"}, origin)
     assert status == 201
+
+
+def test_a_long_database_backlog_of_the_sockets_sheds_starts() -> None:
+    """Messages are stored through the sockets' few database threads: when calls queue there, every
+    message waits, though the event loop itself is prompt (541 chats on one process: delivery p99 2.4 s)."""
+    clock = Clock()
+    admission = Admission(Limits(max_in_flight=0, max_loop_lag=0.25, retry_after=10, max_db_backlog=12),
+                          clock=clock)
+    admission.tick(0.0, backlog=3)
+    assert admission.admit() == 0
+    for _ in range(10):
+        clock.now += TICK
+        admission.tick(0.0, backlog=40)
+    assert admission.loop_lag() == 0.0 and admission.admit() == 10
+    for _ in range(20):
+        clock.now += TICK
+        admission.tick(0.0, backlog=2)
+    assert admission.admit() == 0
