@@ -44,7 +44,7 @@ def load_args(chats: int, webs: int, base: argparse.Namespace) -> argparse.Names
     return argparse.Namespace(
         target="both", chats=chats, webs=webs, interval=base.interval, duration=base.duration,
         ramp_rate=base.ramp_rate, probe_rate=base.probe_rate, libraries=50, chats_per_librarian=10, capacity=20,
-        idle_staff=None, connect_timeout=60.0, drain=120.0, stack_env=[], seed=4, json=None)
+        idle_staff=None, connect_timeout=60.0, drain=120.0, stack_env=base.stack_env, seed=4, json=None)
 
 
 def run_step(chats: int, webs: int, base: argparse.Namespace) -> dict[str, Any]:
@@ -146,6 +146,8 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of steady state per step")
     parser.add_argument("--ramp-rate", type=float, default=20.0, help="chat starts a second during each ramp")
     parser.add_argument("--probe-rate", type=float, default=1.0, help="chat starts a second during the steady state")
+    parser.add_argument("--stack-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra environment for the production stack (e.g. VR_CHAT_START_MAX_LOOP_LAG=0.1)")
     parser.add_argument("--overload", type=int, default=0, metavar="KNEE",
                         help="instead of searching: drive 2 x KNEE chats (overload, see above)")
     parser.add_argument("--json", type=Path, default=None)
