@@ -69,7 +69,9 @@ def test_past_capacity_starts_are_shed_and_running_chats_keep_every_seq() -> Non
     load: Load | None = None
     try:
         stack.start(webs=1)
-        load = Load(stack, staff_sessions(stack), chats=CHATS, interval=INTERVAL, ramp_rate=20.0).start()
+        # The talking chats start within one process's start capacity (about 20 a second is all of it,
+        # docs/benchmarks.md "Overload"): at 20 a second one of them was shed ten times running.
+        load = Load(stack, staff_sessions(stack), chats=CHATS, interval=INTERVAL, ramp_rate=8.0).start()
         load.assert_whole(timeout=120)
         log(f"overload: {CHATS} chats talking; flooding web1 with {FLOOD_RATE:.0f} starts/s for {FLOOD_SECONDS:.0f}s")
         answers, problems = load.call(flood(stack.base("web1"), FLOOD_SECONDS, FLOOD_RATE), timeout=600)
