@@ -11,6 +11,15 @@ same count is the baseline measured in the same run.
     .venv/bin/python bench/capacity.py --webs 1,2,4 --chats 100,200,300,400,600 --json capacity.json
 
 Prints one line per step and, at the end, a Markdown table (docs/benchmarks.md, "Capacity").
+
+Overload (issue 14.4; docs/benchmarks.md, "Overload"): with --overload KNEE, one step per --webs at
+2 x KNEE chats (KNEE: the capacity found above, for that many web processes), their starts at
+--ramp-rate a second and --probe-rate more a second all through the steady state. Past capacity the
+stack sheds starts (503 `busy`, routing/admission.py); the step reports the share shed, every socket's
+sequence (0 lost, 0 repeated, 0 skipped) and the delivery of the chats that did start against the
+bare relay, which is driven with the same offered load in the same run (it sheds nothing).
+
+    .venv/bin/python bench/capacity.py --webs 2 --overload 400 --ramp-rate 40 --probe-rate 20 --json overload.json
 """
 
 from __future__ import annotations
@@ -34,8 +43,8 @@ def load_args(chats: int, webs: int, base: argparse.Namespace) -> argparse.Names
     """ws_load's own arguments for one step: its defaults, with this run's settings."""
     return argparse.Namespace(
         target="both", chats=chats, webs=webs, interval=base.interval, duration=base.duration,
-        ramp_rate=base.ramp_rate, probe_rate=1.0, libraries=50, chats_per_librarian=10, capacity=20,
-        idle_staff=None, connect_timeout=60.0, drain=120.0, stack_env=[], seed=4, json=None)
+        ramp_rate=base.ramp_rate, probe_rate=base.probe_rate, libraries=50, chats_per_librarian=10, capacity=20,
+        idle_staff=None, connect_timeout=60.0, drain=120.0, stack_env=base.stack_env, seed=4, json=None)
 
 
 def run_step(chats: int, webs: int, base: argparse.Namespace) -> dict[str, Any]:
@@ -60,6 +69,8 @@ def verdict(step: dict[str, Any], p99_ms: float) -> tuple[bool, str]:
     p99 = steady["patron_to_librarian_ms"].get("p99", float("inf"))
     if d["storm"]["errors"]:
         return False, f"{d['storm']['errors']} sockets failed to connect"
+    if d["ramp"]["chats_started"] < step["chats"]:  # shed past capacity: fewer chats than asked for
+        return False, f"{step['chats'] - d['ramp']['chats_started']} of {step['chats']} chat starts shed"
     if lost:
         return False, f"{lost} messages lost"
     if p99 >= p99_ms:
@@ -70,8 +81,8 @@ def verdict(step: dict[str, Any], p99_ms: float) -> tuple[bool, str]:
 def table(steps: list[dict[str, Any]], p99_ms: float) -> str:
     lines = [
         "| web processes | chats | sockets | delivery p50 / p99 (ms) | bare p50 / p99 (ms) | ratio p50 / p99 "
-        "| KiB per socket | web CPU (cores) | lost | held |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| KiB per socket | web CPU (cores) | lost | starts shed | held |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in steps:
         d, b = s["django"], s["bare"]
@@ -83,8 +94,46 @@ def table(steps: list[dict[str, Any]], p99_ms: float) -> str:
             f"| {s['webs']} | {s['chats']} | {d['storm']['sockets']} | {dl.get('p50', 0):.1f} / {dl.get('p99', 0):.0f} "
             f"| {bl.get('p50', 0):.1f} / {bl.get('p99', 0):.0f} | {r.get('p50', 0)}x / {r.get('p99', 0)}x "
             f"| {d['storm']['kib_per_socket']} | {sum(d['steady']['server_cpu_cores']):.2f} | {lost} "
-            f"| {'yes' if ok else 'no'} |")
+            f"| {d.get('starts', {}).get('shed_share', 0):.0%} | {'yes' if ok else 'no'} |")
     return "\n".join(lines)
+
+
+def overload_table(steps: list[dict[str, Any]]) -> str:
+    lines = [
+        "| web processes | chats offered | started | starts shed | shed answer p50 / p99 (ms) "
+        "| delivery p50 / p99 (ms) | bare p50 / p99 (ms) | ratio p50 / p99 | lost | seq repeated | seq skipped |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s in steps:
+        d, b = s["django"], s["bare"]
+        dl, bl = d["steady"]["patron_to_librarian_ms"], b["steady"]["patron_to_librarian_ms"]
+        r = s["ratio_django_to_bare"].get("patron_to_librarian", {})
+        lost = d["steady"]["lost_patron_to_librarian"] + d["steady"]["lost_librarian_to_patron"]
+        st, shed_ms = d["starts"], d["starts"]["shed_answer_ms"]
+        lines.append(
+            f"| {s['webs']} | {s['chats']} | {d['ramp']['chats_started']} "
+            f"| {st['shed_share']:.0%} of {st['attempted']} "
+            f"| {shed_ms.get('p50', 0):.0f} / {shed_ms.get('p99', 0):.0f} "
+            f"| {dl.get('p50', 0):.1f} / {dl.get('p99', 0):.0f} | {bl.get('p50', 0):.1f} / {bl.get('p99', 0):.0f} "
+            f"| {r.get('p50', 0)}x / {r.get('p99', 0)}x | {lost} | {d['seq']['repeated']} | {d['seq']['skipped']} |")
+    return "\n".join(lines)
+
+
+def overload(base: argparse.Namespace) -> None:
+    steps = []
+    started = time.monotonic()
+    for webs in (int(w) for w in base.webs.split(",")):
+        step = run_step(2 * base.overload, webs, base)
+        steps.append(step)
+        d = step["django"]
+        ws_load.log(f"overload: {webs} web, {2 * base.overload} chats offered: starts {d['starts']}, seq {d['seq']}")
+        if base.json:
+            base.json.write_text(json.dumps({"overload_of_knee": base.overload, "steps": steps}, indent=2) + "\n")
+    result = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "knee": base.overload,
+              "minutes": round((time.monotonic() - started) / 60, 1), "steps": steps}
+    if base.json:
+        base.json.write_text(json.dumps(result, indent=2) + "\n")
+    print(overload_table(steps))
 
 
 def main() -> None:
@@ -96,10 +145,18 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=10.0, help="seconds between a participant's messages")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of steady state per step")
     parser.add_argument("--ramp-rate", type=float, default=20.0, help="chat starts a second during each ramp")
+    parser.add_argument("--probe-rate", type=float, default=1.0, help="chat starts a second during the steady state")
+    parser.add_argument("--stack-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra environment for the production stack (e.g. VR_CHAT_START_MAX_LOOP_LAG=0.1)")
+    parser.add_argument("--overload", type=int, default=0, metavar="KNEE",
+                        help="instead of searching: drive 2 x KNEE chats (overload, see above)")
     parser.add_argument("--json", type=Path, default=None)
     base = parser.parse_args()
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if base.overload:
+        overload(base)
+        return
 
     steps: list[dict[str, Any]] = []
     capacity: dict[int, int] = {}

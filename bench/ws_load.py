@@ -143,6 +143,14 @@ def make_plan(args: argparse.Namespace) -> Plan:
 # --- targets -------------------------------------------------------------------------------------
 
 
+class Shed(Exception):
+    """A chat start refused for overload: 503 `busy` or 429, with Retry-After (routing/admission.py)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"shed {status}")
+        self.status = status
+
+
 class Target:
     name = ""
     bases: list[str]
@@ -198,6 +206,8 @@ class DjangoTarget(Target):
     async def start_chat(self, http: httpx.AsyncClient, base: str, library: str, question: str) -> Frame:
         r = await http.post(f"{base}/api/v1/{CONSORTIUM}/chats", json={"question": question, "library": library},
                             headers={"Origin": base})
+        if r.status_code in (429, 503) and r.headers.get("Retry-After"):
+            raise Shed(r.status_code)
         if r.status_code != 201:
             raise RuntimeError(f"chat start: {r.status_code} {r.text[:200]}")
         return dict(r.json())
@@ -292,6 +302,8 @@ class Run:
         self.librarian_to_patron: list[float] = []
         self.patron_ack: list[float] = []
         self.librarian_ack: list[float] = []
+        self.start_answers: Counter[str] = Counter()  # "201", "shed 503", "shed 429", "failed"
+        self.start_answer_ms: dict[str, list[float]] = {"created": [], "shed": []}
 
     def stamp(self, client_id: str) -> str:
         return f"{client_id}|{clock():.6f}"
@@ -513,9 +525,16 @@ async def drive(target: Target, plan: Plan, args: argparse.Namespace) -> dict[st
             try:
                 made = await target.start_chat(http, target.bases[chat.web], chat.library,
                                                f"Bench question {chat.index}")
+            except Shed as e:  # overload: refused at once, by design (routing/admission.py)
+                run.start_answers[f"shed {e.status}"] += 1
+                run.start_answer_ms["shed"].append(1000 * (clock() - chat.started_at))
+                return
             except Exception as e:
                 run.counts[f"chat start failed: {describe(e)}"] += 1
+                run.start_answers["failed"] += 1
                 return
+            run.start_answers["201"] += 1
+            run.start_answer_ms["created"].append(1000 * (clock() - chat.started_at))
             chat.id, chat.token = made["id"], made["token"]
             run.chats[chat.id] = chat
             chat.owner = run.early_owner.pop(chat.id, None)
@@ -644,7 +663,18 @@ async def drive(target: Target, plan: Plan, args: argparse.Namespace) -> dict[st
             "client_loop_lag_ms": summary_ms(lags),
         }
         out["counts"] = dict(run.counts)
+        attempted = sum(run.start_answers.values())
+        shed = sum(n for k, n in run.start_answers.items() if k.startswith("shed"))
+        out["starts"] = {"attempted": attempted, "answers": dict(run.start_answers),
+                         "shed_share": round(shed / max(1, attempted), 3),
+                         "created_answer_ms": summary_ms([x / 1000 for x in run.start_answer_ms["created"]]),
+                         "shed_answer_ms": summary_ms([x / 1000 for x in run.start_answer_ms["shed"]])}
+        # Every socket's sequence (Client._check_seq): each seq once, none skipped (issue 14.3).
+        out["seq"] = {"repeated": run.counts["seq repeated"], "skipped": run.counts["seq gap"],
+                      "duplicate_messages": run.counts["duplicate patron message"]
+                      + run.counts["duplicate librarian message"]}
         log(f"{target.name}: steady {out['steady']}")
+        log(f"{target.name}: starts {out['starts']}, seq {out['seq']}")
         log(f"{target.name}: counts {out['counts']}")
         await asyncio.gather(*(c.close() for c in clients))
     return out

@@ -130,6 +130,12 @@ class Meter:
         self.tokens -= cost
         return True
 
+    def charge(self, cost: float) -> None:
+        """Take `cost` even past what is left (into debt): for a frame that must not be refused, which
+        still slows the frames after it down."""
+        self.spend(0.0)  # the refill up to now
+        self.tokens -= cost
+
     def strike(self) -> None:
         self.strikes += 1
 

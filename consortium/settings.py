@@ -307,6 +307,12 @@ else:
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Ask a Librarian <noreply@localhost>")
 
 CHAT_START_RATE = os.environ.get("CHAT_START_RATE", "20/m")
+# Admission of new chats per web process (routing/admission.py, docs/scaling.md "Overload"): past these a
+# chat start is answered 503 with Retry-After at once instead of queueing. 0 switches a check off.
+CHAT_START_MAX_IN_FLIGHT = int(os.environ.get("VR_CHAT_START_MAX_IN_FLIGHT", "12"))
+CHAT_START_MAX_LOOP_LAG = float(os.environ.get("VR_CHAT_START_MAX_LOOP_LAG", "0.25"))
+CHAT_START_RETRY_AFTER = int(os.environ.get("VR_CHAT_START_RETRY_AFTER", "15"))
+CHAT_START_MAX_DB_BACKLOG = float(os.environ.get("VR_CHAT_START_MAX_DB_BACKLOG", "12"))
 # The rate limits' counters in Redis (consortium/ratelimit.py), kept apart per deployment like the channel layer.
 RATE_LIMIT_PREFIX = os.environ.get("VR_CHANNEL_PREFIX", "vr")
 # Transcript mails one client address may ask for (docs/security.md; each chat has its own bound besides).

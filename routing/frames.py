@@ -82,6 +82,11 @@ def message_frame(message: Message) -> Frame:
     return frame
 
 
+def ack_frame(chat_id: str, seq: int, client_id: str | None) -> Frame:
+    """A client_id sent again whose stored message this socket has sent already (docs/protocol.md)."""
+    return {"type": "ack", "chat": chat_id, "seq": seq, "client_id": client_id}
+
+
 def offer_frame(offer: Offer, chat: Chat) -> Frame:
     return {
         "type": "offer",

@@ -62,6 +62,12 @@ def in_background(work: Coroutine[Any, Any, Any]) -> None:
     task.add_done_callback(done)
 
 
+# Calls of in_thread waiting for a thread or running in one, in this process: how far the sockets'
+# database work is behind (routing/admission.py sheds new chats past a limit of it). Read and written
+# only on the event loop.
+backlog = 0
+
+
 def in_thread(func: Callable[..., Any], executor: ThreadPoolExecutor = SOCKET_THREADS) -> Any:
     """`func` as a coroutine that runs it in `executor` (Channels' single thread on SQLite).
 
@@ -81,10 +87,13 @@ def in_thread(func: Callable[..., Any], executor: ThreadPoolExecutor = SOCKET_TH
         run = database_sync_to_async(collecting)
 
     async def run_and_send(*args: Any, **kwargs: Any) -> Any:
+        global backlog
         outbox: events.Outbox = []
+        backlog += 1
         try:
             return await run(outbox, *args, **kwargs)
         finally:
+            backlog -= 1
             if outbox:
                 await events.send_collected(outbox)
 

@@ -26,6 +26,7 @@ from routing.layer_watch import socket_closed, socket_opened
 from routing.process import ensure_registered
 from routing.selectors import messages_after
 from routing.services import common
+from routing.sockets.sequence import Accounted
 from routing.threads import in_thread
 from routing.validation import Fields, Invalid
 
@@ -74,7 +75,8 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.meter = ratelimit.Meter(ratelimit.SOCKET_FRAMES)  # frames in, per connection
         self.seqs: dict[str, int] = {}  # chat -> last seq sent to this client
-        self.live_since_assigned: dict[str, int] = {}  # chat -> last_seq of its `assigned`, until its join
+        self.accounted: dict[str, Accounted] = {}  # chat -> the seqs this socket has sent (or need not)
+        self.sending = asyncio.Lock()  # see deliver_message
         # chat -> live messages kept back while the client's (re)join of that chat is pending: sent after
         # its history, so that a reconnecting client never gets a live message before older ones.
         self.held_back: dict[str, tuple[float, list[tuple[Frame, bool]]]] = {}  # chat -> (until, frames)
@@ -101,7 +103,13 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
         if not isinstance(frame.get("type"), str):
             await self.refuse("invalid", "a frame must be a JSON object with a string type", cost=BAD_FRAME)
             return
-        if not self.meter.spend(1.0):
+        if frame["type"] == "join" and self.meter.tokens > -self.meter.bucket.size:
+            # Not refused for rate (short of a flood of joins): a console resuming after a reconnect
+            # sends a join per chat and its unsent lines at once, and a join refused left that chat's
+            # history unsent for good (its live messages went out after the hold-back window: a gap
+            # never filled). Charged all the same, so the frames after it wait for the refill.
+            self.meter.charge(1.0)
+        elif not self.meter.spend(1.0):
             await self.refuse("rate_limited", "too many frames: slow down", frame=frame)
             return
         handler = getattr(self, "frame_" + frame["type"].replace("-", "_"), None)
@@ -140,9 +148,10 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
             # Assigned: live messages of the chat flow from here at once (docs/protocol.md: a client
             # need not join). The console also asks for the transcript with join {after}; what was
             # already sent live by then is left out of that history (send_history), so no line twice.
-            self.live_since_assigned[join] = int(frame.get("last_seq") or 0)
             await self.channel_layer.group_add(chat_group(join), self.channel_name)
-            self.seqs.setdefault(join, int(frame.get("last_seq") or 0))
+            if join not in self.seqs:
+                self.seqs[join] = int(frame.get("last_seq") or 0)
+                self.accounted[join] = Accounted()  # nothing of it sent to this socket yet
         if frame.get("type") == "message":
             await self.deliver_message(frame, internal=bool(event.get("internal")))
         elif frame.get("type") == "typing" and frame.get("sender") == self.role:
@@ -153,48 +162,94 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
         if leave:
             await self.channel_layer.group_discard(chat_group(leave), self.channel_name)
             self.seqs.pop(leave, None)
-            self.live_since_assigned.pop(leave, None)
+            self.accounted.pop(leave, None)
+
+    # Every path that emits a message frame (live delivery, gap fill, history, the release of what was
+    # kept back, the answer to a client_id sent again) runs under `self.sending`: the release at the
+    # end of the hold-back window is a task of its own, and it must not interleave with a history or a
+    # gap fill that is waiting for the database, or both would send the same seqs.
 
     async def deliver_message(self, frame: Frame, *, internal: bool) -> None:
+        async with self.sending:
+            await self._deliver(frame, internal=internal)
+
+    async def _emit(self, chat_id: str, frame: Frame, *, internal: bool) -> None:
+        """Send `frame` unless this socket has accounted for its seq already; account for it."""
+        seq = int(frame["seq"])
+        accounted = self.accounted.setdefault(chat_id, Accounted())
+        if accounted.has(seq):
+            return
+        accounted.add(seq)
+        if internal and self.role == "patron":
+            return  # an internal note: accounted for, never sent to the patron
+        await self.send_json(frame)
+
+    async def _deliver(self, frame: Frame, *, internal: bool) -> None:
         chat_id, seq = frame["chat"], int(frame["seq"])
         held = self.held_back.get(chat_id)
         if held is not None:
             if time.monotonic() < held[0]:
                 held[1].append((frame, internal))
                 return
-            await self.release_held_back(chat_id)  # a client that never sent join: live from here
-        last = self.seqs.get(chat_id)
-        if last is not None and seq <= last:
+            await self._release(chat_id)  # a client that never sent join: live from here
+        accounted = self.accounted.get(chat_id)
+        if accounted is not None and accounted.has(seq):
             return  # already sent (a resume raced the live event)
+        last = self.seqs.get(chat_id)
         if last is not None and seq > last + 1:
-            # The layer dropped something: fill the gap from the database, in order.
+            # The layer dropped something: fill the gap from the database, in order. What the read
+            # leaves out (internal notes, for a patron) is accounted for too.
             for missing in await in_thread(_messages_after)(
                 chat_id, last, for_patron=self.role == "patron", upto=seq - 1
             ):
-                await self.send_json(missing)
-        self.seqs[chat_id] = seq
-        if internal and self.role == "patron":
-            return
-        await self.send_json(frame)
+                await self._emit(chat_id, missing, internal=False)
+            gap = self.accounted.setdefault(chat_id, Accounted())
+            for skipped in range(last + 1, seq):
+                gap.add(skipped)
+        self.seqs[chat_id] = max(seq, last or 0)
+        await self._emit(chat_id, frame, internal=internal)
 
     async def send_history(self, chat_id: str, after: int) -> None:
-        history = await in_thread(_messages_after)(chat_id, after, for_patron=self.role == "patron")
-        assigned_at = self.live_since_assigned.pop(chat_id, None)
-        sent_live = self.seqs.get(chat_id, 0)
-        for frame in history:
-            if assigned_at is not None and assigned_at < frame["seq"] <= sent_live:
-                continue  # sent live since `assigned`, before this join: once is enough
-            await self.send_json(frame)
-        last = max([after, *(f["seq"] for f in history)])
-        self.seqs[chat_id] = max(last, self.seqs.get(chat_id, 0))
-        await self.release_held_back(chat_id)
+        """Messages with seq > `after`, in order, but none this socket has sent already (live since
+        `assigned`, or since the hold-back window ended before this join came); then what was kept
+        back. The history is read under the lock, so nothing live goes out between its read and its
+        sending."""
+        async with self.sending:
+            history = await in_thread(_messages_after)(chat_id, after, for_patron=self.role == "patron")
+            accounted = self.accounted.setdefault(chat_id, Accounted())
+            for frame in history:
+                await self._emit(chat_id, frame, internal=False)
+            last = max([after, *(f["seq"] for f in history)])
+            accounted.add_upto(last)  # the client has everything up to here now (or said it had)
+            self.seqs[chat_id] = max(last, self.seqs.get(chat_id, 0))
+            await self._release(chat_id)
+
+    async def answer_resent(self, frame: Frame, *, internal: bool) -> None:
+        """A client_id sent again, stored before as `frame`. If this socket has sent that seq already,
+        the client has it: an `ack` frame says so, instead of the same seq twice (docs/protocol.md).
+        Else it goes out as a live message would: in order, kept back behind a pending join."""
+        chat_id, seq = frame["chat"], int(frame["seq"])
+        async with self.sending:
+            accounted = self.accounted.get(chat_id)
+            if accounted is not None and accounted.has(seq):
+                await self.send_json(frames.ack_frame(chat_id, seq, frame.get("client_id")))
+                return
+            if chat_id in self.held_back or (self.seqs.get(chat_id) or 0) < seq:
+                await self._deliver(frame, internal=internal)
+                return
+            # Below the live base but never sent here (a join is still to come): sent now; the join's
+            # history will leave it out.
+            await self._emit(chat_id, frame, internal=internal)
 
     def hold_back(self, chat_id: str, seconds: float) -> None:
-        """Keep `chat_id`'s live messages back until its history is sent (at most `seconds`)."""
-        if chat_id in self.held_back:
+        """Keep `chat_id`'s live messages back until its history is sent (at most `seconds`). Called
+        again with `inf` when the join is being answered: then nothing goes out before its history,
+        however long the database takes to answer it."""
+        held = self.held_back.get(chat_id)
+        if held is not None and (seconds != float("inf") or held[0] == float("inf")):
             return
-        entry: tuple[float, list[tuple[Frame, bool]]] = (time.monotonic() + seconds, [])
-        self.held_back[chat_id] = entry
+        entry: tuple[float, list[tuple[Frame, bool]]] = (time.monotonic() + seconds, held[1] if held else [])
+        self.held_back[chat_id] = entry  # a task waiting for an earlier entry now finds it gone
         if seconds != float("inf"):  # no join came: what was kept back goes out then, not with a next message
             task = asyncio.get_running_loop().create_task(self._release_at(chat_id, entry, seconds))
             self.release_tasks.add(task)
@@ -202,12 +257,17 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
 
     async def _release_at(self, chat_id: str, entry: tuple[float, list[tuple[Frame, bool]]], seconds: float) -> None:
         await asyncio.sleep(seconds)
-        if self.held_back.get(chat_id) is entry:
-            await self.release_held_back(chat_id)
+        async with self.sending:
+            if self.held_back.get(chat_id) is entry:
+                await self._release(chat_id)
 
     async def release_held_back(self, chat_id: str) -> None:
+        async with self.sending:
+            await self._release(chat_id)
+
+    async def _release(self, chat_id: str) -> None:
         """Deliver what was kept back for `chat_id` (repeats of the history are dropped by seq)."""
         for frame, internal in self.held_back.pop(chat_id, (0.0, []))[1]:
-            await self.deliver_message(frame, internal=internal)
+            await self._deliver(frame, internal=internal)
 
 

@@ -114,7 +114,7 @@ class PatronConsumer(ProtocolConsumer):
                 client_id=cid))
             return
         if not created:
-            await self.send_json(frames.message_frame(message))
+            await self.answer_resent(frames.message_frame(message), internal=False)
 
     async def frame_typing(self, frame: Frame) -> None:
         assert self.chat_id

@@ -16,6 +16,7 @@ from routing.events import chat_group, librarian_group
 from routing.selectors import librarian_holds, librarian_queues, session_expiry
 from routing.services import chats, common, followups, offers, presence, shifts, transfers
 from routing.sockets.base import Frame, ProtocolConsumer, chat_of, header
+from routing.sockets.sequence import Accounted
 from routing.threads import ROUTING_THREAD, in_background, in_thread
 from routing.validation import Fields, Invalid
 
@@ -78,7 +79,8 @@ class StaffConsumer(ProtocolConsumer):
         for chat_id, chat in zip(held, hello["chats"], strict=True):
             self.hold_back(chat_id, JOIN_WAIT)
             await self.channel_layer.group_add(chat_group(chat_id), self.channel_name)
-            self.seqs[chat_id] = chat["last_seq"]
+            self.seqs[chat_id] = chat["last_seq"]  # live messages continue from here...
+            self.accounted[chat_id] = Accounted()  # ...but none has been sent to this socket yet
         await self.send_json(hello)
 
     async def _watch_session(self, key: str) -> None:
@@ -167,7 +169,7 @@ class StaffConsumer(ProtocolConsumer):
             chat_id, sender="librarian", body=body, client_id=cid, now=timezone.now(), librarian=self._me(),
             internal=internal)
         if not created:
-            await self.send_json(frames.message_frame(message))
+            await self.answer_resent(frames.message_frame(message), internal=message.internal)
 
     async def frame_typing(self, frame: Frame) -> None:
         chat_id = chat_of(frame)
@@ -214,8 +216,16 @@ class StaffConsumer(ProtocolConsumer):
         f = Fields(frame)
         chat_id, after = f.chat_id(), f.integer("after")
         f.check()
-        self.hold_back(chat_id, JOIN_WAIT)  # nothing live overtakes the history asked for
-        if not await in_thread(librarian_holds)(self._me().pk, chat_id):
+        # Nothing live overtakes the history asked for: from here the hold lasts until that history is
+        # sent, however long the database takes (under load the check below can wait longer than
+        # JOIN_WAIT for a thread, and a release in between sent those live messages before the history).
+        self.hold_back(chat_id, float("inf"))
+        try:
+            holds = await in_thread(librarian_holds)(self._me().pk, chat_id)
+        except Exception:
+            await self.release_held_back(chat_id)
+            raise
+        if not holds:
             await self.release_held_back(chat_id)
             raise common.ServiceError("not_found", "you do not hold that chat")
         await self.channel_layer.group_add(chat_group(chat_id), self.channel_name)

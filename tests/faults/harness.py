@@ -19,8 +19,8 @@ nginx does with `proxy_next_upstream error`). Nothing in a test ever reconnects 
 
 The ledger lets a test check, after a fault: every message acknowledged to its sender is stored in
 PostgreSQL with its body and reached the other side; on every socket, each chat's seqs came one by
-one (none repeated, none skipped; the one repeat allowed is the documented acknowledgement of a
-message sent again); every client got back to a joined state. Helpers check that waiting chats are
+one (none repeated, none skipped, not even for a line sent again: that is answered with an `ack`
+frame); every client got back to a joined state. Helpers check that waiting chats are
 routed again (`waiting_chats`), that each passed deadline fired once (`deadlines_fired_once`, from
 the routing trace), and what /healthz said during the fault (`HealthLog`).
 
@@ -228,7 +228,8 @@ class Ledger:
 class SeqWatch:
     """One socket's view of one chat: message seqs must come one by one from `after` + 1.
 
-    The one repeat allowed is the documented acknowledgement of a message sent again. On a staff
+    No repeat is allowed: a line sent again whose seq this socket sent already is answered with `ack`
+    (Watch.ack), not with the message again. On a staff
     socket, a live message arriving between the server's `hello` and its answer to the console's
     `join {after}` once came before the history and again in it; the consumer now keeps such messages
     back until the history is sent (routing.sockets.base, `hold_back`), and this is held to it strictly.
@@ -240,7 +241,7 @@ class SeqWatch:
     def __init__(self, ledger: Ledger, who: str, chat: str, after: int, *, window: bool = False,
                  ordered: bool = True) -> None:
         self.ledger, self.who, self.chat, self.after, self.last = ledger, who, chat, after, after
-        self.resent: set[str] = set()  # client_ids this socket sent again: their echo may repeat a seq
+        self.resent: set[str] = set()  # client_ids this socket sent again: answered by their echo or an `ack`
         self.received: set[int] = set()
         self.window = window
         self.ordered = ordered  # False: any order while the join window is open (after `assigned`)
@@ -249,18 +250,23 @@ class SeqWatch:
         seq = int(frame["seq"])
         ledger = self.ledger
         if seq in self.received or seq <= self.after:
-            cid = frame.get("client_id")
-            if frame.get("sender") == own_sender and cid in self.resent:
-                self.resent.discard(cid)  # docs/protocol.md: "the stored message is sent again as the acknowledgement"
-                ledger.counts["acknowledgement of a message sent again"] += 1
-            else:
-                ledger.seq_problems["seq repeated"] += 1
-                ledger.problem(f"{self.who} chat {self.chat}: seq {seq} repeated (last {self.last})")
+            # None tolerated, not even the echo of a line sent again: a socket that sent the seq already
+            # answers that with an `ack` frame (docs/protocol.md, "Delivery guarantees"; issue 14.3).
+            ledger.seq_problems["seq repeated"] += 1
+            ledger.problem(f"{self.who} chat {self.chat}: seq {seq} repeated (last {self.last})")
         elif seq != self.last + 1 and (self.ordered or not self.window):
             ledger.seq_problems["seq skipped" if seq > self.last else "seq out of order"] += 1
             ledger.problem(f"{self.who} chat {self.chat}: seq {seq} after {self.last}")
         self.received.add(seq)
         self.last = max(self.last, seq)
+
+    def ack(self, frame: Frame) -> None:
+        """An `ack`: only for a line this socket sent again, whose seq it has received already."""
+        seq, cid = int(frame.get("seq") or 0), frame.get("client_id")
+        if cid not in self.resent or (seq not in self.received and seq > self.after):
+            self.ledger.problem(f"{self.who} chat {self.chat}: ack of {cid} (seq {seq}) for a line not seen")
+        self.resent.discard(str(cid))
+        self.ledger.counts["ack of a message sent again"] += 1
 
     def close_window(self) -> None:
         self.window = False
@@ -414,6 +420,12 @@ class Patron:
                 sent.acked_seq = int(frame["seq"])
             elif frame["sender"] == "librarian" and cid:
                 ledger.got[(self.chat.id, "patron")].add(cid)
+        elif kind == "ack":
+            assert self.watch is not None
+            self.watch.ack(frame)
+            sent = self.outbox.pop(str(frame.get("client_id")), None)
+            if sent is not None:
+                sent.acked_seq = int(frame["seq"])
         elif kind == "error":
             ledger.problem(f"{self.who}: {frame}")
         elif kind == "state":
@@ -589,6 +601,13 @@ class Librarian:
                     ledger.sent[reply] = sent
                     self.pending[reply] = sent
                     await self._send(ws, {"type": "message", "chat": chat, "body": sent.body, "client_id": reply})
+        elif kind == "ack":
+            watch = self.watches.get(frame["chat"])
+            if watch is not None:
+                watch.ack(frame)
+            sent = self.pending.pop(str(frame.get("client_id")), None)
+            if sent is not None:
+                sent.acked_seq = int(frame["seq"])
         elif kind == "error":
             cid = frame.get("client_id")
             sent = self.pending.get(cid) if isinstance(cid, str) else None

@@ -179,7 +179,8 @@
           save();
           ui["start-form"].reset();
           begin(true);
-        } else if (r.status === 403) say("start-error", S.forbidden_site);
+        } else if (r.status === 503 && r.data && r.data.error && r.data.error.code === "busy") busy(body);
+        else if (r.status === 403) say("start-error", S.forbidden_site);
         else if (r.status === 429) say("start-error", S.rate_limited);
         else if (r.status === 400) {
           var f = (r.data && r.data.error && r.data.error.fields) || {};
@@ -189,10 +190,33 @@
       }, function () { button.disabled = false; say("start-error", S.start_failed); });
     });
 
-    function begin(focus) {
+    // Past the service's capacity a new chat is refused at once (503 "busy", docs/protocol.md): no chat
+    // exists, so the question form (the one offered when nobody can answer) takes what was typed.
+    var busyStart = null;
+    function busy(body) {
+      busyStart = body;
       show("start", false);
       show("after", false);
       show("chat", true);
+      show("send-form", false);
+      show("log", false);
+      say("status", S.busy);
+      ui["q-question"].value = body.question;
+      ui["q-email"].value = body.email || "";
+      ui["q-name"].value = body.name || "";
+      say("qform-note", "");
+      say("qform-error", "");
+      show("qform-box", true);
+      (body.email ? ui["q-question"] : ui["q-email"]).focus();
+    }
+
+    function begin(focus) {
+      busyStart = null;
+      show("start", false);
+      show("after", false);
+      show("chat", true);
+      show("send-form", true);
+      show("log", true);
       ui.log.textContent = "";
       seen = {};
       (st.msgs || []).forEach(function (f) { draw(f); });
@@ -215,6 +239,7 @@
         clearTimeout(typingTimer);
         typingTimer = setTimeout(function () { say("typing", ""); }, 6000);
       }
+      if (f.type === "ack" && f.client_id) return unqueue(f.client_id); // sent again, had already come
       if (f.type === "error") {
         if (f.client_id) { unqueue(f.client_id); say("chat-error", fmt(S.send_failed, { detail: f.detail || f.code })); }
       }
@@ -481,10 +506,19 @@
     ui.qform.addEventListener("submit", function (e) {
       e.preventDefault();
       var body = { question: ui["q-question"].value.trim(), email: ui["q-email"].value.trim(),
-        name: ui["q-name"].value.trim(), chat: st.id, token: st.token };
-      if (st.library) body.library = st.library;
-      else if (st.zip) body.zip = st.zip;
+        name: ui["q-name"].value.trim() };
+      var from = st || busyStart || {};
+      if (st) { body.chat = st.id; body.token = st.token; }
+      if (from.library) body.library = from.library;
+      else if (from.zip) body.zip = from.zip;
       api("/api/v1/" + cfg.consortium + "/questions", { method: "POST", json: body, auth: false }).then(function (r) {
+        if (r.status === 201 && !st) { // the service was busy: no chat to finish
+          busyStart = null;
+          show("qform-box", false);
+          say("status", S.question_sent);
+          ui["start-form"].reset();
+          return;
+        }
         if (r.status === 201) {
           st.qsent = true;
           save();

@@ -195,7 +195,7 @@ export class ChatView {
   join() {
     socket.send({ type: "join", chat: this.id, after: this.maxSeq });
     // Whatever did not reach the server before the connection dropped goes again; the server
-    // stores a client_id once and echoes the stored message.
+    // stores a client_id once and echoes the stored message (or answers `ack` when it sent it already).
     for (const { frame } of this.pending.values()) socket.send(frame);
   }
 
@@ -214,6 +214,13 @@ export class ChatView {
       li.append(el);
     }
     el.textContent = deliveryText(frame);
+  }
+
+  acked(clientId) {
+    const entry = clientId && this.pending.get(clientId);
+    if (!entry) return;
+    entry.li.remove(); // the stored line itself came already, in its place by seq
+    this.pending.delete(clientId);
   }
 
   addMessage(frame) {

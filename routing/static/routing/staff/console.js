@@ -72,6 +72,9 @@ function handle(frame) {
       // Whether a line reached the texting patron's phone (docs/sms.md): shown on that line.
       if (view) view.showDelivery(frame);
       break;
+    case "ack": // a line sent again that this socket had sent already (docs/protocol.md)
+      if (view) view.acked(frame.client_id);
+      break;
     case "typing":
       if (view && frame.sender === "patron") view.showTyping(true);
       break;

@@ -1,0 +1,235 @@
+"""Admission of new chats: past a web process's capacity, new chat starts are shed at once (503 with
+`Retry-After`) so that the conversations already running keep flowing (issue 14.4, docs/scaling.md,
+"Overload").
+
+Why here, before Django: a chat start is a synchronous view, and Django runs those (and its
+synchronous middleware) on one thread per process. Past capacity, starts queued there for 40 s,
+behind them every other HTTP request of the process, while the event loop that relays messages
+starved. A check inside the view would run only once the request reached that thread, which is the
+queue it should keep requests out of; so it runs in the event loop, as an ASGI middleware, and costs
+no thread, no database and no Redis: two numbers this process keeps.
+
+- **Chat starts in flight**: admitted and not yet answered (queued for the thread, or in it). Past
+  `CHAT_START_MAX_IN_FLIGHT` a start would wait behind that many others.
+- **The sockets' database backlog**: calls of routing.threads.in_thread waiting for one of its few
+  threads or running in one (smoothed like the lag). Messages are stored through it, so when it is
+  long, every message waits in it: at 541 chats on one process of a 2-core machine delivery p99 was
+  2.4 s while the event loop itself was never 0.25 s late (docs/benchmarks.md, "Overload").
+- **Event-loop lag**: how late a tick of `LagMonitor` (every `TICK` s) woke up, smoothed over about
+  half a second. A loop that is late is late for every socket's frames too. A monitor that has not
+  ticked at all for a while counts as that late: a starved loop cannot report its own lag.
+
+`Admission` is plain logic with an injected clock (tests/routing/test_admission.py); the middleware
+(`AdmissionMiddleware`) is the thin part.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+
+from routing import threads
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+App = Callable[..., Awaitable[None]]  # an ASGI application (Django's handler types its arguments its own way)
+
+TICK = 0.1  # seconds between the lag monitor's ticks
+SMOOTHING = 0.2  # weight of the newest tick in the smoothed lag
+CHAT_START_PATH = re.compile(r"^/api/v1/[^/]+/chats/?$")
+# How long an origin that Django allowed (CORS) is trusted for a shed answer, which is made without
+# reading the consortium: a browser must be able to read the 503 to show the question form.
+ORIGIN_MEMORY = 600.0
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_in_flight: int  # chat starts admitted and not yet answered, per process; 0: no limit
+    max_loop_lag: float  # seconds; 0: not checked
+    retry_after: int  # seconds, for Retry-After
+    max_db_backlog: float = 0.0  # sockets' database calls waiting or running (smoothed); 0: not checked
+
+
+def limits_from_settings() -> Limits:
+    return Limits(max_in_flight=int(settings.CHAT_START_MAX_IN_FLIGHT),
+                  max_loop_lag=float(settings.CHAT_START_MAX_LOOP_LAG),
+                  retry_after=int(settings.CHAT_START_RETRY_AFTER),
+                  max_db_backlog=float(settings.CHAT_START_MAX_DB_BACKLOG))
+
+
+class Admission:
+    """One process's admission of chat starts."""
+
+    def __init__(self, limits: Limits, clock: Clock = time.monotonic) -> None:
+        self.limits = limits
+        self.clock = clock
+        self.in_flight = 0
+        self.admitted = 0
+        self.shed = 0
+        self.lag = 0.0  # the ticks' lateness, smoothed
+        self.backlog = 0.0  # the sockets' database calls waiting or running, smoothed
+        self.ticked_at: float | None = None  # None: no monitor (yet): nothing known about the loop
+
+    def tick(self, lag: float, backlog: int = 0) -> None:
+        """The lag monitor woke up `lag` seconds later than it asked to, and found `backlog` socket
+        database calls waiting or running. Smoothed (about the last half second counts): one slow tick
+        (a garbage collection, one large history) is not overload."""
+        lag = max(0.0, lag)
+        if self.ticked_at is None:
+            self.lag, self.backlog = lag, float(backlog)
+        else:
+            self.lag += SMOOTHING * (lag - self.lag)
+            self.backlog += SMOOTHING * (backlog - self.backlog)
+        self.ticked_at = self.clock()
+
+    def loop_lag(self) -> float:
+        """The loop's lag now: the last tick's, or how overdue the next tick is, whichever is more."""
+        if self.ticked_at is None:
+            return 0.0
+        overdue = self.clock() - self.ticked_at - TICK
+        return max(self.lag, overdue)
+
+    def admit(self) -> int:
+        """0: admitted (call `done` when it is answered); else the seconds to tell the client to wait."""
+        limits = self.limits
+        full = limits.max_in_flight and self.in_flight >= limits.max_in_flight
+        late = limits.max_loop_lag and self.loop_lag() > limits.max_loop_lag
+        behind = limits.max_db_backlog and self.ticked_at is not None and self.backlog > limits.max_db_backlog
+        if full or late or behind:
+            self.shed += 1
+            return limits.retry_after
+        self.in_flight += 1
+        self.admitted += 1
+        return 0
+
+    def done(self) -> None:
+        self.in_flight = max(0, self.in_flight - 1)
+
+
+class LagMonitor:
+    """Ticks every TICK seconds on the running event loop and reports its lateness to `admission`."""
+
+    def __init__(self, admission: Admission) -> None:
+        self.admission = admission
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    def ensure_running(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self.loop is loop and self.task is not None and not self.task.done():
+            return
+        self.loop = loop
+        self.admission.ticked_at = None  # a new loop: what the old one said does not count
+        self.task = loop.create_task(self._run())
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            asked = loop.time() + TICK
+            await asyncio.sleep(TICK)
+            self.admission.tick(loop.time() - asked, threads.backlog)
+
+
+class AllowedOrigins:
+    """Origins Django's answers allowed (CORS) lately, per consortium path, for the shed answers."""
+
+    def __init__(self, clock: Clock = time.monotonic) -> None:
+        self.clock = clock
+        self.seen: dict[tuple[str, str], float] = {}
+
+    def remember(self, path: str, origin: str) -> None:
+        if len(self.seen) > 10_000:
+            self.seen.clear()  # a bound, not a cache policy: it fills again from the next answers
+        self.seen[(path, origin)] = self.clock()
+
+    def allowed(self, path: str, origin: str) -> bool:
+        at = self.seen.get((path, origin))
+        return at is not None and self.clock() - at < ORIGIN_MEMORY
+
+
+ADMISSION = Admission(Limits(0, 0.0, 1))  # configured from settings by the middleware
+MONITOR = LagMonitor(ADMISSION)
+ORIGINS = AllowedOrigins()
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def busy_response(retry_after: int, origin: str | None) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    body = json.dumps({"error": {
+        "code": "busy",
+        "detail": "the service is busy: no new chat can start just now. Try again shortly, or leave "
+                  "your question for an answer by email."}}).encode()
+    headers = [(b"content-type", b"application/json"), (b"retry-after", str(retry_after).encode()),
+               (b"content-length", str(len(body)).encode()), (b"cache-control", b"no-store")]
+    if origin:
+        headers += [(b"access-control-allow-origin", origin.encode("latin-1")), (b"vary", b"Origin")]
+    return headers, body
+
+
+class AdmissionMiddleware:
+    """Sheds chat starts (POST /api/v1/<c>/chats) that `ADMISSION` does not admit; passes the rest."""
+
+    def __init__(self, app: App, admission: Admission = ADMISSION, monitor: LagMonitor = MONITOR,
+                 origins: AllowedOrigins = ORIGINS) -> None:
+        self.app, self.admission, self.monitor, self.origins = app, admission, monitor, origins
+        self.configured = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.configured:
+            self.admission.limits = limits_from_settings()
+            self.configured = True
+        if scope["type"] == "http" and (self.admission.limits.max_loop_lag or self.admission.limits.max_db_backlog):
+            self.monitor.ensure_running()
+        if scope["type"] != "http" or scope.get("method") != "POST" or not CHAT_START_PATH.match(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        origin = _header(scope, b"origin")
+        retry = self.admission.admit()
+        if retry:
+            logger.warning("chat start shed", extra={"in_flight": self.admission.in_flight,
+                                                      "loop_lag": round(self.admission.loop_lag(), 3)})
+            trusted = origin if origin and self.origins.allowed(scope["path"], origin) else None
+            headers, body = busy_response(retry, trusted)
+            await send({"type": "http.response.start", "status": 503, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+
+        answered = False
+
+        def finish() -> None:
+            nonlocal answered
+            if not answered:
+                answered = True
+                self.admission.done()
+
+        async def remembering(message: Message) -> None:
+            if message["type"] == "http.response.start" and origin:
+                for key, value in message.get("headers", []):
+                    if key.lower() == b"access-control-allow-origin" and value.decode("latin-1") == origin:
+                        self.origins.remember(scope["path"], origin)
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                finish()  # answered: Django's cleanup after this is no start's wait
+            await send(message)
+
+        try:
+            await self.app(scope, receive, remembering)
+        finally:
+            finish()
