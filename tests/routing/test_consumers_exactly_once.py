@@ -14,6 +14,7 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
+from routing import threads
 from routing.services import chats
 from routing.sockets import staff as staff_sockets
 from tests.routing.socket_helpers import a1_holding_a_chat, expect, patron_socket, socket_world, staff_socket
@@ -110,15 +111,20 @@ async def test_the_window_does_not_end_while_a_join_waits_for_the_database(monke
     live = await post(chat.pk, "live")  # kept back
 
     # Every database thread the sockets use is busy (a slow query elsewhere): the join must wait.
+    # (SQLite: Channels' one database thread; PostgreSQL: every thread of routing.threads' pool.)
     release = threading.Event()
-    busy = asyncio.ensure_future(database_sync_to_async(release.wait)())
+    if threads.CONCURRENT:
+        busy = [asyncio.wrap_future(threads.SOCKET_THREADS.submit(release.wait))
+                for _ in range(threads.SOCKET_THREADS._max_workers)]
+    else:
+        busy = [asyncio.ensure_future(database_sync_to_async(release.wait)())]
     try:
         await asyncio.sleep(0.05)
         await back.send_json_to({"type": "join", "chat": chat.pk, "after": seen})
         assert await back.receive_nothing(0.8), "nothing before the history, though the window is over"
     finally:
         release.set()
-        await busy
+        await asyncio.gather(*busy)
     assert seqs(await frames_until_quiet(back)) == [missed, live]
     await back.disconnect()
 
