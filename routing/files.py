@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from libraries.models import StaffProfile
 from routing.models import LIVE_STATES, Chat, ChatFile, Message
+from routing.selectors import with_chat_channel
 from routing.services import chats, common
 
 MAX_BYTES = 10 * 1024 * 1024
@@ -144,7 +145,8 @@ def post(chat: Chat, upload: Upload, *, sender: str, librarian: StaffProfile | N
          client_id: str | None = None) -> tuple[Message, bool]:
     """Store the file and post it into the chat. Idempotent by client_id like any message."""
     if client_id:
-        existing = Message.objects.select_related("file").filter(chat=chat, sender=sender, client_id=client_id).first()
+        existing = with_chat_channel(Message.objects.select_related("file").filter(
+            chat=chat, sender=sender, client_id=client_id)).first()
         if existing is not None:
             return existing, False
     if chat.state not in LIVE_STATES:
