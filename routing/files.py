@@ -20,10 +20,14 @@ from django.core.files.base import ContentFile, File
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import Count, Sum
+from django.http import HttpResponse
 from django.utils import timezone
+from django.utils.http import content_disposition_header
 
 from libraries.models import StaffProfile
+from routing import events, frames
 from routing.models import LIVE_STATES, Chat, ChatFile, Message
+from routing.selectors import with_chat_channel
 from routing.services import chats, common
 
 MAX_BYTES = 10 * 1024 * 1024
@@ -144,7 +148,7 @@ def post(chat: Chat, upload: Upload, *, sender: str, librarian: StaffProfile | N
          client_id: str | None = None) -> tuple[Message, bool]:
     """Store the file and post it into the chat. Idempotent by client_id like any message."""
     if client_id:
-        existing = Message.objects.select_related("file").filter(chat=chat, sender=sender, client_id=client_id).first()
+        existing = _posted(chat.pk, sender, client_id)
         if existing is not None:
             return existing, False
     if chat.state not in LIVE_STATES:
@@ -173,5 +177,62 @@ def post(chat: Chat, upload: Upload, *, sender: str, librarian: StaffProfile | N
     return message, created
 
 
+def keep(chat: Chat, upload: Upload, *, client_id: str) -> tuple[Message, bool]:
+    """Store a file the patron sent into a chat that is over: a text's picture that arrived when the
+    chat had become a follow-up (nobody on duty) or ended meanwhile (texting.media). Nothing a patron
+    sends is lost: with the same checks and bounds as `post`, the file is stored and posted into the
+    chat's transcript as the patron's message (its seq taken under the chat's lock, as every message's
+    is), where the follow-up's handler finds it (routing.staff: the follow-up's page lists its chat's
+    files). Idempotent by client_id. A scrubbed chat keeps nothing: ServiceError."""
+    existing = _posted(chat.pk, Message.Sender.PATRON, client_id)
+    if existing is not None:
+        return existing, False
+    room_check(chat, upload.size)
+    now = timezone.now()
+    stored = ChatFile(chat=chat, name=upload.name, content_type=upload.content_type, size=upload.size,
+                      uploaded_by=Message.Sender.PATRON, created_at=now)
+    stored.data.save(f"{stored.pk}.{EXTENSIONS[upload.content_type]}", upload.content(), save=False)
+    try:
+        with transaction.atomic():
+            locked = common.chat_lock(chat.pk)
+            if locked is None or locked.scrubbed:
+                raise common.ServiceError("not_found", "no such chat")
+            existing = _posted(locked.pk, Message.Sender.PATRON, client_id)
+            if existing is None:
+                room_check(locked, upload.size)
+                stored.save()
+                locked.last_seq += 1
+                message = Message.objects.create(chat=locked, seq=locked.last_seq, sender=Message.Sender.PATRON,
+                                                 name=locked.patron_name, body=upload.name, client_id=client_id,
+                                                 at=now, file=stored)
+                locked.save(update_fields=["last_seq"])
+                events.to_chat(locked.pk, frames.message_frame(message, locked.channel), seq=message.seq)
+    except Exception:
+        stored.data.delete(save=False)
+        raise
+    if existing is not None:
+        stored.data.delete(save=False)
+        return existing, False
+    return message, True
+
+
+def _posted(chat_id: str, sender: str, client_id: str) -> Message | None:
+    return with_chat_channel(Message.objects.select_related("file").filter(
+        chat_id=chat_id, sender=sender, client_id=client_id)).first()
+
+
 def find(chat: Chat, file_id: str) -> ChatFile | None:
     return ChatFile.objects.filter(chat=chat, pk=file_id).first()
+
+
+def download(stored: ChatFile) -> HttpResponse:
+    """A stored file as its answer: pictures shown, PDFs downloaded, and nothing in it may run."""
+    with stored.data.open("rb") as handle:
+        response = HttpResponse(handle.read(), content_type=stored.content_type)  # at most MAX_BYTES
+    response["Content-Disposition"] = content_disposition_header(
+        stored.content_type not in INLINE_TYPES, stored.name) or "attachment"
+    response["X-Content-Type-Options"] = "nosniff"
+    # Even if a browser were talked into rendering it as a page, nothing in it may run.
+    response["Content-Security-Policy"] = "default-src 'none'; img-src 'self'; sandbox"
+    response["Cache-Control"] = "private, max-age=3600"
+    return response

@@ -62,7 +62,11 @@ def patron_state_frame(chat: Chat) -> Frame:
     return state_frame(chat, position=position, estimated_wait=estimated)
 
 
-def message_frame(message: Message) -> Frame:
+def message_frame(message: Message, channel: str | None = None) -> Frame:
+    """A message as every socket, poll and transcript sends it. `channel` is the chat's (docs/sms.md):
+    given by the caller, else the `chat_channel` of the message's query (the history reads annotate
+    it) or of the service that stored it, else its chat if loaded. Never looked up here: a frame is
+    built on the sockets' event loop too, where no query may run, and once per message on the hot path."""
     frame: Frame = {
         "type": "message",
         "chat": message.chat_id,
@@ -79,6 +83,10 @@ def message_frame(message: Message) -> Frame:
         f = message.file
         frame["file"] = {"id": f.pk, "name": f.name, "type": f.content_type, "size": f.size,
                          "url": f"/api/v1/chats/{message.chat_id}/files/{f.pk}"}
+    channel = channel or message.chat_channel or (
+        message.chat.channel if Message._meta.get_field("chat").is_cached(message) else None)
+    if channel:
+        frame["channel"] = channel  # added by docs/sms.md: "sms" in a chat that came by text
     return frame
 
 

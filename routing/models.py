@@ -127,6 +127,11 @@ class Message(models.Model):
     internal = models.BooleanField(default=False)
     file = models.ForeignKey("ChatFile", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
+    # Not a column: the chat's channel where it was at hand without a query of its own (a read's
+    # annotate(chat_channel=...), or the service that stored the message), for its frame
+    # (routing.frames.message_frame).
+    chat_channel: str | None = None
+
     class Meta:
         ordering = ["chat", "seq"]
         constraints = [

@@ -13,7 +13,7 @@ from typing import Any
 from django.contrib.sessions.models import Session
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Count, Q, QuerySet, TextField
+from django.db.models import Count, F, Q, QuerySet, TextField
 from django.db.models.functions import Cast
 from django.utils.dateparse import parse_datetime
 
@@ -357,9 +357,18 @@ def mentioning(chats: QuerySet[Chat], queues: Iterable[str]) -> QuerySet[Chat]:
     return chats.annotate(plan_text=Cast("plan", output_field=TextField())).filter(named)
 
 
+def with_chat_channel(rows: QuerySet[Message]) -> QuerySet[Message]:
+    """Messages that carry their chat's channel (Message.chat_channel, for their frames), read by the
+    same query: a join on the chat's key, no query per message."""
+    # The annotation fills the model's plain attribute on purpose (django-stubs sees a redefinition).
+    return rows.annotate(chat_channel=F("chat__channel"))  # type: ignore[no-redef]
+
+
 def messages_after(chat_id: str, after: int, *, for_patron: bool, upto: int | None = None) -> list[Message]:
-    """A chat's messages with seq > after (<= upto), in order; without internal notes for the patron."""
-    rows = Message.objects.filter(chat_id=chat_id, seq__gt=after).select_related("file").order_by("seq")
+    """A chat's messages with seq > after (<= upto), in order; without internal notes for the patron.
+    Each carries its chat's channel for its frame, read by the same query."""
+    rows = with_chat_channel(Message.objects.filter(chat_id=chat_id, seq__gt=after).select_related("file")
+                             .order_by("seq"))
     if upto is not None:
         rows = rows.filter(seq__lte=upto)
     if for_patron:

@@ -77,7 +77,7 @@ def receive(text: Text, destination: Destination, now: datetime) -> Received:
         inbound.kind = kind
         inbound.chat_id = chat_id
         inbound.save(update_fields=["kind", "chat"])
-        if text.media and kind in (InboundText.Kind.QUESTION, InboundText.Kind.MESSAGE):
+        if text.media and kind in (InboundText.Kind.QUESTION, InboundText.Kind.MESSAGE, InboundText.Kind.FOLLOWUP):
             inbound_id = inbound.pk
             transaction.on_commit(lambda: _take_media(inbound_id))
     logger.info("text from %s to %s: %s", masked(text.phone), text.number, kind)

@@ -6,6 +6,10 @@ upload is (routing.files: images and PDF only, at most files.MAX_BYTES, the chat
 consortium's bounds), stored and posted into the chat like a file the patron sent. Anything else,
 or a file past a bound, is refused with one text saying so.
 
+A text that became a follow-up (nobody on duty, or added to one) keeps its files all the same: they
+go into the transcript of the follow-up's chat (routing.files.keep), and the follow-up's page lists
+them for whoever answers it. So does a text whose chat ended before its files were fetched.
+
 Only addresses on the provider's API host are fetched (TWILIO_API_BASE): a signed webhook names them,
 but the credentials go to no other host. Twilio answers such an address with a redirect to its file
 store; the credentials are not carried over the redirect."""
@@ -22,7 +26,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from routing import files
-from routing.models import LIVE_STATES, Chat, Ticket
+from routing.models import LIVE_STATES, Chat
 from routing.services.common import ServiceError
 from texting.models import InboundText, OutboundText, SmsChat
 from texting.outbound import text_queue
@@ -55,16 +59,14 @@ def fetch(url: str) -> bytes:
 
 
 def take(inbound_id: int, now: datetime | None = None) -> int:
-    """Fetch, check and post the media of one text into its chat. Returns how many were posted."""
+    """Fetch, check and post the media of one text into its chat (kept in it if the chat is over, as
+    when the text became a follow-up). Returns how many were posted."""
     now = now or timezone.now()
     inbound = InboundText.objects.select_related("patron").filter(pk=inbound_id).first()
     if inbound is None or inbound.chat_id is None or not inbound.media:
         return 0
     chat = Chat.objects.select_related("consortium").filter(pk=inbound.chat_id).first()
     if chat is None:
-        return 0
-    if chat.state not in LIVE_STATES:
-        _note_on_followup(chat, len(inbound.media))
         return 0
     posted, refused = 0, False
     for i, item in enumerate(inbound.media):
@@ -75,13 +77,13 @@ def take(inbound_id: int, now: datetime | None = None) -> int:
                 raise MediaRefused(f"not a picture or a PDF ({str(item.get('type', ''))[:40]})")
             upload = files.Upload(data=data, name=files.clean_name(f"text-{i + 1}", content_type),
                                   content_type=content_type)
-            files.post(chat, upload, sender="patron", client_id=f"{inbound.message_sid}-{i}"[:64])
+            _store(chat, upload, client_id=f"{inbound.message_sid}-{i}"[:64])
             posted += 1
         except (MediaRefused, files.FileRefused) as e:
             logger.info("media %d of a text refused: %s", i, e)
             refused = True
         except ServiceError:
-            break  # the chat ended meanwhile: nothing to show it in
+            break  # the chat is gone or scrubbed: nothing to keep it in
     if refused:
         link = SmsChat.objects.filter(chat_id=chat.pk).first()
         number = link.number if link else inbound.number
@@ -93,11 +95,14 @@ def take(inbound_id: int, now: datetime | None = None) -> int:
     return posted
 
 
-def _note_on_followup(chat: Chat, count: int) -> None:
-    """A text with files that became a follow-up (nobody on duty): a follow-up holds no files, so it says
-    that the patron sent some, for the librarian who answers to ask about them."""
-    ticket = Ticket.objects.filter(chat=chat, source="sms", status=Ticket.Status.NEW).order_by("-created_at").first()
-    if ticket is not None:
-        ticket.note = (f"{ticket.note}\n" if ticket.note else "") + (
-            f"The patron also sent {count} file(s) by text, not kept here: ask them to describe it.")
-        ticket.save(update_fields=["note"])
+def _store(chat: Chat, upload: files.Upload, *, client_id: str) -> None:
+    """Into the live chat, shown in the console at once; into a chat that is over (a follow-up's, or
+    one that ended while the file was fetched), kept in its transcript for the follow-up."""
+    if chat.state in LIVE_STATES:
+        try:
+            files.post(chat, upload, sender="patron", client_id=client_id)
+            return
+        except ServiceError as e:
+            if e.reason != "ended":
+                raise
+    files.keep(chat, upload, client_id=client_id)

@@ -11,7 +11,6 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllow
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import content_disposition_header
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
@@ -80,14 +79,7 @@ def file_link(request: HttpRequest, token: str) -> HttpResponse:
     stored = file_from_link(token)
     if stored is None or not stored.data:
         raise Http404("no such file, or no longer kept")
-    with stored.data.open("rb") as handle:
-        response = HttpResponse(handle.read(), content_type=stored.content_type)  # at most files.MAX_BYTES
-    response["Content-Disposition"] = content_disposition_header(
-        stored.content_type not in files.INLINE_TYPES, stored.name) or "attachment"
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = "default-src 'none'; img-src 'self'; sandbox"
-    response["Cache-Control"] = "private, max-age=3600"
-    return response
+    return files.download(stored)
 
 
 # --- the demo's SMS simulator (texting.simulator) -----------------------------------------------------

@@ -123,7 +123,7 @@ def transcript(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
     more = len(messages) > page.limit
     messages = messages[:page.limit]
     return JsonResponse({"id": chat.pk, "home_library": library_ref(chat.home_library),
-                         "messages": [message_frame(m) for m in messages], "state": chat.state,
+                         "messages": [message_frame(m, chat.channel) for m in messages], "state": chat.state,
                          "next": page.next_url(request, messages[-1].seq) if more else None})
 
 

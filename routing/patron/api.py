@@ -16,7 +16,6 @@ from channels.layers import get_channel_layer
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.utils import timezone
-from django.utils.http import content_disposition_header
 from django.views.decorators.csrf import csrf_exempt
 
 from consortium import ratelimit
@@ -241,12 +240,4 @@ def chat_file(request: HttpRequest, chat_id: str, file_id: str, **_: Any) -> Htt
     stored = files.find(chat, file_id)
     if stored is None or not stored.data:
         raise ApiError(404, "not_found", "no such file")
-    with stored.data.open("rb") as handle:
-        response = HttpResponse(handle.read(), content_type=stored.content_type)  # at most files.MAX_BYTES
-    response["Content-Disposition"] = content_disposition_header(
-        stored.content_type not in files.INLINE_TYPES, stored.name) or "attachment"
-    response["X-Content-Type-Options"] = "nosniff"
-    # Even if a browser were talked into rendering it as a page, nothing in it may run.
-    response["Content-Security-Policy"] = "default-src 'none'; img-src 'self'; sandbox"
-    response["Cache-Control"] = "private, max-age=3600"
-    return response
+    return files.download(stored)

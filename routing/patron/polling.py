@@ -88,6 +88,6 @@ def news(chat_id: str, after: int, known_state: str) -> News | None:
     out: list[Frame] = [] if key == known_state else [state]
     rows = (Message.objects.filter(chat_id=chat_id, seq__gt=after, internal=False)
             .select_related("file").order_by("seq")[:MAX_FRAMES])
-    messages = [frames.message_frame(m) for m in rows]
+    messages = [frames.message_frame(m, chat.channel) for m in rows]
     last = max([after, *(m["seq"] for m in messages)])
     return News(frames=out + messages, state_key=key, after=last)

@@ -14,7 +14,7 @@ from routing import events, frames, message_store
 from routing.access import took_part_q
 from routing.models import LIVE_STATES, Channel, Chat, ChatState, Message, Survey, TraceEvent
 from routing.plan import plan_to_json
-from routing.selectors import librarian_queues
+from routing.selectors import librarian_queues, with_chat_channel
 from routing.services.common import Refused, ServiceError, chat_end_locked, chat_lock, log_decision, trace
 from routing.services.route import chat_route_new, waiting_chats_route
 from routing.structure import Structure, structure_of
@@ -91,7 +91,7 @@ def message_post(chat_id: str, *, sender: str, body: str, client_id: str | None,
     if stored is None:
         raise ServiceError("not_found", "no such chat")
     if stored.duplicate_of is not None:
-        earlier = Message.objects.get(pk=stored.duplicate_of)
+        earlier = with_chat_channel(Message.objects.all()).get(pk=stored.duplicate_of)
         # Echo a librarian only their own line: a client_id chosen to match another librarian's
         # message must not read it back (the chat's patron, who has its token, reads it all anyway).
         if sender == Message.Sender.LIBRARIAN and (librarian is None or earlier.librarian_id != librarian.pk):
@@ -104,6 +104,7 @@ def message_post(chat_id: str, *, sender: str, body: str, client_id: str | None,
     message = Message(pk=stored.message_id, chat_id=chat_id, seq=stored.seq, sender=sender, librarian=librarian,
                       name=stored.patron_name if name is None else name, body=body, client_id=client_id or None,
                       at=now, internal=internal, file_id=file_id)
+    message.chat_channel = stored.channel  # for its frames, here and wherever the caller echoes it
     if stored.channel == Channel.SMS and sender == Message.Sender.LIBRARIAN and not internal:
         from texting.outbound import librarian_message_sent  # texting builds on routing: imported here
 

@@ -47,7 +47,7 @@ def system_message_post(chat: Chat, body: str, now: datetime, *, internal: bool 
     message = Message.objects.create(chat=chat, seq=chat.last_seq, sender=Message.Sender.SYSTEM, body=body,
                                      at=now, internal=internal)
     chat.save(update_fields=["last_seq"])
-    events.to_chat(chat.pk, frames.message_frame(message), seq=message.seq)
+    events.to_chat(chat.pk, frames.message_frame(message, chat.channel), seq=message.seq)
     return message
 
 

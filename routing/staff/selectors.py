@@ -24,7 +24,7 @@ from libraries.hours import format_interval, is_open, next_change, schedule_for
 from libraries.models import Library, Queue, StaffProfile
 from libraries.policy import is_allowed_link, render_policy
 from routing.access import own_chats_q
-from routing.models import LIVE_STATES, CannedResponse, Chat, ChatState, Ticket
+from routing.models import LIVE_STATES, CannedResponse, Chat, ChatFile, ChatState, Ticket
 from routing.selectors import present_librarians, queues_served
 
 
@@ -236,3 +236,9 @@ def followups_for(profile: StaffProfile, *, status: str = "open", query: str = "
 
 def followup_get(profile: StaffProfile, ticket_id: str) -> Ticket | None:
     return followups_for(profile, status="all").filter(pk=ticket_id).first()
+
+
+def followup_files(ticket: Ticket) -> QuerySet[ChatFile]:
+    """The files of the follow-up's chat, for whoever answers it: pictures a patron texted when nobody
+    was on duty are kept there (routing.files.keep), as are the files of a chat that was referred."""
+    return ChatFile.objects.filter(chat_id=ticket.chat_id).exclude(data="").order_by("created_at", "pk")

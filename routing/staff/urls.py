@@ -13,6 +13,7 @@ urlpatterns = [
     path("api/chats/<id:chat_id>/classify", views.api_classify, name="staff-api-classify"),
     path("tickets/", views.tickets, name="staff-tickets"),
     path("tickets/<str:ticket_id>/", views.ticket_detail, name="staff-ticket"),
+    path("tickets/<str:ticket_id>/files/<str:file_id>", views.ticket_file, name="staff-ticket-file"),
     path("history/", views.history, name="staff-history"),
     path("history/<str:chat_id>/", views.history_detail, name="staff-history-chat"),
 ]

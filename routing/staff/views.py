@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from consortium.middleware import api_error
 from libraries.models import StaffProfile
-from routing import access
+from routing import access, files
 from routing.services import chats, followups
 from routing.services.common import Refused, ServiceError
 from routing.staff import selectors
@@ -202,8 +202,20 @@ def ticket_detail(request: HttpRequest, profile: StaffProfile, ticket_id: str) -
         else:
             return redirect("staff-ticket", ticket_id=ticket_id)
         ticket = selectors.followup_get(profile, ticket_id) or ticket
-    context = {"profile": profile, "ticket": ticket, "error": error, "answer": answer, "section": "tickets"}
+    context = {"profile": profile, "ticket": ticket, "error": error, "answer": answer, "section": "tickets",
+               "files": list(selectors.followup_files(ticket)) if ticket.chat_id else []}
     return render(request, "routing/staff/ticket.html", context, status=400 if error else 200)
+
+
+@require_GET
+@staff_page
+def ticket_file(request: HttpRequest, profile: StaffProfile, ticket_id: str, file_id: str) -> HttpResponse:
+    """A file of the follow-up's chat, to anyone who may work on the follow-up (routing.files.download)."""
+    ticket = selectors.followup_get(profile, ticket_id)
+    stored = selectors.followup_files(ticket).filter(pk=file_id).first() if ticket and ticket.chat_id else None
+    if stored is None:
+        raise Http404("no such file")
+    return files.download(stored)
 
 
 # --- history -------------------------------------------------------------------------------------

@@ -106,3 +106,34 @@ def test_two_processes_cannot_both_take_the_last_place(world: dict[str, Any], se
                        for n in range(4)])
     assert sorted(answers) == [201, 413, 413, 413]
     assert ChatFile.objects.filter(chat=chat).count() == 1
+
+
+def test_a_file_kept_in_a_chat_that_is_over_has_the_same_bounds_once_and_never_in_a_scrubbed_chat(
+        world: dict[str, Any], settings: Any, sent: Any) -> None:
+    """routing.files.keep: a patron's file for a chat that is over (a texted picture whose text became a
+    follow-up: texting.media), posted into its transcript under the chat's lock like any message."""
+    from routing.models import ChatState, Message
+    from routing.services.common import ServiceError
+
+    chat, _token = new_chat(world)
+    Chat.objects.filter(pk=chat.pk).update(state=ChatState.UNSTAFFED)
+    chat = Chat.objects.get(pk=chat.pk)
+    picture = files.Upload(data=PNG, name="text-1.png", content_type="image/png")
+    message, created = files.keep(chat, picture, client_id="SM1-0")
+    assert created and message.seq == chat.last_seq + 1 and message.sender == "patron"
+    assert Chat.objects.get(pk=chat.pk).last_seq == message.seq
+    assert sent.to_chat(chat, "message")[-1]["file"]["id"] == message.file_id
+    again, created = files.keep(chat, picture, client_id="SM1-0")
+    assert (again.pk, created) == (message.pk, False)
+    assert ChatFile.objects.filter(chat=chat).count() == 1, "a task run again stores nothing twice"
+
+    settings.CHAT_FILES_MAX_COUNT = 1
+    with pytest.raises(files.FileRefused) as refused:
+        files.keep(chat, picture, client_id="SM2-0")
+    assert refused.value.code == "too_many_files"
+    settings.CHAT_FILES_MAX_COUNT = 10
+    Chat.objects.filter(pk=chat.pk).update(scrubbed=True)
+    with pytest.raises(ServiceError):
+        files.keep(chat, picture, client_id="SM3-0")
+    assert ChatFile.objects.filter(chat=chat).count() == 1
+    assert Message.objects.filter(chat=chat, file__isnull=False).count() == 1

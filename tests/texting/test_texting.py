@@ -412,11 +412,82 @@ def test_a_texted_question_nobody_takes_within_sms_idle_becomes_a_follow_up(
     assert queued_sms_chats_expire(chat.last_activity_at + timedelta(seconds=1200)) == 0
 
 
-def test_files_sent_with_a_text_nobody_can_answer_are_noted_on_its_follow_up(
-        twilio: FakeTwilio, client: Client) -> None:
-    texting_world()
+PDF = b"%PDF-1.4\n" + b"%" * 64
+
+
+def test_files_sent_with_a_text_nobody_can_answer_are_kept_for_its_follow_up(
+        twilio: FakeTwilio, client: Client, sent: Sent) -> None:
+    from texting.media import take
+
+    w = texting_world()
     picture = twilio.add_media(PNG)
     post_text(client, text_params("What is this plant?", to=HOME_NUMBER, NumMedia="1", MediaUrl0=picture,
                                   MediaContentType0="image/png"))
     ticket = Ticket.objects.get()
-    assert "also sent 1 file(s) by text" in ticket.note
+    chat = Chat.objects.get()
+    assert chat.state == ChatState.UNSTAFFED and ticket.chat == chat
+    [kept] = Message.objects.filter(chat=chat, file__isnull=False)
+    assert (kept.sender, kept.file.content_type, kept.file.size, kept.file.uploaded_by) == (
+        "patron", "image/png", len(PNG), "patron")
+    assert kept.file.data.read() == PNG
+    assert sent.to_chat(chat, "message")[-1]["channel"] == "sms"
+
+    # A text added to the follow-up: its words go to the question, its files are kept as well;
+    # anything that is no picture is still refused with a text (and the rest of that text is kept).
+    card = twilio.add_media(b"BEGIN:VCARD\nVERSION:3.0\nEND:VCARD\n")
+    leaf = twilio.add_media(PDF)
+    params = text_params("", to=HOME_NUMBER, NumMedia="2", MediaUrl0=card, MediaContentType0="text/vcard",
+                         MediaUrl1=leaf, MediaContentType1="application/pdf")
+    post_text(client, params)
+    ticket.refresh_from_db()
+    assert ticket.question == "What is this plant?\n\n(2 file(s) sent by text)"
+    assert Ticket.objects.count() == 1 and Chat.objects.count() == 1
+    assert InboundText.objects.get(message_sid=params["MessageSid"]).kind == InboundText.Kind.FOLLOWUP
+    files = [m.file for m in Message.objects.filter(chat=chat, file__isnull=False).order_by("seq")]
+    assert [f.content_type for f in files] == ["image/png", "application/pdf"]
+    texts = twilio.wait_for(2)  # the unstaffed reply, then the refusal
+    assert "only pictures" in texts[1].body and texts[1].from_ == HOME_NUMBER
+    # The task run again (a worker that died before acknowledging it): nothing twice.
+    assert take(InboundText.objects.get(message_sid=params["MessageSid"]).pk) == 1
+    assert Message.objects.filter(chat=chat, file__isnull=False).count() == 2
+    assert OutboundText.objects.filter(kind=OutboundText.Kind.REFUSED).count() == 1
+
+    # Whoever answers the follow-up sees the files on its page and opens them from there.
+    lena = make_staff(w.home, "lena")
+    client.force_login(lena.user)
+    page = client.get(f"/staff/tickets/{ticket.pk}/").content.decode()
+    for f in files:
+        assert f"/staff/tickets/{ticket.pk}/files/{f.pk}" in page
+    opened = client.get(f"/staff/tickets/{ticket.pk}/files/{files[0].pk}")
+    assert opened.status_code == 200 and opened.content == PNG and opened["Content-Type"] == "image/png"
+    assert opened["X-Content-Type-Options"] == "nosniff"
+    assert client.get(f"/api/v1/chats/{chat.pk}/files/{files[1].pk}").status_code == 200  # the chat's own link
+
+    # Not to staff of a library the follow-up is not for, nor another chat's files by this address.
+    client.force_login(make_staff(w.partner, "pia").user)
+    assert client.get(f"/staff/tickets/{ticket.pk}/files/{files[0].pk}").status_code == 404
+    client.force_login(lena.user)
+    other, _ = chats.chat_start(consortium=w.consortium, question="web", library_slug="home", now=timezone.now())
+    from routing.models import ChatFile
+
+    stranger = ChatFile.objects.create(chat=other, name="x.png", content_type="image/png", size=1,
+                                       uploaded_by="patron", created_at=timezone.now(), data=files[0].data.name)
+    assert client.get(f"/staff/tickets/{ticket.pk}/files/{stranger.pk}").status_code == 404
+
+
+def test_files_of_a_text_whose_chat_ended_before_they_were_fetched_are_kept_in_it(
+        twilio: FakeTwilio, client: Client) -> None:
+    lena, chat = held_sms_chat(client, texting_world())
+    picture = twilio.add_media(PNG)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("texting.tasks.take_media.delay", lambda inbound_id: None)  # the worker is late
+        params = text_params("Here it is", to=HOME_NUMBER, NumMedia="1", MediaUrl0=picture,
+                             MediaContentType0="image/png")
+        post_text(client, params)
+    chats.chat_end(chat.pk, timezone.now(), by="librarian", librarian=lena)
+    from texting.media import take
+
+    assert take(InboundText.objects.get(message_sid=params["MessageSid"]).pk) == 1
+    [kept] = Message.objects.filter(chat=chat, file__isnull=False)
+    assert kept.sender == "patron" and kept.file.content_type == "image/png"
+    assert Chat.objects.get(pk=chat.pk).state == ChatState.ENDED  # kept, nothing reopened
