@@ -90,9 +90,11 @@ def message_frame(message: Message, channel: str | None = None) -> Frame:
     return frame
 
 
-def ack_frame(chat_id: str, seq: int, client_id: str | None) -> Frame:
-    """A client_id sent again whose stored message this socket has sent already (docs/protocol.md)."""
-    return {"type": "ack", "chat": chat_id, "seq": seq, "client_id": client_id}
+def resent_frame(message: Frame) -> Frame:
+    """The stored message sent again for a client_id sent again, when this socket has sent it already:
+    the contract's echo, marked `resent` (docs/protocol.md) so that a client, and the fault tests,
+    tell it from a delivery of the same seq twice, which never happens."""
+    return {**message, "resent": True}
 
 
 def offer_frame(offer: Offer, chat: Chat) -> Frame:

@@ -226,13 +226,13 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
 
     async def answer_resent(self, frame: Frame, *, internal: bool) -> None:
         """A client_id sent again, stored before as `frame`. If this socket has sent that seq already,
-        the client has it: an `ack` frame says so, instead of the same seq twice (docs/protocol.md).
+        the stored message goes out again as the contract says, marked `resent` (docs/protocol.md).
         Else it goes out as a live message would: in order, kept back behind a pending join."""
         chat_id, seq = frame["chat"], int(frame["seq"])
         async with self.sending:
             accounted = self.accounted.get(chat_id)
             if accounted is not None and accounted.has(seq):
-                await self.send_json(frames.ack_frame(chat_id, seq, frame.get("client_id")))
+                await self.send_json(frames.resent_frame(frame))
                 return
             if chat_id in self.held_back or (self.seqs.get(chat_id) or 0) < seq:
                 await self._deliver(frame, internal=internal)

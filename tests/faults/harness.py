@@ -19,10 +19,11 @@ nginx does with `proxy_next_upstream error`). Nothing in a test ever reconnects 
 
 The ledger lets a test check, after a fault: every message acknowledged to its sender is stored in
 PostgreSQL with its body and reached the other side; on every socket, each chat's seqs came one by
-one (none repeated, none skipped, not even for a line sent again: that is answered with an `ack`
-frame); every client got back to a joined state. Helpers check that waiting chats are
-routed again (`waiting_chats`), that each passed deadline fired once (`deadlines_fired_once`, from
-the routing trace), and what /healthz said during the fault (`HealthLog`).
+one (none repeated, none skipped; a line sent again whose seq the socket had already is answered by
+the contract's echo marked `resent`, checked apart); every client got back to a joined state.
+Helpers check that waiting chats are routed again (`waiting_chats`), that each passed deadline
+fired once (`deadlines_fired_once`, from the routing trace), and what /healthz said during the fault
+(`HealthLog`).
 
 The load runs in a thread of its own with its own event loop, so tests are plain functions that
 apply a fault (kill, stop, restart) and then wait for the load to recover. Any stack will do
@@ -228,8 +229,8 @@ class Ledger:
 class SeqWatch:
     """One socket's view of one chat: message seqs must come one by one from `after` + 1.
 
-    No repeat is allowed: a line sent again whose seq this socket sent already is answered with `ack`
-    (Watch.ack), not with the message again. On a staff
+    No repeat is allowed: a line sent again whose seq this socket sent already is answered with the
+    stored message marked `resent` (Watch.ack checks those), never an unmarked delivery. On a staff
     socket, a live message arriving between the server's `hello` and its answer to the console's
     `join {after}` once came before the history and again in it; the consumer now keeps such messages
     back until the history is sent (routing.sockets.base, `hold_back`), and this is held to it strictly.
@@ -241,7 +242,7 @@ class SeqWatch:
     def __init__(self, ledger: Ledger, who: str, chat: str, after: int, *, window: bool = False,
                  ordered: bool = True) -> None:
         self.ledger, self.who, self.chat, self.after, self.last = ledger, who, chat, after, after
-        self.resent: set[str] = set()  # client_ids this socket sent again: answered by their echo or an `ack`
+        self.resent: set[str] = set()  # client_ids this socket sent again: answered by their echo (`resent` if seen)
         self.received: set[int] = set()
         self.window = window
         self.ordered = ordered  # False: any order while the join window is open (after `assigned`)
@@ -250,8 +251,8 @@ class SeqWatch:
         seq = int(frame["seq"])
         ledger = self.ledger
         if seq in self.received or seq <= self.after:
-            # None tolerated, not even the echo of a line sent again: a socket that sent the seq already
-            # answers that with an `ack` frame (docs/protocol.md, "Delivery guarantees"; issue 14.3).
+            # None tolerated: a socket that sent the seq already answers a line sent again with the
+            # stored message marked `resent`, which goes to Watch.ack (docs/protocol.md; issue 14.3).
             ledger.seq_problems["seq repeated"] += 1
             ledger.problem(f"{self.who} chat {self.chat}: seq {seq} repeated (last {self.last})")
         elif seq != self.last + 1 and (self.ordered or not self.window):
@@ -261,12 +262,12 @@ class SeqWatch:
         self.last = max(self.last, seq)
 
     def ack(self, frame: Frame) -> None:
-        """An `ack`: only for a line this socket sent again, whose seq it has received already."""
+        """A `resent` echo: only for a line this socket sent again, whose seq it has received already."""
         seq, cid = int(frame.get("seq") or 0), frame.get("client_id")
         if cid not in self.resent or (seq not in self.received and seq > self.after):
             self.ledger.problem(f"{self.who} chat {self.chat}: ack of {cid} (seq {seq}) for a line not seen")
         self.resent.discard(str(cid))
-        self.ledger.counts["ack of a message sent again"] += 1
+        self.ledger.counts["echo of a message sent again"] += 1
 
     def close_window(self) -> None:
         self.window = False
@@ -409,6 +410,8 @@ class Patron:
 
     def _frame(self, frame: Frame) -> None:
         kind = frame.get("type")
+        if kind == "message" and frame.get("resent"):
+            kind = "ack"  # the echo of a line sent again, whose seq this socket had already (docs/protocol.md)
         ledger = self.load.ledger
         if kind == "message":
             assert self.watch is not None
@@ -526,6 +529,8 @@ class Librarian:
 
     async def _frame(self, ws: ClientConnection, frame: Frame) -> None:
         kind = frame.get("type")
+        if kind == "message" and frame.get("resent"):
+            kind = "ack"  # the echo of a line sent again, whose seq this socket had already (docs/protocol.md)
         ledger = self.load.ledger
         if kind == "hello":
             self.hellos += 1

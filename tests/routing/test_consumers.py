@@ -138,10 +138,10 @@ async def test_hello_then_offer_accept_and_a_conversation_both_ways() -> None:
     theirs = await expect(a1, "message", client_id="p1")
     assert mine["seq"] == theirs["seq"] and theirs["body"] == "<b>hi</b>" and theirs["sender"] == "patron"
     await patron.send_json_to({"type": "message", "body": "<b>hi</b>", "client_id": "p1"})
-    # Sent again (a client that missed the echo): stored once, and since this socket sent that seq
-    # already, answered with `ack` rather than the same seq twice (docs/protocol.md).
+    # Sent again (a client that missed the echo): stored once, and the stored message sent again as
+    # the contract says; since this socket sent that seq already, marked `resent` (docs/protocol.md).
     again = await patron.receive_json_from(timeout=3)
-    assert again == {"type": "ack", "chat": chat.pk, "seq": mine["seq"], "client_id": "p1"}
+    assert again == {**mine, "resent": True}
     await a1.send_json_to({"type": "typing", "chat": chat.pk})
     assert (await expect(patron, "typing"))["sender"] == "librarian"
     await a1.send_json_to({"type": "message", "chat": chat.pk, "body": "Hello!", "client_id": "l1"})

@@ -39,9 +39,10 @@ def seqs(frames: list[dict[str, Any]]) -> list[int]:
     return [f["seq"] for f in frames if f.get("type") == "message"]
 
 
-async def test_a_patron_resending_after_a_reconnect_gets_its_line_once_then_an_ack() -> None:
+async def test_a_patron_resending_after_a_reconnect_gets_its_line_then_the_marked_echo() -> None:
     """The page lost the echo (the socket closed), joins with `after` below its line and sends its
-    outbox again: the history carries the line, and the resend is answered with `ack`, not again."""
+    outbox again: the history carries the line, and the resend is answered with the contract's echo,
+    marked `resent` (never an unmarked second delivery of the seq)."""
     w = await database_sync_to_async(socket_world)()
     a1, chat, token, _ = await a1_holding_a_chat(w)
     patron = await patron_socket(chat.pk, token)
@@ -53,8 +54,8 @@ async def test_a_patron_resending_after_a_reconnect_gets_its_line_once_then_an_a
     back = await patron_socket(chat.pk, token, after=mine["seq"] - 1)  # the echo never reached the page
     await expect(back, "joined")
     await back.send_json_to({"type": "message", "body": "hello?", "client_id": "p1"})
-    got = [f for f in await frames_until_quiet(back) if f["type"] in {"message", "ack"}]
-    assert [(f["type"], f["seq"]) for f in got] == [("message", mine["seq"]), ("ack", mine["seq"])]
+    got = [f for f in await frames_until_quiet(back) if f["type"] == "message"]
+    assert [(f["seq"], f.get("resent", False)) for f in got] == [(mine["seq"], False), (mine["seq"], True)]
     assert got[1]["client_id"] == "p1"
     await back.disconnect()
     await a1.disconnect()
@@ -71,8 +72,8 @@ async def test_a_librarian_resending_after_a_reconnect_gets_the_line_once() -> N
     await expect(back, "hello")
     await back.send_json_to({"type": "join", "chat": chat.pk, "after": mine["seq"] - 1})
     await back.send_json_to({"type": "message", "chat": chat.pk, "body": "Hello!", "client_id": "l1"})
-    got = [f for f in await frames_until_quiet(back) if f["type"] in {"message", "ack"}]
-    assert [(f["type"], f["seq"]) for f in got] == [("message", mine["seq"]), ("ack", mine["seq"])]
+    got = [f for f in await frames_until_quiet(back) if f["type"] == "message"]
+    assert [(f["seq"], f.get("resent", False)) for f in got] == [(mine["seq"], False), (mine["seq"], True)]
     await back.disconnect()
 
 
@@ -144,8 +145,8 @@ async def test_a_resend_before_the_join_is_kept_back_and_the_history_carries_it(
     await expect(back, "hello")
     await back.send_json_to({"type": "message", "chat": chat.pk, "body": "late", "client_id": "l2"})
     await back.send_json_to({"type": "join", "chat": chat.pk, "after": seen})
-    got = [f for f in await frames_until_quiet(back) if f["type"] in {"message", "ack"}]
-    assert [(f["type"], f["seq"]) for f in got] == [("message", line)]
+    got = [f for f in await frames_until_quiet(back) if f["type"] == "message"]
+    assert [(f["seq"], f.get("resent", False)) for f in got] == [(line, False)]
     await back.disconnect()
 
 

@@ -102,11 +102,10 @@ async def test_a_staff_socket_gets_the_channel_live_in_history_and_in_a_gap(
 
     await a1.send_json_to({"type": "message", "chat": chat.pk, "body": "Hi", "client_id": "l1", "internal": True})
     first = await expect(a1, "message", client_id="l1")
-    # Sent again: this socket has sent that line already, so it is acknowledged, not repeated
-    # (docs/protocol.md, "ack"); the line itself carried the channel.
+    # Sent again: the stored line again (marked `resent`: this socket sent it already), channel and all.
     await a1.send_json_to({"type": "message", "chat": chat.pk, "body": "Hi", "client_id": "l1", "internal": True})
-    ack = await expect(a1, "ack", client_id="l1")
-    assert (first["channel"], ack["seq"]) == ("sms", first["seq"])
+    echo = await expect(a1, "message", client_id="l1")
+    assert (first["channel"], echo["channel"], echo["seq"], echo["resent"]) == ("sms", "sms", first["seq"], True)
     await a1.disconnect()
 
 

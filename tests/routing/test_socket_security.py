@@ -86,11 +86,11 @@ async def test_a_librarian_repeating_another_librarians_client_id_is_refused_not
     refused = await expect(a2, "error")
     assert refused["code"] == "forbidden" and refused["client_id"] == "c-1"
     assert "private words" not in json.dumps(refused)
-    # a1 repeating their own line is answered, stored once: with `ack`, since this socket sent that
-    # line already (docs/protocol.md; a new socket would get the line itself, with its history).
+    # a1 repeating their own line is answered, stored once: the line again, marked `resent` since this
+    # socket sent it already (docs/protocol.md; a new socket would get it with its history).
     await a1.send_json_to({"type": "message", "chat": chat.pk, "body": "private words", "client_id": "c-1"})
-    acked = await expect(a1, "ack", client_id="c-1")
-    assert acked["chat"] == chat.pk
+    acked = await expect(a1, "message", client_id="c-1")
+    assert acked["chat"] == chat.pk and acked["resent"] is True
     assert await database_sync_to_async(Message.objects.filter(chat_id=chat.pk, client_id="c-1").count)() == 1
     await a1.disconnect()
     await a2.disconnect()

@@ -231,6 +231,8 @@
     // --- frames in ----------------------------------------------------------------------
     function handle(f) {
       if (!f || !st) return;
+      // A line sent again whose message had already come: the contract's echo, marked `resent`.
+      if (f.type === "message" && f.resent) return f.client_id ? unqueue(f.client_id) : undefined;
       if (f.type === "message") return onMessage(f);
       if (f.type === "state") return applyState(f);
       if (f.type === "typing" && f.sender === "librarian") {
@@ -239,7 +241,6 @@
         clearTimeout(typingTimer);
         typingTimer = setTimeout(function () { say("typing", ""); }, 6000);
       }
-      if (f.type === "ack" && f.client_id) return unqueue(f.client_id); // sent again, had already come
       if (f.type === "error") {
         if (f.client_id) { unqueue(f.client_id); say("chat-error", fmt(S.send_failed, { detail: f.detail || f.code })); }
       }

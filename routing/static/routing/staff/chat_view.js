@@ -195,7 +195,7 @@ export class ChatView {
   join() {
     socket.send({ type: "join", chat: this.id, after: this.maxSeq });
     // Whatever did not reach the server before the connection dropped goes again; the server
-    // stores a client_id once and echoes the stored message (or answers `ack` when it sent it already).
+    // stores a client_id once and echoes the stored message (marked `resent` when it sent it already).
     for (const { frame } of this.pending.values()) socket.send(frame);
   }
 

@@ -66,14 +66,12 @@ function handle(frame) {
       acceptFailed(frame);
       break;
     case "message":
-      if (view) view.addMessage(frame);
+      // `resent`: a line sent again that this socket had sent already (docs/protocol.md).
+      if (view) (frame.resent ? view.acked(frame.client_id) : view.addMessage(frame));
       break;
     case "delivery":
       // Whether a line reached the texting patron's phone (docs/sms.md): shown on that line.
       if (view) view.showDelivery(frame);
-      break;
-    case "ack": // a line sent again that this socket had sent already (docs/protocol.md)
-      if (view) view.acked(frame.client_id);
       break;
     case "typing":
       if (view && frame.sender === "patron") view.showTyping(true);
