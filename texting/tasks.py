@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from celery import shared_task
 from django.conf import settings
+from django.utils import timezone
 
+# Imported with the task module, as the worker starts (before it forks its pool), not at a task's
+# first run: the per-minute task then costs no first-run import in each pool process, which the soak
+# (tests/faults/test_soak.py) saw as memory still growing after its warm-up.
+from texting.idle import queued_sms_chats_expire
+from texting.media import take
+from texting.models import OutboundText
 from texting.outbound import deliver
+from texting.privacy import scrub_expired
 
 
 @shared_task(bind=True, acks_late=True, max_retries=None)
@@ -30,18 +39,12 @@ def send_text(self: Any, text_id: str) -> str:
 @shared_task(acks_late=True)
 def texts_scrub_expired() -> int:
     """Nightly, from Celery beat: texts and phones past the retention (texting.privacy)."""
-    from django.utils import timezone
-
-    from texting.privacy import scrub_expired
-
     return scrub_expired(timezone.now())
 
 
 @shared_task(acks_late=True)
 def take_media(inbound_id: int) -> int:
     """The pictures and files of one text, fetched and posted into its chat (texting.media)."""
-    from texting.media import take
-
     return take(inbound_id)
 
 
@@ -54,12 +57,6 @@ STUCK_AFTER = 20 * 60
 def texts_resend_stuck() -> int:
     """Every few minutes, from Celery beat: hand a text whose task was lost to a worker again. Sending
     stays once: the task sends only a row still queued, under its lock (texting.outbound)."""
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from texting.models import OutboundText
-
     since = timezone.now() - timedelta(seconds=STUCK_AFTER)
     stuck = list(OutboundText.objects.filter(status=OutboundText.Status.QUEUED, created_at__lt=since)
                  .values_list("pk", flat=True)[:500])
@@ -71,8 +68,4 @@ def texts_resend_stuck() -> int:
 @shared_task(acks_late=True)
 def sms_queued_idle() -> int:
     """Every minute, from Celery beat: a texted question nobody took within sms_idle (texting.idle)."""
-    from django.utils import timezone
-
-    from texting.idle import queued_sms_chats_expire
-
     return queued_sms_chats_expire(timezone.now())
