@@ -45,8 +45,7 @@ class StaffEntry:
 class Structure:
     stamp: int
     consortium_id: int
-    libraries: dict[str, Library]  # active libraries by slug
-    libraries_in_order: list[Library]  # by pk: the ZIP-code search's order
+    libraries: dict[str, Library]  # active libraries by slug, in pk order (the ZIP-code search's)
     queues: dict[str, Queue]  # active queues by slug
     hours: HoursRows  # queue id -> its hours rows (libraries.hours_loader)
     shifts: list[rota.ShiftTime]  # of active rota-driven queues
@@ -163,7 +162,6 @@ def _read(consortium: Consortium, now_stamp: int, alias: str) -> Structure:
         queues_by_id={queue.pk: queue for queue in queues},
         consortium_id=consortium.pk,
         libraries={library.slug: library for library in libraries},
-        libraries_in_order=libraries,
         queues={queue.slug: queue for queue in queues},
         hours=hours_rows([queue.pk for queue in queues]),
         shifts=rota.shifts_of(q for q in queues if q.rota_driven),

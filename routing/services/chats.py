@@ -34,7 +34,7 @@ def home_library_resolve(consortium: Consortium, library_slug: str | None, zip_c
         return library, "library"
     if zip_code:
         code = zip_code.strip()[:5]
-        for library in picture.libraries_in_order:
+        for library in picture.libraries.values():
             if code in (library.zip_codes or []):
                 return library, "zip"
     return None, "none"

@@ -114,7 +114,7 @@ class Writes:
     """What applying decisions writes, gathered so that a batch of chats costs a few statements:
     one UPDATE (sent once per row, pipelined) for the offers expired or withdrawn, one INSERT for
     every trace line, one UPDATE per step the open offers move into, one upsert for every new offer
-    and one UPDATE for the chats."""
+    and one UPDATE for the chats. Flushed once, at the end of the transaction that gathered it."""
 
     def __init__(self) -> None:
         self.created: list[Chat] = []  # chats to insert (already holding what was decided), first
@@ -158,7 +158,6 @@ class Writes:
                 chats[0].save(update_fields=list(fields))
             else:
                 _chats_update(chats, fields)
-        self.__init__()  # type: ignore[misc]
 
 
 def _chats_update(chats: list[Chat], fields: tuple[str, ...]) -> None:

@@ -13,6 +13,7 @@ import json
 import pytest
 from channels.db import database_sync_to_async
 
+from libraries.models import StaffProfile
 from routing.models import Chat, LibrarianPresence, Offer
 from routing.services import presence, route, sweeps
 from tests.routing.routing_helpers import T0, at, fresh, go_online, open_offers, staff, start, trace, world
@@ -21,14 +22,19 @@ from tests.routing.socket_helpers import expect, socket_world, staff_socket, sta
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_a_web_process_that_dies_after_answering_leaves_the_routing_to_the_timer() -> None:
+def _waiting_for_pablo_while_lena_is_away() -> tuple[StaffProfile, StaffProfile, Chat]:
+    """A home chat whose home librarian, lena, is away: the home step is skipped, pablo (partner) has it."""
     w = world()
     lena = staff(w.home, "lena")
     pablo = staff(w.partner, "pablo")
     for profile in (lena, pablo):
         go_online(profile, at(-60))
     presence.presence_set(lena, "away", at(-30))
-    chat = start(w.consortium, T0, library_slug="home")  # home skipped (lena away): waits for pablo
+    return lena, pablo, start(w.consortium, T0, library_slug="home")
+
+
+def test_a_web_process_that_dies_after_answering_leaves_the_routing_to_the_timer() -> None:
+    lena, pablo, chat = _waiting_for_pablo_while_lena_is_away()
     assert open_offers(chat) == {pablo.pk}
 
     # Lena says available; her console is answered; the process dies before routing anything.
@@ -48,13 +54,7 @@ def test_a_web_process_that_dies_after_answering_leaves_the_routing_to_the_timer
 
 
 def test_the_web_process_routing_right_after_clears_the_timers_fallback() -> None:
-    w = world()
-    lena = staff(w.home, "lena")
-    pablo = staff(w.partner, "pablo")
-    for profile in (lena, pablo):
-        go_online(profile, at(-60))
-    presence.presence_set(lena, "away", at(-30))
-    chat = start(w.consortium, T0, library_slug="home")
+    lena, pablo, chat = _waiting_for_pablo_while_lena_is_away()
     presence.presence_change(lena, "available", at(1))
     presence.presence_reroute(lena.pk, at(1))
     assert open_offers(fresh(chat)) == {pablo.pk, lena.pk}
