@@ -1,7 +1,7 @@
 """Storing one chat message: the hot path of the whole service (every line anyone types).
 
-`store` allocates the message's `seq` under the chat's row lock, inserts it and moves the chat's
-idle deadline, or says why not (no such chat, already stored under this `client_id`, not this
+`store` allocates the message's `seq` under the chat's row lock, inserts it and records the chat's
+last activity, or says why not (no such chat, already stored under this `client_id`, not this
 librarian's chat, chat over). routing.services.message_post decides what that means for the
 caller and announces the message.
 
@@ -10,6 +10,13 @@ On PostgreSQL it is a single statement, so a single round trip in autocommit: th
 data-modifying CTEs. The same work through the ORM took BEGIN, three statements and COMMIT: five
 round trips and most of a web process's CPU per message (docs/benchmarks.md, "Real time").
 Elsewhere (SQLite, the embedded default) the ORM does it in a transaction.
+
+A message does not move the chat's idle deadline (`Chat.deadline`): when that deadline comes, the
+timer ends the chat only if `last_activity_at` is an idle period old, and otherwise sets the deadline
+from it (routing.services.route). So the chat's update touches no indexed column and PostgreSQL makes
+it a heap-only (HOT) update, with no index entries written (the chats table keeps free space in each
+page for this: fillfactor, migration routing 0013); moving the deadline at every message wrote an
+entry into every index of the chats table.
 
 Why the statement is safe under concurrency: the chat CTE locks the row, and PostgreSQL re-reads a
 locked row that changed while it waited (READ COMMITTED), so `seq` follows the latest `last_seq`,
@@ -23,14 +30,15 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
+import psycopg
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, F, OuterRef, Subquery, When
+from django.db.models import OuterRef, Subquery
 
-from consortium.models import Consortium
-from routing.models import LIVE_STATES, Channel, Chat, ChatState, Message
+from routing.models import LIVE_STATES, Chat, Message
 
 
 @dataclass(frozen=True)
@@ -79,10 +87,8 @@ def _may_write(sender: str, state: str, chat_librarian: int | None, librarian_id
 def _store_orm(*, chat_id: str, sender: str, body: str, client_id: str | None, at: datetime,
                librarian_id: int | None, name: str | None, internal: bool, file_id: str | None) -> Stored | None:
     with transaction.atomic():
-        chats = (Chat.objects.select_for_update(of=("self",)).filter(pk=chat_id)
-                 .annotate(idle_timeout=Case(When(channel=Channel.SMS, then=F("consortium__sms_idle")),
-                                             default=F("consortium__idle_timeout"))))
-        columns = ["state", "librarian_id", "last_seq", "patron_name", "idle_timeout", "channel"]
+        chats = Chat.objects.select_for_update().filter(pk=chat_id)
+        columns = ["state", "librarian_id", "last_seq", "patron_name", "channel"]
         if client_id:
             chats = chats.annotate(duplicate_of=Subquery(
                 Message.objects.filter(chat=OuterRef("pk"), sender=sender, client_id=client_id).values("pk")[:1]))
@@ -98,27 +104,23 @@ def _store_orm(*, chat_id: str, sender: str, body: str, client_id: str | None, a
         message = Message.objects.create(chat_id=chat_id, seq=seq, sender=sender, librarian_id=librarian_id,
                                          name=chat["patron_name"] if name is None else name, body=body,
                                          client_id=client_id, at=at, internal=internal, file_id=file_id)
-        changes: dict[str, Any] = {"last_seq": seq, "last_activity_at": at}
-        if found.state == ChatState.ACTIVE:
-            changes["deadline"] = at + timedelta(seconds=chat["idle_timeout"])
-        Chat.objects.filter(pk=chat_id).update(**changes)
+        Chat.objects.filter(pk=chat_id).update(last_seq=seq, last_activity_at=at)
         return Stored(state=found.state, librarian_id=found.librarian_id, patron_name=found.patron_name,
                       duplicate_of=None, message_id=message.pk, seq=seq, channel=found.channel)
 
 
 def _statement() -> str:
-    chat, message, consortium = Chat._meta.db_table, Message._meta.db_table, Consortium._meta.db_table
+    chat, message = Chat._meta.db_table, Message._meta.db_table
     live = ", ".join(f"'{state}'" for state in LIVE_STATES)
     return f"""
 WITH chat AS (
     SELECT c.id, c.state, c.librarian_id, c.last_seq, c.patron_name, c.channel,
-           CASE WHEN c.channel = '{Channel.SMS}' THEN k.sms_idle ELSE k.idle_timeout END AS idle_timeout,
            (SELECT m.id FROM {message} m
              WHERE m.chat_id = c.id AND m.sender = %(sender)s AND m.client_id = %(client_id)s
              LIMIT 1) AS duplicate_of
-      FROM {chat} c JOIN {consortium} k ON k.id = c.consortium_id
+      FROM {chat} c
      WHERE c.id = %(chat_id)s
-       FOR UPDATE OF c
+       FOR UPDATE
 ), inserted AS (
     INSERT INTO {message} (chat_id, seq, sender, librarian_id, name, body, client_id, at, internal, file_id)
     SELECT id, last_seq + 1, %(sender)s, %(librarian_id)s, COALESCE(%(name)s, patron_name), %(body)s,
@@ -129,9 +131,7 @@ WITH chat AS (
     RETURNING id, seq
 ), updated AS (
     UPDATE {chat} c
-       SET last_seq = inserted.seq, last_activity_at = %(at)s,
-           deadline = CASE WHEN chat.state = '{ChatState.ACTIVE}'
-                           THEN %(at)s + make_interval(secs => chat.idle_timeout) ELSE c.deadline END
+       SET last_seq = inserted.seq, last_activity_at = %(at)s
       FROM chat, inserted
      WHERE c.id = chat.id
 )
@@ -141,6 +141,9 @@ SELECT chat.state, chat.librarian_id, chat.patron_name, chat.duplicate_of, inser
 
 
 _STATEMENT: str | None = None
+# Not behind pgbouncer in transaction mode (VR_DB_TRANSACTION_POOLING, docs/scaling.md): there one
+# connection's statements may reach different server sessions.
+PREPARE: bool | None = True if settings.VR_DB_PREPARE else None
 
 
 def _store_statement(**fields: Any) -> Stored | None:
@@ -148,13 +151,16 @@ def _store_statement(**fields: Any) -> Stored | None:
     if _STATEMENT is None:
         _STATEMENT = _statement()
     # A savepoint only inside a caller's transaction, so that a refused duplicate leaves it usable;
-    # on its own the statement is its own transaction (autocommit): one round trip.
-    with transaction.atomic() if connection.in_atomic_block else nullcontext(), connection.cursor() as cursor:
-        cursor.execute(_STATEMENT, fields)
-        row = cursor.fetchone()
+    # on its own the statement is its own transaction (autocommit): one round trip. A prepared
+    # statement on psycopg's own cursor (server-side binding): PostgreSQL parses and plans it once per
+    # connection, not at every message (Django's cursors bind on the client, so every statement is new).
+    with transaction.atomic() if connection.in_atomic_block else nullcontext():
+        connection.ensure_connection()
+        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+            cursor.execute(_STATEMENT, fields, prepare=PREPARE)
+            row = cursor.fetchone()
     if row is None:
         return None
     state, chat_librarian, patron_name, duplicate_of, message_id, seq, channel = row
     return Stored(state=state, librarian_id=chat_librarian, patron_name=patron_name, duplicate_of=duplicate_of,
                   message_id=message_id, seq=seq, channel=channel)
-

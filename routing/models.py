@@ -115,17 +115,20 @@ class Message(models.Model):
         LIBRARIAN = "librarian"
         SYSTEM = "system"
 
-    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="messages")
+    # Every index is written at every message: the chat's lookups use message_seq_once (chat, seq),
+    # so the chat has no index of its own; the librarian's and the file's cover only rows that have one.
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="messages", db_index=False)
     seq = models.PositiveIntegerField()
     sender = models.CharField(max_length=10, choices=Sender.choices)
-    librarian = models.ForeignKey(StaffProfile, null=True, blank=True, on_delete=models.SET_NULL)
+    librarian = models.ForeignKey(StaffProfile, null=True, blank=True, on_delete=models.SET_NULL, db_index=False)
     name = models.CharField(max_length=200, blank=True)
     body = models.TextField()
     client_id = models.CharField(max_length=64, null=True, blank=True)
     at = models.DateTimeField()
     # Internal notes are for staff only: never sent to the patron nor put in a patron's transcript.
     internal = models.BooleanField(default=False)
-    file = models.ForeignKey("ChatFile", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    file = models.ForeignKey("ChatFile", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                             db_index=False)
 
     # Not a column: the chat's channel where it was at hand without a query of its own (a read's
     # annotate(chat_channel=...), or the service that stored the message), for its frame
@@ -138,6 +141,10 @@ class Message(models.Model):
             models.UniqueConstraint(fields=["chat", "seq"], name="message_seq_once"),
             models.UniqueConstraint(fields=["chat", "sender", "client_id"], condition=Q(client_id__isnull=False),
                                     name="message_client_id_once"),
+        ]
+        indexes = [
+            models.Index(fields=["librarian"], condition=Q(librarian__isnull=False), name="message_librarian"),
+            models.Index(fields=["file"], condition=Q(file__isnull=False), name="message_file"),
         ]
 
 

@@ -8,9 +8,9 @@ timer took the live process for dead and closed its sockets' rows under them.
 
 Nothing in the socket code needs that single thread: a socket handles its frames one after another
 (the consumer awaits each handler) and chats are serialized by their row locks (routing.services).
-So socket work runs in a small pool of threads, and the heartbeat in a thread of its own. Stale
-connections are still closed (given back to the connection pool) before and after every call by
-DatabaseSyncToAsync, in the thread that used them. Pools of our own rather than the event loop's
+So socket work runs in a small pool of threads, and the heartbeat in a thread of its own. Each of
+these threads keeps its database connection between calls and gives it back to the connection pool
+when it is broken or old (`_kept_connection`), in the thread that used it. Pools of our own rather than the event loop's
 default one: they outlive event loops, so no connection is left behind in a thread of a loop that
 has closed (the test suite starts one per test).
 
@@ -23,8 +23,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -74,15 +76,20 @@ def in_thread(func: Callable[..., Any], executor: ThreadPoolExecutor = SOCKET_TH
     The channel-layer events `func` publishes (routing.events, after its commits) are sent from the
     event loop once it returns, or raises after committing something, rather than from the thread.
     A handler cancelled while the thread works (daphne ending a closed connection's consumer) must not
-    drop what the thread then commits: asgiref already waits for the thread before re-raising the
-    cancellation, and the shield keeps a second cancellation from cutting the sending short."""
+    drop what the thread then commits: the shield lets the call run to its end, sending included,
+    whatever happens to the handler that awaited it."""
 
     def collecting(outbox: events.Outbox, *args: Any, **kwargs: Any) -> Any:
         with events.collected(outbox):
             return func(*args, **kwargs)
 
     if CONCURRENT:
-        run = database_sync_to_async(collecting, thread_sensitive=False, executor=executor)
+        async def run(outbox: events.Outbox, *args: Any, **kwargs: Any) -> Any:
+            # Not in a copy of the caller's context (as asgiref does): Django's connections live in
+            # context variables, so each call would open a connection of its own and never close it.
+            # The thread's own context keeps them, one per thread, from call to call.
+            return await asyncio.get_running_loop().run_in_executor(
+                executor, partial(_kept_connection, collecting, outbox, *args, **kwargs))
     else:
         run = database_sync_to_async(collecting)
 
@@ -101,6 +108,36 @@ def in_thread(func: Callable[..., Any], executor: ThreadPoolExecutor = SOCKET_TH
         return await asyncio.shield(run_and_send(*args, **kwargs))
 
     return call
+
+
+# How long a socket thread keeps one pooled connection before giving it back (and taking another).
+KEEP_CONNECTION_SECONDS = 300.0
+
+
+def _kept_connection(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run `func` on this thread's database connection, kept between calls.
+
+    Channels' database_sync_to_async closes stale connections before and after every call; with
+    CONN_MAX_AGE=0 that gave the connection back to the pool and took it again each time, about 0.2 ms
+    of CPU per call on this kind of machine, for every message (docs/benchmarks.md, "Cheaper
+    messages"). These threads are few and long-lived, so each keeps its connection, and gives it back
+    only when it is broken (PostgreSQL restarted: the next call takes a fresh one), left in a
+    transaction by mistake, or older than KEEP_CONNECTION_SECONDS."""
+    try:
+        return func(*args, **kwargs)
+    finally:
+        for conn in connections.all(initialized_only=True):
+            if conn.connection is None:
+                continue
+            since = getattr(conn, "vr_kept_since", None)
+            if since is None:
+                conn.vr_kept_since = since = time.monotonic()  # type: ignore[attr-defined]
+            if (conn.in_atomic_block or not conn.get_autocommit() or time.monotonic() - since > KEEP_CONNECTION_SECONDS
+                    or (conn.errors_occurred and not conn.is_usable())):
+                conn.close()
+                conn.vr_kept_since = None  # type: ignore[attr-defined]
+            else:
+                conn.errors_occurred = False
 
 
 def close_connections() -> None:

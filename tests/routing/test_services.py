@@ -500,7 +500,26 @@ def test_only_the_chats_librarian_may_post_as_librarian(sent: Sent) -> None:
     message, _ = chats.message_post(chat.pk, sender="librarian", body="Hi, I can help.", client_id="l1",
                                        now=at(3), librarian=lena)
     assert message.seq == 3 and message.name == "Lena"  # seq 2 is the "joined" system message
-    assert fresh(chat).deadline == at(3) + timedelta(seconds=w.consortium.idle_timeout)
+    assert fresh(chat).last_activity_at == at(3)
+
+
+def test_a_chat_ends_idle_an_idle_period_after_its_last_message_not_after_its_accept(sent: Sent) -> None:
+    w = world()
+    lena = staff(w.home, "lena")
+    go_online(lena, at(-60))
+    chat = start(w.consortium, T0, library_slug="home")
+    offers.chat_accept(lena, chat.pk, at(1))
+    idle = timedelta(seconds=w.consortium.idle_timeout)
+    chats.message_post(chat.pk, sender="patron", body="still there?", client_id="p1", now=at(30))
+    # The deadline set at the accept comes: the chat is not idle (a message came since), so it stays
+    # and its deadline moves to an idle period after that message.
+    sweeps.due_sweep(at(1) + idle)
+    assert fresh(chat).state == ChatState.ACTIVE and fresh(chat).deadline == at(30) + idle
+    sweeps.due_sweep(at(29) + idle)
+    assert fresh(chat).state == ChatState.ACTIVE
+    sweeps.due_sweep(at(30) + idle)
+    ended = fresh(chat)
+    assert ended.state == ChatState.ENDED and ended.end_reason == "idle"
 
 
 def test_a_message_to_an_ended_chat_is_refused(sent: Sent) -> None:
