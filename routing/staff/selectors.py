@@ -1,5 +1,6 @@
 """What the staff console reads besides the socket: the chats a librarian may read (history), the
-home library beside a chat, canned responses, who is present where, and the library's follow-ups.
+home library beside a chat (with its canned responses, routing.canned), who is present where, and the
+library's follow-ups.
 
 Every function takes the librarian's StaffProfile and answers only within that librarian's
 consortium (nothing crosses between consortia, docs/routing.md): a row of another consortium, or of
