@@ -125,8 +125,10 @@ def hours_today(library: Library, now: datetime) -> list[str] | None:
     return [format_interval(start, end) for start, end in schedule.hours_on(now.astimezone(schedule.zone).date())]
 
 
-def placeholder_values(profile: StaffProfile, chat: Chat | None, now: datetime, language: str) -> dict[str, str]:
-    """What each placeholder means in this chat, in `language` (the words a patron reads are translated)."""
+def placeholder_values(profile: StaffProfile, chat: Chat | None, language: str, *,
+                       hours: list[str] | None) -> dict[str, str]:
+    """What each placeholder means in this chat, in `language` (the words a patron reads are translated);
+    `hours` are the home library's today (hours_today), None when there is nothing to say."""
     consortium = profile.library.consortium
     home = chat.home_library if chat is not None else None
     with translation.override(language):
@@ -140,7 +142,6 @@ def placeholder_values(profile: StaffProfile, chat: Chat | None, now: datetime, 
         "my_library": profile.library.name,
         "consortium": consortium.name,
     }
-    hours = hours_today(home, now) if home is not None else None
     if hours is not None:
         values["hours_today"] = ", ".join(hours) if hours else closed
     return values
@@ -152,7 +153,9 @@ def canned_for(profile: StaffProfile, chat: Chat | None, now: datetime) -> list[
     first = patron_language(chat)
     order = [first, *(lang for lang in LANGUAGES if lang != first)]
     rows = list(offered_to(profile, chat))
-    values = {lang: placeholder_values(profile, chat, now, lang) for lang in order}
+    home = chat.home_library if chat is not None else None
+    hours = hours_today(home, now) if home is not None else None
+    values = {lang: placeholder_values(profile, chat, lang, hours=hours) for lang in order}
     entries = []
     for lang in order:
         for row in rows:

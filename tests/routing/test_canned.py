@@ -266,3 +266,15 @@ def test_personal_responses_stay_out_of_the_admin(w: World) -> None:
     coordinator = client_for(w.cora)
     assert "Mine" not in coordinator.get("/admin/routing/cannedresponse/").content.decode()
     assert coordinator.get(f"/admin/routing/cannedresponse/{mine.pk}/change/").status_code in (302, 404)
+
+
+def test_a_coordinator_keeps_the_consortium_set_on_the_page(w: World) -> None:
+    r = client_for(w.cora).post("/staff/canned/", {"set": "consortium", "title": "Welcome",
+                                                  "body_en": "Welcome to {consortium}", "body_es": ""})
+    assert r.status_code == 302
+    made = CannedResponse.objects.get(title="Welcome")
+    assert (made.consortium, made.library, made.owner) == (w.alpha, None, None)
+    # Offered to every librarian of the consortium, to nobody of another.
+    assert "Welcome" in titles(canned.offered_to(w.otto, None))
+    assert "Welcome" not in titles(canned.offered_to(w.bea, None))
+    assert client_for(w.bea).get(f"/staff/canned/{made.pk}/").status_code == 404
