@@ -187,7 +187,8 @@ class ConnectionAdmin(ScopedModelAdmin):
 
 @admin.register(CannedResponse)
 class CannedResponseAdmin(ScopedModelAdmin):
-    """Coordinators keep the consortium's responses (and any library's); library admins their library's."""
+    """Coordinators keep the consortium's responses (and any library's); library admins their library's.
+    Personal responses are their owner's alone (routing.canned): kept on the staff page, never here."""
 
     path_to_consortium = "consortium"
     path_to_library = "library"
@@ -198,11 +199,14 @@ class CannedResponseAdmin(ScopedModelAdmin):
     list_select_related = ("library", "consortium")
     search_fields = ("title", "body")
 
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return super().get_queryset(request).filter(owner__isnull=True)
+
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         if is_superuser(request.user):
-            return ("consortium", "library", "title", "body")
+            return ("consortium", "library", "title", "body", "body_es")
         # Everyone else has exactly one consortium: it is taken from the account, not chosen.
-        return ("library", "title", "body")
+        return ("library", "title", "body", "body_es")
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         form = super().get_form(request, obj, change=change, **kwargs)

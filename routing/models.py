@@ -295,22 +295,41 @@ class Survey(models.Model):
 
 
 class CannedResponse(models.Model):
-    """A ready answer a librarian inserts into a chat: consortium-wide, or for one library's patrons.
+    """A ready answer a librarian inserts into a chat, in one of three sets (routing.canned):
 
-    The body may hold placeholders ({library}, {librarian}, {patron}, ...) that the staff console
-    fills in for the chat at hand (routing.staff.selectors.expand_placeholders).
+    - personal: `owner` set, kept by that librarian and offered only to them;
+    - library: `library` set, kept by that library's admins;
+    - consortium: neither, kept by the coordinators, offered in every chat of the consortium.
+
+    It has an English text, a Spanish one or both; the console offers the chat's language first. The
+    texts may hold placeholders ({patron}, {library}, {hours_today}, {librarian}, ...) that are filled
+    in for the chat at hand (routing.canned.fill).
     """
 
     consortium = models.ForeignKey(Consortium, on_delete=models.CASCADE, related_name="canned_responses")
     library = models.ForeignKey(Library, null=True, blank=True, on_delete=models.CASCADE,
                                 related_name="canned_responses",
                                 help_text="empty: offered in every chat of the consortium")
+    owner = models.ForeignKey(StaffProfile, null=True, blank=True, on_delete=models.CASCADE,
+                              related_name="canned_responses", help_text="set: this librarian's personal response")
     title = models.CharField(max_length=100)
-    body = models.TextField(max_length=4000, help_text="placeholders: {library} {librarian} {patron} "
-                                                     "{my_library} {consortium}")
+    body = models.TextField(max_length=4000, blank=True, verbose_name="English text",
+                            help_text="placeholders: {patron} {library} {hours_today} {librarian} "
+                                      "{my_library} {consortium}")
+    # db_default: rows written without it (raw SQL, older code) are English-only, not invalid.
+    body_es = models.TextField(max_length=4000, blank=True, default="", db_default="",
+                               verbose_name="Spanish text")
 
     class Meta:
         ordering = ["consortium", "library", "title"]
+        constraints = [
+            # A personal response belongs to a person, not to a library's set as well.
+            models.CheckConstraint(condition=models.Q(owner__isnull=True) | models.Q(library__isnull=True),
+                                   name="canned_personal_or_library",
+                                   violation_error_message="A personal response belongs to no library's set."),
+            models.CheckConstraint(condition=~models.Q(body="") | ~models.Q(body_es=""), name="canned_has_a_text",
+                                   violation_error_message="Write the response in English, in Spanish or in both."),
+        ]
 
     def __str__(self) -> str:
         return self.title

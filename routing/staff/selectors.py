@@ -1,5 +1,6 @@
 """What the staff console reads besides the socket: the chats a librarian may read (history), the
-home library beside a chat, canned responses, who is present where, and the library's follow-ups.
+home library beside a chat (with its canned responses, routing.canned), who is present where, and the
+library's follow-ups.
 
 Every function takes the librarian's StaffProfile and answers only within that librarian's
 consortium (nothing crosses between consortia, docs/routing.md): a row of another consortium, or of
@@ -10,8 +11,6 @@ followups.ticket_*).
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -24,7 +23,8 @@ from libraries.hours import format_interval, is_open, next_change, schedule_for
 from libraries.models import Library, Queue, StaffProfile
 from libraries.policy import is_allowed_link, render_policy
 from routing.access import own_chats_q
-from routing.models import LIVE_STATES, CannedResponse, Chat, ChatFile, ChatState, Ticket
+from routing.canned import canned_for, patron_language
+from routing.models import LIVE_STATES, Chat, ChatFile, ChatState, Ticket
 from routing.selectors import present_librarians, queues_served
 
 
@@ -60,40 +60,6 @@ def history_chat(profile: StaffProfile, chat_id: str, now: datetime) -> Chat | N
         "home_library", "answered_by__user", "answered_by__library", "librarian__user").filter(pk=chat_id).first()
 
 
-_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
-
-
-def expand_placeholders(body: str, values: Mapping[str, str]) -> str:
-    """Fill {name} placeholders; an unknown one stays as written, so a typo shows instead of vanishing."""
-    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), body)
-
-
-def placeholder_values(profile: StaffProfile, chat: Chat | None) -> dict[str, str]:
-    consortium = profile.library.consortium
-    home = chat.home_library if chat is not None else None
-    return {
-        # A chat with no home library is the consortium's own patron: name the service instead.
-        "library": home.name if home is not None else consortium.name,
-        "librarian": profile.display_name,
-        "patron": (chat.patron_name if chat is not None and chat.patron_name else "there"),
-        "my_library": profile.library.name,
-        "consortium": consortium.name,
-    }
-
-
-def canned_for(profile: StaffProfile, chat: Chat | None) -> list[dict[str, Any]]:
-    """The consortium-wide responses, the librarian's library's, and the home library's, filled in."""
-    libraries = {profile.library_id}
-    if chat is not None and chat.home_library_id is not None:
-        libraries.add(chat.home_library_id)
-    rows = (CannedResponse.objects.filter(consortium_id=profile.library.consortium_id)
-            .filter(Q(library__isnull=True) | Q(library_id__in=libraries))
-            .select_related("library").order_by("library_id", "title"))
-    values = placeholder_values(profile, chat)
-    return [{"id": r.pk, "title": r.title, "library": r.library.slug if r.library else None,
-             "body": expand_placeholders(r.body, values)} for r in rows]
-
-
 def chat_info(profile: StaffProfile, chat_id: str, now: datetime) -> dict[str, Any] | None:
     """What a console needs to show a chat it holds (or held): after a reload it knows only the id."""
     chat = readable_chats(profile, now).select_related("home_library").filter(pk=chat_id).first()
@@ -113,7 +79,8 @@ def chat_info(profile: StaffProfile, chat_id: str, now: datetime) -> dict[str, A
         "last_seq": chat.last_seq,
         "classification": {"read_scale": chat.read_scale, "subjects": list(chat.subjects or []),
                            "outcome": chat.outcome or None},
-        "canned": canned_for(profile, chat),
+        "language": patron_language(chat),
+        "canned": canned_for(profile, chat, now),
     }
 
 

@@ -14,6 +14,8 @@ urlpatterns = [
     path("tickets/", views.tickets, name="staff-tickets"),
     path("tickets/<str:ticket_id>/", views.ticket_detail, name="staff-ticket"),
     path("tickets/<str:ticket_id>/files/<str:file_id>", views.ticket_file, name="staff-ticket-file"),
+    path("canned/", views.canned_list, name="staff-canned"),
+    path("canned/<int:response_id>/", views.canned_edit, name="staff-canned-edit"),
     path("history/", views.history, name="staff-history"),
     path("history/<str:chat_id>/", views.history_detail, name="staff-history-chat"),
 ]

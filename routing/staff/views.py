@@ -16,12 +16,14 @@ from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from consortium.middleware import api_error
 from libraries.models import StaffProfile
-from routing import access, files
+from routing import access, canned, files
+from routing.services import canned as canned_services
 from routing.services import chats, followups
 from routing.services.common import Refused, ServiceError
 from routing.staff import selectors
@@ -265,3 +267,65 @@ def history_detail(request: HttpRequest, profile: StaffProfile, chat_id: str) ->
         "links": links,
         "took_part": access.took_part(profile, chat),
     }, status=400 if error else 200)
+
+
+# --- canned responses ----------------------------------------------------------------------------
+
+
+def _canned_form(request: HttpRequest) -> dict[str, str]:
+    return {"set": request.POST.get("set", ""), "title": request.POST.get("title", ""),
+            "body_en": request.POST.get("body_en", ""), "body_es": request.POST.get("body_es", "")}
+
+
+@require_http_methods(["GET", "POST"])
+@staff_page
+def canned_list(request: HttpRequest, profile: StaffProfile) -> HttpResponse:
+    """The sets this librarian keeps, each with its responses, and a form to add one."""
+    sets = canned.sets_managed_by(profile)
+    form = {"set": request.GET.get("set", canned.PERSONAL), "title": "", "body_en": "", "body_es": ""}
+    errors: dict[str, list[str]] = {}
+    if request.method == "POST":
+        form = _canned_form(request)
+        try:
+            canned_services.canned_create(profile, which=form["set"], title=form["title"],
+                                          body_en=form["body_en"], body_es=form["body_es"])
+        except Refused as e:
+            errors = e.fields or {"form": [e.detail]}
+        else:
+            return redirect(f"{request.path}?set={form['set']}&saved=1#set-{form['set']}")
+    rows = list(canned.managed_by(profile).select_related("library"))
+    groups = [{"set": which, "name": canned.SET_NAMES[which],
+               "rows": [r for r in rows if canned.set_of(r) == which]} for which in sets]
+    return render(request, "routing/staff/canned.html", {
+        "profile": profile, "section": "canned", "groups": groups, "form": form, "errors": errors,
+        "saved": bool(request.GET.get("saved")), "set_names": [(s, canned.SET_NAMES[s]) for s in sets],
+    }, status=400 if errors else 200)
+
+
+@require_http_methods(["GET", "POST"])
+@staff_page
+def canned_edit(request: HttpRequest, profile: StaffProfile, response_id: int) -> HttpResponse:
+    response = canned.managed_by(profile).filter(pk=response_id).first()
+    if response is None:
+        raise Http404("no such response")
+    which = canned.set_of(response)
+    form = {"set": which, "title": response.title, "body_en": response.body, "body_es": response.body_es}
+    errors: dict[str, list[str]] = {}
+    if request.method == "POST":
+        try:
+            if request.POST.get("action") == "delete":
+                canned_services.canned_delete(profile, response_id)
+            else:
+                form = {**_canned_form(request), "set": which}
+                canned_services.canned_update(profile, response_id, title=form["title"], body_en=form["body_en"],
+                                              body_es=form["body_es"])
+        except Refused as e:
+            if e.reason == "not_found":
+                raise Http404("no such response") from e
+            errors = e.fields or {"form": [e.detail]}
+        else:
+            return redirect(f"{reverse('staff-canned')}?set={which}&saved=1#set-{which}")
+    return render(request, "routing/staff/canned_edit.html", {
+        "profile": profile, "section": "canned", "response": response, "form": form, "errors": errors,
+        "set_name": canned.SET_NAMES[which],
+    }, status=400 if errors else 200)

@@ -194,7 +194,7 @@ async def test_a_whole_conversation(console_stack: Stack) -> None:
         assert await page.input_value(f"{panel} textarea") == ""
 
         # A canned response, with its placeholders filled in for this chat.
-        await page.select_option(f"{panel} select.canned", label="Greeting")
+        await page.select_option(f"{panel} select.canned", label="Greeting (English)")
         assert await page.input_value(f"{panel} textarea") == "Hello Pat, this is ANA at Tampa Library."
         await page.press(f"{panel} textarea", "Enter")
         await pat.expect("message", body="Hello Pat, this is ANA at Tampa Library.", timeout=10)

@@ -83,7 +83,7 @@ def test_a_view_that_sets_its_own_policy_keeps_it(rf: Any) -> None:
 
 def test_staff_console_and_its_pages_send_the_policy(world: dict[str, Any]) -> None:
     client = signed_in("ana")
-    for path in ("/staff/", "/staff/tickets/", "/staff/history/"):
+    for path in ("/staff/", "/staff/tickets/", "/staff/history/", "/staff/canned/"):
         r = client.get(path)
         assert r.status_code == 200, path
         policy = directives(r["Content-Security-Policy"])

@@ -157,13 +157,6 @@ def test_assigned_frame_policy_url_is_served(w: World) -> None:
 # --- canned responses --------------------------------------------------------------------------
 
 
-def test_placeholders_expand_and_unknown_ones_stay() -> None:
-    values = {"library": "Tampa Library", "librarian": "Ana", "patron": "Pat"}
-    assert staff_selectors.expand_placeholders("Hi {patron}, {librarian} at {library} here. {oops}", values) == \
-        "Hi Pat, Ana at Tampa Library here. {oops}"
-    assert staff_selectors.expand_placeholders("{ library } {}", values) == "{ library } {}"
-
-
 def test_canned_responses_for_a_chat_are_scoped_and_filled_in(w: World) -> None:
     CannedResponse.objects.create(consortium=w.alpha, title="Hello", body="Hi {patron}, I'm {librarian}.")
     CannedResponse.objects.create(consortium=w.alpha, library=w.tampa, title="Cards",

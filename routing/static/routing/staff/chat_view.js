@@ -6,6 +6,7 @@
 // librarian sends wait in an outbox until the server echoes them (matched by client_id) and are
 // sent again after a reconnect; the server stores each client_id once.
 
+import { CannedPicker } from "./canned.js";
 import { socket } from "./connection.js";
 import { openEnd, openRefer, openTransfer } from "./dialogs.js";
 import { $, CSRF, chats, getJSON, notice, updateTitle } from "./page.js";
@@ -46,6 +47,8 @@ export class ChatView {
     this.textarea.id = `compose-${id}`;
     this.textarea.setAttribute("aria-label", "Message to the patron");
     $(".canned", this.panel).setAttribute("aria-label", "Insert a canned response");
+    // Before wire(): its keys (Enter inserts) come before the composer's (Enter sends).
+    this.picker = new CannedPicker(this.textarea, id, () => this.info.canned);
     this.tab.addEventListener("click", () => chooseTab(id));
     this.tab.addEventListener("keydown", (e) => tabKeys(e, id));
     this.wire();
@@ -61,7 +64,7 @@ export class ChatView {
       this.sendComposer();
     });
     this.textarea.addEventListener("keydown", (e) => {
-      if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+      if (e.key === "Enter" && !e.shiftKey && !e.isComposing && !e.defaultPrevented) {
         e.preventDefault();
         this.sendComposer();
       }
@@ -77,10 +80,10 @@ export class ChatView {
       $(".composer", this.panel).dataset.internal = this.isInternal() ? "true" : "false";
       this.textarea.placeholder = this.isInternal()
         ? "Internal note: staff see it, the patron never does."
-        : "Type a reply. Enter sends, Shift+Enter starts a new line.";
+        : "Type a reply. Enter sends, Shift+Enter starts a new line, / at the start finds a canned response.";
     });
     $(".canned", this.panel).addEventListener("change", (e) => {
-      const chosen = (this.info.canned || []).find((c) => String(c.id) === e.target.value);
+      const chosen = (this.info.canned || []).find((c) => c.key === e.target.value);
       e.target.value = "";
       if (!chosen) return;
       const ta = this.textarea;
@@ -137,9 +140,15 @@ export class ChatView {
     $(".ended-text", box).textContent = this.endedText();
     $(".do-classify", box).hidden = this.state === "transferred" || this.state === "lost";
     const canned = $(".canned", this.panel);
-    if (canned.options.length - 1 !== (this.info.canned || []).length) {
+    const keys = (this.info.canned || []).map((c) => c.key).join(" ");
+    if (canned.dataset.keys !== keys) {
+      canned.dataset.keys = keys;
       canned.length = 1;
-      for (const c of this.info.canned || []) canned.add(new Option(c.title, String(c.id)));
+      for (const c of this.info.canned || []) {
+        const option = new Option(`${c.title} (${c.language === "es" ? "Español" : "English"})`, c.key);
+        option.lang = c.language;
+        canned.add(option);
+      }
     }
     const unread = $(".unread", this.tab);
     unread.dataset.n = String(this.unread);
