@@ -19,7 +19,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('libraries', '0005_sms_numbers'),
-        ('routing', '0012_chat_channel'),
+        ('routing', '0013_canned_sets'),
     ]
 
     operations = [
