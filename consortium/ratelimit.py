@@ -146,6 +146,8 @@ class Meter:
 
 # Patron messages per chat, one count shared by the socket and the HTTP fallback (docs/security.md):
 # generous for a person, a wall for a script, and opening more sockets does not raise it.
+# Counted in the chat's own row by the statement that stores each line (routing.message_store), not by
+# Limit.hit: exact under the chat's lock, and no Redis round trip per line.
 CHAT_MESSAGE = Limit("chat-msg", "60/m")
 # Patron sockets joined to one chat at once, counted across web processes (routing.services.presence).
 PATRON_SOCKETS_PER_CHAT = 5

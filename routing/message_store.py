@@ -2,8 +2,8 @@
 
 `store` allocates the message's `seq` under the chat's row lock, inserts it and records the chat's
 last activity, or says why not (no such chat, already stored under this `client_id`, not this
-librarian's chat, chat over). routing.services.message_post decides what that means for the
-caller and announces the message.
+librarian's chat, chat over, past the patron's message rate). routing.services.message_post
+decides what that means for the caller and announces the message.
 
 On PostgreSQL it is a single statement, so a single round trip in autocommit: the chat locked
 (`FOR UPDATE`), the `client_id` check, the insert and the chat's update as one query with
@@ -17,6 +17,16 @@ from it (routing.services.route). So the chat's update touches no indexed column
 it a heap-only (HOT) update, with no index entries written (the chats table keeps free space in each
 page for this: fillfactor, migration routing 0013); moving the deadline at every message wrote an
 entry into every index of the chats table.
+
+The patron's message rate (consortium.ratelimit.CHAT_MESSAGE, socket and HTTP together) is counted
+in the chat's own row by the same update (`rate_window`, `rate_count`): under the chat's lock, so
+exact across processes, and without a Redis round trip per line as a `Limit` would cost. Texts are
+never refused for rate: a refused socket or HTTP line is kept by the page, which may send it again;
+a text would be lost.
+
+The sockets store a message from the event loop (`store_async`, on PostgreSQL): the same statement
+on a connection of routing.loop_db, without a hop to a database thread and back (docs/benchmarks.md,
+"Cheaper messages").
 
 Why the statement is safe under concurrency: the chat CTE locks the row, and PostgreSQL re-reads a
 locked row that changed while it waited (READ COMMITTED), so `seq` follows the latest `last_seq`,
@@ -38,14 +48,16 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import OuterRef, Subquery
 
+from consortium.ratelimit import CHAT_MESSAGE, parse_rate
+from routing import loop_db
 from routing.models import LIVE_STATES, Chat, Message
 
 
 @dataclass(frozen=True)
 class Stored:
     """What storing a message did. `message_id` is None when nothing was stored: then `duplicate_of`
-    (the message stored earlier under the same client_id), or the chat's `state` and `librarian_id`,
-    say why."""
+    (the message stored earlier under the same client_id), `retry_after` (seconds: past the patron's
+    message rate), or the chat's `state` and `librarian_id`, say why."""
 
     state: str
     librarian_id: int | None
@@ -54,28 +66,61 @@ class Stored:
     message_id: int | None
     seq: int | None
     channel: str = "web"  # the chat's (docs/sms.md): a librarian's line in an SMS chat is also texted
+    retry_after: int = 0
+
+
+def _fields(chat_id: str, *, sender: str, body: str, client_id: str | None, at: datetime, librarian_id: int | None,
+            name: str | None, internal: bool, file_id: str | None, counted: bool) -> dict[str, Any]:
+    limit, window = parse_rate(CHAT_MESSAGE.rate)
+    return dict(chat_id=chat_id, sender=sender, body=body, client_id=client_id or None, at=at,
+                librarian_id=librarian_id, name=name, internal=internal, file_id=file_id,
+                counted=counted and sender == Message.Sender.PATRON, limit=limit,
+                window=int(at.timestamp() // window), window_ends=(int(at.timestamp() // window) + 1) * window)
 
 
 def store(chat_id: str, *, sender: str, body: str, client_id: str | None, at: datetime, librarian_id: int | None,
-          name: str | None, internal: bool, file_id: str | None) -> Stored | None:
+          name: str | None, internal: bool, file_id: str | None, counted: bool = False) -> Stored | None:
     """Store the message if the chat is live and the sender may write in it; None if no such chat.
 
-    `name` is the sender's display name (None: the chat's patron name)."""
-    fields: dict[str, Any] = dict(chat_id=chat_id, sender=sender, body=body, client_id=client_id or None, at=at,
-                  librarian_id=librarian_id, name=name, internal=internal, file_id=file_id)
+    `name` is the sender's display name (None: the chat's patron name). `counted`: a patron's line
+    from the socket or HTTP, counted against the chat's message rate (refused past it)."""
+    fields = _fields(chat_id, sender=sender, body=body, client_id=client_id, at=at, librarian_id=librarian_id,
+                     name=name, internal=internal, file_id=file_id, counted=counted)
     if connection.vendor == "postgresql":
         try:
-            return _store_statement(**fields)
+            return _store_statement(fields)
         except IntegrityError:
             # A duplicate client_id committed while this statement waited for the chat's lock.
-            if not client_id:
-                raise
             first = Message.objects.filter(chat_id=chat_id, sender=sender, client_id=client_id).values_list(
-                "pk", flat=True).first()
+                "pk", flat=True).first() if client_id else None
             if first is None:
                 raise
             return Stored(state="", librarian_id=None, patron_name="", duplicate_of=first, message_id=None, seq=None)
-    return _store_orm(**fields)
+    return _store_orm(fields)
+
+
+async def store_async(chat_id: str, *, sender: str, body: str, client_id: str | None, at: datetime,
+                      librarian_id: int | None, name: str | None, internal: bool, file_id: str | None,
+                      counted: bool = False) -> Stored | None:
+    """`store` from the event loop (PostgreSQL only): one round trip, in autocommit."""
+    fields = _fields(chat_id, sender=sender, body=body, client_id=client_id, at=at, librarian_id=librarian_id,
+                     name=name, internal=internal, file_id=file_id, counted=counted)
+    try:
+        async with loop_db.connection() as conn:
+            cursor = conn.cursor()
+            await cursor.execute(_statement(), fields, prepare=PREPARE)
+            row = await cursor.fetchone()
+    except psycopg.errors.UniqueViolation:
+        if not client_id:
+            raise
+        async with loop_db.connection() as conn:
+            cursor = conn.cursor()
+            await cursor.execute(_FIRST, {"chat_id": chat_id, "sender": sender, "client_id": client_id})
+            first = await cursor.fetchone()
+        if first is None:
+            raise
+        return Stored(state="", librarian_id=None, patron_name="", duplicate_of=first[0], message_id=None, seq=None)
+    return _stored(row, fields)
 
 
 def _may_write(sender: str, state: str, chat_librarian: int | None, librarian_id: int | None) -> bool:
@@ -84,32 +129,45 @@ def _may_write(sender: str, state: str, chat_librarian: int | None, librarian_id
     return sender != Message.Sender.LIBRARIAN or (librarian_id is not None and chat_librarian == librarian_id)
 
 
-def _store_orm(*, chat_id: str, sender: str, body: str, client_id: str | None, at: datetime,
-               librarian_id: int | None, name: str | None, internal: bool, file_id: str | None) -> Stored | None:
+def _retry_after(fields: dict[str, Any]) -> int:
+    return max(1, int(fields["window_ends"] - fields["at"].timestamp()))
+
+
+def _store_orm(f: dict[str, Any]) -> Stored | None:
     with transaction.atomic():
-        chats = Chat.objects.select_for_update().filter(pk=chat_id)
-        columns = ["state", "librarian_id", "last_seq", "patron_name", "channel"]
-        if client_id:
-            chats = chats.annotate(duplicate_of=Subquery(
-                Message.objects.filter(chat=OuterRef("pk"), sender=sender, client_id=client_id).values("pk")[:1]))
+        chats = Chat.objects.select_for_update().filter(pk=f["chat_id"])
+        columns = ["state", "librarian_id", "last_seq", "patron_name", "channel", "rate_window", "rate_count"]
+        if f["client_id"]:
+            chats = chats.annotate(duplicate_of=Subquery(Message.objects.filter(
+                chat=OuterRef("pk"), sender=f["sender"], client_id=f["client_id"]).values("pk")[:1]))
             columns.append("duplicate_of")
         chat = chats.values(*columns).first()
         if chat is None:
             return None
         found = Stored(state=chat["state"], librarian_id=chat["librarian_id"], patron_name=chat["patron_name"],
                        duplicate_of=chat.get("duplicate_of"), message_id=None, seq=None, channel=chat["channel"])
-        if found.duplicate_of is not None or not _may_write(sender, found.state, found.librarian_id, librarian_id):
+        if found.duplicate_of is not None or not _may_write(f["sender"], found.state, found.librarian_id,
+                                                            f["librarian_id"]):
             return found
+        same_window = chat["rate_window"] == f["window"]
+        if f["counted"] and same_window and chat["rate_count"] >= f["limit"]:
+            return Stored(state=found.state, librarian_id=found.librarian_id, patron_name=found.patron_name,
+                          duplicate_of=None, message_id=None, seq=None, channel=found.channel,
+                          retry_after=_retry_after(f))
         seq = chat["last_seq"] + 1
-        message = Message.objects.create(chat_id=chat_id, seq=seq, sender=sender, librarian_id=librarian_id,
-                                         name=chat["patron_name"] if name is None else name, body=body,
-                                         client_id=client_id, at=at, internal=internal, file_id=file_id)
-        Chat.objects.filter(pk=chat_id).update(last_seq=seq, last_activity_at=at)
+        message = Message.objects.create(
+            chat_id=f["chat_id"], seq=seq, sender=f["sender"], librarian_id=f["librarian_id"],
+            name=chat["patron_name"] if f["name"] is None else f["name"], body=f["body"], client_id=f["client_id"],
+            at=f["at"], internal=f["internal"], file_id=f["file_id"])
+        changes: dict[str, Any] = {"last_seq": seq, "last_activity_at": f["at"]}
+        if f["counted"]:
+            changes.update(rate_window=f["window"], rate_count=chat["rate_count"] + 1 if same_window else 1)
+        Chat.objects.filter(pk=f["chat_id"]).update(**changes)
         return Stored(state=found.state, librarian_id=found.librarian_id, patron_name=found.patron_name,
                       duplicate_of=None, message_id=message.pk, seq=seq, channel=found.channel)
 
 
-def _statement() -> str:
+def _build_statement() -> str:
     chat, message = Chat._meta.db_table, Message._meta.db_table
     live = ", ".join(f"'{state}'" for state in LIVE_STATES)
     return f"""
@@ -117,7 +175,9 @@ WITH chat AS (
     SELECT c.id, c.state, c.librarian_id, c.last_seq, c.patron_name, c.channel,
            (SELECT m.id FROM {message} m
              WHERE m.chat_id = c.id AND m.sender = %(sender)s AND m.client_id = %(client_id)s
-             LIMIT 1) AS duplicate_of
+             LIMIT 1) AS duplicate_of,
+           (%(counted)s AND c.rate_window = %(window)s AND c.rate_count >= %(limit)s) AS limited,
+           CASE WHEN c.rate_window = %(window)s THEN c.rate_count + 1 ELSE 1 END AS rate_count
       FROM {chat} c
      WHERE c.id = %(chat_id)s
        FOR UPDATE
@@ -126,30 +186,39 @@ WITH chat AS (
     SELECT id, last_seq + 1, %(sender)s, %(librarian_id)s, COALESCE(%(name)s, patron_name), %(body)s,
            %(client_id)s, %(at)s, %(internal)s, %(file_id)s
       FROM chat
-     WHERE duplicate_of IS NULL AND state IN ({live})
+     WHERE duplicate_of IS NULL AND NOT limited AND state IN ({live})
        AND (%(sender)s <> '{Message.Sender.LIBRARIAN}' OR librarian_id = %(librarian_id)s)
     RETURNING id, seq
 ), updated AS (
     UPDATE {chat} c
-       SET last_seq = inserted.seq, last_activity_at = %(at)s
+       SET last_seq = inserted.seq, last_activity_at = %(at)s,
+           rate_window = CASE WHEN %(counted)s THEN %(window)s ELSE c.rate_window END,
+           rate_count = CASE WHEN %(counted)s THEN chat.rate_count ELSE c.rate_count END
       FROM chat, inserted
      WHERE c.id = chat.id
 )
-SELECT chat.state, chat.librarian_id, chat.patron_name, chat.duplicate_of, inserted.id, inserted.seq, chat.channel
+SELECT chat.state, chat.librarian_id, chat.patron_name, chat.duplicate_of, inserted.id, inserted.seq, chat.channel,
+       chat.limited
   FROM chat LEFT JOIN inserted ON true
 """
 
 
 _STATEMENT: str | None = None
+_FIRST = (f"SELECT id FROM {Message._meta.db_table}"
+          " WHERE chat_id = %(chat_id)s AND sender = %(sender)s AND client_id = %(client_id)s LIMIT 1")
 # Not behind pgbouncer in transaction mode (VR_DB_TRANSACTION_POOLING, docs/scaling.md): there one
 # connection's statements may reach different server sessions.
 PREPARE: bool | None = True if settings.VR_DB_PREPARE else None
 
 
-def _store_statement(**fields: Any) -> Stored | None:
+def _statement() -> str:
     global _STATEMENT
     if _STATEMENT is None:
-        _STATEMENT = _statement()
+        _STATEMENT = _build_statement()
+    return _STATEMENT
+
+
+def _store_statement(fields: dict[str, Any]) -> Stored | None:
     # A savepoint only inside a caller's transaction, so that a refused duplicate leaves it usable;
     # on its own the statement is its own transaction (autocommit): one round trip. A prepared
     # statement on psycopg's own cursor (server-side binding): PostgreSQL parses and plans it once per
@@ -157,10 +226,15 @@ def _store_statement(**fields: Any) -> Stored | None:
     with transaction.atomic() if connection.in_atomic_block else nullcontext():
         connection.ensure_connection()
         with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-            cursor.execute(_STATEMENT, fields, prepare=PREPARE)
+            cursor.execute(_statement(), fields, prepare=PREPARE)
             row = cursor.fetchone()
+    return _stored(row, fields)
+
+
+def _stored(row: tuple[Any, ...] | None, fields: dict[str, Any]) -> Stored | None:
     if row is None:
         return None
-    state, chat_librarian, patron_name, duplicate_of, message_id, seq, channel = row
+    state, chat_librarian, patron_name, duplicate_of, message_id, seq, channel, limited = row
     return Stored(state=state, librarian_id=chat_librarian, patron_name=patron_name, duplicate_of=duplicate_of,
-                  message_id=message_id, seq=seq, channel=channel)
+                  message_id=message_id, seq=seq, channel=channel,
+                  retry_after=_retry_after(fields) if limited and duplicate_of is None and state in LIVE_STATES else 0)

@@ -84,6 +84,10 @@ class Chat(models.Model):
 
     last_seq = models.PositiveIntegerField(default=0)
     last_activity_at = models.DateTimeField()
+    # The patron's lines stored in the current window of consortium.ratelimit.CHAT_MESSAGE (socket and
+    # HTTP together), counted by the statement that stores them (routing.message_store).
+    rate_window = models.BigIntegerField(default=0, db_default=0)
+    rate_count = models.PositiveIntegerField(default=0, db_default=0)
     patron_joined = models.BooleanField(default=False)
     patron_left_at = models.DateTimeField(null=True, blank=True)
 

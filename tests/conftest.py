@@ -7,3 +7,13 @@ import pytest
 def _media_root(tmp_path, settings):  # type: ignore[no-untyped-def]
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+
+
+@pytest.fixture(autouse=True)
+def _loop_connections_closed():  # type: ignore[no-untyped-def]
+    """The sockets store messages on connections of the test's own event loop (routing.loop_db); the
+    loop is gone after the test, and PostgreSQL refuses to drop a test database still connected to."""
+    yield
+    from routing import loop_db
+
+    loop_db.close_all()

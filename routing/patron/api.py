@@ -153,13 +153,11 @@ def chat_message(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
         f.check()
     except Invalid as e:  # as the socket says it: a body over the limit is too large, not malformed
         raise ApiError(413 if e.code == "too_large" else 400, e.code, e.detail, e.fields) from e
-    retry = ratelimit.CHAT_MESSAGE.hit(chat.pk)  # the same count as the socket's (routing.sockets.patron)
-    if retry:
-        raise ApiError(429, "rate_limited", f"too many messages in this chat: not sent, try again in {retry} s",
-                       headers={"Retry-After": str(retry)})
     try:
         message, created = chats.message_post(chat.pk, sender="patron", body=body, client_id=client_id,
-                                                 now=timezone.now())
+                                              now=timezone.now(), counted=True)  # the socket's count too
+    except chats.RateLimited as e:
+        raise ApiError(429, "rate_limited", e.detail, headers={"Retry-After": str(e.retry_after)}) from e
     except common.ServiceError as e:
         if e.reason == "ended":
             raise ApiError(409, "ended", "this chat is over") from e

@@ -76,43 +76,86 @@ def chat_start(*, consortium: Consortium, question: str, library_slug: str | Non
     return chat, token
 
 
+class RateLimited(ServiceError):
+    """Past the chat's message rate (consortium.ratelimit.CHAT_MESSAGE): not stored, try again later."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("rate_limited", f"too many messages in this chat: not sent, try again in {retry_after} s")
+        self.retry_after = retry_after
+
+
 def message_post(chat_id: str, *, sender: str, body: str, client_id: str | None, now: datetime,
                  librarian: StaffProfile | None = None, internal: bool = False,
-                 file_id: str | None = None) -> tuple[Message, bool]:
+                 file_id: str | None = None, counted: bool = False) -> tuple[Message, bool]:
     """Store a message (its seq allocated under the chat's lock), then tell everyone. Idempotent by client_id:
-    (the message, True) when stored now, (the message stored earlier, False) for a client_id seen before."""
+    (the message, True) when stored now, (the message stored earlier, False) for a client_id seen before.
+
+    `counted`: a patron's line from the socket or HTTP, refused with RateLimited past the chat's rate."""
     name = librarian.display_name if librarian else None
-    if len(body) > SMS_MAX_BODY and sender == Message.Sender.LIBRARIAN and not internal and (
+    if needs_sms_check(sender, body, internal) and (
             Chat.objects.filter(pk=chat_id, channel=Channel.SMS).exists()):
         raise ServiceError("too_long", f"a text is at most {SMS_MAX_BODY} characters: split the message")
     stored = message_store.store(chat_id, sender=sender, body=body, client_id=client_id, at=now,
                                  librarian_id=librarian.pk if librarian else None, name=name, internal=internal,
-                                 file_id=file_id)
+                                 file_id=file_id, counted=counted)
+    if stored is not None and stored.duplicate_of is not None:
+        return message_stored_earlier(stored.duplicate_of, sender, librarian), False
+    message = message_of(stored, chat_id, sender=sender, body=body, client_id=client_id, now=now,
+                         librarian=librarian, internal=internal, file_id=file_id)
+    if texted(message):
+        message_texted(message)
+    # Announced after the commit: on its own the statement has committed already; inside a caller's
+    # transaction, on_commit waits for that one.
+    events.to_chat(chat_id, frames.message_frame(message), seq=message.seq, internal=internal)
+    return message, True
+
+
+# message_post in parts, for the sockets' path from the event loop (routing.sockets.base.post_message),
+# which stores with message_store.store_async and does the rest here.
+
+def needs_sms_check(sender: str, body: str, internal: bool) -> bool:
+    """Whether the chat's channel must be read first: a librarian's line too long for a text."""
+    return len(body) > SMS_MAX_BODY and sender == Message.Sender.LIBRARIAN and not internal
+
+
+def message_stored_earlier(message_id: int, sender: str, librarian: StaffProfile | None) -> Message:
+    earlier = with_chat_channel(Message.objects.all()).get(pk=message_id)
+    # Echo a librarian only their own line: a client_id chosen to match another librarian's
+    # message must not read it back (the chat's patron, who has its token, reads it all anyway).
+    if sender == Message.Sender.LIBRARIAN and (librarian is None or earlier.librarian_id != librarian.pk):
+        raise ServiceError("forbidden", "only the chat's librarian may send")
+    return earlier
+
+
+def message_of(stored: message_store.Stored | None, chat_id: str, *, sender: str, body: str, client_id: str | None,
+               now: datetime, librarian: StaffProfile | None, internal: bool, file_id: str | None) -> Message:
+    """The message just stored, or the ServiceError that says why it was not (not a duplicate)."""
     if stored is None:
         raise ServiceError("not_found", "no such chat")
-    if stored.duplicate_of is not None:
-        earlier = with_chat_channel(Message.objects.all()).get(pk=stored.duplicate_of)
-        # Echo a librarian only their own line: a client_id chosen to match another librarian's
-        # message must not read it back (the chat's patron, who has its token, reads it all anyway).
-        if sender == Message.Sender.LIBRARIAN and (librarian is None or earlier.librarian_id != librarian.pk):
-            raise ServiceError("forbidden", "only the chat's librarian may send")
-        return earlier, False
     if stored.message_id is None or stored.seq is None:
         if sender == Message.Sender.LIBRARIAN and (librarian is None or stored.librarian_id != librarian.pk):
             raise ServiceError("forbidden", "only the chat's librarian may send")
+        if stored.retry_after:
+            raise RateLimited(stored.retry_after)
         raise ServiceError("ended", "this chat is over")
+    name = librarian.display_name if librarian else None
     message = Message(pk=stored.message_id, chat_id=chat_id, seq=stored.seq, sender=sender, librarian=librarian,
                       name=stored.patron_name if name is None else name, body=body, client_id=client_id or None,
                       at=now, internal=internal, file_id=file_id)
     message.chat_channel = stored.channel  # for its frames, here and wherever the caller echoes it
-    if stored.channel == Channel.SMS and sender == Message.Sender.LIBRARIAN and not internal:
-        from texting.outbound import librarian_message_sent  # texting builds on routing: imported here
+    return message
 
-        librarian_message_sent(message)
-    # Announced after the commit: on its own the statement has committed already; inside a caller's
-    # transaction, on_commit waits for that one.
-    events.to_chat(chat_id, frames.message_frame(message), seq=stored.seq, internal=internal)
-    return message, True
+
+def texted(message: Message) -> bool:
+    """A librarian's line in an SMS chat is also texted to the patron (docs/sms.md)."""
+    return (message.chat_channel == Channel.SMS and message.sender == Message.Sender.LIBRARIAN
+            and not message.internal)
+
+
+def message_texted(message: Message) -> None:
+    from texting.outbound import librarian_message_sent  # texting builds on routing: imported here
+
+    librarian_message_sent(message)
 
 
 def survey_answer(chat: Chat, *, rating: int, comment: str, now: datetime) -> bool:

@@ -7,9 +7,10 @@ from django.utils import timezone
 from consortium import ratelimit
 from routing import access, frames, validation
 from routing.events import chat_group
-from routing.models import Chat, Message
+from routing.models import Chat
 from routing.services import chats, presence
 from routing.sockets.base import Frame, ProtocolConsumer, header
+from routing.sockets.lines import line_post
 from routing.threads import in_thread
 from routing.validation import Fields, Invalid
 
@@ -29,16 +30,6 @@ def _patron_connect(chat: Chat, channel_name: str, process_id: str) -> bool:
 def _patron_state(chat: Chat) -> Frame:
     chat.refresh_from_db()
     return frames.patron_state_frame(chat)
-
-
-def _patron_message(chat_id: str, body: str, client_id: str | None) -> tuple[Message | None, bool, int]:
-    """(message, stored now, 0), or (None, False, seconds to wait) past the chat's message rate."""
-    retry = ratelimit.CHAT_MESSAGE.hit(chat_id)  # the same count as the HTTP fallback's
-    if retry:
-        return None, False, retry
-    message, created = chats.message_post(chat_id, sender="patron", body=body, client_id=client_id,
-                                          now=timezone.now())
-    return message, created, 0
 
 
 class PatronConsumer(ProtocolConsumer):
@@ -105,13 +96,13 @@ class PatronConsumer(ProtocolConsumer):
         f = Fields(frame)
         body, cid = f.text("body", required=True, max_len=validation.MAX_BODY, strip=False), f.client_id()
         f.check()
-        message, created, retry = await in_thread(_patron_message)(self.chat_id, body, cid)
-        if message is None:
+        try:
+            message, created = await line_post(self.chat_id, sender="patron", body=body, client_id=cid,
+                                               counted=True)  # the same count as the HTTP fallback's
+        except chats.RateLimited as limited:
             # Told, with the client_id of the line not stored, so the page can offer to send it again;
             # not a strike against this socket (the count is the chat's, shared with its other sockets).
-            await self.send_json(frames.error_frame(
-                "rate_limited", f"too many messages in this chat: not sent, try again in {retry} s",
-                client_id=cid))
+            await self.send_json(frames.error_frame("rate_limited", limited.detail, client_id=cid))
             return
         if not created:
             await self.answer_resent(frames.message_frame(message), internal=False)

@@ -16,6 +16,7 @@ from routing.events import chat_group, librarian_group
 from routing.selectors import librarian_holds, librarian_queues, session_expiry
 from routing.services import chats, common, followups, offers, presence, shifts, transfers
 from routing.sockets.base import Frame, ProtocolConsumer, chat_of, header
+from routing.sockets.lines import line_post
 from routing.sockets.sequence import Accounted
 from routing.threads import ROUTING_THREAD, in_background, in_thread
 from routing.validation import Fields, Invalid
@@ -165,9 +166,8 @@ class StaffConsumer(ProtocolConsumer):
         body, cid = f.text("body", required=True, max_len=validation.MAX_BODY, strip=False), f.client_id()
         f.check()
         internal = frame.get("internal") is True
-        message, created = await in_thread(chats.message_post)(
-            chat_id, sender="librarian", body=body, client_id=cid, now=timezone.now(), librarian=self._me(),
-            internal=internal)
+        message, created = await line_post(chat_id, sender="librarian", body=body, client_id=cid,
+                                           librarian=self._me(), internal=internal)
         if not created:
             await self.answer_resent(frames.message_frame(message), internal=message.internal)
 

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import random
+import time
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from consortium import ratelimit
 from routing.models import Chat, Message, Ticket
 from routing.services import chats, offers, presence, sweeps
 from tests.factories import PASSWORD, make_consortium, make_library, make_shared_queue, make_staff
@@ -222,3 +224,36 @@ def test_fuzzed_bodies_never_get_a_500_nor_html(client: Client, world: dict[str,
     r = client.post(path, data=json.dumps(body), content_type="application/json", HTTP_ORIGIN=OWN)
     assert r.status_code < 500
     assert r["Content-Type"].startswith("application/json")
+
+
+def test_past_the_chats_message_rate_the_http_fallback_answers_429_and_stores_nothing(
+        client: Client, world: dict[str, Any]) -> None:
+    chat, token = _chat_with_conversation(world)
+    limit, window = ratelimit.parse_rate(ratelimit.CHAT_MESSAGE.rate)
+    if time.time() % window > window - 10:  # counted in fixed windows: not across one's end
+        time.sleep(window + 1 - time.time() % window)
+    url = f"/api/v1/chats/{chat.pk}/messages"
+    for i in range(limit):
+        r = post(client, url, {"body": f"line {i}", "client_id": f"p{i}"}, AUTHORIZATION=f"Bearer {token}")
+        assert r.status_code == 201, r.content
+    refused = post(client, url, {"body": "one too many", "client_id": "late"}, AUTHORIZATION=f"Bearer {token}")
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(refused["Retry-After"]) <= window
+    assert not Message.objects.filter(chat=chat, client_id="late").exists()
+    # A line sent again is answered with the stored one, not refused (it is not a new line)...
+    again = post(client, url, {"body": "line 0", "client_id": "p0"}, AUTHORIZATION=f"Bearer {token}")
+    assert again.status_code == 200 and again.json()["seq"] == Message.objects.get(chat=chat, client_id="p0").seq
+    # ...and the librarian is never counted.
+    _message, created = chats.message_post(chat.pk, sender="librarian", body="Still here", client_id="l9",
+                                           now=timezone.now(), librarian=world["a1"])
+    assert created
+
+
+def test_a_texting_patrons_lines_are_never_refused_for_rate(world: dict[str, Any]) -> None:
+    chat, _token = _chat_with_conversation(world)
+    limit, _window = ratelimit.parse_rate(ratelimit.CHAT_MESSAGE.rate)
+    now = timezone.now()
+    for i in range(limit + 5):  # as routing's texting path stores them: not counted (a text refused is lost)
+        _message, created = chats.message_post(chat.pk, sender="patron", body=f"text {i}", client_id=f"t{i}",
+                                               now=now)
+        assert created

@@ -16,6 +16,7 @@ from channels.layers import get_channel_layer
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from consortium import ratelimit
 from coordination import consumers as coordinator_consumers
@@ -23,6 +24,7 @@ from libraries.models import StaffProfile
 from routing import frames
 from routing.events import chat_group
 from routing.models import Connection, Message
+from routing.services import chats
 from routing.ws_urls import websocket_urlpatterns
 from tests.routing.socket_helpers import (
     a1_holding_a_chat,
@@ -127,13 +129,18 @@ def a_fresh_minute() -> None:
 
 async def test_past_the_chats_message_rate_a_socket_message_is_refused_by_client_id_and_not_stored() -> None:
     w = await database_sync_to_async(socket_world)()
-    chat, token = await start_chat(w)
+    a1, chat, token, _assigned = await a1_holding_a_chat(w)
     comm = await patron_socket(chat.pk, token)
     await expect(comm, "joined")
     await database_sync_to_async(a_fresh_minute)()
     limit, _window = ratelimit.parse_rate(ratelimit.CHAT_MESSAGE.rate)
-    for _ in range(limit):  # what the HTTP fallback counts for this chat (routing.patron.api)
-        assert ratelimit.CHAT_MESSAGE.hit(chat.pk) == 0
+
+    def over_http() -> None:  # what the HTTP fallback counts for this chat (routing.patron.api)
+        for i in range(limit):
+            chats.message_post(chat.pk, sender="patron", body=f"line {i}", client_id=f"http-{i}",
+                               now=timezone.now(), counted=True)
+
+    await database_sync_to_async(over_http)()
     await comm.send_json_to({"type": "message", "body": "one too many", "client_id": "late"})
     refused = await expect(comm, "error")
     assert refused["code"] == "rate_limited" and refused["client_id"] == "late"
@@ -142,6 +149,7 @@ async def test_past_the_chats_message_rate_a_socket_message_is_refused_by_client
     await comm.send_json_to({"type": "ping"})
     await expect(comm, "pong")  # told, not closed
     await comm.disconnect()
+    await a1.disconnect()
 
 
 # --- item 10: switched off, the sockets close ----------------------------------------------------

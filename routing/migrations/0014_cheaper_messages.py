@@ -1,5 +1,6 @@
 """Cheaper messages (docs/benchmarks.md, "Cheaper messages"): fewer indexes written per message, and
-room in the chats table's pages for the heap-only update a message makes (routing/message_store.py)."""
+room in the chats table's pages for the heap-only update a message makes, and the patron's message
+rate counted in the chat's row by that same update (routing/message_store.py)."""
 
 import django.db.models.deletion
 from django.db import migrations, models
@@ -23,6 +24,16 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.AddField(
+            model_name='chat',
+            name='rate_count',
+            field=models.PositiveIntegerField(db_default=0, default=0),
+        ),
+        migrations.AddField(
+            model_name='chat',
+            name='rate_window',
+            field=models.BigIntegerField(db_default=0, default=0),
+        ),
         migrations.AlterField(
             model_name='message',
             name='chat',
