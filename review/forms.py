@@ -9,7 +9,7 @@ from django import forms
 from review.models import MAX_SCALE, Criterion, ReviewSettings
 
 
-class SettingsForm(forms.ModelForm):  # type: ignore[type-arg]
+class SettingsForm(forms.ModelForm):
     class Meta:
         model = ReviewSettings
         fields = ("sample_kind", "sample_value", "share_with_librarian")
@@ -30,9 +30,10 @@ class LabelsField(forms.CharField):
         return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-class CriterionForm(forms.ModelForm):  # type: ignore[type-arg]
+class CriterionForm(forms.ModelForm):
     labels = LabelsField(required=False, max_length=2000, help_text="one per line, lowest score first; or none")
-    scale = forms.IntegerField(min_value=2, max_value=MAX_SCALE, initial=4, help_text=f"the highest score, 2 to {MAX_SCALE}")
+    scale = forms.IntegerField(min_value=2, max_value=MAX_SCALE, initial=4,
+                               help_text=f"the highest score, 2 to {MAX_SCALE}")
 
     class Meta:
         model = Criterion

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count
+from django.db.models import Count, QuerySet
 
 from consortium.models import Consortium
 from libraries.models import Library
@@ -126,7 +126,7 @@ def due_at(month: date, zone: ZoneInfo) -> datetime:
     return local_midnight(next_month(next_month(month)), zone)
 
 
-def answered_chats(library: Library, month: date, zone: ZoneInfo) -> Iterable[Chat]:
+def answered_chats(library: Library, month: date, zone: ZoneInfo) -> QuerySet[Chat]:
     return (Chat.objects.filter(ANSWERED, consortium_id=library.consortium_id, answered_by__library=library,
                                 arrived_at__gte=local_midnight(month, zone),
                                 arrived_at__lt=local_midnight(next_month(month), zone), scrubbed=False)
@@ -141,9 +141,10 @@ def _candidates(chats: list[Chat]) -> list[Candidate]:
     found = []
     for chat in chats:
         assert chat.answered_by is not None  # ANSWERED
-        staff = {chat.answered_by_id, *accepted.get(chat.pk, ())} | ({chat.librarian_id} if chat.librarian_id else set())
-        libraries = {chat.answered_by.library_id} | ({chat.home_library_id} if chat.home_library_id else set())
-        found.append(Candidate(chat.pk, frozenset(libraries), frozenset(s for s in staff if s is not None)))
+        staff = {chat.answered_by_id, chat.librarian_id, *accepted.get(chat.pk, ())}
+        libraries = {chat.answered_by.library_id, chat.home_library_id}
+        found.append(Candidate(chat.pk, frozenset(x for x in libraries if x is not None),
+                               frozenset(x for x in staff if x is not None)))
     return found
 
 
