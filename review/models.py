@@ -9,6 +9,9 @@ their scores.
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+from zoneinfo import ZoneInfo
+
 from django.core.exceptions import ValidationError
 from django.db import models
 
@@ -119,6 +122,11 @@ class Review(models.Model):
     @property
     def submitted(self) -> bool:
         return self.submitted_at is not None
+
+    @property
+    def due_on(self) -> date:
+        """The last day to submit it, in the consortium's time zone (`due_at` is the midnight after it)."""
+        return (self.due_at - timedelta(seconds=1)).astimezone(ZoneInfo(self.consortium.timezone)).date()
 
 
 class Score(models.Model):

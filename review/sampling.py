@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -102,6 +103,14 @@ def assign(candidates: list[Candidate], reviewers: list[Reviewer], size: int, lo
 
 
 # --- the month --------------------------------------------------------------------------------------
+
+
+def parse_month(text: str) -> date:
+    """"2026-11" -> 1 November 2026; ValueError for anything else."""
+    found = re.fullmatch(r"(\d{4})-(\d{2})", text.strip())
+    if not found or not 1 <= int(found[2]) <= 12:
+        raise ValueError(f'"{text}" is not a month like 2026-11')
+    return date(int(found[1]), int(found[2]), 1)
 
 
 def month_start(day: date) -> date:
@@ -186,7 +195,8 @@ def month_sample(consortium: Consortium, month: date, now: datetime, *, rng: ran
     return report
 
 
-def samples_due(now: datetime) -> dict[str, Report]:
-    """Every active consortium's sample of its previous month (what the daily beat task runs)."""
-    return {c.slug: month_sample(c, previous_month(now, ZoneInfo(c.timezone)), now)
+def samples_due(now: datetime, month: date | None = None) -> dict[str, Report]:
+    """Every active consortium's sample of `month`, by default its previous month (what the daily beat
+    task runs)."""
+    return {c.slug: month_sample(c, month or previous_month(now, ZoneInfo(c.timezone)), now)
             for c in Consortium.objects.filter(is_active=True).order_by("pk")}

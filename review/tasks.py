@@ -12,15 +12,17 @@ from django.utils import timezone
 from review.models import Review
 from review.roles import liaisons_of
 from review.rubric import settings_of
-from review.sampling import samples_due
+from review.sampling import parse_month, samples_due
 from routing.tasks import send_once
 
 
 @shared_task(acks_late=True)
-def reviews_sample_due() -> dict[str, int]:
-    """Daily, from Celery beat: every consortium's sample of its previous month, once (review.sampling
-    skips the libraries already drawn, so the days after the first only catch up on missed ones)."""
-    return {slug: report.total for slug, report in samples_due(timezone.now()).items()}
+def reviews_sample_due(month: str | None = None) -> dict[str, int]:
+    """Daily, from Celery beat: every consortium's sample of its previous month (or of `month`, "YYYY-MM"),
+    once: review.sampling skips the libraries already drawn, so the days after the first only catch up
+    on the ones that had no reviewer."""
+    wanted = parse_month(month) if month else None
+    return {slug: report.total for slug, report in samples_due(timezone.now(), wanted).items()}
 
 
 def feedback_text(review: Review) -> str:

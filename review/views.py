@@ -31,7 +31,8 @@ STATISTICS_MONTHS = 12
 
 
 def _rows(reviews: QuerySet[Review]) -> list[Review]:
-    return list(reviews.select_related("chat", "library", "librarian__user", "reviewer__user", "reviewer__library")
+    return list(reviews.select_related("chat", "consortium", "library", "librarian__user", "reviewer__user",
+                                       "reviewer__library")
                 .order_by("-month", "due_at", "pk")[:LIST_LIMIT])
 
 

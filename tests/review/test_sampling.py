@@ -83,13 +83,14 @@ def test_a_month_is_sampled_per_answering_library_from_its_answered_chats_only()
     report = month_sample(w.consortium, date(2026, 11, 1), NOW, rng=random.Random(3))
 
     assert report.sampled == {a.slug: 3, b.slug: 1, c.slug: 0}
-    reviews = list(Review.objects.select_related("chat", "reviewer"))
+    reviews = list(Review.objects.select_related("chat", "reviewer", "consortium"))
     assert {r.chat_id for r in reviews if r.library_id == a.pk} <= {ch.pk for ch in inside}
     assert [r.chat_id for r in reviews if r.library_id == b.pk] == [partner.pk]
     for r in reviews:
         assert r.reviewer.library_id not in (r.library_id, r.chat.home_library_id)
         assert r.librarian_id == r.chat.answered_by_id and r.month == date(2026, 11, 1)
         assert r.due_at == NOVEMBER.replace(month=12) + timedelta(days=31)  # the end of December
+        assert r.due_on == date(2026, 12, 31)
     # b's chat was for a's patron: only c's reviewer may take it.
     assert [r.reviewer for r in reviews if r.library_id == b.pk] == [w.reviewers["c"]]
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import re
-from datetime import date
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from consortium.models import Consortium
-from review.sampling import month_sample
+from review.sampling import month_sample, parse_month
 
 
 class Command(BaseCommand):
@@ -22,10 +20,10 @@ class Command(BaseCommand):
         parser.add_argument("--consortium", help="one consortium's slug (default: every active consortium)")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        found = re.fullmatch(r"(\d{4})-(\d{2})", options["month"].strip())
-        if not found or not 1 <= int(found[2]) <= 12:
-            raise CommandError(f'"{options["month"]}" is not a month like 2026-11')
-        month = date(int(found[1]), int(found[2]), 1)
+        try:
+            month = parse_month(options["month"])
+        except ValueError as e:
+            raise CommandError(str(e)) from e
         consortia = Consortium.objects.filter(is_active=True).order_by("pk")
         if options["consortium"]:
             consortia = consortia.filter(slug=options["consortium"])
