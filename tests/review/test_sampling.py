@@ -189,3 +189,17 @@ def test_a_consortium_without_a_rubric_gets_rusas_once() -> None:
     assert names == ["Approachability", "Interest", "Listening and inquiry", "Searching", "Follow-up"]
     Criterion.objects.filter(consortium=w.consortium).update(is_active=False)
     assert rubric(w.consortium) == [] and Criterion.objects.filter(consortium=w.consortium).count() == 5
+
+
+@pytest.mark.django_db
+def test_the_daily_task_is_scheduled_and_draws_a_given_month() -> None:
+    from django.conf import settings
+
+    from review.tasks import reviews_sample_due
+
+    assert settings.CELERY_BEAT_SCHEDULE["sample-reviews"]["task"] == reviews_sample_due.name
+    w = world()
+    answered(w.librarians["a"], NOVEMBER + timedelta(days=1))
+    assert reviews_sample_due.apply(kwargs={"month": "2026-11"}).get() == {"rv": 1}
+    assert reviews_sample_due.apply(kwargs={"month": "2026-11"}).get() == {"rv": 0}
+    assert Review.objects.count() == 1
