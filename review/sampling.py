@@ -14,7 +14,8 @@ A library is sampled once per month: its `SampleRun` row is written in the same 
 reviews, and a unique constraint makes a second run (the daily beat task, the management command
 run again, or two at once) skip it. A library with no reviewer to give its chats to is not
 recorded, so a later run, once coordinators have named reviewers, samples it. A review is due at
-the end of the month after the sampled one.
+the end of the month after the sampled one. Each reviewer given reviews by a run is mailed once,
+after commit (review.tasks.mail_reviews_assigned).
 
 `assign` is the decision, plain Python, tested exhaustively on small worlds; `month_sample` applies
 it to the database.
@@ -65,6 +66,7 @@ class Report:
     sampled: dict[str, int] = field(default_factory=dict)
     already: list[str] = field(default_factory=list)
     no_reviewer: list[str] = field(default_factory=list)
+    reviewers: set[int] = field(default_factory=set)  # staff ids given reviews by this run
 
     @property
     def total(self) -> int:
@@ -192,7 +194,17 @@ def month_sample(consortium: Consortium, month: date, now: datetime, *, rng: ran
             report.already.append(library.slug)
             continue
         report.sampled[library.slug] = len(chosen)
+        report.reviewers.update(chosen.values())
+    for staff_id in sorted(report.reviewers):
+        # After commit (at once here, outside a transaction): each reviewer hears once per run.
+        transaction.on_commit(lambda staff_id=staff_id: _mail_assigned(staff_id, month))
     return report
+
+
+def _mail_assigned(staff_id: int, month: date) -> None:
+    from review.tasks import mail_reviews_assigned  # tasks import this module: keep the import graph one-way
+
+    mail_reviews_assigned.delay(staff_id, month.isoformat())
 
 
 def samples_due(now: datetime, month: date | None = None) -> dict[str, Report]:

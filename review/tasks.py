@@ -9,6 +9,7 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
+from libraries.models import StaffProfile
 from review.models import Review
 from review.roles import liaisons_of
 from review.rubric import settings_of
@@ -56,3 +57,24 @@ def mail_review_feedback(self: Any, review_id: int) -> None:
         return
     send_once(self.request.id, subject=f"{review.consortium.name}: a transcript review for {review.library.name}",
               message=feedback_text(review), from_email=None, recipient_list=recipients)
+
+
+@shared_task(bind=True, acks_late=True)
+def mail_reviews_assigned(self: Any, staff_id: int, month: str) -> None:
+    """A reviewer's open reviews of `month` (YYYY-MM-DD, its first day), with their due date and where
+    to find them. Nothing of the chats: the page shows them, scrubbed."""
+    reviewer = StaffProfile.objects.select_related("user", "library__consortium").filter(pk=staff_id).first()
+    if reviewer is None or not reviewer.user.email:
+        return
+    open_reviews = list(Review.objects.filter(reviewer=reviewer, month=month, submitted_at__isnull=True)
+                        .select_related("consortium"))
+    if not open_reviews:
+        return
+    consortium = reviewer.library.consortium
+    due = max(r.due_on for r in open_reviews)
+    first = open_reviews[0].month
+    send_once(self.request.id, subject=f"{consortium.name}: transcripts to review by {due:%B} {due.day}",
+              message=(f"Hello {reviewer.display_name},\n\nYou have {len(open_reviews)} transcript(s) of "
+                       f"{first:%B %Y} to review for {consortium.name}, by {due:%A %B} {due.day}.\n"
+                       f"They are on your Reviews page: {settings.PUBLIC_URL}{reverse('review-home')}\n"),
+              from_email=None, recipient_list=[reviewer.user.email])

@@ -1,6 +1,7 @@
 """Transcript review in headless Chromium against the production stack (every deploy/Procfile line): a
 reviewer opens their assigned review, reads the scrubbed transcript beside the rubric, scores every
-criterion, submits and marks it notable; the answering library's liaison then finds it on their page.
+criterion, submits and marks it notable; the answering library's liaison then finds it on their page,
+and a coordinator sees it in the month's figures.
 
 Screenshots go to $VR_SCREENSHOTS_DIR when it is set; docs/screenshots/review-*.png are made so:
     VR_SCREENSHOTS_DIR=docs/screenshots .venv/bin/pytest tests/browser/test_review_browser.py -m browser
@@ -24,7 +25,8 @@ SHOTS = Path(os.environ["VR_SCREENSHOTS_DIR"]) if os.environ.get("VR_SCREENSHOTS
 
 WORLD = world("gulf", [{"slug": "pensacola"}, {"slug": "tallahassee"}],
               [{"username": "gw-ana", "library": "pensacola"}, {"username": "gw-lia", "library": "pensacola"},
-               {"username": "gw-rev", "library": "tallahassee"}])
+               {"username": "gw-rev", "library": "tallahassee"},
+               {"username": "gw-coord", "library": "tallahassee", "role": "coordinator"}])
 
 # A chat Ana (Pensacola) answered this month, with the patron's identity in it; the reviewer and
 # liaison flags; then the month's sample, drawn by the management command as an operator would.
@@ -126,4 +128,16 @@ async def test_a_reviewer_scores_a_transcript_and_the_liaison_reads_it(stack: St
         await page.wait_for_selector("[data-testid=scores]")
         assert "Friendly and quick" in await page.content()
         assert await page.locator("[data-testid=rubric-form]").count() == 0  # a liaison reads, never scores
+        await context.close()
+
+        # The coordinator's figures: one review assigned and done this month, its means per criterion.
+        context = await browser.new_context(viewport={"width": 1360, "height": 900}, bypass_csp=True)
+        page = await context.new_page()
+        await sign_in(page, base, "gw-coord", next_path="/coordinator/gulf/reviews/")
+        progress = await page.locator("[data-testid=progress] tbody tr").inner_text()
+        assert progress.split("\t")[1:] == ["1", "1", "0", "0"]  # assigned, done, open, overdue
+        means = await page.locator("[data-testid=scores] tbody tr").inner_text()
+        assert "Pensacola Library" in means and "4.0 (1)" in means and "3.0 (1)" in means
+        assert await axe_violations(page) == []
+        await shot(page, "coordinator")
         await context.close()

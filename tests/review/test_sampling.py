@@ -7,6 +7,7 @@ import itertools
 import random
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -203,3 +204,22 @@ def test_the_daily_task_is_scheduled_and_draws_a_given_month() -> None:
     assert reviews_sample_due.apply(kwargs={"month": "2026-11"}).get() == {"rv": 1}
     assert reviews_sample_due.apply(kwargs={"month": "2026-11"}).get() == {"rv": 0}
     assert Review.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_each_reviewer_given_reviews_is_mailed_once_per_run(django_capture_on_commit_callbacks: Any) -> None:
+    from django.core import mail
+
+    w = world()
+    set_sample(w.consortium, "count", 4)
+    for i in range(4):
+        answered(w.librarians["a"], NOVEMBER + timedelta(days=i), patron_name="Zebulon Quartermaine")
+    with django_capture_on_commit_callbacks(execute=True):
+        month_sample(w.consortium, date(2026, 11, 1), NOW, rng=random.Random(5))
+    assert sorted(m.to[0] for m in mail.outbox) == ["rv-b-rev@example.org", "rv-c-rev@example.org"]
+    for m in mail.outbox:
+        assert "2 transcript(s) of November 2026 to review" in m.body and "Thursday December 31" in m.body
+        assert "/staff/reviews/" in m.body and "Zebulon" not in m.body
+    with django_capture_on_commit_callbacks(execute=True):
+        month_sample(w.consortium, date(2026, 11, 1), NOW)  # drawn already: nobody hears again
+    assert len(mail.outbox) == 2
