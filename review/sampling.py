@@ -29,6 +29,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from django.db import IntegrityError, transaction
@@ -195,16 +196,16 @@ def month_sample(consortium: Consortium, month: date, now: datetime, *, rng: ran
             continue
         report.sampled[library.slug] = len(chosen)
         report.reviewers.update(chosen.values())
-    for staff_id in sorted(report.reviewers):
-        # After commit (at once here, outside a transaction): each reviewer hears once per run.
-        transaction.on_commit(lambda staff_id=staff_id: _mail_assigned(staff_id, month))
+    # After commit (at once here, outside a transaction): each reviewer hears once per run.
+    transaction.on_commit(partial(_mail_assigned, sorted(report.reviewers), month))
     return report
 
 
-def _mail_assigned(staff_id: int, month: date) -> None:
+def _mail_assigned(staff_ids: list[int], month: date) -> None:
     from review.tasks import mail_reviews_assigned  # tasks import this module: keep the import graph one-way
 
-    mail_reviews_assigned.delay(staff_id, month.isoformat())
+    for staff_id in staff_ids:
+        mail_reviews_assigned.delay(staff_id, month.isoformat())
 
 
 def samples_due(now: datetime, month: date | None = None) -> dict[str, Report]:
