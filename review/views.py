@@ -73,6 +73,9 @@ def review_detail(request: HttpRequest, profile: StaffProfile, review_id: int) -
     values = {c.pk: "" for c in criteria}
     notes = {c.pk: "" for c in criteria}
     comment = ""
+    if request.method == "POST" and not access.may_score(profile, review):
+        # A liaison, a coordinator, or the reviewer once it is submitted: reading, never scoring.
+        return render(request, "routing/staff/forbidden.html", {"profile": profile}, status=403)
     if request.method == "POST":
         values = {c.pk: request.POST.get(f"score-{c.pk}", "") for c in criteria}
         notes = {c.pk: request.POST.get(f"comment-{c.pk}", "") for c in criteria}

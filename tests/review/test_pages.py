@@ -93,9 +93,10 @@ def test_scoring_sends_the_scores_to_the_liaisons_of_the_answering_library(
     body = mail.outbox[0].body
     assert "Approachability: 4 · Exemplary (of 4)" in body and "A warm, thorough chat." in body
     assert f"/staff/reviews/{review.pk}/" in body and "Esperanza" not in body
-    # Submitted once: a second post changes nothing.
+    # Submitted once: a second post changes nothing, nor does the liaison's.
     again = reviewer.post(f"/staff/reviews/{review.pk}/", form(review, 1))
-    assert again.status_code == 400 and sorted(Score.objects.values_list("value", flat=True)) == [4] * 5
+    assert signed_in("rv-a-liaison").post(f"/staff/reviews/{review.pk}/", form(review, 1)).status_code == 403
+    assert again.status_code == 403 and sorted(Score.objects.values_list("value", flat=True)) == [4] * 5
 
 
 def test_a_liaison_sees_only_their_own_librarys_reviews() -> None:
