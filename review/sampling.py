@@ -213,3 +213,32 @@ def samples_due(now: datetime, month: date | None = None) -> dict[str, Report]:
     task runs)."""
     return {c.slug: month_sample(c, month or previous_month(now, ZoneInfo(c.timezone)), now)
             for c in Consortium.objects.filter(is_active=True).order_by("pk")}
+
+
+def review_reassign(*, consortium: Consortium, review_id: int, now: datetime,
+                    rng: random.Random | None = None) -> Review:
+    """Give an open review to another reviewer (a coordinator's action when the first is away or has
+    left): by the same rules and spread as the sample, never to its present reviewer. Raises
+    ValueError when the review is not open or nobody else may take it."""
+    rng = rng or random.SystemRandom()
+    with transaction.atomic():
+        review = (Review.objects.select_for_update(of=("self",)).select_related("chat__answered_by")
+                  .filter(pk=review_id, consortium=consortium).first())
+        if review is None:
+            raise LookupError("no such review")
+        if review.submitted:
+            raise ValueError("this review has been submitted")
+        candidate = _candidates([review.chat])[0]
+        candidate = Candidate(candidate.chat_id, candidate.excluded_libraries,
+                              candidate.excluded_staff | {review.reviewer_id})
+        reviewers = [Reviewer(p.pk, p.library_id) for p in reviewers_of(consortium)]
+        load = dict(Review.objects.filter(consortium=consortium, month=review.month).values("reviewer_id")
+                    .annotate(n=Count("pk")).values_list("reviewer_id", "n"))
+        chosen = assign([candidate], reviewers, 1, load, rng)
+        if not chosen:
+            raise ValueError("no other reviewer may take it: flag another reviewer of another library")
+        review.reviewer_id = chosen[review.chat_id]
+        review.assigned_at = now
+        review.save(update_fields=["reviewer", "assigned_at"])
+        transaction.on_commit(partial(_mail_assigned, [review.reviewer_id], review.month))
+    return review

@@ -22,6 +22,7 @@ from review.forms import CriterionFormSet, SettingsForm
 from review.models import Criterion, Review, ReviewRoles, ReviewSettings
 from review.roles import active_staff, roles_of, roles_set
 from review.rubric import rubric, rubric_ensure, settings_of
+from review.sampling import review_reassign
 from review.scoring import review_mark_notable, review_submit
 from routing.services.common import Refused
 from routing.staff.views import staff_page as librarian_page
@@ -141,6 +142,20 @@ def coordinator_reviews(request: HttpRequest, who: Coordinator) -> HttpResponse:
     return render(request, "review/coordinator.html", context(
         who, "reviews", figures=found, overdue=overdue, recent=recent, now=now,
         settings=settings_of(consortium)))
+
+
+@require_POST
+@staff_page("coordinator")
+def coordinator_reassign(request: HttpRequest, who: Coordinator, review_id: int) -> HttpResponse:
+    try:
+        review = review_reassign(consortium=who.consortium, review_id=review_id, now=timezone.now())
+    except LookupError as e:
+        raise Http404("no such review") from e
+    except ValueError as e:
+        messages.error(request, str(e))
+    else:
+        messages.success(request, f"Given to {review.reviewer.display_name} ({review.reviewer.library.name}).")
+    return redirect("review-coordinator", consortium_slug=who.consortium.slug)
 
 
 @require_http_methods(["GET", "POST"])

@@ -228,3 +228,29 @@ def test_coordinators_set_the_sample_the_roles_and_the_rubric() -> None:
     assert client.post(url, data).status_code == 302
     active = list(Criterion.objects.filter(consortium=w.consortium, is_active=True).values_list("name", "scale"))
     assert active[-1] == ("Accuracy", 5) and ("Approachability", 4) not in active and len(active) == 5
+
+
+def test_a_coordinator_gives_an_overdue_review_to_another_reviewer(django_capture_on_commit_callbacks: Any) -> None:
+    w = world(libraries=("a", "b", "c"))
+    make_staff(w.libraries[2], "rv-coord", role="coordinator")
+    review = sampled(w)
+    ReviewRoles.objects.filter(staff=w.reviewers["c"]).update(reviewer=True)
+    Review.objects.filter(pk=review.pk).update(due_at=NOW)
+    url = f"/coordinator/rv/reviews/{review.pk}/reassign"
+    assert signed_in("rv-a-lib").post(url).status_code == 403
+    coordinator = signed_in("rv-coord")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert coordinator.post(url).status_code == 302
+    review.refresh_from_db()
+    assert review.reviewer == w.reviewers["c"]  # not b's again, never a's
+    assert [m.to for m in mail.outbox] == [[w.reviewers["c"].user.email]]
+    # b's reviewer stops reviewing: nobody else may take it (a's is of the answering library). Said so.
+    ReviewRoles.objects.filter(staff=w.reviewers["b"]).update(reviewer=False)
+    page = coordinator.post(url, follow=True)
+    assert b"no other reviewer may take it" in page.content
+    review.refresh_from_db()
+    assert review.reviewer == w.reviewers["c"]
+    Review.objects.filter(pk=review.pk).update(submitted_at=NOW)
+    assert b"this review has been submitted" in coordinator.post(url, follow=True).content
+    make_staff(world("else", libraries=("z",)).libraries[0], "else-coord", role="coordinator")
+    assert signed_in("else-coord").post(url).status_code == 404

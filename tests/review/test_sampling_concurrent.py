@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from datetime import date, timedelta
+from functools import partial
 
 import pytest
 
@@ -22,8 +23,8 @@ def test_two_runs_at_once_draw_each_library_once() -> None:
     set_sample(w.consortium, "count", 3)
     for i in range(12):
         answered(w.librarians["abc"[i % 3]], NOVEMBER + timedelta(days=i))
-    reports = at_once([lambda seed=seed: month_sample(w.consortium, date(2026, 11, 1), NOW,
-                                                      rng=random.Random(seed)) for seed in range(4)])
+    reports = at_once([partial(month_sample, w.consortium, date(2026, 11, 1), NOW, rng=random.Random(seed))
+                       for seed in range(4)])
     drawn = [slug for r in reports for slug in r.sampled]
     assert sorted(drawn) == sorted(lib.slug for lib in w.libraries)  # each library by exactly one run
     assert Review.objects.count() == 9 == len(set(Review.objects.values_list("chat_id", flat=True)))
