@@ -74,6 +74,7 @@ def demo(argv: list[str]) -> int:
         # Eight weeks of generated chats, surveys, follow-ups and rota shifts (coordination/history.py),
         # replaced by a fresh past ending now at each start: the coordinator pages show something real.
         manage("demo_history")
+        manage("demo_reviews")  # transcript review: reviewers named, the last two months sampled and scored
     subprocess.run([str(PY), "manage.py", "demo_banner", "--port", port], cwd=ROOT, check=True, env=env)
     return subprocess.run([str(PY), "manage.py", "serve", "--port", port], cwd=ROOT, env=env).returncode
 

@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "routing",
     "coordination",
     "texting",
+    "review",
 ]
 
 MIDDLEWARE = [
@@ -216,6 +217,9 @@ CELERY_BEAT_SCHEDULE: dict[str, Any] = {
     "resend-stuck-texts": {"task": "texting.tasks.texts_resend_stuck", "schedule": crontab(minute="*/5")},
     # A texted question nobody took within sms_idle becomes a follow-up (texting/idle.py).
     "queued-sms-idle": {"task": "texting.tasks.sms_queued_idle", "schedule": crontab(minute="*")},
+    # Transcript review's monthly sample (review/sampling.py), daily: the first run of a month draws the
+    # previous month's; the others only catch up on libraries that had no reviewer yet.
+    "sample-reviews": {"task": "review.tasks.reviews_sample_due", "schedule": crontab(hour=9, minute=0)},
 }
 # Texting (docs/sms.md). Without the account's SID and auth token texting is off: /sms/twilio/ is a 404.
 TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")

@@ -1,0 +1,140 @@
+"""Transcript review (docs/coordinators.md, "Transcript review"): each month a sample of every library's
+answered chats is scored against the consortium's rubric by reviewers of other libraries, and the
+scores go to the answering library's liaisons (and, if the consortium chooses, to the librarian).
+
+The rows: the consortium's settings and rubric (criteria), who reviews and who is a liaison, one
+sampling run per library and month (what makes a second run assign nothing twice), the reviews and
+their scores.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from zoneinfo import ZoneInfo
+
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from consortium.models import Consortium
+from libraries.models import Library, StaffProfile
+from routing.models import Chat
+
+MAX_SCALE = 10
+
+
+class ReviewSettings(models.Model):
+    """How many chats of each library are reviewed a month, and who hears the scores."""
+
+    class SampleKind(models.TextChoices):
+        PERCENT = "percent", "a percentage of its answered chats"
+        COUNT = "count", "a number of chats"
+
+    consortium = models.OneToOneField(Consortium, on_delete=models.CASCADE, related_name="review_settings")
+    sample_kind = models.CharField(max_length=10, choices=SampleKind.choices, default=SampleKind.COUNT)
+    sample_value = models.PositiveSmallIntegerField(
+        default=5, help_text="per library and month: a percentage (0-100) or a number of chats (0: none)")
+    share_with_librarian = models.BooleanField(
+        default=False, help_text="the answering librarian also sees the scores and comments of their chats")
+
+    def clean(self) -> None:
+        super().clean()
+        if self.sample_kind == self.SampleKind.PERCENT and self.sample_value > 100:
+            raise ValidationError({"sample_value": "a percentage is 0 to 100"})
+
+
+class ReviewRoles(models.Model):
+    """A librarian's part in transcript review: a reviewer scores other libraries' chats; a liaison
+    receives the reviews of their own library's chats. Set by the consortium's coordinators."""
+
+    staff = models.OneToOneField(StaffProfile, on_delete=models.CASCADE, related_name="review_roles")
+    reviewer = models.BooleanField(default=False)
+    liaison = models.BooleanField(default=False)
+
+
+class Criterion(models.Model):
+    """One line of the consortium's rubric: scored from 1 to `scale`, each point with its label."""
+
+    consortium = models.ForeignKey(Consortium, on_delete=models.CASCADE, related_name="review_criteria")
+    position = models.PositiveSmallIntegerField(default=0)
+    name = models.CharField(max_length=100)
+    guidance = models.TextField(blank=True, help_text="what the reviewer looks for")
+    scale = models.PositiveSmallIntegerField(default=4, help_text=f"the highest score, 2 to {MAX_SCALE}")
+    # One label per point, lowest first ("Not observed", ..., "Exemplary"); empty: the numbers alone.
+    labels = models.JSONField(default=list, blank=True)
+    # Criteria that have been scored are switched off, never deleted: past scores keep their meaning.
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["consortium", "position", "pk"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        if not 2 <= self.scale <= MAX_SCALE:
+            raise ValidationError({"scale": f"the highest score is 2 to {MAX_SCALE}"})
+        if self.labels and len(self.labels) != self.scale:
+            raise ValidationError({"labels": f"one label per point: {self.scale} labels, or none"})
+
+    def label(self, value: int) -> str:
+        if self.labels and 1 <= value <= len(self.labels):
+            return f"{value} · {self.labels[value - 1]}"
+        return str(value)
+
+
+class SampleRun(models.Model):
+    """A library's sample for one month has been drawn: a second run skips it (review.sampling)."""
+
+    consortium = models.ForeignKey(Consortium, on_delete=models.CASCADE, related_name="+")
+    library = models.ForeignKey(Library, on_delete=models.CASCADE, related_name="+")
+    month = models.DateField(help_text="the first day of the month the chats arrived in")
+    ran_at = models.DateTimeField()
+    answered = models.PositiveIntegerField()
+    sampled = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["library", "month"], name="review_sample_once")]
+
+
+class Review(models.Model):
+    """One sampled chat, assigned to a reviewer of another library; submitted once scored."""
+
+    consortium = models.ForeignKey(Consortium, on_delete=models.CASCADE, related_name="reviews")
+    chat = models.OneToOneField(Chat, on_delete=models.CASCADE, related_name="review")
+    library = models.ForeignKey(Library, on_delete=models.PROTECT, related_name="reviews",
+                                help_text="the answering library (the answering librarian's)")
+    librarian = models.ForeignKey(StaffProfile, on_delete=models.PROTECT, related_name="reviews_received")
+    reviewer = models.ForeignKey(StaffProfile, on_delete=models.PROTECT, related_name="reviews_assigned")
+    month = models.DateField(help_text="the first day of the month the chat arrived in")
+    assigned_at = models.DateTimeField()
+    due_at = models.DateTimeField()
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    comment = models.TextField(blank=True)
+    notable = models.BooleanField(default=False)
+    notable_by = models.ForeignKey(StaffProfile, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    notable_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["due_at", "pk"]
+        indexes = [models.Index(fields=["consortium", "month"]), models.Index(fields=["reviewer", "submitted_at"])]
+
+    @property
+    def submitted(self) -> bool:
+        return self.submitted_at is not None
+
+    @property
+    def due_on(self) -> date:
+        """The last day to submit it, in the consortium's time zone (`due_at` is the midnight after it)."""
+        return (self.due_at - timedelta(seconds=1)).astimezone(ZoneInfo(self.consortium.timezone)).date()
+
+
+class Score(models.Model):
+    review = models.ForeignKey(Review, on_delete=models.CASCADE, related_name="scores")
+    criterion = models.ForeignKey(Criterion, on_delete=models.PROTECT, related_name="scores")
+    value = models.PositiveSmallIntegerField()
+    comment = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["review", "criterion__position", "criterion__pk"]
+        constraints = [models.UniqueConstraint(fields=["review", "criterion"], name="review_score_once")]
