@@ -626,6 +626,10 @@ async def drive(target: Target, plan: Plan, args: argparse.Namespace) -> dict[st
         for pid, before in db_before.items():  # backends that lived through the whole steady state
             with contextlib.suppress(OSError):
                 db_used += cpu_seconds(pid) - before
+        for pid in target.database_pids():  # and those opened during it (all their CPU is of it)
+            if pid not in db_before:
+                with contextlib.suppress(OSError):
+                    db_used += cpu_seconds(pid)
 
         # 5. Drain, then count: an overloaded server delivers late, which is not losing. Wait while
         # messages keep arriving (up to --drain seconds); what is missing after that is lost.
