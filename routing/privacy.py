@@ -128,12 +128,13 @@ def chat_scrub(chat: Chat) -> None:
     chat.patron_name = ""
     chat.patron_email = ""
     chat.patron_ip = None
+    chat.patron_device = ""
     # The token dies with the retention: a transcript link, a resumed socket, a poll or a DELETE with it
     # now finds nothing (404 / 4403), whatever was kept of the chat (issue 13.12).
     chat.token_hash = ""
     chat.scrubbed = True
-    chat.save(update_fields=["question", "transfer_note", "patron_name", "patron_email", "patron_ip", "token_hash",
-                             "scrubbed"])
+    chat.save(update_fields=["question", "transfer_note", "patron_name", "patron_email", "patron_ip", "patron_device",
+                             "token_hash", "scrubbed"])
     for message in Message.objects.filter(chat=chat):
         body = scrub_text(message.body, names)
         name = "" if message.sender == Message.Sender.PATRON else message.name
@@ -171,10 +172,11 @@ def chat_forget(chat_id: str, now: datetime) -> None:
         chat.patron_name = ""
         chat.patron_email = ""
         chat.patron_ip = None
+        chat.patron_device = ""
         chat.token_hash = ""  # the token stops opening anything: there is nothing left to open
         chat.scrubbed = True
         chat.save(update_fields=["question", "transfer_note", "patron_name", "patron_email", "patron_ip",
-                                 "token_hash", "scrubbed"])
+                                 "patron_device", "token_hash", "scrubbed"])
         common.trace(chat, "deleted", now, by="patron")
 
 

@@ -7,7 +7,7 @@
 // sent again after a reconnect; the server stores each client_id once.
 
 import { socket } from "./connection.js";
-import { openEnd, openRefer, openTransfer } from "./dialogs.js";
+import { openBlock, openEnd, openRefer, openTransfer } from "./dialogs.js";
 import { $, CSRF, chats, getJSON, notice, updateTitle } from "./page.js";
 import { chooseTab, closeChat, select, selected, tabKeys, updateCounts } from "./tabs.js";
 import { appendText, clockTime } from "./text.js";
@@ -99,6 +99,7 @@ export class ChatView {
     $(".do-transfer", this.panel).addEventListener("click", () => openTransfer(this));
     $(".do-refer", this.panel).addEventListener("click", () => openRefer(this));
     $(".do-end", this.panel).addEventListener("click", () => openEnd(this));
+    $(".do-block", this.panel).addEventListener("click", () => openBlock(this));
     $(".do-classify", this.panel).addEventListener("click", () => openEnd(this));
     $(".do-close", this.panel).addEventListener("click", () => closeChat(this.id));
   }
