@@ -64,10 +64,9 @@ def _act(request: HttpRequest, who: Coordinator, now: dt.datetime) -> None:
     block_id = int_param(request.POST.get("block"))
     note = request.POST.get("note", "")
     by_name = who.profile.display_name if who.profile else request.user.get_username()
-    common = {"consortium_id": who.consortium.pk, "block_id": block_id, "by": who.profile, "by_name": by_name,
-              "note": note, "now": now}
     if action == "lift":
-        block_services.block_lift(**common)
+        block_services.block_lift(consortium_id=who.consortium.pk, block_id=block_id, by=who.profile,
+                                  by_name=by_name, note=note, now=now)
         messages.success(request, f"Block {block_id} lifted.")
     elif action == "extend":
         days = int_param(request.POST.get("days"))
@@ -80,7 +79,8 @@ def _act(request: HttpRequest, who: Coordinator, now: dt.datetime) -> None:
                     blocks.longest(coordinator=True, created_at=block.created_at))
         if until <= block.expires_at:
             raise Refused("invalid", f"this block already runs as long as a block may ({blocks.MAX_DAYS} days)")
-        block_services.block_extend(until=until, **common)
+        block_services.block_extend(consortium_id=who.consortium.pk, block_id=block_id, by=who.profile,
+                                    by_name=by_name, until=until, note=note, now=now)
         messages.success(request, f"Block {block_id} now ends {until:%Y-%m-%d %H:%M} UTC.")
     else:
         raise Refused("invalid", "no such action")

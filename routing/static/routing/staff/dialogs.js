@@ -115,6 +115,7 @@ export function openBlock(view) {
   $("#block-reason").value = "";
   $("#block-address").checked = false;
   $("#block-error").textContent = "";
+  $("#block-reason").oninput = () => { $("#block-error").textContent = ""; };
   $("#block-ok").disabled = false;
   dialog.returnValue = "";
   form.onsubmit = async (e) => {
