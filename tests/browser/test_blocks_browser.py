@@ -118,7 +118,8 @@ async def test_end_and_block_then_the_patron_sees_the_neutral_message_and_the_qu
         await form.get_by_label("Email (required").fill("reader@example.org")
         await form.get_by_role("button", name="Send my question").click()
         await patron.get_by_text("Thank you. We have your question").first.wait_for()
-        tickets = await asyncio.to_thread(stack.sql, "SELECT count(*) FROM routing_ticket WHERE source = 'question_form'")
+        tickets = await asyncio.to_thread(stack.sql,
+                                          "SELECT count(*) FROM routing_ticket WHERE source = 'question_form'")
         assert tickets == "1"
         assert await asyncio.to_thread(stack.sql, "SELECT count(*) FROM routing_chat") == "1"
 
