@@ -10,7 +10,9 @@ after the other:
 - a text after an unstaffed one, while its follow-up is still new, is added to that follow-up;
 - otherwise it starts a chat routed exactly as a web chat (home library from the number or the
   keyword, Spanish by keyword or detection); nobody to answer: one text with the hours and the ask
-  page, and the question becomes a follow-up for the home library (or the consortium).
+  page, and the question becomes a follow-up for the home library (or the consortium); a phone a
+  librarian blocked (routing.blocks): no chat, and one neutral text an hour at most pointing to the
+  ask page's question form.
 """
 
 from __future__ import annotations
