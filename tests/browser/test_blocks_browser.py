@@ -10,7 +10,11 @@ Screenshots go to $VR_SCREENSHOTS_DIR when it is set (docs/screenshots):
 from __future__ import annotations
 
 import asyncio
+import functools
+import http.server
 import os
+import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,20 +23,46 @@ import pytest
 
 from tests.browser.chromium import chromium, sign_in
 from tests.browser.test_console import open_console
-from tests.live.stack import PASSWORD, Stack, world
+from tests.live.stack import PASSWORD, Stack, free_port, world
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
 SHOTS = Path(os.environ["VR_SCREENSHOTS_DIR"]) if os.environ.get("VR_SCREENSHOTS_DIR") else None
-WORLD = world("blk", [{"slug": "alpha", "name": "Alpha County Library"}],
+WORLD = world("blk", [{"slug": "alpha", "name": "Alpha County Library"}, {"slug": "beta", "name": "Beta Library"}],
               [{"username": "bo", "name": "Bo Lind", "library": "alpha"},
+               {"username": "bea", "library": "beta", "languages": ["en", "es"]},
                {"username": "cleo", "library": "alpha", "role": "coordinator"}], reconnect_grace=30)
+# The library's own website, where the widget runs: another origin (Chromium maps the name to loopback).
+SITE_PORT = free_port()
+SITE = f"http://library.test:{SITE_PORT}"
+WORLD["consortium"]["allowed_origins"] = [SITE]
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
     with Stack.prepare([WORLD]).running() as s:
         yield s
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def site(stack: Stack) -> Iterator[str]:
+    root = Path(tempfile.mkdtemp(prefix="vr-block-site-"))
+    (root / "index.html").write_text(
+        f"""<!doctype html><html lang="es"><head><meta charset="utf-8"><title>Alpha</title></head>
+<body><h1>Alpha County Library</h1><script src="{stack.base()}/widget.js" data-consortium="blk"
+data-library="beta" data-lang="es" async></script></body></html>""")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", SITE_PORT), functools.partial(_Quiet, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield SITE
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 async def shot(page: Any, name: str) -> None:
@@ -150,3 +180,37 @@ async def test_end_and_block_then_the_patron_sees_the_neutral_message_and_the_qu
         await ask(patron, "Thank you, one more question")
         await bo.offer(await chat_id_of(patron))
         assert not patron_errors and not bo.errors, (patron_errors, bo.errors)
+
+
+async def test_the_widget_on_a_librarys_site_shows_the_neutral_message_and_the_form(stack: Stack, site: str) -> None:
+    """The widget keeps its own device id (its site's localStorage): a chat started in it and blocked
+    refuses the next start in that widget, in the page's language, with the question form."""
+    base = stack.base()
+    async with chromium("--host-resolver-rules=MAP library.test 127.0.0.1") as browser:
+        bea = await open_console(browser, base, "bea")
+        context = await browser.new_context(viewport={"width": 1024, "height": 800})
+        page = await context.new_page()
+        page.set_default_timeout(15000)
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        await page.goto(f"{site}/index.html")
+        await page.locator("#vrchat-widget button.l").click()
+        await ask(page, "Una pregunta grosera")
+        chat_id = await chat_id_of(page)
+        await bea.offer(chat_id)
+        await bea.page.click(f'.offer[data-chat="{chat_id}"] .accept')
+        await bea.wait_text(f"{bea.panel(chat_id)} .log", "grosera")
+        await bea.page.click(f"{bea.panel(chat_id)} .do-block")
+        await bea.page.fill("#block-reason", "Insults")
+        await bea.page.click("#block-ok")
+        await bea.page.wait_for_selector("#dlg-block", state="hidden")
+
+        await page.locator("[data-vr=new]").click()
+        await ask(page, "Otra pregunta")
+        await page.locator("[data-vr=status]").get_by_text("El chat no está disponible ahora.").wait_for()
+        form = page.locator("[data-vr=qform]")
+        assert await form.is_visible()
+        assert await form.locator("[data-vr=q-question]").input_value() == "Otra pregunta"
+        assert await asyncio.to_thread(stack.sql, "SELECT count(*) FROM routing_chat WHERE "
+                                       "question = 'Otra pregunta'") == "0"
+        assert not errors and not bea.errors, (errors, bea.errors)
