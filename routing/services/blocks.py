@@ -42,8 +42,8 @@ def _reason(reason: object) -> str:
 
 def chat_end_and_block(profile: StaffProfile, chat_id: str, now: datetime, *, reason: object,
                        hours: object = blocks.DEFAULT_HOURS, address: bool = False) -> PatronBlock:
-    """End the chat `profile` holds (if still live) and block its patron across the consortium for
-    `hours`, in one transaction: both or neither. Keyed by the chat's device id, its phone for a text,
+    """End the chat `profile` holds (if still live; an ended chat of theirs may be blocked after) and
+    block its patron across the consortium for `hours`, in one transaction: both or neither. Keyed by the chat's device id, its phone for a text,
     and its address only when `address` is asked (for a day at most). A chat with no key: refused."""
     text = _reason(reason)
     allowed = blocks.COORDINATOR_HOURS if _is_coordinator(profile) else blocks.LIBRARIAN_HOURS
@@ -54,6 +54,8 @@ def chat_end_and_block(profile: StaffProfile, chat_id: str, now: datetime, *, re
         chat = chat_lock(chat_id)
         if chat is None or chat.librarian_id != profile.pk or chat.consortium_id != profile.library.consortium_id:
             raise Refused("not_found", "you do not hold that chat")
+        if PatronBlock.objects.filter(blocks.active_q(now), chat=chat).exists():
+            raise Refused("conflict", "this chat's patron is blocked already")
         hint: dict[str, str] = {}
         device = chat.patron_device
         if device:

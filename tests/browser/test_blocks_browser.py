@@ -200,10 +200,16 @@ async def test_the_widget_on_a_librarys_site_shows_the_neutral_message_and_the_f
         await bea.offer(chat_id)
         await bea.page.click(f'.offer[data-chat="{chat_id}"] .accept')
         await bea.wait_text(f"{bea.panel(chat_id)} .log", "grosera")
-        await bea.page.click(f"{bea.panel(chat_id)} .do-block")
+        # The patron ends the chat first: its librarian blocks them from the ended chat's tab.
+        await page.locator("[data-vr=end]").click()
+        after = f"{bea.panel(chat_id)} .ended-box .do-block-after"
+        await bea.page.wait_for_selector(after)
+        await bea.page.click(after)
+        assert await bea.page.inner_text("#block-ok") == "Block"
         await bea.page.fill("#block-reason", "Insults")
         await bea.page.click("#block-ok")
         await bea.page.wait_for_selector("#dlg-block", state="hidden")
+        await bea.page.wait_for_selector(after, state="hidden")
 
         await page.locator("[data-vr=new]").click()
         await ask(page, "Otra pregunta")

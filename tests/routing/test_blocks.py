@@ -132,6 +132,18 @@ def test_a_reason_is_required_and_librarians_block_for_a_day_at_most(w: dict[str
         assert not PatronBlock.objects.exists() and Chat.objects.get().state == ChatState.ACTIVE
 
 
+def test_a_patron_who_ended_the_chat_can_be_blocked_after_once(w: dict[str, Any]) -> None:
+    now = timezone.now()
+    chat = held_chat(w, now)
+    chats.chat_end(chat.pk, now, by="patron")
+    block = block_services.chat_end_and_block(w["ana"], chat.pk, now + timedelta(minutes=1), reason="threats")
+    assert block.expires_at == now + timedelta(minutes=1, hours=24)
+    assert Chat.objects.get(pk=chat.pk).end_reason == "patron"  # its end stays the patron's
+    with pytest.raises(Refused) as refused:
+        block_services.chat_end_and_block(w["ana"], chat.pk, now + timedelta(minutes=2), reason="again")
+    assert refused.value.reason == "conflict" and PatronBlock.objects.count() == 1
+
+
 def test_only_the_chats_librarian_may_block_its_patron(w: dict[str, Any]) -> None:
     now = timezone.now()
     chat = held_chat(w, now)

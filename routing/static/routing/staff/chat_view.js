@@ -100,6 +100,7 @@ export class ChatView {
     $(".do-refer", this.panel).addEventListener("click", () => openRefer(this));
     $(".do-end", this.panel).addEventListener("click", () => openEnd(this));
     $(".do-block", this.panel).addEventListener("click", () => openBlock(this));
+    $(".do-block-after", this.panel).addEventListener("click", () => openBlock(this));
     $(".do-classify", this.panel).addEventListener("click", () => openEnd(this));
     $(".do-close", this.panel).addEventListener("click", () => closeChat(this.id));
   }
@@ -137,6 +138,8 @@ export class ChatView {
     box.hidden = active;
     $(".ended-text", box).textContent = this.endedText();
     $(".do-classify", box).hidden = this.state === "transferred" || this.state === "lost";
+    // A patron who ended the chat themselves can still be blocked by its librarian, once.
+    $(".do-block-after", box).hidden = this.state !== "ended" || !!this.blocked;
     const canned = $(".canned", this.panel);
     if (canned.options.length - 1 !== (this.info.canned || []).length) {
       canned.length = 1;

@@ -117,6 +117,9 @@ export function openBlock(view) {
   $("#block-error").textContent = "";
   $("#block-reason").oninput = () => { $("#block-error").textContent = ""; };
   $("#block-ok").disabled = false;
+  const live = view.state === "active";
+  $("#dlg-block-title").textContent = live ? "End and block this patron" : "Block this patron";
+  $("#block-ok").textContent = live ? "End chat and block" : "Block";
   dialog.returnValue = "";
   form.onsubmit = async (e) => {
     if (e.submitter && e.submitter.value !== "ok") return; // Cancel closes the dialog as usual
@@ -138,7 +141,9 @@ export function openBlock(view) {
     }
     form.onsubmit = null;
     dialog.close("ok");
-    notice(`The chat ended and its patron is blocked for ${HOURS_LABEL[hours.value] || `${hours.value} hours`}.`, "info");
+    view.blocked = true;
+    view.render();
+    notice(`${live ? "The chat ended and its" : "The"} patron is blocked for ${HOURS_LABEL[hours.value] || `${hours.value} hours`}.`, "info");
   };
   dialog.showModal();
   $("#block-reason").focus();
