@@ -43,8 +43,9 @@ def _reason(reason: object) -> str:
 def chat_end_and_block(profile: StaffProfile, chat_id: str, now: datetime, *, reason: object,
                        hours: object = blocks.DEFAULT_HOURS, address: bool = False) -> PatronBlock:
     """End the chat `profile` holds (if still live; an ended chat of theirs may be blocked after) and
-    block its patron across the consortium for `hours`, in one transaction: both or neither. Keyed by the chat's device id, its phone for a text,
-    and its address only when `address` is asked (for a day at most). A chat with no key: refused."""
+    block its patron across the consortium for `hours`, in one transaction: both or neither. Keyed by
+    the chat's device id, its phone for a text, and its address only when `address` is asked (for a
+    day at most). A chat with no key, or whose patron is blocked already: refused."""
     text = _reason(reason)
     allowed = blocks.COORDINATOR_HOURS if _is_coordinator(profile) else blocks.LIBRARIAN_HOURS
     if not isinstance(hours, int) or isinstance(hours, bool) or hours not in allowed:
