@@ -22,7 +22,6 @@ from routing.services import blocks as block_services
 from routing.services.common import Refused
 
 PAST_SHOWN = 200  # past blocks listed, newest first (docs/security.md, "Lists and exports")
-KEY_NAMES = {"device": "device", "phone": "phone", "address": "address"}
 EXTEND_DAYS = (1, 3, 7, 14, 30)
 
 
@@ -49,12 +48,16 @@ def blocks_page(request: HttpRequest, who: Coordinator) -> HttpResponse:
         extend_days=EXTEND_DAYS, max_days=blocks.MAX_DAYS), status=status)
 
 
+def _key(block: PatronBlock, kind: str, value: str, now: dt.datetime) -> str:
+    """"device …3f9a"; the address with its own end (a day at most), or "(expired)" once it passed."""
+    if kind != "address":
+        return f"{kind} {value}"
+    until = block.address_until
+    return f"{kind} {value} " + (f"(until {until:%Y-%m-%d %H:%M} UTC)" if until and until > now else "(expired)")
+
+
 def _row(block: PatronBlock, now: dt.datetime) -> dict[str, object]:
-    address_live = block.address_until is not None and block.address_until > now
-    keys = [f"{kind} {value}" + (" (until " + f"{block.address_until:%Y-%m-%d %H:%M} UTC)"
-                                 if kind == "address" and block.address_until and address_live else
-                                 " (expired)" if kind == "address" else "")
-            for kind, value in block.hint.items()]
+    keys = [_key(block, kind, value, now) for kind, value in block.hint.items()]
     return {"block": block, "status": blocks.status_of(block, now), "keys": keys,
             "furthest": blocks.longest(coordinator=True, created_at=block.created_at)}
 

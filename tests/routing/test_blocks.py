@@ -12,7 +12,7 @@ from django.test import Client
 from django.utils import timezone
 
 from libraries.models import StaffProfile
-from routing import blocks
+from routing import blocks, privacy
 from routing.models import Chat, ChatState, PatronBlock, Ticket, TraceEvent
 from routing.services import blocks as block_services
 from routing.services import chats, offers
@@ -173,6 +173,16 @@ def test_a_coordinator_lifts_and_extends_a_block_and_each_is_kept_in_its_history
     assert block.lifted_by == w["coord"] and blocks.status_of(block, later) == "lifted"
     with pytest.raises(Refused):  # lifted is final
         block_services.block_lift(note="", now=later, **common)
+
+
+def test_blocks_that_ended_longer_ago_than_the_retention_are_deleted_nightly(w: dict[str, Any]) -> None:
+    now = timezone.now()
+    block = block_services.chat_end_and_block(w["ana"], held_chat(w, now).pk, now, reason="spam")
+    days = w["consortium"].transcript_retention_days
+    assert privacy.blocks_delete_expired(w["consortium"], block.expires_at + timedelta(days=days)) == 0
+    assert privacy.blocks_delete_expired(w["other"], now + timedelta(days=days + 2)) == 0  # not its block
+    privacy.chats_scrub_expired(block.expires_at + timedelta(days=days, seconds=1))
+    assert not PatronBlock.objects.exists()
 
 
 # --- over HTTP ----------------------------------------------------------------------------------------
