@@ -4,6 +4,7 @@ the clock, lifting and extending, and never across consortia. The SMS side is in
 from __future__ import annotations
 
 import json
+import threading
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,7 +16,7 @@ from libraries.models import StaffProfile
 from routing import blocks, privacy
 from routing.models import Chat, ChatState, PatronBlock, Ticket, TraceEvent
 from routing.services import blocks as block_services
-from routing.services import chats, offers
+from routing.services import chats, offers, transfers
 from routing.services.common import Refused, ServiceError
 from tests.factories import PASSWORD, make_consortium, make_library, make_shared_queue, make_staff
 from tests.routing.routing_helpers import go_online
@@ -272,3 +273,59 @@ def test_the_coordinators_page_lists_lifts_and_extends_only_its_consortiums_bloc
     assert mine.history[-1]["action"] == "extended" and mine.history[-1]["by"] == w["coord"].pk
     assert coordinator.post("/coordinator/bl/blocks/", {"action": "extend", "block": mine.pk,
                                                         "days": "2"}).status_code == 400
+
+
+# --- at once (concurrent writers need PostgreSQL: SQLite's test database serializes the threads) -------
+
+
+def _at_once(*actions: Any) -> list[str]:
+    """Run the actions in threads released together (each its own connection); what each returned or
+    the reason it was refused."""
+    results: list[str] = [""] * len(actions)
+    barrier = threading.Barrier(len(actions))
+
+    def run(i: int) -> None:
+        from django.db import connection as own
+
+        barrier.wait()
+        try:
+            results[i] = str(actions[i]())
+        except ServiceError as e:
+            results[i] = e.reason
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(actions))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return results
+
+
+@pytest.mark.postgres
+def test_two_tabs_ending_and_blocking_at_once_make_one_block(w: dict[str, Any]) -> None:
+    now = timezone.now()
+    chat = held_chat(w, now)
+    results = _at_once(*[lambda: block_services.chat_end_and_block(w["ana"], chat.pk, now, reason="x")] * 4)
+    assert sorted(r for r in results if not r.startswith("block ")) == ["conflict"] * 3, results
+    assert PatronBlock.objects.count() == 1
+    assert TraceEvent.objects.filter(chat=chat, kind="ended").count() == 1
+
+
+@pytest.mark.postgres
+def test_end_and_block_racing_a_transfer_has_one_outcome(w: dict[str, Any]) -> None:
+    al = make_staff(w["alpha"], "al")
+    go_online(al, timezone.now())
+    for i in range(3):
+        now = timezone.now()
+        chat = held_chat(w, now, device=f"{i:02d}" * 24)
+        results = _at_once(
+            lambda: block_services.chat_end_and_block(w["ana"], chat.pk, now, reason="x"),  # noqa: B023
+            lambda: transfers.chat_transfer(w["ana"], chat.pk, now, to_librarian="al"))  # noqa: B023
+        chat.refresh_from_db()
+        if PatronBlock.objects.filter(chat=chat).exists():  # the block first: over, the transfer refused
+            assert chat.state == ChatState.ENDED and results[1] == "not_found", results
+        else:  # the transfer first: the chat is no longer ana's, so nothing is blocked
+            assert results[0] == "not_found" and chat.state != ChatState.ENDED, results
+            assert chat.librarian_id != w["ana"].pk
