@@ -16,6 +16,7 @@ urlpatterns = [
     path("coordinator/<slug:consortium_slug>/statistics/", statistics.statistics_page,
          name="coordination-statistics"),
     path("coordinator/<slug:consortium_slug>/blocks/", blocks.blocks_page, name="coordination-blocks"),
+    path("coordinator/<slug:consortium_slug>/blocks/<int:block_id>/", blocks.block_page, name="coordination-block"),
     path("rota/", my_rota.my_rota, name="coordination-my-rota"),
     path("rota/feed/<str:token>.ics", my_rota.rota_feed, name="coordination-feed"),
 ]

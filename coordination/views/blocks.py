@@ -9,10 +9,10 @@ from __future__ import annotations
 import datetime as dt
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods
 
 from coordination.access import Coordinator
 from coordination.views._page import context, int_param, staff_page
@@ -21,6 +21,7 @@ from routing.models import PatronBlock
 from routing.services import blocks as block_services
 from routing.services.common import Refused
 
+TRANSCRIPT_SHOWN = 1000  # lines of the block's chat shown, as the history page shows at once
 PAST_SHOWN = 200  # past blocks listed, newest first (docs/security.md, "Lists and exports")
 EXTEND_DAYS = (1, 3, 7, 14, 30)
 
@@ -46,6 +47,23 @@ def blocks_page(request: HttpRequest, who: Coordinator) -> HttpResponse:
     return render(request, "coordination/blocks.html", context(
         who, "blocks", active=[_row(b, now) for b in active], past=[_row(b, now) for b in past],
         extend_days=EXTEND_DAYS, max_days=blocks.MAX_DAYS), status=status)
+
+
+@require_GET
+@staff_page("coordinator")
+def block_page(request: HttpRequest, who: Coordinator, block_id: int) -> HttpResponse:
+    """One block and the chat it was made from (internal notes marked), for a coordinator to judge it
+    by: the consortium's coordinators read every chat of it (routing.access.may_read)."""
+    now = timezone.now()
+    block = (PatronBlock.objects.filter(pk=block_id, consortium=who.consortium)
+             .select_related("created_by__user", "created_by__library", "lifted_by__user", "chat__home_library")
+             .first())
+    if block is None:
+        raise Http404("no such block")
+    chat = block.chat
+    messages_ = list(chat.messages.order_by("seq")[:TRANSCRIPT_SHOWN]) if chat is not None else []
+    return render(request, "coordination/block.html", context(
+        who, "blocks", row=_row(block, now), chat=chat, transcript=messages_))
 
 
 def _key(block: PatronBlock, kind: str, value: str, now: dt.datetime) -> str:

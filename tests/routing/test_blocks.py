@@ -249,7 +249,9 @@ def test_the_block_endpoint_refuses_with_its_reasons(w: dict[str, Any]) -> None:
 
 def test_the_coordinators_page_lists_lifts_and_extends_only_its_consortiums_blocks(w: dict[str, Any]) -> None:
     now = timezone.now()
-    mine = block_services.chat_end_and_block(w["ana"], held_chat(w, now).pk, now, reason="rude words")
+    chat = held_chat(w, now)
+    chats.message_post(chat.pk, sender="patron", body="a rude line", client_id="r", now=now)
+    mine = block_services.chat_end_and_block(w["ana"], chat.pk, now, reason="rude words")
     theirs = block_services.chat_end_and_block(
         w["far"], held_chat(w, now, librarian="far", consortium="other", device="c3" * 24).pk, now,
         reason="elsewhere reason")
@@ -260,6 +262,12 @@ def test_the_coordinators_page_lists_lifts_and_extends_only_its_consortiums_bloc
     assert "rude words" in html and f"…{mine.device_hash[-4:]}" in html and "elsewhere reason" not in html
     assert DEVICE not in html and mine.device_hash not in html
     assert signed_in(w["ana"]).get("/coordinator/bl/blocks/").status_code == 403
+    # One block with its chat, to judge it by (a coordinator of another library reads it).
+    detail = coordinator.get(f"/coordinator/bl/blocks/{mine.pk}/")
+    assert detail.status_code == 200 and "a rude line" in detail.content.decode()
+    assert coordinator.get(f"/coordinator/bl/blocks/{theirs.pk}/").status_code == 404
+    assert signed_in(w["far_coord"]).get(f"/coordinator/bl/blocks/{mine.pk}/").status_code == 404
+    assert signed_in(w["ana"]).get(f"/coordinator/bl/blocks/{mine.pk}/").status_code == 403
     assert signed_in(w["far_coord"]).get("/coordinator/bl/blocks/").status_code == 404
     # Another consortium's block cannot be touched from here.
     r = coordinator.post("/coordinator/bl/blocks/", {"action": "lift", "block": theirs.pk})
