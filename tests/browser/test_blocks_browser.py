@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.chromium import chromium, sign_in
+from tests.browser.chromium import axe_violations, chromium, sign_in
 from tests.browser.test_console import open_console
 from tests.live.stack import PASSWORD, Stack, free_port, world
 
@@ -88,7 +88,7 @@ async def chat_id_of(page: Any) -> str:
 async def test_end_and_block_then_the_patron_sees_the_neutral_message_and_the_question_form(stack: Stack) -> None:
     base = stack.base()
     async with chromium() as browser:
-        bo = await open_console(browser, base, "bo")
+        bo = await open_console(browser, base, "bo", bypass_csp=True)  # axe-core is injected
         patron_context = await browser.new_context(viewport={"width": 1024, "height": 800}, locale="en-US")
         patron = await patron_context.new_page()
         patron.set_default_timeout(15000)
@@ -124,6 +124,7 @@ async def test_end_and_block_then_the_patron_sees_the_neutral_message_and_the_qu
         await page.select_option("#block-hours", "4")
         assert await page.is_visible("#block-address-warning")
         await shot(page, "console-block.png")
+        assert await axe_violations(page) == []
         await page.focus("#block-ok")
         await page.keyboard.press("Enter")
         await page.wait_for_selector("#dlg-block", state="hidden")
@@ -161,7 +162,7 @@ async def test_end_and_block_then_the_patron_sees_the_neutral_message_and_the_qu
         await shot(patron, "ask-blocked.png")
 
         # A coordinator sees the block (masked key, reason, the chat) and lifts it with a note.
-        coord_context = await browser.new_context(viewport={"width": 1280, "height": 900})
+        coord_context = await browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
         coord = await coord_context.new_page()
         await sign_in(coord, base, "cleo", PASSWORD, next_path="/coordinator/blk/blocks/")
         active = coord.locator("tr[data-status=active]")
@@ -170,6 +171,7 @@ async def test_end_and_block_then_the_patron_sees_the_neutral_message_and_the_qu
         assert "Abusive language after two warnings" in text and "Alpha County Library" in text and chat_id in text
         assert device not in await coord.content()
         await shot(coord, "coordinator-blocks.png")
+        assert await axe_violations(coord) == []
         await active.get_by_label("Note").first.fill("Spoke with the patron's library")
         await active.get_by_role("button", name="Lift block").click()
         await coord.locator("tr[data-status=lifted]").wait_for()
