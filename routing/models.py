@@ -56,6 +56,9 @@ class Chat(models.Model):
     patron_name = models.CharField(max_length=100, blank=True)
     patron_email = models.CharField(max_length=254, blank=True)
     patron_ip = models.GenericIPAddressField(null=True, blank=True)
+    # The SHA-256 of the random id the patron's browser keeps (docs/protocol.md, "device"): what a block
+    # is keyed by first (routing.blocks). Blank for texts and for clients that send none.
+    patron_device = models.CharField(max_length=64, blank=True)
     token_hash = models.CharField(max_length=64)
 
     state = models.CharField(max_length=10, choices=ChatState.choices, default=ChatState.QUEUED)
@@ -355,3 +358,43 @@ class TranscriptMail(models.Model):
     chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="transcript_mails")
     email = models.CharField(max_length=254, blank=True)
     asked_at = models.DateTimeField()
+
+
+class PatronBlock(models.Model):
+    """A patron kept from starting chats anywhere in a consortium until `expires_at` (routing.blocks).
+
+    Keyed by what identifies the patron, each a SHA-256 so that no raw id is kept: the browser's device
+    id, the phone for texts, and the address (IPv4, or the IPv6 /64) only until `address_until` (never
+    more than a day: libraries' public computers share addresses). `hint` is the masked keys as staff
+    see them. Active: not lifted and not expired; nothing needs to run for a block to end.
+    """
+
+    consortium = models.ForeignKey(Consortium, on_delete=models.CASCADE, related_name="patron_blocks")
+    device_hash = models.CharField(max_length=64, blank=True)
+    phone_hash = models.CharField(max_length=64, blank=True)
+    address_hash = models.CharField(max_length=64, blank=True)
+    address_until = models.DateTimeField(null=True, blank=True)
+    hint = models.JSONField(default=dict, blank=True)  # {"device": "…3f9a", "phone": "…1234", "address": "…"}
+    reason = models.TextField()
+    created_by = models.ForeignKey(StaffProfile, on_delete=models.PROTECT, related_name="blocks_made")
+    chat = models.ForeignKey(Chat, null=True, blank=True, on_delete=models.SET_NULL, related_name="blocks")
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    lifted_by = models.ForeignKey(StaffProfile, null=True, blank=True, on_delete=models.PROTECT,
+                                  related_name="blocks_lifted")
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lift_note = models.TextField(blank=True)
+    # The audit: [{"at": iso, "by": staff id, "by_name": str, "action": "created" | "extended" | "lifted",
+    #              "expires_at": iso, "note": str}], appended under the block's row lock.
+    history = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["consortium", "device_hash", "expires_at"], name="routing_block_device"),
+            models.Index(fields=["consortium", "phone_hash", "expires_at"], name="routing_block_phone"),
+            models.Index(fields=["consortium", "address_hash", "expires_at"], name="routing_block_address"),
+            models.Index(fields=["consortium", "created_at"], name="routing_block_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"block {self.pk} until {self.expires_at:%Y-%m-%d %H:%M}"

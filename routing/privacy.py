@@ -14,7 +14,8 @@ Two ways a chat loses its personal data (docs/privacy.md says it in plain words 
   that the library's counts do not change behind the coordinator's back.
 
 Both set `Chat.scrubbed`. Follow-up tickets copy a question and a transcript; once a ticket is
-answered or closed and older than the retention, its copy is scrubbed the same way.
+answered or closed and older than the retention, its copy is scrubbed the same way. Patron blocks that
+ended longer ago than the consortium's retention are deleted by the same nightly job.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from django.db.models import Q
 
 from consortium.models import Consortium
 from libraries.models import Library
-from routing.models import LIVE_STATES, Chat, ChatFile, ChatState, Message, Survey, Ticket, TranscriptMail
+from routing.models import LIVE_STATES, Chat, ChatFile, ChatState, Message, PatronBlock, Survey, Ticket, TranscriptMail
 from routing.services import chats, common
 
 FINISHED = (ChatState.ENDED, ChatState.ABANDONED, ChatState.UNSTAFFED)
@@ -128,12 +129,13 @@ def chat_scrub(chat: Chat) -> None:
     chat.patron_name = ""
     chat.patron_email = ""
     chat.patron_ip = None
+    chat.patron_device = ""
     # The token dies with the retention: a transcript link, a resumed socket, a poll or a DELETE with it
     # now finds nothing (404 / 4403), whatever was kept of the chat (issue 13.12).
     chat.token_hash = ""
     chat.scrubbed = True
-    chat.save(update_fields=["question", "transfer_note", "patron_name", "patron_email", "patron_ip", "token_hash",
-                             "scrubbed"])
+    chat.save(update_fields=["question", "transfer_note", "patron_name", "patron_email", "patron_ip", "patron_device",
+                             "token_hash", "scrubbed"])
     for message in Message.objects.filter(chat=chat):
         body = scrub_text(message.body, names)
         name = "" if message.sender == Message.Sender.PATRON else message.name
@@ -171,10 +173,11 @@ def chat_forget(chat_id: str, now: datetime) -> None:
         chat.patron_name = ""
         chat.patron_email = ""
         chat.patron_ip = None
+        chat.patron_device = ""
         chat.token_hash = ""  # the token stops opening anything: there is nothing left to open
         chat.scrubbed = True
         chat.save(update_fields=["question", "transfer_note", "patron_name", "patron_email", "patron_ip",
-                                 "token_hash", "scrubbed"])
+                                 "patron_device", "token_hash", "scrubbed"])
         common.trace(chat, "deleted", now, by="patron")
 
 
@@ -227,7 +230,18 @@ def chats_scrub_expired(now: datetime, *, batch: int = BATCH) -> int:
             if len(chats) < batch:
                 break
         tickets_scrub_expired(consortium, now)
+        blocks_delete_expired(consortium, now)
     return done
+
+
+def blocks_delete_expired(consortium: Consortium, now: datetime) -> int:
+    """Patron blocks (routing.blocks) that ended — expired or lifted — longer ago than the consortium's
+    retention are deleted: their reason is a librarian's words about a patron, and their audit has
+    served its time."""
+    cutoff = now - timedelta(days=consortium.transcript_retention_days)
+    deleted, _ = PatronBlock.objects.filter(Q(expires_at__lt=cutoff) | Q(lifted_at__lt=cutoff),
+                                            consortium=consortium).delete()
+    return deleted
 
 
 def tickets_scrub_expired(consortium: Consortium, now: datetime) -> int:

@@ -10,7 +10,9 @@ after the other:
 - a text after an unstaffed one, while its follow-up is still new, is added to that follow-up;
 - otherwise it starts a chat routed exactly as a web chat (home library from the number or the
   keyword, Spanish by keyword or detection); nobody to answer: one text with the hours and the ask
-  page, and the question becomes a follow-up for the home library (or the consortium).
+  page, and the question becomes a follow-up for the home library (or the consortium); a phone a
+  librarian blocked (routing.blocks): no chat, and one neutral text an hour at most pointing to the
+  ask page's question form.
 """
 
 from __future__ import annotations
@@ -111,7 +113,8 @@ def _handle(text: Text, destination: Destination, patron: SmsPatron, now: dateti
         ticket.question = f"{ticket.question}\n\n{body}"
         ticket.save(update_fields=["question"])
         return InboundText.Kind.FOLLOWUP, ticket.chat_id
-    return InboundText.Kind.QUESTION, _start(text, body, destination, patron, now)
+    chat_id = _start(text, body, destination, patron, now)
+    return (InboundText.Kind.QUESTION, chat_id) if chat_id else (InboundText.Kind.BLOCKED, None)
 
 
 def _take_media(inbound_id: int) -> None:
@@ -141,7 +144,8 @@ def _open_followup(patron: SmsPatron, now: datetime) -> Ticket | None:
         .order_by("-created_at").first())
 
 
-def _start(text: Text, body: str, destination: Destination, patron: SmsPatron, now: datetime) -> str:
+def _start(text: Text, body: str, destination: Destination, patron: SmsPatron, now: datetime) -> str | None:
+    """The new chat's id; None when the phone is blocked (answered with one neutral text)."""
     consortium = destination.consortium
     home: Library | None = destination.library
     question = body
@@ -150,9 +154,15 @@ def _start(text: Text, body: str, destination: Destination, patron: SmsPatron, n
     spanish, question = language.spanish_keyword(question)
     lang = "es" if spanish or language.is_spanish(question) else ""
     question = question or body  # a keyword alone: keep what was sent
-    chat, _token = chat_services.chat_start(
-        consortium=consortium, question=question[:MAX_QUESTION], library_slug=home.slug if home else None,
-        language=lang, name=masked(text.phone), now=now, channel=Channel.SMS)
+    try:
+        chat, _token = chat_services.chat_start(
+            consortium=consortium, question=question[:MAX_QUESTION], library_slug=home.slug if home else None,
+            language=lang, name=masked(text.phone), now=now, channel=Channel.SMS, phone=text.phone)
+    except ServiceError as e:
+        if e.reason != "blocked":
+            raise
+        _blocked(patron, text.number, consortium, home, spanish=lang == "es", now=now)
+        return None
     SmsChat.objects.create(chat=chat, patron=patron, number=text.number)
     # The first message is the question; the provider's id goes on it so a retry is still seen.
     Message.objects.filter(chat=chat, seq=1).update(client_id=text.sid)
@@ -166,6 +176,27 @@ def _unstaffed(chat: Chat, patron: SmsPatron, number: str, consortium: Consortiu
                     email="", name=chat.patron_name, source="sms", now=now, mail_patron=False)
     text_queue(patron, kind=OutboundText.Kind.UNSTAFFED, body=unstaffed_text(chat, consortium, now),
                from_number=number, now=now, chat=chat)
+
+
+# A blocked phone that keeps texting is answered once in this long, not at every text.
+BLOCKED_REPLY_EVERY = timedelta(hours=1)
+
+
+def _blocked(patron: SmsPatron, number: str, consortium: Consortium, home: Library | None, *, spanish: bool,
+             now: datetime) -> None:
+    """Chat by text is refused (a block, routing.blocks); the ask page's question form is offered, in words
+    that accuse nobody. Nothing of the text becomes a chat."""
+    if OutboundText.objects.filter(patron=patron, kind=OutboundText.Kind.BLOCKED,
+                                   created_at__gt=now - BLOCKED_REPLY_EVERY).exists():
+        return
+    ask = settings.PUBLIC_URL + (reverse("ask-library", args=[consortium.slug, home.slug])
+                                 if home else reverse("ask", args=[consortium.slug]))
+    who = home.name if home else consortium.name
+    body = (f"{who}: el chat por mensaje de texto no está disponible ahora. Puede dejar su pregunta en {ask} "
+            "y le responderemos por correo electrónico." if spanish else
+            f"{who}: chat by text is not available right now. You can leave your question at {ask} "
+            "and a librarian will answer by email.")
+    text_queue(patron, kind=OutboundText.Kind.BLOCKED, body=body, from_number=number, now=now)
 
 
 def unstaffed_text(chat: Chat, consortium: Consortium, now: datetime) -> str:

@@ -47,6 +47,7 @@ class InboundText(models.Model):
         STOP = "stop"
         START = "start"
         HELP = "help"
+        BLOCKED = "blocked"  # the phone is blocked (routing.blocks): no chat, one neutral reply
 
     message_sid = models.CharField(max_length=64, unique=True)
     patron = models.ForeignKey(SmsPatron, on_delete=models.CASCADE, related_name="inbound")
@@ -69,6 +70,7 @@ class OutboundText(models.Model):
         CLOSING = "closing"  # the chat ended
         FOLLOWUP = "followup"  # the answer to the follow-up a text became
         REFUSED = "refused"  # media we cannot take
+        BLOCKED = "blocked"  # the phone is blocked: chat is not available, the ask page's question form is
 
     class Status(models.TextChoices):
         QUEUED = "queued"

@@ -17,11 +17,12 @@ from consortium import csv_safe, ratelimit
 from consortium.clients import request_client_key
 from consortium.models import Consortium
 from libraries.models import StaffProfile
-from routing import access, outcomes, privacy
+from routing import access, blocks, outcomes, privacy
 from routing.api.base import ApiError, api_view, chat_for, client_ip, json_body, not_found, page_of, patron_chat, staff
 from routing.frames import library_ref, message_frame
 from routing.models import Chat
 from routing.services import chats, followups, transcripts
+from routing.services.common import ServiceError
 from routing.validation import Fields
 
 if TYPE_CHECKING:  # django-stubs-ext is a development dependency (requirements/dev.lock) only
@@ -50,11 +51,17 @@ def chat_create(request: HttpRequest, consortium: Consortium, **_: Any) -> HttpR
     name = f.text("name", max_len=100)
     email = f.email("email")
     language = f.text("language", max_len=16)
+    device = f.text("device", max_len=blocks.DEVICE_MAX_LEN)
     f.check()
     _limit(request)
-    chat, token = chats.chat_start(consortium=consortium, question=question, library_slug=library or None,
-                                      zip_code=zip_code or None, name=name, email=email, language=language,
-                                      ip=client_ip(request), now=timezone.now())
+    try:
+        chat, token = chats.chat_start(consortium=consortium, question=question, library_slug=library or None,
+                                          zip_code=zip_code or None, name=name, email=email, language=language,
+                                          ip=client_ip(request), now=timezone.now(), device=device)
+    except ServiceError as e:
+        if e.reason == "blocked":  # neutral on purpose: the page offers the question form (docs/protocol.md)
+            raise ApiError(403, "blocked", "chat is not available now; you can leave your question instead") from e
+        raise
     return JsonResponse({"id": chat.pk, "token": token, "state": chat.state,
                          "home_library": library_ref(chat.home_library), "ws": "/ws/patron/"}, status=201)
 

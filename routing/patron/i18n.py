@@ -38,6 +38,9 @@ SCRIPT_STRINGS = {
     "rate_limited": _("Too many chats from this connection. Please try again in a minute."),
     "busy": _("The service is very busy right now, so a new chat cannot start. Leave your question and "
               "email address below, and a librarian will answer by email, or try again in a few minutes."),
+    # A blocked patron (routing.blocks) reads this: neutral on purpose, it accuses nobody.
+    "blocked": _("Chat is not available right now. You can leave your question and email address below, "
+                 "and a librarian will answer by email."),
     "forbidden_site": _("This website is not set up to use this chat service."),
     "invalid": _("Please check the highlighted fields."),
     "send_failed": _("Your message could not be sent: {detail}"),

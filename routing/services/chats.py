@@ -10,7 +10,7 @@ from django.db import transaction
 from consortium.models import Consortium
 from consortium.tokens import token_hash, token_new
 from libraries.models import Library, StaffProfile
-from routing import events, frames, message_store
+from routing import blocks, events, frames, message_store
 from routing.access import took_part_q
 from routing.models import LIVE_STATES, Channel, Chat, ChatState, Message, Survey, TraceEvent
 from routing.plan import plan_to_json
@@ -42,14 +42,22 @@ def home_library_resolve(consortium: Consortium, library_slug: str | None, zip_c
 
 def chat_start(*, consortium: Consortium, question: str, library_slug: str | None = None,
                zip_code: str | None = None, name: str = "", email: str = "", language: str = "",
-               ip: str | None = None, now: datetime, channel: str = Channel.WEB) -> tuple[Chat, str]:
+               ip: str | None = None, now: datetime, channel: str = Channel.WEB, device: str = "",
+               phone: str = "") -> tuple[Chat, str]:
+    """Start a chat, unless its patron is blocked (routing.blocks): then ServiceError "blocked", and
+    nothing is kept (the question form stays open to them). `device` is the browser's id, `phone` a
+    text's number; the address counts only while a block keyed by it lasts."""
+    keys = blocks.Keys(device=blocks.device_hash(device), phone=blocks.phone_hash(phone),
+                       address=blocks.address_hash(ip))
+    if blocks.block_find(consortium.pk, keys, now) is not None:
+        raise ServiceError("blocked", "chat is not available to this patron now; the question form is")
     picture = structure_of(consortium)  # one look at the structure for the whole start
     home, found_by = home_library_resolve(consortium, library_slug, zip_code, picture)
     token = token_new()
     plan = picture.plan_for(home, consortium)
     chat = Chat(
         consortium=consortium, home_library=home, home_found_by=found_by, question=question,
-        language=language, patron_name=name, patron_email=email, patron_ip=ip,
+        language=language, patron_name=name, patron_email=email, patron_ip=ip, patron_device=keys.device,
         token_hash=token_hash(token), created_at=now, arrived_at=now, last_activity_at=now,
         plan=plan_to_json(plan), last_seq=1, state=ChatState.QUEUED if plan else ChatState.UNSTAFFED,
         channel=channel,

@@ -11,6 +11,7 @@ urlpatterns = [
     path("api/presence", views.api_presence, name="staff-api-presence"),
     path("api/chats/<id:chat_id>", views.api_chat, name="staff-api-chat"),
     path("api/chats/<id:chat_id>/classify", views.api_classify, name="staff-api-classify"),
+    path("api/chats/<id:chat_id>/block", views.api_block, name="staff-api-block"),
     path("tickets/", views.tickets, name="staff-tickets"),
     path("tickets/<str:ticket_id>/", views.ticket_detail, name="staff-ticket"),
     path("tickets/<str:ticket_id>/files/<str:file_id>", views.ticket_file, name="staff-ticket-file"),

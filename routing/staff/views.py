@@ -22,7 +22,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from consortium.middleware import api_error
 from libraries.models import StaffProfile
-from routing import access, canned, files
+from routing import access, blocks, canned, files
+from routing.services import blocks as block_services
 from routing.services import canned as canned_services
 from routing.services import chats, followups
 from routing.services.common import Refused, ServiceError
@@ -110,7 +111,9 @@ def _json_body(request: HttpRequest) -> dict[str, Any]:
 def console(request: HttpRequest, profile: StaffProfile) -> HttpResponse:
     consortium = profile.library.consortium
     idle_minutes = getattr(settings, "STAFF_IDLE_AWAY_MINUTES", DEFAULT_IDLE_MINUTES)
+    coordinator = profile.role == StaffProfile.Role.COORDINATOR
     return render(request, "routing/staff/console.html", {
+        "block_hours": ",".join(str(h) for h in (blocks.COORDINATOR_HOURS if coordinator else blocks.LIBRARIAN_HOURS)),
         "profile": profile,
         "section": "console",
         "consortium": consortium,
@@ -155,6 +158,18 @@ def api_classify(request: HttpRequest, profile: StaffProfile, chat_id: str) -> H
                                         subjects=data.get("subjects"), outcome=data.get("outcome"))
     return JsonResponse({"chat": chat.pk, "read_scale": chat.read_scale, "subjects": chat.subjects,
                          "outcome": chat.outcome or None})
+
+
+@require_POST
+@staff_api
+def api_block(request: HttpRequest, profile: StaffProfile, chat_id: str) -> HttpResponse:
+    """End and block (docs/console.md): the chat ends and its patron is blocked, both or neither."""
+    data = _json_body(request)
+    block = block_services.chat_end_and_block(profile, chat_id, timezone.now(), reason=data.get("reason"),
+                                              hours=data.get("hours", blocks.DEFAULT_HOURS),
+                                              address=data.get("address") is True)
+    return JsonResponse({"chat": chat_id, "block": block.pk, "expires_at": block.expires_at.isoformat(),
+                         "keys": sorted(block.hint)}, status=201)
 
 
 # --- follow-up tickets ---------------------------------------------------------------------------

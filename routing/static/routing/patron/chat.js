@@ -5,7 +5,8 @@
  * kept by seq, so a reload, a navigation or a reconnect loses nothing and doubles nothing.
  * Safety: every body is put in the page as text (textContent); only http(s) links become links.
  * Privacy: the chat lives in sessionStorage of the page's own origin (gone when the tab closes,
- * which matters on a library's public computers); no cookies.
+ * which matters on a library's public computers); no cookies. One thing stays in localStorage: a random
+ * device id sent with a chat start (docs/protocol.md, "device"), which a librarian's block is keyed by.
  */
 (function () {
   "use strict";
@@ -48,6 +49,16 @@
       URL_RE.lastIndex = last;
     }
     parent.appendChild(document.createTextNode(text.slice(last)));
+  }
+
+  // The browser's device id: random, made once, kept in localStorage (not sessionStorage: a block must
+  // outlive the tab). Blocked storage: no id, and a block can then only be by address.
+  function deviceId() {
+    try {
+      var id = localStorage.getItem("vr-device");
+      if (!id || !/^[0-9a-f]{16,64}$/.test(id)) { id = rid() + rid(); localStorage.setItem("vr-device", id); }
+      return id;
+    } catch (e) { return ""; }
   }
 
   function store(key) {
@@ -167,10 +178,12 @@
       else if (chosen) body.library = chosen;
       else if (ui.zip && ui.zip.value.trim() && !ui.unsure.checked) body.zip = ui.zip.value.trim();
       if (cfg.lang && cfg.lang !== "en") body.language = cfg.lang;
+      var device = deviceId();
       var button = ui["start-form"].querySelector("button[type=submit]");
       button.disabled = true;
       say("start-error", "");
-      api("/api/v1/" + cfg.consortium + "/chats", { method: "POST", json: body, auth: false }).then(function (r) {
+      api("/api/v1/" + cfg.consortium + "/chats", { method: "POST", json: device ? Object.assign({ device: device }, body) : body,
+        auth: false }).then(function (r) {
         button.disabled = false;
         if (r.status === 201) {
           st = { id: r.data.id, token: r.data.token, after: 0, msgs: [], outbox: [], transport: "", state: null,
@@ -179,7 +192,8 @@
           save();
           ui["start-form"].reset();
           begin(true);
-        } else if (r.status === 503 && r.data && r.data.error && r.data.error.code === "busy") busy(body);
+        } else if (r.status === 503 && r.data && r.data.error && r.data.error.code === "busy") busy(body, S.busy);
+        else if (r.status === 403 && r.data && r.data.error && r.data.error.code === "blocked") busy(body, S.blocked);
         else if (r.status === 403) say("start-error", S.forbidden_site);
         else if (r.status === 429) say("start-error", S.rate_limited);
         else if (r.status === 400) {
@@ -190,17 +204,18 @@
       }, function () { button.disabled = false; say("start-error", S.start_failed); });
     });
 
-    // Past the service's capacity a new chat is refused at once (503 "busy", docs/protocol.md): no chat
-    // exists, so the question form (the one offered when nobody can answer) takes what was typed.
+    // Past the service's capacity a new chat is refused at once (503 "busy", docs/protocol.md), and so is a
+    // blocked patron's (403 "blocked", told in neutral words): no chat exists, so the question form (the one
+    // offered when nobody can answer) takes what was typed.
     var busyStart = null;
-    function busy(body) {
+    function busy(body, text) {
       busyStart = body;
       show("start", false);
       show("after", false);
       show("chat", true);
       show("send-form", false);
       show("log", false);
-      say("status", S.busy);
+      say("status", text);
       ui["q-question"].value = body.question;
       ui["q-email"].value = body.email || "";
       ui["q-name"].value = body.name || "";

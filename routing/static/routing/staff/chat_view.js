@@ -8,7 +8,7 @@
 
 import { CannedPicker } from "./canned.js";
 import { socket } from "./connection.js";
-import { openEnd, openRefer, openTransfer } from "./dialogs.js";
+import { openBlock, openEnd, openRefer, openTransfer } from "./dialogs.js";
 import { $, CSRF, chats, getJSON, notice, updateTitle } from "./page.js";
 import { chooseTab, closeChat, select, selected, tabKeys, updateCounts } from "./tabs.js";
 import { appendText, clockTime } from "./text.js";
@@ -102,6 +102,8 @@ export class ChatView {
     $(".do-transfer", this.panel).addEventListener("click", () => openTransfer(this));
     $(".do-refer", this.panel).addEventListener("click", () => openRefer(this));
     $(".do-end", this.panel).addEventListener("click", () => openEnd(this));
+    $(".do-block", this.panel).addEventListener("click", () => openBlock(this));
+    $(".do-block-after", this.panel).addEventListener("click", () => openBlock(this));
     $(".do-classify", this.panel).addEventListener("click", () => openEnd(this));
     $(".do-close", this.panel).addEventListener("click", () => closeChat(this.id));
   }
@@ -139,6 +141,8 @@ export class ChatView {
     box.hidden = active;
     $(".ended-text", box).textContent = this.endedText();
     $(".do-classify", box).hidden = this.state === "transferred" || this.state === "lost";
+    // A patron who ended the chat themselves can still be blocked by its librarian, once.
+    $(".do-block-after", box).hidden = this.state !== "ended" || !!this.blocked;
     const canned = $(".canned", this.panel);
     const keys = (this.info.canned || []).map((c) => c.key).join(" ");
     if (canned.dataset.keys !== keys) {

@@ -101,3 +101,50 @@ export function openEnd(view) {
   };
 }
 
+
+// End and block: one request (POST /staff/api/chats/<id>/block) ends the chat and blocks its patron,
+// both or neither. The dialog stays open on a refusal (no reason, nothing to block by) to say why.
+const HOURS_LABEL = { 1: "1 hour", 4: "4 hours", 24: "24 hours", 72: "3 days", 168: "7 days", 720: "30 days" };
+
+export function openBlock(view) {
+  const dialog = $("#dlg-block");
+  const form = $("#block-form");
+  const hours = $("#block-hours");
+  hours.replaceChildren(...(document.body.dataset.blockHours || "24").split(",").map(
+    (h) => new Option(HOURS_LABEL[h] || `${h} hours`, h, h === "24", h === "24")));
+  $("#block-reason").value = "";
+  $("#block-address").checked = false;
+  $("#block-error").textContent = "";
+  $("#block-reason").oninput = () => { $("#block-error").textContent = ""; };
+  $("#block-ok").disabled = false;
+  const live = view.state === "active";
+  $("#dlg-block-title").textContent = live ? "End and block this patron" : "Block this patron";
+  $("#block-ok").textContent = live ? "End chat and block" : "Block";
+  dialog.returnValue = "";
+  form.onsubmit = async (e) => {
+    if (e.submitter && e.submitter.value !== "ok") return; // Cancel closes the dialog as usual
+    e.preventDefault();
+    const reason = $("#block-reason").value.trim();
+    if (!reason) {
+      $("#block-error").textContent = "Say why the patron is blocked.";
+      $("#block-reason").focus();
+      return;
+    }
+    $("#block-ok").disabled = true;
+    try {
+      await postJSON(`/staff/api/chats/${encodeURIComponent(view.id)}/block`,
+        { reason, hours: Number(hours.value), address: $("#block-address").checked });
+    } catch (err) {
+      $("#block-ok").disabled = false;
+      $("#block-error").textContent = `Not blocked: ${err.message}`;
+      return;
+    }
+    form.onsubmit = null;
+    dialog.close("ok");
+    view.blocked = true;
+    view.render();
+    notice(`${live ? "The chat ended and its" : "The"} patron is blocked for ${HOURS_LABEL[hours.value] || `${hours.value} hours`}.`, "info");
+  };
+  dialog.showModal();
+  $("#block-reason").focus();
+}
