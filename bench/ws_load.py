@@ -190,7 +190,7 @@ class DjangoTarget(Target):
         t = clock()
         # The per-address chat start limit would refuse a ramp from one address; nothing else changes.
         extra = dict(kv.split("=", 1) for kv in args.stack_env)
-        self.stack = Stack.prepare([doc], CHAT_START_RATE="1000000/m", **extra)
+        self.stack = Stack.prepare([doc], CHAT_START_RATE="1000000/m", admission=True, **extra)
         self.sessions: dict[str, str] = self.stack.sign_in_all("bench-")
         self.stack.start(webs=args.webs)
         log(f"django: stack ready in {clock() - t:.0f}s ({self.stack.workdir})")

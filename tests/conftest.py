@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 
@@ -17,3 +19,14 @@ def _loop_connections_closed():  # type: ignore[no-untyped-def]
     from routing import loop_db
 
     loop_db.close_all()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _socket_threads_let_go(django_db_setup: None) -> Iterator[None]:
+    """The sockets' database threads (routing.threads) keep their connections between calls: close
+    them before the test database is dropped, which PostgreSQL refuses while a connection is open.
+    Here for every test folder: the coordinators' board and the texting tests use those threads too."""
+    yield
+    from routing import threads
+
+    threads.close_connections()

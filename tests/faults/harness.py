@@ -102,13 +102,16 @@ def fault_world(libraries: int = 10, librarians_per_library: int = 2, capacity: 
     }
 
 
-def prepare_stack(worlds: list[dict[str, Any]], server: str | None = None, **env_over: str) -> Stack:
+def prepare_stack(worlds: list[dict[str, Any]], server: str | None = None, admission: bool = False,
+                  **env_over: str) -> Stack:
     """Stack.prepare, with the database named after DATABASE_URL's own (`<name>_f_<pid>_<hex>`), so
     that runs sharing a PostgreSQL server keep to their own names, and no limit on chat starts (the
     load starts 200 at once). `server` (a URL without a database) and env_over (REDIS_URL=...) point
-    it at private servers."""
+    it at private servers. `admission`: chat starts shed past capacity, as in production (the overload
+    test); the other fault tests keep every start (Stack.prepare)."""
     own = os.environ["DATABASE_URL"].rsplit("/", 1)[1].split("?")[0] or "vr"
-    return Stack.prepare(worlds, server, db_prefix=f"{own}_f", **{"CHAT_START_RATE": "1000000/m", **env_over})
+    return Stack.prepare(worlds, server, db_prefix=f"{own}_f", admission=admission,
+                         **{"CHAT_START_RATE": "1000000/m", **env_over})
 
 
 def staff_sessions(stack: Stack) -> dict[str, str]:

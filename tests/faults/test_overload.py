@@ -65,7 +65,7 @@ async def flood(base: str, seconds: float, rate: float) -> tuple[Counter[str], l
 
 
 def test_past_capacity_starts_are_shed_and_running_chats_keep_every_seq() -> None:
-    stack = prepare_stack([fault_world()])
+    stack = prepare_stack([fault_world()], admission=True)
     load: Load | None = None
     try:
         stack.start(webs=1)

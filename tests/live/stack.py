@@ -87,10 +87,11 @@ class Stack:
 
     @classmethod
     def prepare(cls, worlds: list[dict[str, Any]], server: str | None = None, db_prefix: str | None = None,
-                **env_over: str) -> Stack:
+                admission: bool = False, **env_over: str) -> Stack:
         """A fresh database on `server` (default: DATABASE_URL's server) with `worlds` imported. Its name
         starts with `db_prefix` (default VR_LIVE_DB_PREFIX, else vr_live), so people sharing a server can
-        tell theirs."""
+        tell theirs. `admission`: chat starts shed past capacity as in production (routing/admission.py);
+        off by default, see below."""
         server = server or pg_server_url()
         prefix = db_prefix or os.environ.get("VR_LIVE_DB_PREFIX", "vr_live")
         dbname = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
@@ -114,6 +115,12 @@ class Stack:
             "PATH": f"{PY.parent}:{os.environ.get('PATH', '')}",
             "PYTHONUNBUFFERED": "1",
         })
+        if not admission:
+            # The live tests check behaviour, not capacity: a machine loaded by the test run itself must
+            # not shed their chat starts (routing/admission.py). The benchmarks and the overload test
+            # keep production's limits (admission=True); the busy page's test sets its own.
+            env.update({"VR_CHAT_START_MAX_IN_FLIGHT": "0", "VR_CHAT_START_MAX_LOOP_LAG": "0",
+                        "VR_CHAT_START_MAX_DB_BACKLOG": "0"})
         env.update(env_over)
         stack = cls(env=env, workdir=workdir, dbname=dbname, server=server)
         paths = []

@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from routing import events, process, threads
+from routing import events, process
 from tests.routing.routing_helpers import Sent
 
 
@@ -29,12 +29,3 @@ def fresh_process() -> Iterator[None]:
     process.reset_for_tests()
     yield
     process.reset_for_tests()
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _socket_threads_let_go(django_db_setup: None) -> Iterator[None]:
-    """A socket test can end while one of the sockets' database threads (routing.threads) still
-    holds a connection: close them before the test database is dropped, which PostgreSQL refuses
-    while a connection is open."""
-    yield
-    threads.close_connections()
