@@ -118,13 +118,15 @@ def block_lift(*, consortium_id: int, block_id: int, by: StaffProfile | None, by
 
 def block_extend(*, consortium_id: int, block_id: int, by: StaffProfile | None, by_name: str, until: datetime,
                  note: str, now: datetime) -> PatronBlock:
-    """Move a block's end to `until`: later than now, at most 30 days after it was made. The address
-    part keeps its own end (a day at most): only the device and the phone are held longer."""
+    """Move a block in force's end to `until`: later than now, at most 30 days after it was made. The
+    address part keeps its own end (a day at most): only the device and the phone are held longer."""
     note = " ".join(note.split())[:blocks.MAX_REASON]
     with transaction.atomic():
         block = _locked(consortium_id, block_id)
         if block.lifted_at is not None:
             raise Refused("not_active", "this block was lifted")
+        if block.expires_at <= now:  # an ended block is not brought back: a new one is made from a chat
+            raise Refused("not_active", "this block has ended")
         if until <= now:
             raise Refused("invalid", "the new end must be in the future", {"until": ["must be after now"]})
         furthest = blocks.longest(coordinator=True, created_at=block.created_at)

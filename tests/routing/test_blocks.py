@@ -176,6 +176,18 @@ def test_a_coordinator_lifts_and_extends_a_block_and_each_is_kept_in_its_history
         block_services.block_lift(note="", now=later, **common)
 
 
+def test_a_block_that_has_ended_is_not_extended_back_into_force(w: dict[str, Any]) -> None:
+    now = timezone.now()
+    block = block_services.chat_end_and_block(w["ana"], held_chat(w, now).pk, now, reason="spam")
+    common = {"consortium_id": w["consortium"].pk, "block_id": block.pk, "by": w["coord"], "by_name": "Coord"}
+    after = block.expires_at + timedelta(minutes=1)
+    with pytest.raises(Refused) as refused:
+        block_services.block_extend(until=after + timedelta(days=1), note="", now=after, **common)
+    assert refused.value.reason == "not_active"
+    assert start(w, after).consortium_id == w["consortium"].pk  # the patron may chat again
+    assert [h["action"] for h in PatronBlock.objects.get(pk=block.pk).history] == ["created"]
+
+
 def test_blocks_that_ended_longer_ago_than_the_retention_are_deleted_nightly(w: dict[str, Any]) -> None:
     now = timezone.now()
     block = block_services.chat_end_and_block(w["ana"], held_chat(w, now).pk, now, reason="spam")
