@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -14,11 +16,16 @@ def _media_root(tmp_path, settings):  # type: ignore[no-untyped-def]
 @pytest.fixture(autouse=True)
 def _loop_connections_closed():  # type: ignore[no-untyped-def]
     """The sockets store messages on connections of the test's own event loop (routing.loop_db); the
-    loop is gone after the test, and PostgreSQL refuses to drop a test database still connected to."""
+    loop is gone after the test, and PostgreSQL refuses to drop a test database still connected to.
+    The sockets' database threads keep their pooled connections between calls (routing.threads): given
+    back after each test, so that a test's own threads (several writers at once) find the pool free."""
     yield
-    from routing import loop_db
+    from routing import loop_db, threads
 
     loop_db.close_all()
+    if threads.CONCURRENT:
+        with contextlib.suppress(threading.BrokenBarrierError):  # a thread still busy: closed at the end
+            threads.close_connections()
 
 
 @pytest.fixture(scope="session", autouse=True)
