@@ -193,6 +193,9 @@ class HealthLog:
 # --- the ledger ------------------------------------------------------------------------------------
 
 
+_SENDING_AGAIN: set[asyncio.Task[None]] = set()
+
+
 @dataclass
 class Sent:
     chat: str
@@ -518,6 +521,20 @@ class Librarian:
         with contextlib.suppress(ConnectionClosed):
             await ws.send(json.dumps(frame))
 
+    def _send_again_later(self, ws: ClientConnection, sent: Sent, after: float = 2.0) -> None:
+        """A reply refused for the socket's frame rate (a console resuming many chats at once) is sent
+        again shortly, unless acknowledged meanwhile (a reconnect's hello sends it again too)."""
+
+        async def again() -> None:
+            await asyncio.sleep(after)
+            if sent.client_id in self.pending:
+                await self._send(ws, {"type": "message", "chat": sent.chat, "body": sent.body,
+                                      "client_id": sent.client_id})
+
+        task = asyncio.get_running_loop().create_task(again())
+        _SENDING_AGAIN.add(task)
+        task.add_done_callback(_SENDING_AGAIN.discard)
+
     async def _join(self, ws: ClientConnection, chat: str, *, ordered: bool = True) -> None:
         after = self.max_seq.get(chat, 0)
         watch = SeqWatch(self.load.ledger, f"{self.who} socket {self.sockets}", chat, after, window=True,
@@ -631,6 +648,8 @@ class Librarian:
                 ledger.problem(f"{self.who}: {frame}")
             else:
                 ledger.counts["rate_limited"] += 1
+                if sent is not None:  # as the console's "send again": once the socket's meter has refilled
+                    self._send_again_later(ws, sent)
 
     async def _ping(self, ws: ClientConnection, chats: list[str]) -> None:
         """The server answers frames in order: its pong comes after the history of these joins."""
