@@ -41,6 +41,7 @@ from __future__ import annotations
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 import psycopg
@@ -71,11 +72,18 @@ class Stored:
 
 def _fields(chat_id: str, *, sender: str, body: str, client_id: str | None, at: datetime, librarian_id: int | None,
             name: str | None, internal: bool, file_id: str | None, counted: bool) -> dict[str, Any]:
-    limit, window = parse_rate(CHAT_MESSAGE.rate)
+    limit, seconds = _rate()
+    window = int(at.timestamp() // seconds)
     return dict(chat_id=chat_id, sender=sender, body=body, client_id=client_id or None, at=at,
                 librarian_id=librarian_id, name=name, internal=internal, file_id=file_id,
                 counted=counted and sender == Message.Sender.PATRON, limit=limit,
-                window=int(at.timestamp() // window), window_ends=(int(at.timestamp() // window) + 1) * window)
+                window=window, window_ends=(window + 1) * seconds)
+
+
+@cache
+def _rate() -> tuple[int, int]:
+    """CHAT_MESSAGE's rate, parsed once (not at every line)."""
+    return parse_rate(CHAT_MESSAGE.rate)
 
 
 def store(chat_id: str, *, sender: str, body: str, client_id: str | None, at: datetime, librarian_id: int | None,
