@@ -177,6 +177,9 @@ class StaffProfile(models.Model):
     # (libraries.rota, consortium.tokens): the address is shown once, when made, and never stored.
     feed_token_hash = models.CharField(max_length=64, null=True, blank=True, unique=True, editable=False)
     is_active = models.BooleanField(default=True)
+    # Set by coordinators: sees every live chat of the consortium and may watch, whisper, join and take
+    # over (routing.mentoring). Coordinators are mentors whatever this says.
+    is_mentor = models.BooleanField(default=False, db_default=False, verbose_name="mentor")
 
     class Meta:
         ordering = ["library", "user__username"]

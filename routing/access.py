@@ -6,6 +6,10 @@
 - `may_read(profile, chat)`: a librarian reads a chat (its transcript, its files) when they took
   part in it, when its patron is their library's, or when they coordinate its consortium;
   `may_trace` is narrower (took part, or coordinator): the routing trace names other librarians.
+- `is_mentor(profile)`, `may_watch(profile, chat)`, `may_mentor(profile, chat)`: the mentor live view
+  (routing.services.mentoring). A mentor (the staff flag, or a coordinator) watches every chat of the
+  consortium and may whisper, join and take over; a colleague `@named` in an internal note of a chat
+  (routing.mentions) may watch that chat and whisper in it, nothing more.
 - `patron_chat(chat_id, token, origin)`: the patron's side, the chat a token opens, from a page
   the consortium allows.
 
@@ -25,7 +29,7 @@ from consortium.models import Consortium
 from consortium.origins import DEFAULT_PORTS, Origin, parse_origin
 from consortium.tokens import token_hash_matches
 from libraries.models import StaffProfile
-from routing.models import Chat, Offer
+from routing.models import Chat, Mention, Offer
 
 
 class PatronRefused(Exception):
@@ -84,6 +88,24 @@ def may_trace(profile: StaffProfile | None, chat: Chat) -> bool:
     if profile is None or profile.library.consortium_id != chat.consortium_id:
         return False
     return is_coordinator_of(profile, chat) or took_part(profile, chat)
+
+
+def is_mentor(profile: StaffProfile) -> bool:
+    """The staff flag, set by coordinators; coordinators are mentors whatever it says."""
+    return profile.is_mentor or profile.role == StaffProfile.Role.COORDINATOR
+
+
+def may_mentor(profile: StaffProfile | None, chat: Chat) -> bool:
+    """May this librarian join the chat or take it over? A mentor of the chat's consortium."""
+    return profile is not None and profile.library.consortium_id == chat.consortium_id and is_mentor(profile)
+
+
+def may_watch(profile: StaffProfile | None, chat: Chat) -> bool:
+    """May this librarian open the chat read-only and whisper to its librarian? A mentor of its
+    consortium, or a colleague of the consortium named (`@name`) in one of its internal notes."""
+    if profile is None or profile.library.consortium_id != chat.consortium_id:
+        return False
+    return is_mentor(profile) or Mention.objects.filter(chat_id=chat.pk, librarian=profile).exists()
 
 
 # --- patrons --------------------------------------------------------------------------------------

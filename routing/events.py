@@ -28,6 +28,12 @@ def chat_group(chat_id: str) -> str:
     return f"chat.{chat_id}"
 
 
+def watch_group(chat_id: str) -> str:
+    """The staff watching a chat (routing.services.mentoring): its trace as it grows. Never a patron:
+    the chat's own group holds the patron's sockets too."""
+    return f"watch.{chat_id}"
+
+
 def _send(group: str, event: dict[str, Any]) -> None:
     """The boundary to the channel layer: one event to one group (tests record frames here)."""
     _send_all([(group, event)])

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from libraries.models import Library, StaffProfile
-from routing.models import Chat, Message, Offer
+from routing.models import Chat, Mention, Message, Offer, StaffRoomLine, TraceEvent
 from routing.plan import plan_from_json
 from routing.selectors import queue_position, typical_wait_seconds
 
@@ -79,6 +79,9 @@ def message_frame(message: Message, channel: str | None = None) -> Frame:
     }
     if message.internal:
         frame["internal"] = True
+    if message.whisper_to_id is not None:
+        # A mentor's whisper (routing.mentoring): an internal note addressed to the chat's librarian.
+        frame["whisper"] = True
     if message.file_id and message.file is not None:
         f = message.file
         frame["file"] = {"id": f.pk, "name": f.name, "type": f.content_type, "size": f.size,
@@ -211,3 +214,64 @@ def referred_frame(chat_id: str, followup_id: str) -> Frame:
     """The chat was referred to a follow-up (the word staff see); `ticket` is the protocol's name for
     it, `follow_up` the same id under that word (an addition: clients reading `ticket` go on)."""
     return {"type": "referred", "chat": chat_id, "ticket": followup_id, "follow_up": followup_id}
+
+
+# --- the mentor live view and the back-channel (routing.services.mentoring, routing.mentions) -------
+
+
+def watching_frame(chat: Chat, trace: Iterable[TraceEvent], *, may_mentor: bool) -> Frame:
+    """A chat opened read-only: what it is, its home library's policy, its trace, what this librarian
+    may do in it (whisper always; join and take over, a mentor). Its messages follow as message frames."""
+    return {
+        "type": "watching",
+        "chat": chat.pk,
+        "state": chat.state,
+        "home_library": library_ref(chat.home_library),
+        "policy_url": f"/staff/libraries/{chat.home_library.slug}/policy" if chat.home_library else None,
+        "librarian": librarian_ref(chat.librarian),
+        "second_librarian": librarian_ref(chat.second_librarian),
+        "patron": {"name": chat.patron_name or None},
+        "question": chat.question,
+        "arrived_at": chat.arrived_at.isoformat(),
+        "last_seq": chat.last_seq,
+        "channel": chat.channel,
+        "trace": [trace_ref(event) for event in trace],
+        "may": {"whisper": True, "join": may_mentor, "take_over": may_mentor},
+    }
+
+
+def trace_ref(event: TraceEvent) -> Frame:
+    return {"at": event.at.isoformat(), "kind": event.kind, "data": event.data}
+
+
+def trace_frame(chat_id: str, event: TraceEvent) -> Frame:
+    """A line added to the trace of a chat that mentors watch (every watch, whisper, join, take-over)."""
+    return {"type": "trace", "chat": chat_id, **trace_ref(event)}
+
+
+def takeover_asked_frame(chat_id: str, mentor: StaffProfile) -> Frame:
+    return {"type": "takeover_asked", "chat": chat_id, "by": librarian_ref(mentor)}
+
+
+def takeover_failed_frame(chat_id: str, reason: str, detail: str) -> Frame:
+    return {"type": "takeover_failed", "chat": chat_id, "reason": reason, "detail": detail}
+
+
+def takeover_declined_frame(chat_id: str, librarian: StaffProfile) -> Frame:
+    return {"type": "takeover_declined", "chat": chat_id, "by": librarian_ref(librarian)}
+
+
+def second_joined_frame(chat: Chat) -> Frame:
+    """To the mentor who joined the chat: they may write in it now."""
+    return {"type": "second_joined", "chat": chat.pk, "last_seq": chat.last_seq}
+
+
+def mentioned_frame(mention: Mention, excerpt: str) -> Frame:
+    return {"type": "mentioned", "id": mention.pk, "chat": mention.chat_id, "by": librarian_ref(mention.by),
+            "excerpt": excerpt, "at": mention.created_at.isoformat(), "url": f"/staff/mentor/{mention.chat_id}/"}
+
+
+def room_frame(line: StaffRoomLine) -> Frame:
+    """A line of the consortium's staff room (routing.staff_room), by its room seq."""
+    return {"type": "room_message", "seq": line.seq, "name": line.name, "library": line.library or None,
+            "body": line.body, "at": line.at.isoformat(), "client_id": line.client_id}

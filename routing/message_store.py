@@ -131,10 +131,12 @@ async def store_async(chat_id: str, *, sender: str, body: str, client_id: str | 
     return _stored(row, fields)
 
 
-def _may_write(sender: str, state: str, chat_librarian: int | None, librarian_id: int | None) -> bool:
+def _may_write(sender: str, state: str, chat_librarians: tuple[int | None, int | None],
+               librarian_id: int | None) -> bool:
+    """A live chat; a librarian's line only from its librarian or the mentor who joined it."""
     if state not in LIVE_STATES:
         return False
-    return sender != Message.Sender.LIBRARIAN or (librarian_id is not None and chat_librarian == librarian_id)
+    return sender != Message.Sender.LIBRARIAN or (librarian_id is not None and librarian_id in chat_librarians)
 
 
 def _retry_after(fields: dict[str, Any]) -> int:
@@ -144,7 +146,8 @@ def _retry_after(fields: dict[str, Any]) -> int:
 def _store_orm(f: dict[str, Any]) -> Stored | None:
     with transaction.atomic():
         chats = Chat.objects.select_for_update().filter(pk=f["chat_id"])
-        columns = ["state", "librarian_id", "last_seq", "patron_name", "channel", "rate_window", "rate_count"]
+        columns = ["state", "librarian_id", "second_librarian_id", "last_seq", "patron_name", "channel",
+                   "rate_window", "rate_count"]
         if f["client_id"]:
             chats = chats.annotate(duplicate_of=Subquery(Message.objects.filter(
                 chat=OuterRef("pk"), sender=f["sender"], client_id=f["client_id"]).values("pk")[:1]))
@@ -154,7 +157,8 @@ def _store_orm(f: dict[str, Any]) -> Stored | None:
             return None
         found = Stored(state=chat["state"], librarian_id=chat["librarian_id"], patron_name=chat["patron_name"],
                        duplicate_of=chat.get("duplicate_of"), message_id=None, seq=None, channel=chat["channel"])
-        if found.duplicate_of is not None or not _may_write(f["sender"], found.state, found.librarian_id,
+        librarians = (found.librarian_id, chat["second_librarian_id"])
+        if found.duplicate_of is not None or not _may_write(f["sender"], found.state, librarians,
                                                             f["librarian_id"]):
             return found
         same_window = chat["rate_window"] == f["window"]
@@ -180,7 +184,7 @@ def _build_statement() -> str:
     live = ", ".join(f"'{state}'" for state in LIVE_STATES)
     return f"""
 WITH chat AS (
-    SELECT c.id, c.state, c.librarian_id, c.last_seq, c.patron_name, c.channel,
+    SELECT c.id, c.state, c.librarian_id, c.second_librarian_id, c.last_seq, c.patron_name, c.channel,
            (SELECT m.id FROM {message} m
              WHERE m.chat_id = c.id AND m.sender = %(sender)s AND m.client_id = %(client_id)s
              LIMIT 1) AS duplicate_of,
@@ -195,7 +199,8 @@ WITH chat AS (
            %(client_id)s, %(at)s, %(internal)s, %(file_id)s
       FROM chat
      WHERE duplicate_of IS NULL AND NOT limited AND state IN ({live})
-       AND (%(sender)s <> '{Message.Sender.LIBRARIAN}' OR librarian_id = %(librarian_id)s)
+       AND (%(sender)s <> '{Message.Sender.LIBRARIAN}' OR librarian_id = %(librarian_id)s
+            OR second_librarian_id = %(librarian_id)s)
     RETURNING id, seq
 ), updated AS (
     UPDATE {chat} c

@@ -76,6 +76,13 @@ class Chat(models.Model):
 
     librarian = models.ForeignKey(StaffProfile, null=True, blank=True, on_delete=models.PROTECT,
                                   related_name="chats")
+    # A mentor who joined the chat beside its librarian (routing.mentoring): may write in it too, and
+    # the patron is told. Cleared when the chat moves on (taken over, transferred, ended).
+    second_librarian = models.ForeignKey(StaffProfile, null=True, blank=True, on_delete=models.PROTECT,
+                                         related_name="joined_chats")
+    # A mentor's take-over waiting for the librarian's consent (routing.mentoring.takeover_answer).
+    takeover_asked_by = models.ForeignKey(StaffProfile, null=True, blank=True, on_delete=models.SET_NULL,
+                                          related_name="+")
     answered_by = models.ForeignKey(StaffProfile, null=True, blank=True, on_delete=models.PROTECT,
                                     related_name="answered_chats", help_text="first librarian to accept")
     answered_step = models.CharField(max_length=50, blank=True)
@@ -134,6 +141,9 @@ class Message(models.Model):
     at = models.DateTimeField()
     # Internal notes are for staff only: never sent to the patron nor put in a patron's transcript.
     internal = models.BooleanField(default=False)
+    # A whisper (routing.mentoring): an internal note a mentor addresses to the chat's librarian.
+    whisper_to = models.ForeignKey(StaffProfile, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+", db_index=False)
     file = models.ForeignKey("ChatFile", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
                              db_index=False)
 
@@ -398,3 +408,41 @@ class PatronBlock(models.Model):
 
     def __str__(self) -> str:
         return f"block {self.pk} until {self.expires_at:%Y-%m-%d %H:%M}"
+
+
+class Mention(models.Model):
+    """`@name` in an internal note (routing.mentions): the colleague named, of any library of the
+    chat's consortium, is told, and may watch the chat read-only and whisper in it from then on."""
+
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="mentions")
+    message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    librarian = models.ForeignKey(StaffProfile, on_delete=models.CASCADE, related_name="mentions")
+    by = models.ForeignKey(StaffProfile, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField()
+    seen_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["librarian", "chat"], name="routing_mention_librarian")]
+
+
+class StaffRoomLine(models.Model):
+    """A line of the consortium's staff room (routing.staff_room): a chat among its staff on duty,
+    kept like internal notes and never shown to a patron. `seq` orders the room's lines as a chat's."""
+
+    consortium = models.ForeignKey(Consortium, on_delete=models.CASCADE, related_name="staff_room_lines")
+    seq = models.PositiveIntegerField()
+    librarian = models.ForeignKey(StaffProfile, null=True, on_delete=models.SET_NULL, related_name="+")
+    name = models.CharField(max_length=200)
+    library = models.CharField(max_length=200, blank=True)
+    body = models.TextField()
+    client_id = models.CharField(max_length=64, null=True, blank=True)
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["consortium", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["consortium", "seq"], name="staff_room_seq_once"),
+            models.UniqueConstraint(fields=["consortium", "librarian", "client_id"],
+                                    condition=Q(client_id__isnull=False), name="staff_room_client_id_once"),
+        ]

@@ -10,7 +10,7 @@ from django.db import transaction
 from consortium.models import Consortium
 from consortium.tokens import token_hash, token_new
 from libraries.models import Library, StaffProfile
-from routing import blocks, events, frames, message_store
+from routing import blocks, events, frames, mentions, message_store
 from routing.access import took_part_q
 from routing.models import LIVE_STATES, Channel, Chat, ChatState, Message, Survey, TraceEvent
 from routing.plan import plan_to_json
@@ -112,6 +112,8 @@ def message_post(chat_id: str, *, sender: str, body: str, client_id: str | None,
                          librarian=librarian, internal=internal, file_id=file_id)
     if texted(message):
         message_texted(message)
+    if librarian is not None and mentions_possible(message):
+        mentions.mentions_record(message, librarian, now)
     # Announced after the commit: on its own the statement has committed already; inside a caller's
     # transaction, on_commit waits for that one.
     events.to_chat(chat_id, frames.message_frame(message), seq=message.seq, internal=internal)
@@ -152,6 +154,11 @@ def message_of(stored: message_store.Stored | None, chat_id: str, *, sender: str
                       at=now, internal=internal, file_id=file_id)
     message.chat_channel = stored.channel  # for its frames, here and wherever the caller echoes it
     return message
+
+
+def mentions_possible(message: Message) -> bool:
+    """An internal note that may name colleagues (routing.mentions): read further only then."""
+    return message.internal and message.sender == Message.Sender.LIBRARIAN and "@" in message.body
 
 
 def texted(message: Message) -> bool:

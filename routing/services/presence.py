@@ -174,6 +174,7 @@ def _requeue(chat: Chat, now: datetime, *, reason: str) -> None:
     old = chat.librarian
     chat.state = ChatState.QUEUED
     chat.librarian = None
+    chat.second_librarian = None  # a mentor who joined leaves with the librarian (routing.services.mentoring)
     chat.step_index = chat.accepted_step_index if chat.accepted_step_index is not None else 0
     chat.step_serial += 1
     chat.step_entered_at = now

@@ -59,6 +59,7 @@ def chat_transfer(librarian: StaffProfile, chat_id: str, now: datetime, *, queue
         system_message_post(chat, f"You are being transferred to {description}. Please stay here.", now)
         chat.state = ChatState.QUEUED
         chat.librarian = None
+        chat.second_librarian = None  # a mentor who joined leaves with the librarian (routing.services.mentoring)
         chat.step_index = 0
         chat.step_serial += 1
         chat.step_entered_at = now

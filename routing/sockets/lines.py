@@ -15,7 +15,7 @@ from __future__ import annotations
 from django.utils import timezone
 
 from libraries.models import StaffProfile
-from routing import events, frames, message_store, threads
+from routing import events, frames, mentions, message_store, threads
 from routing.models import Message
 from routing.services import chats
 from routing.threads import in_thread
@@ -47,6 +47,8 @@ async def line_post(chat_id: str, *, sender: str, body: str, client_id: str | No
                                librarian=librarian, internal=internal, file_id=None)
     if chats.texted(message):
         await in_thread(chats.message_texted)(message)
+    if chats.mentions_possible(message) and librarian is not None:
+        await in_thread(mentions.mentions_record)(message, librarian, now)
     await events.send_now(events.chat_group(chat_id), frames.message_frame(message), seq=message.seq,
                           internal=internal)
     return message, True

@@ -1,5 +1,6 @@
 """The librarian's socket (/ws/staff/): hello, presence, offers, the chats they hold, transfers and
-referrals."""
+referrals; the mentor live view (watch, whisper, join, take over: routing.services.mentoring) and
+the staff room (routing.staff_room)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from libraries.models import StaffProfile
-from routing import access, frames, validation
-from routing.events import chat_group, librarian_group
+from routing import access, frames, mentions, staff_room, validation
+from routing.events import chat_group, librarian_group, watch_group
 from routing.selectors import librarian_holds, librarian_queues, session_expiry
-from routing.services import chats, common, followups, offers, presence, shifts, transfers
+from routing.services import chats, common, followups, mentoring, offers, presence, shifts, transfers
 from routing.sockets.base import Frame, ProtocolConsumer, chat_of, header
 from routing.sockets.lines import line_post
 from routing.sockets.sequence import Accounted
@@ -26,6 +27,9 @@ def _hello(profile: StaffProfile, channel_name: str, process_id: str) -> tuple[F
     state = presence.staff_connected(profile, channel_name, process_id, timezone.now())
     hello = frames.hello_frame(profile, queues=librarian_queues(profile), presence=state.presence,
                                chats=state.chats, offers=state.offers, shift=state.shift)
+    # Added: the mentions not yet opened (routing.mentions), so that a console that was away shows them.
+    hello["mentions"] = mentions.mentions_unseen(profile, timezone.now())
+    hello["mentor"] = access.is_mentor(profile)
     return hello, [c.pk for c in state.chats]
 
 
@@ -53,6 +57,9 @@ class StaffConsumer(ProtocolConsumer):
 
     async def connect(self) -> None:
         self.profile: StaffProfile | None = None
+        self.watching: set[str] = set()  # chats opened read-only (routing.services.mentoring)
+        self.room: Accounted | None = None  # the staff room's seqs, once joined (routing.staff_room)
+        self.room_seq = 0
         await super().connect()
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
@@ -103,6 +110,11 @@ class StaffConsumer(ProtocolConsumer):
         await self.channel_layer.group_discard(librarian_group(self.profile.pk), self.channel_name)
         for chat_id in list(self.seqs):
             await self.channel_layer.group_discard(chat_group(chat_id), self.channel_name)
+        for chat_id in self.watching:
+            await self.channel_layer.group_discard(watch_group(chat_id), self.channel_name)
+        if self.room is not None:
+            await self.channel_layer.group_discard(staff_room.room_group(self.profile.library.consortium_id),
+                                                   self.channel_name)
         await in_thread(presence.staff_disconnected)(self.channel_name, timezone.now())
 
     async def vr_close(self, event: dict[str, Any]) -> None:
@@ -173,8 +185,8 @@ class StaffConsumer(ProtocolConsumer):
 
     async def frame_typing(self, frame: Frame) -> None:
         chat_id = chat_of(frame)
-        if chat_id not in self.seqs:
-            raise Invalid("you do not hold that chat")
+        if chat_id not in self.seqs or chat_id in self.watching:
+            raise Invalid("you do not hold that chat")  # a watcher's typing is nothing the patron should see
         await self.channel_layer.group_send(chat_group(chat_id), {
             "type": "vr.event", "frame": frames.typing_frame(chat_id, "librarian")})
 
@@ -230,3 +242,126 @@ class StaffConsumer(ProtocolConsumer):
             raise common.ServiceError("not_found", "you do not hold that chat")
         await self.channel_layer.group_add(chat_group(chat_id), self.channel_name)
         await self.send_history(chat_id, after)
+
+    # -- the mentor live view (routing.services.mentoring) -----------------------------------------
+
+    async def frame_watch(self, frame: Frame) -> None:
+        """Open a chat read-only: `watching`, then its messages after `after` (internal notes and
+        whispers too), then live ones, each once, as a join sends them (routing.sockets.base)."""
+        f = Fields(frame)
+        chat_id, after = f.chat_id(), f.integer("after", minimum=0) or 0
+        f.check()
+        self.hold_back(chat_id, float("inf"))
+        try:
+            watching = await in_thread(_watch)(self._me(), chat_id)
+        except BaseException:
+            await self.release_held_back(chat_id)
+            raise
+        self.watching.add(chat_id)
+        await self.channel_layer.group_add(watch_group(chat_id), self.channel_name)
+        await self.channel_layer.group_add(chat_group(chat_id), self.channel_name)
+        await self.send_json(watching)
+        await self.send_history(chat_id, after)
+
+    async def frame_unwatch(self, frame: Frame) -> None:
+        chat_id = chat_of(frame)
+        if chat_id in self.watching:
+            self.watching.discard(chat_id)
+            await self.channel_layer.group_discard(watch_group(chat_id), self.channel_name)
+            if not await in_thread(librarian_holds)(self._me().pk, chat_id):
+                await self.channel_layer.group_discard(chat_group(chat_id), self.channel_name)
+                self.seqs.pop(chat_id, None)
+                self.accounted.pop(chat_id, None)
+
+    async def frame_whisper(self, frame: Frame) -> None:
+        f = Fields(frame)
+        chat_id = f.chat_id()
+        body, cid = f.text("body", required=True, max_len=validation.MAX_BODY, strip=False), f.client_id()
+        f.check()
+        message, created = await in_thread(mentoring.whisper_post)(self._me(), chat_id, body, client_id=cid,
+                                                                   now=timezone.now())
+        if created:
+            await in_thread(mentions.mentions_record)(message, self._me(), message.at)
+        else:
+            await self.answer_resent(frames.message_frame(message), internal=True)
+
+    async def frame_mentor_join(self, frame: Frame) -> None:
+        chat_id = chat_of(frame)
+        if not await self.still_staff():
+            return
+        await in_thread(mentoring.chat_second_join)(self._me(), chat_id, timezone.now())
+
+    async def frame_take_over(self, frame: Frame) -> None:
+        chat_id = chat_of(frame)
+        if not await self.still_staff():
+            return
+        try:
+            await in_thread(mentoring.takeover_ask)(self._me(), chat_id, timezone.now())
+        except common.ServiceError as refused:
+            await self.send_json(frames.takeover_failed_frame(chat_id, refused.reason, refused.detail))
+
+    async def frame_takeover_answer(self, frame: Frame) -> None:
+        f = Fields(frame)
+        chat_id = f.chat_id()
+        consent = frame.get("consent")
+        if not isinstance(consent, bool):
+            f.problem("consent", "must be true or false")
+        f.check()
+        await in_thread(mentoring.takeover_answer)(self._me(), chat_id, consent=bool(consent), now=timezone.now())
+
+    # -- the staff room (routing.staff_room) -------------------------------------------------------
+
+    async def frame_room_join(self, frame: Frame) -> None:
+        """The room's lines after `after`, then live ones: each once, in order. The group is joined
+        before the read, so a line is either in the read or arrives after it (dropped if both)."""
+        f = Fields(frame)
+        after = f.integer("after", minimum=0) or 0
+        f.check()
+        consortium_id = self._me().library.consortium_id
+        await self.channel_layer.group_add(staff_room.room_group(consortium_id), self.channel_name)
+        async with self.sending:
+            if self.room is None:
+                self.room = Accounted()
+            lines = await in_thread(staff_room.room_lines_after)(consortium_id, after)
+            for line in lines:
+                await self._room_emit(frames.room_frame(line))
+            top = max([after, *(line.seq for line in lines)])
+            self.room.add_upto(top)
+            self.room_seq = max(self.room_seq, top)
+
+    async def frame_room_message(self, frame: Frame) -> None:
+        f = Fields(frame)
+        body, cid = f.text("body", required=True, max_len=validation.MAX_BODY, strip=False), f.client_id()
+        f.check()
+        line, created = await in_thread(staff_room.room_post)(self._me(), body, client_id=cid, now=timezone.now())
+        if not created:
+            await self.send_json({**frames.room_frame(line), "resent": True})
+
+    async def _room_emit(self, frame: Frame) -> None:
+        assert self.room is not None
+        seq = int(frame["seq"])
+        if not self.room.has(seq):
+            self.room.add(seq)
+            await self.send_json(frame)
+
+    async def vr_event(self, event: dict[str, Any]) -> None:
+        if event["frame"].get("type") != "room_message":
+            await super().vr_event(event)
+            return
+        frame, seq = event["frame"], int(event["frame"]["seq"])
+        async with self.sending:
+            if self.room is None:
+                return
+            if seq > self.room_seq + 1:  # the layer dropped a line: fill the gap from the database
+                for line in await in_thread(staff_room.room_lines_after)(
+                        self._me().library.consortium_id, self.room_seq, upto=seq - 1):
+                    await self._room_emit(frames.room_frame(line))
+            self.room_seq = max(self.room_seq, seq)
+            await self._room_emit(frame)
+
+
+def _watch(profile: StaffProfile, chat_id: str) -> Frame:
+    now = timezone.now()
+    watching = mentoring.chat_watch(profile, chat_id, now)
+    mentions.mentions_seen(profile, chat_id, now)
+    return watching
