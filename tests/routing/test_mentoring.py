@@ -1,0 +1,268 @@
+"""The mentor live view and the staff back-channel through the staff and patron sockets
+(Channels' WebsocketCommunicator) and the HTTP API: watch, whisper, join, take over, `@name`
+mentions and the staff room (routing.services.mentoring, routing.mentions, routing.staff_room)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import io
+import json
+from typing import Any
+
+import pytest
+from channels.db import database_sync_to_async
+from django.core import mail
+from django.test import Client
+from django.utils import timezone
+
+from libraries.models import StaffProfile
+from routing.models import Chat, Mention, Message, TraceEvent
+from routing.services import mentoring
+from routing.services.common import ServiceError
+from routing.services.followups import transcript_text
+from tests.factories import PASSWORD, make_consortium, make_library, make_staff
+from tests.routing.socket_helpers import a1_holding_a_chat, expect, patron_socket, socket_world, staff_socket
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_process")]
+
+WHISPER = "Ask which edition they need before you search"
+
+
+def mentor_world() -> dict[str, Any]:
+    """socket_world, with b1 (library beta) a mentor, a coordinator at beta, and a librarian of
+    another consortium."""
+    w = socket_world()
+    StaffProfile.objects.filter(pk=w["b1"].pk).update(is_mentor=True)
+    w["b1"].refresh_from_db()
+    w["coord"] = make_staff(w["beta"], "coord", role="coordinator")
+    far = make_library(make_consortium("elsewhere"), "far")
+    w["outsider"] = make_staff(far, "outsider", role="coordinator")
+    return w
+
+
+async def frames_until_quiet(comm: Any, seconds: float = 0.4) -> list[dict[str, Any]]:
+    got = []
+    while True:
+        try:
+            got.append(await comm.receive_json_from(timeout=seconds))
+        except TimeoutError:
+            return got
+
+
+async def close_all(*comms: Any) -> None:
+    for comm in comms:
+        with contextlib.suppress(asyncio.CancelledError):  # a socket the server closed already
+            await comm.disconnect()
+
+
+def signed_in(username: str) -> Client:
+    client = Client()
+    assert client.login(username=username, password=PASSWORD)
+    return client
+
+
+async def test_a_whisper_reaches_the_librarian_and_never_the_patron_by_any_path() -> None:
+    w = await database_sync_to_async(mentor_world)()
+    a1, chat, token, _ = await a1_holding_a_chat(w, email="pat@example.org")
+    patron = await patron_socket(chat.pk, token)
+    await expect(patron, "joined")
+    mentor = await staff_socket(w["b1"])
+    await expect(mentor, "hello")
+    await mentor.send_json_to({"type": "watch", "chat": chat.pk, "after": 0})
+    watching = await expect(mentor, "watching", chat=chat.pk)
+    assert watching["librarian"]["name"] == "A1" and watching["may"] == {"whisper": True, "join": True,
+                                                                       "take_over": True}
+    assert watching["policy_url"] == "/staff/libraries/alpha/policy" and watching["trace"][-1]["kind"] == "watched"
+    assert (await expect(mentor, "message", seq=1))["body"] == "Do you have museum passes?"
+
+    await mentor.send_json_to({"type": "whisper", "chat": chat.pk, "body": WHISPER, "client_id": "w1"})
+    told = await expect(a1, "message", client_id="w1")
+    assert told["whisper"] is True and told["internal"] is True and told["name"] == "B1"
+    assert (await expect(mentor, "message", client_id="w1"))["whisper"] is True
+    await mentor.send_json_to({"type": "whisper", "chat": chat.pk, "body": WHISPER, "client_id": "w1"})
+    assert (await expect(mentor, "message", client_id="w1"))["resent"] is True  # stored once
+    # The patron's socket: the next thing it gets is the librarian's answer, not the whisper.
+    await a1.send_json_to({"type": "message", "chat": chat.pk, "body": "Which edition?", "client_id": "l1"})
+    seen = [f for f in await frames_until_quiet(patron) if f["type"] == "message"]
+    assert [f["body"] for f in seen][-1] == "Which edition?" and WHISPER not in json.dumps(seen)
+    # A patron who resumes (socket history, gap fill) gets everything but the whisper.
+    again = await patron_socket(chat.pk, token, after=0)
+    assert WHISPER not in json.dumps(await frames_until_quiet(again))
+    await a1.send_json_to({"type": "end", "chat": chat.pk})
+    await expect(a1, "unassigned", chat=chat.pk)
+
+    def http_paths() -> None:
+        client, auth = Client(), {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+        assert WHISPER not in client.get(f"/api/v1/chats/{chat.pk}/events?after=0", **auth).content.decode()
+        transcript = client.get(f"/api/v1/chats/{chat.pk}/transcript", **auth)
+        assert transcript.status_code == 200 and WHISPER not in transcript.content.decode()
+        mail.outbox.clear()
+        asked = client.post(f"/api/v1/chats/{chat.pk}/transcript", data=json.dumps({"email": "pat@example.org"}),
+                            content_type="application/json", **auth)
+        assert asked.status_code == 202 and "Which edition?" in mail.outbox[0].body
+        assert WHISPER not in mail.outbox[0].body
+        assert WHISPER not in transcript_text(chat, for_patron=True)
+        report = signed_in("coord").get("/api/v1/sock/reports/chats.csv?since=2000-01-01")
+        rows = list(csv.DictReader(io.StringIO(report.content.decode())))
+        assert [r["chat"] for r in rows] == [chat.pk] and WHISPER not in report.content.decode()
+        # Staff read it, marked as the whisper it is.
+        staff_copy = signed_in("a1").get(f"/api/v1/chats/{chat.pk}/transcript").json()["messages"]
+        assert next(m for m in staff_copy if m["body"] == WHISPER)["whisper"] is True
+        kinds = [e.kind for e in TraceEvent.objects.filter(chat=chat)]
+        assert "watched" in kinds and kinds.count("whispered") == 1
+
+    await database_sync_to_async(http_paths)()
+    await close_all(a1, mentor, patron, again)
+
+
+async def test_watching_is_for_mentors_and_colleagues_named_in_the_chat_only() -> None:
+    w = await database_sync_to_async(mentor_world)()
+    a1, chat, _token, _ = await a1_holding_a_chat(w)
+    for who in ("a2", "outsider"):
+        other = await staff_socket(w[who])
+        await expect(other, "hello")
+        await other.send_json_to({"type": "watch", "chat": chat.pk, "after": 0})
+        assert (await expect(other, "error"))["code"] == "not_found"
+        await other.send_json_to({"type": "whisper", "chat": chat.pk, "body": "psst", "client_id": "x"})
+        assert (await expect(other, "error"))["code"] == "not_found"
+        await other.disconnect()
+    assert await database_sync_to_async(Message.objects.filter(body="psst").count)() == 0
+    a2 = await staff_socket(w["a2"])
+    await expect(a2, "hello")
+    await a2.send_json_to({"type": "take_over", "chat": chat.pk})
+    assert (await expect(a2, "takeover_failed"))["reason"] == "not_found"
+    await a2.disconnect()
+    await a1.disconnect()
+
+
+async def test_a_mention_reaches_a_colleague_of_another_library_and_nobody_outside_the_consortium() -> None:
+    w = await database_sync_to_async(mentor_world)()
+    beta2 = await database_sync_to_async(make_staff)(w["beta"], "b2")
+    a1, chat, _token, _ = await a1_holding_a_chat(w)
+    b2 = await staff_socket(beta2)
+    await expect(b2, "hello")
+    outsider = await staff_socket(w["outsider"])
+    await expect(outsider, "hello")
+    note = "@B2 do you know the museum pass rules? (cc @outsider and @nobody; not ask@a1.org)"
+    await a1.send_json_to({"type": "message", "chat": chat.pk, "body": note, "client_id": "n1", "internal": True})
+    told = await expect(b2, "mentioned", chat=chat.pk)
+    assert told["url"] == f"/staff/mentor/{chat.pk}/" and told["by"]["name"] == "A1" and "museum" in told["excerpt"]
+    assert [f for f in await frames_until_quiet(outsider) if f["type"] == "mentioned"] == []
+    assert await database_sync_to_async(lambda: list(Mention.objects.values_list("librarian__user__username",
+                                                                                  flat=True)))() == ["b2"]
+    # The link opens the chat read-only with the right to whisper, and nothing more.
+    await b2.send_json_to({"type": "watch", "chat": chat.pk, "after": 0})
+    watching = await expect(b2, "watching", chat=chat.pk)
+    assert watching["may"] == {"whisper": True, "join": False, "take_over": False}
+    assert (await expect(b2, "message", client_id="n1"))["internal"] is True
+    await b2.send_json_to({"type": "whisper", "chat": chat.pk, "body": "Ten a day per card.", "client_id": "b"})
+    assert (await expect(a1, "message", client_id="b"))["whisper"] is True
+    await b2.send_json_to({"type": "mentor_join", "chat": chat.pk})
+    assert (await expect(b2, "error"))["code"] == "not_found"
+    # Opened: not shown again at the next hello.
+    again = await staff_socket(beta2)
+    assert (await expect(again, "hello"))["mentions"] == []
+    await close_all(a1, b2, outsider, again)
+
+
+async def test_a_mentor_joins_and_the_patron_is_told_in_their_language() -> None:
+    w = await database_sync_to_async(mentor_world)()
+    a1, chat, token, _ = await a1_holding_a_chat(w)
+    await database_sync_to_async(Chat.objects.filter(pk=chat.pk).update)(language="es")  # the patron's page
+    patron = await patron_socket(chat.pk, token)
+    mentor = await staff_socket(w["b1"])
+    await expect(mentor, "hello")
+    await mentor.send_json_to({"type": "watch", "chat": chat.pk, "after": 0})
+    await expect(mentor, "watching")
+    await mentor.send_json_to({"type": "mentor_join", "chat": chat.pk})
+    await expect(mentor, "second_joined", chat=chat.pk)
+    told = await expect(patron, "message", sender="system")
+    while "A1" in told["body"]:  # a1's own joining first
+        told = await expect(patron, "message", sender="system")
+    assert told["body"] == "B1, bibliotecario/a sénior, se unió al chat."
+    await mentor.send_json_to({"type": "message", "chat": chat.pk, "body": "Hello from me too", "client_id": "m"})
+    assert (await expect(patron, "message", client_id="m"))["name"] == "B1"
+    await mentor.send_json_to({"type": "typing", "chat": chat.pk})
+    assert (await expect(mentor, "error"))["code"] == "invalid"  # watching: never typing to the patron
+    await close_all(a1, mentor, patron)
+
+
+async def test_take_over_with_consent_moves_the_chat_whole() -> None:
+    w = await database_sync_to_async(mentor_world)()
+    a1, chat, token, _ = await a1_holding_a_chat(w)
+    patron = await patron_socket(chat.pk, token)
+    mentor = await staff_socket(w["b1"])
+    await expect(mentor, "hello")
+    await mentor.send_json_to({"type": "take_over", "chat": chat.pk})
+    asked = await expect(a1, "takeover_asked", chat=chat.pk)
+    assert asked["by"]["name"] == "B1"
+    await a1.send_json_to({"type": "takeover_answer", "chat": chat.pk, "consent": False})
+    await expect(mentor, "takeover_declined", chat=chat.pk)
+    await mentor.send_json_to({"type": "take_over", "chat": chat.pk})
+    await expect(a1, "takeover_asked", chat=chat.pk)
+    await a1.send_json_to({"type": "takeover_answer", "chat": chat.pk, "consent": True})
+    assert (await expect(a1, "unassigned", chat=chat.pk))["reason"] == "taken_over"
+    assigned = await expect(mentor, "assigned", chat=chat.pk)
+    state = await expect(patron, "state", chat=chat.pk)
+    while state["librarian"]["name"] != "B1":  # the states told before the take-over first
+        state = await expect(patron, "state", chat=chat.pk)
+    assert assigned["last_seq"] >= 2
+    await a1.send_json_to({"type": "message", "chat": chat.pk, "body": "still mine?", "client_id": "late"})
+    assert (await expect(a1, "error"))["code"] == "forbidden"
+    await a1.send_json_to({"type": "takeover_answer", "chat": chat.pk, "consent": True})
+    assert (await expect(a1, "error"))["code"] == "not_found"
+    saved = await database_sync_to_async(Chat.objects.get)(pk=chat.pk)
+    assert saved.librarian_id == w["b1"].pk and saved.takeover_asked_by_id is None
+    kinds = await database_sync_to_async(lambda: [e.kind for e in TraceEvent.objects.filter(chat=chat)])()
+    assert kinds[-4:] == ["takeover_asked", "takeover_declined", "takeover_asked", "taken_over"]
+    await close_all(a1, mentor, patron)
+
+
+def test_a_coordinator_takes_over_at_once_and_a_take_over_after_the_end_is_refused() -> None:
+    w = mentor_world()
+    from routing.services import chats, offers, presence, sweeps
+
+    now = timezone.now()
+    sweeps.process_heartbeat("p", now)
+    presence.staff_connected(w["a1"], "chan-a1", "p", now)
+    presence.presence_set(w["a1"], "available", now)
+    chat, _ = chats.chat_start(consortium=w["consortium"], question="Q?", library_slug="alpha", now=now)
+    offers.chat_accept(w["a1"], chat.pk, now)
+    assert mentoring.takeover_ask(w["coord"], chat.pk, now) == "taken"
+    chat.refresh_from_db()
+    assert chat.librarian_id == w["coord"].pk
+    assert TraceEvent.objects.get(chat=chat, kind="taken_over").data["by"] == "coordinator"
+    chats.chat_end(chat.pk, now, by="librarian", librarian=w["coord"])
+    with pytest.raises(ServiceError) as refused:
+        mentoring.takeover_ask(w["b1"], chat.pk, now)
+    assert refused.value.reason == "ended"
+    with pytest.raises(ServiceError):
+        mentoring.takeover_ask(w["outsider"], chat.pk, now)
+
+
+async def test_the_staff_room_gives_each_line_once_in_order_across_a_reconnect() -> None:
+    w = await database_sync_to_async(mentor_world)()
+    a1 = await staff_socket(w["a1"])
+    b1 = await staff_socket(w["b1"])
+    outsider = await staff_socket(w["outsider"])
+    for comm in (a1, b1, outsider):
+        await expect(comm, "hello")
+        await comm.send_json_to({"type": "room_join", "after": 0})
+    await a1.send_json_to({"type": "room_message", "body": "Anyone covering statewide at noon?", "client_id": "r1"})
+    line = await expect(b1, "room_message", seq=1)
+    assert line["name"] == "A1" and line["library"] == "Alpha Library"
+    await expect(a1, "room_message", seq=1)
+    await a1.send_json_to({"type": "room_message", "body": "Anyone covering statewide at noon?", "client_id": "r1"})
+    assert (await expect(a1, "room_message", seq=1))["resent"] is True
+    await b1.send_json_to({"type": "room_message", "body": "I am.", "client_id": "r2"})
+    await expect(a1, "room_message", seq=2)
+    await b1.disconnect()
+    back = await staff_socket(w["b1"])
+    await expect(back, "hello")
+    await back.send_json_to({"type": "room_join", "after": 1})
+    got = [f for f in await frames_until_quiet(back) if f["type"] == "room_message"]
+    assert [(f["seq"], f["body"]) for f in got] == [(2, "I am.")]
+    assert [f for f in await frames_until_quiet(outsider) if f["type"] == "room_message"] == []
+    await close_all(a1, back, outsider)
