@@ -140,7 +140,7 @@ export class ChatView {
     const box = $(".ended-box", this.panel);
     box.hidden = active;
     $(".ended-text", box).textContent = this.endedText();
-    $(".do-classify", box).hidden = this.state === "transferred" || this.state === "lost";
+    $(".do-classify", box).hidden = ["transferred", "lost", "taken over"].includes(this.state);
     // A patron who ended the chat themselves can still be blocked by its librarian, once.
     $(".do-block-after", box).hidden = this.state !== "ended" || !!this.blocked;
     const canned = $(".canned", this.panel);
@@ -165,6 +165,7 @@ export class ChatView {
       transferred: "You transferred this chat.",
       lost: "This chat went back to the queue while you were disconnected.",
       gone: "This chat is no longer yours.",
+      "taken over": "A mentor took this chat over; it continues with them.",
     }[this.state] || "";
   }
 
@@ -356,16 +357,18 @@ function deliveryText(frame) {
     : `not delivered${frame.detail ? `: ${frame.detail}` : ""}`;
 }
 
-function messageElement(frame, info) {
+export function messageElement(frame, info) {
   const li = document.createElement("li");
   li.className = "msg";
   li.dataset.sender = frame.sender;
   if (frame.internal) li.dataset.internal = "true";
+  if (frame.whisper) li.dataset.whisper = "true"; // a mentor's line to the chat's librarian only
   const who = document.createElement("span");
   who.className = "who";
   const name = frame.sender === "patron" ? (frame.name || (info.patron && info.patron.name) || "Patron")
     : frame.sender === "system" ? "" : (frame.name || "Librarian");
-  who.textContent = [frame.internal ? "Internal note" : "", name, clockTime(frame.at)].filter(Boolean).join(" · ");
+  const label = frame.whisper ? "Whisper (only you see it)" : frame.internal ? "Internal note" : "";
+  who.textContent = [label, name, clockTime(frame.at)].filter(Boolean).join(" · ");
   li.append(who);
   const text = document.createElement("span");
   text.className = "body";

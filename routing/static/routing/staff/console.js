@@ -8,12 +8,14 @@
 //   tabs.js        which held chat is shown, the counts
 //   chat_view.js   one held chat: the log by sequence number, the outbox, files, the home library
 //   dialogs.js     transfer, refer (follow-up ticket), end and classify
+//   backchannel.js colleagues' mentions, a mentor's take-over, the staff room
 //
 // The socket is the only source of live state. The server's hello after every (re)connection is
 // the truth about offers and held chats: offers it no longer names go, chats it holds for this
 // librarian are resumed (chat_view.js `join`), and chats it does not are settled from the transcript.
 
 import { openChat, settleUnheld } from "./chat_view.js";
+import { askTakeover, roomJoin, roomLine, showMention } from "./backchannel.js";
 import { handleFramesWith, socket } from "./connection.js";
 import { acceptFailed, addOffer, offerAssigned, offersFromHello, offerWithdrawn, renderOffers } from "./offers.js";
 import { chats, notice, offers } from "./page.js";
@@ -36,6 +38,8 @@ function handle(frame) {
       for (const v of chats.values()) {
         if (!held.has(v.id) && v.state === "active") settleUnheld(v);
       }
+      for (const m of frame.mentions || []) showMention(m);
+      roomJoin();
       break;
     }
     case "presence":
@@ -80,7 +84,17 @@ function handle(frame) {
       if (view && (frame.state === "ended" || frame.state === "abandoned")) view.setState("ended");
       break;
     case "unassigned":
-      if (view) view.setState({ ended: "ended", transferred: "transferred" }[frame.reason] || "lost");
+      if (view) view.setState({ ended: "ended", transferred: "transferred", taken_over: "taken over" }[frame.reason]
+        || "lost");
+      break;
+    case "mentioned":
+      showMention(frame);
+      break;
+    case "takeover_asked":
+      askTakeover(frame);
+      break;
+    case "room_message":
+      roomLine(frame);
       break;
     case "patron_presence":
       if (view) {

@@ -1,0 +1,103 @@
+// The staff back-channel in the console (docs/console.md, "Mentors" and "Asking a colleague"):
+//
+//   - a colleague's `@name` in an internal note (`mentioned`): a notice with a link that opens the
+//     chat read-only, where they may whisper; shown again at every hello until opened;
+//   - a mentor asking to take a chat over (`takeover_asked`): hand it over or keep it;
+//   - the consortium's staff room: lines kept by their room seq, so a reconnect neither loses nor
+//     doubles one (the server sends those after `after`, then live ones, each once).
+
+import { socket } from "./connection.js";
+import { $, notice } from "./page.js";
+import { appendText, clockTime } from "./text.js";
+
+const shownMentions = new Set();
+
+export function showMention(frame) {
+  if (shownMentions.has(frame.id)) return;
+  shownMentions.add(frame.id);
+  const who = (frame.by && frame.by.name) || "A colleague";
+  notice(`${who} asked for you in a chat: “${frame.excerpt}”`, "info", {
+    sticky: true,
+    key: `mention-${frame.id}`,
+    action: {
+      label: "Open the chat",
+      run: (el) => {
+        window.open(frame.url, "_blank", "noopener");
+        el.remove();
+      },
+    },
+  });
+}
+
+export function askTakeover(frame) {
+  const who = (frame.by && frame.by.name) || "A mentor";
+  const el = notice(`${who} (mentor) asks to take over one of your chats.`, "warn", {
+    sticky: true,
+    key: `takeover-${frame.chat}`,
+    action: {
+      label: "Hand it over",
+      run: (box) => {
+        socket.send({ type: "takeover_answer", chat: frame.chat, consent: true });
+        box.remove();
+      },
+    },
+  });
+  const keep = document.createElement("button");
+  keep.type = "button";
+  keep.textContent = "Keep it";
+  keep.addEventListener("click", () => {
+    socket.send({ type: "takeover_answer", chat: frame.chat, consent: false });
+    el.remove();
+  });
+  el.insertBefore(keep, el.lastElementChild);
+}
+
+// --- the staff room ---------------------------------------------------------------------------------
+
+const room = { lines: new Map(), maxSeq: 0 };
+
+export function roomJoin() {
+  if ($("#room")) socket.send({ type: "room_join", after: room.maxSeq });
+}
+
+export function roomLine(frame) {
+  const log = $("#room-log");
+  if (!log || room.lines.has(frame.seq)) return;
+  const li = document.createElement("li");
+  li.className = "msg";
+  li.dataset.sender = "librarian";
+  li.dataset.internal = "true";
+  const who = document.createElement("span");
+  who.className = "who";
+  who.textContent = [frame.name, frame.library, clockTime(frame.at)].filter(Boolean).join(" · ");
+  const body = document.createElement("span");
+  body.className = "body";
+  appendText(body, frame.body || "");
+  li.append(who, body);
+  const after = [...room.lines.keys()].filter((s) => s > frame.seq).sort((a, b) => a - b)[0];
+  log.insertBefore(li, after !== undefined ? room.lines.get(after) : null);
+  room.lines.set(frame.seq, li);
+  room.maxSeq = Math.max(room.maxSeq, frame.seq);
+  log.scrollTop = log.scrollHeight;
+  const count = $("#room-count");
+  if (count && !$("#room").open) count.textContent = String(Number(count.textContent || 0) + 1);
+}
+
+function roomSend(e) {
+  e.preventDefault();
+  const box = $("#room-text");
+  const text = box.value;
+  if (!text.trim()) return;
+  const clientId = `r${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
+  if (!socket.send({ type: "room_message", body: text, client_id: clientId })) {
+    notice("Not connected: the line was not sent to the staff room.", "warn");
+    return;
+  }
+  box.value = "";
+}
+
+const roomForm = $("#room-form");
+if (roomForm) {
+  roomForm.addEventListener("submit", roomSend);
+  $("#room").addEventListener("toggle", () => { $("#room-count").textContent = ""; });
+}
