@@ -219,7 +219,7 @@ def referred_frame(chat_id: str, followup_id: str) -> Frame:
 # --- the mentor live view and the back-channel (routing.services.mentoring, routing.mentions) -------
 
 
-def watching_frame(chat: Chat, trace: Iterable[TraceEvent], *, may_mentor: bool) -> Frame:
+def watching_frame(chat: Chat, trace: Iterable[TraceEvent], *, may_mentor: bool, you_joined: bool) -> Frame:
     """A chat opened read-only: what it is, its home library's policy, its trace, what this librarian
     may do in it (whisper always; join and take over, a mentor). Its messages follow as message frames."""
     return {
@@ -237,6 +237,7 @@ def watching_frame(chat: Chat, trace: Iterable[TraceEvent], *, may_mentor: bool)
         "channel": chat.channel,
         "trace": [trace_ref(event) for event in trace],
         "may": {"whisper": True, "join": may_mentor, "take_over": may_mentor},
+        "you_joined": you_joined,  # this librarian is the chat's second librarian: may write to the patron
     }
 
 

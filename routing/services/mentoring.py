@@ -56,7 +56,8 @@ def chat_watch(profile: StaffProfile, chat_id: str, now: datetime) -> dict[str, 
         _trace(chat, "watched", now, librarian=profile.pk, name=profile.display_name,
                library=profile.library.slug)
         trace = list(TraceEvent.objects.filter(chat=chat).order_by("at", "id"))
-    return frames.watching_frame(chat, trace, may_mentor=access.may_mentor(profile, chat))
+    return frames.watching_frame(chat, trace, may_mentor=access.may_mentor(profile, chat),
+                                 you_joined=chat.second_librarian_id == profile.pk)
 
 
 def _locked_for(profile: StaffProfile, chat_id: str, *, mentor: bool) -> Chat:

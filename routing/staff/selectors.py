@@ -209,3 +209,14 @@ def followup_files(ticket: Ticket) -> QuerySet[ChatFile]:
     """The files of the follow-up's chat, for whoever answers it: pictures a patron texted when nobody
     was on duty are kept there (routing.files.keep), as are the files of a chat that was referred."""
     return ChatFile.objects.filter(chat_id=ticket.chat_id).exclude(data="").order_by("created_at", "pk")
+
+
+# --- the mentor board (routing.staff.mentoring) ---------------------------------------------------
+
+
+def live_board(profile: StaffProfile) -> list[Chat]:
+    """Every live chat of the librarian's consortium, longest waiting first: what a mentor sees."""
+    return list(Chat.objects.filter(consortium_id=profile.library.consortium_id, state__in=LIVE_STATES)
+                .select_related("home_library", "librarian__user", "librarian__library",
+                                "second_librarian__user")
+                .order_by("arrived_at", "pk")[:500])

@@ -3,7 +3,7 @@
 from django.urls import path
 
 import routing.converters  # noqa: F401  (the <id:...> converter)
-from routing.staff import views
+from routing.staff import mentoring, views
 
 urlpatterns = [
     path("", views.console, name="staff-console"),
@@ -17,6 +17,8 @@ urlpatterns = [
     path("tickets/<str:ticket_id>/files/<str:file_id>", views.ticket_file, name="staff-ticket-file"),
     path("canned/", views.canned_list, name="staff-canned"),
     path("canned/<int:response_id>/", views.canned_edit, name="staff-canned-edit"),
+    path("mentor/", mentoring.board, name="staff-mentor-board"),
+    path("mentor/<id:chat_id>/", mentoring.watch, name="staff-mentor-watch"),
     path("history/", views.history, name="staff-history"),
     path("history/<str:chat_id>/", views.history_detail, name="staff-history-chat"),
 ]

@@ -266,3 +266,27 @@ async def test_the_staff_room_gives_each_line_once_in_order_across_a_reconnect()
     assert [(f["seq"], f["body"]) for f in got] == [(2, "I am.")]
     assert [f for f in await frames_until_quiet(outsider) if f["type"] == "room_message"] == []
     await close_all(a1, back, outsider)
+
+
+def test_the_board_lists_every_live_chat_for_mentors_and_the_watch_page_only_for_those_who_may() -> None:
+    w = mentor_world()
+    from routing.services import chats, presence, sweeps
+
+    now = timezone.now()
+    sweeps.process_heartbeat("p", now)
+    presence.staff_connected(w["a1"], "chan-a1", "p", now)
+    presence.presence_set(w["a1"], "available", now)  # present: the chat waits for them
+    waiting, _ = chats.chat_start(consortium=w["consortium"], question="Where are the tax forms?",
+                                  library_slug="alpha", now=now)
+    far_consortium = w["outsider"].library.consortium
+    elsewhere, _ = chats.chat_start(consortium=far_consortium, question="Elsewhere's question", now=now)
+    board = signed_in("b1").get("/staff/mentor/")
+    assert board.status_code == 200 and "Where are the tax forms?" in board.content.decode()
+    assert "Elsewhere" not in board.content.decode()
+    assert "Where are the tax forms?" in signed_in("coord").get("/staff/mentor/?rows=1").content.decode()
+    assert signed_in("a1").get("/staff/mentor/").status_code == 403
+    assert signed_in("b1").get(f"/staff/mentor/{waiting.pk}/").status_code == 200
+    assert signed_in("a2").get(f"/staff/mentor/{waiting.pk}/").status_code == 404
+    assert signed_in("b1").get(f"/staff/mentor/{elsewhere.pk}/").status_code == 404
+    assert "Live chats" in signed_in("b1").get("/staff/").content.decode()
+    assert "Live chats" not in signed_in("a1").get("/staff/").content.decode()

@@ -1,0 +1,164 @@
+// One chat opened read-only by a mentor, or by a colleague named in it (docs/console.md, "Mentors"):
+// its messages as they come, by sequence number (a reconnect resumes with `watch {after}` and
+// neither loses nor doubles a line), its trace, the home library's page; whisper, join, take over.
+
+import { StaffSocket } from "./socket.js";
+import { appendText, clockTime } from "./text.js";
+
+const $ = (sel) => document.querySelector(sel);
+const CHAT = document.body.dataset.chat;
+const lines = new Map(); // seq -> li
+let maxSeq = 0;
+let joined = false;
+let info = {};
+
+function notice(text, kind = "info") {
+  const el = document.createElement("div");
+  el.className = `notice ${kind}`;
+  el.setAttribute("role", "status");
+  const p = document.createElement("p");
+  p.textContent = text;
+  el.append(p);
+  $("#notices").append(el);
+  setTimeout(() => el.remove(), 12000);
+}
+
+function addMessage(frame) {
+  if (lines.has(frame.seq)) return;
+  const li = document.createElement("li");
+  li.className = "msg";
+  li.dataset.sender = frame.sender;
+  li.dataset.seq = String(frame.seq);
+  if (frame.internal) li.dataset.internal = "true";
+  if (frame.whisper) li.dataset.whisper = "true";
+  const who = document.createElement("span");
+  who.className = "who";
+  const label = frame.whisper ? "Whisper" : frame.internal ? "Internal note" : "";
+  const name = frame.sender === "system" ? "" : frame.name || (frame.sender === "patron" ? "Patron" : "Librarian");
+  who.textContent = [label, name, clockTime(frame.at)].filter(Boolean).join(" · ");
+  const body = document.createElement("span");
+  body.className = "body";
+  appendText(body, frame.body || "");
+  li.append(who, body);
+  const log = $("#w-log");
+  const after = [...lines.keys()].filter((s) => s > frame.seq).sort((a, b) => a - b)[0];
+  log.insertBefore(li, after !== undefined ? lines.get(after) : null);
+  lines.set(frame.seq, li);
+  maxSeq = Math.max(maxSeq, frame.seq);
+  log.scrollTop = log.scrollHeight;
+}
+
+function addTrace(event) {
+  const li = document.createElement("li");
+  const who = event.data && (event.data.name || event.data.username || event.data.library || event.data.reason);
+  li.textContent = [clockTime(event.at), event.kind.replaceAll("_", " "), who].filter(Boolean).join(" · ");
+  $("#w-trace").append(li);
+}
+
+function showInfo(frame) {
+  info = frame;
+  $("#w-patron").textContent = (frame.patron && frame.patron.name) || "Patron";
+  $("#w-home").textContent = frame.home_library ? frame.home_library.name : "No home library";
+  $("#w-state").textContent = frame.state;
+  const who = frame.librarian ? `Answered by ${frame.librarian.name} (${frame.librarian.library.name})` : "Waiting for a librarian";
+  $("#w-librarian").textContent = frame.second_librarian ? `${who}, with ${frame.second_librarian.name}` : who;
+  $("#w-actions").hidden = !(frame.may && frame.may.join);
+  if (frame.you_joined) showJoined();
+  $("#w-trace").replaceChildren();
+  for (const event of frame.trace || []) addTrace(event);
+  loadLibrary(frame.policy_url);
+}
+
+function showJoined() {
+  joined = true;
+  $("#w-join").disabled = true;
+  $("#w-whisper label").textContent = "You joined the chat: what you write here goes to the patron";
+}
+
+async function loadLibrary(url) {
+  const aside = $("#w-library");
+  if (!url || aside.dataset.loaded === url) return;
+  try {
+    const r = await fetch(url, { credentials: "same-origin" });
+    if (!r.ok) throw new Error(String(r.status));
+    aside.innerHTML = await r.text(); // our own server's fragment, rendered safe there (libraries.policy)
+    aside.dataset.loaded = url;
+  } catch (e) {
+    aside.textContent = "The home library's page could not be loaded.";
+  }
+}
+
+function handle(frame) {
+  if (frame.chat && frame.chat !== CHAT && frame.type !== "hello") return;
+  switch (frame.type) {
+    case "hello":
+      socket.send({ type: "watch", chat: CHAT, after: maxSeq });
+      break;
+    case "watching":
+      showInfo(frame);
+      break;
+    case "message":
+      addMessage(frame);
+      break;
+    case "trace":
+      addTrace(frame);
+      break;
+    case "state":
+      $("#w-state").textContent = frame.state;
+      break;
+    case "second_joined":
+      showJoined();
+      notice("You joined the chat: the patron sees your lines.");
+      break;
+    case "assigned":
+      notice("The chat is yours now: it is in your console.");
+      break;
+    case "takeover_declined":
+      notice(`${frame.by ? frame.by.name : "The librarian"} keeps the chat.`, "warn");
+      break;
+    case "takeover_failed":
+      notice(`Take-over refused: ${frame.detail}`, "warn");
+      break;
+    case "error":
+      notice(`Refused: ${frame.detail || frame.code}`, "warn");
+      break;
+    default:
+      break;
+  }
+}
+
+const socket = new StaffSocket(document.body.dataset.ws, {
+  onFrame: handle,
+  onState: (state) => {
+    const el = $("#conn");
+    el.dataset.state = state;
+    el.textContent = { connected: "Connected", connecting: "Connecting…", reconnecting: "Reconnecting…" }[state]
+      || state;
+  },
+});
+
+function clientId() {
+  return `w${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
+}
+
+$("#w-whisper").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const text = $("#w-text").value;
+  if (!text.trim()) return;
+  // A mentor who joined writes to the chat; everyone else whispers to its librarian.
+  const frame = joined ? { type: "message", chat: CHAT, body: text, client_id: clientId() }
+    : { type: "whisper", chat: CHAT, body: text, client_id: clientId() };
+  if (!socket.send(frame)) {
+    notice("Not connected: not sent.", "warn");
+    return;
+  }
+  $("#w-text").value = "";
+});
+$("#w-join").addEventListener("click", () => socket.send({ type: "mentor_join", chat: CHAT }));
+$("#w-take").addEventListener("click", () => {
+  socket.send({ type: "take_over", chat: CHAT });
+  notice(info.librarian ? `Asked ${info.librarian.name}; coordinators take over at once.` : "Asked.");
+});
+
+window.vrWatch = { socket, lines };
+socket.start();
