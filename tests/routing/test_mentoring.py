@@ -290,3 +290,11 @@ def test_the_board_lists_every_live_chat_for_mentors_and_the_watch_page_only_for
     assert signed_in("b1").get(f"/staff/mentor/{elsewhere.pk}/").status_code == 404
     assert "Live chats" in signed_in("b1").get("/staff/").content.decode()
     assert "Live chats" not in signed_in("a1").get("/staff/").content.decode()
+
+
+def test_the_patron_privacy_notice_says_staff_may_read_chats_in_english_and_spanish() -> None:
+    mentor_world()
+    english = Client().get("/ask/sock/").content.decode()
+    assert "may be read by the consortium" in english and "staff, live or afterwards" in english
+    spanish = Client(HTTP_ACCEPT_LANGUAGE="es").get("/ask/sock/").content.decode()
+    assert "El personal del consorcio puede leer los chats" in spanish
