@@ -73,6 +73,8 @@ function showJoined() {
   joined = true;
   $("#w-join").disabled = true;
   $("#w-whisper label").textContent = "You joined the chat: what you write here goes to the patron";
+  $("#w-whisper").dataset.internal = "false";
+  $("#w-whisper button[type=submit]").textContent = "Send to the chat";
 }
 
 async function loadLibrary(url) {
