@@ -204,3 +204,13 @@ def _route_freed(librarian_id: int, now: datetime) -> None:
     holder = StaffProfile.objects.select_related("library__consortium").filter(pk=librarian_id).first()
     if holder is not None:
         waiting_chats_route(holder.consortium, now, set(librarian_queues(holder)))
+
+
+def mentors_set(consortium_id: int, mentor_ids: set[int]) -> int:
+    """A coordinator's choice: exactly `mentor_ids` (staff of this consortium) carry the mentor flag.
+    Returns how many flags changed. Coordinators are mentors whatever the flag says."""
+    with transaction.atomic():
+        staff = StaffProfile.objects.filter(library__consortium_id=consortium_id)
+        added = staff.filter(pk__in=mentor_ids, is_mentor=False).update(is_mentor=True)
+        removed = staff.exclude(pk__in=mentor_ids).filter(is_mentor=True).update(is_mentor=False)
+    return added + removed

@@ -298,3 +298,18 @@ def test_the_patron_privacy_notice_says_staff_may_read_chats_in_english_and_span
     assert "may be read by the consortium" in english and "staff, live or afterwards" in english
     spanish = Client(HTTP_ACCEPT_LANGUAGE="es").get("/ask/sock/").content.decode()
     assert "El personal del consorcio puede leer los chats" in spanish
+
+
+def test_coordinators_set_the_mentor_flag_for_their_consortium_only() -> None:
+    w = mentor_world()
+    coord = signed_in("coord")
+    page = coord.get("/coordinator/sock/mentors/")
+    assert page.status_code == 200 and "A1" in page.content.decode()
+    chosen = [w["a1"].pk, w["outsider"].pk]  # the outsider is of another consortium: ignored
+    saved = coord.post("/coordinator/sock/mentors/", {"mentor": chosen})
+    assert saved.status_code == 302
+    flags = dict(StaffProfile.objects.values_list("user__username", "is_mentor"))
+    assert flags["a1"] is True and flags["b1"] is False and flags["outsider"] is False
+    assert signed_in("a1").get("/staff/mentor/").status_code == 200
+    assert signed_in("a1").get("/coordinator/sock/mentors/").status_code == 403
+    assert signed_in("outsider").get("/coordinator/sock/mentors/").status_code == 404
