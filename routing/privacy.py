@@ -29,7 +29,18 @@ from django.db.models import Q
 
 from consortium.models import Consortium
 from libraries.models import Library
-from routing.models import LIVE_STATES, Chat, ChatFile, ChatState, Message, PatronBlock, Survey, Ticket, TranscriptMail
+from routing.models import (
+    LIVE_STATES,
+    Chat,
+    ChatFile,
+    ChatState,
+    Message,
+    PatronBlock,
+    StaffRoomLine,
+    Survey,
+    Ticket,
+    TranscriptMail,
+)
 from routing.services import chats, common
 
 FINISHED = (ChatState.ENDED, ChatState.ABANDONED, ChatState.UNSTAFFED)
@@ -231,6 +242,7 @@ def chats_scrub_expired(now: datetime, *, batch: int = BATCH) -> int:
                 break
         tickets_scrub_expired(consortium, now)
         blocks_delete_expired(consortium, now)
+        staff_room_delete_expired(consortium, now)
     return done
 
 
@@ -241,6 +253,14 @@ def blocks_delete_expired(consortium: Consortium, now: datetime) -> int:
     cutoff = now - timedelta(days=consortium.transcript_retention_days)
     deleted, _ = PatronBlock.objects.filter(Q(expires_at__lt=cutoff) | Q(lifted_at__lt=cutoff),
                                             consortium=consortium).delete()
+    return deleted
+
+
+def staff_room_delete_expired(consortium: Consortium, now: datetime) -> int:
+    """Lines of the staff room (routing.staff_room) older than the consortium's retention are deleted:
+    staff talk of the day, which may name a patron, kept no longer than the chats it was about."""
+    cutoff = now - timedelta(days=consortium.transcript_retention_days)
+    deleted, _ = StaffRoomLine.objects.filter(consortium=consortium, at__lt=cutoff).delete()
     return deleted
 
 

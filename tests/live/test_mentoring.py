@@ -53,7 +53,7 @@ def test_a_whisper_from_another_process_reaches_the_librarian_and_never_the_patr
         pat = await patron(web2, chat)
         await mentor.send({"type": "watch", "chat": chat["id"], "after": 0})
         watching = await mentor.expect("watching", chat=chat["id"], timeout=10)
-        last = int(watching["last_seq"])  # type: ignore[arg-type]
+        last = int(watching["last_seq"])
         async with httpx.AsyncClient(timeout=40) as http:
             # The patron's long-poll on the first process, waiting from before the whisper (with the state it
             # knows, so that only news answers it).

@@ -313,3 +313,19 @@ def test_coordinators_set_the_mentor_flag_for_their_consortium_only() -> None:
     assert signed_in("a1").get("/staff/mentor/").status_code == 200
     assert signed_in("a1").get("/coordinator/sock/mentors/").status_code == 403
     assert signed_in("outsider").get("/coordinator/sock/mentors/").status_code == 404
+
+
+def test_staff_room_lines_past_the_retention_are_deleted_with_the_nightly_scrub() -> None:
+    from datetime import timedelta
+
+    from routing import privacy, staff_room
+    from routing.models import StaffRoomLine
+
+    w = mentor_world()
+    now = timezone.now()
+    days = w["consortium"].transcript_retention_days
+    staff_room.room_post(w["a1"], "Old talk", client_id="o", now=now - timedelta(days=days + 1))
+    staff_room.room_post(w["a1"], "Today's talk", client_id="t", now=now)
+    staff_room.room_post(w["outsider"], "Elsewhere, old", client_id="e", now=now - timedelta(days=days + 1))
+    assert privacy.staff_room_delete_expired(w["consortium"], now) == 1
+    assert sorted(StaffRoomLine.objects.values_list("body", flat=True)) == ["Elsewhere, old", "Today's talk"]
