@@ -19,17 +19,20 @@ the same `NoSuchChat`.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.db.models import Q
 from django.http.request import validate_host
+from django.utils import timezone
 
 from consortium.models import Consortium
 from consortium.origins import DEFAULT_PORTS, Origin, parse_origin
 from consortium.tokens import token_hash_matches
 from libraries.models import StaffProfile
-from routing.models import Chat, Mention, Offer
+from routing.models import LIVE_STATES, Chat, Mention, Offer
 
 
 class PatronRefused(Exception):
@@ -100,10 +103,19 @@ def may_mentor(profile: StaffProfile | None, chat: Chat) -> bool:
     return profile is not None and profile.library.consortium_id == chat.consortium_id and is_mentor(profile)
 
 
-def may_watch(profile: StaffProfile | None, chat: Chat) -> bool:
+# How long after its end a chat can still be opened read-only: a mention read the next morning still
+# opens, but the mentor view is no way around who may read old transcripts (docs/privacy.md).
+WATCH_AFTER_END = timedelta(days=1)
+
+
+def may_watch(profile: StaffProfile | None, chat: Chat, now: datetime | None = None) -> bool:
     """May this librarian open the chat read-only and whisper to its librarian? A mentor of its
-    consortium, or a colleague of the consortium named (`@name`) in one of its internal notes."""
+    consortium, or a colleague of the consortium named (`@name`) in one of its internal notes; while
+    the chat is live, or for WATCH_AFTER_END after it ended."""
     if profile is None or profile.library.consortium_id != chat.consortium_id:
+        return False
+    if chat.state not in LIVE_STATES and (chat.ended_at or chat.last_activity_at) < (
+            (now or timezone.now()) - WATCH_AFTER_END):
         return False
     return is_mentor(profile) or Mention.objects.filter(chat_id=chat.pk, librarian=profile).exists()
 

@@ -9,6 +9,7 @@ import contextlib
 import csv
 import io
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -18,8 +19,9 @@ from django.test import Client
 from django.utils import timezone
 
 from libraries.models import StaffProfile
-from routing.models import Chat, Mention, Message, TraceEvent
-from routing.services import mentoring
+from routing import access, privacy, staff_room
+from routing.models import Chat, Mention, Message, StaffRoomLine, TraceEvent
+from routing.services import chats, mentoring, offers, presence, sweeps
 from routing.services.common import ServiceError
 from routing.services.followups import transcript_text
 from tests.factories import PASSWORD, make_consortium, make_library, make_staff
@@ -222,8 +224,6 @@ async def test_take_over_with_consent_moves_the_chat_whole() -> None:
 
 def test_a_coordinator_takes_over_at_once_and_a_take_over_after_the_end_is_refused() -> None:
     w = mentor_world()
-    from routing.services import chats, offers, presence, sweeps
-
     now = timezone.now()
     sweeps.process_heartbeat("p", now)
     presence.staff_connected(w["a1"], "chan-a1", "p", now)
@@ -270,8 +270,6 @@ async def test_the_staff_room_gives_each_line_once_in_order_across_a_reconnect()
 
 def test_the_board_lists_every_live_chat_for_mentors_and_the_watch_page_only_for_those_who_may() -> None:
     w = mentor_world()
-    from routing.services import chats, presence, sweeps
-
     now = timezone.now()
     sweeps.process_heartbeat("p", now)
     presence.staff_connected(w["a1"], "chan-a1", "p", now)
@@ -316,11 +314,6 @@ def test_coordinators_set_the_mentor_flag_for_their_consortium_only() -> None:
 
 
 def test_staff_room_lines_past_the_retention_are_deleted_with_the_nightly_scrub() -> None:
-    from datetime import timedelta
-
-    from routing import privacy, staff_room
-    from routing.models import StaffRoomLine
-
     w = mentor_world()
     now = timezone.now()
     days = w["consortium"].transcript_retention_days
@@ -329,3 +322,14 @@ def test_staff_room_lines_past_the_retention_are_deleted_with_the_nightly_scrub(
     staff_room.room_post(w["outsider"], "Elsewhere, old", client_id="e", now=now - timedelta(days=days + 1))
     assert privacy.staff_room_delete_expired(w["consortium"], now) == 1
     assert sorted(StaffRoomLine.objects.values_list("body", flat=True)) == ["Elsewhere, old", "Today's talk"]
+
+
+def test_an_ended_chat_can_be_opened_for_a_day_and_no_longer() -> None:
+    w = mentor_world()
+    chat, _ = chats.chat_start(consortium=w["consortium"], question="Q?", library_slug="alpha", now=timezone.now())
+    chat.refresh_from_db()
+    assert chat.state == "unstaffed" and chat.ended_at is None
+    now = chat.last_activity_at
+    assert access.may_watch(w["b1"], chat, now + timedelta(hours=23))
+    assert not access.may_watch(w["b1"], chat, now + timedelta(hours=25))
+    assert signed_in("b1").get(f"/staff/mentor/{chat.pk}/").status_code == 200
