@@ -122,6 +122,8 @@ async def test_mention_whisper_join_and_take_over(stack: Stack) -> None:
 
         # Take over, with Ana's consent.
         await mentor.click("#w-take")
+        assert await mentor.inner_text("#w-take") == "Confirm: take this chat over"
+        await mentor.click("#w-take")
         ask = page.locator(".notice", has_text="asks to take over")
         await ask.wait_for()
         await shot(page, "console-takeover.png")

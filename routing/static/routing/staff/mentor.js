@@ -157,9 +157,23 @@ $("#w-whisper").addEventListener("submit", (e) => {
   $("#w-text").value = "";
 });
 $("#w-join").addEventListener("click", () => socket.send({ type: "mentor_join", chat: CHAT }));
-$("#w-take").addEventListener("click", () => {
+// Two steps: the first click says what will happen, the second does it (a coordinator's is at once).
+$("#w-take").addEventListener("click", (e) => {
+  const button = e.currentTarget;
+  if (button.dataset.armed !== "true") {
+    button.dataset.armed = "true";
+    button.textContent = "Confirm: take this chat over";
+    setTimeout(() => {
+      button.dataset.armed = "false";
+      button.textContent = "Take over…";
+    }, 8000);
+    return;
+  }
+  button.dataset.armed = "false";
+  button.textContent = "Take over…";
   socket.send({ type: "take_over", chat: CHAT });
-  notice(info.librarian ? `Asked ${info.librarian.name}; coordinators take over at once.` : "Asked.");
+  notice(info.librarian ? `Asked ${info.librarian.name} to hand the chat over (a coordinator takes it at once).`
+    : "Asked.");
 });
 
 window.vrWatch = { socket, lines };
