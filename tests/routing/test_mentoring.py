@@ -333,3 +333,27 @@ def test_an_ended_chat_can_be_opened_for_a_day_and_no_longer() -> None:
     assert access.may_watch(w["b1"], chat, now + timedelta(hours=23))
     assert not access.may_watch(w["b1"], chat, now + timedelta(hours=25))
     assert signed_in("b1").get(f"/staff/mentor/{chat.pk}/").status_code == 200
+
+
+async def test_a_watcher_resuming_gets_each_line_once_and_in_order() -> None:
+    w = await database_sync_to_async(mentor_world)()
+    a1, chat, token, _ = await a1_holding_a_chat(w)
+    patron = await patron_socket(chat.pk, token)
+    mentor = await staff_socket(w["b1"])
+    await expect(mentor, "hello")
+    await mentor.send_json_to({"type": "watch", "chat": chat.pk, "after": 0})
+    watching = await expect(mentor, "watching")
+    seen = [f["seq"] for f in await frames_until_quiet(mentor) if f["type"] == "message"]
+    assert seen == list(range(1, watching["last_seq"] + 1))
+    await close_all(mentor)
+    for i in range(3):  # while the mentor is away
+        await patron.send_json_to({"type": "message", "body": f"line {i}", "client_id": f"p{i}"})
+        await expect(a1, "message", client_id=f"p{i}")
+    back = await staff_socket(w["b1"])
+    await expect(back, "hello")
+    await back.send_json_to({"type": "watch", "chat": chat.pk, "after": seen[-1]})
+    await a1.send_json_to({"type": "message", "chat": chat.pk, "body": "live while resuming", "client_id": "l"})
+    got = [f for f in await frames_until_quiet(back) if f["type"] == "message"]
+    assert [f["seq"] for f in got] == list(range(seen[-1] + 1, seen[-1] + 5))
+    assert [f["body"] for f in got] == ["line 0", "line 1", "line 2", "live while resuming"]
+    await close_all(a1, patron, back)
