@@ -14,6 +14,7 @@ The decisions themselves are made by routing.router; these modules load, apply a
 - `shifts`: the automatic away at the end of a librarian's shift;
 - `followups`: follow-ups (tickets): referrals, the question form, claiming and answering;
 - `blocks`: End and block (a chat's end and its patron's block, in one transaction), lift, extend;
+- `mentoring`: mentors watching a chat, whispering to its librarian, joining it, taking it over;
 - `sweeps`: the timer's work (deadlines, dead processes).
 
 Callers import the module of the concept: `from routing.services import chats`.
