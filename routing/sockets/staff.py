@@ -58,6 +58,7 @@ class StaffConsumer(ProtocolConsumer):
     async def connect(self) -> None:
         self.profile: StaffProfile | None = None
         self.watching: set[str] = set()  # chats opened read-only (routing.services.mentoring)
+        self.assigned: set[str] = set()  # chats assigned to this librarian while this socket was open
         self.room: Accounted | None = None  # the staff room's seqs, once joined (routing.staff_room)
         self.room_seq = 0
         await super().connect()
@@ -185,7 +186,7 @@ class StaffConsumer(ProtocolConsumer):
 
     async def frame_typing(self, frame: Frame) -> None:
         chat_id = chat_of(frame)
-        if chat_id not in self.seqs or chat_id in self.watching:
+        if chat_id not in self.seqs or (chat_id in self.watching and chat_id not in self.assigned):
             raise Invalid("you do not hold that chat")  # a watcher's typing is nothing the patron should see
         await self.channel_layer.group_send(chat_group(chat_id), {
             "type": "vr.event", "frame": frames.typing_frame(chat_id, "librarian")})
@@ -346,6 +347,8 @@ class StaffConsumer(ProtocolConsumer):
 
     async def vr_event(self, event: dict[str, Any]) -> None:
         if event["frame"].get("type") != "room_message":
+            if event.get("join_chat"):
+                self.assigned.add(event["join_chat"])  # held now (a take-over), not only watched
             await super().vr_event(event)
             return
         frame, seq = event["frame"], int(event["frame"]["seq"])
