@@ -202,9 +202,11 @@ class StaffConsumer(ProtocolConsumer):
         chat_id = f.chat_id()
         target = f.object("to", '{"library": slug}', required=False, library=str)
         note = f.text("note", max_len=validation.MAX_NOTE, strip=False)
+        deadline = f.text("deadline", max_len=10)  # the day the patron needs the answer by (YYYY-MM-DD)
         f.check()
         ticket = await in_thread(followups.chat_refer)(
-            self._me(), chat_id, timezone.now(), library_slug=target.get("library") or None, note=note)
+            self._me(), chat_id, timezone.now(), library_slug=target.get("library") or None, note=note,
+            deadline=deadline)
         await self.send_json(frames.referred_frame(chat_id, ticket.pk))
 
     async def frame_end(self, frame: Frame) -> None:
