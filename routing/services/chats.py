@@ -198,6 +198,11 @@ def chat_end(chat_id: str, now: datetime, *, by: str, librarian: StaffProfile | 
         holder = librarian or (StaffProfile.objects.filter(pk=freed).first() if freed else None)
         if holder is not None:
             waiting_chats_route(holder.consortium, now, set(librarian_queues(holder)))
+            if freed is not None:
+                from routing.services.handbacks import handbacks_announce  # it builds on transfers: imported here
+
+                # A librarian freed: their library may now take back its patrons' chats held elsewhere.
+                handbacks_announce(holder.library.consortium, holder.library, now)
     return chat
 
 

@@ -14,7 +14,7 @@ from libraries.models import StaffProfile
 from routing import access, frames, validation
 from routing.events import chat_group, librarian_group
 from routing.selectors import librarian_holds, librarian_queues, session_expiry
-from routing.services import chats, common, followups, offers, presence, shifts, transfers
+from routing.services import chats, common, followups, handbacks, offers, presence, shifts, transfers
 from routing.sockets.base import Frame, ProtocolConsumer, chat_of, header
 from routing.sockets.lines import line_post
 from routing.sockets.sequence import Accounted
@@ -194,6 +194,19 @@ class StaffConsumer(ProtocolConsumer):
                 self._me(), chat_id, timezone.now(), queue=target.get("queue"),
                 to_librarian=target.get("librarian") if not isinstance(target.get("queue"), str) else None,
                 note=note)
+        except common.ServiceError as refused:
+            await self.send_json(frames.transfer_failed_frame(chat_id, refused.reason, refused.detail))
+
+    async def frame_hand_back(self, frame: Frame) -> None:
+        """The way home: the chat goes to its home library's queue with the note (a transfer)."""
+        f = Fields(frame)
+        chat_id = f.chat_id()
+        note = f.text("note", max_len=validation.MAX_NOTE, strip=False)
+        f.check()
+        if not await self.still_staff():
+            return
+        try:
+            await in_thread(handbacks.chat_hand_back)(self._me(), chat_id, timezone.now(), note=note)
         except common.ServiceError as refused:
             await self.send_json(frames.transfer_failed_frame(chat_id, refused.reason, refused.detail))
 

@@ -27,6 +27,7 @@ from routing.access import own_chats_q
 from routing.canned import canned_for, patron_language
 from routing.models import LIVE_STATES, Chat, ChatFile, ChatState, Ticket
 from routing.selectors import present_librarians, queues_served
+from routing.services.handbacks import handback_state
 
 
 def readable_chats(profile: StaffProfile, now: datetime) -> QuerySet[Chat]:
@@ -63,7 +64,8 @@ def history_chat(profile: StaffProfile, chat_id: str, now: datetime) -> Chat | N
 
 def chat_info(profile: StaffProfile, chat_id: str, now: datetime) -> dict[str, Any] | None:
     """What a console needs to show a chat it holds (or held): after a reload it knows only the id."""
-    chat = readable_chats(profile, now).select_related("home_library").filter(pk=chat_id).first()
+    chat = (readable_chats(profile, now).select_related("home_library", "consortium", "librarian__library")
+            .filter(pk=chat_id).first())
     if chat is None:
         return None
     home = chat.home_library
@@ -82,6 +84,8 @@ def chat_info(profile: StaffProfile, chat_id: str, now: datetime) -> dict[str, A
                            "outcome": chat.outcome or None},
         "language": patron_language(chat),
         "canned": canned_for(profile, chat, now),
+        # The way home, after a reload: may the holder hand this chat back to its home library now?
+        "handback": (chat.librarian_id == profile.pk and handback_state(chat, now)),
         # A returning patron's earlier chats (routing.returning), only those this librarian may read.
         "earlier": [{"chat": c.pk, "arrived_at": c.arrived_at.isoformat(), "question": c.question[:200],
                      "answered_by": c.answered_by.display_name if c.answered_by else None,
