@@ -39,12 +39,13 @@ def followups_in(consortium: Consortium, period: Period, library: Library | None
 
 
 def followup_figures(tickets: QuerySet[Ticket], now: datetime) -> FollowupFigures:
-    answered = list(tickets.filter(status=Ticket.Status.ANSWERED, answered_at__isnull=False)
-                    .values_list("created_at", "answered_at", "due_at"))
+    answered: list[tuple[datetime, datetime, datetime | None]] = [
+        (made, done, due) for made, done, due in tickets.filter(status=Ticket.Status.ANSWERED)
+        .values_list("created_at", "answered_at", "due_at") if done is not None]
     hours = sorted((done - made).total_seconds() / 3600 for made, done, _ in answered)
     return FollowupFigures(
         left=tickets.count(), answered=len(answered),
-        in_time=sum(1 for _, done, due in answered if due is None or done <= due),
+        in_time=len([1 for _, done, due in answered if due is None or done <= due]),
         overdue_open=tickets.filter(status__in=OPEN, due_at__lt=now).count(),
         p50_hours=percentile(hours, 0.5), p90_hours=percentile(hours, 0.9))
 
