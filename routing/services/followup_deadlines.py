@@ -7,7 +7,7 @@ Lock order: one ticket at a time, by primary key; nothing else is locked meanwhi
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
 from zoneinfo import ZoneInfo
 
@@ -44,7 +44,7 @@ def patron_deadline_parse(raw: str, *, consortium: Consortium, library: Library 
     if day > today + timedelta(days=PATRON_DEADLINE_MAX_DAYS):
         raise Refused("invalid", _("The deadline is too far away."),
                       {"deadline": [_("Choose a day within %(days)d days.") % {"days": PATRON_DEADLINE_MAX_DAYS}]})
-    return datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
+    return datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
 
 
 def _has_partners(library: Library | None) -> bool:
