@@ -99,7 +99,7 @@ async def test_a_returning_patron_reaches_the_librarian_who_helped_and_is_shown_
 
         second = await ask(patron, "Me again: any in Catalan?", remember=True)
         offer = await hana.offer(second)
-        assert await (await offer.query_selector(".badge")).inner_text() == "returning"
+        assert await offer.eval_on_selector(".badge", "e => e.textContent") == "returning"
         step = await asyncio.to_thread(stack.sql, f"SELECT plan->0->>'name' FROM routing_chat WHERE id='{second}'")
         assert step == "returning"
         panel = await accept(hana, second)
