@@ -207,6 +207,10 @@ def test_statistics_count_time_to_answer_and_deadlines_kept_and_coordinators_see
     Ticket.objects.filter(pk=late.pk).update(due_at=timezone.now() - H)
     page = client.get(f"/coordinator/{w.consortium.slug}/follow-ups/overdue/")
     assert page.status_code == 200 and f'data-followup="{late.pk}"' in page.content.decode()
+    figures_page = client.get(f"/coordinator/{w.consortium.slug}/statistics/?since=2026-03-01&until=2026-03-03")
+    text = figures_page.content.decode()
+    assert 'data-figure="followups-left">3<' in text and 'data-figure="followups-in-time">1<' in text
+    assert 'data-figure="handbacks-offered">0<' in text
     librarian = Client()
     assert librarian.login(username=hannah.user.username, password=PASSWORD)
     assert librarian.get(f"/coordinator/{w.consortium.slug}/follow-ups/overdue/").status_code in (403, 404)
