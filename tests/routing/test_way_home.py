@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
 from coordination import followthrough
 from libraries.models import StaffProfile
@@ -129,3 +130,31 @@ def test_no_hand_back_offer_for_a_chat_held_at_home_nor_by_anyone_but_its_holder
         handbacks.chat_hand_back(lena, own.pk, at(11))
     assert refused.value.reason == "same_queue"
 
+
+
+# --- over the staff socket (Channels' WebsocketCommunicator, in process) -----------------------------------
+
+
+@pytest.mark.usefixtures("fresh_process")
+async def test_the_staff_socket_refuses_a_hand_back_home_cannot_take_and_a_bad_referral_deadline() -> None:
+    from channels.db import database_sync_to_async
+
+    from routing.models import Ticket
+    from tests.routing.socket_helpers import a1_holding_a_chat, expect, socket_world
+
+    w = await database_sync_to_async(socket_world)()
+    a1, chat, _token, _ = await a1_holding_a_chat(w, email="pat@example.org")
+    # a1 is alpha's and the chat is alpha's patron's: already home.
+    await a1.send_json_to({"type": "hand_back", "chat": chat.pk, "note": "n"})
+    failed = await expect(a1, "transfer_failed", chat=chat.pk)
+    assert failed["reason"] == "same_queue"
+    await a1.send_json_to({"type": "refer", "chat": chat.pk, "deadline": "yesterday"})
+    assert (await expect(a1, "error"))["code"] == "invalid"
+    assert not await database_sync_to_async(Ticket.objects.exists)()
+    await a1.send_json_to({"type": "refer", "chat": chat.pk, "deadline": timezone.now().date().isoformat()})
+    referred = await expect(a1, "referred", chat=chat.pk)
+    ticket = await database_sync_to_async(Ticket.objects.get)(pk=referred["ticket"])
+    assert ticket.due_from == "patron"
+    still = await database_sync_to_async(fresh)(chat)
+    assert still.state == ChatState.ACTIVE
+    await a1.disconnect()
