@@ -16,7 +16,7 @@ from libraries.models import StaffProfile
 from routing.handback import HeldChat, home_can_take
 from routing.models import Chat, ChatState
 from routing.router import Librarian, Situation
-from routing.services import handbacks, offers, presence
+from routing.services import chats, handbacks, offers, presence
 from routing.services.common import ServiceError
 from routing.staff.selectors import chat_info
 from tests.routing.routing_helpers import (
@@ -111,6 +111,22 @@ def test_a_hand_back_when_home_is_gone_again_is_refused_whole_and_the_chat_stays
     assert refused.value.reason == "nobody"
     kept = fresh(chat)
     assert kept.state == ChatState.ACTIVE and kept.librarian == pia and not trace(chat, "handed_back")
+
+
+def test_a_home_librarian_filling_up_withdraws_the_offer_and_freeing_a_place_makes_it_again(sent: Sent) -> None:
+    w = world()
+    hannah, pia, held = _held_by_partner(w)
+    StaffProfile.objects.filter(pk=hannah.pk).update(capacity=1)
+    hannah.refresh_from_db()
+    go_online(hannah, at(10))
+    assert sent.to_librarian(pia, "handback")[-1]["available"] is True
+    own = start(w.consortium, at(11), library_slug="home")
+    patron_joins(own, at(11))
+    offers.chat_accept(hannah, own.pk, at(12))  # her only place
+    assert sent.to_librarian(pia, "handback")[-1]["available"] is False
+    chats.chat_end(own.pk, at(13), by="librarian", librarian=hannah)
+    assert sent.to_librarian(pia, "handback")[-1] == {"type": "handback", "chat": held.pk, "available": True,
+                                                      "home_library": {"slug": "home", "name": "Home Library"}}
 
 
 def test_no_hand_back_offer_for_a_chat_held_at_home_nor_by_anyone_but_its_holder(sent: Sent) -> None:
