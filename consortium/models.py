@@ -36,6 +36,16 @@ SETTING_DEFAULTS: dict[str, int] = {
     # Texting (docs/sms.md): an SMS chat has no socket to lose; it ends after this many seconds
     # without a text from either side.
     "sms_idle": 1800,
+    # Follow-ups (docs/coordinators.md, "Follow-ups with deadlines"): answered within this many hours
+    # unless the library or the patron says otherwise; the library's follow-up list is reminded this
+    # many hours before; past due, the partner libraries have this many hours before it goes on to
+    # the consortium's list.
+    "followup_due_hours": 72,
+    "followup_reminder_hours": 24,
+    "followup_partner_hours": 24,
+    # Returning patrons (docs/routing.md, "Head start"): seconds the librarian who last helped a
+    # patron who asked to be remembered is offered their new chat alone, when present.
+    "returning_head_start": 30,
 }
 
 
@@ -56,6 +66,10 @@ class Consortium(models.Model):
     shift_warning = models.PositiveIntegerField(default=SETTING_DEFAULTS["shift_warning"])
     shift_extension = models.PositiveIntegerField(default=SETTING_DEFAULTS["shift_extension"])
     sms_idle = models.PositiveIntegerField(default=SETTING_DEFAULTS["sms_idle"])
+    followup_due_hours = models.PositiveIntegerField(default=SETTING_DEFAULTS["followup_due_hours"])
+    followup_reminder_hours = models.PositiveIntegerField(default=SETTING_DEFAULTS["followup_reminder_hours"])
+    followup_partner_hours = models.PositiveIntegerField(default=SETTING_DEFAULTS["followup_partner_hours"])
+    returning_head_start = models.PositiveIntegerField(default=SETTING_DEFAULTS["returning_head_start"])
     # Texting (docs/sms.md): the consortium's own number (E.164; texts to it have no home library
     # unless they start with a library's keyword) and the answer to HELP (empty: a default).
     sms_number = models.CharField(max_length=16, null=True, blank=True, unique=True, validators=[E164_VALIDATOR])

@@ -219,6 +219,9 @@ CELERY_BEAT_SCHEDULE: dict[str, Any] = {
     "queued-sms-idle": {"task": "texting.tasks.sms_queued_idle", "schedule": crontab(minute="*")},
     # Transcript review's monthly sample (review/sampling.py), daily: the first run of a month draws the
     # previous month's; the others only catch up on libraries that had no reviewer yet.
+    # Follow-ups' reminders before they are due, and their moves to the partners and the consortium
+    # past due (routing/followup_clock.py): deadlines are in hours, five minutes late is on time.
+    "followup-deadlines": {"task": "routing.tasks.followups_sweep_due", "schedule": crontab(minute="*/5")},
     "sample-reviews": {"task": "review.tasks.reviews_sample_due", "schedule": crontab(hour=9, minute=0)},
 }
 # Texting (docs/sms.md). Without the account's SID and auth token texting is off: /sms/twilio/ is a 404.

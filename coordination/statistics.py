@@ -27,18 +27,22 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from django.db import connection
 from django.db.models import Aggregate, Avg, Count, DurationField, ExpressionWrapper, F, Q, QuerySet
 from django.db.models.functions import TruncHour
+from django.utils.timezone import now as timezone_now
 
 from consortium.models import Consortium
 from libraries.models import Library
 from routing.models import Chat, Survey
 from routing.outcomes import ANSWERED, Counts, outcome_of
 from routing.outcomes import count as count_outcomes
+
+if TYPE_CHECKING:
+    from coordination.followthrough import FollowupFigures, Handbacks
 
 WAIT = ExpressionWrapper(F("first_accepted_at") - F("arrived_at"), output_field=DurationField())
 READ_LEVELS = (1, 2, 3, 4, 5, 6)
@@ -429,6 +433,21 @@ class Report:
     @cached_property
     def subjects(self) -> list[tuple[str, int]]:
         return subjects(self.scope)
+
+    @cached_property
+    def followups(self) -> FollowupFigures:
+        """Follow-ups left in the period: time to answer, deadlines kept (coordination.followthrough)."""
+        from coordination import followthrough  # it builds on this module's Period
+
+        return followthrough.followup_figures(
+            followthrough.followups_in(self.consortium, self.period, self.library), timezone_now())
+
+    @cached_property
+    def handbacks(self) -> Handbacks:
+        """The way home: chats of the scope offered a hand-back, and handed back."""
+        from coordination import followthrough
+
+        return followthrough.handbacks(self.scope)
 
 
 def report(consortium: Consortium, period: Period, library: Library | None = None) -> Report:

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from coordination.views import blocks, board, coverage, hours, mentors, my_rota, rota, statistics
+from coordination.views import blocks, board, coverage, followups, hours, mentors, my_rota, rota, statistics
 
 urlpatterns = [
     path("coordinator/<slug:consortium_slug>/", board.board_page, name="coordination-board"),
@@ -18,6 +18,8 @@ urlpatterns = [
     path("coordinator/<slug:consortium_slug>/blocks/", blocks.blocks_page, name="coordination-blocks"),
     path("coordinator/<slug:consortium_slug>/blocks/<int:block_id>/", blocks.block_page, name="coordination-block"),
     path("coordinator/<slug:consortium_slug>/mentors/", mentors.mentors_page, name="coordination-mentors"),
+    path("coordinator/<slug:consortium_slug>/follow-ups/overdue/", followups.overdue_page,
+         name="coordination-overdue"),
     path("rota/", my_rota.my_rota, name="coordination-my-rota"),
     path("rota/feed/<str:token>.ics", my_rota.rota_feed, name="coordination-feed"),
 ]

@@ -81,6 +81,10 @@ class Library(models.Model):
     # Some libraries (a law library, a school) must keep transcripts for less time than the consortium.
     transcript_retention_days = models.PositiveIntegerField(
         null=True, blank=True, help_text="days before its patrons' chats are scrubbed; default the consortium's")
+    # Follow-ups of this library's patrons are due this many hours after they are left (default: the
+    # consortium's followup_due_hours); a patron's own deadline wins over both.
+    followup_due_hours = models.PositiveIntegerField(
+        null=True, blank=True, help_text="hours to answer a follow-up; default the consortium's")
     # Texting (docs/sms.md): the library's own number (E.164), and the keyword that makes a text to
     # the consortium's number this library's.
     sms_number = models.CharField(max_length=16, null=True, blank=True, unique=True, validators=[E164_VALIDATOR])

@@ -59,6 +59,9 @@ class Chat(models.Model):
     # The SHA-256 of the random id the patron's browser keeps (docs/protocol.md, "device"): what a block
     # is keyed by first (routing.blocks). Blank for texts and for clients that send none.
     patron_device = models.CharField(max_length=64, blank=True)
+    # The patron ticked "remember me on this device" (off by default): only such chats of one device
+    # are linked (routing.returning), shown to librarians as earlier chats and given a head start.
+    remembered = models.BooleanField(default=False, db_default=False)
     token_hash = models.CharField(max_length=64)
 
     state = models.CharField(max_length=10, choices=ChatState.choices, default=ChatState.QUEUED)
@@ -299,6 +302,16 @@ class Ticket(models.Model):
     answer = models.TextField(blank=True)
     created_at = models.DateTimeField()
     answered_at = models.DateTimeField(null=True, blank=True)
+
+    # Deadlines (routing.followup_clock): when it must be answered, and whose rule said so
+    # (consortium | library | patron); whose list it is on now (library | partners | consortium),
+    # the next instant the sweep must look at it, and what the sweep did ([{"at", "kind", ...}]).
+    due_at = models.DateTimeField(null=True, blank=True)
+    due_from = models.CharField(max_length=10, blank=True)
+    stage = models.CharField(max_length=10, default="library", db_default="library")
+    reminded_at = models.DateTimeField(null=True, blank=True)
+    next_check_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    history = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

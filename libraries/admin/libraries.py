@@ -44,7 +44,7 @@ class LibraryForm(forms.ModelForm):
         fields = ("consortium", "slug", "name", "kind", "timezone", "city", "website", "is_active",
                   "zip_codes", "consortium_queue", "local_timeout", "partner_timeout", "route", "policy",
                   "policy_reviewed_on", "key_links", "rota_target_hours", "transcript_retention_days",
-                  "sms_number", "sms_keyword")
+                  "followup_due_hours", "sms_number", "sms_keyword")
         # Given as a class so that the admin's own form factory keeps it (with the admin widget).
         field_classes = {"website": HttpsURLField}
         help_texts = {
@@ -176,6 +176,7 @@ class LibraryAdmin(ScopedModelAdmin):
         ("Routing", {"fields": ("zip_codes", "consortium_queue", "local_timeout", "partner_timeout", "route")}),
         ("Policy page", {"fields": ("policy", "policy_preview", "policy_reviewed_on", "key_links")}),
         ("Rota and privacy", {"fields": ("rota_target_hours", "transcript_retention_days")}),
+        ("Follow-ups", {"fields": ("followup_due_hours",)}),
         ("Texting (docs/sms.md)", {"fields": ("sms_number", "sms_keyword")}),
     )
     POLICY_FIELDS: ClassVar[tuple[str, ...]] = ("policy", "policy_reviewed_on", "key_links")

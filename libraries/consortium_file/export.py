@@ -44,6 +44,7 @@ def export(consortium: Consortium) -> Doc:
         put_optional(doc, "local_timeout", lib.local_timeout)
         put_optional(doc, "partner_timeout", lib.partner_timeout)
         put_optional(doc, "transcript_retention_days", lib.transcript_retention_days)
+        put_optional(doc, "followup_due_hours", lib.followup_due_hours)
         doc.update(_export_hours(queue) if queue else {"hours": {}})
         put_optional(doc, "policy", lib.policy)
         put_optional(doc, "policy_reviewed", lib.policy_reviewed_on)

@@ -306,6 +306,7 @@ class _Importer:
             "zip_codes": lib["zip_codes"], "consortium_queue_id": fallback.pk if fallback else None,
             "local_timeout": lib.get("local_timeout"), "partner_timeout": lib.get("partner_timeout"),
             "transcript_retention_days": lib.get("transcript_retention_days"),
+            "followup_due_hours": lib.get("followup_due_hours"),
             "route": _route_json(lib.get("route")), "policy": lib.get("policy", ""),
             "policy_reviewed_on": lib.get("policy_reviewed"), "website": lib.get("website", ""),
             "key_links": lib.get("key_links", []), "sms_number": lib.get("sms_number"),

@@ -30,7 +30,8 @@ COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 QUEUE_KEYS = ("slug", "name", "mode", "timezone", "languages", "hours", "closures", "special_hours")
 LIBRARY_KEYS = (
     "slug", "name", "kind", "timezone", "city", "zip_codes", "partners", "fallback", "mode",
-    "local_timeout", "partner_timeout", "transcript_retention_days", "hours", "closures", "special_hours",
+    "local_timeout", "partner_timeout", "transcript_retention_days", "followup_due_hours", "hours", "closures",
+    "special_hours",
     "policy", "policy_reviewed", "website", "key_links", "route", "sms_number", "sms_keyword",
 )
 STAFF_KEYS = ("username", "name", "email", "library", "role", "queues", "capacity", "languages", "password")

@@ -272,6 +272,7 @@ class Reader(FieldReader):
         doc["mode"] = self.choice(lib, "mode", path, MODES, OfferMode.BROADCAST.value)
         put_optional(doc, "local_timeout", self.positive(lib, "local_timeout", path))
         put_optional(doc, "partner_timeout", self.positive(lib, "partner_timeout", path))
+        put_optional(doc, "followup_due_hours", self.positive(lib, "followup_due_hours", path))
         put_optional(doc, "transcript_retention_days",
                       self.positive(lib, "transcript_retention_days", path, maximum=MAX_RETENTION_DAYS))
         doc["hours"] = self.hours(lib.get("hours"), at_path(path, "hours"))

@@ -22,7 +22,7 @@ from routing.api.base import ApiError, api_view, chat_for, client_ip, json_body,
 from routing.frames import library_ref, message_frame
 from routing.models import Chat
 from routing.services import chats, followups, transcripts
-from routing.services.common import ServiceError
+from routing.services.common import Refused, ServiceError
 from routing.validation import Fields
 
 if TYPE_CHECKING:  # django-stubs-ext is a development dependency (requirements/dev.lock) only
@@ -44,7 +44,8 @@ def _limit(request: HttpRequest) -> None:
 
 @api_view({"POST"}, consortium_from="slug")
 def chat_create(request: HttpRequest, consortium: Consortium, **_: Any) -> HttpResponse:
-    f = Fields(json_body(request))
+    body = json_body(request)
+    f = Fields(body)
     question = f.text("question", required=True, max_len=2000)
     library = f.text("library", max_len=50)
     zip_code = f.text("zip", max_len=10)
@@ -52,12 +53,19 @@ def chat_create(request: HttpRequest, consortium: Consortium, **_: Any) -> HttpR
     email = f.email("email")
     language = f.text("language", max_len=16)
     device = f.text("device", max_len=blocks.DEVICE_MAX_LEN)
+    # "Remember me on this device" (docs/patron.md): off unless the patron ticked it.
+    remember = body.get("remember", False)
+    if not isinstance(remember, bool):
+        f.problem("remember", "must be true or false")
+    elif remember and not device:
+        f.problem("remember", "needs the device id")
     f.check()
     _limit(request)
     try:
         chat, token = chats.chat_start(consortium=consortium, question=question, library_slug=library or None,
                                           zip_code=zip_code or None, name=name, email=email, language=language,
-                                          ip=client_ip(request), now=timezone.now(), device=device)
+                                          ip=client_ip(request), now=timezone.now(), device=device,
+                                          remember=remember)
     except ServiceError as e:
         if e.reason == "blocked":  # neutral on purpose: the page offers the question form (docs/protocol.md)
             raise ApiError(403, "blocked", "chat is not available now; you can leave your question instead") from e
@@ -76,6 +84,7 @@ def question_create(request: HttpRequest, consortium: Consortium, **_: Any) -> H
     zip_code = f.text("zip", max_len=10)
     chat_id = f.text("chat", max_len=32)
     token = f.text("token", max_len=200)
+    deadline = f.text("deadline", max_len=10)
     f.check()
     chat = None
     if chat_id:
@@ -91,10 +100,15 @@ def question_create(request: HttpRequest, consortium: Consortium, **_: Any) -> H
         raise ApiError(429, "rate_limited", "too many questions from this address; try again later",
                        headers={"Retry-After": str(retry)})
     mailed = _question_mail_allowed(consortium, email)
-    ticket = followups.question_leave(consortium=consortium, question=question, email=email, name=name,
-                                     library_slug=library or None, zip_code=zip_code or None, chat=chat,
-                                     now=timezone.now(), mail_patron=mailed)
-    answer: dict[str, Any] = {"id": ticket.pk, "mailed": mailed}
+    try:
+        ticket = followups.question_leave(consortium=consortium, question=question, email=email, name=name,
+                                         library_slug=library or None, zip_code=zip_code or None, chat=chat,
+                                         now=timezone.now(), mail_patron=mailed, deadline=deadline)
+    except Refused as e:  # the patron's deadline: its field says what is wrong with it
+        raise ApiError(400, e.reason, e.detail, e.fields) from e
+    # "An answer is on its way" on the patron's page: by when (routing.services.followup_deadlines).
+    answer: dict[str, Any] = {"id": ticket.pk, "mailed": mailed,
+                              "due_at": ticket.due_at.isoformat() if ticket.due_at else None}
     if not mailed:
         answer["detail"] = "we have your question; its confirmation mail was not sent (too many mails lately)"
     return JsonResponse(answer, status=201)

@@ -49,6 +49,7 @@ SCRIPT_STRINGS = {
     "file_failed": _("The file could not be sent."),
     "file_label": _("File: {name} ({size})"),
     "question_sent": _("Thank you. We have your question and will answer by email."),
+    "question_due": _("Thank you. An answer is on its way by email: expect it by {due}."),
     "transcript_sent": _("The transcript is on its way to {email}."),
     "survey_thanks": _("Thank you for your feedback."),
     "survey_done": _("You have already answered the survey for this chat."),

@@ -10,7 +10,7 @@ from django.db import transaction
 from consortium.models import Consortium
 from consortium.tokens import token_hash, token_new
 from libraries.models import Library, StaffProfile
-from routing import blocks, events, frames, mentions, message_store
+from routing import blocks, events, frames, mentions, message_store, returning
 from routing.access import took_part_q
 from routing.models import LIVE_STATES, Channel, Chat, ChatState, Message, Survey, TraceEvent
 from routing.plan import plan_to_json
@@ -43,10 +43,12 @@ def home_library_resolve(consortium: Consortium, library_slug: str | None, zip_c
 def chat_start(*, consortium: Consortium, question: str, library_slug: str | None = None,
                zip_code: str | None = None, name: str = "", email: str = "", language: str = "",
                ip: str | None = None, now: datetime, channel: str = Channel.WEB, device: str = "",
-               phone: str = "") -> tuple[Chat, str]:
+               phone: str = "", remember: bool = False) -> tuple[Chat, str]:
     """Start a chat, unless its patron is blocked (routing.blocks): then ServiceError "blocked", and
     nothing is kept (the question form stays open to them). `device` is the browser's id, `phone` a
-    text's number; the address counts only while a block keyed by it lasts."""
+    text's number; the address counts only while a block keyed by it lasts. `remember`: the patron's
+    consent to link their chats on this device (routing.returning), which gives the librarian who
+    last helped them a head start."""
     keys = blocks.Keys(device=blocks.device_hash(device), phone=blocks.phone_hash(phone),
                        address=blocks.address_hash(ip))
     if blocks.block_find(consortium.pk, keys, now) is not None:
@@ -55,17 +57,23 @@ def chat_start(*, consortium: Consortium, question: str, library_slug: str | Non
     home, found_by = home_library_resolve(consortium, library_slug, zip_code, picture)
     token = token_new()
     plan = picture.plan_for(home, consortium)
+    remembered = remember and bool(keys.device)
+    if remembered:
+        plan = returning.head_start_plan(plan, last_helper=returning.last_helper(consortium, keys.device, now),
+                                         seconds=consortium.returning_head_start)
     chat = Chat(
         consortium=consortium, home_library=home, home_found_by=found_by, question=question,
         language=language, patron_name=name, patron_email=email, patron_ip=ip, patron_device=keys.device,
         token_hash=token_hash(token), created_at=now, arrived_at=now, last_activity_at=now,
         plan=plan_to_json(plan), last_seq=1, state=ChatState.QUEUED if plan else ChatState.UNSTAFFED,
-        channel=channel,
+        channel=channel, remembered=remembered,
         # A texting patron has no socket to join or lose: present from the first text (docs/sms.md).
         patron_joined=channel == Channel.SMS,
     )
     created: dict[str, object] = {"home_library": home.slug if home else None, "found_by": found_by,
                                   "language": language or None}
+    if remembered:
+        created["remembered"] = True
     with transaction.atomic():
         log_decision(chat, "created", created)  # logged once committed, before what the router decides
         if plan:
@@ -197,6 +205,11 @@ def chat_end(chat_id: str, now: datetime, *, by: str, librarian: StaffProfile | 
         holder = librarian or (StaffProfile.objects.filter(pk=freed).first() if freed else None)
         if holder is not None:
             waiting_chats_route(holder.consortium, now, set(librarian_queues(holder)))
+            if freed is not None:
+                from routing.services.handbacks import handbacks_announce  # it builds on transfers: imported here
+
+                # A librarian freed: their library may now take back its patrons' chats held elsewhere.
+                handbacks_announce(holder.library.consortium, holder.library, now)
     return chat
 
 

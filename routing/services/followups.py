@@ -12,6 +12,7 @@ from libraries.models import Library, StaffProfile
 from routing.models import Chat, ChatState, Ticket
 from routing.services.chats import SMS_MAX_BODY, home_library_resolve
 from routing.services.common import Refused, ServiceError, chat_end_locked, chat_lock, trace
+from routing.services.followup_deadlines import followup_due_set, followup_settled, patron_deadline_parse
 from routing.staff.selectors import followups_for
 
 
@@ -28,23 +29,30 @@ def transcript_text(chat: Chat, *, for_patron: bool) -> str:
 
 def followup_create(*, consortium: Consortium, library: Library | None, chat: Chat | None, question: str,
                   email: str, name: str = "", note: str = "", source: str, now: datetime,
-                  created_by: StaffProfile | None = None, mail_patron: bool = True) -> Ticket:
+                  created_by: StaffProfile | None = None, mail_patron: bool = True,
+                  patron_deadline: datetime | None = None) -> Ticket:
+    """A follow-up, due by the patron's deadline, else the library's or the consortium's
+    (routing.services.followup_deadlines)."""
     from routing.tasks import mail_ticket_created  # tasks import services: keep the import graph one-way
 
-    ticket = Ticket.objects.create(
+    ticket = Ticket(
         consortium=consortium, library=library, chat=chat, question=question,
         transcript=transcript_text(chat, for_patron=False) if chat else "", patron_name=name,
         patron_email=email, note=note, source=source, created_at=now, created_by=created_by,
     )
+    followup_due_set(ticket, now=now, patron_deadline=patron_deadline)
+    ticket.save(force_insert=True)
     if chat is not None:
-        trace(chat, "ticket", now, ticket=ticket.pk, library=library.slug if library else None, source=source)
+        trace(chat, "ticket", now, ticket=ticket.pk, library=library.slug if library else None, source=source,
+              due_at=ticket.due_at.isoformat() if ticket.due_at else None, due_from=ticket.due_from)
     if email and mail_patron:
         transaction.on_commit(lambda: mail_ticket_created.delay(ticket.pk))
     return ticket
 
 
 def chat_refer(librarian: StaffProfile, chat_id: str, now: datetime, *, library_slug: str | None,
-               note: str = "") -> Ticket:
+               note: str = "", deadline: str = "") -> Ticket:
+    """A follow-up from the chat the librarian holds; `deadline` the day the patron needs the answer by."""
     with transaction.atomic():
         chat = chat_lock(chat_id)
         if chat is None or chat.librarian_id != librarian.pk:
@@ -54,18 +62,20 @@ def chat_refer(librarian: StaffProfile, chat_id: str, now: datetime, *, library_
             library = Library.objects.filter(consortium=chat.consortium, slug=library_slug).first()
             if library is None:
                 raise ServiceError("not_found", f"no library {library_slug!r}")
+        by = patron_deadline_parse(deadline, consortium=chat.consortium, library=library, now=now)
         return followup_create(consortium=chat.consortium, library=library, chat=chat, question=chat.question,
                              email=chat.patron_email, name=chat.patron_name, note=note, source="referral",
-                             now=now, created_by=librarian)
+                             now=now, created_by=librarian, patron_deadline=by)
 
 
 def question_leave(*, consortium: Consortium, question: str, email: str, name: str = "",
                    library_slug: str | None = None, zip_code: str | None = None, chat: Chat | None = None,
-                   now: datetime, mail_patron: bool = True) -> Ticket:
+                   now: datetime, mail_patron: bool = True, deadline: str = "") -> Ticket:
     """The offline question form: a follow-up ticket for the home library (or the consortium). The
     patron is mailed a confirmation unless `mail_patron` is false (past a mail limit: the question is
-    kept all the same)."""
+    kept all the same). `deadline`: the day the patron needs the answer by (YYYY-MM-DD), or blank."""
     library, _ = home_library_resolve(consortium, library_slug, zip_code)
+    by = patron_deadline_parse(deadline, consortium=consortium, library=library, now=now)
     with transaction.atomic():
         if chat is not None:
             locked = chat_lock(chat.pk)
@@ -74,7 +84,8 @@ def question_leave(*, consortium: Consortium, question: str, email: str, name: s
                 if locked.state == ChatState.QUEUED:
                     chat_end_locked(locked, now, by="patron", reason="question_form")
         return followup_create(consortium=consortium, library=library, chat=chat, question=question, email=email,
-                             name=name, source="question_form", now=now, mail_patron=mail_patron)
+                             name=name, source="question_form", now=now, mail_patron=mail_patron,
+                             patron_deadline=by)
 
 
 MAX_ANSWER = 10000
@@ -99,11 +110,20 @@ def _lock_workable_followup(profile: StaffProfile, ticket_id: str) -> Ticket:
 
 
 def followup_claim(profile: StaffProfile, ticket_id: str, now: datetime) -> Ticket:
+    """Claim a follow-up; the first claim tells the patron (by mail) that an answer is on its way."""
+    from routing.tasks import mail_ticket_on_its_way  # tasks import services: keep the import graph one-way
+
     with transaction.atomic():
         ticket = _lock_workable_followup(profile, ticket_id)
+        first = ticket.claimed_by_id is None and ticket.status == Ticket.Status.NEW
         ticket.claimed_by = profile
         ticket.status = Ticket.Status.IN_PROGRESS
-        ticket.save(update_fields=["claimed_by", "status"])
+        ticket.history = [*ticket.history, {"at": now.isoformat(), "kind": "claimed", "by": profile.pk,
+                                            "library": profile.library.slug}]
+        ticket.save(update_fields=["claimed_by", "status", "history"])
+        if first and ticket.patron_email:
+            ticket_pk = ticket.pk
+            transaction.on_commit(lambda: mail_ticket_on_its_way.delay(ticket_pk))
     return ticket
 
 
@@ -125,7 +145,8 @@ def followup_answer(profile: StaffProfile, ticket_id: str, answer: str, now: dat
         ticket.answer = answer
         ticket.status = Ticket.Status.ANSWERED
         ticket.answered_at = now
-        ticket.save(update_fields=["claimed_by", "answer", "status", "answered_at"])
+        followup_settled(ticket)
+        ticket.save(update_fields=["claimed_by", "answer", "status", "answered_at", "next_check_at"])
         ticket_pk = ticket.pk
         if texted:
             from texting.conversation import followup_answered  # texting builds on routing: imported here
@@ -148,5 +169,6 @@ def followup_close(profile: StaffProfile, ticket_id: str, now: datetime) -> Tick
         if ticket.claimed_by_id is None:
             ticket.claimed_by = profile
         ticket.status = Ticket.Status.CLOSED
-        ticket.save(update_fields=["claimed_by", "status"])
+        followup_settled(ticket)
+        ticket.save(update_fields=["claimed_by", "status", "next_check_at"])
     return ticket

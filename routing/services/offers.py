@@ -18,6 +18,7 @@ from routing.services.common import (
     system_message_post,
     trace,
 )
+from routing.services.handbacks import handbacks_announce
 from routing.services.route import chat_route_locked, offers_reroute
 
 
@@ -73,6 +74,8 @@ def chat_accept(librarian: StaffProfile, chat_id: str, now: datetime) -> Chat:
         full = active + 1 >= capacity
     if full:
         offers_reroute([librarian.pk], now)
+        # Full, they no longer count for the way home: holders of their library's patrons are told.
+        handbacks_announce(librarian.library.consortium, librarian.library, now)
     return chat
 
 

@@ -21,6 +21,7 @@ from routing.services.common import (
     system_message_post,
     trace,
 )
+from routing.services.handbacks import handbacks_announce
 from routing.services.route import (
     chat_route,
     chat_route_locked,
@@ -75,6 +76,8 @@ def presence_reroute(librarian_id: int, now: datetime) -> None:
     (a later change is routed for by its own call), then clear the timer's fallback for it."""
     librarian = StaffProfile.objects.select_related("library__consortium", "presence").get(pk=librarian_id)
     librarian_presence_changed(librarian, librarian.presence.status, now)
+    # The way home: holders of this library's patrons' chats elsewhere learn whether it can take them back.
+    handbacks_announce(librarian.library.consortium, librarian.library, now)
     LibrarianPresence.objects.filter(pk=librarian_id, changed_at__lte=now, reroute_due__isnull=False).update(
         reroute_due=None)
 
@@ -166,6 +169,7 @@ def librarian_lost(librarian_id: int, now: datetime) -> bool:
     for chat_id in requeued:
         chat_route(chat_id, now)
     waiting_chats_route(librarian.consortium, now, set(librarian_queues(librarian)))
+    handbacks_announce(librarian.library.consortium, librarian.library, now)
     return True
 
 

@@ -16,8 +16,9 @@ from routing.services.route import chat_route_locked, waiting_chats_route
 
 
 def chat_transfer(librarian: StaffProfile, chat_id: str, now: datetime, *, queue: str | None = None,
-                  to_librarian: str | None = None, note: str = "") -> Chat:
-    """Move an active chat to a queue or a present librarian; refused whole, or done whole."""
+                  to_librarian: str | None = None, note: str = "", handback: bool = False) -> Chat:
+    """Move an active chat to a queue or a present librarian; refused whole, or done whole.
+    `handback`: the way home (routing.services.handbacks), traced as such for the statistics."""
     with transaction.atomic():
         chat = chat_lock(chat_id)
         if chat is None or chat.librarian_id != librarian.pk or chat.state != ChatState.ACTIVE:
@@ -54,6 +55,8 @@ def chat_transfer(librarian: StaffProfile, chat_id: str, now: datetime, *, queue
         chat.accepted_step_index = 0
         trace(chat, "transferred", now, librarian=librarian.pk, to_queue=queue, to_librarian=to_librarian,
               note=bool(note))
+        if handback:
+            trace(chat, "handed_back", now, librarian=librarian.pk, library=queue)
         events.to_librarian(librarian.pk, frames.unassigned_frame(chat.pk, "transferred"),
                             leave_chat=chat.pk)
         system_message_post(chat, f"You are being transferred to {description}. Please stay here.", now)

@@ -15,7 +15,7 @@ from libraries.models import StaffProfile
 from routing import access, frames, mentions, staff_room, validation
 from routing.events import chat_group, librarian_group, watch_group
 from routing.selectors import librarian_holds, librarian_queues, session_expiry
-from routing.services import chats, common, followups, mentoring, offers, presence, shifts, transfers
+from routing.services import chats, common, followups, handbacks, mentoring, offers, presence, shifts, transfers
 from routing.sockets.base import Frame, ProtocolConsumer, chat_of, header
 from routing.sockets.lines import line_post
 from routing.sockets.sequence import Accounted
@@ -210,14 +210,29 @@ class StaffConsumer(ProtocolConsumer):
         except common.ServiceError as refused:
             await self.send_json(frames.transfer_failed_frame(chat_id, refused.reason, refused.detail))
 
+    async def frame_hand_back(self, frame: Frame) -> None:
+        """The way home: the chat goes to its home library's queue with the note (a transfer)."""
+        f = Fields(frame)
+        chat_id = f.chat_id()
+        note = f.text("note", max_len=validation.MAX_NOTE, strip=False)
+        f.check()
+        if not await self.still_staff():
+            return
+        try:
+            await in_thread(handbacks.chat_hand_back)(self._me(), chat_id, timezone.now(), note=note)
+        except common.ServiceError as refused:
+            await self.send_json(frames.transfer_failed_frame(chat_id, refused.reason, refused.detail))
+
     async def frame_refer(self, frame: Frame) -> None:
         f = Fields(frame)
         chat_id = f.chat_id()
         target = f.object("to", '{"library": slug}', required=False, library=str)
         note = f.text("note", max_len=validation.MAX_NOTE, strip=False)
+        deadline = f.text("deadline", max_len=10)  # the day the patron needs the answer by (YYYY-MM-DD)
         f.check()
         ticket = await in_thread(followups.chat_refer)(
-            self._me(), chat_id, timezone.now(), library_slug=target.get("library") or None, note=note)
+            self._me(), chat_id, timezone.now(), library_slug=target.get("library") or None, note=note,
+            deadline=deadline)
         await self.send_json(frames.referred_frame(chat_id, ticket.pk))
 
     async def frame_end(self, frame: Frame) -> None:

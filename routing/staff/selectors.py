@@ -20,12 +20,14 @@ from django.db.models import Q, QuerySet
 from django.utils.safestring import SafeString
 
 from libraries.hours import format_interval, is_open, next_change, schedule_for
-from libraries.models import Library, Queue, StaffProfile
+from libraries.models import Library, LibraryPartner, Queue, StaffProfile
 from libraries.policy import is_allowed_link, render_policy
+from routing import followup_clock, returning
 from routing.access import own_chats_q
 from routing.canned import canned_for, patron_language
 from routing.models import LIVE_STATES, Chat, ChatFile, ChatState, Ticket
 from routing.selectors import present_librarians, queues_served
+from routing.services.handbacks import handback_state
 
 
 def readable_chats(profile: StaffProfile, now: datetime) -> QuerySet[Chat]:
@@ -62,7 +64,8 @@ def history_chat(profile: StaffProfile, chat_id: str, now: datetime) -> Chat | N
 
 def chat_info(profile: StaffProfile, chat_id: str, now: datetime) -> dict[str, Any] | None:
     """What a console needs to show a chat it holds (or held): after a reload it knows only the id."""
-    chat = readable_chats(profile, now).select_related("home_library").filter(pk=chat_id).first()
+    chat = (readable_chats(profile, now).select_related("home_library", "consortium", "librarian__library")
+            .filter(pk=chat_id).first())
     if chat is None:
         return None
     home = chat.home_library
@@ -81,6 +84,12 @@ def chat_info(profile: StaffProfile, chat_id: str, now: datetime) -> dict[str, A
                            "outcome": chat.outcome or None},
         "language": patron_language(chat),
         "canned": canned_for(profile, chat, now),
+        # The way home, after a reload: may the holder hand this chat back to its home library now?
+        "handback": (chat.librarian_id == profile.pk and handback_state(chat, now)),
+        # A returning patron's earlier chats (routing.returning), only those this librarian may read.
+        "earlier": [{"chat": c.pk, "arrived_at": c.arrived_at.isoformat(), "question": c.question[:200],
+                     "answered_by": c.answered_by.display_name if c.answered_by else None,
+                     "url": f"/staff/history/{c.pk}/"} for c in returning.earlier_chats(profile, chat, now)],
     }
 
 
@@ -187,10 +196,14 @@ FOLLOWUP_FILTERS = {
 
 
 def followups_for(profile: StaffProfile, *, status: str = "open", query: str = "") -> QuerySet[Ticket]:
-    """The follow-ups of the librarian's library (coordinators: also the consortium's unassigned ones)."""
+    """The follow-ups on the librarian's list: their library's; past due, those of the libraries that
+    have them as a partner; coordinators also the consortium's (no library, or moved there past due:
+    routing.followup_clock). Moving on never takes a follow-up off an earlier list."""
     mine = Q(library_id=profile.library_id)
+    partner_of = LibraryPartner.objects.filter(partner_id=profile.library_id).values("library_id")
+    mine |= Q(stage__in=(followup_clock.PARTNERS, followup_clock.CONSORTIUM), library_id__in=partner_of)
     if profile.role == StaffProfile.Role.COORDINATOR:
-        mine |= Q(library__isnull=True)
+        mine |= Q(library__isnull=True) | Q(stage=followup_clock.CONSORTIUM)
     rows = Ticket.objects.filter(consortium_id=profile.library.consortium_id).filter(mine)
     if status in FOLLOWUP_FILTERS:
         rows = rows.filter(status__in=FOLLOWUP_FILTERS[status])

@@ -188,7 +188,7 @@ def tickets(request: HttpRequest, profile: StaffProfile) -> HttpResponse:
                                         [start:start + TICKETS_PAGE + 1]), page, TICKETS_PAGE)
     return render(request, "routing/staff/tickets.html", {
         "profile": profile, "tickets": rows, "status": status, "q": query, "links": links,
-        "section": "tickets",
+        "section": "tickets", "now": timezone.now(),
         "filters": [("open", "Open"), ("answered", "Answered"), ("closed", "Closed"), ("all", "All")],
     })
 
@@ -220,6 +220,7 @@ def ticket_detail(request: HttpRequest, profile: StaffProfile, ticket_id: str) -
             return redirect("staff-ticket", ticket_id=ticket_id)
         ticket = selectors.followup_get(profile, ticket_id) or ticket
     context = {"profile": profile, "ticket": ticket, "error": error, "answer": answer, "section": "tickets",
+               "now": timezone.now(),
                "files": list(selectors.followup_files(ticket)) if ticket.chat_id else []}
     return render(request, "routing/staff/ticket.html", context, status=400 if error else 200)
 

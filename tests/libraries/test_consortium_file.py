@@ -588,3 +588,23 @@ def test_consortium_colours_are_imported_checked_and_exported(tmp_path: Path) ->
     _message, errors = failing(write(tmp_path, data, "bad.yaml"))
     assert 'consortium.colors.accent: "teal" is not a colour like #1d4ed8' in errors
     assert "consortium.colors.shadow" in errors
+
+
+def test_follow_up_deadlines_and_the_head_start_are_imported_checked_and_exported(tmp_path: Path) -> None:
+    """Issue 17: the consortium's follow-up hours and head start in `settings`, a library's own due hours."""
+    data = world()
+    data["consortium"]["settings"].update({"followup_due_hours": 48, "returning_head_start": 15})
+    data["libraries"][1]["followup_due_hours"] = 24
+    run(write(tmp_path, data))
+    consortium = Consortium.objects.get(slug="gulf")
+    assert (consortium.followup_due_hours, consortium.followup_reminder_hours, consortium.returning_head_start) == (
+        48, 24, 15)
+    assert Library.objects.get(slug="stpete").followup_due_hours == 24
+    assert Library.objects.get(slug="tampa").followup_due_hours is None
+    exported = export(consortium)
+    assert exported["consortium"]["settings"]["followup_due_hours"] == 48
+    assert {lib["slug"]: lib.get("followup_due_hours") for lib in exported["libraries"]} == {
+        "pcola": None, "stpete": 24, "tampa": None}
+    data["libraries"][1]["followup_due_hours"] = 0
+    _message, errors = failing(write(tmp_path, data, "bad.yaml"))
+    assert "followup_due_hours: must be a whole number from 1" in errors

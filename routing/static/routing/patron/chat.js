@@ -78,7 +78,7 @@
     var ui = {};
     ["start", "start-form", "start-error", "lib-input", "lib-list", "lib-hint", "zip", "unsure", "question", "name",
       "email", "chat", "status", "who", "log", "typing", "chat-error", "send-form", "msg", "file", "end", "qform-box",
-      "qform-note", "qform", "q-question", "q-email", "q-name", "qform-error", "after", "after-note", "transcript-form",
+      "qform-note", "qform", "q-question", "q-email", "q-name", "q-deadline", "remember", "qform-error", "after", "after-note", "transcript-form",
       "t-email", "t-result", "survey-form", "s-comment", "s-result", "new"].forEach(function (n) { ui[n] = $(root, n); });
 
     function save() {
@@ -179,6 +179,8 @@
       else if (ui.zip && ui.zip.value.trim() && !ui.unsure.checked) body.zip = ui.zip.value.trim();
       if (cfg.lang && cfg.lang !== "en") body.language = cfg.lang;
       var device = deviceId();
+      // "Remember me on this device" (docs/patron.md): sent only when ticked, and only with the device id.
+      if (device && ui.remember && ui.remember.checked) body.remember = true;
       var button = ui["start-form"].querySelector("button[type=submit]");
       button.disabled = true;
       say("start-error", "");
@@ -525,13 +527,20 @@
         name: ui["q-name"].value.trim() };
       var from = st || busyStart || {};
       if (st) { body.chat = st.id; body.token = st.token; }
+      if (ui["q-deadline"] && ui["q-deadline"].value) body.deadline = ui["q-deadline"].value;
       if (from.library) body.library = from.library;
       else if (from.zip) body.zip = from.zip;
       api("/api/v1/" + cfg.consortium + "/questions", { method: "POST", json: body, auth: false }).then(function (r) {
+        // "An answer is on its way": by when, from the follow-up's due time (the patron's own deadline, or
+        // the library's usual time).
+        var sent = r.status === 201 && r.data && r.data.due_at
+          ? fmt(S.question_due, { due: new Date(r.data.due_at).toLocaleString(cfg.lang || undefined,
+            { dateStyle: "medium", timeStyle: "short" }) })
+          : S.question_sent;
         if (r.status === 201 && !st) { // the service was busy: no chat to finish
           busyStart = null;
           show("qform-box", false);
-          say("status", S.question_sent);
+          say("status", sent);
           ui["start-form"].reset();
           return;
         }
@@ -539,7 +548,7 @@
           st.qsent = true;
           save();
           show("qform-box", false);
-          say("status", S.question_sent);
+          say("status", sent);
           finish(true);
           stop();
           ui["new"].focus();

@@ -106,6 +106,41 @@ export class ChatView {
     $(".do-block-after", this.panel).addEventListener("click", () => openBlock(this));
     $(".do-classify", this.panel).addEventListener("click", () => openEnd(this));
     $(".do-close", this.panel).addEventListener("click", () => closeChat(this.id));
+    // The way home: one click, a transfer to the home library's queue with the note (never automatic).
+    $(".do-handback", this.panel).addEventListener("click", () => {
+      socket.send({ type: "hand_back", chat: this.id, note: $(".handback-note", this.panel).value });
+      this.showHandback(false);
+    });
+  }
+
+  // "A librarian of <home> is available: hand back?" while the home library can take the chat.
+  showHandback(available) {
+    const box = $(".handback", this.panel);
+    const home = this.info.home_library;
+    box.hidden = !(available && home && this.state === "active");
+    if (!box.hidden) $(".handback-text", box).textContent = `A librarian of ${home.name} is available: hand back?`;
+  }
+
+  // A returning patron's earlier chats (only those this librarian may read), linked to their transcripts.
+  renderEarlier() {
+    const box = $(".earlier", this.panel);
+    const earlier = this.info.earlier || [];
+    box.hidden = earlier.length === 0;
+    if (box.hidden) return;
+    $(".earlier-title", box).textContent = `Returning patron: ${earlier.length} earlier chat${earlier.length === 1 ? "" : "s"}`;
+    const list = $(".earlier-list", box);
+    list.replaceChildren();
+    for (const c of earlier) {
+      const li = document.createElement("li");
+      const a = document.createElement("a");
+      a.href = c.url;
+      a.target = "_blank";
+      a.rel = "noopener";
+      a.textContent = `${new Date(c.arrived_at).toLocaleDateString()}: ${c.question}`;
+      li.append(a);
+      if (c.answered_by) li.append(` (${c.answered_by})`);
+      list.append(li);
+    }
   }
 
   isInternal() {
@@ -177,6 +212,8 @@ export class ChatView {
         this.classification = info.classification;
       }
       this.render();
+      this.renderEarlier();
+      this.showHandback(!!info.handback);
       this.loadLibrary();
     } catch (e) {
       /* keep what the frames told us */

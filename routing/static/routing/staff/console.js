@@ -112,6 +112,10 @@ function handle(frame) {
       notice(`Transfer refused: ${text} The chat stays with you.`, "warn");
       break;
     }
+    case "handback":
+      // The way home (docs/console.md): the patron's home library can (or no longer can) take it back.
+      if (view) view.showHandback(frame.available);
+      break;
     case "referred":
       if (view) view.referred = true;
       notice("Follow-up ticket created; the patron gets a confirmation email.", "info");

@@ -54,6 +54,7 @@ export async function openRefer(view) {
   const home = view.info.home_library;
   to.replaceChildren(new Option(home ? home.name : "The consortium (no home library)", home ? home.slug : ""));
   $("#refer-note").value = "";
+  $("#refer-deadline").value = "";
   dialog.returnValue = "";
   // Set before anything is awaited: a quick librarian may confirm before the library list arrives.
   dialog.onclose = () => {
@@ -61,6 +62,8 @@ export async function openRefer(view) {
     if (dialog.returnValue !== "ok") return;
     const frame = { type: "refer", chat: view.id, note: $("#refer-note").value };
     if (to.value) frame.to = { library: to.value };
+    // The patron's own deadline (a day), when they gave one: the follow-up is due by its end.
+    if ($("#refer-deadline").value) frame.deadline = $("#refer-deadline").value;
     sendSoon(frame, "referral");
   };
   dialog.showModal();

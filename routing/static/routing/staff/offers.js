@@ -26,6 +26,8 @@ $("#opt-desktop").addEventListener("change", async (e) => {
 
 function offerKind(frame) {
   if (frame.transfer_note || frame.step === "transfer") return "transfer";
+  // A returning patron offered first to the librarian who last helped them (docs/routing.md, "Head start").
+  if (frame.step === "returning") return "returning";
   const home = frame.home_library && frame.home_library.slug;
   if (home && home === ME.library) return "local";
   if (home && frame.queue === ME.library) return "partner";
