@@ -93,6 +93,7 @@ INSTALLED_APPS = [
     "coordination",
     "texting",
     "review",
+    "knowledge",  # the knowledge base of answers (issue 17)
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,126 @@
+"""Finding answers: one function, `answers_search`, over whichever engine the deployment runs.
+
+PostgreSQL (production): the generated `search_vector` column (english or spanish configuration by
+the answer's language, accents folded, the question weighted above keywords above the text) and
+its GIN index; the patron's words are asked for in both configurations at once, each word also as
+a prefix (`card:*`), so a half-typed "renewa" already finds "renewals". Ranked by `ts_rank`,
+normalised by the answer's length.
+
+SQLite (the embedded default): the FTS5 table `knowledge_answer_fts` (Porter stemming, accents
+folded), each word asked for as a prefix, ranked by `bm25` with the same column weights.
+
+Both: any word may match (OR), the ranking decides; an answer in the asker's language ranks above
+an equal one in the other; only the scope's answers (the consortium's own and the libraries named)
+in the states named are considered. The tables are read with one statement, so a search costs one
+round trip.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.db import connection
+
+# A patron's chat can be long; the first words say what it is about, and every word costs time.
+MAX_WORDS = 24
+# Words this short are asked for whole: as a prefix "id" would find every "idea".
+MIN_PREFIX = 3
+# An answer in the other language ranks as if it matched this much less.
+OTHER_LANGUAGE = 0.8
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+# Column weights, question > keywords > text: PostgreSQL's D, C, B, A order, and FTS5's bm25 arguments.
+_PG_WEIGHTS = "{0.1, 0.2, 0.5, 1.0}"
+_FTS_WEIGHTS = (10.0, 5.0, 1.0)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which answers a search may return: the consortium's own (no library) always; a library's only
+    when `libraries` names it (None: every library's)."""
+
+    consortium_id: int
+    libraries: Sequence[int] | None = ()
+    states: Sequence[str] = ("published",)
+
+
+def fold(text: str) -> str:
+    """Lower case without accents, as both indexes store words."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def words(text: str) -> list[str]:
+    """The distinct words of `text`, folded, in order, at most MAX_WORDS; digits-only words dropped
+    (a card or phone number finds nothing and should not be sent anywhere)."""
+    seen: dict[str, None] = {}
+    for w in _WORD.findall(fold(text)):
+        w = w.strip("_")
+        if len(w) < 2 or w.isdigit():
+            continue
+        seen.setdefault(w, None)
+        if len(seen) == MAX_WORDS:
+            break
+    return list(seen)
+
+
+def answers_search(text: str, scope: Scope, *, language: str = "en", limit: int = 3) -> list[int]:
+    """The ids of the answers that best match `text`, best first; [] when it has no words."""
+    found = words(text)
+    if not found or limit <= 0:
+        return []
+    if connection.vendor == "postgresql":
+        return _postgres(found, scope, language, limit)
+    return _sqlite(found, scope, language, limit)
+
+
+def _scope_sql(scope: Scope, placeholder: str) -> tuple[str, list[object]]:
+    states = list(scope.states)
+    sql = f"a.consortium_id = {placeholder} AND a.state IN ({', '.join([placeholder] * len(states))})"
+    params: list[object] = [scope.consortium_id, *states]
+    if scope.libraries is not None:
+        libraries = list(scope.libraries)
+        if libraries:
+            sql += f" AND (a.library_id IS NULL OR a.library_id IN ({', '.join([placeholder] * len(libraries))}))"
+            params += libraries
+        else:
+            sql += " AND a.library_id IS NULL"
+    return sql, params
+
+
+def _postgres(found: list[str], scope: Scope, language: str, limit: int) -> list[int]:
+    # Words are \w+ only, so they cannot carry tsquery syntax (&, |, !, :, quotes).
+    query = " | ".join(f"{w}:*" if len(w) >= MIN_PREFIX else w for w in found)
+    where, params = _scope_sql(scope, "%s")
+    sql = (
+        "SELECT a.id FROM knowledge_answer a, "
+        "(SELECT to_tsquery('english', %s) || to_tsquery('spanish', %s) AS q) AS asked "
+        f"WHERE a.search_vector @@ asked.q AND {where} "
+        f"ORDER BY ts_rank('{_PG_WEIGHTS}', a.search_vector, asked.q, 1) "
+        "* CASE WHEN a.language = %s THEN 1.0 ELSE %s END DESC, a.id LIMIT %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [query, query, *params, language, OTHER_LANGUAGE, limit])
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _sqlite(found: list[str], scope: Scope, language: str, limit: int) -> list[int]:
+    # Each word quoted (FTS5 syntax cannot leak in) and asked for whole or as a prefix: Porter stems
+    # the whole word ("renewing" finds "renew"), the prefix finds what is still being typed.
+    match = " OR ".join(f'"{w}" OR "{w}"*' if len(w) >= MIN_PREFIX else f'"{w}"' for w in found)
+    where, params = _scope_sql(scope, "%s")
+    weights = ", ".join(str(w) for w in _FTS_WEIGHTS)
+    # bm25 is negative, better is lower: the other language's answers are moved up (worse) by the factor.
+    sql = (
+        "SELECT a.id FROM knowledge_answer_fts JOIN knowledge_answer a ON a.id = knowledge_answer_fts.rowid "
+        f"WHERE knowledge_answer_fts MATCH %s AND {where} "
+        f"ORDER BY bm25(knowledge_answer_fts, {weights}) * CASE WHEN a.language = %s THEN 1.0 ELSE %s END, "
+        "a.id LIMIT %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [match, *params, language, OTHER_LANGUAGE, limit])
+        return [row[0] for row in cursor.fetchall()]
