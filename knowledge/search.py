@@ -2,7 +2,7 @@
 
 PostgreSQL (production): the generated `search_vector` column (english or spanish configuration by
 the answer's language, accents folded, the question weighted above keywords above the text) and
-its GIN index; the patron's words are asked for in both configurations at once, each word also as
+its GIN index; the patron's words are asked for in each answer's own configuration, each word as
 a prefix (`card:*`), so a half-typed "renewa" already finds "renewals". Ranked by `ts_rank`,
 normalised by the answer's length.
 
@@ -96,11 +96,16 @@ def _postgres(found: list[str], scope: Scope, language: str, limit: int) -> list
     # Words are \w+ only, so they cannot carry tsquery syntax (&, |, !, :, quotes).
     query = " | ".join(f"{w}:*" if len(w) >= MIN_PREFIX else w for w in found)
     where, params = _scope_sql(scope, "%s")
+    # Each answer is matched in its own language's configuration: the Spanish reading of an English
+    # question ("for:*") would otherwise find English words ("form") and crowd out the right answer.
+    # Written as an OR of two @@ so both can use the GIN index.
     sql = (
         "SELECT a.id FROM knowledge_answer a, "
-        "(SELECT to_tsquery('english', %s) || to_tsquery('spanish', %s) AS q) AS asked "
-        f"WHERE a.search_vector @@ asked.q AND {where} "
-        f"ORDER BY ts_rank('{_PG_WEIGHTS}', a.search_vector, asked.q, 1) "
+        "(SELECT to_tsquery('english', %s) AS en, to_tsquery('spanish', %s) AS es) AS asked "
+        "WHERE ((a.language = 'es' AND a.search_vector @@ asked.es) "
+        "OR (a.language <> 'es' AND a.search_vector @@ asked.en)) "
+        f"AND {where} "
+        f"ORDER BY ts_rank('{_PG_WEIGHTS}', a.search_vector, CASE WHEN a.language = 'es' THEN asked.es ELSE asked.en END, 1) "
         "* CASE WHEN a.language = %s THEN 1.0 ELSE %s END DESC, a.id LIMIT %s"
     )
     with connection.cursor() as cursor:
