@@ -9,9 +9,8 @@
 
 from __future__ import annotations
 
-from libraries.models import Library, StaffProfile
-
 from knowledge.models import Answer, AnswerState
+from libraries.models import Library, StaffProfile
 
 
 def may_publish(profile: StaffProfile, answer: Answer) -> bool:

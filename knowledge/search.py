@@ -21,6 +21,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import connection
 
@@ -78,10 +79,10 @@ def answers_search(text: str, scope: Scope, *, language: str = "en", limit: int 
     return _sqlite(found, scope, language, limit)
 
 
-def _scope_sql(scope: Scope, placeholder: str) -> tuple[str, list[object]]:
+def _scope_sql(scope: Scope, placeholder: str) -> tuple[str, list[Any]]:
     states = list(scope.states)
     sql = f"a.consortium_id = {placeholder} AND a.state IN ({', '.join([placeholder] * len(states))})"
-    params: list[object] = [scope.consortium_id, *states]
+    params: list[Any] = [scope.consortium_id, *states]
     if scope.libraries is not None:
         libraries = list(scope.libraries)
         if libraries:
@@ -105,7 +106,8 @@ def _postgres(found: list[str], scope: Scope, language: str, limit: int) -> list
         "WHERE ((a.language = 'es' AND a.search_vector @@ asked.es) "
         "OR (a.language <> 'es' AND a.search_vector @@ asked.en)) "
         f"AND {where} "
-        f"ORDER BY ts_rank('{_PG_WEIGHTS}', a.search_vector, CASE WHEN a.language = 'es' THEN asked.es ELSE asked.en END, 1) "
+        f"ORDER BY ts_rank('{_PG_WEIGHTS}', a.search_vector, "
+        "CASE WHEN a.language = 'es' THEN asked.es ELSE asked.en END, 1) "
         "* CASE WHEN a.language = %s THEN 1.0 ELSE %s END DESC, a.id LIMIT %s"
     )
     with connection.cursor() as cursor:
