@@ -85,9 +85,10 @@ def test_answers_past_their_review_date_are_flagged_to_their_owners_once(w: dict
 
 
 def _chat(w: dict[str, Any], **fields: Any) -> Chat:
-    base = {"consortium": w["consortium"], "home_library": w["alpha"], "question": "Renew for Ana Pérez, ana@example.org",
-            "patron_name": "Ana Pérez", "patron_email": "ana@example.org", "token_hash": "x", "created_at": NOW,
-            "arrived_at": NOW, "last_activity_at": NOW, "state": ChatState.QUEUED, "language": "en"}
+    base = {"consortium": w["consortium"], "home_library": w["alpha"],
+            "question": "Renew for Ana Pérez, ana@example.org", "patron_name": "Ana Pérez",
+            "patron_email": "ana@example.org", "token_hash": "x", "created_at": NOW, "arrived_at": NOW,
+            "last_activity_at": NOW, "state": ChatState.QUEUED, "language": "en"}
     return Chat.objects.create(**{**base, **fields})
 
 
