@@ -1,10 +1,13 @@
 """Finding answers: one function, `answers_search`, over whichever engine the deployment runs.
 
-PostgreSQL (production): the generated `search_vector` column (english or spanish configuration by
-the answer's language, accents folded, the question weighted above keywords above the text) and
-its GIN index; the patron's words are asked for in each answer's own configuration, each word as
-a prefix (`card:*`), so a half-typed "renewa" already finds "renewals". Ranked by `ts_rank`,
-normalised by the answer's length.
+PostgreSQL (production): the generated tsvector columns (english or spanish configuration by the
+answer's language, accents folded, the question weighted above keywords above the text) and their
+GIN indexes; the patron's words are asked for in each answer's own configuration, each word as a
+prefix (`card:*`), so a half-typed "rene" already finds "renewals". Two phases, so that a word found
+in thousands of answers costs little: the answers whose question or keywords match, the best
+CANDIDATES of them by `search_head` alone, re-ranked by `ts_rank` over the whole answer
+(`search_vector`, normalised by length); only when fewer than asked match there, the answers whose
+text matches fill the rest.
 
 SQLite (the embedded default): the FTS5 table `knowledge_answer_fts` (Porter stemming, accents
 folded), each word asked for as a prefix, ranked by `bm25` with the same column weights.
@@ -29,6 +32,8 @@ from django.db import connection
 MAX_WORDS = 24
 # Words this short are asked for whole: as a prefix "id" would find every "idea".
 MIN_PREFIX = 3
+# The answers whose question or keywords match best, re-ranked with their text (PostgreSQL's first phase).
+CANDIDATES = 50
 # An answer in the other language ranks as if it matched this much less.
 OTHER_LANGUAGE = 0.8
 
@@ -97,21 +102,42 @@ def _postgres(found: list[str], scope: Scope, language: str, limit: int) -> list
     # Words are \w+ only, so they cannot carry tsquery syntax (&, |, !, :, quotes).
     query = " | ".join(f"{w}:*" if len(w) >= MIN_PREFIX else w for w in found)
     where, params = _scope_sql(scope, "%s")
-    # Each answer is matched in its own language's configuration: the Spanish reading of an English
-    # question ("for:*") would otherwise find English words ("form") and crowd out the right answer.
-    # Written as an OR of two @@ so both can use the GIN index.
-    sql = (
-        "SELECT a.id FROM knowledge_answer a, "
-        "(SELECT to_tsquery('english', %s) AS en, to_tsquery('spanish', %s) AS es) AS asked "
-        "WHERE ((a.language = 'es' AND a.search_vector @@ asked.es) "
-        "OR (a.language <> 'es' AND a.search_vector @@ asked.en)) "
-        f"AND {where} "
-        f"ORDER BY ts_rank('{_PG_WEIGHTS}', a.search_vector, "
-        "CASE WHEN a.language = 'es' THEN asked.es ELSE asked.en END, 1) "
-        "* CASE WHEN a.language = %s THEN 1.0 ELSE %s END DESC, a.id LIMIT %s"
-    )
+    ids = _postgres_phase(query, where, params, language, limit, head=True)
+    if len(ids) < limit:
+        # Few answers name these words in their question or keywords: their text decides the rest.
+        more = _postgres_phase(query, where, params, language, limit + len(ids), head=False)
+        ids += [i for i in more if i not in ids][:limit - len(ids)]
+    return ids
+
+
+def _postgres_phase(query: str, where: str, params: list[Any], language: str, limit: int, *,
+                    head: bool) -> list[int]:
+    """One phase of a search. `head`: the answers whose question or keywords match, the best CANDIDATES by
+    those (small vectors, quick to rank even when thousands match), then ranked with their text too.
+    Otherwise: the answers whose text matches, ranked whole (the fallback, when few heads match).
+
+    Each answer is matched in its own language's configuration: the Spanish reading of an English
+    question ("for:*") would otherwise find English words ("form") and crowd out the right answer.
+    Written as an OR of two @@ so both can use the GIN index."""
+    column = "search_head" if head else "search_vector"
+    matched = (f"((a.language = 'es' AND a.{column} @@ asked.es) "
+               f"OR (a.language <> 'es' AND a.{column} @@ asked.en)) AND {where}")
+    asked = "(SELECT to_tsquery('english', %s) AS en, to_tsquery('spanish', %s) AS es) AS asked"
+    own_query = "CASE WHEN a.language = 'es' THEN asked.es ELSE asked.en END"
+    preference = "CASE WHEN a.language = %s THEN 1.0 ELSE %s END"
+    rank = f"ts_rank('{_PG_WEIGHTS}', a.search_vector, {own_query}, 1) * {preference}"
+    if head:
+        head_rank = f"ts_rank('{_PG_WEIGHTS}', a.search_head, {own_query}, 1) * {preference}"
+        sql = (f"SELECT a.id FROM (SELECT a.id FROM knowledge_answer a, {asked} WHERE {matched} "
+               f"ORDER BY {head_rank} DESC, a.id LIMIT %s) AS c JOIN knowledge_answer a ON a.id = c.id, {asked} "
+               f"ORDER BY {rank} DESC, a.id LIMIT %s")
+        args = [query, query, *params, language, OTHER_LANGUAGE, CANDIDATES,
+                query, query, language, OTHER_LANGUAGE, limit]
+    else:
+        sql = f"SELECT a.id FROM knowledge_answer a, {asked} WHERE {matched} ORDER BY {rank} DESC, a.id LIMIT %s"
+        args = [query, query, *params, language, OTHER_LANGUAGE, limit]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [query, query, *params, language, OTHER_LANGUAGE, limit])
+        cursor.execute(sql, args)
         return [row[0] for row in cursor.fetchall()]
 
 

@@ -20,12 +20,19 @@ def _vector(column: str, weight: str) -> str:
     return f"setweight(to_tsvector({config}, translate({column}, '{ACCENTED}', '{FOLDED}')), '{weight}')"
 
 
+# search_head (question and keywords) is small enough to rank thousands of rows quickly: the first
+# phase of a search (knowledge/search.py); search_vector (with the text) ranks the few candidates.
 POSTGRES = [
     "ALTER TABLE knowledge_answer ADD COLUMN search_vector tsvector GENERATED ALWAYS AS ("
     f"{_vector('question', 'A')} || {_vector('keywords', 'B')} || {_vector('body', 'C')}) STORED",
+    "ALTER TABLE knowledge_answer ADD COLUMN search_head tsvector GENERATED ALWAYS AS ("
+    f"{_vector('question', 'A')} || {_vector('keywords', 'B')}) STORED",
     "CREATE INDEX knowledge_answer_search ON knowledge_answer USING gin (search_vector)",
+    "CREATE INDEX knowledge_answer_search_head ON knowledge_answer USING gin (search_head)",
 ]
-POSTGRES_REVERSE = ["DROP INDEX knowledge_answer_search", "ALTER TABLE knowledge_answer DROP COLUMN search_vector"]
+POSTGRES_REVERSE = ["DROP INDEX knowledge_answer_search_head", "DROP INDEX knowledge_answer_search",
+                    "ALTER TABLE knowledge_answer DROP COLUMN search_head",
+                    "ALTER TABLE knowledge_answer DROP COLUMN search_vector"]
 
 SQLITE = [
     "CREATE VIRTUAL TABLE knowledge_answer_fts USING fts5(question, keywords, body, content='knowledge_answer', "
