@@ -20,8 +20,9 @@ from knowledge.search import Scope, answers_search
 from libraries.models import Library, StaffProfile
 from routing.models import Chat, Message
 
-# Suggestions a patron sees while typing or waiting (issue 17: "up to three").
+# Suggestions a patron sees while typing or waiting (issue 17: "up to three"); the API's `limit` at most.
 PATRON_SUGGESTIONS = 3
+PATRON_LIMIT_MAX = 10
 # Answers beside a chat in the console.
 CONSOLE_SUGGESTIONS = 5
 # Results on the public answers page for a search.
@@ -45,10 +46,10 @@ def public_answers(consortium: Consortium, library: Library | None) -> QuerySet[
 
 
 def public_search(consortium: Consortium, library: Library | None, text: str, *, language: str,
-                  limit: int) -> list[Answer]:
-    """Published answers for a patron: the consortium's and their library's (on the consortium's own
-    page, with no library chosen, every library's), best first."""
-    libraries: Sequence[int] | None = [library.pk] if library else None
+                  limit: int, every_library: bool = False) -> list[Answer]:
+    """Published answers for a patron: the consortium's and their library's, best first; on the
+    consortium's own answers page (`every_library`, no library chosen) every library's too."""
+    libraries: Sequence[int] | None = [library.pk] if library else None if every_library else []
     ids = answers_search(text, Scope(consortium.pk, libraries), language=language, limit=limit)
     return _in_order(ids, public_answers(consortium, library))
 
@@ -61,11 +62,12 @@ def answer_url(answer: Answer) -> str:
     return reverse("answer", args=[answer.consortium.slug, answer.pk])
 
 
-def suggestion_json(answer: Answer) -> dict[str, Any]:
-    """One suggestion as the ask page and the widget show it: nothing but the published answer."""
-    return {"id": answer.pk, "question": answer.question, "snippet": answer_snippet(answer.body),
-            "language": answer.language, "url": answer_url(answer),
-            "library": answer.library.name if answer.library_id and answer.library else None}
+def suggestion_json(answer: Answer, base: str) -> dict[str, Any]:
+    """One result of GET /api/v1/<c>/answers as docs/protocol.md defines it (the shared contract): the
+    published answer only, its text as plain text, its public page's address; `snippet` is added."""
+    return {"id": str(answer.pk), "question": answer.question, "answer": answer_plain(answer.body),
+            "url": base + answer_url(answer), "library": answer.library.slug if answer.library else None,
+            "language": answer.language, "snippet": answer_snippet(answer.body)}
 
 
 # --- staff ---------------------------------------------------------------------------------------

@@ -3,9 +3,10 @@ service, answer. Nothing here shows a draft or a retired answer (knowledge.selec
 
 - /answers/<consortium>/[<library>/]: the published answers, searchable (?q=), in English or Spanish
   (?lang=, as the ask pages), linkable: each answer has its own address.
-- GET /api/v1/<consortium>/answers?q=&library=&lang=: up to three suggestions for the ask page and
-  the widget, while the patron types and while they wait (CORS for the consortium's allowed sites).
-- POST /api/v1/chats/<id>/self-served {"answer": id}: "This answered my question" (docs/protocol.md).
+- GET /api/v1/<consortium>/answers?q=&lang=&library=&limit=: the shared contract's answers (docs/protocol.md),
+  three by default: the suggestions of the ask page and the widget while the patron types and while
+  they wait (CORS for the consortium's allowed sites).
+- POST /api/v1/chats/<id>/self-served {"answer": id}: "This answered my question" (added, docs/protocol.md).
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def answers_page(request: HttpRequest, consortium_slug: str, library_slug: str |
     language = language_for(request)
     query = _query(request).strip()
     if query:
-        answers = selectors.public_search(consortium, library, query, language=language, limit=selectors.PAGE_RESULTS)
+        answers = selectors.public_search(consortium, library, query, language=language, limit=selectors.PAGE_RESULTS,
+                                          every_library=True)
     else:
         answers = list(selectors.public_answers(consortium, library).filter(language=language)
                        .order_by("question")[:selectors.PAGE_LIST])
@@ -78,14 +80,16 @@ def suggestions(request: HttpRequest, consortium: Consortium, **_: Any) -> HttpR
     text = f.text("q", max_len=MAX_QUERY) or ""
     library_slug = f.text("library", max_len=50) or None
     language = f.choice("lang", ("en", "es"), required=False) or "en"
+    limit = f.optional_integer("limit", minimum=1, maximum=selectors.PATRON_LIMIT_MAX)
     f.check()
     try:
         library = _library(consortium, library_slug)
     except Http404 as e:
         raise ApiError(404, "not_found", "no such library") from e
     found = selectors.public_search(consortium, library, text, language=language,
-                                    limit=selectors.PATRON_SUGGESTIONS)
-    response = JsonResponse({"answers": [selectors.suggestion_json(a) for a in found]})
+                                    limit=limit or selectors.PATRON_SUGGESTIONS)
+    base = request.build_absolute_uri("/").rstrip("/")
+    response = JsonResponse({"results": [selectors.suggestion_json(a, base) for a in found]})
     response["Cache-Control"] = "no-store"
     return response
 
@@ -94,6 +98,10 @@ def suggestions(request: HttpRequest, consortium: Consortium, **_: Any) -> HttpR
 def self_served(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
     chat = patron_chat(request, chat_id)
     f = Fields(json_body(request))
+    # The results' ids are strings (docs/protocol.md); a number is taken too.
+    raw = f.data.get("answer")
+    if isinstance(raw, str) and raw.isdigit() and len(raw) <= 18:
+        f.data["answer"] = int(raw)
     answer_id = f.integer("answer", required=True, minimum=1, maximum=2**62)
     f.check()
     try:

@@ -62,16 +62,25 @@ def test_an_answer_has_its_own_address_with_sanitised_markdown(client: Client, w
 def test_suggestions_are_three_published_answers_for_allowed_sites(client: Client, w: dict[str, Any]) -> None:
     r = client.get("/api/v1/kb/answers", {"q": "renew my books", "lang": "en"}, HTTP_ORIGIN=SITE)
     assert r.status_code == 200 and r["Access-Control-Allow-Origin"] == SITE
-    answers = r.json()["answers"]
-    assert answers[0]["question"] == "How do I renew my library books?" and len(answers) <= 3
-    assert answers[0]["url"] == f"/answers/kb/a/{w['renew'].pk}/"
-    assert "patron" not in json.dumps(answers).lower()
-    assert {a["id"] for a in answers}.isdisjoint({w["draft"].pk, w["retired"].pk, w["far"].pk})
+    answers = r.json()["results"]
+    assert answers[0] == {
+        "id": str(w["renew"].pk), "question": "How do I renew my library books?", "language": "en", "library": None,
+        "answer": "Sign in to My Account and press Renew. See renewals (https://lib.example.org/renew).",
+        "snippet": "Sign in to My Account and press Renew. See renewals (https://lib.example.org/renew).",
+        "url": f"http://testserver/answers/kb/a/{w['renew'].pk}/"}
+    assert len(answers) <= 3 and "patron" not in json.dumps(answers).lower()
+    assert {a["id"] for a in answers}.isdisjoint({str(w[k].pk) for k in ("draft", "retired", "far")})
+    one = client.get("/api/v1/kb/answers", {"q": "renew books card", "limit": "1"}).json()["results"]
+    assert len(one) == 1
+    # The consortium's and the library's own answers only: another library's never.
+    parking = client.get("/api/v1/kb/answers", {"q": "parking", "library": "alpha"}).json()["results"]
+    assert [(a["question"], a["library"]) for a in parking] == [("Where do I park at Alpha Library?", "alpha")]
+    assert client.get("/api/v1/kb/answers", {"q": "parking"}).json()["results"] == []
     assert client.get("/api/v1/kb/answers", {"q": "renew"}, HTTP_ORIGIN="https://evil.example").status_code == 403
-    bad = client.get("/api/v1/kb/answers", {"q": "x" * 501, "lang": "fr"})
-    assert bad.status_code == 400 and set(bad.json()["error"]["fields"]) == {"q", "lang"}
+    bad = client.get("/api/v1/kb/answers", {"q": "x" * 501, "lang": "fr", "limit": "0"})
+    assert bad.status_code == 400 and set(bad.json()["error"]["fields"]) == {"q", "lang", "limit"}
     assert client.get("/api/v1/kb/answers", {"q": "parking", "library": "nowhere"}).status_code == 404
-    assert client.get("/api/v1/kb/answers", {"q": ""}).json() == {"answers": []}
+    assert client.get("/api/v1/kb/answers", {"q": ""}).json() == {"results": []}
 
 
 def test_this_answered_my_question_over_http_counts_as_self_served(client: Client, w: dict[str, Any]) -> None:
@@ -86,7 +95,7 @@ def test_this_answered_my_question_over_http_counts_as_self_served(client: Clien
     assert client.post(f"/api/v1/chats/{chat_id}/self-served", {"answer": "x"}, **auth).status_code == 400
     assert client.post(f"/api/v1/chats/{chat_id}/self-served", {"answer": w["renew"].pk},
                        HTTP_AUTHORIZATION="Bearer wrong", content_type="application/json").status_code == 404
-    r = client.post(f"/api/v1/chats/{chat_id}/self-served", {"answer": w["renew"].pk}, **auth)
+    r = client.post(f"/api/v1/chats/{chat_id}/self-served", {"answer": str(w["renew"].pk)}, **auth)
     assert r.status_code == 200 and r.json()["state"] == "ended"
     assert count(Chat.objects.filter(consortium=make))[None].self_served == 1
     again = client.post(f"/api/v1/chats/{chat_id}/self-served", {"answer": w["renew"].pk}, **auth)

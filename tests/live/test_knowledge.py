@@ -50,7 +50,7 @@ def stack() -> Iterator[Stack]:
 def suggest(stack: Stack, q: str, **params: str) -> list[str]:
     r = httpx.get(f"{stack.base()}/api/v1/kbl/answers", params={"q": q, **params}, timeout=10)
     assert r.status_code == 200, r.text
-    return [a["question"] for a in r.json()["answers"]]
+    return [a["question"] for a in r.json()["results"]]
 
 
 def test_postgresql_finds_answers_by_stem_prefix_accent_and_language(stack: Stack) -> None:

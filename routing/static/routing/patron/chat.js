@@ -177,7 +177,7 @@
       var q = "?q=" + encodeURIComponent(text.slice(0, 500)) + "&lang=" + encodeURIComponent(cfg.lang || "en") +
         (library ? "&library=" + encodeURIComponent(library) : "");
       return api("/api/v1/" + cfg.consortium + "/answers" + q, { auth: false }).then(function (r) {
-        return r.ok && r.data ? r.data.answers || [] : [];
+        return r.ok && r.data ? r.data.results || [] : [];
       }, function () { return []; });
     }
     function drawSuggestions(list, answers, waiting) {
@@ -187,7 +187,7 @@
         li.lang = a.language;
         li.setAttribute("data-answer", a.id);
         var link = el("a", "", a.question);
-        link.href = base + a.url + "?lang=" + encodeURIComponent(a.language);
+        link.href = a.url + "?lang=" + encodeURIComponent(a.language);
         link.target = "_blank";
         link.rel = "noopener";
         link.appendChild(el("span", "vr-sr", " " + (S.new_tab || "")));
