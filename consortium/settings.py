@@ -221,6 +221,8 @@ CELERY_BEAT_SCHEDULE: dict[str, Any] = {
     # Transcript review's monthly sample (review/sampling.py), daily: the first run of a month draws the
     # previous month's; the others only catch up on libraries that had no reviewer yet.
     "sample-reviews": {"task": "review.tasks.reviews_sample_due", "schedule": crontab(hour=9, minute=0)},
+    # Answers past their review date, told to their owners once (knowledge/tasks.py).
+    "answers-review-due": {"task": "knowledge.tasks.answers_review_due", "schedule": crontab(hour=9, minute=30)},
 }
 # Texting (docs/sms.md). Without the account's SID and auth token texting is off: /sms/twilio/ is a 404.
 TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")

@@ -6,8 +6,9 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
+from django.core import mail
 
-from knowledge import services
+from knowledge import services, tasks
 from knowledge.drafting import draft_from_chat
 from knowledge.models import Answer, AnswerState
 from knowledge.services import AnswerFields
@@ -82,6 +83,14 @@ def test_answers_past_their_review_date_are_flagged_to_their_owners_once(w: dict
     assert [a.pk for a in due] == [past.pk]  # owned, past, not retired
     assert services.answers_flag([a.pk for a in due], NOW.date()) == 1
     assert services.answers_due_for_review(NOW.date()) == []
+
+
+def test_the_daily_job_mails_each_owner_their_answers_past_review_once(w: dict[str, Any]) -> None:
+    Answer.objects.filter(pk=w["draft"].pk).update(review_on=date(2020, 1, 1))
+    assert tasks.answers_review_due() == 1
+    assert len(mail.outbox) == 1 and mail.outbox[0].to == [w["librarian"].user.email]
+    assert "How do I renew a laptop loan?" in mail.outbox[0].body
+    assert tasks.answers_review_due() == 0 and len(mail.outbox) == 1
 
 
 def _chat(w: dict[str, Any], **fields: Any) -> Chat:
