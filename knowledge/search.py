@@ -10,7 +10,8 @@ CANDIDATES of them by `search_head` alone, re-ranked by `ts_rank` over the whole
 text matches fill the rest.
 
 SQLite (the embedded default): the FTS5 table `knowledge_answer_fts` (Porter stemming, accents
-folded), each word asked for as a prefix, ranked by `bm25` with the same column weights.
+folded), each word asked for whole and as a prefix, ranked by `bm25` with the same column weights,
+in the same two phases (a column filter on question and keywords first).
 
 Both: any word may match (OR), the ranking decides; an answer in the asker's language ranks above
 an equal one in the other; only the scope's answers (the consortium's own and the libraries named)
@@ -144,7 +145,17 @@ def _postgres_phase(query: str, where: str, params: list[Any], language: str, li
 def _sqlite(found: list[str], scope: Scope, language: str, limit: int) -> list[int]:
     # Each word quoted (FTS5 syntax cannot leak in) and asked for whole or as a prefix: Porter stems
     # the whole word ("renewing" finds "renew"), the prefix finds what is still being typed.
-    match = " OR ".join(f'"{w}" OR "{w}"*' if len(w) >= MIN_PREFIX else f'"{w}"' for w in found)
+    terms = " OR ".join(f'"{w}" OR "{w}"*' if len(w) >= MIN_PREFIX else f'"{w}"' for w in found)
+    # As on PostgreSQL, two phases: the answers whose question or keywords match (a column filter:
+    # far fewer rows to rank when a word is everywhere), then, only if too few, the text too.
+    ids = _sqlite_phase(f"{{question keywords}} : ({terms})", scope, language, limit)
+    if len(ids) < limit:
+        more = _sqlite_phase(terms, scope, language, limit + len(ids))
+        ids += [i for i in more if i not in ids][:limit - len(ids)]
+    return ids
+
+
+def _sqlite_phase(match: str, scope: Scope, language: str, limit: int) -> list[int]:
     where, params = _scope_sql(scope, "%s")
     weights = ", ".join(str(w) for w in _FTS_WEIGHTS)
     # bm25 is negative, better is lower: the other language's answers are moved up (worse) by the factor.
