@@ -370,6 +370,8 @@ CHAT_FILES_MAX_BYTES = int(os.environ.get("VR_CHAT_FILES_MAX_MB", "50")) * 1024 
 CONSORTIUM_FILES_BUDGET_BYTES = int(os.environ.get("VR_CONSORTIUM_FILES_BUDGET_MB", "20480")) * 1024 * 1024
 # Files one chat may receive (patron and librarian together), as N/s, N/m or N/h.
 CHAT_FILE_UPLOAD_RATE = os.environ.get("VR_CHAT_FILE_UPLOAD_RATE", "10/m")
+# Knowledge base searches per client address (GET /api/v1/<c>/answers, consortium/ratelimit.py).
+ANSWERS_SEARCH_RATE = os.environ.get("VR_ANSWERS_SEARCH_RATE", "300/m")
 
 # /metrics (routing/metrics.py) answers only these client addresses or networks (CIDR allowed); 404 for
 # everyone else. Behind nginx the address is the one nginx puts in X-Forwarded-For (TRUSTED_PROXIES).

@@ -18,6 +18,8 @@ from django.shortcuts import render
 from django.utils import timezone, translation
 from django.views.decorators.http import require_GET
 
+from consortium import ratelimit
+from consortium.clients import request_client_key
 from consortium.models import Consortium
 from knowledge import selectors, services
 from knowledge.markdown import answer_html, answer_snippet
@@ -76,6 +78,9 @@ def answer_page(request: HttpRequest, consortium_slug: str, answer_id: int) -> H
 @api_view({"GET"}, consortium_from="slug")
 def suggestions(request: HttpRequest, consortium: Consortium, **_: Any) -> HttpResponse:
     """Up to three published answers for what the patron has typed so far."""
+    retry = ratelimit.ANSWERS_SEARCH_CLIENT.hit(request_client_key(request))
+    if retry:
+        raise ApiError(429, "rate_limited", "too many searches: wait a moment", headers={"Retry-After": str(retry)})
     f = Fields(dict(request.GET.items()))
     text = f.text("q", max_len=MAX_QUERY) or ""
     library_slug = f.text("library", max_len=50) or None

@@ -4,6 +4,7 @@ pages (save as answer, publish) and the console's answers beside a chat."""
 from __future__ import annotations
 
 import json
+import random
 from typing import Any
 
 import pytest
@@ -81,6 +82,15 @@ def test_suggestions_are_three_published_answers_for_allowed_sites(client: Clien
     assert bad.status_code == 400 and set(bad.json()["error"]["fields"]) == {"q", "lang", "limit"}
     assert client.get("/api/v1/kb/answers", {"q": "parking", "library": "nowhere"}).status_code == 404
     assert client.get("/api/v1/kb/answers", {"q": ""}).json() == {"results": []}
+
+
+def test_searches_are_limited_per_client_address(client: Client, w: dict[str, Any], settings: Any) -> None:
+    settings.ANSWERS_SEARCH_RATE = "3/m"
+    # Fresh addresses each run: in CI the counters live in Redis, shared by every process.
+    first, second = (f"10.{random.randrange(256)}.{random.randrange(256)}.{n}" for n in (1, 2))
+    statuses = [client.get("/api/v1/kb/answers", {"q": "renew"}, REMOTE_ADDR=first).status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    assert client.get("/api/v1/kb/answers", {"q": "renew"}, REMOTE_ADDR=second).status_code == 200
 
 
 def test_this_answered_my_question_over_http_counts_as_self_served(client: Client, w: dict[str, Any]) -> None:
