@@ -90,6 +90,17 @@ async def test_a_patron_sees_answers_while_typing_and_waiting_and_is_self_served
         await lib.expect("offer_withdrawn", chat=chat_id, timeout=10)
         assert await asyncio.to_thread(kb_stack.sql, f"SELECT end_reason FROM routing_chat WHERE id = '{chat_id}'") \
             == "self_served"
+        # The answer's own page, linked from the suggestion, and the searchable answers page.
+        await page.goto(f"{base}/answers/kbb/kbb-a/?q=keep+my+books+longer")
+        await page.get_by_role("link", name="How do I renew my library books?").click()
+        await page.get_by_role("heading", level=1, name="How do I renew my library books?").wait_for()
+        assert await page.locator(".kb-body strong").inner_text() == "My Account"
+        problems = await axe_violations(page)
+        assert problems == [], json.dumps([(v["id"], [n["target"] for n in v["nodes"]][:3]) for v in problems])
+        await page.goto(f"{base}/answers/kbb/?lang=es")
+        assert await page.locator("h1").inner_text() == "Respuestas a preguntas frecuentes"
+        problems = await axe_violations(page)
+        assert problems == [], json.dumps([(v["id"], [n["target"] for n in v["nodes"]][:3]) for v in problems])
         assert errors == []
         await context.close()
     await lib.close()
