@@ -106,8 +106,7 @@ def answer_edit(request: HttpRequest, profile: StaffProfile, answer_id: int) -> 
         except Refused as e:
             return _form_page(request, profile, answer=answer, form=form, errors=e.fields or {"form": [e.detail]})
         return redirect(f"{reverse('staff-answer', args=[answer.pk])}?saved={action}")
-    response = _form_page(request, profile, answer=answer, form=form, errors={})
-    return response
+    return _form_page(request, profile, answer=answer, form=form, errors={})
 
 
 @require_GET
