@@ -66,6 +66,7 @@ def demo(argv: list[str]) -> int:
     env = {**os.environ, **simulator_env(port)}
     manage("migrate", "--noinput", "-v", "0")
     manage("import_consortium", str(DEMO_FILE), "--quiet")
+    manage("demo_answers")  # the knowledge base's published answers, once (never over a librarian's edits)
     if os.environ.get("DATABASE_URL") or os.environ.get("REDIS_URL"):
         # demo_history refuses the production engines: invented chats would land in real statistics.
         print("DATABASE_URL/REDIS_URL set: the demo's generated past is not loaded (manage.py demo_history).",

@@ -96,6 +96,9 @@ QUESTION_MAIL_EMAIL = Limit("question-mail-email", setting="QUESTION_MAIL_EMAIL_
 QUESTION_MAIL_CONSORTIUM = Limit("question-mail-consortium", setting="QUESTION_MAIL_CONSORTIUM_RATE")
 # Files sent into one chat, by the patron and the librarian together (docs/security.md, "Uploads").
 CHAT_FILE_UPLOAD = Limit("file-upload", setting="CHAT_FILE_UPLOAD_RATE")
+# Searches of the knowledge base's answers (the suggestions while a patron types), per client address:
+# generous, since a library's public computers share one address (docs/security.md).
+ANSWERS_SEARCH_CLIENT = Limit("answers-client", setting="ANSWERS_SEARCH_RATE")
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,7 @@ INSTALLED_APPS = [
     "coordination",
     "texting",
     "review",
+    "knowledge",  # the knowledge base of answers (issue 17)
 ]
 
 MIDDLEWARE = [
@@ -223,6 +224,8 @@ CELERY_BEAT_SCHEDULE: dict[str, Any] = {
     # past due (routing/followup_clock.py): deadlines are in hours, five minutes late is on time.
     "followup-deadlines": {"task": "routing.tasks.followups_sweep_due", "schedule": crontab(minute="*/5")},
     "sample-reviews": {"task": "review.tasks.reviews_sample_due", "schedule": crontab(hour=9, minute=0)},
+    # Answers past their review date, told to their owners once (knowledge/tasks.py).
+    "answers-review-due": {"task": "knowledge.tasks.answers_review_due", "schedule": crontab(hour=9, minute=30)},
 }
 # Texting (docs/sms.md). Without the account's SID and auth token texting is off: /sms/twilio/ is a 404.
 TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")
@@ -370,6 +373,8 @@ CHAT_FILES_MAX_BYTES = int(os.environ.get("VR_CHAT_FILES_MAX_MB", "50")) * 1024 
 CONSORTIUM_FILES_BUDGET_BYTES = int(os.environ.get("VR_CONSORTIUM_FILES_BUDGET_MB", "20480")) * 1024 * 1024
 # Files one chat may receive (patron and librarian together), as N/s, N/m or N/h.
 CHAT_FILE_UPLOAD_RATE = os.environ.get("VR_CHAT_FILE_UPLOAD_RATE", "10/m")
+# Knowledge base searches per client address (GET /api/v1/<c>/answers, consortium/ratelimit.py).
+ANSWERS_SEARCH_RATE = os.environ.get("VR_ANSWERS_SEARCH_RATE", "300/m")
 
 # /metrics (routing/metrics.py) answers only these client addresses or networks (CIDR allowed); 404 for
 # everyone else. Behind nginx the address is the one nginx puts in X-Forwarded-For (TRUSTED_PROXIES).

@@ -15,6 +15,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("routing.urls")),
     path("staff/", include("routing.staff.urls")),
+    path("", include("knowledge.urls")),  # the knowledge base (issue 17): /answers/, /staff/answers/
     path("", include("review.urls")),  # transcript review: /staff/reviews/, /coordinator/<slug>/reviews/
     path("", include("coordination.urls")),
     path("", include("texting.urls")),  # texting (docs/sms.md): Twilio's webhook

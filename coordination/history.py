@@ -182,6 +182,8 @@ class _Generator:
             self.abandoned(local, home, language)
         elif roll < unstaffed + (0.13 if busy else 0.08):
             self.withdrawn(local, home, language)
+        elif roll < unstaffed + (0.16 if busy else 0.10):
+            self.self_served(local, home, language)
         else:
             self.answered(local, home, language)
 
@@ -365,6 +367,20 @@ class _Generator:
             self._trace(chat, gone, "ended", by="patron", reason="patron")
             self._say(chat, gone, Message.Sender.SYSTEM, "The patron ended the chat.")
         self.outcomes["abandoned"] += 1
+
+    def self_served(self, local: datetime, home: _Home, language: str) -> None:
+        """A patron who found the answer among the suggestions while waiting (knowledge.services.chat_self_serve)."""
+        chat = self._new(local, home, language)
+        waited = self.rng.uniform(20, max(30, min(240, self.c.max_wait - 5)))
+        self._steps_until(chat, home.plan, self._step_reached(home.plan, waited), chat.arrived_at)
+        gone = chat.arrived_at + timedelta(seconds=waited)
+        chat.end_reason = "self_served"
+        chat.ended_at = gone
+        self._trace(chat, gone, "self_served", answer=None)
+        self._trace(chat, gone, "ended", by="patron", reason="self_served")
+        self._say(chat, gone, Message.Sender.SYSTEM,
+                  "The patron found the answer among the published answers and left.")
+        self.outcomes["self_served"] += 1
 
     def withdrawn(self, local: datetime, home: _Home, language: str) -> None:
         chat = self._new(local, home, language)

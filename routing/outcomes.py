@@ -7,18 +7,19 @@ Every chat is exactly one of these, decided by the first rule that holds, in thi
 2. **open**: it is waiting now (queued) and no librarian has accepted it yet.
 3. **unstaffed**: nobody could answer it when it arrived (every step of its plan was closed or
    had nobody present); the patron was offered the question form at once.
-4. **withdrawn**: over, unanswered, after the service gave up on it: it waited past the
+4. **self_served**: over, unanswered, ended by the patron with "This answered my question" on
+   one of the knowledge base's answers shown while they waited (knowledge.services.chat_self_serve,
+   `end_reason` "self_served"; issue 17).
+5. **withdrawn**: over, unanswered, after the service gave up on it: it waited past the
    consortium's `max_wait` (when the patron is offered the question form beside the waiting chat)
    and then ended, or the patron replaced it with a follow-up from the question form.
-5. **abandoned**: everything else that is over: the patron left (ended the chat, or closed the
+6. **abandoned**: everything else that is over: the patron left (ended the chat, or closed the
    page for longer than the patron grace) before any librarian accepted and before `max_wait`.
 
 The rules are a first-match list of database conditions, so they partition the chats by
 construction: a chat that matches several (answered, then abandoned by its patron) counts once,
-under the first. Self-served chats (a patron who found the answer among the knowledge base's
-answers and left; issue 17, not built yet) will be one more rule, placed before `abandoned`, and
-one more member of `Outcome`: every count here, and the pages, CSVs and metrics that show them,
-iterate over `Outcome` and follow.
+under the first. Every count here, and the pages, CSVs and metrics that show them, iterate over
+`Outcome`, so a new outcome is one more rule and one more member.
 
 `outcome_of()` is the annotation (a SQL CASE) for querysets; `count()` groups chats by it.
 """
@@ -41,15 +42,20 @@ class Outcome(StrEnum):
     WITHDRAWN = "withdrawn"
     UNSTAFFED = "unstaffed"
     OPEN = "open"
+    SELF_SERVED = "self_served"
 
 
 ANSWERED = Q(answered_by__isnull=False)
+# The chat's end_reason when the patron ended it with "This answered my question".
+SELF_SERVED_REASON = "self_served"
 
 # First match wins; a chat none of them matches is abandoned (the default of the CASE).
 RULES: tuple[tuple[Outcome, Q], ...] = (
     (Outcome.ANSWERED, ANSWERED),
     (Outcome.OPEN, Q(state__in=LIVE_STATES)),
     (Outcome.UNSTAFFED, Q(state=ChatState.UNSTAFFED)),
+    # Before withdrawn: a patron who waited past max_wait and then found the answer was served.
+    (Outcome.SELF_SERVED, Q(end_reason=SELF_SERVED_REASON)),
     (Outcome.WITHDRAWN, Q(max_wait_passed=True) | Q(end_reason="question_form")),
 )
 DEFAULT = Outcome.ABANDONED
@@ -60,6 +66,7 @@ LABELS = {
     Outcome.WITHDRAWN: "withdrawn",
     Outcome.UNSTAFFED: "unstaffed",
     Outcome.OPEN: "still open",
+    Outcome.SELF_SERVED: "self-served",
 }
 
 
@@ -78,6 +85,7 @@ class Counts:
     withdrawn: int = 0
     unstaffed: int = 0
     open: int = 0
+    self_served: int = 0
 
     @property
     def total(self) -> int:

@@ -59,6 +59,11 @@ SCRIPT_STRINGS = {
     "lib_chosen": _("Chosen: {name}"),
     "chat_closed": _("This chat is no longer available."),
     "minutes": _("min"),
+    # The knowledge base's suggestions (issue 17, knowledge/): each opens the answer's own page.
+    "new_tab": _("(opens in a new tab)"),
+    "self_served": _("This answered my question"),
+    "self_served_done": _("We are glad that helped. The chat has ended."),
+    "self_served_failed": _("A librarian is already answering: please tell them in the chat."),
 }
 
 

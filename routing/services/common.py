@@ -87,7 +87,9 @@ def chat_end_locked(chat: Chat, now: datetime, *, by: str, reason: str) -> None:
     chat.save()
     trace(chat, "ended", now, by=by, reason=reason)
     text = {"idle": "The chat ended after a long silence.", "patron": "The patron ended the chat.",
-            "librarian": "The librarian ended the chat."}.get(reason, "The chat has ended.")
+            "librarian": "The librarian ended the chat.",
+            "self_served": "The patron found the answer among the published answers and left.",
+            }.get(reason, "The chat has ended.")
     system_message_post(chat, text, now)
     chat_state_publish(chat)
     if chat.channel == "sms":

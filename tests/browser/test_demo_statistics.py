@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.live]
 DEMO_FILE = Path(ROOT) / "deploy" / "demo-consortium.yaml"
 DEMO_PASSWORD = "demo-password-1"  # as in the demo file
 NY = ZoneInfo("America/New_York")
-OUTCOMES = ("answered", "abandoned", "withdrawn", "unstaffed", "open")
+OUTCOMES = ("answered", "abandoned", "withdrawn", "unstaffed", "open", "self_served")
 
 
 @pytest.fixture(scope="module")

@@ -81,7 +81,7 @@ def test_the_snapshot_shows_who_is_present_what_waits_and_alerts() -> None:
     assert [(c["librarian"], c["library"], c["home_library"]) for c in snap["active"]] == [
         ("Ana", "Tampa Library", "Tampa Library")]
     assert snap["today"] == {"date": "2026-03-09", "arrived": 3, "answered": 1, "abandoned": 0, "withdrawn": 0,
-                             "unstaffed": 1, "open": 1}
+                             "unstaffed": 1, "open": 1, "self_served": 0}
     statewide = next(q for q in snap["queues"] if q["slug"] == "statewide")
     assert statewide["open"] and statewide["present"] == 1
     assert "orlando" not in {q["slug"] for q in snap["queues"]}, "a quiet local queue is left out"

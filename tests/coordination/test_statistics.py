@@ -168,11 +168,11 @@ def test_the_statistics_page_and_its_csv_tables(week: dict[str, Any], client: Cl
     assert balance[0] == "library,patrons_chats,answered,answered_for_others,answered_by_others,net"
     assert "c,1,2,2,1,1" in balance
     libraries = client.get(base + "&csv=libraries").content.decode().splitlines()
-    assert libraries[0] == "library,chats,answered,abandoned,withdrawn,unstaffed,open,wait_p50_s,wait_p90_s"
-    assert "a,4,3,1,0,0,0,50.0,114.0" in libraries
+    assert libraries[0] == "library,chats,answered,abandoned,withdrawn,unstaffed,open,self_served,wait_p50_s,wait_p90_s"
+    assert "a,4,3,1,0,0,0,0,50.0,114.0" in libraries
     summary = client.get(base + "&csv=outcomes").content.decode().splitlines()
     assert summary == ["outcome,chats", "answered,7", "abandoned,1", "withdrawn,0", "unstaffed,1", "open,0",
-                       "total,9"]
+                       "self_served,0", "total,9"]
     who = client.get(base + "&library=a&csv=who").content.decode().splitlines()
     assert who == ["answered_by,chats", "own staff,1", "b,1", "rest of the consortium,1", "not answered,1",
                    "answered for others,2"]

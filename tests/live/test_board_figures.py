@@ -23,7 +23,7 @@ WORLD = world(SLUG, libraries=[{"slug": "home"}],
               staff=[{"username": "fig-lib", "library": "home"},
                      {"username": "fig-coord", "library": "home", "role": "coordinator"}],
               reconnect_grace=2, patron_grace=3)
-OUTCOMES = ("answered", "abandoned", "withdrawn", "unstaffed", "open")
+OUTCOMES = ("answered", "abandoned", "withdrawn", "unstaffed", "open", "self_served")
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,7 @@ async def test_todays_figures_on_the_board_add_up_and_match_the_page_the_report_
     unstaffed = [await start_chat(base, SLUG, q, library="home") for q in ("Genealogy?", "Printing?")]
     assert [c["state"] for c in unstaffed] == ["unstaffed", "unstaffed"], "nobody is present any more"
 
-    want = {"arrived": 4, "answered": 2, "abandoned": 0, "withdrawn": 0, "unstaffed": 2, "open": 0}
+    want = {"arrived": 4, "answered": 2, "abandoned": 0, "withdrawn": 0, "unstaffed": 2, "open": 0, "self_served": 0}
     frame = await board.expect(lambda f: f.get("type") == "board" and
                                {k: f["today"].get(k) for k in want} == want, timeout=20)
     today = frame["today"]
@@ -80,7 +80,7 @@ async def test_todays_figures_on_the_board_add_up_and_match_the_page_the_report_
                                                                       "csv": "outcomes"})
         assert page.status_code == 200
         assert page.text.splitlines() == ["outcome,chats", "answered,2", "abandoned,0", "withdrawn,0",
-                                          "unstaffed,2", "open,0", "total,4"]
+                                          "unstaffed,2", "open,0", "self_served,0", "total,4"]
         report = await c.get(f"/api/v1/{SLUG}/reports/chats.csv")
         lines = report.text.splitlines()
         column = lines[0].split(",").index("outcome")
@@ -90,4 +90,4 @@ async def test_todays_figures_on_the_board_add_up_and_match_the_page_the_report_
     found = {line.split('outcome="')[1].split('"')[0]: float(line.split()[-1]) for line in metrics.text.splitlines()
              if line.startswith(f'vr_chats_today{{consortium="{SLUG}"')}
     # /metrics counts from 00:00 UTC, the board from local midnight: chats made just now are in both.
-    assert found == {"answered": 2, "abandoned": 0, "withdrawn": 0, "unstaffed": 2, "open": 0}
+    assert found == {"answered": 2, "abandoned": 0, "withdrawn": 0, "unstaffed": 2, "open": 0, "self_served": 0}

@@ -144,7 +144,7 @@ def test_the_chats_report_and_metrics_use_the_same_outcomes(client: Client) -> N
     text = metrics.render(metrics.Figures(at(300)))
     today = {line.split('outcome="')[1].split('"')[0]: float(line.split()[-1])
              for line in text.splitlines() if line.startswith('vr_chats_today{consortium="vr"')}
-    assert today == {"answered": 1, "abandoned": 0, "withdrawn": 0, "unstaffed": 1, "open": 0}
+    assert today == {"answered": 1, "abandoned": 0, "withdrawn": 0, "unstaffed": 1, "open": 0, "self_served": 0}
 
 
 def test_counts_refuse_what_is_not_an_outcome() -> None:

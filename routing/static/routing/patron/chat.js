@@ -80,6 +80,8 @@
       "email", "chat", "status", "who", "log", "typing", "chat-error", "send-form", "msg", "file", "end", "qform-box",
       "qform-note", "qform", "q-question", "q-email", "q-name", "q-deadline", "remember", "qform-error", "after", "after-note", "transcript-form",
       "t-email", "t-result", "survey-form", "s-comment", "s-result", "new"].forEach(function (n) { ui[n] = $(root, n); });
+    // The knowledge base's answers (below).
+    ["suggest", "suggest-list", "wait-suggest", "wait-suggest-list"].forEach(function (n) { ui[n] = $(root, n); });
 
     function save() {
       if (!st) return;
@@ -167,6 +169,85 @@
       });
     }
 
+    // --- the knowledge base's answers: while typing the question, and while waiting ------------
+    // Up to three published answers (GET /api/v1/<c>/answers). While typing they are links to the
+    // answer's page; while waiting each also has "This answered my question", which ends the chat as
+    // self-served (POST /api/v1/chats/<id>/self-served). Answers are shown as text, like messages.
+    var suggestTimer = null, suggestAsked = "", waitSuggested = "";
+    function suggestions(text, library) {
+      var q = "?q=" + encodeURIComponent(text.slice(0, 500)) + "&lang=" + encodeURIComponent(cfg.lang || "en") +
+        (library ? "&library=" + encodeURIComponent(library) : "");
+      return api("/api/v1/" + cfg.consortium + "/answers" + q, { auth: false }).then(function (r) {
+        return r.ok && r.data ? r.data.results || [] : [];
+      }, function () { return []; });
+    }
+    function drawSuggestions(list, answers, waiting) {
+      list.textContent = "";
+      answers.forEach(function (a) {
+        var li = el("li", "vr-answer");
+        li.lang = a.language;
+        li.setAttribute("data-answer", a.id);
+        var link = el("a", "", a.question);
+        link.href = a.url + "?lang=" + encodeURIComponent(a.language);
+        link.target = "_blank";
+        link.rel = "noopener";
+        link.appendChild(el("span", "vr-sr", " " + (S.new_tab || "")));
+        li.appendChild(link);
+        if (a.snippet) li.appendChild(el("p", "vr-snippet", a.snippet));
+        if (waiting) {
+          var b = el("button", "vr-secondary vr-served", S.self_served);
+          b.type = "button";
+          b.lang = cfg.lang || "en";
+          b.addEventListener("click", function () { selfServed(a.id, b); });
+          li.appendChild(b);
+        }
+        list.appendChild(li);
+      });
+      return answers.length;
+    }
+    function suggestWhileTyping() {
+      clearTimeout(suggestTimer);
+      suggestTimer = setTimeout(function () {
+        var text = ui.question.value.trim();
+        var library = cfg.library || chosen;
+        var key = text + "|" + library;
+        if (key === suggestAsked) return;
+        suggestAsked = key;
+        if (text.length < 4) { show("suggest", false); return; }
+        suggestions(text, library).then(function (answers) {
+          if (suggestAsked !== key || st) return; // typed on, or the chat has started
+          show("suggest", drawSuggestions(ui["suggest-list"], answers, false) > 0);
+        });
+      }, 350);
+    }
+    ui.question.addEventListener("input", suggestWhileTyping);
+    function suggestWhileWaiting(s) {
+      var waiting = s.state === "queued" && !st.qsent && !st.served;
+      if (!waiting) { show("wait-suggest", false); return; }
+      if (waitSuggested === st.id) return;
+      waitSuggested = st.id;
+      suggestions(st.question || "", st.library || "").then(function (answers) {
+        if (!st || !st.state || st.state.state !== "queued") return;
+        show("wait-suggest", drawSuggestions(ui["wait-suggest-list"], answers, true) > 0);
+      });
+    }
+    function selfServed(id, button) {
+      if (!st) return;
+      button.disabled = true;
+      api("/api/v1/chats/" + st.id + "/self-served", { method: "POST", json: { answer: id } }).then(function (r) {
+        if (r.ok) {
+          st.served = true;
+          save();
+          show("wait-suggest", false);
+          handle(r.data);
+          ui["new"].focus();
+        } else {
+          button.disabled = false;
+          say("chat-error", r.status === 409 ? S.self_served_failed : S.failed);
+        }
+      }, function () { button.disabled = false; say("chat-error", S.failed); });
+    }
+
     // --- starting -----------------------------------------------------------------------
     ui["start-form"].addEventListener("submit", function (e) {
       e.preventDefault();
@@ -193,6 +274,8 @@
             library: body.library || "", zip: body.zip || "" };
           save();
           ui["start-form"].reset();
+          show("suggest", false);
+          suggestAsked = "";
           begin(true);
         } else if (r.status === 503 && r.data && r.data.error && r.data.error.code === "busy") busy(body, S.busy);
         else if (r.status === 403 && r.data && r.data.error && r.data.error.code === "blocked") busy(body, S.blocked);
@@ -378,13 +461,14 @@
         say("qform-note", s.state === "unstaffed" ? "" : S.offer_form);
       }
       show("qform-box", form);
+      suggestWhileWaiting(s);
       if (!live || st.qsent) finish(s.state === "unstaffed" || st.qsent);
     }
     function finish(noChat) {
       // noChat: nobody answered (unstaffed, or a question left by email): no transcript, no survey.
       say("typing", "");
       show("after", true);
-      say("after-note", st.qsent ? S.question_sent : "");
+      say("after-note", st.qsent ? S.question_sent : st.served ? S.self_served_done : "");
       show("transcript-form", !noChat);
       show("survey-form", !noChat && !!(st.msgs || []).some(function (m) { return m.sender === "librarian"; }));
       if (st.surveyed) say("s-result", S.survey_thanks);
@@ -586,6 +670,8 @@
       show("chat", false);
       show("after", false);
       show("qform-box", false);
+      show("wait-suggest", false);
+      waitSuggested = "";
       show("start", true);
       ["status", "who", "typing", "chat-error", "t-result", "s-result", "start-error"].forEach(function (n) { say(n, ""); });
       ui["survey-form"].reset();

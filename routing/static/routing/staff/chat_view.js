@@ -6,6 +6,7 @@
 // librarian sends wait in an outbox until the server echoes them (matched by client_id) and are
 // sent again after a reconnect; the server stores each client_id once.
 
+import { AnswersPanel } from "../../knowledge/console_answers.js";
 import { CannedPicker } from "./canned.js";
 import { socket } from "./connection.js";
 import { openBlock, openEnd, openRefer, openTransfer } from "./dialogs.js";
@@ -49,6 +50,7 @@ export class ChatView {
     $(".canned", this.panel).setAttribute("aria-label", "Insert a canned response");
     // Before wire(): its keys (Enter inserts) come before the composer's (Enter sends).
     this.picker = new CannedPicker(this.textarea, id, () => this.info.canned);
+    this.answers = new AnswersPanel(id, $(".answers", this.panel), this.textarea);
     this.tab.addEventListener("click", () => chooseTab(id));
     this.tab.addEventListener("keydown", (e) => tabKeys(e, id));
     this.wire();
@@ -215,6 +217,7 @@ export class ChatView {
       this.renderEarlier();
       this.showHandback(!!info.handback);
       this.loadLibrary();
+      this.answers.refresh();
     } catch (e) {
       /* keep what the frames told us */
     }
@@ -300,6 +303,7 @@ export class ChatView {
     if (nearBottom || frame.sender === "librarian") this.log.scrollTop = this.log.scrollHeight;
     if (frame.sender === "patron") {
       this.showTyping(false);
+      this.answers.refresh();
       if (selected !== this.id || document.visibilityState !== "visible") {
         this.unread += 1;
         this.render();
