@@ -398,3 +398,33 @@ class PatronBlock(models.Model):
 
     def __str__(self) -> str:
         return f"block {self.pk} until {self.expires_at:%Y-%m-%d %H:%M}"
+
+
+class Share(models.Model):
+    """One screen or page share in a chat (routing.sharing): who asked, whether the patron consented,
+    when it started and ended, and why. Never what was shown: the picture goes peer to peer and the
+    addresses of shared pages are relayed, not kept."""
+
+    class Kind(models.TextChoices):
+        SHOW = "show"  # the librarian's screen, to the patron
+        SEE = "see"  # the patron's screen, to the librarian
+        PAGE = "page"  # the page of the library's site the patron is on
+
+    class State(models.TextChoices):
+        REQUESTED = "requested"
+        ACTIVE = "active"
+        REFUSED = "refused"
+        ENDED = "ended"
+
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="shares")
+    kind = models.CharField(max_length=5, choices=Kind.choices)
+    librarian = models.ForeignKey(StaffProfile, on_delete=models.PROTECT, related_name="shares")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.REQUESTED)
+    requested_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    ended_by = models.CharField(max_length=10, blank=True)  # patron | librarian | server
+    end_reason = models.CharField(max_length=20, blank=True)  # stopped | refused | failed | disconnected | chat_ended
+
+    class Meta:
+        indexes = [models.Index(fields=["chat", "state"], name="routing_share_open")]
