@@ -18,12 +18,14 @@ import { handleFramesWith, socket } from "./connection.js";
 import { acceptFailed, addOffer, offerAssigned, offersFromHello, offerWithdrawn, renderOffers } from "./offers.js";
 import { chats, notice, offers } from "./page.js";
 import { presence, presenceFromHello, setPresence, showShift } from "./presence.js";
+import { shareFrame, sharesOfChatEnd, sharesReset } from "./share.js";
 import { showAccepted, updateCounts } from "./tabs.js";
 
 function handle(frame) {
   const view = frame.chat ? chats.get(frame.chat) : null;
   switch (frame.type) {
     case "hello": {
+      sharesReset();
       presenceFromHello(frame);
       offersFromHello(frame);
       const held = new Set();
@@ -80,6 +82,7 @@ function handle(frame) {
       if (view && (frame.state === "ended" || frame.state === "abandoned")) view.setState("ended");
       break;
     case "unassigned":
+      sharesOfChatEnd(frame.chat);
       if (view) view.setState({ ended: "ended", transferred: "transferred" }[frame.reason] || "lost");
       break;
     case "patron_presence":
@@ -110,6 +113,7 @@ function handle(frame) {
       }
       break;
     default:
+      if (frame.type.startsWith("share_")) shareFrame(frame);
       break;
   }
 }
