@@ -229,6 +229,7 @@
       if (sh.pc) sh.pc.close();
       if (sh.stream) sh.stream.getTracks().forEach(function (t) { t.stop(); });
       clear(sh);
+      live.textContent = ""; // what it announced is over
       if (stored() === id) remember(null);
     }
     // A message in the share area; `shot`: with the button that opens the existing upload.
