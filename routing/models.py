@@ -418,7 +418,7 @@ class Share(models.Model):
 
     chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="shares")
     kind = models.CharField(max_length=5, choices=Kind.choices)
-    librarian = models.ForeignKey(StaffProfile, on_delete=models.PROTECT, related_name="shares")
+    librarian = models.ForeignKey(StaffProfile, null=True, on_delete=models.SET_NULL, related_name="shares")
     state = models.CharField(max_length=10, choices=State.choices, default=State.REQUESTED)
     requested_at = models.DateTimeField()
     started_at = models.DateTimeField(null=True, blank=True)

@@ -20,10 +20,11 @@ from django.db import transaction
 
 from libraries.models import StaffProfile
 from routing import events, frames, sharing
-from routing.models import Chat, ChatState, Share
+from routing.models import Chat, ChatState, Connection, Share
 from routing.services.common import ServiceError, chat_lock, trace
 
 OPEN_STATES = (Share.State.REQUESTED, Share.State.ACTIVE)
+POLL_PREFIX = "poll."  # the long-poll transport's connections (routing.patron.polling.poller_name)
 
 
 def ice_settings() -> sharing.IceSettings:
@@ -46,6 +47,13 @@ def share_request(librarian: StaffProfile, chat_id: str, kind: str, now: datetim
     configuration for this librarian's browser; the patron's sockets get the request with theirs."""
     with transaction.atomic():
         chat = _held_chat(librarian, chat_id)
+        sockets = Connection.objects.filter(chat=chat, kind=Connection.Kind.PATRON).exclude(
+            process__id__startswith=POLL_PREFIX)
+        if not sockets.exists():
+            # The request travels the patron's socket: a patron who is away, or whose network blocks
+            # WebSockets (the long-poll fallback), would never see it.
+            raise ServiceError("invalid", "the patron's browser cannot receive a share request now (not connected, "
+                                          "or on a network that blocks live connections): ask for a screenshot")
         if Share.objects.filter(chat=chat, kind=kind, state__in=OPEN_STATES).exists():
             raise ServiceError("invalid", "a share of that kind is already open in this chat: stop it first")
         share = Share.objects.create(chat=chat, kind=kind, librarian=librarian, requested_at=now)
