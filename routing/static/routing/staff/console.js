@@ -18,7 +18,7 @@ import { handleFramesWith, socket } from "./connection.js";
 import { acceptFailed, addOffer, offerAssigned, offersFromHello, offerWithdrawn, renderOffers } from "./offers.js";
 import { chats, notice, offers } from "./page.js";
 import { presence, presenceFromHello, setPresence, showShift } from "./presence.js";
-import { shareFrame, sharesOfChatEnd, sharesReset } from "./share.js";
+import { shareAskRefused, shareFrame, sharesOfChatEnd, sharesReset } from "./share.js";
 import { showAccepted, updateCounts } from "./tabs.js";
 
 function handle(frame) {
@@ -108,6 +108,9 @@ function handle(frame) {
     case "error":
       if (frame.client_id) {
         for (const v of chats.values()) v.failed(frame.client_id, frame.detail || frame.code);
+      } else if (shareAskRefused()) {
+        // The answer to a share request (routing/services/shares.py): its capture was let go.
+        notice(`Sharing refused: ${frame.detail}`, "warn");
       } else if (frame.code !== "not_found") {
         notice(`The server refused an action: ${frame.detail || frame.code}`, "warn");
       }

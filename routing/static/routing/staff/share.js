@@ -12,6 +12,8 @@ import { $, chats, notice } from "./page.js";
 const shares = new Map(); // share id -> {view, kind, ice, pc, stream, box, timer, started}
 const asked = new Map(); // `${chat} ${kind}` -> the captured stream for "show", until share_requested
 
+let pendingAsks = 0; // share_request frames sent and not yet answered (share_requested or an error)
+
 const WHAT = { show: "your screen", see: "the patron's screen", page: "the patron's page" };
 
 function el(tag, cls, text) {
@@ -58,7 +60,9 @@ export async function shareShow(view) {
     return; // the librarian cancelled the picker
   }
   asked.set(`${view.id} show`, stream);
+  pendingAsks += 1;
   if (!socket.send({ type: "share_request", chat: view.id, kind: "show" })) {
+    pendingAsks -= 1;
     asked.delete(`${view.id} show`);
     stream.getTracks().forEach((t) => t.stop());
     say(view, "Not connected: try again when the connection is back.", { alert: true });
@@ -66,7 +70,9 @@ export async function shareShow(view) {
 }
 
 export function shareAsk(view, kind) {
+  pendingAsks += 1;
   if (!socket.send({ type: "share_request", chat: view.id, kind })) {
+    pendingAsks -= 1;
     say(view, "Not connected: try again when the connection is back.", { alert: true });
   }
 }
@@ -230,6 +236,7 @@ export function shareFrame(frame) {
   const sh = shares.get(frame.share);
   switch (frame.type) {
     case "share_requested": {
+      pendingAsks = Math.max(0, pendingAsks - 1);
       if (!view) return;
       const key = `${frame.chat} ${frame.kind}`;
       const s = { id: frame.share, view, kind: frame.kind, ice: frame.ice, stream: asked.get(key), started: false };
@@ -286,4 +293,15 @@ export function sharesReset() {
 // A chat that left this librarian (ended, transferred) takes its shares with it.
 export function sharesOfChatEnd(chatId) {
   for (const [id, sh] of [...shares]) if (sh.view.id === chatId) drop(id);
+}
+
+// The server refused a share_request (answered with an error, not share_requested): a screen picked for
+// "show" is let go at once, so the browser's capture indicator does not stay on for nothing.
+// True when a request was waiting for its answer (so the error was its refusal).
+export function shareAskRefused() {
+  if (!pendingAsks) return false;
+  pendingAsks = 0;
+  for (const stream of asked.values()) stream?.getTracks().forEach((t) => t.stop());
+  asked.clear();
+  return true;
 }
