@@ -15,6 +15,7 @@ import asyncio
 import functools
 import http.server
 import json
+import os
 import shutil
 import tempfile
 import threading
@@ -26,7 +27,7 @@ from typing import Any
 import pytest
 
 from tests.browser.chromium import axe_violations, chromium
-from tests.browser.test_console import Console, open_console
+from tests.browser.test_console import Console, open_console, shot
 from tests.live.stack import Stack, free_port, world
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
@@ -136,6 +137,14 @@ async def frames_decode(video: Any) -> int:
         " v.requestVideoFrameCallback(() => ok(v.videoWidth)); })"))
 
 
+def patron_shot(page: Any, name: str) -> Any:
+    """The patron's page into $VR_SCREENSHOTS_DIR, when set (docs/screenshots holds the docs' copies)."""
+    folder = os.environ.get("VR_SCREENSHOTS_DIR")
+    if not folder:
+        return asyncio.sleep(0)
+    return page.screenshot(path=str(Path(folder) / f"patron-{name}.png"))
+
+
 def share_trace(stack: Stack, chat_id: str) -> list[tuple[str, dict[str, Any]]]:
     rows = stack.sql(f"SELECT kind || '|' || data::text FROM routing_traceevent WHERE chat_id = '{chat_id}' "
                      "AND (kind LIKE 'share%' OR kind = 'page_pushed') ORDER BY at, id")
@@ -174,6 +183,11 @@ async def test_both_directions_across_two_web_processes_with_refusal_and_stop_fr
         assert await bar.get_by_role("button", name="Stop sharing").is_visible()
         assert await frames_decode(lib.locator(f"{panel} .share-box video")) > 0
         await ana.wait_text(f"{panel} .share-status", "You see the patron's screen")
+        problems = await axe_violations(lib)
+        assert problems == [], json.dumps([(v["id"], [n["target"] for n in v["nodes"]][:3]) for v in problems])
+        await lib.locator(f"{panel} .share-box").scroll_into_view_if_needed()
+        await shot(lib, "share-see")
+        await patron_shot(page, "share-sharing")
         # The librarian stops: the patron's bar goes and they are told.
         await lib.click(f"{panel} .share-box button:has-text('Stop')")
         await page.get_by_text("Screen sharing has ended.").wait_for(timeout=10000)
@@ -185,6 +199,7 @@ async def test_both_directions_across_two_web_processes_with_refusal_and_stop_fr
         await ana.wait_text(f"{panel} .share-status", "Waiting for the patron to accept")
         await prompt.wait_for(timeout=10000)
         assert "would like to show you their screen" in await prompt.inner_text()
+        await patron_shot(page, "share-consent")
         await page.get_by_role("button", name="Watch").click()
         video = page.locator(".vr-viewer video")
         assert await frames_decode(video) > 0
@@ -242,6 +257,9 @@ async def test_the_widget_shares_the_page_across_the_site_and_a_pushed_page_open
         await lib.click(f"{panel} .push-form button[type=submit]")
         card = page.get_by_role("group", name="Ben Ode sent you a page:")
         await card.wait_for(timeout=10000)
+        await patron_shot(page, "share-widget-page-card")
+        await lib.locator(f"{panel} .share-box").scroll_into_view_if_needed()
+        await shot(lib, "share-page")
         await asyncio.sleep(0.5)
         assert len(page.context.pages) == pages_before, "no window opens without the patron's click"
         async with page.context.expect_page() as opened:

@@ -28,6 +28,9 @@ import pytest
 from routing import sharing
 from tests.live.stack import free_port
 
+# Runs a real coturn, as the live tests run real processes: in the PostgreSQL + Redis stage (.ci/run installs it).
+pytestmark = pytest.mark.live
+
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "deploy" / "coturn" / "turnserver.conf"
 SECRET = "shared-" + secrets.token_hex(8)

@@ -59,6 +59,8 @@
     function ask(f) {
       if (shares[f.share]) return;
       var w = who(f), sh = shares[f.share] = { kind: f.kind, who: w, ice: f.ice || {} };
+      var old = area.querySelector(".vr-share-note");
+      if (old) old.remove(); // the end of an earlier share is old news now
       var box = el("div", "vr-share-box vr-consent");
       var text = el("p", "", fmt(S["share_ask_" + f.kind], w));
       text.id = uid("ask");
@@ -234,7 +236,7 @@
     }
     // A message in the share area; `shot`: with the button that opens the existing upload.
     function note(text, shot) {
-      var box = el("div", "vr-share-box vr-share-note");
+      var box = el("div", "vr-share-box vr-share-note" + (shot ? " vr-share-fail" : ""));
       box.setAttribute("role", "alert");
       box.appendChild(el("p", "", text));
       var row = el("div", "vr-share-row");

@@ -104,7 +104,9 @@ function showBox(sh, text) {
   box.append(status);
   sh.box = box;
   sh.status = status;
+  area(sh.view).querySelector(".share-note")?.remove(); // an earlier share's end is old news now
   area(sh.view).append(box);
+  box.scrollIntoView?.({ block: "nearest" });
   return box;
 }
 
