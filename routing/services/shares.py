@@ -7,6 +7,8 @@ active web chat; only the patron consents; either ends. A share of a kind is ope
 chat at a time. The relay of the signalling itself (offer, answer, ICE candidates, page addresses)
 needs no row: the sockets carry it between the two sockets bound to the share
 (routing.sockets.sharing).
+
+Lock order, as for every service (routing.services.common): the chat's row first, then its shares.
 """
 
 from __future__ import annotations

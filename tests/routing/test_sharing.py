@@ -123,10 +123,13 @@ async def test_show_me_consent_then_signalling_reaches_only_the_bound_socket_and
     end = kinds[-1][1]
     assert end["by"] == "patron" and end["share_kind"] == "see" and end["seconds"] >= 0
     assert OFFER not in str(kinds) and "candidate" not in str(kinds)
-    # Ended is ended: no more relaying, and a second stop is no error.
-    await a1.send_json_to({"type": "share_end", "chat": chat.pk, "share": share})
+    # Ended is ended, for the librarian's socket too: no more relaying; and a second stop is no error.
     await a1.send_json_to({"type": "share_answer", "share": share, "sdp": "v=0"})
     assert (await expect(a1, "error"))["code"] == "invalid"
+    await a1.send_json_to({"type": "share_end", "chat": chat.pk, "share": share})
+    await a1.send_json_to({"type": "ping"})
+    while (frame := await a1.receive_json_from(timeout=3))["type"] != "pong":
+        assert frame["type"] != "error", frame
     for comm in (a1, patron, other_tab):
         await comm.disconnect()
 
