@@ -165,7 +165,7 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
         else:
             await self.send_json(frame)
         if frame.get("type") == "share_ended":
-            self.shares.pop(frame.get("share"), None)  # ended for both sides: nothing more to relay
+            self.shares.pop(int(frame["share"]), None)  # ended for both sides: nothing more to relay
         leave = event.get("leave_chat")
         if leave:
             await self.channel_layer.group_discard(chat_group(leave), self.channel_name)
