@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +20,7 @@ from django.utils import timezone
 
 from routing import sharing
 from routing.models import Chat, Share, TraceEvent
+from routing.patron.i18n import script_strings
 from routing.services import chats
 from tests.routing.socket_helpers import a1_holding_a_chat, expect, patron_socket, socket_world, staff_socket
 
@@ -260,3 +262,12 @@ async def test_bad_signalling_is_refused_with_a_clear_error() -> None:
     assert "share" in (await expect(a1, "error"))["detail"]
     await a1.disconnect()
     await patron.disconnect()
+
+
+def test_every_sharing_text_the_patron_reads_is_in_spanish_too() -> None:
+    english, spanish = script_strings("en"), script_strings("es")
+    keys = [k for k in english if k.startswith(("share_", "page_"))]
+    assert len(keys) >= 20 and all(spanish[k] != english[k] for k in keys)
+    # The placeholders the script fills survive the translation.
+    assert all(set(re.findall(r"\{\w+\}", spanish[k])) == set(re.findall(r"\{\w+\}", english[k])) for k in keys)
+    assert spanish["share_ask_see"].startswith("{name}, de {library}, le pide ver su pantalla")
