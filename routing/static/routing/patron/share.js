@@ -191,21 +191,28 @@
       }
       sh.timer = setTimeout(function () { if (pc.connectionState !== "connected") fail(id); }, 1000 * (ice.connect_timeout || 12));
     }
+    // Candidates that come before the other side's description wait for it (the browser refuses them).
+    function described(sh) {
+      (sh.early || []).forEach(function (c) { sh.pc.addIceCandidate(c).catch(function () {}); });
+      sh.early = null;
+    }
     function offer(f) {
       var sh = shares[f.share];
       if (!sh || !sh.pc) return;
-      sh.pc.setRemoteDescription({ type: "offer", sdp: f.sdp }).then(function () { return sh.pc.createAnswer(); })
+      sh.pc.setRemoteDescription({ type: "offer", sdp: f.sdp }).then(function () { described(sh); return sh.pc.createAnswer(); })
         .then(function (a) { return sh.pc.setLocalDescription(a); })
         .then(function () { send({ type: "share_answer", share: f.share, sdp: sh.pc.localDescription.sdp }); })
         .catch(function () { fail(f.share); });
     }
     function answer(f) {
       var sh = shares[f.share];
-      if (sh && sh.pc) sh.pc.setRemoteDescription({ type: "answer", sdp: f.sdp }).catch(function () { fail(f.share); });
+      if (sh && sh.pc) sh.pc.setRemoteDescription({ type: "answer", sdp: f.sdp }).then(function () { described(sh); }, function () { fail(f.share); });
     }
     function candidates(f) {
       var sh = shares[f.share];
-      if (sh && sh.pc) (f.candidates || []).forEach(function (c) { sh.pc.addIceCandidate(c).catch(function () {}); });
+      if (!sh || !sh.pc) return;
+      if (!sh.pc.remoteDescription) sh.early = (sh.early || []).concat(f.candidates || []);
+      else (f.candidates || []).forEach(function (c) { sh.pc.addIceCandidate(c).catch(function () {}); });
     }
 
     // --- the end ---------------------------------------------------------------------------------

@@ -187,6 +187,12 @@ function connect(sh) {
   }, 1000 * (ice.connect_timeout || 12));
 }
 
+// Candidates that come before the other side's description wait for it (the browser refuses them).
+function described(sh) {
+  for (const c of sh.early || []) sh.pc.addIceCandidate(c).catch(() => {});
+  sh.early = null;
+}
+
 // --- the end ------------------------------------------------------------------------------------------
 
 function drop(id) {
@@ -256,15 +262,18 @@ export function shareFrame(frame) {
     case "share_offer":
       if (!sh?.pc) return;
       sh.pc.setRemoteDescription({ type: "offer", sdp: frame.sdp })
+        .then(() => described(sh))
         .then(() => sh.pc.createAnswer()).then((a) => sh.pc.setLocalDescription(a))
         .then(() => socket.send({ type: "share_answer", share: sh.id, sdp: sh.pc.localDescription.sdp }))
         .catch(() => fail(sh.id));
       break;
     case "share_answer":
-      sh?.pc?.setRemoteDescription({ type: "answer", sdp: frame.sdp }).catch(() => fail(sh.id));
+      sh?.pc?.setRemoteDescription({ type: "answer", sdp: frame.sdp }).then(() => described(sh), () => fail(sh.id));
       break;
     case "share_ice":
-      if (sh?.pc) for (const c of frame.candidates || []) sh.pc.addIceCandidate(c).catch(() => {});
+      if (!sh?.pc) return;
+      if (!sh.pc.remoteDescription) sh.early = [...(sh.early || []), ...(frame.candidates || [])];
+      else for (const c of frame.candidates || []) sh.pc.addIceCandidate(c).catch(() => {});
       break;
     case "share_page": {
       if (!sh?.page) return;
