@@ -266,10 +266,21 @@ async def test_the_widget_shares_the_page_across_the_site_and_a_pushed_page_open
             await card.get_by_role("link", name="How to renew").click()
         assert (await opened.value).url == f"{site}/page1.html#renewals"
 
+        # The librarian's screen inside the widget's panel too (its shadow root), beside the page share;
+        # the librarian stops showing and the patron is told.
+        await lib.click(f"{panel} .do-show")
+        await page.get_by_role("button", name="Watch").click()
+        assert await frames_decode(page.locator(".vr-viewer video")) > 0
+        await lib.click(f"{panel} .share-box[data-kind=show] button:has-text('Stop showing')")
+        await page.get_by_text("Screen sharing has ended.").wait_for(timeout=10000)
+        assert await page.locator(".vr-viewer").count() == 0
+
         await bar.get_by_role("button", name="Stop sharing").click()
         await ben.wait_text(f"{panel} .share-note", "The patron stopped sharing")
         trace = await asyncio.to_thread(share_trace, stack, chat_id)
-        assert [k for k, _ in trace] == ["share_requested", "share_started", "page_pushed", "share_ended"]
+        assert [(k, d.get("share_kind")) for k, d in trace] == [
+            ("share_requested", "page"), ("share_started", "page"), ("page_pushed", None),
+            ("share_requested", "show"), ("share_started", "show"), ("share_ended", "show"), ("share_ended", "page")]
         assert "page1" not in json.dumps(trace), "the trace keeps no address"
         assert patron.problems == [] and ben.errors == []
 

@@ -22,7 +22,14 @@ from routing import sharing
 from routing.models import Chat, Share, TraceEvent
 from routing.patron.i18n import script_strings
 from routing.services import chats
-from tests.routing.socket_helpers import a1_holding_a_chat, expect, patron_socket, socket_world, staff_socket
+from tests.routing.socket_helpers import (
+    a1_holding_a_chat,
+    available,
+    expect,
+    patron_socket,
+    socket_world,
+    staff_socket,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_process")]
 
@@ -271,3 +278,26 @@ def test_every_sharing_text_the_patron_reads_is_in_spanish_too() -> None:
     # The placeholders the script fills survive the translation.
     assert all(set(re.findall(r"\{\w+\}", spanish[k])) == set(re.findall(r"\{\w+\}", english[k])) for k in keys)
     assert spanish["share_ask_see"].startswith("{name}, de {library}, le pide ver su pantalla")
+
+
+async def test_a_transfer_ends_the_chats_shares_so_the_next_librarian_sees_nothing_of_them() -> None:
+    w = await database_sync_to_async(socket_world)()
+    a1, chat, token, _ = await a1_holding_a_chat(w)
+    patron = await joined(chat, token)
+    a2 = await staff_socket(w["a2"])
+    await available(a2)
+    await a1.send_json_to({"type": "share_request", "chat": chat.pk, "kind": "page"})
+    share = (await expect(a1, "share_requested"))["share"]
+    await patron.send_json_to({"type": "share_consent", "share": share, "consent": True})
+    await expect(a1, "share_started", share=share)
+    await a1.send_json_to({"type": "transfer", "chat": chat.pk, "to": {"librarian": "a2"}})
+    ended = await expect(a1, "share_ended", share=share)
+    assert ended["reason"] == "transferred" and ended["by"] == "server"
+    await expect(patron, "share_ended", share=share)
+    # The page the patron goes on to report reaches neither librarian.
+    await patron.send_json_to({"type": "share_page", "share": share, "url": "https://library.example.org/",
+                               "title": "x"})
+    await nothing_more(a1, "share_page")
+    await nothing_more(a2, "share_page")
+    for comm in (a1, a2, patron):
+        await comm.disconnect()
