@@ -66,8 +66,9 @@ def share_request(librarian: StaffProfile, chat_id: str, kind: str, now: datetim
     return share, ice
 
 
-def share_consent(chat_id: str, share_id: int, now: datetime, *, consent: bool) -> Share:
-    """The patron's answer to a request: the share starts, or ends as refused."""
+def share_consent(chat_id: str, share_id: int, now: datetime, *, consent: bool, unsupported: bool = False) -> Share:
+    """The patron's answer to a request: the share starts, or ends as refused (`unsupported`: not by the
+    patron's choice, their browser cannot capture a screen, as on most phones)."""
     with transaction.atomic():
         chat = chat_lock(chat_id)
         share = Share.objects.select_for_update().filter(pk=share_id, chat_id=chat_id).first()
@@ -84,7 +85,7 @@ def share_consent(chat_id: str, share_id: int, now: datetime, *, consent: bool) 
                   waited=round((now - share.requested_at).total_seconds(), 1))
             events.publish(events.chat_group(chat.pk), frames.share_started_frame(share))
         else:
-            _end(chat, share, now, by="patron", reason="refused")
+            _end(chat, share, now, by="patron", reason="unsupported" if unsupported else "refused")
     return share
 
 
@@ -118,7 +119,7 @@ def shares_end_for_socket(share_ids: list[int], chat_ids: dict[int, str], now: d
 
 
 def _end(chat: Chat, share: Share, now: datetime, *, by: str, reason: str) -> None:
-    refused = reason == "refused"
+    refused = reason in ("refused", "unsupported")
     share.state = Share.State.REFUSED if refused else Share.State.ENDED
     share.ended_at, share.ended_by, share.end_reason = now, by, reason
     share.save(update_fields=["state", "ended_at", "ended_by", "end_reason"])

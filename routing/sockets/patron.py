@@ -130,8 +130,10 @@ class PatronConsumer(SharingFrames, ProtocolConsumer):
         consent = frame.get("consent")
         if not isinstance(consent, bool):
             f.problem("consent", "must be true or false")
+        unsupported = f.choice("reason", ("unsupported",), required=False) == "unsupported"
         f.check()
-        share = await in_thread(shares.share_consent)(self.chat_id, share_id, timezone.now(), consent=consent)
+        share = await in_thread(shares.share_consent)(self.chat_id, share_id, timezone.now(), consent=consent,
+                                                      unsupported=unsupported and not consent)
         if consent:
             self.share_bind(share.pk, self.chat_id, share.kind)
 

@@ -157,6 +157,11 @@ async def test_a_refusal_ends_the_request_and_the_librarian_can_stop_a_show() ->
     await patron.send_json_to({"type": "share_consent", "share": share, "consent": True})  # too late
     assert "answered already" in (await expect(patron, "error"))["detail"]
     assert await database_sync_to_async(lambda: Share.objects.get(pk=share).state)() == "refused"
+    # A browser that cannot capture a screen (a phone) says so: not the patron's no.
+    await a1.send_json_to({"type": "share_request", "chat": chat.pk, "kind": "see"})
+    share = (await expect(a1, "share_requested"))["share"]
+    await patron.send_json_to({"type": "share_consent", "share": share, "consent": False, "reason": "unsupported"})
+    assert (await expect(a1, "share_ended", share=share))["reason"] == "unsupported"
 
     await a1.send_json_to({"type": "share_request", "chat": chat.pk, "kind": "show"})
     share = (await expect(a1, "share_requested"))["share"]

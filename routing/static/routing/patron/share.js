@@ -82,7 +82,7 @@
       yes.addEventListener("click", function () {
         if (f.kind !== "see") return consent(f.share);
         var md = navigator.mediaDevices;
-        if (!md || !md.getDisplayMedia || !window.RTCPeerConnection) { refuse(f.share); return note(S.share_unsupported, true); }
+        if (!md || !md.getDisplayMedia || !window.RTCPeerConnection) { refuse(f.share, "unsupported"); return note(S.share_unsupported, true); }
         // The browser's own picker, from this click: the patron chooses what to share, or cancels.
         md.getDisplayMedia({ video: true, audio: false }).then(function (stream) {
           sh.stream = stream;
@@ -91,10 +91,10 @@
         }, function () { refuse(f.share); });
       });
     }
-    function refuse(id) {
-      send({ type: "share_consent", share: id, consent: false });
+    function refuse(id, why) {
+      send(why ? { type: "share_consent", share: id, consent: false, reason: why } : { type: "share_consent", share: id, consent: false });
       drop(id);
-      announce(S.share_declined);
+      if (!why) announce(S.share_declined);
     }
     function consent(id) {
       var sh = shares[id];

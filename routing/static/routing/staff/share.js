@@ -231,10 +231,12 @@ function ended(frame) {
   drop(frame.share);
   const text = {
     refused: `The patron said no to sharing ${WHAT[sh.kind]}.`,
+    unsupported: "The patron's browser cannot share a screen (most phones and tablets cannot): ask for a screenshot.",
     disconnected: "Sharing ended: the connection dropped.",
     chat_ended: "Sharing ended with the chat.",
   }[frame.reason] || (frame.by === "patron" ? "The patron stopped sharing." : "Sharing stopped.");
-  say(sh.view, text, { alert: frame.reason === "refused" });
+  say(sh.view, text, { alert: frame.reason === "refused" || frame.reason === "unsupported",
+    screenshot: frame.reason === "unsupported" });
 }
 
 // --- frames -------------------------------------------------------------------------------------------
