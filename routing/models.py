@@ -424,7 +424,8 @@ class Share(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     ended_by = models.CharField(max_length=10, blank=True)  # patron | librarian | server
-    end_reason = models.CharField(max_length=20, blank=True)  # routing.services.shares: stopped, refused, failed...
+    # stopped | refused | unsupported | failed | disconnected | chat_ended | transferred | librarian_lost
+    end_reason = models.CharField(max_length=20, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["chat", "state"], name="routing_share_open")]
