@@ -276,6 +276,7 @@
     // Sharing (share.js) is loaded with the first sharing frame, not with the chat: frames wait for it.
     var shareQ = [], sharer = null;
     function share(f) {
+      if (f.type === "share_request" && cfg.onMessage) cfg.onMessage(f); // the widget's launcher shows it
       if (sharer) return sharer.handle(f);
       if (shareQ.push(f) > 1) return;
       var s = document.createElement("script");
