@@ -15,6 +15,12 @@ What the policy allows, and why:
 - images also from ``blob:`` (the patron's chat shows images fetched with the chat's token as blobs) and
   ``data:``.
 - no plugins, no ``<base>``, forms post only here, and no other site may frame our pages (as X-Frame-Options).
+- screen sharing (routing/sharing.py) needs nothing more from this policy: its script and style come from
+  this origin, the picture arrives as a MediaStream (``srcObject``, which ``media-src`` does not govern), and
+  WebRTC's connections are not ``connect-src``'s. ``media-src`` is named all the same, as 'self', so a
+  ``<video src>`` from anywhere else cannot appear. With it goes a ``Permissions-Policy``: screen capture for
+  this origin only (not for any frame inside it), and no camera, microphone or location: sharing uses
+  none of them.
 
 The widget runs on *other* sites: there the host page's policy applies, not this one. This header is sent
 only with ``text/html`` responses, so ``/widget.js``, the JSON API and static files are untouched; a
@@ -87,6 +93,7 @@ def policy(nonce: str, host: str | None, *, https: bool) -> str:
         " ".join(["style-src 'self'", f"'nonce-{nonce}'", *hashes["style"]]),
         " ".join(["style-src-attr", *style_attr]),
         "img-src 'self' blob: data:",
+        "media-src 'self'",
         "font-src 'self'",
         " ".join(["connect-src", *connect]),
         "object-src 'none'",
@@ -97,6 +104,11 @@ def policy(nonce: str, host: str | None, *, https: bool) -> str:
     if https:
         directives.append("upgrade-insecure-requests")
     return "; ".join(directives)
+
+
+# Sharing a screen is this origin's own (getDisplayMedia from the ask page and the console); the devices it
+# never uses are refused to every frame, so nothing injected could ask for them.
+PERMISSIONS_POLICY = "display-capture=(self), camera=(), microphone=(), geolocation=()"
 
 
 class ContentSecurityPolicyMiddleware:
@@ -116,6 +128,7 @@ class ContentSecurityPolicyMiddleware:
         except DisallowedHost:
             host = None
         response["Content-Security-Policy"] = policy(nonce, host, https=bool(getattr(settings, "HTTPS", False)))
+        response.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
         return response
 
 

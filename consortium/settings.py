@@ -376,6 +376,17 @@ CHAT_FILE_UPLOAD_RATE = os.environ.get("VR_CHAT_FILE_UPLOAD_RATE", "10/m")
 # Knowledge base searches per client address (GET /api/v1/<c>/answers, consortium/ratelimit.py).
 ANSWERS_SEARCH_RATE = os.environ.get("VR_ANSWERS_SEARCH_RATE", "300/m")
 
+# Screen sharing (routing/sharing.py; docs/deploy.md, "Screen sharing: STUN and TURN"). ICE_SERVERS: stun:,
+# turn: and turns: URLs, separated by spaces or commas. TURN_SECRET: coturn's static-auth-secret, from which
+# each share gets a credential valid for TURN_CREDENTIAL_SECONDS. VR_SHARE_RELAY_ONLY: browsers use the TURN
+# relay only, so neither side learns the other's address (a privacy choice that costs relay bandwidth).
+ICE_SERVERS = os.environ.get("ICE_SERVERS", "")
+if any(not u.startswith(("stun:", "stuns:", "turn:", "turns:")) for u in ICE_SERVERS.replace(",", " ").split()):
+    raise ImproperlyConfigured("ICE_SERVERS holds stun:, stuns:, turn: or turns: URLs only")
+TURN_SECRET = os.environ.get("TURN_SECRET", "")
+TURN_CREDENTIAL_SECONDS = int(os.environ.get("TURN_CREDENTIAL_SECONDS", "3600"))
+SHARE_RELAY_ONLY = env_bool("VR_SHARE_RELAY_ONLY", False)
+
 # /metrics (routing/metrics.py) answers only these client addresses or networks (CIDR allowed); 404 for
 # everyone else. Behind nginx the address is the one nginx puts in X-Forwarded-For (TRUSTED_PROXIES).
 METRICS_ALLOWED_IPS = _networks("METRICS_ALLOWED_IPS", "127.0.0.1,::1")

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from libraries.models import Library, StaffProfile
-from routing.models import Chat, Mention, Message, Offer, StaffRoomLine, TraceEvent
+from routing.models import Chat, Mention, Message, Offer, Share, StaffRoomLine, TraceEvent
 from routing.plan import plan_from_json
 from routing.selectors import queue_position, typical_wait_seconds
 
@@ -276,3 +276,35 @@ def room_frame(line: StaffRoomLine) -> Frame:
     """A line of the consortium's staff room (routing.staff_room), by its room seq."""
     return {"type": "room_message", "seq": line.seq, "name": line.name, "library": line.library or None,
             "body": line.body, "at": line.at.isoformat(), "client_id": line.client_id}
+
+
+# --- sharing (routing.sharing) ------------------------------------------------------------------------
+
+
+def share_request_frame(share: Share, librarian: StaffProfile, ice: dict[str, Any]) -> Frame:
+    """To the patron: the librarian asks to share; `librarian` is named so the consent can say who."""
+    return {"type": "share_request", "chat": share.chat_id, "share": share.pk, "kind": share.kind,
+            "librarian": librarian_ref(librarian), "ice": ice}
+
+
+def share_requested_frame(share: Share, ice: dict[str, Any]) -> Frame:
+    """To the librarian's socket that asked: the share's id and this browser's ICE configuration."""
+    return {"type": "share_requested", "chat": share.chat_id, "share": share.pk, "kind": share.kind, "ice": ice}
+
+
+def share_started_frame(share: Share) -> Frame:
+    return {"type": "share_started", "chat": share.chat_id, "share": share.pk, "kind": share.kind}
+
+
+def share_ended_frame(share: Share) -> Frame:
+    return {"type": "share_ended", "chat": share.chat_id, "share": share.pk, "kind": share.kind,
+            "by": share.ended_by, "reason": share.end_reason}
+
+
+def share_signal_frame(kind: str, chat_id: str, share_id: int, sender: str, payload: dict[str, Any]) -> Frame:
+    """A relayed offer, answer, ICE candidates or page address: built from checked members only."""
+    return {"type": kind, "chat": chat_id, "share": share_id, "from": sender, **payload}
+
+
+def page_push_frame(chat_id: str, url: str, title: str, librarian: StaffProfile) -> Frame:
+    return {"type": "page_push", "chat": chat_id, "url": url, "title": title, "librarian": librarian_ref(librarian)}

@@ -459,3 +459,34 @@ class StaffRoomLine(models.Model):
             models.UniqueConstraint(fields=["consortium", "librarian", "client_id"],
                                     condition=Q(client_id__isnull=False), name="staff_room_client_id_once"),
         ]
+
+
+class Share(models.Model):
+    """One screen or page share in a chat (routing.sharing): who asked, whether the patron consented,
+    when it started and ended, and why. Never what was shown: the picture goes peer to peer and the
+    addresses of shared pages are relayed, not kept."""
+
+    class Kind(models.TextChoices):
+        SHOW = "show"  # the librarian's screen, to the patron
+        SEE = "see"  # the patron's screen, to the librarian
+        PAGE = "page"  # the page of the library's site the patron is on
+
+    class State(models.TextChoices):
+        REQUESTED = "requested"
+        ACTIVE = "active"
+        REFUSED = "refused"
+        ENDED = "ended"
+
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="shares")
+    kind = models.CharField(max_length=5, choices=Kind.choices)
+    librarian = models.ForeignKey(StaffProfile, null=True, on_delete=models.SET_NULL, related_name="shares")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.REQUESTED)
+    requested_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    ended_by = models.CharField(max_length=10, blank=True)  # patron | librarian | server
+    # stopped | refused | unsupported | failed | disconnected | chat_ended | transferred | librarian_lost
+    end_reason = models.CharField(max_length=20, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["chat", "state"], name="routing_share_open")]

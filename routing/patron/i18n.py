@@ -64,6 +64,35 @@ SCRIPT_STRINGS = {
     "self_served": _("This answered my question"),
     "self_served_done": _("We are glad that helped. The chat has ended."),
     "self_served_failed": _("A librarian is already answering: please tell them in the chat."),
+    # Sharing (issue 19; share.js). {name} is the librarian, {library} their library.
+    "share_title": _("Screen sharing"),
+    "share_ask_see": _("{name} at {library} asks to see your screen. Your browser will ask what to share: a tab, a "
+                       "window or your whole screen. You can stop at any time. Nothing is recorded."),
+    "share_ask_show": _("{name} at {library} would like to show you their screen. You can close it at any time. "
+                        "Nothing is recorded."),
+    "share_ask_page": _("{name} at {library} asks to see which page of this website you are on (its address and "
+                        "title) while you chat. Nothing else is shared, and you can stop at any time."),
+    "share_yes_see": _("Share my screen"),
+    "share_yes_show": _("Watch"),
+    "share_yes_page": _("Share the page"),
+    "share_no": _("No thanks"),
+    "share_declined": _("You said no. Nothing is shared."),
+    "share_sharing": _("You are sharing your screen with {name}."),
+    "share_sharing_page": _("{name} can see which page of this website you are on."),
+    "share_stop": _("Stop sharing"),
+    "share_watching": _("{name}'s screen"),
+    "share_connecting": _("Connecting…"),
+    "share_enlarge": _("Enlarge"),
+    "share_shrink": _("Make smaller"),
+    "share_close": _("Close"),
+    "share_ended": _("Screen sharing has ended."),
+    "share_page_ended": _("Page sharing has ended."),
+    "share_failed": _("The screen share could not connect: your network may not allow it. You can send a "
+                      "screenshot instead."),
+    "share_unsupported": _("This browser cannot share a screen. You can send a screenshot instead."),
+    "share_screenshot": _("Send a screenshot"),
+    "page_card": _("{name} sent you a page:"),
+    "page_new_tab": _("opens in a new tab"),
 }
 
 

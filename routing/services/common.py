@@ -86,6 +86,9 @@ def chat_end_locked(chat: Chat, now: datetime, *, by: str, reason: str) -> None:
     chat.version += 1
     chat.save()
     trace(chat, "ended", now, by=by, reason=reason)
+    from routing.services.shares import shares_end_for_chat  # shares builds on this module: imported here
+
+    shares_end_for_chat(chat, now)
     text = {"idle": "The chat ended after a long silence.", "patron": "The patron ended the chat.",
             "librarian": "The librarian ended the chat.",
             "self_served": "The patron found the answer among the published answers and left.",

@@ -29,6 +29,7 @@ from routing.services.route import (
     offers_reroute,
     waiting_chats_route,
 )
+from routing.services.shares import shares_end_for_chat
 from routing.services.shifts import shift_clear, shift_frame_for, shift_schedule
 
 # How long after a presence change the timer routes its chats again if the web process that answered
@@ -186,6 +187,7 @@ def _requeue(chat: Chat, now: datetime, *, reason: str) -> None:
     chat.version += 1
     chat.save()
     trace(chat, "requeued", now, reason=reason, librarian=old.pk if old else None)
+    shares_end_for_chat(chat, now, reason="librarian_lost")  # a share never outlives its librarian's hold
     if old is not None:
         events.to_librarian(old.pk, frames.unassigned_frame(chat.pk, reason), leave_chat=chat.pk)
     system_message_post(chat, "Your librarian was disconnected. We are finding you another librarian; "

@@ -13,6 +13,7 @@ from routing.plan import plan_to_json, transfer_plan
 from routing.selectors import librarian_queues, situation_for
 from routing.services.common import ServiceError, chat_lock, chat_state_publish, system_message_post, trace
 from routing.services.route import chat_route_locked, waiting_chats_route
+from routing.services.shares import shares_end_for_chat
 
 
 def chat_transfer(librarian: StaffProfile, chat_id: str, now: datetime, *, queue: str | None = None,
@@ -57,6 +58,7 @@ def chat_transfer(librarian: StaffProfile, chat_id: str, now: datetime, *, queue
               note=bool(note))
         if handback:
             trace(chat, "handed_back", now, librarian=librarian.pk, library=queue)
+        shares_end_for_chat(chat, now, reason="transferred")  # the next librarian asks again if need be
         events.to_librarian(librarian.pk, frames.unassigned_frame(chat.pk, "transferred"),
                             leave_chat=chat.pk)
         system_message_post(chat, f"You are being transferred to {description}. Please stay here.", now)

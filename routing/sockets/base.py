@@ -81,6 +81,7 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
         # its history, so that a reconnecting client never gets a live message before older ones.
         self.held_back: dict[str, tuple[float, list[tuple[Frame, bool]]]] = {}  # chat -> (until, frames)
         self.release_tasks: set[asyncio.Task[None]] = set()
+        self.shares: dict[int, tuple[str, str]] = {}  # the shares this socket is bound to (sockets.sharing)
         self.process_id = await ensure_registered()
         await self.accept()
         socket_opened(self)  # to be told to reconnect if the channel layer was lost (routing.layer_watch)
@@ -143,6 +144,11 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
 
     async def vr_event(self, event: dict[str, Any]) -> None:
         frame: Frame = event["frame"]
+        only_role, only_share = event.get("only_role"), event.get("only_share")
+        if only_role is not None and only_role != self.role:
+            return  # for the other side of the chat only (a share's request, its signalling)
+        if only_share is not None and self.shares.get(only_share, ("",))[0] != frame.get("chat"):
+            return  # a share's signalling: for the one socket bound to it on that side
         join = event.get("join_chat")
         if join:
             # Assigned: live messages of the chat flow from here at once (docs/protocol.md: a client
@@ -158,6 +164,8 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
             pass  # your own typing is not news to you
         else:
             await self.send_json(frame)
+        if frame.get("type") == "share_ended":
+            self.shares.pop(int(frame["share"]), None)  # ended for both sides: nothing more to relay
         leave = event.get("leave_chat")
         if leave:
             await self.channel_layer.group_discard(chat_group(leave), self.channel_name)

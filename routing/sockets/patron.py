@@ -5,12 +5,13 @@ from __future__ import annotations
 from django.utils import timezone
 
 from consortium import ratelimit
-from routing import access, frames, validation
+from routing import access, frames, sharing, validation
 from routing.events import chat_group
 from routing.models import Chat
-from routing.services import chats, presence
+from routing.services import chats, presence, shares
 from routing.sockets.base import Frame, ProtocolConsumer, header
 from routing.sockets.lines import line_post
+from routing.sockets.sharing import SharingFrames
 from routing.threads import in_thread
 from routing.validation import Fields, Invalid
 
@@ -32,7 +33,7 @@ def _patron_state(chat: Chat) -> Frame:
     return frames.patron_state_frame(chat)
 
 
-class PatronConsumer(ProtocolConsumer):
+class PatronConsumer(SharingFrames, ProtocolConsumer):
     role = "patron"
 
     async def connect(self) -> None:
@@ -41,6 +42,7 @@ class PatronConsumer(ProtocolConsumer):
 
     async def disconnect(self, code: int) -> None:
         if self.chat_id:
+            await self.shares_release(media_only=True)
             await self.channel_layer.group_discard(chat_group(self.chat_id), self.channel_name)
             await in_thread(presence.patron_disconnected)(self.channel_name, timezone.now())
 
@@ -117,3 +119,40 @@ class PatronConsumer(ProtocolConsumer):
         await in_thread(chats.chat_end)(self.chat_id, timezone.now(), by="patron")
 
 
+
+    # -- sharing (routing.sockets.sharing; docs/protocol.md, issue 19) ---------------------------
+
+    async def frame_share_consent(self, frame: Frame) -> None:
+        """The patron's yes or no to a share_request. Yes binds this socket to the share."""
+        assert self.chat_id
+        f = Fields(frame)
+        share_id = sharing.share_id_of(f)
+        consent = frame.get("consent")
+        if not isinstance(consent, bool):
+            f.problem("consent", "must be true or false")
+        unsupported = f.choice("reason", ("unsupported",), required=False) == "unsupported"
+        f.check()
+        share = await in_thread(shares.share_consent)(self.chat_id, share_id, timezone.now(), consent=consent,
+                                                      unsupported=unsupported and not consent)
+        if consent:
+            self.share_bind(share.pk, self.chat_id, share.kind)
+
+    async def frame_share_end(self, frame: Frame) -> None:
+        assert self.chat_id
+        f = Fields(frame)
+        share_id = sharing.share_id_of(f)
+        reason = f.choice("reason", ("stopped", "failed"), required=False) or "stopped"
+        f.check()
+        await in_thread(shares.share_end)(self.chat_id, share_id, timezone.now(), by="patron", reason=reason)
+        self.shares.pop(share_id, None)
+
+    async def frame_share_page(self, frame: Frame) -> None:
+        """The page the patron is on, for the librarian bound to the page share (any of the patron's
+        sockets may send it: the widget's socket is new on every page of the site). Relayed, not kept."""
+        assert self.chat_id
+        f = Fields(frame)
+        share_id = sharing.share_id_of(f)
+        url = sharing.web_address(f, "url")
+        title = f.text("title", max_len=sharing.MAX_PAGE_TITLE)
+        f.check()
+        await self.relay("share_page", self.chat_id, share_id, {"url": url, "title": title})

@@ -12,13 +12,14 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from libraries.models import StaffProfile
-from routing import access, frames, mentions, staff_room, validation
+from routing import access, frames, mentions, sharing, staff_room, validation
 from routing.events import chat_group, librarian_group, watch_group
 from routing.selectors import librarian_holds, librarian_queues, session_expiry
-from routing.services import chats, common, followups, handbacks, mentoring, offers, presence, shifts, transfers
+from routing.services import chats, common, followups, handbacks, mentoring, offers, presence, shares, shifts, transfers
 from routing.sockets.base import Frame, ProtocolConsumer, chat_of, header
 from routing.sockets.lines import line_post
 from routing.sockets.sequence import Accounted
+from routing.sockets.sharing import SharingFrames
 from routing.threads import ROUTING_THREAD, in_background, in_thread
 from routing.validation import Fields, Invalid
 
@@ -52,7 +53,7 @@ JOIN_WAIT = 10.0
 STAY_ON_MAX_MINUTES = 240
 
 
-class StaffConsumer(ProtocolConsumer):
+class StaffConsumer(SharingFrames, ProtocolConsumer):
     role = "librarian"
 
     async def connect(self) -> None:
@@ -108,6 +109,7 @@ class StaffConsumer(ProtocolConsumer):
             watch.cancel()
         if self.profile is None:
             return
+        await self.shares_release(media_only=False)
         await self.channel_layer.group_discard(librarian_group(self.profile.pk), self.channel_name)
         for chat_id in list(self.seqs):
             await self.channel_layer.group_discard(chat_group(chat_id), self.channel_name)
@@ -377,9 +379,41 @@ class StaffConsumer(ProtocolConsumer):
             self.room_seq = max(self.room_seq, seq)
             await self._room_emit(frame)
 
+    # -- sharing (routing.sockets.sharing; docs/protocol.md, issue 19) ---------------------------
+
+    async def frame_share_request(self, frame: Frame) -> None:
+        """Ask the patron to share (`see`, `page`) or to watch (`show`). Binds this socket to the share."""
+        f = Fields(frame)
+        chat_id = f.chat_id()
+        kind = f.choice("kind", sharing.KINDS)
+        f.check()
+        share, ice = await in_thread(shares.share_request)(self._me(), chat_id, kind, timezone.now())
+        self.share_bind(share.pk, chat_id, kind)
+        await self.send_json(frames.share_requested_frame(share, ice))
+
+    async def frame_share_end(self, frame: Frame) -> None:
+        f = Fields(frame)
+        chat_id = f.chat_id()
+        share_id = sharing.share_id_of(f)
+        reason = f.choice("reason", ("stopped", "failed"), required=False) or "stopped"
+        f.check()
+        await in_thread(shares.share_end)(chat_id, share_id, timezone.now(), by="librarian", reason=reason,
+                                          librarian=self._me())
+        self.shares.pop(share_id, None)
+
+    async def frame_page_push(self, frame: Frame) -> None:
+        """Send the patron a page as a card (routing.services.shares.page_push)."""
+        f = Fields(frame)
+        chat_id = f.chat_id()
+        url = sharing.web_address(f, "url")
+        title = f.text("title", max_len=sharing.MAX_PAGE_TITLE)
+        f.check()
+        await in_thread(shares.page_push)(self._me(), chat_id, url, title or url, timezone.now())
+
 
 def _watch(profile: StaffProfile, chat_id: str) -> Frame:
     now = timezone.now()
     watching = mentoring.chat_watch(profile, chat_id, now)
     mentions.mentions_seen(profile, chat_id, now)
     return watching
+

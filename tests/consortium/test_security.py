@@ -145,3 +145,17 @@ def test_no_template_has_an_inline_event_handler_or_an_unhashable_inline_script(
             if "{{" in body or "{%" in body:
                 scripts.append(f"{rel}: inline script with template syntax needs the nonce")
     assert handlers == [] and scripts == []
+
+
+def test_pages_allow_screen_capture_for_this_origin_only_and_no_devices_sharing_never_uses(
+        client: Client, world: dict[str, Any]) -> None:
+    for r in (client.get("/ask/csp/"), signed_in("ana").get("/staff/")):
+        assert r.status_code == 200
+        allowed = dict(part.strip().split("=", 1) for part in r["Permissions-Policy"].split(","))
+        assert allowed["display-capture"] == "(self)"
+        assert allowed["camera"] == allowed["microphone"] == allowed["geolocation"] == "()"
+        policy = directives(r["Content-Security-Policy"])
+        assert policy["media-src"] == ["'self'"]  # a shared screen is a MediaStream, not a media URL
+        assert "'unsafe-inline'" not in policy["script-src"] and "'unsafe-eval'" not in policy["script-src"]
+    # The sharing code is a file of this origin, loaded by chat.js only when a share starts.
+    assert client.get("/static/routing/patron/share.js").status_code == 200

@@ -166,6 +166,17 @@ def test_widget_loader_is_served_as_script_and_the_widget_fits_its_budget(client
     assert b"document.cookie" not in loader + panel_js, "the widget sets no cookie"
 
 
+def test_the_sharing_code_loads_only_when_a_share_starts_and_stays_small(client: Client) -> None:
+    panel_js = _static(client, "/static/routing/patron/chat.js")
+    share_js = _static(client, "/static/routing/patron/share.js")
+    share_css = _static(client, "/static/routing/patron/share.css")
+    # chat.js names the file only to load it with the first sharing frame; none of its code is in chat.js.
+    assert b"share.js" in panel_js and b"RTCPeerConnection" not in panel_js and b"getDisplayMedia" not in panel_js
+    assert b"window.open" not in share_js, "a pushed page opens from the patron's click on its card, never by script"
+    print(f"sharing, loaded on demand: share.js {_gz(share_js)} B, share.css {_gz(share_css)} B gzipped")
+    assert _gz(share_js) + _gz(share_css) < 6 * 1024
+
+
 def test_widget_panel_for_an_allowed_site_and_a_clear_refusal_for_others(client: Client,
                                                                         world: dict[str, Any]) -> None:
     r = client.get("/api/v1/pat/widget?library=alpha&lang=es", HTTP_ORIGIN=ALLOWED)

@@ -334,6 +334,7 @@
       // A line sent again whose message had already come: the contract's echo, marked `resent`.
       if (f.type === "message" && f.resent) return f.client_id ? unqueue(f.client_id) : undefined;
       if (f.type === "message") return onMessage(f);
+      if (/^(share_|page_push)/.test(f.type)) return share(f);
       if (f.type === "state") return applyState(f);
       if (f.type === "typing" && f.sender === "librarian") {
         var n = st.state && st.state.librarian && st.state.librarian.name;
@@ -356,6 +357,21 @@
       st.after = Math.max(st.after || 0, f.seq);
       save();
       draw(f);
+    }
+    // Sharing (share.js) is loaded with the first sharing frame, not with the chat: frames wait for it.
+    var shareQ = [], sharer = null;
+    function share(f) {
+      if (f.type === "share_request" && cfg.onMessage) cfg.onMessage(f); // the widget's launcher shows it
+      if (sharer) return sharer.handle(f);
+      if (shareQ.push(f) > 1) return;
+      var s = document.createElement("script");
+      s.src = base + "/static/routing/patron/share.js";
+      s.onload = function () {
+        sharer = window.VRShare({ S: S, base: base, log: ui.log, file: ui.file, save: save, get: function () { return st; },
+          send: function (x) { return ws && joined ? (ws.send(JSON.stringify(x)), true) : false; } });
+        shareQ.splice(0).forEach(sharer.handle);
+      };
+      document.head.appendChild(s);
     }
     function unqueue(cid) {
       st.outbox = (st.outbox || []).filter(function (o) { return o.client_id !== cid; });
@@ -488,13 +504,14 @@
       sock.onmessage = function (ev) {
         var f;
         try { f = JSON.parse(ev.data); } catch (e) { return; }
-        if (f.type === "joined") { joined = true; wsFails = 0; clearTimeout(guard); flush(); return; }
+        if (f.type === "joined") { joined = true; wsFails = 0; clearTimeout(guard); flush(); if (sharer || st.pageShare) share(f); return; }
         handle(f);
       };
       sock.onclose = function (ev) {
         clearTimeout(guard);
         if (sock !== ws) return;
         ws = null;
+        if (sharer) sharer.handle({ type: "closed" });
         if (ev.code === 4403) return gone();
         if (stopped) return;
         if (!joined && ++wsFails >= 2) return fallBack();

@@ -11,6 +11,7 @@ import { CannedPicker } from "./canned.js";
 import { socket } from "./connection.js";
 import { openBlock, openEnd, openRefer, openTransfer } from "./dialogs.js";
 import { $, CSRF, chats, getJSON, notice, updateTitle } from "./page.js";
+import { pagePush, shareAsk, shareShow } from "./share.js";
 import { chooseTab, closeChat, select, selected, tabKeys, updateCounts } from "./tabs.js";
 import { appendText, clockTime } from "./text.js";
 
@@ -113,6 +114,25 @@ export class ChatView {
       socket.send({ type: "hand_back", chat: this.id, note: $(".handback-note", this.panel).value });
       this.showHandback(false);
     });
+    $(".do-show", this.panel).addEventListener("click", () => shareShow(this));
+    $(".do-see", this.panel).addEventListener("click", () => shareAsk(this, "see"));
+    $(".do-page", this.panel).addEventListener("click", () => shareAsk(this, "page"));
+    const push = $(".push-form", this.panel);
+    $(".do-push", this.panel).addEventListener("click", (e) => {
+      push.hidden = !push.hidden;
+      e.target.setAttribute("aria-expanded", String(!push.hidden));
+      if (!push.hidden) $(".push-url", push).focus();
+    });
+    push.addEventListener("submit", (e) => {
+      e.preventDefault();
+      const problem = pagePush(this, $(".push-url", push).value.trim(), $(".push-title", push).value.trim());
+      $(".push-error", push).textContent = problem;
+      if (!problem) {
+        push.reset();
+        push.hidden = true;
+        $(".do-push", this.panel).setAttribute("aria-expanded", "false");
+      }
+    });
   }
 
   // "A librarian of <home> is available: hand back?" while the home library can take the chat.
@@ -173,6 +193,10 @@ export class ChatView {
       el.disabled = !active;
     }
     $(".chat-actions", this.panel).hidden = !active;
+    // Sharing needs the patron in a browser: not in a text conversation (docs/sms.md).
+    $(".share-actions", this.panel).hidden = !active || sms;
+    for (const b of $(".share-actions", this.panel).querySelectorAll("button")) b.disabled = !active;
+    if (!active) $(".push-form", this.panel).hidden = true;
     $(".composer", this.panel).hidden = !active;
     const box = $(".ended-box", this.panel);
     box.hidden = active;

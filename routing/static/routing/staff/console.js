@@ -20,12 +20,14 @@ import { handleFramesWith, socket } from "./connection.js";
 import { acceptFailed, addOffer, offerAssigned, offersFromHello, offerWithdrawn, renderOffers } from "./offers.js";
 import { chats, notice, offers } from "./page.js";
 import { presence, presenceFromHello, setPresence, showShift } from "./presence.js";
+import { shareAskRefused, shareFrame, sharesOfChatEnd, sharesReset } from "./share.js";
 import { showAccepted, updateCounts } from "./tabs.js";
 
 function handle(frame) {
   const view = frame.chat ? chats.get(frame.chat) : null;
   switch (frame.type) {
     case "hello": {
+      sharesReset();
       presenceFromHello(frame);
       offersFromHello(frame);
       const held = new Set();
@@ -84,6 +86,7 @@ function handle(frame) {
       if (view && (frame.state === "ended" || frame.state === "abandoned")) view.setState("ended");
       break;
     case "unassigned":
+      sharesOfChatEnd(frame.chat);
       if (view) view.setState({ ended: "ended", transferred: "transferred", taken_over: "taken over" }[frame.reason]
         || "lost");
       break;
@@ -123,11 +126,15 @@ function handle(frame) {
     case "error":
       if (frame.client_id) {
         for (const v of chats.values()) v.failed(frame.client_id, frame.detail || frame.code);
+      } else if (shareAskRefused()) {
+        // The answer to a share request (routing/services/shares.py): its capture was let go.
+        notice(`Sharing refused: ${frame.detail}`, "warn");
       } else if (frame.code !== "not_found") {
         notice(`The server refused an action: ${frame.detail || frame.code}`, "warn");
       }
       break;
     default:
+      if (frame.type.startsWith("share_")) shareFrame(frame);
       break;
   }
 }
