@@ -232,7 +232,8 @@
     var availTimer = null, closedFirst = false;
     function availability() {
       clearTimeout(availTimer);
-      if (!ui.avail || (st && st.id)) return;
+      if (!ui.avail) return;
+      if (st && st.id) { say("avail", ""); return; }
       var lib = cfg.library || chosen || "";
       api("/api/v1/" + cfg.consortium + "/availability?lang=" + encodeURIComponent(cfg.lang || "en") +
         (lib ? "&library=" + encodeURIComponent(lib) : ""), { auth: false }).then(function (r) {
@@ -253,7 +254,7 @@
         closedFirst = true;
         busy({ question: ui.question.value.trim(), email: ui.email.value.trim(), name: ui.name.value.trim(),
           library: cfg.library || chosen || "", zip: ui.zip && !ui.unsure.checked ? ui.zip.value.trim() : "" },
-          text + " " + S.avail_form, true);
+          S.avail_form, true);
       } else if (a.state !== "closed" && closedFirst && busyStart && !ui["q-question"].value.trim()) {
         closedFirst = false;
         busyStart = null;
@@ -268,6 +269,7 @@
       busyStart = null;
       closedFirst = false;
       clearTimeout(availTimer);
+      say("avail", "");
       show("start", false);
       show("after", false);
       show("chat", true);
