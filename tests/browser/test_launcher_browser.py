@@ -5,7 +5,6 @@ service opens, in the patron's own time zone and language."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import http.server
 import threading
 from collections.abc import AsyncIterator, Iterator

@@ -227,8 +227,8 @@
     }
 
     // The honest launcher (docs/patron.md): before the patron types, what a chat started now would meet.
-    // Closed: the question form comes first (a chat would find nobody); it gives way to the chat again
-    // when the service opens, unless the patron has started writing their question.
+    // Closed for the page's library: the question form comes first (a chat would find nobody); it gives
+    // way to the chat again when the service opens, unless the patron has started writing their question.
     var availTimer = null, closedFirst = false;
     function availability() {
       clearTimeout(availTimer);
@@ -250,7 +250,9 @@
       }
       ui.avail.setAttribute("data-state", a.state);
       say("avail", text);
-      if (a.state === "closed" && !busyStart) {
+      // Only where the page names the library: a patron who picks one keeps the form they are filling in
+      // (the line above says it is closed; a chat started all the same offers the question form).
+      if (a.state === "closed" && !busyStart && cfg.library) {
         closedFirst = true;
         busy({ question: ui.question.value.trim(), email: ui.email.value.trim(), name: ui.name.value.trim(),
           library: cfg.library || chosen || "", zip: ui.zip && !ui.unsure.checked ? ui.zip.value.trim() : "" },
