@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from statistics import mean
 from zoneinfo import ZoneInfo
@@ -72,9 +72,23 @@ class QueueForecast:
     patience_seconds: float | None
     hours: dict[Hour, HourForecast]
     samples: int  # chats that reached the queue in the history
+    staff: Staff = field(default_factory=lambda: Staff())
+    default_capacity: int = 3
 
     def hour(self, weekday: int, hour: int) -> HourForecast:
         return self.hours[(weekday, hour)]
+
+    def what_if(self, extra: Mapping[Hour, int]) -> QueueForecast:
+        """The same week with `extra[hour]` librarians added (negative: taken off): only those hours are
+        predicted again, from the history already read, so the rota page can ask for every shift."""
+        crew = self.staff.with_extra(extra, self.default_capacity)
+        hours = dict(self.hours)
+        for key in extra:
+            if key in hours:
+                was = hours[key]
+                hours[key] = predict_hour(was.start, was.open, was.arrivals, tuple(crew.crews.get(key, ())),
+                                          self.handle_seconds, self.patience_seconds)
+        return replace(self, hours=hours, staff=crew)
 
     def worst(self, cells: Iterable[Hour]) -> HourForecast | None:
         """The hour with the lowest service level among these (the one to fix first)."""
@@ -268,5 +282,10 @@ def forecast(consortium: Consortium, now: datetime, *, weeks: int = HISTORY_WEEK
         crew = staff.get(queue.pk, Staff()).with_extra((extra or {}).get(queue.slug, {}),
                                                          consortium.librarian_capacity)
         hours = predict_week(now, zone, rates, crew, handle, patience, open_at)
-        out.append(QueueForecast(queue, handle, patience, hours, len(found)))
+        out.append(QueueForecast(queue, handle, patience, hours, len(found), crew, consortium.librarian_capacity))
     return Forecast(out, since, until, now, weeks)
+
+
+def shift_hours(weekday: int, start_minute: int, end_minute: int) -> list[Hour]:
+    """The hours of the week a shift touches (as the coverage map counts them)."""
+    return [(weekday, hour) for hour in range(24) if start_minute < (hour + 1) * 60 and end_minute > hour * 60]

@@ -8,10 +8,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.management import call_command
+from django.test import Client
+from django.utils import timezone
 
 from consortium.models import Consortium
 from coordination import forecast, history
-from libraries.models import Closure, Queue
+from libraries.models import Closure, Queue, Shift, StaffProfile
 
 DEMO_FILE = Path(__file__).resolve().parents[2] / "deploy" / "demo-consortium.yaml"
 NOW = datetime(2026, 3, 11, 19, 0, tzinfo=UTC)  # a Wednesday, 15:00 in Florida
@@ -88,3 +90,30 @@ def test_a_closure_in_the_coming_week_closes_its_hours(demo: Consortium) -> None
     friday = statewide.hour(4, 14)
     assert not friday.open and friday.prediction is None
     assert statewide.hour(3, 14).open
+
+
+def _coordinator(client: Client, consortium: Consortium) -> None:
+    profile = StaffProfile.objects.filter(library__consortium=consortium, role="coordinator").first()
+    assert profile is not None
+    client.force_login(profile.user)
+
+
+def test_the_coverage_map_and_the_rota_show_the_forecast_and_what_if(demo: Consortium, client: Client) -> None:
+    # The pages read the wall clock: the demo's past is loaded again to end now.
+    history.load(demo, timezone.now())
+    _coordinator(client, demo)
+    page = client.get("/coordinator/sunshine/coverage/").content.decode()
+    assert "Forecast for the coming week" in page and "answered within 60 s" in page
+    rota = client.get("/coordinator/sunshine/rota/")
+    assert rota.status_code == 200
+    text = rota.content.decode()
+    assert "without this shift: nobody to answer" in text and "one more librarian:" in text
+    # What if two librarians worked Sunday afternoons on the statewide queue? Nothing is saved.
+    shifts = Shift.objects.count()
+    preview = client.post("/coordinator/sunshine/rota/", {
+        "action": ["shift_add", "shift_preview"], "queue": "statewide", "weekday": "6", "hours": "13:00-15:00",
+        "min_librarians": "2"})
+    assert preview.status_code == 200 and Shift.objects.count() == shifts
+    body = preview.content.decode()
+    assert "What if</strong> 2 librarians worked Sunday 13:00-15:00" in body
+    assert body.count("nobody to answer") > 0 and "% within 60 s" in body
