@@ -2,8 +2,8 @@
 
 Plain Python with no I/O, like routing.router: given how many chats arrive in an hour, how long a
 chat takes, how many librarians are there and how many chats each takes at once, it says how long
-a patron waits before a librarian accepts (p50, p90) and the share answered within the service
-level's threshold (60 s).
+a patron who is answered waits before a librarian accepts (p50, p90, as the chat report counts
+waits) and the share of all arrivals answered within the service level's threshold (60 s).
 
 The model, and why:
 
@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 SERVICE_LEVEL_SECONDS = 60
 GRID_END = 3600  # seconds: a wait past an hour is reported as the hour
+WAIT_STEP = 5.0  # seconds: Erlang A's answered waits are added up in steps this long
 NEGLIGIBLE = 1e-9
 
 
@@ -56,7 +57,7 @@ class Load:
 
 @dataclass(frozen=True)
 class Prediction:
-    wait_p50: float  # seconds
+    wait_p50: float  # seconds, of the patrons who are answered (those who give up are not waits)
     wait_p90: float
     service_level: float  # share of arrivals answered within SERVICE_LEVEL_SECONDS
     waits: float  # probability that a patron waits at all
@@ -132,16 +133,22 @@ def erlang_a(load: Load) -> Prediction:
                         for i in range(pieces))
     busy = (sum(n * below[n] for n in range(c)) + c * sum(queue)) / total / c
 
+    # The waits quoted are those of the patrons who are answered (as a chat report counts them): of all
+    # arrivals a share theta E[queue] / lambda gives up, the rest are answered, at once or after waiting.
+    answered = 1.0 - theta * sum(j * share for j, share in enumerate(found)) / lam if theta else 1.0
+
     def quantile(q: float) -> float:
-        if survival(0.0) <= 1 - q:
+        target, got = q * answered, 1.0 - p_wait
+        if got >= target:
             return 0.0
-        if survival(float(GRID_END)) > 1 - q:
-            return float(GRID_END)
-        low, high = 0.0, float(GRID_END)
-        while high - low > 0.5:
-            middle = (low + high) / 2
-            low, high = (middle, high) if survival(middle) > 1 - q else (low, middle)
-        return (low + high) / 2
+        t, before = 0.0, survival(0.0)
+        while t < GRID_END:
+            after = survival(t + WAIT_STEP)
+            gained = (before - after) * math.exp(-theta * (t + WAIT_STEP / 2))
+            if gained > 0 and got + gained >= target:
+                return t + WAIT_STEP * (target - got) / gained
+            got, t, before = got + gained, t + WAIT_STEP, after
+        return float(GRID_END)
 
     return Prediction(quantile(0.5), quantile(0.9), (1 - p_wait) + answered_late, p_wait, min(1.0, busy), "erlang_a")
 
