@@ -7,18 +7,23 @@ the librarians who could answer), `closed` when it would be unstaffed at once, w
 any step of the library's plan opens.
 
 Every open widget polls this, so the answer is kept per process for `FRESH_FOR` seconds
-(`cached`); each process works its own answer out from the database, so none depends on another.
+(`cached`), and served from memory before Django's thread and middleware
+(`KeptAvailabilityMiddleware`, consortium/asgi.py); each process works its own answer out from the
+database, so none depends on another.
 Staff are never named.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import re
 import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
 
 from django.db.models import Avg, DurationField, ExpressionWrapper, F
@@ -27,6 +32,7 @@ from django.utils.translation import gettext, ngettext
 
 from consortium.models import Consortium
 from routing import router
+from routing.access import origin_allowed, own_origin
 from routing.models import Chat, ChatState
 from routing.queueing import conditional_wait
 from routing.selectors import situation_for
@@ -151,3 +157,56 @@ def forget() -> None:
     with _kept_lock:
         _kept.clear()
     _handle.clear()
+
+
+# --- the kept answer, served before Django ----------------------------------------------------------------------
+
+_PATH = re.compile(r"^/api/v1/([-a-zA-Z0-9_]{1,50})/availability$")
+# The headers Django's middleware gives the same answer (SecurityMiddleware, XFrameOptionsMiddleware, and
+# routing.api.base.cors): a kept answer served here must look exactly like one served by the view.
+_HEADERS = [(b"content-type", b"application/json"), (b"x-frame-options", b"DENY"),
+            (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin"),
+            (b"cross-origin-opener-policy", b"same-origin")]
+_CORS = [(b"access-control-allow-headers", b"Content-Type, Authorization"),
+         (b"access-control-allow-methods", b"GET, POST, DELETE, OPTIONS"), (b"access-control-max-age", b"600"),
+         (b"vary", b"Origin")]
+
+
+class KeptAvailabilityMiddleware:
+    """ASGI: a GET of the availability that this process answered less than FRESH_FOR seconds ago is
+    answered from memory, without Django's thread and middleware (every open widget polls it: issue 18's
+    benchmark, docs/benchmarks.md). Anything else (no kept answer, another method, a query it does not
+    know, an Origin the consortium does not allow) goes on to Django, which answers as the view does."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET" and (match := _PATH.match(scope["path"])):
+            answer = self._kept(match[1], scope)
+            if answer is not None:
+                status, headers, body = answer
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    def _kept(slug: str, scope: dict[str, Any]) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        if set(query) - {"library", "lang"} or any(len(v) != 1 for v in query.values()):
+            return None
+        library, language = query.get("library", [""])[0], query.get("lang", [""])[0] or "en"
+        found = cached(slug, library, language)
+        if found is None:
+            return None
+        consortium, answer = found
+        origin = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"origin"), None)
+        if not origin_allowed(origin, consortium):
+            return None
+        body = json.dumps(answer).encode()
+        headers = [*_HEADERS, (b"cache-control", f"public, max-age={int(FRESH_FOR)}".encode()),
+                   (b"content-length", str(len(body)).encode())]
+        if origin and not own_origin(origin):
+            headers += [(b"access-control-allow-origin", origin.encode("latin-1")), *_CORS]
+        return 200, headers, body

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.core.signals import request_started
 from django.test import Client
 from django.utils import timezone
 
@@ -112,3 +113,40 @@ def test_names_no_staff(w: World, client: Client) -> None:
     body = client.get("/api/v1/vr/availability?library=home").content.decode()
     assert "lena" not in body.lower()
 
+
+
+async def _get(path: str, origin: str) -> tuple[int, dict[bytes, bytes], bytes]:
+    from channels.testing import HttpCommunicator
+
+    from consortium.asgi import application
+
+    communicator = HttpCommunicator(application, "GET", path, headers=[(b"origin", origin.encode()),
+                                                                      (b"host", b"testserver")])
+    response = await communicator.get_response()
+    return response["status"], {k.lower(): v for k, v in response["headers"]}, response["body"]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_kept_answer_is_served_before_django_exactly_as_django_serves_it(quiet: None) -> None:
+    from asgiref.sync import sync_to_async
+
+    w = await sync_to_async(world)(allowed_origins=["https://library.example.org"])
+    path = "/api/v1/vr/availability?library=home&lang=en"
+    first = await _get(path, "https://library.example.org")
+    assert first[0] == 200 and b'"state": "closed"' in first[2]
+    assert availability_of.cached("vr", "home", "en") is not None
+    started: list[object] = []
+
+    def count(**_: object) -> None:
+        started.append(1)
+
+    request_started.connect(count)
+    try:
+        again = await _get(path, "https://library.example.org")
+    finally:
+        request_started.disconnect(count)
+    assert again == first, "the same status, headers (names are case-blind) and body, from memory"
+    assert not started, "Django never saw the request"
+    refused = await _get(path, "https://evil.example.com")
+    assert refused[0] == 403
+    assert w.consortium.slug == "vr"
