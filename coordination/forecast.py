@@ -91,9 +91,13 @@ class QueueForecast:
         return replace(self, hours=hours, staff=crew)
 
     def worst(self, cells: Iterable[Hour]) -> HourForecast | None:
-        """The hour with the lowest service level among these (the one to fix first)."""
-        staffed = [self.hours[c] for c in cells if c in self.hours and self.hours[c].prediction is not None]
-        return min(staffed, key=lambda h: h.prediction.service_level if h.prediction else 1.0, default=None)
+        """The hour with the lowest service level among these (the one to fix first); an open hour with
+        nothing predicted (no chats expected) when none has a prediction; None when all are closed."""
+        found = [self.hours[c] for c in cells if c in self.hours and self.hours[c].open]
+        predicted = [h for h in found if h.prediction is not None]
+        if predicted:
+            return min(predicted, key=lambda h: h.prediction.service_level if h.prediction else 1.0)
+        return found[0] if found else None
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,8 @@ def forecast_cell(hour: HourForecast) -> ForecastCell:
         return ForecastCell("closed", "", f"{when}: closed")
     p = hour.prediction
     expected = f"{hour.arrivals:.1f} chats expected, {hour.librarians} librarian{'s' if hour.librarians != 1 else ''}"
-    if p is None:
-        return ForecastCell("fc-idle", "", f"{when}: no chats expected")
+    if p is None or p.model == "idle":
+        return ForecastCell("fc-idle", "", f"{when}: no chats expected ({hour.librarians} on the rota)")
     if not p.staffed:
         return ForecastCell("fc-none", "0", f"{when}: {expected}: nobody to answer")
     css = "fc-good" if p.service_level >= GOOD_LEVEL else "fc-fair" if p.service_level >= FAIR_LEVEL else "fc-bad"

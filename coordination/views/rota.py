@@ -128,9 +128,11 @@ class Outlook:
 
 
 def outlook_text(hour: HourForecast | None) -> str:
-    if hour is None or hour.prediction is None:
-        return "no chats expected" if hour is not None and hour.open else "closed"
+    if hour is None or not hour.open:
+        return "closed"
     p = hour.prediction
+    if p is None or p.model == "idle":
+        return "no chats expected"
     if not p.staffed:
         return f"nobody to answer {hour.arrivals:.1f} chats"
     return f"{p.service_level * 100:.0f}% within 60 s, 9 in 10 wait under {seconds_text(p.wait_p90)}"
