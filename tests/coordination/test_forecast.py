@@ -117,3 +117,22 @@ def test_the_coverage_map_and_the_rota_show_the_forecast_and_what_if(demo: Conso
     body = preview.content.decode()
     assert "What if</strong> 2 librarians worked Sunday 13:00-15:00" in body
     assert body.count("nobody to answer") > 0 and "% within 60 s" in body
+
+
+def test_what_if_and_the_worst_hour_on_plain_numbers() -> None:
+    monday = datetime(2026, 3, 2, 9, 0, tzinfo=NY)
+    rates = {(0, 9): 12.0, (0, 10): 12.0, (0, 11): 0.0}
+    staff = forecast.Staff({(0, 9): (3,), (0, 10): (3, 3), (0, 11): (3,)})
+    hours = forecast.predict_week(monday, NY, rates, staff, 600.0, 300.0, lambda at: at.hour in (9, 10, 11))
+    week = forecast.QueueForecast(Queue(slug="q"), 600.0, 300.0, hours, 100, staff, 3)
+    one, two = week.hour(0, 9).prediction, week.hour(0, 10).prediction
+    assert one is not None and two is not None and one.service_level < two.service_level
+    assert week.worst([(0, 9), (0, 10)]) == week.hour(0, 9)
+    # No chats expected at 11: the worst of that hour alone is the hour itself, not "closed".
+    assert week.worst([(0, 11)]) == week.hour(0, 11) and week.worst([(0, 12)]) is None
+    helped = week.what_if({(0, 9): 1})
+    assert helped.hour(0, 9).librarians == 2 and helped.hour(0, 9).prediction == week.hour(0, 10).prediction
+    assert helped.hour(0, 10) == week.hour(0, 10) and week.hour(0, 9).librarians == 1  # nothing else moves
+    emptied = week.what_if({(0, 10): -5})
+    prediction = emptied.hour(0, 10).prediction
+    assert emptied.hour(0, 10).librarians == 0 and prediction is not None and not prediction.staffed
