@@ -73,8 +73,8 @@ def test_what_if_a_shift_is_added_or_removed(demo: Consortium) -> None:
     afternoon = before.hour(0, 14)
     removed = {q.queue.slug: q for q in forecast.forecast(
         demo, NOW, extra={"statewide": {(0, 14): -afternoon.librarians}}).queues}["statewide"]
-    assert removed.hour(0, 14).librarians == 0 and removed.hour(0, 14).prediction is not None
-    assert not removed.hour(0, 14).prediction.staffed
+    gone = removed.hour(0, 14).prediction
+    assert removed.hour(0, 14).librarians == 0 and gone is not None and not gone.staffed
     assert removed.hour(0, 15) == before.hour(0, 15)  # only the hour asked about changes
     added = {q.queue.slug: q for q in forecast.forecast(
         demo, NOW, extra={"statewide": {(6, 14): 1}}).queues}["statewide"]
