@@ -16,6 +16,7 @@ from channels.sessions import CookieMiddleware, SessionMiddleware  # noqa: E402
 
 from consortium.clients import TrustedProxyMiddleware  # noqa: E402
 from routing.admission import AdmissionMiddleware  # noqa: E402
+from routing.availability import KeptAvailabilityMiddleware  # noqa: E402
 from routing.threads import in_thread  # noqa: E402
 from routing.ws_urls import websocket_urlpatterns  # noqa: E402
 
@@ -36,8 +37,9 @@ class SocketAuthMiddleware(AuthMiddleware):
 # and WebSockets alike, before anything reads them (consortium/clients.py; daphne runs without --proxy-headers).
 application = TrustedProxyMiddleware(ProtocolTypeRouter(
     {
-        # Chat starts past this process's capacity are shed here, before Django's thread (routing/admission.py).
-        "http": AdmissionMiddleware(django_asgi_app),
+        # Chat starts past this process's capacity are shed here, before Django's thread (routing/admission.py);
+        # the launcher's availability, answered a moment ago, is answered again from memory (routing/availability.py).
+        "http": KeptAvailabilityMiddleware(AdmissionMiddleware(django_asgi_app)),
         "websocket": CookieMiddleware(SessionMiddleware(SocketAuthMiddleware(URLRouter(websocket_urlpatterns)))),
     }
 ))

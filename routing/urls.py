@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/v1/chats/<id:chat_id>", api.chat_delete, name="api-chat-delete"),
     path("api/v1/<slug:consortium_slug>/chats", api.chat_create, name="api-chat-create"),
     path("api/v1/<slug:consortium_slug>/questions", api.question_create, name="api-question-create"),
+    path("api/v1/<slug:consortium_slug>/availability", api.availability, name="api-availability"),
     path("api/v1/<slug:consortium_slug>/reports/chats.csv", api.report_chats, name="api-report-chats"),
 ]
 

@@ -7,6 +7,7 @@ Changes go through libraries.rota; a librarian's own rota is coordination.views.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from django.contrib import messages
 from django.db.models import Q
@@ -16,8 +17,10 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from coordination.access import Coordinator
+from coordination.forecast import HourForecast, QueueForecast, forecast, shift_hours
 from coordination.forms import ShiftForm
 from coordination.views._page import DAY_NAMES, context, int_param, staff_page
+from coordination.views.coverage import seconds_text
 from libraries import rota
 from libraries.hours import format_interval
 from libraries.models import Library, Queue, Shift, StaffProfile
@@ -30,7 +33,12 @@ def rota_page(request: HttpRequest, who: Coordinator) -> HttpResponse:
     now = timezone.now()
     shift_form = ShiftForm()
     status = 200
-    if request.method == "POST":
+    predicted = {q.queue.slug: q for q in forecast(consortium, now).queues}
+    preview = None
+    if request.method == "POST" and request.POST.get("action") == "shift_preview":
+        shift_form, preview = _shift_preview(request, predicted)
+        status = 200 if preview else 400
+    elif request.method == "POST":
         try:
             shift_form, ok = _rota_action(request, who, now)
         except rota.RotaError as e:
@@ -43,8 +51,9 @@ def rota_page(request: HttpRequest, who: Coordinator) -> HttpResponse:
              .select_related("user", "library").order_by("library__name", "user__first_name", "user__username"))
     week = rota.week_shifts(consortium)
     return render(request, "coordination/rota.html", context(
-        who, "rota", week=[(q, [(s, DAY_NAMES[s.weekday], format_interval(s.start_minute, s.end_minute))
-                                for s in shifts]) for q, shifts in week.items()],
+        who, "rota", week=[(q, [(s, DAY_NAMES[s.weekday], format_interval(s.start_minute, s.end_minute),
+                                 _outlook(predicted.get(q.slug), s)) for s in shifts]) for q, shifts in week.items()],
+        preview=preview,
         staff=staff, shift_form=shift_form, commitments=rota.commitments(consortium),
         swaps=rota.open_swaps(consortium, now), days=DAY_NAMES), status=status)
 
@@ -104,3 +113,60 @@ def _staff_of(consortium_id: int, value: str) -> StaffProfile | None:
     return (StaffProfile.objects.select_related("library", "user")
             .filter(library__consortium_id=consortium_id, is_active=True)
             .filter(Q(user__username=username)).first())
+
+
+# --- the staffing forecast beside the rota: what each shift is worth, and "what if" ---------------------------
+
+
+@dataclass(frozen=True)
+class Outlook:
+    """The worst hour of a shift as the forecast sees it: as it is, without the shift, with one more."""
+
+    now: str
+    without: str
+    one_more: str
+
+
+def outlook_text(hour: HourForecast | None) -> str:
+    if hour is None or not hour.open:
+        return "closed"
+    p = hour.prediction
+    if p is None or p.model == "idle":
+        return "no chats expected"
+    if not p.staffed:
+        return f"nobody to answer {hour.arrivals:.1f} chats"
+    return f"{p.service_level * 100:.0f}% within 60 s, 9 in 10 wait under {seconds_text(p.wait_p90)}"
+
+
+def _outlook(found: QueueForecast | None, shift: Shift) -> Outlook | None:
+    if found is None:
+        return None
+    hours = shift_hours(shift.weekday, shift.start_minute, shift.end_minute)
+    crew = len(shift.assignments.all())
+    without = found.what_if(dict.fromkeys(hours, -crew)) if crew else found
+    return Outlook(outlook_text(found.worst(hours)), outlook_text(without.worst(hours)),
+                   outlook_text(found.what_if(dict.fromkeys(hours, 1)).worst(hours)))
+
+
+@dataclass(frozen=True)
+class Preview:
+    queue: Queue
+    day: str
+    hours: str
+    librarians: int
+    before: list[tuple[str, str, str]]  # (hour, as it is, with the shift)
+
+
+def _shift_preview(request: HttpRequest, predicted: dict[str, QueueForecast]) -> tuple[ShiftForm, Preview | None]:
+    """What a shift would change before it is added: nothing is saved."""
+    form = ShiftForm(request.POST)
+    found = predicted.get(request.POST.get("queue", ""))
+    if found is None or not form.is_valid():
+        return form, None
+    start, end = form.cleaned_data["hours"]
+    weekday, n = form.cleaned_data["weekday"], form.cleaned_data["min_librarians"]
+    hours = shift_hours(weekday, start, end)
+    after = found.what_if(dict.fromkeys(hours, n))
+    rows = [(f"{h:02d}:00", outlook_text(found.hours.get((d, h))), outlook_text(after.hours.get((d, h))))
+            for d, h in hours]
+    return form, Preview(found.queue, DAY_NAMES[weekday], format_interval(start, end), n, rows)

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from django.core.validators import slug_re
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
@@ -15,12 +16,26 @@ from django.utils import timezone
 
 from consortium import csv_safe, ratelimit
 from consortium.clients import request_client_key
+from consortium.middleware import api_error
 from consortium.models import Consortium
 from libraries.models import StaffProfile
 from routing import access, blocks, outcomes, privacy
-from routing.api.base import ApiError, api_view, chat_for, client_ip, json_body, not_found, page_of, patron_chat, staff
+from routing import availability as availability_of
+from routing.api.base import (
+    ApiError,
+    api_view,
+    chat_for,
+    client_ip,
+    cors,
+    json_body,
+    not_found,
+    page_of,
+    patron_chat,
+    staff,
+)
 from routing.frames import library_ref, message_frame
 from routing.models import Chat
+from routing.patron.i18n import SUPPORTED as SUPPORTED_LANGUAGES
 from routing.services import chats, followups, transcripts
 from routing.services.common import Refused, ServiceError
 from routing.validation import Fields
@@ -251,3 +266,43 @@ def _report_rows(rows: QuerySet[WithAnnotations[Chat, _Outcome]]) -> Iterator[li
                answered.library.slug if answered else "", answered.user.username if answered else "",
                chat.answered_step, wait, duration, chat.outcome_class, chat.end_reason, chat.language, chat.state,
                chat.channel]
+
+
+def availability(request: HttpRequest, consortium_slug: str) -> HttpResponseBase:
+    """GET /api/v1/<c>/availability (docs/protocol.md): answered from this process's few seconds' memory
+    when it can (every open widget polls it), else worked out by routing.availability and kept."""
+    library = request.GET.get("library", "")
+    language = request.GET.get("lang", "") or "en"
+    origin = request.headers.get("Origin")
+    kept = (availability_of.cached(consortium_slug, library, language)
+            if request.method == "GET" and language in SUPPORTED_LANGUAGES else None)
+    if kept is None:
+        return _availability_fresh(request, consortium_slug=consortium_slug)
+    consortium, answer = kept
+    if not access.origin_allowed(origin, consortium):
+        return api_error(403, "forbidden", "this site may not use the chat service")
+    return _availability_response(JsonResponse(answer), origin)
+
+
+def _availability_response(response: HttpResponse, origin: str | None) -> HttpResponse:
+    response["Cache-Control"] = f"public, max-age={int(availability_of.FRESH_FOR)}"
+    return cors(response, origin)
+
+
+@api_view({"GET"}, consortium_from="slug")
+def _availability_fresh(request: HttpRequest, consortium: Consortium, consortium_slug: str) -> HttpResponse:
+    library = request.GET.get("library", "")
+    language = request.GET.get("lang", "") or "en"
+    fields: dict[str, list[str]] = {}
+    if language not in SUPPORTED_LANGUAGES:
+        fields["lang"] = [f"one of {', '.join(SUPPORTED_LANGUAGES)}"]
+    if library and (len(library) > 50 or not slug_re.match(library)):
+        fields["library"] = ["a library's slug"]
+    if fields:
+        raise ApiError(400, "invalid", "some fields are not valid", fields)
+    found = availability_of.availability(consortium, library or None, timezone.now(), language)
+    answer = found.as_json(language)
+    availability_of.keep(consortium_slug, library, language, consortium, answer)
+    response = JsonResponse(answer)
+    response["Cache-Control"] = f"public, max-age={int(availability_of.FRESH_FOR)}"
+    return response

@@ -58,6 +58,9 @@ SCRIPT_STRINGS = {
     "lib_count": _("{count} libraries match. Use the up and down arrow keys to choose."),
     "lib_chosen": _("Chosen: {name}"),
     "chat_closed": _("This chat is no longer available."),
+    # The honest launcher: {when} is the opening day and time in the patron's own time zone.
+    "avail_closed": _("Closed, opens {when}."),
+    "avail_form": _("Leave your question and email address, and a librarian will answer by email."),
     "minutes": _("min"),
     # The knowledge base's suggestions (issue 17, knowledge/): each opens the answer's own page.
     "new_tab": _("(opens in a new tab)"),

@@ -15,12 +15,12 @@ import pytest
 
 from tests.browser.chromium import chromium
 from tests.browser.test_patron_browser import new_page, start_form
-from tests.live.stack import Stack, world
+from tests.live.stack import PASSWORD, Stack, librarian, world
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
 BUSY = world("busy", libraries=[{"slug": "main", "name": "Main Library"}],
-             staff=[{"username": "bea", "library": "main"}])
+             staff=[{"username": "bea", "library": "main", "languages": ["en", "es"]}])
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,10 @@ async def browser() -> AsyncIterator[Any]:
 async def test_a_shed_start_shows_busy_and_the_question_form_keeps_what_was_typed(
         browser: Any, stack: Stack, lang: str, busy_text: str, send: str) -> None:
     context, page, watch = await new_page(browser, stack)
+    # Bea is signed in: the launcher says the service is open, so the chat's own form comes first.
+    bea, _hello, _ = await librarian(stack.base(), "bea", PASSWORD)
     await page.goto(f"{stack.base()}/ask/busy/main/?lang={lang}")
+    await page.locator("[data-vr=avail][data-state=available]").wait_for()
     await asyncio.sleep(0.5)  # the process's lag monitor has ticked (it starts with the first request)
     question = f"Where are the 1911 county atlases? ({lang})"
     start = start_form(page)
@@ -63,4 +66,5 @@ async def test_a_shed_start_shows_busy_and_the_question_form_keeps_what_was_type
     chats = await asyncio.to_thread(stack.sql, f"SELECT count(*) FROM routing_chat WHERE question = '{question}'")
     assert chats == "0", "the start was shed: no chat was created"
     assert not watch.dialogs and not watch.errors, (watch.dialogs, watch.errors)
+    await bea.close()
     await context.close()

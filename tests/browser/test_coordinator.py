@@ -128,7 +128,14 @@ async def test_the_coordinator_pages_in_a_browser(stack: Stack) -> None:
         form = page.locator("section", has=page.locator("h3#q-statewide")).locator("form.row")
         await form.locator("select[name=weekday]").select_option(str(day))
         await form.locator("input[name=hours]").fill("10:00-14:00")
-        await form.locator("button").click()
+        # What if? first: the forecast of those hours with the shift, and nothing saved.
+        await form.get_by_role("button", name="What if?").click()
+        await page.wait_for_selector("#preview-statewide >> text=With this shift")
+        assert "Shift added." not in await page.inner_text("main")
+        form = page.locator("section", has=page.locator("h3#q-statewide")).locator("form.row")
+        await form.locator("select[name=weekday]").select_option(str(day))
+        await form.locator("input[name=hours]").fill("10:00-14:00")
+        await form.get_by_role("button", name="Add shift").click()
         await page.wait_for_selector("text=Shift added.")
         weekend = page.locator("tr", has=page.locator("th", has_text=day_name))
         await weekend.locator("input[name=librarian]").fill("eve")
@@ -168,7 +175,10 @@ async def test_the_coordinator_pages_in_a_browser(stack: Stack) -> None:
 
         # Coverage and statistics.
         await page.goto(f"{base}/coordinator/sunshine/coverage/?weeks=4")
-        assert await page.locator("table.heat td.cell").count() == 7 * 24
+        assert await page.locator("table.heat:not(.forecast) td.cell").count() == 7 * 24
+        # The staffing forecast of the coming week under the map: every hour once (issue 18).
+        assert await page.locator("table.heat.forecast td.cell").count() == 7 * 24
+        assert "Forecast for the coming week" in await page.inner_text("main")
         assert await page.locator("table.heat td.gap").count() > 0, "weekends and nights have demand, no shift"
         await shot(page, "coverage")
         await page.goto(f"{base}/coordinator/sunshine/statistics/")

@@ -9,6 +9,7 @@ and reads the figures off the page, as a person would.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -97,5 +98,23 @@ async def test_the_demo_statistics_show_eight_weeks_that_add_up(stack: Stack) ->
         await page.goto(f"{base}/coordinator/sunshine/coverage/?weeks=8")
         assert await page.locator("table.heat td.cell").count() >= 7 * 24
         assert await page.locator("table.heat td.gap").count() > 0
+        # And the staffing forecast of the coming week, from the generated past (issue 18): the rota's
+        # weekday hours answered within 60 s, its empty Sundays with chats expected and nobody on them.
+        statewide = page.locator("section", has=page.locator("h3#cov-statewide"))
+        forecast = statewide.locator("table.heat.forecast")
+        assert await forecast.locator("td.cell").count() == 7 * 24
+        assert await forecast.locator("td.fc-good").count() > 20
+        assert await forecast.locator("td.fc-none").count() > 5
+        title = await forecast.locator("td.fc-good").first.get_attribute("title") or ""
+        assert "answered within 60 s" in title and "predicted wait" in title, title
+        shots = Path(os.environ["VR_SCREENSHOTS_DIR"]) if os.environ.get("VR_SCREENSHOTS_DIR") else None
+        if shots is not None:
+            await statewide.screenshot(path=str(shots / "coordinator-forecast.png"))
+        # The rota beside it: each shift's worst hour, without it, with one more librarian.
+        await page.goto(f"{base}/coordinator/sunshine/rota/")
+        rota = page.locator("section", has=page.locator("h3#q-statewide"))
+        assert await rota.get_by_text("without this shift: nobody to answer").count() > 0
+        if shots is not None:
+            await rota.screenshot(path=str(shots / "coordinator-rota-forecast.png"))
         await context.close()
     assert errors == [], errors

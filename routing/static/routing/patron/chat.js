@@ -79,7 +79,7 @@
     ["start", "start-form", "start-error", "lib-input", "lib-list", "lib-hint", "zip", "unsure", "question", "name",
       "email", "chat", "status", "who", "log", "typing", "chat-error", "send-form", "msg", "file", "end", "qform-box",
       "qform-note", "qform", "q-question", "q-email", "q-name", "q-deadline", "remember", "qform-error", "after", "after-note", "transcript-form",
-      "t-email", "t-result", "survey-form", "s-comment", "s-result", "new"].forEach(function (n) { ui[n] = $(root, n); });
+      "t-email", "t-result", "survey-form", "s-comment", "s-result", "new", "avail"].forEach(function (n) { ui[n] = $(root, n); });
     // The knowledge base's answers (below).
     ["suggest", "suggest-list", "wait-suggest", "wait-suggest-list"].forEach(function (n) { ui[n] = $(root, n); });
 
@@ -115,6 +115,7 @@
       ui["lib-input"].value = lib.name;
       say("lib-hint", fmt(S.lib_chosen, { name: lib.name }));
       closeList();
+      availability();
     }
     function closeList() {
       ui["lib-list"].hidden = true;
@@ -293,7 +294,7 @@
     // blocked patron's (403 "blocked", told in neutral words): no chat exists, so the question form (the one
     // offered when nobody can answer) takes what was typed.
     var busyStart = null;
-    function busy(body, text) {
+    function busy(body, text, quiet) {
       busyStart = body;
       show("start", false);
       show("after", false);
@@ -307,11 +308,55 @@
       say("qform-note", "");
       say("qform-error", "");
       show("qform-box", true);
-      (body.email ? ui["q-question"] : ui["q-email"]).focus();
+      if (!quiet) (body.email ? ui["q-question"] : ui["q-email"]).focus();
+    }
+
+    // The honest launcher (docs/patron.md): before the patron types, what a chat started now would meet.
+    // Closed for the page's library: the question form comes first (a chat would find nobody); it gives
+    // way to the chat again when the service opens, unless the patron has started writing their question.
+    var availTimer = null, closedFirst = false;
+    function availability() {
+      clearTimeout(availTimer);
+      if (!ui.avail) return;
+      if (st && st.id) { say("avail", ""); return; }
+      var lib = cfg.library || chosen || "";
+      api("/api/v1/" + cfg.consortium + "/availability?lang=" + encodeURIComponent(cfg.lang || "en") +
+        (lib ? "&library=" + encodeURIComponent(lib) : ""), { auth: false }).then(function (r) {
+        if (r.ok && r.data && !(st && st.id)) showAvailability(r.data);
+      }, function () { /* the form works without it */ }).then(function () {
+        if (!(st && st.id)) availTimer = setTimeout(availability, 60000);
+      });
+    }
+    function showAvailability(a) {
+      var text = a.message;
+      if (a.state === "closed" && a.opens_at) {
+        text = fmt(S.avail_closed, { when: new Intl.DateTimeFormat(cfg.lang || undefined,
+          { weekday: "long", hour: "numeric", minute: "2-digit" }).format(new Date(a.opens_at)) });
+      }
+      ui.avail.setAttribute("data-state", a.state);
+      say("avail", text);
+      // Only where the page names the library: a patron who picks one keeps the form they are filling in
+      // (the line above says it is closed; a chat started all the same offers the question form).
+      if (a.state === "closed" && !busyStart && cfg.library) {
+        closedFirst = true;
+        busy({ question: ui.question.value.trim(), email: ui.email.value.trim(), name: ui.name.value.trim(),
+          library: cfg.library || chosen || "", zip: ui.zip && !ui.unsure.checked ? ui.zip.value.trim() : "" },
+          S.avail_form, true);
+      } else if (a.state !== "closed" && closedFirst && busyStart && !ui["q-question"].value.trim()) {
+        closedFirst = false;
+        busyStart = null;
+        show("qform-box", false);
+        show("chat", false);
+        show("start", true);
+        say("status", "");
+      }
     }
 
     function begin(focus) {
       busyStart = null;
+      closedFirst = false;
+      clearTimeout(availTimer);
+      say("avail", "");
       show("start", false);
       show("after", false);
       show("chat", true);
@@ -694,7 +739,7 @@
       ui["survey-form"].reset();
       ui["survey-form"].querySelector("button").disabled = false;
     }
-    ui["new"].addEventListener("click", function () { reset(); ui.question.focus(); });
+    ui["new"].addEventListener("click", function () { reset(); ui.question.focus(); availability(); });
 
     function stop() {
       stopped = true;
@@ -707,6 +752,7 @@
     self.stop = stop;
     st = box.get();
     if (st && st.id && st.token) begin(false);
+    else availability();
   }
 
   function mountPage() {

@@ -13,8 +13,8 @@
   var base = new URL(me.src, location.href).origin, c = me.getAttribute("data-consortium") || "";
   var lib = me.getAttribute("data-library") || "";
   var lang = me.getAttribute("data-lang") || (/^es\b/i.test(navigator.language || "") ? "es" : "en");
-  var label = lang === "es" ? ["Pregunte a un bibliotecario", "Cerrar", "Mensaje nuevo"]
-    : ["Ask a librarian", "Close", "New message"];
+  var label = lang === "es" ? ["Pregunte a un bibliotecario", "Cerrar", "Mensaje nuevo", "Cerrado, abre {when}."]
+    : ["Ask a librarian", "Close", "New message", "Closed, opens {when}."];
   var key = "vrchat:" + c, css = base + "/static/routing/patron/", loaded = 0;
 
   function remembered() { try { return JSON.parse(sessionStorage.getItem(key) || "null"); } catch (e) { return null; } }
@@ -31,9 +31,10 @@
     var root = host.attachShadow({ mode: "open" });
     root.innerHTML = "<style>" +
       ":host{all:initial;position:fixed;right:16px;bottom:16px;z-index:2147483000;font:16px/1.4 var(--vr-font,system-ui,sans-serif)}" +
-      ".l{display:flex;align-items:center;gap:8px;min-height:48px;padding:0 18px;border:0;border-radius:24px;cursor:pointer;" +
+      ".l{display:flex;flex-direction:column;align-items:flex-start;justify-content:center;min-height:48px;padding:4px 18px;border:0;border-radius:24px;cursor:pointer;" +
       "font:600 16px/1 var(--vr-font,system-ui,sans-serif);background:var(--vr-accent,#1d4ed8);color:var(--vr-accent-text,#fff);" +
       "box-shadow:0 2px 10px rgba(0,0,0,.3)}" +
+      ".s{font-weight:400;font-size:13px;margin-top:2px}.s:empty{display:none}" +
       ".l:focus-visible,.x:focus-visible{outline:3px solid #f59e0b;outline-offset:2px}" +
       ".p{position:fixed;right:16px;bottom:80px;width:min(400px,calc(100vw - 32px));height:min(640px,calc(100vh - 100px));" +
       "display:flex;flex-direction:column;background:var(--vr-bg,#fff);border-radius:12px;box-shadow:0 6px 30px rgba(0,0,0,.35);overflow:hidden}" +
@@ -47,11 +48,12 @@
       "font-style:normal;white-space:normal;direction:ltr}" +
       ".b .vr-title{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}" +
       "@media (max-width:480px){.p{right:0;bottom:0;width:100vw;height:100%;border-radius:0}}" +
-      "</style><button class=l type=button aria-expanded=false aria-controls=p></button>" +
+      "</style><button class=l type=button aria-expanded=false aria-controls=p><span class=t></span><span class=s></span></button>" +
       "<section class=p id=p role=region hidden><div class=h><span></span><button class=x type=button>\u00d7</button></div>" +
       "<div class=b></div></section>";
     var btn = root.querySelector(".l"), panel = root.getElementById("p"), x = root.querySelector(".x");
-    btn.textContent = label[0];
+    var title = btn.querySelector(".t"), status = btn.querySelector(".s");
+    title.textContent = label[0];
     panel.setAttribute("aria-label", label[0]);
     panel.querySelector("span").textContent = label[0];
     x.setAttribute("aria-label", label[1]);
@@ -66,7 +68,7 @@
       root.insertBefore(link, root.firstChild);
       function go() {
         window.VRChat.mountWidget(panel.querySelector(".b"), { base: base, consortium: c, library: lib, lang: lang,
-          onMessage: function () { if (panel.hidden) btn.textContent = label[0] + " \u2022 " + label[2]; } })
+          onMessage: function () { if (panel.hidden) title.textContent = label[0] + " \u2022 " + label[2]; } })
           .then(function () { P && P.mark && P.mark("vrchat:panel"); });
       }
       if (window.VRChat) return go();
@@ -78,7 +80,7 @@
     }
     function open(focus) {
       panel.hidden = false;
-      btn.textContent = label[0];
+      title.textContent = label[0];
       btn.setAttribute("aria-expanded", "true");
       if (!loaded) load();
       remember(true);
@@ -90,6 +92,25 @@
       remember(false);
       btn.focus();
     }
+    // The honest launcher (docs/patron.md): what a chat started now would meet, polled while the page is
+    // open; a closed service says when it opens, in the patron's own time zone and language.
+    function availability() {
+      fetch(base + "/api/v1/" + encodeURIComponent(c) + "/availability?lang=" + encodeURIComponent(lang) +
+        (lib ? "&library=" + encodeURIComponent(lib) : ""), { credentials: "omit" }).then(function (r) {
+        return r.ok ? r.json() : null;
+      }).then(function (a) {
+        if (!a) return;
+        var text = a.message;
+        if (a.state === "closed" && a.opens_at) {
+          text = label[3].replace("{when}", new Intl.DateTimeFormat(lang, { weekday: "long", hour: "numeric",
+            minute: "2-digit" }).format(new Date(a.opens_at)));
+        }
+        status.textContent = text;
+        btn.setAttribute("data-state", a.state);
+      }, function () { /* the launcher works without it */ });
+    }
+    availability();
+    setInterval(function () { if (panel.hidden && !document.hidden) availability(); }, 60000);
     btn.addEventListener("click", function () { panel.hidden ? open(true) : close(); });
     x.addEventListener("click", close);
     panel.addEventListener("keydown", function (e) { if (e.key === "Escape" && !e.defaultPrevented) close(); });
