@@ -171,40 +171,18 @@
     }
 
     // --- the knowledge base's answers: while typing the question, and while waiting ------------
-    // Up to three published answers (GET /api/v1/<c>/answers). While typing they are links to the
-    // answer's page; while waiting each also has "This answered my question", which ends the chat as
-    // self-served (POST /api/v1/chats/<id>/self-served). Answers are shown as text, like messages.
-    var suggestTimer = null, suggestAsked = "", waitSuggested = "";
-    function suggestions(text, library) {
-      var q = "?q=" + encodeURIComponent(text.slice(0, 500)) + "&lang=" + encodeURIComponent(cfg.lang || "en") +
-        (library ? "&library=" + encodeURIComponent(library) : "");
-      return api("/api/v1/" + cfg.consortium + "/answers" + q, { auth: false }).then(function (r) {
-        return r.ok && r.data ? r.data.results || [] : [];
-      }, function () { return []; });
-    }
-    function drawSuggestions(list, answers, waiting) {
-      list.textContent = "";
-      answers.forEach(function (a) {
-        var li = el("li", "vr-answer");
-        li.lang = a.language;
-        li.setAttribute("data-answer", a.id);
-        var link = el("a", "", a.question);
-        link.href = a.url + "?lang=" + encodeURIComponent(a.language);
-        link.target = "_blank";
-        link.rel = "noopener";
-        link.appendChild(el("span", "vr-sr", " " + (S.new_tab || "")));
-        li.appendChild(link);
-        if (a.snippet) li.appendChild(el("p", "vr-snippet", a.snippet));
-        if (waiting) {
-          var b = el("button", "vr-secondary vr-served", S.self_served);
-          b.type = "button";
-          b.lang = cfg.lang || "en";
-          b.addEventListener("click", function () { selfServed(a.id, b); });
-          li.appendChild(b);
-        }
-        list.appendChild(li);
-      });
-      return answers.length;
+    // suggest.js (find, draw) is loaded the first time there is something to look up, not with the chat.
+    var suggestTimer = null, suggestAsked = "", waitSuggested = "", suggester = null, suggestQ = [];
+    function withSuggester(fn) {
+      if (suggester) return fn(suggester);
+      if (suggestQ.push(fn) > 1) return;
+      var s = document.createElement("script");
+      s.src = base + "/static/routing/patron/suggest.js";
+      s.onload = function () {
+        suggester = window.VRSuggest({ S: S, cfg: cfg, base: base, root: root, api: api, served: selfServed });
+        suggestQ.splice(0).forEach(function (f) { f(suggester); });
+      };
+      document.head.appendChild(s);
     }
     function suggestWhileTyping() {
       clearTimeout(suggestTimer);
@@ -215,9 +193,11 @@
         if (key === suggestAsked) return;
         suggestAsked = key;
         if (text.length < 4) { show("suggest", false); return; }
-        suggestions(text, library).then(function (answers) {
-          if (suggestAsked !== key || st) return; // typed on, or the chat has started
-          show("suggest", drawSuggestions(ui["suggest-list"], answers, false) > 0);
+        withSuggester(function (k) {
+          k.find(text, library).then(function (answers) {
+            if (suggestAsked !== key || st) return; // typed on, or the chat has started
+            show("suggest", k.draw(ui["suggest-list"], answers, false) > 0);
+          });
         });
       }, 350);
     }
@@ -227,9 +207,11 @@
       if (!waiting) { show("wait-suggest", false); return; }
       if (waitSuggested === st.id) return;
       waitSuggested = st.id;
-      suggestions(st.question || "", st.library || "").then(function (answers) {
-        if (!st || !st.state || st.state.state !== "queued") return;
-        show("wait-suggest", drawSuggestions(ui["wait-suggest-list"], answers, true) > 0);
+      withSuggester(function (k) {
+        k.find(st.question || "", st.library || "").then(function (answers) {
+          if (!st || !st.state || st.state.state !== "queued") return;
+          show("wait-suggest", k.draw(ui["wait-suggest-list"], answers, true) > 0);
+        });
       });
     }
     function selfServed(id, button) {
