@@ -361,7 +361,7 @@ async def test_unstaffed_shows_the_question_form_which_makes_a_ticket_and_an_ema
     await page.locator("[data-vr=qform-error]").get_by_text("email").wait_for()
     await form.get_by_label("Email (required").fill("reader@example.org")
     await form.get_by_role("button", name="Send my question").click()
-    await page.get_by_text("Thank you. We have your question").first.wait_for()
+    await page.get_by_text("Thank you. An answer is on its way by email").first.wait_for()
     ticket = await asyncio.to_thread(
         stack.sql, "SELECT patron_email, source FROM routing_ticket WHERE question = 'Can I renew a book by phone?'")
     assert ticket == "reader@example.org|question_form"
@@ -386,7 +386,7 @@ async def test_after_max_wait_the_question_form_is_offered_beside_the_waiting_ch
         form = page.locator("[data-vr=qform]")
         await form.get_by_label("Email (required").fill("genealogy@example.org")
         await form.get_by_role("button", name="Send my question").click()
-        await page.get_by_text("Thank you. We have your question").first.wait_for()
+        await page.get_by_text("Thank you. An answer is on its way by email").first.wait_for()
         chat_id = (await stored(page, "patient"))["id"]
         await sock.expect("offer_withdrawn", chat=chat_id, reason="ended", timeout=10)
         ticket = await asyncio.to_thread(
