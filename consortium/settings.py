@@ -93,6 +93,7 @@ INSTALLED_APPS = [
     "coordination",
     "texting",
     "review",
+    "alerts",
 ]
 
 MIDDLEWARE = [
@@ -220,6 +221,8 @@ CELERY_BEAT_SCHEDULE: dict[str, Any] = {
     # Transcript review's monthly sample (review/sampling.py), daily: the first run of a month draws the
     # previous month's; the others only catch up on libraries that had no reviewer yet.
     "sample-reviews": {"task": "review.tasks.reviews_sample_due", "schedule": crontab(hour=9, minute=0)},
+    # Alerts to coordinators (alerts/): every minute, so that "unstaffed for 10 minutes" is 10 minutes.
+    "evaluate-alerts": {"task": "alerts.tasks.alerts_evaluate_all", "schedule": crontab(minute="*")},
 }
 # Texting (docs/sms.md). Without the account's SID and auth token texting is off: /sms/twilio/ is a 404.
 TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")

@@ -75,6 +75,15 @@
         : `${a.queue} shift: ${a.present} of at least ${a.min} librarians present`;
       alerts.append(el("p", text, "notice " + (a.kind === "absent" ? "bad" : "warn")));
     }
+    // The alerts to coordinators (alerts/), worded by the server in the reader's language, each with its fix.
+    for (const a of b.raised || []) {
+      const p = el("p", a.text + " ", "notice warn raised");
+      p.dataset.kind = a.kind;
+      const link = el("a", a.fix);
+      link.href = a.link;
+      p.append(link);
+      alerts.append(p);
+    }
 
     fill(document.querySelector("#waiting tbody"), b.waiting.map((w) => [
       waitCell(w), w.step || "–", w.home_library || "no home library", w.queues.join(", "), w.language || "",
