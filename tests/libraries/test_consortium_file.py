@@ -606,7 +606,7 @@ def test_alert_settings_are_imported_checked_exported_and_left_out_for_the_defau
     assert export(consortium) == without_passwords(normalize(data))
 
     del data["consortium"]["alerts"]  # left out: the defaults again
-    out, _ = run(write(tmp_path, data, "again.yaml"))
+    run(write(tmp_path, data, "again.yaml"))
     assert not AlertSettings.objects.filter(consortium=consortium).exists()
     assert "alerts" not in export(consortium)["consortium"]
 
