@@ -76,6 +76,7 @@ def question_create(request: HttpRequest, consortium: Consortium, **_: Any) -> H
     zip_code = f.text("zip", max_len=10)
     chat_id = f.text("chat", max_len=32)
     token = f.text("token", max_len=200)
+    language = f.text("language", max_len=16)
     f.check()
     chat = None
     if chat_id:
@@ -93,7 +94,7 @@ def question_create(request: HttpRequest, consortium: Consortium, **_: Any) -> H
     mailed = _question_mail_allowed(consortium, email)
     ticket = followups.question_leave(consortium=consortium, question=question, email=email, name=name,
                                      library_slug=library or None, zip_code=zip_code or None, chat=chat,
-                                     now=timezone.now(), mail_patron=mailed)
+                                     now=timezone.now(), mail_patron=mailed, language=language)
     answer: dict[str, Any] = {"id": ticket.pk, "mailed": mailed}
     if not mailed:
         answer["detail"] = "we have your question; its confirmation mail was not sent (too many mails lately)"

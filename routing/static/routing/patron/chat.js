@@ -525,6 +525,7 @@
         name: ui["q-name"].value.trim() };
       var from = st || busyStart || {};
       if (st) { body.chat = st.id; body.token = st.token; }
+      if (cfg.lang && cfg.lang !== "en") body.language = cfg.lang; // the mails to the patron are in it
       if (from.library) body.library = from.library;
       else if (from.zip) body.zip = from.zip;
       api("/api/v1/" + cfg.consortium + "/questions", { method: "POST", json: body, auth: false }).then(function (r) {
