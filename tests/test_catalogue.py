@@ -34,6 +34,11 @@ PATRON_TEMPLATES = ("routing/patron/ask.html", "routing/patron/_chat.html")
 PATRON_SOURCES = ("routing/patron/i18n.py", "routing/services/common.py", "routing/services/offers.py",
                   "routing/services/transfers.py", "routing/services/presence.py", "routing/services/followups.py",
                   "routing/tasks.py")
+# The staff and coordinator pages converted to gettext so far (issue 18.4: in the staff member's language),
+# and the Python modules whose strings they read (the board script's, the alerts').
+STAFF_TEMPLATES = ("coordination/base.html", "coordination/board.html", "coordination/forbidden.html",
+                   "routing/staff/base.html", "routing/staff/forbidden.html", "staff/_language.html")
+STAFF_SOURCES = ("coordination/i18n.py", "alerts/text.py", "alerts/tasks.py")
 GETTEXT = {"_", "gettext", "gettext_lazy", "ngettext", "ngettext_lazy", "pgettext", "pgettext_lazy",
            "npgettext", "npgettext_lazy"}
 # Names of languages are written in their own language on purpose (the language switch).
@@ -85,9 +90,7 @@ def template_msgids(name: str) -> Iterator[Key]:
         yield node.message_context.resolve({}) if node.message_context else None, node.filter_expression.var.literal
     for node in template.nodelist.get_nodes_by_type(BlockTranslateNode):
         context = node.message_context.resolve({}) if node.message_context else None
-        yield context, node.render_token_list(node.singular)[0]
-        if node.plural:
-            yield context, node.render_token_list(node.plural)[0]
+        yield context, node.render_token_list(node.singular)[0]  # a plural is the same entry's msgid_plural
     for include in re.findall(r'{%\s*include\s+"([^"]+)"', template.source):
         yield from template_msgids(include)
 
@@ -100,9 +103,7 @@ def source_msgids(path: Path) -> Iterator[Key]:
         if node.func.id.startswith(("pgettext", "npgettext")):
             yield args[0], args[1]
         else:
-            yield None, args[0]
-            if node.func.id.startswith("ngettext"):
-                yield None, args[1]
+            yield None, args[0]  # ngettext's plural is the same entry's msgid_plural, its msgstrs checked with it
 
 
 def patron_msgids() -> set[Key]:
@@ -118,6 +119,19 @@ def test_every_string_a_patron_reads_has_a_spanish_translation() -> None:
     empty = sorted(str(key[1]) for key in wanted if key in entries and not all(entries[key]))
     assert missing == [], "not in locale/es/LC_MESSAGES/django.po"
     assert empty == [], "no Spanish msgstr"
+
+
+def test_every_string_of_the_converted_staff_pages_has_a_spanish_translation() -> None:
+    entries = po_entries(PO)
+    wanted = {key for name in STAFF_TEMPLATES for key in template_msgids(name)}
+    wanted |= {key for source in STAFF_SOURCES for key in source_msgids(ROOT / source)}
+    assert sorted(str(key[1]) for key in wanted if not all(entries.get(key, [""]))) == []
+
+
+@pytest.mark.parametrize("name", STAFF_TEMPLATES)
+def test_no_converted_staff_template_has_words_outside_translate(name: str) -> None:
+    template = engines["django"].engine.get_template(name)  # type: ignore[attr-defined]
+    assert untranslated_words(template.source) == []
 
 
 def test_the_compiled_catalogue_is_the_po_file_compiled() -> None:
