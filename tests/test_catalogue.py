@@ -37,6 +37,7 @@ PATRON_SOURCES = ("routing/patron/i18n.py", "routing/services/common.py", "routi
 # The staff and coordinator pages converted to gettext so far (issue 18.4: in the staff member's language),
 # and the Python modules whose strings they read (the board script's, the alerts').
 STAFF_TEMPLATES = ("coordination/base.html", "coordination/board.html", "coordination/forbidden.html",
+                   "coordination/rota.html", "coordination/coverage.html", "coordination/hours_grid.html",
                    "routing/staff/base.html", "routing/staff/forbidden.html", "staff/_language.html")
 STAFF_SOURCES = ("coordination/i18n.py", "alerts/text.py", "alerts/tasks.py")
 GETTEXT = {"_", "gettext", "gettext_lazy", "ngettext", "ngettext_lazy", "pgettext", "pgettext_lazy",

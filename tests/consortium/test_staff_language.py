@@ -60,7 +60,9 @@ def test_a_staff_member_chooses_spanish_and_every_staff_page_follows_them_alone(
     assert page["Content-Language"] == "es" and '<html lang="es">' in html
     assert "Tablero en vivo" in html and "Cerrar sesión" in html and "Live board" not in html
     assert board_strings(html)["nobody_waiting"] == "Nadie está esperando."
-    assert "Consola" in lucia.get("/coordinator/habla/rota/").content.decode()
+    rota = lucia.get("/coordinator/habla/rota/").content.decode()
+    assert "Consola" in rota and "Añadir turno" in rota and "Add shift" not in rota
+    assert "Cobertura" in lucia.get("/coordinator/habla/coverage/").content.decode()
     assert "Seguimientos" in lucia.get("/staff/tickets/").content.decode()  # the staff pages' bar
 
     cora = signed_in("cora").get("/coordinator/habla/")  # another coordinator: still English
