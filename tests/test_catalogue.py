@@ -38,6 +38,7 @@ PATRON_SOURCES = ("routing/patron/i18n.py", "routing/services/common.py", "routi
 # and the Python modules whose strings they read (the board script's, the alerts').
 STAFF_TEMPLATES = ("coordination/base.html", "coordination/board.html", "coordination/forbidden.html",
                    "coordination/rota.html", "coordination/coverage.html", "coordination/hours_grid.html",
+                   "coordination/my_rota.html", "coordination/hours_edit.html",
                    "routing/staff/base.html", "routing/staff/forbidden.html", "staff/_language.html")
 STAFF_SOURCES = ("coordination/i18n.py", "alerts/text.py", "alerts/tasks.py")
 GETTEXT = {"_", "gettext", "gettext_lazy", "ngettext", "ngettext_lazy", "pgettext", "pgettext_lazy",
