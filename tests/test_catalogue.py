@@ -39,13 +39,14 @@ PATRON_SOURCES = ("routing/patron/i18n.py", "routing/services/common.py", "routi
 STAFF_TEMPLATES = ("coordination/base.html", "coordination/board.html", "coordination/forbidden.html",
                    "coordination/rota.html", "coordination/coverage.html", "coordination/hours_grid.html",
                    "coordination/my_rota.html", "coordination/hours_edit.html", "coordination/statistics.html",
+                   "coordination/blocks.html", "coordination/block.html", "coordination/_blocks_table.html",
                    "routing/staff/base.html", "routing/staff/forbidden.html", "staff/_language.html")
 STAFF_SOURCES = ("coordination/i18n.py", "alerts/text.py", "alerts/tasks.py")
 GETTEXT = {"_", "gettext", "gettext_lazy", "ngettext", "ngettext_lazy", "pgettext", "pgettext_lazy",
            "npgettext", "npgettext_lazy"}
 # Names of languages are written in their own language on purpose (the language switch).
 ENDONYMS = {"English", "Español"}
-SAME_IN_EVERY_LANGUAGE = {"CSV"}
+SAME_IN_EVERY_LANGUAGE = {"CSV", "UTC"}
 READ_ATTRIBUTES = {"alt", "title", "placeholder", "aria-label", "aria-description", "label"}
 
 Key = tuple[str | None, str]  # (msgctxt, msgid)
