@@ -40,13 +40,15 @@ STAFF_TEMPLATES = ("coordination/base.html", "coordination/board.html", "coordin
                    "coordination/rota.html", "coordination/coverage.html", "coordination/hours_grid.html",
                    "coordination/my_rota.html", "coordination/hours_edit.html", "coordination/statistics.html",
                    "coordination/blocks.html", "coordination/block.html", "coordination/_blocks_table.html",
-                   "routing/staff/base.html", "routing/staff/forbidden.html", "staff/_language.html")
+                   "routing/staff/base.html", "routing/staff/forbidden.html", "staff/_language.html",
+                   "routing/staff/tickets.html", "routing/staff/ticket.html", "routing/staff/history.html",
+                   "routing/staff/history_chat.html")
 STAFF_SOURCES = ("coordination/i18n.py", "alerts/text.py", "alerts/tasks.py")
 GETTEXT = {"_", "gettext", "gettext_lazy", "ngettext", "ngettext_lazy", "pgettext", "pgettext_lazy",
            "npgettext", "npgettext_lazy"}
 # Names of languages are written in their own language on purpose (the language switch).
 ENDONYMS = {"English", "Español"}
-SAME_IN_EVERY_LANGUAGE = {"CSV", "UTC"}
+SAME_IN_EVERY_LANGUAGE = {"CSV", "UTC", "READ"}  # the READ scale is a name
 READ_ATTRIBUTES = {"alt", "title", "placeholder", "aria-label", "aria-description", "label"}
 
 Key = tuple[str | None, str]  # (msgctxt, msgid)
