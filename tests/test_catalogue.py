@@ -42,13 +42,13 @@ STAFF_TEMPLATES = ("coordination/base.html", "coordination/board.html", "coordin
                    "coordination/blocks.html", "coordination/block.html", "coordination/_blocks_table.html",
                    "routing/staff/base.html", "routing/staff/forbidden.html", "staff/_language.html",
                    "routing/staff/tickets.html", "routing/staff/ticket.html", "routing/staff/history.html",
-                   "routing/staff/history_chat.html")
+                   "routing/staff/history_chat.html", "routing/staff/console.html")
 STAFF_SOURCES = ("coordination/i18n.py", "alerts/text.py", "alerts/tasks.py")
 GETTEXT = {"_", "gettext", "gettext_lazy", "ngettext", "ngettext_lazy", "pgettext", "pgettext_lazy",
            "npgettext", "npgettext_lazy"}
 # Names of languages are written in their own language on purpose (the language switch).
 ENDONYMS = {"English", "Español"}
-SAME_IN_EVERY_LANGUAGE = {"CSV", "UTC", "READ"}  # the READ scale is a name
+SAME_IN_EVERY_LANGUAGE = {"CSV", "UTC", "READ", "SMS"}  # the READ scale is a name
 READ_ATTRIBUTES = {"alt", "title", "placeholder", "aria-label", "aria-description", "label"}
 
 Key = tuple[str | None, str]  # (msgctxt, msgid)
@@ -179,6 +179,7 @@ def untranslated_words(source: str) -> list[str]:
     """Words in a template that no {% translate %} or {% blocktranslate %} covers."""
     text = []
     inside_block = 0
+    attributes = False  # a block of a tag's attributes (the console's body_attrs): markup, not words
     for token in Lexer(source).tokenize():
         if token.token_type == TokenType.BLOCK:
             word = token.contents.split()[0]
@@ -186,11 +187,15 @@ def untranslated_words(source: str) -> list[str]:
                 inside_block += 1
             elif word in ("endblocktranslate", "endblocktrans"):
                 inside_block -= 1
+            elif token.contents.startswith("block ") and token.contents.endswith("_attrs"):
+                attributes = True
+            elif word == "endblock":
+                attributes = False
             # A tag's output stands for a word here, so that "{% translate 'x' %}" in an attribute is no gap.
             text.append(" ")
         elif token.token_type == TokenType.VAR:
             text.append(" ")
-        elif token.token_type == TokenType.TEXT and not inside_block:
+        elif token.token_type == TokenType.TEXT and not inside_block and not attributes:
             text.append(token.contents)
     parser = _Words()
     parser.feed("".join(text))
