@@ -42,7 +42,9 @@ STAFF_TEMPLATES = ("coordination/base.html", "coordination/board.html", "coordin
                    "coordination/blocks.html", "coordination/block.html", "coordination/_blocks_table.html",
                    "routing/staff/base.html", "routing/staff/forbidden.html", "staff/_language.html",
                    "routing/staff/tickets.html", "routing/staff/ticket.html", "routing/staff/history.html",
-                   "routing/staff/history_chat.html", "routing/staff/console.html")
+                   "routing/staff/history_chat.html", "routing/staff/console.html", "routing/staff/canned.html",
+                   "routing/staff/canned_edit.html", "routing/staff/canned_fields.html", "routing/staff/classify_fields.html",
+                   "routing/staff/library_page.html", "routing/staff/library_panel.html")
 STAFF_SOURCES = ("coordination/i18n.py", "alerts/text.py", "alerts/tasks.py")
 GETTEXT = {"_", "gettext", "gettext_lazy", "ngettext", "ngettext_lazy", "pgettext", "pgettext_lazy",
            "npgettext", "npgettext_lazy"}
@@ -187,9 +189,9 @@ def untranslated_words(source: str) -> list[str]:
                 inside_block += 1
             elif word in ("endblocktranslate", "endblocktrans"):
                 inside_block -= 1
-            elif token.contents.startswith("block ") and token.contents.endswith("_attrs"):
-                attributes = True
-            elif word == "endblock":
+            elif (token.contents.startswith("block ") and token.contents.endswith("_attrs")) or word == "comment":
+                attributes = True  # (a comment is no words either)
+            elif word in ("endblock", "endcomment"):
                 attributes = False
             # A tag's output stands for a word here, so that "{% translate 'x' %}" in an attribute is no gap.
             text.append(" ")
