@@ -43,8 +43,9 @@ STAFF_TEMPLATES = ("coordination/base.html", "coordination/board.html", "coordin
                    "routing/staff/base.html", "routing/staff/forbidden.html", "staff/_language.html",
                    "routing/staff/tickets.html", "routing/staff/ticket.html", "routing/staff/history.html",
                    "routing/staff/history_chat.html", "routing/staff/console.html", "routing/staff/canned.html",
-                   "routing/staff/canned_edit.html", "routing/staff/canned_fields.html", "routing/staff/classify_fields.html",
-                   "routing/staff/library_page.html", "routing/staff/library_panel.html")
+                   "routing/staff/canned_edit.html", "routing/staff/canned_fields.html",
+                   "routing/staff/classify_fields.html", "routing/staff/library_page.html",
+                   "routing/staff/library_panel.html")
 STAFF_SOURCES = ("coordination/i18n.py", "alerts/text.py", "alerts/tasks.py")
 GETTEXT = {"_", "gettext", "gettext_lazy", "ngettext", "ngettext_lazy", "pgettext", "pgettext_lazy",
            "npgettext", "npgettext_lazy"}
