@@ -45,7 +45,8 @@ STAFF_TEMPLATES = ("coordination/base.html", "coordination/board.html", "coordin
                    "routing/staff/history_chat.html", "routing/staff/console.html", "routing/staff/canned.html",
                    "routing/staff/canned_edit.html", "routing/staff/canned_fields.html",
                    "routing/staff/classify_fields.html", "routing/staff/library_page.html",
-                   "routing/staff/library_panel.html", "registration/login.html", "registration/locked_out.html")
+                   "routing/staff/library_panel.html", "registration/login.html", "registration/locked_out.html",
+                   "review/home.html", "review/_list.html", "review/notable.html", "review/coordinator.html")
 STAFF_SOURCES = ("coordination/i18n.py", "alerts/text.py", "alerts/tasks.py")
 GETTEXT = {"_", "gettext", "gettext_lazy", "ngettext", "ngettext_lazy", "pgettext", "pgettext_lazy",
            "npgettext", "npgettext_lazy"}
@@ -100,6 +101,8 @@ def template_msgids(name: str) -> Iterator[Key]:
     for node in template.nodelist.get_nodes_by_type(BlockTranslateNode):
         context = node.message_context.resolve({}) if node.message_context else None
         yield context, node.render_token_list(node.singular)[0]  # a plural is the same entry's msgid_plural
+    for literal in re.findall(r'\b_\("([^"]+)"\)', template.source):  # _("...") in a tag's arguments
+        yield None, literal
     for include in re.findall(r'{%\s*include\s+"([^"]+)"', template.source):
         yield from template_msgids(include)
 
