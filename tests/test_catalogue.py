@@ -46,7 +46,8 @@ STAFF_TEMPLATES = ("coordination/base.html", "coordination/board.html", "coordin
                    "routing/staff/canned_edit.html", "routing/staff/canned_fields.html",
                    "routing/staff/classify_fields.html", "routing/staff/library_page.html",
                    "routing/staff/library_panel.html", "registration/login.html", "registration/locked_out.html",
-                   "review/home.html", "review/_list.html", "review/notable.html", "review/coordinator.html")
+                   "review/home.html", "review/_list.html", "review/notable.html", "review/coordinator.html",
+                   "review/detail.html", "review/settings.html")
 STAFF_SOURCES = ("coordination/i18n.py", "alerts/text.py", "alerts/tasks.py")
 GETTEXT = {"_", "gettext", "gettext_lazy", "ngettext", "ngettext_lazy", "pgettext", "pgettext_lazy",
            "npgettext", "npgettext_lazy"}
