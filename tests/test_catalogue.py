@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import gettext
+import json
 import re
 from collections.abc import Iterator
 from html.parser import HTMLParser
@@ -48,8 +49,8 @@ STAFF_TEMPLATES = ("coordination/base.html", "coordination/board.html", "coordin
                    "routing/staff/library_panel.html", "registration/login.html", "registration/locked_out.html",
                    "review/home.html", "review/_list.html", "review/notable.html", "review/coordinator.html",
                    "review/detail.html", "review/settings.html")
-STAFF_SOURCES = ("coordination/i18n.py", "alerts/text.py", "alerts/tasks.py")
-GETTEXT = {"_", "gettext", "gettext_lazy", "ngettext", "ngettext_lazy", "pgettext", "pgettext_lazy",
+STAFF_SOURCES = ("coordination/i18n.py", "alerts/text.py", "alerts/tasks.py", "routing/staff/i18n.py")
+GETTEXT = {"_", "gettext", "gettext_lazy", "gettext_noop", "ngettext", "ngettext_lazy", "pgettext", "pgettext_lazy",
            "npgettext", "npgettext_lazy"}
 # Names of languages are written in their own language on purpose (the language switch).
 ENDONYMS = {"English", "Español"}
@@ -113,6 +114,8 @@ def source_msgids(path: Path) -> Iterator[Key]:
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in GETTEXT):
             continue
         args = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+        if not args:  # gettext(variable): its strings are marked where they are written
+            continue
         if node.func.id.startswith(("pgettext", "npgettext")):
             yield args[0], args[1]
         else:
@@ -145,6 +148,17 @@ def test_every_string_of_the_converted_staff_pages_has_a_spanish_translation() -
 def test_no_converted_staff_template_has_words_outside_translate(name: str) -> None:
     template = engines["django"].engine.get_template(name)  # type: ignore[attr-defined]
     assert untranslated_words(template.source) == []
+
+
+def test_every_word_the_console_script_writes_is_in_its_catalogue() -> None:
+    """The console's modules write words through t("English text") (text.js); each one must be in
+    routing/staff/i18n.py's CONSOLE_STRINGS, which hands it to the page in the librarian's language."""
+    from routing.staff.i18n import CONSOLE_STRINGS
+
+    written = {json.loads(f'"{m}"') for path in ROOT.glob("routing/static/routing/staff/*.js")
+               for m in re.findall(r'\bt\("((?:[^"\\]|\\.)*)"', path.read_text(encoding="utf-8"))}
+    assert len(written) > 40
+    assert sorted(written - set(CONSOLE_STRINGS)) == []
 
 
 def test_the_compiled_catalogue_is_the_po_file_compiled() -> None:
