@@ -64,6 +64,10 @@ def test_a_staff_member_chooses_spanish_and_every_staff_page_follows_them_alone(
     assert "Consola" in rota and "Añadir turno" in rota and "Add shift" not in rota
     assert "Cobertura" in lucia.get("/coordinator/habla/coverage/").content.decode()
     assert "Seguimientos" in lucia.get("/staff/tickets/").content.decode()  # the staff pages' bar
+    console = lucia.get("/staff/").content.decode()
+    found = re.search(r'<script id="console-strings" type="application/json">(.*?)</script>', console, re.S)
+    assert found is not None and json.loads(found[1])["Available"] == "Disponible"  # the console's script
+    assert "Sus chats" in console
 
     cora = signed_in("cora").get("/coordinator/habla/")  # another coordinator: still English
     assert "Live board" in cora.content.decode() and cora["Content-Language"] == "en"
