@@ -4,7 +4,8 @@ A coordinator has the board open; the evaluation (alerts.evaluate, as the beat t
 alerts in another process; the board shows them over /ws/coordinator/ without a reload, each with the
 link that fixes it, and axe-core finds nothing serious; following the policy page's link opens the
 library's page in the admin, where the review date is kept. When a librarian signs in, the queue's
-alert leaves the board at the next evaluation.
+alert leaves the board at the next evaluation. The coordinator switches her pages to Spanish in the bar:
+the board and its alerts follow.
 
 Screenshots go to $VR_SCREENSHOTS_DIR when it is set (docs/screenshots/coordinator-alerts.png):
     VR_SCREENSHOTS_DIR=docs/screenshots .venv/bin/pytest tests/browser/test_alerts_browser.py -m browser
@@ -85,8 +86,23 @@ async def test_alerts_appear_on_the_open_board_with_the_link_that_fixes_them(sta
         finally:
             await sock.close()
 
+        # Her language: Spanish, chosen in the bar; the page and the alerts (over the socket) follow it.
+        await page.select_option("#staff-language", "es")
+        await page.get_by_role("button", name="Change language").click()
+        await page.wait_for_selector("html[lang=es]")
+        await page.wait_for_selector("#conn[data-state=connected]")
+        assert await page.locator("#conn").inner_text() == "en vivo"
+        assert " ".join((await policy.inner_text()).split()) == (
+            "La página de políticas de Ab-B Library pasó su fecha de revisión (última revisión: 2020-01-01). "
+            "Revisar la página de políticas")
+        assert await page.get_by_role("heading", name="En espera").count() == 1
+        assert await axe_violations(page) == []
+        if SHOTS is not None:
+            await page.screenshot(path=str(SHOTS / "coordinator-alerts-es.png"), full_page=True)
+
         await policy.locator("a").click()  # the fix: the library's page in the admin, its review date there
         await page.wait_for_url("**/admin/libraries/library/*/change/")
-        assert await page.locator("#id_policy_reviewed_on").input_value() == "2020-01-01"
+        # (the admin in her language too: Spanish writes the date day first)
+        assert await page.locator("#id_policy_reviewed_on").input_value() == "01/01/2020"
         assert errors == []
         await context.close()
