@@ -216,3 +216,26 @@ def test_each_coordinator_reads_the_mail_in_their_language_and_other_consortia_h
     assert spanish.subject == "Alpha Ask: 1 alerta(s) necesitan a un coordinador"
     assert "Statewide está abierta sin nadie disponible para atender sus chats." in spanish.body
     assert Alert.objects.filter(consortium=other).count() == 0
+
+
+async def test_the_embedded_default_evaluates_every_minute_in_its_own_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No beat in the embedded default: manage.py serve runs alerts.embedded.evaluate_forever in its loop."""
+    import asyncio
+
+    from channels.db import database_sync_to_async
+
+    from alerts import embedded
+
+    w = await database_sync_to_async(a_world)()
+    await database_sync_to_async(AlertSettings.objects.create)(consortium=w["consortium"], queue_unstaffed_minutes=0)
+    monkeypatch.setattr(embedded, "INTERVAL_SECONDS", 0.05)
+    loop = asyncio.create_task(embedded.evaluate_forever())
+    try:
+        for _ in range(100):
+            if await database_sync_to_async(kinds)(w["consortium"]):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        loop.cancel()
+    assert await database_sync_to_async(kinds)(w["consortium"]) == ["queue:statewide"]
+    assert [m.to for m in mail.outbox] == [["cora@example.org"]]  # mailed at once, as in-process tasks run
