@@ -63,6 +63,8 @@ def test_a_staff_member_chooses_spanish_and_every_staff_page_follows_them_alone(
     rota = lucia.get("/coordinator/habla/rota/").content.decode()
     assert "Consola" in rota and "Añadir turno" in rota and "Add shift" not in rota
     assert "Cobertura" in lucia.get("/coordinator/habla/coverage/").content.decode()
+    statistics = lucia.get("/coordinator/habla/statistics/").content.decode()
+    assert "Chats por resultado" in statistics and "sin atender" in statistics
     assert "Seguimientos" in lucia.get("/staff/tickets/").content.decode()  # the staff pages' bar
     console = lucia.get("/staff/").content.decode()
     found = re.search(r'<script id="console-strings" type="application/json">(.*?)</script>', console, re.S)
