@@ -103,3 +103,44 @@ class Consortium(models.Model):
     def setting(self, name: str) -> int:
         value: int = getattr(self, name)
         return value
+
+
+# The alerts to coordinators (alerts/, docs/coordinators.md "Alerts"): the defaults, in one place for
+# the model, the consortium file and the docs.
+ALERT_DEFAULTS: dict[str, int | bool] = {
+    "mail": True,  # mail the consortium's coordinators (the board shows alerts either way)
+    "queue_unstaffed_minutes": 10,  # a queue open by its hours with nobody available this long
+    "unstaffed_percent": 25,  # of the last hour's chats ending unstaffed ...
+    "unstaffed_min_chats": 3,  # ... and at least this many of them (one in one is no trend)
+    "shift_absent_minutes": 10,  # a rota shift's librarian not signed in this long after its start
+    "followup_overdue_hours": 48,  # a follow-up still open this long after it was left
+}
+
+
+class AlertSettings(models.Model):
+    """When a consortium's coordinators are alerted (the defaults, ALERT_DEFAULTS, until a row exists).
+
+    Kept in this app, the lowest, so that the consortium file (libraries) can write it without
+    importing the alerts app above it."""
+
+    consortium = models.OneToOneField(Consortium, on_delete=models.CASCADE, related_name="alert_settings")
+    mail = models.BooleanField(default=ALERT_DEFAULTS["mail"])
+    queue_unstaffed_minutes = models.PositiveIntegerField(default=ALERT_DEFAULTS["queue_unstaffed_minutes"])
+    unstaffed_percent = models.PositiveSmallIntegerField(default=ALERT_DEFAULTS["unstaffed_percent"])
+    unstaffed_min_chats = models.PositiveIntegerField(default=ALERT_DEFAULTS["unstaffed_min_chats"])
+    shift_absent_minutes = models.PositiveIntegerField(default=ALERT_DEFAULTS["shift_absent_minutes"])
+    followup_overdue_hours = models.PositiveIntegerField(default=ALERT_DEFAULTS["followup_overdue_hours"])
+
+    class Meta:
+        verbose_name_plural = "alert settings"
+
+    def clean(self) -> None:
+        super().clean()
+        if self.unstaffed_percent > 100:
+            raise ValidationError({"unstaffed_percent": "a percentage is 0 to 100"})
+
+
+def alert_settings_of(consortium: Consortium) -> AlertSettings:
+    """The consortium's alert settings (the defaults until some are saved)."""
+    found = AlertSettings.objects.filter(consortium=consortium).first()
+    return found or AlertSettings(consortium=consortium)

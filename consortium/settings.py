@@ -94,6 +94,7 @@ INSTALLED_APPS = [
     "texting",
     "review",
     "knowledge",  # the knowledge base of answers (issue 17)
+    "alerts",
 ]
 
 MIDDLEWARE = [
@@ -104,6 +105,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # The staff member's chosen language (consortium/language.py); patron pages choose the patron's.
+    "consortium.language.StaffLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "consortium.middleware.ApiErrorMiddleware",
@@ -226,6 +229,8 @@ CELERY_BEAT_SCHEDULE: dict[str, Any] = {
     "sample-reviews": {"task": "review.tasks.reviews_sample_due", "schedule": crontab(hour=9, minute=0)},
     # Answers past their review date, told to their owners once (knowledge/tasks.py).
     "answers-review-due": {"task": "knowledge.tasks.answers_review_due", "schedule": crontab(hour=9, minute=30)},
+    # Alerts to coordinators (alerts/): every minute, so that "unstaffed for 10 minutes" is 10 minutes.
+    "evaluate-alerts": {"task": "alerts.tasks.alerts_evaluate_all", "schedule": crontab(minute="*")},
 }
 # Texting (docs/sms.md). Without the account's SID and auth token texting is off: /sms/twilio/ is a 404.
 TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")

@@ -3,6 +3,7 @@ from django.contrib.staticfiles.views import serve as serve_static
 from django.urls import include, path, re_path
 
 from consortium import views
+from consortium.language import staff_language_set
 from consortium.signin import ThrottledPasswordResetView
 from routing import metrics
 
@@ -13,6 +14,7 @@ urlpatterns = [
     # Before Django's own: the same view, throttled per client and per address (consortium/signin.py).
     path("accounts/password_reset/", ThrottledPasswordResetView.as_view(), name="password_reset"),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("staff/language", staff_language_set, name="staff-language"),  # consortium/language.py
     path("", include("routing.urls")),
     path("staff/", include("routing.staff.urls")),
     path("", include("knowledge.urls")),  # the knowledge base (issue 17): /answers/, /staff/answers/

@@ -2,7 +2,8 @@
 
 Who is present (by library and by queue), the chats waiting (their wait and step) and in progress,
 today's chats by outcome (routing/outcomes.py), and alerts: a librarian on a rota shift who has not been
-present for `ABSENT_AFTER`, and a shift going on with fewer librarians present than its minimum.
+present for `ABSENT_AFTER`, and a shift going on with fewer librarians present than its minimum; and
+`raised`, the alerts to coordinators in force (alerts/: each with the page that fixes it).
 
 The snapshot is read from the database, so every web process shows the same board, and it is a
 bounded number of queries whatever the size of the consortium (lists are capped at `LIMIT`). The
@@ -16,6 +17,8 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from alerts.evaluate import raised_alerts
+from alerts.text import alert_text, fix_label
 from consortium.models import Consortium
 from libraries import rota
 from libraries.hours import is_open, schedule_for
@@ -120,6 +123,14 @@ def _shifts(consortium: Consortium, queues: list[Queue], present_ids: set[int],
     return going_on, alerts
 
 
+def _raised(consortium: Consortium) -> list[dict[str, Any]]:
+    """The alerts raised by the last evaluation (alerts.evaluate), in the reader's language, each with
+    the page that fixes it."""
+    return [{"kind": alert.kind, "key": alert.key, "text": alert_text(alert.kind, alert.detail),
+             "link": alert.link, "fix": fix_label(alert.kind), "since": alert.raised_at.isoformat()}
+            for alert in raised_alerts(consortium) if alert.raised_at is not None]
+
+
 def board_snapshot(consortium: Consortium, now: datetime) -> dict[str, Any]:
     queues = list(Queue.objects.filter(consortium=consortium, is_active=True).select_related("library")
                   .prefetch_related("weekly", "closures", "special_hours").order_by("-kind", "position", "name"))
@@ -160,6 +171,7 @@ def board_snapshot(consortium: Consortium, now: datetime) -> dict[str, Any]:
         "today": _today_counts(consortium, now),
         "shifts": going_on,
         "alerts": alerts,
+        "raised": _raised(consortium),
     }
 
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext as _
 
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 BAR = "#1d4e89"
@@ -27,7 +28,7 @@ def bar_chart(items: Sequence[tuple[str, float]], *, label: str, width: int = 56
               label_width: int = 170) -> SafeString:
     """Horizontal bars, one per (label, value), with the value written at the end of each bar."""
     if not items:
-        return mark_safe(f'<p class="empty">{escape(label)}: nothing in this period.</p>')
+        return mark_safe(f'<p class="empty">{escape(label)}: {escape(_("nothing in this period."))}</p>')
     peak = max(v for _, v in items) or 1
     room = width - label_width - 60
     gap = 6

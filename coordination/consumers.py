@@ -19,8 +19,9 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.contrib.auth import get_user_model
-from django.utils import timezone
+from django.utils import timezone, translation
 
+from consortium.language import staff_language
 from consortium.models import Consortium
 from coordination.access import Refused, coordinator_of
 from coordination.board import board_snapshot, without_clock
@@ -49,7 +50,8 @@ def _board_if_still_coordinator(user_id: int, consortium: Consortium) -> dict[st
     if user is None:
         raise Refused(403, "no such account")
     coordinator_of(user, consortium.slug)
-    return board_snapshot(consortium, timezone.now())
+    with translation.override(staff_language(user)):  # the alerts' words, in the coordinator's language
+        return board_snapshot(consortium, timezone.now())
 
 
 class CoordinatorConsumer(AsyncWebsocketConsumer):

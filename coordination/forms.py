@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from libraries.consortium_file.fields import is_timezone
 from libraries.hours import parse_interval
@@ -39,14 +40,14 @@ class IntervalsField(forms.CharField):
 
 class WeeklyHoursForm(forms.Form):
     timezone = forms.CharField(max_length=64)
-    always_open = forms.BooleanField(required=False, label="Open around the clock")
-    mon = IntervalsField(label="Monday")
-    tue = IntervalsField(label="Tuesday")
-    wed = IntervalsField(label="Wednesday")
-    thu = IntervalsField(label="Thursday")
-    fri = IntervalsField(label="Friday")
-    sat = IntervalsField(label="Saturday")
-    sun = IntervalsField(label="Sunday")
+    always_open = forms.BooleanField(required=False, label=_("Open around the clock"))
+    mon = IntervalsField(label=_("Monday"))
+    tue = IntervalsField(label=_("Tuesday"))
+    wed = IntervalsField(label=_("Wednesday"))
+    thu = IntervalsField(label=_("Thursday"))
+    fri = IntervalsField(label=_("Friday"))
+    sat = IntervalsField(label=_("Saturday"))
+    sun = IntervalsField(label=_("Sunday"))
 
     DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -61,8 +62,8 @@ class WeeklyHoursForm(forms.Form):
 
 
 class ClosureForm(forms.Form):
-    start = forms.DateField(label="From")
-    end = forms.DateField(label="To (included)", required=False)
+    start = forms.DateField(label=_("From"))
+    end = forms.DateField(label=_("To (included)"), required=False)
     reason = forms.CharField(max_length=200, required=False)
 
     def clean(self) -> dict[str, Any]:
@@ -70,18 +71,18 @@ class ClosureForm(forms.Form):
         if data.get("start") and not data.get("end"):
             data["end"] = data["start"]
         if data.get("start") and data.get("end") and data["end"] < data["start"]:
-            raise forms.ValidationError("a closure ends on or after the day it starts")
+            raise forms.ValidationError(_("a closure ends on or after the day it starts"))
         return data
 
 
 class SpecialHoursForm(forms.Form):
     date = forms.DateField()
-    hours = IntervalsField(help_text="empty or \"closed\" for closed all day")
+    hours = IntervalsField(help_text=_("empty or \"closed\" for closed all day"))
     reason = forms.CharField(max_length=200, required=False)
 
 
 class IcsImportForm(forms.Form):
-    file = forms.FileField(label="iCalendar file (.ics)")
+    file = forms.FileField(label=_("iCalendar file (.ics)"))
 
     def clean_file(self) -> str:
         upload = self.cleaned_data["file"]
@@ -96,8 +97,8 @@ class IcsImportForm(forms.Form):
 
 class ShiftForm(forms.Form):
     weekday = forms.TypedChoiceField(choices=WEEKDAY_CHOICES, coerce=int)
-    hours = forms.CharField(max_length=11, help_text="HH:MM-HH:MM in the queue's time zone")
-    min_librarians = forms.IntegerField(min_value=1, max_value=50, initial=1, label="At least")
+    hours = forms.CharField(max_length=11, help_text=_("HH:MM-HH:MM in the queue's time zone"))
+    min_librarians = forms.IntegerField(min_value=1, max_value=50, initial=1, label=_("At least"))
 
     def clean_hours(self) -> tuple[int, int]:
         try:
@@ -115,7 +116,7 @@ class PeriodForm(forms.Form):
         data = super().clean() or {}
         since, until = data.get("since"), data.get("until")
         if since and until and until < since:
-            raise forms.ValidationError("the period ends before it starts")
+            raise forms.ValidationError(_("the period ends before it starts"))
         if since and until and (until - since) > dt.timedelta(days=3 * 366):
-            raise forms.ValidationError("choose a period of at most three years")
+            raise forms.ValidationError(_("choose a period of at most three years"))
         return data

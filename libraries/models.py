@@ -177,6 +177,9 @@ class StaffProfile(models.Model):
     capacity = models.PositiveSmallIntegerField(null=True, blank=True,
                                                 help_text="most concurrent chats; default the consortium's")
     languages = models.JSONField(default=list, blank=True)
+    # The language of the console, the coordinator pages and the mail this person gets (en, es);
+    # blank: their browser's.
+    language = models.CharField(max_length=8, blank=True, choices=settings.LANGUAGES)
     # The SHA-256 of the secret in the address of this librarian's iCalendar feed of shifts
     # (libraries.rota, consortium.tokens): the address is shown once, when made, and never stored.
     feed_token_hash = models.CharField(max_length=64, null=True, blank=True, unique=True, editable=False)

@@ -12,6 +12,7 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from coordination.access import Coordinator
@@ -86,7 +87,7 @@ def review_detail(request: HttpRequest, profile: StaffProfile, review_id: int) -
         except Refused as e:
             errors = e.fields or {"": [e.detail]}
         else:
-            messages.success(request, "Review submitted: the library's liaisons have it.")
+            messages.success(request, _("Review submitted: the library's liaisons have it."))
             return redirect("review-detail", review_id=review.pk)
         review.refresh_from_db()
     scores = [(s, s.criterion.label(s.value)) for s in review.scores.select_related("criterion")]
@@ -125,7 +126,7 @@ def _roles(profile: StaffProfile) -> ReviewRoles:
 
 def _months_back(today: date, months: int) -> date:
     first = today.replace(day=1)
-    for _ in range(months - 1):
+    for _month in range(months - 1):
         first = (first - timedelta(days=1)).replace(day=1)
     return first
 
@@ -154,7 +155,8 @@ def coordinator_reassign(request: HttpRequest, who: Coordinator, review_id: int)
     except ValueError as e:
         messages.error(request, str(e))
     else:
-        messages.success(request, f"Given to {review.reviewer.display_name} ({review.reviewer.library.name}).")
+        messages.success(request, _("Given to %(name)s (%(library)s).") % {
+            "name": review.reviewer.display_name, "library": review.reviewer.library.name})
     return redirect("review-coordinator", consortium_slug=who.consortium.slug)
 
 
@@ -176,7 +178,7 @@ def coordinator_settings(request: HttpRequest, who: Coordinator) -> HttpResponse
             form = SettingsForm(request.POST, instance=current, prefix="s")
             if form.is_valid():
                 form.save()
-                messages.success(request, "Review settings saved.")
+                messages.success(request, _("Review settings saved."))
                 return redirect("review-coordinator-settings", consortium_slug=consortium.slug)
         elif action == "rubric":
             formset = CriterionFormSet(request.POST, queryset=criteria, prefix="c")
@@ -185,16 +187,16 @@ def coordinator_settings(request: HttpRequest, who: Coordinator) -> HttpResponse
                     for item in formset.save(commit=False):
                         item.consortium = consortium
                         item.save()
-                messages.success(request, "Rubric saved.")
+                messages.success(request, _("Rubric saved."))
                 return redirect("review-coordinator-settings", consortium_slug=consortium.slug)
         elif action == "roles":
             ids = {p.pk for p in staff}
             roles_set(consortium, reviewers={int(v) for v in request.POST.getlist("reviewer") if v.isdigit()} & ids,
                       liaisons={int(v) for v in request.POST.getlist("liaison") if v.isdigit()} & ids)
-            messages.success(request, "Reviewers and liaisons saved.")
+            messages.success(request, _("Reviewers and liaisons saved."))
             return redirect("review-coordinator-settings", consortium_slug=consortium.slug)
         else:
-            messages.error(request, "Unknown action.")
+            messages.error(request, _("Unknown action."))
         status = 400
     return render(request, "review/settings.html", context(
         who, "reviews", form=form, formset=formset, staff=[(p, _roles(p)) for p in staff]), status=status)

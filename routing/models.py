@@ -294,6 +294,8 @@ class Ticket(models.Model):
     transcript = models.TextField(blank=True)
     patron_name = models.CharField(max_length=100, blank=True)
     patron_email = models.CharField(max_length=254)
+    # The patron's language (as the ask page or widget gave it, or the chat's): the mails to the patron are in it.
+    language = models.CharField(max_length=16, blank=True)
     note = models.TextField(blank=True)
     source = models.CharField(max_length=20)  # question_form | referral
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.NEW)

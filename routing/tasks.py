@@ -1,5 +1,8 @@
 """Celery tasks: thin wrappers that fetch a row and send mail. Enqueued after commit.
 
+Every mail to a patron is in the patron's language (the chat's or the follow-up's, routing.patron.i18n):
+its words are built by a `*_text` function under that language.
+
 Every task is acknowledged late (settings: CELERY_TASK_ACKS_LATE, CELERY_TASK_REJECT_ON_WORKER_LOST):
 a worker killed in the middle of one leaves it to be run again. So that a run again does not mail
 the patron twice, each mail is sent once per task id (`send_once`).
@@ -19,6 +22,7 @@ from django.utils.translation import gettext as _
 from libraries.models import LibraryPartner, StaffProfile
 from routing import followup_clock
 from routing.models import Chat, SentMail, Ticket
+from routing.patron.i18n import patron_language
 
 SENT_MAIL_KEPT = timedelta(days=30)
 
@@ -43,23 +47,39 @@ def send_once(key: str | None, **mail: Any) -> bool:
     return True
 
 
+def ticket_created_text(ticket: Ticket) -> tuple[str, str]:
+    """The confirmation of a question, in the active language (the patron's)."""
+    who = ticket.library.name if ticket.library else ticket.consortium.name
+    values = {"consortium": ticket.consortium.name, "who": who, "question": ticket.question, "reference": ticket.pk}
+    hello = (_("Hello %(name)s,") % {"name": ticket.patron_name}) if ticket.patron_name else _("Hello,")
+    due = {**values, "due": _due_text(ticket)} if ticket.due_at else values
+    promise = (_("%(who)s has your question and will answer by email by %(due)s.") % due
+               if ticket.due_at else _("%(who)s has your question and will answer by email.") % values)
+    body = (hello + "\n\n"
+            + promise + "\n\n"
+            + _("Your question:") + "\n" + ticket.question + "\n\n"
+            + _("Reference: %(reference)s") % values + "\n\n"
+            + _("This address was given with a question left on %(consortium)s's chat page. If it was not you, "
+                "ignore this mail.") % values + "\n")
+    return _("%(consortium)s: we have your question") % values, body
+
+
 @shared_task(bind=True, acks_late=True)
 def mail_ticket_created(self: Any, ticket_id: str) -> None:
     ticket = Ticket.objects.select_related("library", "consortium").filter(pk=ticket_id).first()
     if ticket is None or not ticket.patron_email:
         return
-    who = ticket.library.name if ticket.library else ticket.consortium.name
-    by = f" by {_due_text(ticket)}" if ticket.due_at else ""
-    send_once(
-        self.request.id,
-        subject=f"{ticket.consortium.name}: we have your question",
-        message=(f"Hello{(' ' + ticket.patron_name) if ticket.patron_name else ''},\n\n"
-                 f"{who} has your question and will answer by email{by}.\n\nYour question:\n{ticket.question}\n\n"
-                 f"Reference: {ticket.pk}\n\nThis address was given with a question left on {ticket.consortium.name}'s "
-                 f"chat page. If it was not you, ignore this mail.\n"),
-        from_email=None,
-        recipient_list=[ticket.patron_email],
-    )
+    with translation.override(patron_language(ticket.language)):
+        subject, body = ticket_created_text(ticket)
+    send_once(self.request.id, subject=subject, message=body, from_email=None, recipient_list=[ticket.patron_email])
+
+
+def ticket_answer_text(ticket: Ticket) -> tuple[str, str]:
+    """The answer to a follow-up, in the active language (the patron's)."""
+    values = {"consortium": ticket.consortium.name, "reference": ticket.pk}
+    body = (_("Your question:") + "\n" + ticket.question + "\n\n" + _("Our answer:") + "\n" + ticket.answer
+            + "\n\n" + _("Reference: %(reference)s") % values + "\n")
+    return _("%(consortium)s: an answer to your question") % values, body
 
 
 @shared_task(bind=True, acks_late=True)
@@ -67,36 +87,35 @@ def mail_ticket_answer(self: Any, ticket_id: str) -> None:
     ticket = Ticket.objects.select_related("consortium").filter(pk=ticket_id).first()
     if ticket is None or not ticket.patron_email or not ticket.answer:
         return
-    send_once(
-        self.request.id,
-        subject=f"{ticket.consortium.name}: an answer to your question",
-        message=f"Your question:\n{ticket.question}\n\nOur answer:\n{ticket.answer}\n\nReference: {ticket.pk}\n",
-        from_email=None,
-        recipient_list=[ticket.patron_email],
-    )
+    with translation.override(patron_language(ticket.language)):
+        subject, body = ticket_answer_text(ticket)
+    send_once(self.request.id, subject=subject, message=body, from_email=None, recipient_list=[ticket.patron_email])
+
+
+def transcript_mail_text(chat: Chat) -> tuple[str, str]:
+    """The transcript mail, in the active language (the patron's). Whoever asked may have typed any
+    address: the mail says who sent it and why, and the subject is fixed text, so nothing a patron
+    wrote reaches the subject line (issue 13.1)."""
+    from routing.services.followups import transcript_text
+    from routing.services.transcripts import MAILS_PER_CHAT
+
+    values = {"name": chat.consortium.name, "started": f"{chat.created_at:%Y-%m-%d}", "most": MAILS_PER_CHAT}
+    body = (_("You asked for the transcript of your chat with %(name)s (started %(started)s); it is below.") % values
+            + "\n" + _("It was asked for on %(name)s's chat page by someone in that chat. If you did not ask for "
+                        "it, ignore this mail: a chat's transcript is mailed at most %(most)s times, and nothing "
+                        "else will follow.") % values
+            + "\n\n" + transcript_text(chat, for_patron=True) + "\n")
+    return _("%(name)s: your chat transcript") % values, body
 
 
 @shared_task(bind=True, acks_late=True)
 def mail_transcript(self: Any, chat_id: str, email: str) -> None:
-    from routing.services.followups import transcript_text
-    from routing.services.transcripts import MAILS_PER_CHAT
-
     chat = Chat.objects.select_related("consortium").filter(pk=chat_id).first()
     if chat is None or chat.scrubbed:  # scrubbed (or deleted) since it was asked for: nothing to send
         return
-    name = chat.consortium.name
-    # Whoever asked may have typed any address: the mail says who sent it and why, and the subject is
-    # fixed text, so nothing a patron wrote reaches the subject line (issue 13.1).
-    send_once(
-        self.request.id,
-        subject=f"{name}: your chat transcript",
-        message=(f"You asked for the transcript of your chat with {name} (started {chat.created_at:%Y-%m-%d}); "
-                 f"it is below.\nIt was asked for on {name}'s chat page by someone in that chat. If you did not "
-                 f"ask for it, ignore this mail: a chat's transcript is mailed at most {MAILS_PER_CHAT} times, "
-                 f"and nothing else will follow.\n\n" + transcript_text(chat, for_patron=True) + "\n"),
-        from_email=None,
-        recipient_list=[email],
-    )
+    with translation.override(patron_language(chat.language)):
+        subject, body = transcript_mail_text(chat)
+    send_once(self.request.id, subject=subject, message=body, from_email=None, recipient_list=[email])
 
 
 @shared_task(acks_late=True)
@@ -131,8 +150,7 @@ def mail_ticket_on_its_way(self: Any, ticket_id: str) -> None:
               .filter(pk=ticket_id).first())
     if ticket is None or not ticket.patron_email or ticket.claimed_by is None:
         return
-    language = ticket.chat.language if ticket.chat and ticket.chat.language else "en"
-    with translation.override(language if language in ("en", "es") else "en"):
+    with translation.override(patron_language(ticket.language or (ticket.chat.language if ticket.chat else ""))):
         library = ticket.claimed_by.library.name
         body = _("A librarian of %(library)s is working on your question: an answer is on its way.") % {
             "library": library}

@@ -16,6 +16,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.translation import gettext_lazy as _
 
 from consortium.models import Consortium
 from coordination.access import Coordinator, Refused, coordinator_of, editable_queues, may_edit_all_hours
@@ -24,7 +25,8 @@ from routing import access
 
 View = Callable[..., HttpResponse]
 Role = Literal["coordinator", "hours", "librarian"]
-DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+# In the reader's language when shown (lazy): the rota, coverage and statistics pages.
+DAY_NAMES = (_("Monday"), _("Tuesday"), _("Wednesday"), _("Thursday"), _("Friday"), _("Saturday"), _("Sunday"))
 
 
 @dataclass(frozen=True)

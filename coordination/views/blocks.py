@@ -12,6 +12,7 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
 from coordination.access import Coordinator
@@ -88,7 +89,7 @@ def _act(request: HttpRequest, who: Coordinator, now: dt.datetime) -> None:
     if action == "lift":
         block_services.block_lift(consortium_id=who.consortium.pk, block_id=block_id, by=who.profile,
                                   by_name=by_name, note=note, now=now)
-        messages.success(request, f"Block {block_id} lifted.")
+        messages.success(request, _("Block %(id)s lifted.") % {"id": block_id})
     elif action == "extend":
         days = int_param(request.POST.get("days"))
         if days not in EXTEND_DAYS:
@@ -102,6 +103,7 @@ def _act(request: HttpRequest, who: Coordinator, now: dt.datetime) -> None:
             raise Refused("invalid", f"this block already runs as long as a block may ({blocks.MAX_DAYS} days)")
         block_services.block_extend(consortium_id=who.consortium.pk, block_id=block_id, by=who.profile,
                                     by_name=by_name, until=until, note=note, now=now)
-        messages.success(request, f"Block {block_id} now ends {until:%Y-%m-%d %H:%M} UTC.")
+        messages.success(request, _("Block %(id)s now ends %(until)s UTC.") % {
+            "id": block_id, "until": f"{until:%Y-%m-%d %H:%M}"})
     else:
         raise Refused("invalid", "no such action")

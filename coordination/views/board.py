@@ -9,6 +9,7 @@ from django.views.decorators.http import require_GET
 
 from coordination.access import Coordinator
 from coordination.board import board_snapshot
+from coordination.i18n import board_strings
 from coordination.views._page import context, staff_page
 
 
@@ -16,4 +17,5 @@ from coordination.views._page import context, staff_page
 @staff_page("coordinator")
 def board_page(request: HttpRequest, who: Coordinator) -> HttpResponse:
     snapshot = board_snapshot(who.consortium, timezone.now())
-    return render(request, "coordination/board.html", context(who, "board", board=snapshot))
+    return render(request, "coordination/board.html", context(who, "board", board=snapshot,
+                                                            strings=board_strings()))

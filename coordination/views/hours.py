@@ -14,6 +14,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
 from coordination.forms import ClosureForm, IcsImportForm, SpecialHoursForm, WeeklyHoursForm
@@ -87,7 +88,7 @@ def _hours_action(request: HttpRequest, who: HoursKeeper, queue: Queue, action: 
             except ValueError as e:
                 form.add_error(None, str(e))
                 return form
-            messages.success(request, f"Weekly hours of {queue.name} saved.")
+            messages.success(request, _("Weekly hours of %(queue)s saved.") % {"queue": queue.name})
             return None
         return form
     if action == "closure_add":
@@ -95,7 +96,7 @@ def _hours_action(request: HttpRequest, who: HoursKeeper, queue: Queue, action: 
         if form.is_valid():
             services.closure_add(queue, timezone.now(), form.cleaned_data["start"], form.cleaned_data["end"],
                                  form.cleaned_data["reason"])
-            messages.success(request, "Closure added.")
+            messages.success(request, _("Closure added."))
             return None
         return form
     if action == "special_add":
@@ -107,7 +108,7 @@ def _hours_action(request: HttpRequest, who: HoursKeeper, queue: Queue, action: 
             except ValueError as e:
                 form.add_error("hours", str(e))
                 return form
-            messages.success(request, "Special hours saved.")
+            messages.success(request, _("Special hours saved."))
             return None
         return form
     if action in ("closure_remove", "special_remove"):
@@ -133,13 +134,14 @@ def _hours_action(request: HttpRequest, who: HoursKeeper, queue: Queue, action: 
             except ValueError as e:
                 form.add_error("file", str(e))
                 return form
-            messages.success(request, f"Imported: {len(found.weekly)} weekday(s) of hours, {len(found.closures)} "
-                                      f"closure(s), {len(found.special)} special day(s).")
+            messages.success(request, _("Imported: %(weekly)s weekday(s) of hours, %(closures)s closure(s), "
+                                        "%(special)s special day(s).") % {
+                "weekly": len(found.weekly), "closures": len(found.closures), "special": len(found.special)})
             for note in found.notes:
                 messages.warning(request, note)
             return None
         return form
-    messages.error(request, "Unknown action.")
+    messages.error(request, _("Unknown action."))
     return None
 
 

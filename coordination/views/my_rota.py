@@ -11,6 +11,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
 from coordination.views._page import int_param, staff_page
@@ -28,7 +30,7 @@ def my_rota(request: HttpRequest, profile: StaffProfile) -> HttpResponse:
         # Answered with the page, not a redirect: only the new secret's hash is kept, so this answer
         # is the one place its address can be shown.
         token = rota.feed_token_reset(profile)
-        messages.success(request, "Your calendar has a new address; the old one no longer works.")
+        messages.success(request, _("Your calendar has a new address; the old one no longer works."))
     elif request.method == "POST":
         try:
             _my_rota_action(request, profile, now)
@@ -61,13 +63,14 @@ def _my_rota_action(request: HttpRequest, profile: StaffProfile, now: dt.datetim
         except ValueError as e:
             raise rota.RotaError("that is not a date") from e
         rota.swap_offer(shift, day, profile, now, note=request.POST.get("note", ""))
-        messages.success(request, "Your shift is offered to colleagues; you are on it until someone takes it.")
+        messages.success(request, _("Your shift is offered to colleagues; you are on it until someone takes it."))
     elif action == "take":
         swap = rota.swap_take(int_param(request.POST.get("swap")), profile, now)
-        messages.success(request, f"You took the {swap.shift.queue.name} shift of {swap.date:%A %d %B}.")
+        messages.success(request, _("You took the %(queue)s shift of %(day)s.") % {
+            "queue": swap.shift.queue.name, "day": date_format(swap.date, "l d F")})
     elif action == "withdraw":
         rota.swap_withdraw(int_param(request.POST.get("swap")), profile)
-        messages.success(request, "Offer withdrawn.")
+        messages.success(request, _("Offer withdrawn."))
     else:
         raise rota.RotaError("unknown action")
 

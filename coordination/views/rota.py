@@ -14,6 +14,7 @@ from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
 from coordination.access import Coordinator
@@ -71,11 +72,11 @@ def _rota_action(request: HttpRequest, who: Coordinator, now: dt.datetime) -> tu
         start, end = form.cleaned_data["hours"]
         rota.shift_create(queue, now, weekday=form.cleaned_data["weekday"], start_minute=start, end_minute=end,
                           min_librarians=form.cleaned_data["min_librarians"])
-        messages.success(request, "Shift added.")
+        messages.success(request, _("Shift added."))
         return ShiftForm(), True
     if action == "shift_delete":
         rota.shift_delete(get_object_or_404(shifts, pk=int_param(request.POST.get("shift"))), now)
-        messages.success(request, "Shift removed.")
+        messages.success(request, _("Shift removed."))
         return ShiftForm(), True
     if action in ("assign", "unassign"):
         shift = get_object_or_404(shifts, pk=int_param(request.POST.get("shift")))
@@ -84,15 +85,18 @@ def _rota_action(request: HttpRequest, who: Coordinator, now: dt.datetime) -> tu
             raise rota.RotaError("pick a librarian of the consortium")
         if action == "assign":
             rota.shift_assign(shift, librarian, now)
-            messages.success(request, f"{librarian.display_name} is on {shift} every week.")
+            messages.success(request, _("%(name)s is on %(shift)s every week.") % {
+                "name": librarian.display_name, "shift": shift})
         else:
             rota.shift_unassign(shift, librarian, now)
-            messages.success(request, f"{librarian.display_name} is off {shift}.")
+            messages.success(request, _("%(name)s is off %(shift)s.") % {
+                "name": librarian.display_name, "shift": shift})
         return ShiftForm(), True
     if action == "rota_driven":
         queue = get_object_or_404(queues, slug=request.POST.get("queue", ""))
         rota.queue_rota_driven_set(queue, request.POST.get("value") == "on", now)
-        messages.success(request, f"{queue.name} is {'now' if queue.rota_driven else 'no longer'} rota-driven.")
+        messages.success(request, (_("%(queue)s is now rota-driven.") if queue.rota_driven
+                                  else _("%(queue)s is no longer rota-driven.")) % {"queue": queue.name})
         return ShiftForm(), True
     if action == "target":
         library = get_object_or_404(Library, consortium=consortium, slug=request.POST.get("library", ""))

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from consortium import csv_safe
@@ -48,8 +49,8 @@ def statistics_page(request: HttpRequest, who: Coordinator) -> HttpResponse:
         libraries=Library.objects.filter(consortium=consortium).order_by("name"),
         matrix_rows=_matrix_rows(found.matrix), charts=_charts(found),
         query=request.GET.urlencode() if request.GET else "", tables=CSV_TABLES, days=DAY_NAMES,
-        outcome_names=[(o.value, LABELS[o]) for o in Outcome],
-        summary=[(o.value, LABELS[o], n) for o, n in found.outcomes.items()],
+        outcome_names=[(o.value, _(LABELS[o])) for o in Outcome],
+        summary=[(o.value, _(LABELS[o]), n) for o, n in found.outcomes.items()],
         per_library=[(lib, [n for _, n in o.items()], o.total, w) for lib, o, w in found.per_library]))
 
 
@@ -60,7 +61,7 @@ def _matrix_rows(matrix: statistics.Matrix) -> dict[str, Any]:
     columns = matrix.columns()
     if len(columns) > MATRIX_TABLE_LIMIT:
         return {"columns": columns, "rows": [], "totals": []}
-    rows = [((matrix.libraries[h].name if h is not None else "no home library"),
+    rows = [((matrix.libraries[h].name if h is not None else _("no home library")),
              [matrix.get(h, c) for c in columns], matrix.row_total(h), h) for h in matrix.rows()]
     return {"columns": [matrix.libraries[c].name for c in columns], "rows": rows,
             "totals": [matrix.column_total(c) for c in columns]}
@@ -69,21 +70,22 @@ def _matrix_rows(matrix: statistics.Matrix) -> dict[str, Any]:
 def _charts(found: statistics.Report) -> dict[str, Any]:
     o = found.outcomes
     out = {
-        "outcomes": charts.bar_chart([(LABELS[outcome], n) for outcome, n in o.items()], label="Chats by outcome"),
-        "hours": charts.week_heat(found.hours, label="Chats by hour of the week"),
+        "outcomes": charts.bar_chart([(_(LABELS[outcome]), n) for outcome, n in o.items()],
+                                     label=_("Chats by outcome")),
+        "hours": charts.week_heat(found.hours, label=_("Chats by hour of the week")),
         "surveys": charts.bar_chart([(f"{r} ★", n) for r, n in found.surveys.ratings.items()],
-                                    label="Survey ratings"),
-        "read": charts.bar_chart([(f"READ {lvl}" if lvl else "not classified", n) for lvl, n in found.read.items()],
-                                 label="READ scale"),
-        "subjects": charts.bar_chart(found.subjects[:15], label="Subjects"),
+                                    label=_("Survey ratings")),
+        "read": charts.bar_chart([(f"READ {lvl}" if lvl else _("not classified"), n) for lvl, n in found.read.items()],
+                                 label=_("READ scale")),
+        "subjects": charts.bar_chart(found.subjects[:15], label=_("Subjects")),
         "balance": charts.bar_chart(sorted(((b.library.name, b.net) for b in found.balances if b.net > 0),
-                                           key=lambda x: -x[1])[:15], label="Libraries answering most for others"),
+                                           key=lambda x: -x[1])[:15], label=_("Libraries answering most for others")),
     }
     if found.who_answered is not None:
         w = found.who_answered
-        out["who"] = charts.bar_chart([("own staff", w.own), *((p.name, n) for p, n in w.partners),
-                                       ("rest of the consortium", w.consortium), ("not answered", w.unanswered)],
-                                      label=f"Who answered {w.library.name}'s patrons")
+        out["who"] = charts.bar_chart([(_("own staff"), w.own), *((p.name, n) for p, n in w.partners),
+                                       (_("rest of the consortium"), w.consortium), (_("not answered"), w.unanswered)],
+                                      label=_("Who answered %(name)s's patrons") % {"name": w.library.name})
     return out
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from consortium.models import SETTING_DEFAULTS, Consortium
+from consortium.models import ALERT_DEFAULTS, SETTING_DEFAULTS, AlertSettings, Consortium
 from libraries.consortium_file.schema import WEEKDAYS, Doc, closure_doc, put_optional
 from libraries.hours import format_interval
 from libraries.models import OfferMode, Queue, StaffProfile
@@ -77,6 +77,9 @@ def export(consortium: Consortium) -> Doc:
                             "accent_text": consortium.accent_text_color.lower()}}
     put_optional(head, "sms_number", consortium.sms_number)
     put_optional(head, "sms_help", consortium.sms_help)
+    alerts = AlertSettings.objects.filter(consortium=consortium).first()
+    if alerts is not None:
+        head["alerts"] = {key: getattr(alerts, key) for key in ALERT_DEFAULTS}
     return {
         "consortium": head,
         "queues": queues_out,

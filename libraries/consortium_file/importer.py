@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
-from consortium.models import Consortium
+from consortium.models import AlertSettings, Consortium
 from libraries.consortium_file.schema import WEEKDAYS, Doc, InvalidConsortiumFile, Problem
 from libraries.consortium_file.validate import normalize
 from libraries.hours import parse_interval
@@ -230,8 +230,19 @@ class _Importer:
         if row.pk is not None:
             self.free_numbers(row, c)
         created, changed = _save(row, values)
+        changed |= self.save_alert_settings(row, c.get("alerts"))
         self.report.consortium_status = "created" if created else "updated" if changed else "unchanged"
         return row
+
+    def save_alert_settings(self, row: Consortium, alerts: Doc | None) -> bool:
+        """The file's `alerts`, or the defaults (no row) when it has none. Returns changed."""
+        current = AlertSettings.objects.filter(consortium=row).first()
+        if alerts is None:
+            if current is None:
+                return False
+            current.delete()
+            return True
+        return _save(current or AlertSettings(consortium=row), alerts)[1]
 
     def free_numbers(self, row: Consortium, c: Doc) -> None:
         """Numbers are unique columns: a number moving between this consortium and its libraries, or

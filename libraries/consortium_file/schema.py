@@ -24,7 +24,8 @@ MAX_CAPACITY = 1000  # a PositiveSmallIntegerField; more than this is surely a t
 MAX_RETENTION_DAYS = 36500  # a century: more is surely a typo
 
 TOP_KEYS = ("consortium", "queues", "libraries", "staff")
-CONSORTIUM_KEYS = ("slug", "name", "timezone", "allowed_origins", "settings", "colors", "sms_number", "sms_help")
+CONSORTIUM_KEYS = ("slug", "name", "timezone", "allowed_origins", "settings", "colors", "sms_number", "sms_help",
+                  "alerts")
 COLOR_KEYS = ("accent", "accent_text")
 COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 QUEUE_KEYS = ("slug", "name", "mode", "timezone", "languages", "hours", "closures", "special_hours")

@@ -9,7 +9,7 @@ from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator, validate_email
 
-from consortium.models import DEFAULT_COLORS, SETTING_DEFAULTS
+from consortium.models import ALERT_DEFAULTS, DEFAULT_COLORS, SETTING_DEFAULTS
 from consortium.origins import normalize_origin
 from libraries.consortium_file.fields import FieldReader, at_path, describe, shown
 from libraries.consortium_file.schema import (
@@ -20,6 +20,7 @@ from libraries.consortium_file.schema import (
     LIBRARY_KEYS,
     LIBRARY_KINDS,
     MAX_CAPACITY,
+    MAX_INT,
     MAX_RETENTION_DAYS,
     MAX_SMS_HELP,
     MODES,
@@ -161,7 +162,26 @@ class Reader(FieldReader):
         }
         put_optional(doc, "sms_number", self.sms_number(c.get("sms_number"), at_path(path, "sms_number")))
         put_optional(doc, "sms_help", self.text(c, "sms_help", path, max_length=MAX_SMS_HELP))
+        if "alerts" in c:
+            doc["alerts"] = self.alerts(c["alerts"], at_path(path, "alerts"))
         return doc
+
+    def alerts(self, value: Any, path: str) -> Doc:
+        """An extension: when the coordinators are alerted (docs/coordinators.md, "Alerts"), the
+        defaults filled in. Left out of the file: the defaults, and no `alerts` in the canonical form."""
+        given = self.mapping(value, path, ALERT_DEFAULTS)
+        alerts: Doc = dict(ALERT_DEFAULTS)
+        for key, raw in given.items():
+            if key == "mail":
+                if isinstance(raw, bool):
+                    alerts[key] = raw
+                else:
+                    self.err(at_path(path, key), f"must be true or false, not {describe(raw)}")
+                continue
+            found = self.positive(given, key, path, maximum=100 if key == "unstaffed_percent" else MAX_INT)
+            if found is not None:
+                alerts[key] = found
+        return alerts
 
     def sms_number(self, value: Any, path: str) -> str:
         """A phone number in E.164, the form Twilio writes in `To` and `From`."""

@@ -100,6 +100,7 @@ def question_create(request: HttpRequest, consortium: Consortium, **_: Any) -> H
     chat_id = f.text("chat", max_len=32)
     token = f.text("token", max_len=200)
     deadline = f.text("deadline", max_len=10)
+    language = f.text("language", max_len=16)
     f.check()
     chat = None
     if chat_id:
@@ -118,7 +119,8 @@ def question_create(request: HttpRequest, consortium: Consortium, **_: Any) -> H
     try:
         ticket = followups.question_leave(consortium=consortium, question=question, email=email, name=name,
                                          library_slug=library or None, zip_code=zip_code or None, chat=chat,
-                                         now=timezone.now(), mail_patron=mailed, deadline=deadline)
+                                         now=timezone.now(), mail_patron=mailed, deadline=deadline,
+                                         language=language)
     except Refused as e:  # the patron's deadline: its field says what is wrong with it
         raise ApiError(400, e.reason, e.detail, e.fields) from e
     # "An answer is on its way" on the patron's page: by when (routing.services.followup_deadlines).

@@ -99,6 +99,14 @@ SCRIPT_STRINGS = {
 }
 
 
+def patron_language(code: str | None) -> str:
+    """The supported language closest to a chat's or follow-up's `language` ("es-MX" -> "es"); English
+    for anything else. What every word a patron reads after the page is in: the chat's system lines
+    and the mails (routing.services, routing.tasks)."""
+    base = (code or "").split("-")[0].lower()
+    return base if base in SUPPORTED else "en"
+
+
 def language_for(request: HttpRequest) -> str:
     """The toggle (?lang=) wins; else the browser's Accept-Language; else English."""
     asked = request.GET.get("lang", "")

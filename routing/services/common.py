@@ -13,10 +13,13 @@ from datetime import datetime
 from functools import partial
 
 from django.db import transaction
+from django.utils import translation
+from django.utils.translation import gettext as _
 
 from libraries.models import StaffProfile
 from routing import events, frames
 from routing.models import Chat, ChatState, LibrarianPresence, Message, Offer, TraceEvent
+from routing.patron.i18n import patron_language
 
 
 class ServiceError(Exception):
@@ -40,6 +43,12 @@ def trace(chat: Chat, kind: str, at: datetime, **data: object) -> None:
     TraceEvent.objects.create(chat=chat, at=at, kind=kind, data=data)
     if kind in LOGGED_KINDS:
         log_decision(chat, kind, data)
+
+
+def in_patron_language(chat: Chat) -> translation.override:
+    """Words the patron reads in the chat (its system lines) are written in the patron's language: the
+    chat's, as the ask page or widget gave it (routing.patron.i18n.patron_language)."""
+    return translation.override(patron_language(chat.language))
 
 
 def system_message_post(chat: Chat, body: str, now: datetime, *, internal: bool = False) -> Message:
@@ -89,10 +98,11 @@ def chat_end_locked(chat: Chat, now: datetime, *, by: str, reason: str) -> None:
     from routing.services.shares import shares_end_for_chat  # shares builds on this module: imported here
 
     shares_end_for_chat(chat, now)
-    text = {"idle": "The chat ended after a long silence.", "patron": "The patron ended the chat.",
-            "librarian": "The librarian ended the chat.",
-            "self_served": "The patron found the answer among the published answers and left.",
-            }.get(reason, "The chat has ended.")
+    with in_patron_language(chat):
+        text = {"idle": _("The chat ended after a long silence."), "patron": _("The patron ended the chat."),
+                "librarian": _("The librarian ended the chat."),
+                "self_served": _("The patron found the answer among the published answers and left."),
+                }.get(reason, _("The chat has ended."))
     system_message_post(chat, text, now)
     chat_state_publish(chat)
     if chat.channel == "sms":

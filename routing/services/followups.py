@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from consortium.models import Consortium
 from libraries.models import Library, StaffProfile
@@ -21,8 +22,9 @@ def transcript_text(chat: Chat, *, for_patron: bool) -> str:
     for m in chat.messages.order_by("seq"):
         if m.internal and for_patron:
             continue
-        who = {"patron": chat.patron_name or "You" if for_patron else chat.patron_name or "Patron",
-               "system": "—"}.get(m.sender, m.name or "Librarian")
+        # The patron's copy is in the language active when it is written (the mail's: the patron's).
+        who = {"patron": chat.patron_name or _("You") if for_patron else chat.patron_name or "Patron",
+               "system": "—"}.get(m.sender, m.name or (_("Librarian") if for_patron else "Librarian"))
         lines.append(f"[{m.at:%Y-%m-%d %H:%M}] {who}: {m.body}")
     return "\n".join(lines)
 
@@ -30,7 +32,7 @@ def transcript_text(chat: Chat, *, for_patron: bool) -> str:
 def followup_create(*, consortium: Consortium, library: Library | None, chat: Chat | None, question: str,
                   email: str, name: str = "", note: str = "", source: str, now: datetime,
                   created_by: StaffProfile | None = None, mail_patron: bool = True,
-                  patron_deadline: datetime | None = None) -> Ticket:
+                  patron_deadline: datetime | None = None, language: str = "") -> Ticket:
     """A follow-up, due by the patron's deadline, else the library's or the consortium's
     (routing.services.followup_deadlines)."""
     from routing.tasks import mail_ticket_created  # tasks import services: keep the import graph one-way
@@ -39,6 +41,7 @@ def followup_create(*, consortium: Consortium, library: Library | None, chat: Ch
         consortium=consortium, library=library, chat=chat, question=question,
         transcript=transcript_text(chat, for_patron=False) if chat else "", patron_name=name,
         patron_email=email, note=note, source=source, created_at=now, created_by=created_by,
+        language=language or (chat.language if chat else ""),
     )
     followup_due_set(ticket, now=now, patron_deadline=patron_deadline)
     ticket.save(force_insert=True)
@@ -70,7 +73,7 @@ def chat_refer(librarian: StaffProfile, chat_id: str, now: datetime, *, library_
 
 def question_leave(*, consortium: Consortium, question: str, email: str, name: str = "",
                    library_slug: str | None = None, zip_code: str | None = None, chat: Chat | None = None,
-                   now: datetime, mail_patron: bool = True, deadline: str = "") -> Ticket:
+                   now: datetime, mail_patron: bool = True, deadline: str = "", language: str = "") -> Ticket:
     """The offline question form: a follow-up ticket for the home library (or the consortium). The
     patron is mailed a confirmation unless `mail_patron` is false (past a mail limit: the question is
     kept all the same). `deadline`: the day the patron needs the answer by (YYYY-MM-DD), or blank."""
@@ -85,7 +88,7 @@ def question_leave(*, consortium: Consortium, question: str, email: str, name: s
                     chat_end_locked(locked, now, by="patron", reason="question_form")
         return followup_create(consortium=consortium, library=library, chat=chat, question=question, email=email,
                              name=name, source="question_form", now=now, mail_patron=mail_patron,
-                             patron_deadline=by)
+                             patron_deadline=by, language=language)
 
 
 MAX_ANSWER = 10000

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from libraries.models import StaffProfile
 from routing import events, frames
@@ -14,6 +15,7 @@ from routing.services.common import (
     ServiceError,
     chat_lock,
     chat_state_publish,
+    in_patron_language,
     presence_lock,
     system_message_post,
     trace,
@@ -68,8 +70,10 @@ def chat_accept(librarian: StaffProfile, chat_id: str, now: datetime) -> Chat:
               library=librarian.library.slug, step=chat.answered_step, queue=offer.queue,
               waited=int((now - chat.arrived_at).total_seconds()))
         events.to_librarian(librarian.pk, frames.assigned_frame(chat), join_chat=chat.pk)
-        who = f"{librarian.display_name}, {librarian.library.name}"
-        system_message_post(chat, f"{who} joined the chat.", now)
+        with in_patron_language(chat):
+            joined = _("%(name)s, %(library)s, joined the chat.") % {
+                "name": librarian.display_name, "library": librarian.library.name}
+        system_message_post(chat, joined, now)
         chat_state_publish(chat)
         full = active + 1 >= capacity
     if full:

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from libraries.models import StaffProfile
 from routing import events, frames
@@ -17,6 +18,7 @@ from routing.services.common import (
     ServiceError,
     chat_lock,
     chat_state_publish,
+    in_patron_language,
     presence_lock,
     system_message_post,
     trace,
@@ -190,8 +192,9 @@ def _requeue(chat: Chat, now: datetime, *, reason: str) -> None:
     shares_end_for_chat(chat, now, reason="librarian_lost")  # a share never outlives its librarian's hold
     if old is not None:
         events.to_librarian(old.pk, frames.unassigned_frame(chat.pk, reason), leave_chat=chat.pk)
-    system_message_post(chat, "Your librarian was disconnected. We are finding you another librarian; "
-                          "please stay here.", now)
+    with in_patron_language(chat):
+        lost = _("Your librarian was disconnected. We are finding you another librarian; please stay here.")
+    system_message_post(chat, lost, now)
     chat_state_publish(chat)
 
 

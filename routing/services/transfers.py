@@ -5,13 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from libraries.models import Queue, StaffProfile
 from routing import events, frames
 from routing.models import Chat, ChatState, Offer
 from routing.plan import plan_to_json, transfer_plan
 from routing.selectors import librarian_queues, situation_for
-from routing.services.common import ServiceError, chat_lock, chat_state_publish, system_message_post, trace
+from routing.services.common import (
+    ServiceError,
+    chat_lock,
+    chat_state_publish,
+    in_patron_language,
+    system_message_post,
+    trace,
+)
 from routing.services.route import chat_route_locked, waiting_chats_route
 from routing.services.shares import shares_end_for_chat
 
@@ -61,7 +69,9 @@ def chat_transfer(librarian: StaffProfile, chat_id: str, now: datetime, *, queue
         shares_end_for_chat(chat, now, reason="transferred")  # the next librarian asks again if need be
         events.to_librarian(librarian.pk, frames.unassigned_frame(chat.pk, "transferred"),
                             leave_chat=chat.pk)
-        system_message_post(chat, f"You are being transferred to {description}. Please stay here.", now)
+        with in_patron_language(chat):
+            moving = _("You are being transferred to %(whom)s. Please stay here.") % {"whom": description}
+        system_message_post(chat, moving, now)
         chat.state = ChatState.QUEUED
         chat.librarian = None
         chat.second_librarian = None  # a mentor who joined leaves with the librarian (routing.services.mentoring)

@@ -28,6 +28,7 @@ from routing.services import canned as canned_services
 from routing.services import chats, followups
 from routing.services.common import Refused, ServiceError
 from routing.staff import selectors
+from routing.staff.i18n import console_strings
 from routing.validation import Invalid, json_object
 
 View = Callable[..., HttpResponse]
@@ -120,6 +121,7 @@ def console(request: HttpRequest, profile: StaffProfile) -> HttpResponse:
         "capacity": profile.effective_capacity,
         "idle_seconds": int(idle_minutes * 60),
         "server_now": timezone.now().isoformat(),
+        "strings": console_strings(),
     })
 
 

@@ -608,3 +608,30 @@ def test_follow_up_deadlines_and_the_head_start_are_imported_checked_and_exporte
     data["libraries"][1]["followup_due_hours"] = 0
     _message, errors = failing(write(tmp_path, data, "bad.yaml"))
     assert "followup_due_hours: must be a whole number from 1" in errors
+
+
+@pytest.mark.django_db
+def test_alert_settings_are_imported_checked_exported_and_left_out_for_the_defaults(tmp_path: Path) -> None:
+    from consortium.models import AlertSettings, alert_settings_of
+
+    data = world()
+    data["consortium"]["alerts"] = {"queue_unstaffed_minutes": 5, "mail": False}
+    run(write(tmp_path, data))
+    consortium = Consortium.objects.get(slug=data["consortium"]["slug"])
+    found = alert_settings_of(consortium)
+    assert (found.queue_unstaffed_minutes, found.mail, found.followup_overdue_hours) == (5, False, 48)
+    assert export(consortium)["consortium"]["alerts"] == {
+        "mail": False, "queue_unstaffed_minutes": 5, "unstaffed_percent": 25, "unstaffed_min_chats": 3,
+        "shift_absent_minutes": 10, "followup_overdue_hours": 48}
+    assert export(consortium) == without_passwords(normalize(data))
+
+    del data["consortium"]["alerts"]  # left out: the defaults again
+    run(write(tmp_path, data, "again.yaml"))
+    assert not AlertSettings.objects.filter(consortium=consortium).exists()
+    assert "alerts" not in export(consortium)["consortium"]
+
+    data["consortium"]["alerts"] = {"unstaffed_percent": 120, "mail": "yes", "queue_unstaffed": 3}
+    _message, errors = failing(write(tmp_path, data, "bad.yaml"))
+    assert "consortium.alerts.unstaffed_percent: must be a whole number from 1 to 100, not the number 120" in errors
+    assert 'consortium.alerts.mail: must be true or false, not the text "yes"' in errors
+    assert 'consortium.alerts.queue_unstaffed: unknown key (did you mean "queue_unstaffed_minutes"?)' in errors

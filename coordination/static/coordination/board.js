@@ -4,6 +4,9 @@
 (function () {
   "use strict";
   const data = JSON.parse(document.getElementById("board-data").textContent);
+  // The words, in the coordinator's language (coordination/i18n.py); {placeholders} filled here.
+  const S = JSON.parse(document.getElementById("board-strings").textContent);
+  const fmt = (text, values) => text.replace(/\{(\w+)\}/g, (m, key) => (key in values ? String(values[key]) : m));
   let board = data;
   let receivedAt = Date.now();
   const conn = document.getElementById("conn");
@@ -70,32 +73,40 @@
     const alerts = document.getElementById("alerts");
     alerts.replaceChildren();
     for (const a of b.alerts) {
-      const text = a.kind === "absent"
-        ? `${a.librarian} (${a.library}) is on the ${a.queue} shift but not present for ${a.minutes} min`
-        : `${a.queue} shift: ${a.present} of at least ${a.min} librarians present`;
+      const text = fmt(a.kind === "absent" ? S.absent : S.understaffed, a);
       alerts.append(el("p", text, "notice " + (a.kind === "absent" ? "bad" : "warn")));
+    }
+    // The alerts to coordinators (alerts/), worded by the server in the reader's language, each with its fix.
+    for (const a of b.raised || []) {
+      const p = el("p", a.text + " ", "notice warn raised");
+      p.dataset.kind = a.kind;
+      const link = el("a", a.fix);
+      link.href = a.link;
+      p.append(link);
+      alerts.append(p);
     }
 
     fill(document.querySelector("#waiting tbody"), b.waiting.map((w) => [
-      waitCell(w), w.step || "–", w.home_library || "no home library", w.queues.join(", "), w.language || "",
-    ]), "Nobody is waiting.", 5);
+      waitCell(w), w.step || "–", w.home_library || S.no_home, w.queues.join(", "), w.language || "",
+    ]), S.nobody_waiting, 5);
     fill(document.querySelector("#active tbody"), b.active.map((a) => [
-      since(a.since), a.librarian || "", a.library || "", a.home_library || "no home library",
-      (a.step || "") + (a.partner ? " (partner)" : ""),
-    ]), "No chat in progress.", 5);
+      since(a.since), a.librarian || "", a.library || "", a.home_library || S.no_home,
+      (a.step || "") + (a.partner ? " " + S.partner : ""),
+    ]), S.no_chat, 5);
     fill(document.querySelector("#queues tbody"), b.queues.map((q) => {
       const name = el("span", q.name);
-      if (q.rota_driven) name.append(" ", el("span", "rota", "tag"));
-      return [name, el("span", q.open ? "open" : "closed", q.open ? "ok" : "muted"), q.present, q.waiting];
-    }), "No queues.", 4);
+      if (q.rota_driven) name.append(" ", el("span", S.rota, "tag"));
+      return [name, el("span", q.open ? S.open : S.closed, q.open ? "ok" : "muted"), q.present, q.waiting];
+    }), S.no_queues, 4);
 
     const shifts = document.getElementById("shifts");
     shifts.replaceChildren();
-    if (!b.shifts.length) shifts.append(el("li", "No rota shift is going on.", "empty"));
+    if (!b.shifts.length) shifts.append(el("li", S.no_shift, "empty"));
     for (const s of b.shifts) {
       const li = el("li");
-      const head = el("strong", `${s.queue_name} until ${new Date(s.end).toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"})}`);
-      li.append(head, el("span", ` ${s.present} of ${s.min} present`, s.present < s.min ? "bad" : "ok"));
+      const end = new Date(s.end).toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"});
+      const head = el("strong", fmt(S.until, {queue: s.queue_name, time: end}));
+      li.append(head, el("span", " " + fmt(S.present_of, s), s.present < s.min ? "bad" : "ok"));
       const crew = el("ul", null, "crew");
       for (const c of s.crew) crew.append(el("li", `${c.name} (${c.library})`, c.present ? "here" : "away"));
       li.append(crew);
@@ -104,12 +115,12 @@
 
     const libraries = document.getElementById("libraries");
     libraries.replaceChildren();
-    if (!b.libraries.length) libraries.append(el("li", "Nobody is present.", "empty"));
+    if (!b.libraries.length) libraries.append(el("li", S.nobody_present, "empty"));
     for (const lib of b.libraries) {
       const li = el("li");
       li.append(el("strong", lib.name));
       const names = el("ul", null, "crew");
-      for (const p of lib.present) names.append(el("li", `${p.name} · ${p.active}/${p.capacity} chats · ${p.queues.join(", ")}`, "here"));
+      for (const p of lib.present) names.append(el("li", fmt(S.load, {...p, queues: p.queues.join(", ")}), "here"));
       li.append(names);
       libraries.append(li);
     }
@@ -127,17 +138,17 @@
   function connect() {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const ws = new WebSocket(`${scheme}://${location.host}/ws/coordinator/?consortium=${encodeURIComponent(data.consortium.slug)}`);
-    ws.onopen = () => { conn.dataset.state = "connected"; conn.textContent = "live"; delay = 1000; };
+    ws.onopen = () => { conn.dataset.state = "connected"; conn.textContent = S.live; delay = 1000; };
     ws.onmessage = (event) => {
       const frame = JSON.parse(event.data);
       if (frame.type === "board") { board = frame; receivedAt = Date.now(); draw(); }
     };
     ws.onclose = (event) => {
       if (event.code === 4401 || event.code === 4403) {
-        conn.dataset.state = "signed-out"; conn.textContent = "signed out";
+        conn.dataset.state = "signed-out"; conn.textContent = S.signed_out;
         return;
       }
-      conn.dataset.state = "reconnecting"; conn.textContent = "reconnecting";
+      conn.dataset.state = "reconnecting"; conn.textContent = S.reconnecting;
       setTimeout(connect, delay);
       delay = Math.min(delay * 2, 15000);
     };

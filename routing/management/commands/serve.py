@@ -33,6 +33,10 @@ class Command(BaseCommand):
             start_outbox()
         if not options["no_timer"]:
             reactor.callWhenRunning(lambda: asyncio.ensure_future(run_forever()))
+        if settings.CELERY_TASK_ALWAYS_EAGER:  # no beat in the embedded default: the alerts run here
+            from alerts.embedded import evaluate_forever
+
+            reactor.callWhenRunning(lambda: asyncio.ensure_future(evaluate_forever()))
         Server(
             application=application,
             endpoints=build_endpoint_description_strings(host=options["host"], port=options["port"]),

@@ -656,6 +656,7 @@
       var from = st || busyStart || {};
       if (st) { body.chat = st.id; body.token = st.token; }
       if (ui["q-deadline"] && ui["q-deadline"].value) body.deadline = ui["q-deadline"].value;
+      if (cfg.lang && cfg.lang !== "en") body.language = cfg.lang; // the mails to the patron are in it
       if (from.library) body.library = from.library;
       else if (from.zip) body.zip = from.zip;
       api("/api/v1/" + cfg.consortium + "/questions", { method: "POST", json: body, auth: false }).then(function (r) {

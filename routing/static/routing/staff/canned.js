@@ -10,6 +10,8 @@
 // The picker's keydown listener is registered before the chat's own (Enter sends): while the list is
 // open it takes Up, Down, Enter and Escape, and Enter never sends a half-typed "/words" to the patron.
 
+import { t } from "./text.js";
+
 const MAX_SHOWN = 50;
 
 export class CannedPicker {
@@ -24,7 +26,7 @@ export class CannedPicker {
     this.list.className = "canned-list";
     this.list.id = `canned-list-${id}`;
     this.list.setAttribute("role", "listbox");
-    this.list.setAttribute("aria-label", "Canned responses");
+    this.list.setAttribute("aria-label", t("Canned responses"));
     this.list.hidden = true;
     this.status = document.createElement("p");
     this.status.className = "visually-hidden canned-status";
@@ -109,7 +111,7 @@ export class CannedPicker {
       li.setAttribute("role", "option");
       li.setAttribute("aria-disabled", "true");
       li.setAttribute("aria-selected", "false");
-      li.textContent = (this.responses() || []).length ? "No canned response matches." : "No canned responses yet.";
+      li.textContent = (this.responses() || []).length ? t("No canned response matches.") : t("No canned responses yet.");
       this.list.append(li);
     }
     this.list.hidden = false;
@@ -117,8 +119,9 @@ export class CannedPicker {
     this.showActive();
     const n = this.items.length;
     this.status.textContent = n
-      ? `${n} canned response${n === 1 ? "" : "s"}. Up and Down to choose, Enter to insert, Escape to close.`
-      : "No canned response matches.";
+      ? (n === 1 ? t("1 canned response. Up and Down to choose, Enter to insert, Escape to close.")
+        : t("{n} canned responses. Up and Down to choose, Enter to insert, Escape to close.", { n }))
+      : t("No canned response matches.");
   }
 
   showActive() {
@@ -174,7 +177,7 @@ export class CannedPicker {
   dismiss() {
     this.dismissed = true;
     this.close();
-    this.status.textContent = "Canned responses closed.";
+    this.status.textContent = t("Canned responses closed.");
   }
 
   choose(index) {

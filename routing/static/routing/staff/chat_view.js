@@ -13,7 +13,7 @@ import { openBlock, openEnd, openRefer, openTransfer } from "./dialogs.js";
 import { $, CSRF, chats, getJSON, notice, updateTitle } from "./page.js";
 import { pagePush, shareAsk, shareShow } from "./share.js";
 import { chooseTab, closeChat, select, selected, tabKeys, updateCounts } from "./tabs.js";
-import { appendText, clockTime } from "./text.js";
+import { appendText, clockTime, t } from "./text.js";
 
 const TYPING_SHOW_MS = 5000;
 const TYPING_SEND_EVERY_MS = 3000;
@@ -47,8 +47,8 @@ export class ChatView {
     this.log = $(".log", this.panel);
     this.textarea = $("textarea", this.panel);
     this.textarea.id = `compose-${id}`;
-    this.textarea.setAttribute("aria-label", "Message to the patron");
-    $(".canned", this.panel).setAttribute("aria-label", "Insert a canned response");
+    this.textarea.setAttribute("aria-label", t("Message to the patron"));
+    $(".canned", this.panel).setAttribute("aria-label", t("Insert a canned response"));
     // Before wire(): its keys (Enter inserts) come before the composer's (Enter sends).
     this.picker = new CannedPicker(this.textarea, id, () => this.info.canned);
     this.answers = new AnswersPanel(id, $(".answers", this.panel), this.textarea);
@@ -82,8 +82,8 @@ export class ChatView {
     $(".internal", this.panel).addEventListener("change", () => {
       $(".composer", this.panel).dataset.internal = this.isInternal() ? "true" : "false";
       this.textarea.placeholder = this.isInternal()
-        ? "Internal note: staff see it, the patron never does."
-        : "Type a reply. Enter sends, Shift+Enter starts a new line, / at the start finds a canned response.";
+        ? t("Internal note: staff see it, the patron never does.")
+        : t("Type a reply. Enter sends, Shift+Enter starts a new line, / at the start finds a canned response.");
     });
     $(".canned", this.panel).addEventListener("change", (e) => {
       const chosen = (this.info.canned || []).find((c) => c.key === e.target.value);
@@ -171,9 +171,9 @@ export class ChatView {
 
   render() {
     const sms = this.info.channel === "sms";
-    const patronName = (this.info.patron && this.info.patron.name) || (sms ? "a phone" : "Patron");
+    const given = this.info.patron && this.info.patron.name;
     // A texting patron is known by the last four digits of the phone only (docs/sms.md).
-    const name = sms ? `Text from ${patronName}` : patronName;
+    const name = sms ? (given ? t("Text from {name}", { name: given }) : t("Text from a phone")) : given || t("Patron");
     const home = this.info.home_library;
     $(".label", this.tab).textContent = home ? `${name} · ${home.name}` : name;
     $(".patron-name", this.panel).textContent = name;
@@ -181,13 +181,13 @@ export class ChatView {
     $(".channel", this.panel).hidden = !sms;
     $(".sms-note", this.panel).hidden = !sms;
     $(".composer textarea", this.panel).maxLength = sms ? 1600 : 4000;
-    $(".home", this.panel).textContent = home ? `${home.name} patron` : "No home library";
+    $(".home", this.panel).textContent = home ? t("{name} patron", { name: home.name }) : t("No home library");
     const note = $(".transfer-note", this.panel);
     note.hidden = !this.info.transfer_note;
-    note.textContent = this.info.transfer_note ? `Transfer note (staff only): ${this.info.transfer_note}` : "";
+    note.textContent = this.info.transfer_note ? t("Transfer note (staff only): {note}", { note: this.info.transfer_note }) : "";
     const active = this.state === "active";
     this.tab.dataset.ended = active ? "false" : "true";
-    $(".chat-state", this.panel).textContent = active ? (this.patronLeft ? "The patron left the chat" : "")
+    $(".chat-state", this.panel).textContent = active ? (this.patronLeft ? t("The patron left the chat") : "")
       : this.endedText();
     for (const el of this.panel.querySelectorAll(".composer textarea, .composer button, .composer select, .composer input, .chat-actions button")) {
       el.disabled = !active;
@@ -222,11 +222,11 @@ export class ChatView {
 
   endedText() {
     return {
-      ended: "This chat has ended.",
-      transferred: "You transferred this chat.",
-      lost: "This chat went back to the queue while you were disconnected.",
-      gone: "This chat is no longer yours.",
-      "taken over": "A mentor took this chat over; it continues with them.",
+      ended: t("This chat has ended."),
+      transferred: t("You transferred this chat."),
+      lost: t("This chat went back to the queue while you were disconnected."),
+      gone: t("This chat is no longer yours."),
+      "taken over": t("A mentor took this chat over; it continues with them."),
     }[this.state] || "";
   }
 
@@ -254,7 +254,7 @@ export class ChatView {
       aside.replaceChildren();
       const p = document.createElement("p");
       p.className = "empty";
-      p.textContent = "No home library: the patron did not name one and no ZIP code matched.";
+      p.textContent = t("No home library: the patron did not name one and no ZIP code matched.");
       aside.append(p);
       return;
     }
@@ -266,7 +266,7 @@ export class ChatView {
       aside.innerHTML = await r.text();
       aside.dataset.loaded = url;
     } catch (e) {
-      aside.textContent = "The home library's page could not be loaded.";
+      aside.textContent = t("The home library's page could not be loaded.");
     }
   }
 
@@ -385,14 +385,15 @@ export class ChatView {
     entry.li.dataset.failed = "true";
     const why = document.createElement("span");
     why.className = "who error";
-    why.textContent = `Not sent: ${detail}`;
+    why.textContent = t("Not sent: {detail}", { detail });
     entry.li.append(why);
   }
 
   showTyping(on) {
     const el = $(".typing", this.panel);
     clearTimeout(this.typingTimer);
-    el.textContent = on ? `${(this.info.patron && this.info.patron.name) || "The patron"} is typing…` : "";
+    const typist = this.info.patron && this.info.patron.name;
+    el.textContent = !on ? "" : typist ? t("{name} is typing…", { name: typist }) : t("The patron is typing…");
     if (on) this.typingTimer = setTimeout(() => { el.textContent = ""; }, TYPING_SHOW_MS);
   }
 
@@ -418,8 +419,8 @@ export class ChatView {
 }
 
 function deliveryText(frame) {
-  return frame.status === "delivered" ? "sent as a text"
-    : `not delivered${frame.detail ? `: ${frame.detail}` : ""}`;
+  return frame.status === "delivered" ? t("sent as a text")
+    : frame.detail ? t("not delivered: {detail}", { detail: frame.detail }) : t("not delivered");
 }
 
 export function messageElement(frame, info) {
@@ -430,9 +431,9 @@ export function messageElement(frame, info) {
   if (frame.whisper) li.dataset.whisper = "true"; // a mentor's line to the chat's librarian only
   const who = document.createElement("span");
   who.className = "who";
-  const name = frame.sender === "patron" ? (frame.name || (info.patron && info.patron.name) || "Patron")
-    : frame.sender === "system" ? "" : (frame.name || "Librarian");
-  const label = frame.whisper ? "Whisper (only you see it)" : frame.internal ? "Internal note" : "";
+  const name = frame.sender === "patron" ? (frame.name || (info.patron && info.patron.name) || t("Patron"))
+    : frame.sender === "system" ? "" : (frame.name || t("Librarian"));
+  const label = frame.whisper ? t("Whisper (only you see it)") : frame.internal ? t("Internal note") : "";
   who.textContent = [label, name, clockTime(frame.at)].filter(Boolean).join(" · ");
   li.append(who);
   const text = document.createElement("span");

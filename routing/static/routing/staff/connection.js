@@ -4,6 +4,7 @@
 
 import { $, notice } from "./page.js";
 import { StaffSocket } from "./socket.js";
+import { t } from "./text.js";
 
 let frameHandler = () => {};
 const stateListeners = [];
@@ -42,14 +43,14 @@ function showConnection(state, detail) {
   const el = $("#conn");
   el.dataset.state = state;
   const text = {
-    connecting: "Connecting…",
-    connected: "Connected",
+    connecting: t("Connecting…"),
+    connected: t("Connected"),
     reconnecting: detail.retryAt
-      ? `Connection lost — retrying in ${Math.max(1, Math.round((detail.retryAt - Date.now()) / 1000))} s`
-      : "Reconnecting…",
-    offline: "Offline — waiting for the network",
-    "signed-out": "Signed out",
-    forbidden: "Not allowed",
+      ? t("Connection lost — retrying in {seconds} s", { seconds: Math.max(1, Math.round((detail.retryAt - Date.now()) / 1000)) })
+      : t("Reconnecting…"),
+    offline: t("Offline — waiting for the network"),
+    "signed-out": t("Signed out"),
+    forbidden: t("Not allowed"),
   }[state] || state;
   el.textContent = text;
   $("#presence").disabled = state !== "connected";
@@ -58,11 +59,11 @@ function showConnection(state, detail) {
     for (const resolve of connectedWaiters.splice(0)) resolve();
   }
   if (state === "signed-out") {
-    notice("Your session ended. Sign in again to go on; your chats wait for you for a short while.", "bad",
+    notice(t("Your session ended. Sign in again to go on; your chats wait for you for a short while."), "bad",
       { sticky: true, key: "conn" });
     setTimeout(() => location.assign("/accounts/login/?next=/staff/"), 1500);
   } else if (state === "forbidden") {
-    notice("The server refused this console (not a staff account, or an unknown address).", "bad",
+    notice(t("The server refused this console (not a staff account, or an unknown address)."), "bad",
       { sticky: true, key: "conn" });
   }
   if (state === "reconnecting" && detail.retryAt) {

@@ -4,11 +4,12 @@
 import { sendSoon } from "./connection.js";
 import { $, getJSON, notice, postJSON } from "./page.js";
 import { closeChat } from "./tabs.js";
+import { t } from "./text.js";
 
 export async function openTransfer(view) {
   const dialog = $("#dlg-transfer");
   const to = $("#transfer-to");
-  to.replaceChildren(new Option("Loading…", ""));
+  to.replaceChildren(new Option(t("Loading…"), ""));
   $("#transfer-note").value = "";
   $("#transfer-who").textContent = "";
   dialog.returnValue = "";
@@ -24,35 +25,35 @@ export async function openTransfer(view) {
   try {
     data = await getJSON("/staff/api/presence");
   } catch (e) {
-    to.replaceChildren(new Option("Could not load who is present", ""));
+    to.replaceChildren(new Option(t("Could not load who is present"), ""));
     return;
   }
-  to.replaceChildren(new Option("Choose…", ""));
+  to.replaceChildren(new Option(t("Choose…"), ""));
   const people = document.createElement("optgroup");
-  people.label = "Librarians present";
+  people.label = t("Librarians present");
   for (const l of data.librarians.filter((x) => !x.me)) {
-    people.append(new Option(`${l.name} (${l.library_name}) — ${l.active} of ${l.capacity} chats`, `librarian:${l.username}`));
+    people.append(new Option(t("{name} ({library}) — {active} of {capacity} chats", { ...l, library: l.library_name }), `librarian:${l.username}`));
   }
   const groups = { local: document.createElement("optgroup"), shared: document.createElement("optgroup") };
-  groups.local.label = "Libraries";
-  groups.shared.label = "Shared queues";
+  groups.local.label = t("Libraries");
+  groups.shared.label = t("Shared queues");
   for (const q of data.queues) {
     const others = q.present.filter((p) => !p.me).length;
-    const option = new Option(`${q.name} — ${q.open ? `${others} present` : "closed"}`, `queue:${q.slug}`);
+    const option = new Option(q.open ? t("{name} — {n} present", { name: q.name, n: others }) : t("{name} — closed", { name: q.name }), `queue:${q.slug}`);
     option.disabled = !q.open || others === 0;
     (groups[q.kind] || groups.shared).append(option);
   }
   for (const g of [people, groups.local, groups.shared]) if (g.children.length) to.append(g);
   const count = data.librarians.filter((x) => !x.me).length;
-  $("#transfer-who").textContent = count ? `${count} other librarian${count > 1 ? "s" : ""} present.`
-    : "Nobody else is present: a transfer would be refused.";
+  $("#transfer-who").textContent = count === 1 ? t("1 other librarian present.")
+    : count ? t("{count} other librarians present.", { count }) : t("Nobody else is present: a transfer would be refused.");
 }
 
 export async function openRefer(view) {
   const dialog = $("#dlg-refer");
   const to = $("#refer-to");
   const home = view.info.home_library;
-  to.replaceChildren(new Option(home ? home.name : "The consortium (no home library)", home ? home.slug : ""));
+  to.replaceChildren(new Option(home ? home.name : t("The consortium (no home library)"), home ? home.slug : ""));
   $("#refer-note").value = "";
   $("#refer-deadline").value = "";
   dialog.returnValue = "";
@@ -81,8 +82,8 @@ export function openEnd(view) {
   $("#end-subjects").value = (c.subjects || []).join(", ");
   for (const r of dialog.querySelectorAll('input[name="end-read"]')) r.checked = String(c.read_scale) === r.value;
   $("#end-outcome").value = c.outcome || (view.referred ? "referred" : view.patronLeft ? "patron_left" : "answered");
-  $("#end-ok").textContent = view.state === "active" ? "End chat" : "Save and close";
-  $("#dlg-end-title").textContent = view.state === "active" ? "End and classify" : "Classify this chat";
+  $("#end-ok").textContent = view.state === "active" ? t("End chat") : t("Save and close");
+  $("#dlg-end-title").textContent = view.state === "active" ? t("End and classify") : t("Classify this chat");
   $("#end-error").textContent = "";
   dialog.returnValue = "";
   dialog.showModal();
@@ -99,7 +100,7 @@ export function openEnd(view) {
       if (view.state !== "active") closeChat(view.id);
       else view.closeWhenEnded = true;
     } catch (e) {
-      notice(`The classification was not saved: ${e.message}`, "bad");
+      notice(t("The classification was not saved: {detail}", { detail: e.message }), "bad");
     }
   };
 }
@@ -107,29 +108,29 @@ export function openEnd(view) {
 
 // End and block: one request (POST /staff/api/chats/<id>/block) ends the chat and blocks its patron,
 // both or neither. The dialog stays open on a refusal (no reason, nothing to block by) to say why.
-const HOURS_LABEL = { 1: "1 hour", 4: "4 hours", 24: "24 hours", 72: "3 days", 168: "7 days", 720: "30 days" };
+const HOURS_LABEL = { 1: t("1 hour"), 4: t("4 hours"), 24: t("24 hours"), 72: t("3 days"), 168: t("7 days"), 720: t("30 days") };
 
 export function openBlock(view) {
   const dialog = $("#dlg-block");
   const form = $("#block-form");
   const hours = $("#block-hours");
   hours.replaceChildren(...(document.body.dataset.blockHours || "24").split(",").map(
-    (h) => new Option(HOURS_LABEL[h] || `${h} hours`, h, h === "24", h === "24")));
+    (h) => new Option(HOURS_LABEL[h] || t("{n} hours", { n: h }), h, h === "24", h === "24")));
   $("#block-reason").value = "";
   $("#block-address").checked = false;
   $("#block-error").textContent = "";
   $("#block-reason").oninput = () => { $("#block-error").textContent = ""; };
   $("#block-ok").disabled = false;
   const live = view.state === "active";
-  $("#dlg-block-title").textContent = live ? "End and block this patron" : "Block this patron";
-  $("#block-ok").textContent = live ? "End chat and block" : "Block";
+  $("#dlg-block-title").textContent = live ? t("End and block this patron") : t("Block this patron");
+  $("#block-ok").textContent = live ? t("End chat and block") : t("Block");
   dialog.returnValue = "";
   form.onsubmit = async (e) => {
     if (e.submitter && e.submitter.value !== "ok") return; // Cancel closes the dialog as usual
     e.preventDefault();
     const reason = $("#block-reason").value.trim();
     if (!reason) {
-      $("#block-error").textContent = "Say why the patron is blocked.";
+      $("#block-error").textContent = t("Say why the patron is blocked.");
       $("#block-reason").focus();
       return;
     }
@@ -139,14 +140,15 @@ export function openBlock(view) {
         { reason, hours: Number(hours.value), address: $("#block-address").checked });
     } catch (err) {
       $("#block-ok").disabled = false;
-      $("#block-error").textContent = `Not blocked: ${err.message}`;
+      $("#block-error").textContent = t("Not blocked: {detail}", { detail: err.message });
       return;
     }
     form.onsubmit = null;
     dialog.close("ok");
     view.blocked = true;
     view.render();
-    notice(`${live ? "The chat ended and its" : "The"} patron is blocked for ${HOURS_LABEL[hours.value] || `${hours.value} hours`}.`, "info");
+    const span = HOURS_LABEL[hours.value] || t("{n} hours", { n: hours.value });
+    notice(live ? t("The chat ended and its patron is blocked for {span}.", { span }) : t("The patron is blocked for {span}.", { span }), "info");
   };
   dialog.showModal();
   $("#block-reason").focus();

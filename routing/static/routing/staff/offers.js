@@ -5,7 +5,7 @@
 import { onConnectionState, socket } from "./connection.js";
 import { Notifier } from "./notify.js";
 import { $, ME, chats, notice, offers, serverNow, updateTitle } from "./page.js";
-import { formatDuration } from "./text.js";
+import { formatDuration, t } from "./text.js";
 
 const accepting = new Map(); // chat id -> when Accept was clicked
 
@@ -18,7 +18,7 @@ $("#opt-sound").addEventListener("change", (e) => notifier.setSound(e.target.che
 $("#opt-desktop").addEventListener("change", async (e) => {
   e.target.checked = await notifier.setDesktop(e.target.checked);
   if (!e.target.checked && "Notification" in window && Notification.permission === "denied") {
-    notice("The browser blocks notifications for this site; allow them in its site settings.", "warn");
+    notice(t("The browser blocks notifications for this site; allow them in its site settings."), "warn");
   }
 });
 
@@ -65,21 +65,23 @@ export function addOffer(frame, { quiet = false } = {}) {
   const badge = $(".badge", el);
   badge.dataset.kind = kind;
   badge.textContent = kind;
-  $(".home", el).textContent = frame.home_library ? frame.home_library.name : "No home library";
+  $(".home", el).textContent = frame.home_library ? frame.home_library.name : t("No home library");
   $(".question", el).textContent = frame.question || "";
   const note = $(".transfer-note", el);
   note.hidden = !frame.transfer_note;
-  note.textContent = frame.transfer_note ? `Transfer note: ${frame.transfer_note}` : "";
+  note.textContent = frame.transfer_note ? t("Transfer note: {note}", { note: frame.transfer_note }) : "";
   const sms = frame.channel === "sms";
   $(".channel", el).hidden = !sms;
   el.dataset.channel = frame.channel || "web";
   const patronName = frame.patron && frame.patron.name;
   // A texting patron is known by the last four digits of the phone only (docs/sms.md).
-  $(".patron", el).textContent = sms ? `Text from ${patronName || "a phone"}` : patronName ? `from ${patronName}` : "";
+  $(".patron", el).textContent = sms ? (patronName ? t("Text from {name}", { name: patronName }) : t("Text from a phone"))
+    : patronName ? t("from {name}", { name: patronName }) : "";
   const accept = $(".accept", el);
   refreshAccept(frame.chat, el);
-  accept.setAttribute("aria-label", `Accept the chat from ${frame.home_library ? frame.home_library.name : "the consortium"}`);
-  $(".decline", el).setAttribute("aria-label", "Decline this chat");
+  accept.setAttribute("aria-label", frame.home_library ? t("Accept the chat from {name}", { name: frame.home_library.name })
+    : t("Accept the chat from the consortium"));
+  $(".decline", el).setAttribute("aria-label", t("Decline this chat"));
   if (!existing) {
     accept.addEventListener("click", () => acceptOffer(frame.chat));
     $(".decline", el).addEventListener("click", () => {
@@ -91,14 +93,14 @@ export function addOffer(frame, { quiet = false } = {}) {
   renderOffers();
   if (!existing && !quiet) {
     notifier.beep();
-    notifier.show("A patron is waiting", `${frame.home_library ? frame.home_library.name + ": " : ""}${frame.question}`);
+    notifier.show(t("A patron is waiting"), `${frame.home_library ? frame.home_library.name + ": " : ""}${frame.question}`);
   }
 }
 
 function refreshAccept(chatId, el) {
   const accept = $(".accept", el);
   accept.disabled = accepting.has(chatId) || socket.state !== "connected";
-  accept.textContent = accepting.has(chatId) ? "Accepting…" : "Accept";
+  accept.textContent = accepting.has(chatId) ? t("Accepting…") : t("Accept");
 }
 
 function removeOffer(chatId) {
@@ -113,7 +115,7 @@ function removeOffer(chatId) {
 
 function acceptOffer(chatId) {
   if (!socket.send({ type: "accept", chat: chatId })) {
-    notice("Not connected: wait for the connection to come back, then accept.", "warn");
+    notice(t("Not connected: wait for the connection to come back, then accept."), "warn");
     return;
   }
   accepting.set(chatId, Date.now());
@@ -123,12 +125,12 @@ function acceptOffer(chatId) {
 
 function tickOffer({ frame, el }) {
   const waited = (serverNow() - Date.parse(frame.waiting_since)) / 1000;
-  $(".wait", el).textContent = `waiting ${formatDuration(waited)}`;
+  $(".wait", el).textContent = t("waiting {time}", { time: formatDuration(waited) });
   const countdown = $(".countdown", el);
   if (frame.mode === "direct" && frame.expires_at) {
     const left = (Date.parse(frame.expires_at) - serverNow()) / 1000;
     countdown.hidden = false;
-    countdown.textContent = left > 0 ? `accept within ${formatDuration(left)}` : "expiring…";
+    countdown.textContent = left > 0 ? t("accept within {time}", { time: formatDuration(left) }) : t("expiring…");
   } else {
     countdown.hidden = true;
   }
@@ -147,11 +149,11 @@ onConnectionState(() => {
 // --- what the server says about offers -------------------------------------------------------------
 
 const WITHDRAWN = {
-  accepted: "was taken by another librarian",
-  expired: "expired before it was accepted",
-  abandoned: "was abandoned: the patron left",
-  ended: "ended: the patron left",
-  closed: "can no longer be answered here",
+  accepted: () => t("was taken by another librarian"),
+  expired: () => t("expired before it was accepted"),
+  abandoned: () => t("was abandoned: the patron left"),
+  ended: () => t("ended: the patron left"),
+  closed: () => t("can no longer be answered here"),
 };
 
 export function offersFromHello(frame) {
@@ -163,8 +165,9 @@ export function offersFromHello(frame) {
 export function offerWithdrawn(frame) {
   const gone = removeOffer(frame.chat);
   if (gone && WITHDRAWN[frame.reason] && !(frame.reason === "accepted" && chats.has(frame.chat))) {
-    const from = gone.home_library ? ` from ${gone.home_library.name}` : "";
-    notice(`The chat${from} ${WITHDRAWN[frame.reason]}.`, frame.reason === "expired" ? "warn" : "info",
+    const what = WITHDRAWN[frame.reason]();
+    notice(gone.home_library ? t("The chat from {name} {what}.", { name: gone.home_library.name, what })
+      : t("The chat {what}.", { what }), frame.reason === "expired" ? "warn" : "info",
       { key: `offer-${frame.chat}` });
   }
 }
@@ -181,11 +184,11 @@ export function acceptFailed(frame) {
   accepting.delete(frame.chat);
   const entry = offers.get(frame.chat);
   const text = {
-    taken: "Another librarian took this chat first.",
-    at_capacity: `You already hold ${ME.capacity} chats: end one before accepting another.`,
-    not_offered: "That chat is no longer offered to you.",
-    ended: "The patron left before the chat was accepted.",
-  }[frame.reason] || frame.detail || "The chat could not be accepted.";
+    taken: t("Another librarian took this chat first."),
+    at_capacity: t("You already hold {capacity} chats: end one before accepting another.", { capacity: ME.capacity }),
+    not_offered: t("That chat is no longer offered to you."),
+    ended: t("The patron left before the chat was accepted."),
+  }[frame.reason] || frame.detail || t("The chat could not be accepted.");
   notice(text, frame.reason === "at_capacity" ? "warn" : "info", { key: `offer-${frame.chat}` });
   if (frame.reason === "at_capacity" && entry) addOffer(entry.frame, { quiet: true });
   else removeOffer(frame.chat);

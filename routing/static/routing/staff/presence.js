@@ -4,7 +4,7 @@
 import { sendSoon, socket } from "./connection.js";
 import { IdleWatch } from "./idle.js";
 import { $, notice } from "./page.js";
-import { clockTime } from "./text.js";
+import { clockTime, t } from "./text.js";
 
 export let presence = "away";
 let idleAwayPending = false;
@@ -22,17 +22,16 @@ export function setPresence(status, reason, frame = {}) {
   presence = status;
   const button = $("#presence");
   button.setAttribute("aria-pressed", status === "available" ? "true" : "false");
-  button.textContent = status === "available" ? "Available" : "Away";
-  button.title = status === "available" ? "You are offered new chats. Click to go away."
-    : "You are not offered new chats. Click when you are ready.";
+  button.textContent = status === "available" ? t("Available") : t("Away");
+  button.title = status === "available" ? t("You are offered new chats. Click to go away.")
+    : t("You are not offered new chats. Click when you are ready.");
   if (status === "away") showShift(null);
   if (status === "away" && reason === "offer_expired") {
-    notice("You were set to Away because a chat offered to you expired. Click Away to become available again.",
+    notice(t("You were set to Away because a chat offered to you expired. Click Away to become available again."),
       "warn", { sticky: true, key: "presence" });
   } else if (status === "away" && reason === "shift_end") {
     const at = frame.ends_at ? ` (${clockTime(frame.ends_at)})` : "";
-    notice(`You were set to Away at the end of your shift${at}. Chats you hold stay with you. `
-      + "Click Away to become available again.", "info", { sticky: true, key: "presence" });
+    notice(t("You were set to Away at the end of your shift{at}. Chats you hold stay with you. Click Away to become available again.", { at }), "info", { sticky: true, key: "presence" });
   } else if (status === "available") {
     $("#notices").querySelector('[data-key="presence"]')?.remove();
   }
@@ -48,19 +47,18 @@ export function showShift(frame) {
   const box = $("#notices");
   const ends = frame && frame.ends_at ? frame.ends_at : null;
   el.hidden = !ends;
-  el.textContent = ends ? `Shift ends ${clockTime(ends)}` : "";
+  el.textContent = ends ? t("Shift ends {time}", { time: clockTime(ends) }) : "";
   el.dataset.warning = frame && frame.type === "shift_ending" ? "true" : "false";
   if (!frame || frame.type !== "shift_ending") {
     box.querySelector('[data-key="shift"]')?.remove();
     return;
   }
   const minutes = Math.max(1, Math.round((frame.extend_by || 1800) / 60));
-  notice(`Your shift ends at ${clockTime(ends)}: you will be set to Away then, and chats you hold stay `
-    + "with you. Covering overtime? Stay available a while longer.", "info", {
+  notice(t("Your shift ends at {time}: you will be set to Away then, and chats you hold stay with you. Covering overtime? Stay available a while longer.", { time: clockTime(ends) }), "info", {
     sticky: true,
     key: "shift",
     action: {
-      label: `I'm staying on (${minutes} more minute${minutes === 1 ? "" : "s"})`,
+      label: minutes === 1 ? t("I'm staying on (1 more minute)") : t("I'm staying on ({minutes} more minutes)", { minutes }),
       run: (el) => {
         el.querySelector("button.primary").disabled = true;
         sendSoon({ type: "stay_on" }, "request to stay on");

@@ -3,6 +3,7 @@
 // ChatView's (chat_view.js); this module only chooses among them.
 
 import { $, ME, chats, updateTitle } from "./page.js";
+import { t } from "./text.js";
 
 export let selected = null;
 let lastTabChoice = 0; // when the librarian last chose a tab themselves
@@ -71,7 +72,7 @@ export function tabKeys(e, id) {
 
 export function updateCounts() {
   const active = [...chats.values()].filter((c) => c.state === "active").length;
-  $("#chat-count").textContent = `${active} of ${ME.capacity}`;
+  $("#chat-count").textContent = t("{active} of {capacity}", { active, capacity: ME.capacity });
   $("#chats-empty").hidden = chats.size > 0;
   updateTitle();
 }

@@ -43,3 +43,14 @@ export function clockTime(iso) {
   const d = new Date(iso);
   return Number.isNaN(d.getTime()) ? "" : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 }
+
+// The console's words in the librarian's language (routing/staff/i18n.py, in the page as JSON keyed by
+// the English text); {placeholders} filled here. Missing (a page without them): the English text.
+let STRINGS = null;
+export function t(text, values = {}) {
+  if (STRINGS === null) {
+    const node = document.getElementById("console-strings");
+    STRINGS = node ? JSON.parse(node.textContent) : {};
+  }
+  return (STRINGS[text] || text).replace(/\{(\w+)\}/g, (m, key) => (key in values ? String(values[key]) : m));
+}

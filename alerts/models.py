@@ -1,0 +1,44 @@
+"""One row per alert condition of a consortium, seen by the evaluation (alerts.evaluate).
+
+The row is what makes an alert exact across processes and runs: when its condition was first seen
+(a queue must stay unstaffed `queue_unstaffed_minutes` before it is raised), whether it is raised now
+(the board shows those), and when it was last mailed (the throttle: one mail per condition per hour).
+Rows are kept when the condition ends (`active` false), so that a condition that flaps is still mailed
+at most once an hour.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from consortium.models import Consortium
+
+
+class Alert(models.Model):
+    class Kind(models.TextChoices):
+        QUEUE_UNSTAFFED = "queue_unstaffed"
+        UNSTAFFED_RATE = "unstaffed_rate"
+        SHIFT_ABSENT = "shift_absent"
+        POLICY_STALE = "policy_stale"
+        FOLLOWUPS_OVERDUE = "followups_overdue"
+
+    consortium = models.ForeignKey(Consortium, on_delete=models.CASCADE, related_name="alerts")
+    # What the condition is about, stable from one run to the next: "queue:statewide", "policy:12".
+    key = models.CharField(max_length=200)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    # The figures of the condition as last seen (names, counts), for its text in each reader's language.
+    detail = models.JSONField(default=dict)
+    link = models.CharField(max_length=500, help_text="the page where a coordinator fixes it")
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    raised_at = models.DateTimeField(null=True, blank=True)
+    active = models.BooleanField(default=True)
+    mailed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["consortium", "raised_at", "key"]
+        constraints = [models.UniqueConstraint(fields=["consortium", "key"], name="alert_key_per_consortium")]
+        indexes = [models.Index(fields=["consortium", "active"])]
+
+    def __str__(self) -> str:
+        return f"{self.consortium.slug}: {self.key}"
