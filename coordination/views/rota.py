@@ -173,4 +173,4 @@ def _shift_preview(request: HttpRequest, predicted: dict[str, QueueForecast]) ->
     after = found.what_if(dict.fromkeys(hours, n))
     rows = [(f"{h:02d}:00", outlook_text(found.hours.get((d, h))), outlook_text(after.hours.get((d, h))))
             for d, h in hours]
-    return form, Preview(found.queue, DAY_NAMES[weekday], format_interval(start, end), n, rows)
+    return form, Preview(found.queue, str(DAY_NAMES[weekday]), format_interval(start, end), n, rows)
