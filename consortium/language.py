@@ -38,6 +38,10 @@ class StaffLanguageMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        # Without a session cookie nobody is signed in: the request is left as it was, without reading
+        # the session (which would add `Vary: Cookie` and a query to every patron and API request).
+        if settings.SESSION_COOKIE_NAME not in request.COOKIES:
+            return self.get_response(request)
         language = staff_language(request.user)
         with translation.override(language):
             request.LANGUAGE_CODE = language

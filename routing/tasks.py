@@ -52,9 +52,9 @@ def ticket_created_text(ticket: Ticket) -> tuple[str, str]:
     who = ticket.library.name if ticket.library else ticket.consortium.name
     values = {"consortium": ticket.consortium.name, "who": who, "question": ticket.question, "reference": ticket.pk}
     hello = (_("Hello %(name)s,") % {"name": ticket.patron_name}) if ticket.patron_name else _("Hello,")
-    due = {**values, "due": _due_text(ticket)} if ticket.due_at else values
-    promise = (_("%(who)s has your question and will answer by email by %(due)s.") % due
-               if ticket.due_at else _("%(who)s has your question and will answer by email.") % values)
+    promise = _("%(who)s has your question and will answer by email.") % values
+    if ticket.due_at:
+        promise += " " + _("Expect it by %(due)s.") % {"due": _due_text(ticket)}
     body = (hello + "\n\n"
             + promise + "\n\n"
             + _("Your question:") + "\n" + ticket.question + "\n\n"

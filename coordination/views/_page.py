@@ -16,7 +16,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from consortium.models import Consortium
 from coordination.access import Coordinator, Refused, coordinator_of, editable_queues, may_edit_all_hours
@@ -26,7 +26,12 @@ from routing import access
 View = Callable[..., HttpResponse]
 Role = Literal["coordinator", "hours", "librarian"]
 # In the reader's language when shown (lazy): the rota, coverage and statistics pages.
-DAY_NAMES = (_("Monday"), _("Tuesday"), _("Wednesday"), _("Thursday"), _("Friday"), _("Saturday"), _("Sunday"))
+# A context of their own: Django's catalogue has these words for dates ("abre martes 9:00", lower case
+# in Spanish), and ours would override it; as a heading they are capitalised.
+DAY_NAMES = (pgettext_lazy("weekday heading", "Monday"), pgettext_lazy("weekday heading", "Tuesday"),
+             pgettext_lazy("weekday heading", "Wednesday"), pgettext_lazy("weekday heading", "Thursday"),
+             pgettext_lazy("weekday heading", "Friday"), pgettext_lazy("weekday heading", "Saturday"),
+             pgettext_lazy("weekday heading", "Sunday"))
 
 
 @dataclass(frozen=True)
