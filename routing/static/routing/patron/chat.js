@@ -107,66 +107,26 @@
     function say(name, text) { if (ui[name]) ui[name].textContent = text || ""; }
 
     // --- the library picker: type-ahead by name or city -------------------------------------
-    var libs = cfg.libraries || [], chosen = "", active = -1, matches = [];
-    function pick(i) {
-      var lib = matches[i];
-      if (!lib) return;
-      chosen = lib.slug;
-      ui["lib-input"].value = lib.name;
-      say("lib-hint", fmt(S.lib_chosen, { name: lib.name }));
-      closeList();
-      availability();
-    }
-    function closeList() {
-      ui["lib-list"].hidden = true;
-      ui["lib-input"].setAttribute("aria-expanded", "false");
-      ui["lib-input"].removeAttribute("aria-activedescendant");
-      active = -1;
-    }
-    function mark(i) {
-      var items = ui["lib-list"].children;
-      for (var k = 0; k < items.length; k++) items[k].setAttribute("aria-selected", k === i ? "true" : "false");
-      active = i;
-      if (items[i]) {
-        ui["lib-input"].setAttribute("aria-activedescendant", items[i].id);
-        items[i].scrollIntoView && items[i].scrollIntoView({ block: "nearest" });
-      }
-    }
-    function filter() {
-      var t = ui["lib-input"].value.trim().toLowerCase(), list = ui["lib-list"];
-      chosen = "";
-      list.textContent = "";
-      if (!t) { closeList(); say("lib-hint", ""); return; }
-      matches = libs.filter(function (l) {
-        return l.name.toLowerCase().indexOf(t) >= 0 || (l.city || "").toLowerCase().indexOf(t) >= 0;
-      }).slice(0, 20);
-      matches.forEach(function (l, i) {
-        var li = el("li", "", l.name);
-        li.id = "vr-lib-" + i;
-        li.setAttribute("role", "option");
-        li.setAttribute("aria-selected", "false");
-        if (l.city) li.appendChild(el("small", "", l.city));
-        li.addEventListener("mousedown", function (e) { e.preventDefault(); pick(i); });
-        list.appendChild(li);
-      });
-      list.hidden = !matches.length;
-      ui["lib-input"].setAttribute("aria-expanded", matches.length ? "true" : "false");
-      say("lib-hint", matches.length ? fmt(S.lib_count, { count: matches.length }) : S.lib_none);
-    }
+    // picker.js is loaded the first time the patron reaches the field (the widget's size budget).
+    var chosen = "", picker = null;
     if (ui["lib-input"]) {
-      ui["lib-input"].addEventListener("input", filter);
-      ui["lib-input"].addEventListener("keydown", function (e) {
-        var open = !ui["lib-list"].hidden;
-        if (e.key === "ArrowDown" && matches.length) { e.preventDefault(); if (!open) filter(); mark(Math.min(active + 1, matches.length - 1)); }
-        else if (e.key === "ArrowUp" && open) { e.preventDefault(); mark(Math.max(active - 1, 0)); }
-        else if (e.key === "Enter" && open && active >= 0) { e.preventDefault(); pick(active); }
-        else if (e.key === "Escape" && open) { e.preventDefault(); closeList(); }
-      });
-      ui["lib-input"].addEventListener("blur", function () { setTimeout(closeList, 150); });
+      var loadPicker = function () {
+        if (picker) return;
+        picker = true;
+        var s = document.createElement("script");
+        s.src = base + "/static/routing/patron/picker.js";
+        s.onload = function () {
+          window.VRPicker({ ui: ui, S: S, libs: cfg.libraries || [], say: say,
+            choose: function (slug) { chosen = slug; if (slug) availability(); } });
+        };
+        document.head.appendChild(s);
+      };
+      ui["lib-input"].addEventListener("focus", loadPicker);
+      ui["lib-input"].addEventListener("input", loadPicker);
       ui.unsure.addEventListener("change", function () {
         var off = ui.unsure.checked;
         ui["lib-input"].disabled = ui.zip.disabled = off;
-        if (off) { chosen = ""; ui["lib-input"].value = ui.zip.value = ""; closeList(); say("lib-hint", ""); }
+        if (off) { chosen = ""; ui["lib-input"].value = ui.zip.value = ""; ui["lib-list"].hidden = true; say("lib-hint", ""); }
       });
     }
 
