@@ -107,7 +107,8 @@
     function say(name, text) { if (ui[name]) ui[name].textContent = text || ""; }
 
     // --- the library picker: type-ahead by name or city -------------------------------------
-    // picker.js is loaded the first time the patron reaches the field (the widget's size budget).
+    // picker.js is loaded at once where there is a library field, but apart from this script: the widget
+    // embedded for one library has none, and its first load stays within its size budget.
     var chosen = "", picker = null;
     if (ui["lib-input"]) {
       var loadPicker = function () {
@@ -121,8 +122,7 @@
         };
         document.head.appendChild(s);
       };
-      ui["lib-input"].addEventListener("focus", loadPicker);
-      ui["lib-input"].addEventListener("input", loadPicker);
+      loadPicker();
       ui.unsure.addEventListener("change", function () {
         var off = ui.unsure.checked;
         ui["lib-input"].disabled = ui.zip.disabled = off;

@@ -1,6 +1,7 @@
 /* The ask page's library picker: type-ahead by name or city, a listbox driven by the keyboard
- * (docs/patron.md). Loaded by chat.js the first time the patron reaches the library field, so the
- * widget's first load stays within its size budget; what was typed before it loaded is filtered at once.
+ * (docs/patron.md). Loaded by chat.js apart from itself wherever there is a library field, so the widget
+ * embedded for one library (which has none) stays within its size budget; what was typed before it
+ * loaded is filtered at once.
  */
 (function () {
   "use strict";
