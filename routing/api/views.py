@@ -17,7 +17,7 @@ from consortium import csv_safe, ratelimit
 from consortium.clients import request_client_key
 from consortium.models import Consortium
 from libraries.models import StaffProfile
-from routing import access, blocks, outcomes, privacy
+from routing import access, blocks, outcomes, privacy, whispers
 from routing.api.base import ApiError, api_view, chat_for, client_ip, json_body, not_found, page_of, patron_chat, staff
 from routing.frames import library_ref, message_frame
 from routing.models import Chat
@@ -140,6 +140,9 @@ def transcript(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
     rows = chat.messages.select_related("file").filter(seq__gt=page.after).order_by("seq")
     if patron:
         rows = rows.filter(internal=False)
+    else:
+        reader = staff(request)
+        rows = rows.filter(whispers.visible_q(reader.pk if reader else None))
     messages = list(rows[:page.limit + 1])
     more = len(messages) > page.limit
     messages = messages[:page.limit]

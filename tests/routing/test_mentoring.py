@@ -24,6 +24,7 @@ from routing.models import Chat, Mention, Message, StaffRoomLine, TraceEvent
 from routing.services import chats, mentoring, offers, presence, sweeps
 from routing.services.common import ServiceError
 from routing.services.followups import transcript_text
+from routing.sockets import base as socket_base
 from tests.factories import PASSWORD, make_consortium, make_library, make_staff
 from tests.routing.socket_helpers import a1_holding_a_chat, expect, patron_socket, socket_world, staff_socket
 
@@ -51,6 +52,15 @@ async def frames_until_quiet(comm: Any, seconds: float = 0.4) -> list[dict[str, 
             got.append(await comm.receive_json_from(timeout=seconds))
         except TimeoutError:
             return got
+
+
+async def frames_so_far(comm: Any, seconds: float = 0.4) -> list[dict[str, Any]]:
+    """The frames until `seconds` pass without one, leaving the socket open (frames_until_quiet's
+    timeout ends the communicator's application)."""
+    got = []
+    while not await comm.receive_nothing(seconds):
+        got.append(await comm.receive_json_from())
+    return got
 
 
 async def close_all(*comms: Any) -> None:
@@ -117,6 +127,85 @@ async def test_a_whisper_reaches_the_librarian_and_never_the_patron_by_any_path(
 
     await database_sync_to_async(http_paths)()
     await close_all(a1, mentor, patron, again)
+
+
+async def test_a_whisper_reaches_its_addressee_and_author_only_and_a_second_watcher_sees_no_gap(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another mentor watching the same chat (the coordinator) never gets b1's whisper: not live, not
+    in a watch's history, not in a gap filled from the database, not in any staff transcript; and the
+    whisper's seq is accounted for on that socket, so its next message needs no gap fill."""
+    gap_fills: list[tuple[int | None, int]] = []
+    read = socket_base._messages_after
+
+    def recorded(chat_id: str, after: int, *, for_patron: bool, reader: int | None,
+                 upto: int | None = None) -> list[dict[str, Any]]:
+        if upto is not None:  # only a gap fill reads up to a seq
+            gap_fills.append((reader, upto))
+        return read(chat_id, after, for_patron=for_patron, reader=reader, upto=upto)
+
+    monkeypatch.setattr(socket_base, "_messages_after", recorded)
+    w = await database_sync_to_async(mentor_world)()
+    a1, chat, _token, _ = await a1_holding_a_chat(w)
+    author, other = await staff_socket(w["b1"]), await staff_socket(w["coord"])
+    for comm in (author, other):
+        await expect(comm, "hello")
+        await comm.send_json_to({"type": "watch", "chat": chat.pk, "after": 0})
+        await expect(comm, "watching", chat=chat.pk)
+    await frames_so_far(other)
+    gap_fills.clear()  # from here on
+    await author.send_json_to({"type": "whisper", "chat": chat.pk, "body": WHISPER + " @a2", "client_id": "w1"})
+    whisper = await expect(a1, "message", client_id="w1")
+    assert (await expect(author, "message", client_id="w1"))["seq"] == whisper["seq"]
+    await a1.send_json_to({"type": "message", "chat": chat.pk, "body": "Which edition?", "client_id": "l1"})
+    got = [f for f in await frames_so_far(other) if f["type"] == "message"]
+    assert [(f["seq"], f["body"]) for f in got] == [(whisper["seq"] + 1, "Which edition?")]
+    assert [f for f in gap_fills if f[0] == w["coord"].pk] == []  # the whisper's seq was accounted for
+
+    # A line stored while the channel layer dropped its doorbell: each socket fills the gap with what
+    # it may read, and b1's earlier whisper is in no history of the coordinator's.
+    def whisper_unannounced() -> int:
+        locked = Chat.objects.get(pk=chat.pk)
+        Message.objects.create(chat=locked, seq=locked.last_seq + 1, sender="librarian", librarian=w["b1"],
+                               name="B1", body="Lost whisper", at=timezone.now(), internal=True,
+                               whisper_to=w["a1"])
+        Chat.objects.filter(pk=chat.pk).update(last_seq=locked.last_seq + 1)
+        return locked.last_seq + 1
+
+    lost = await database_sync_to_async(whisper_unannounced)()
+    await a1.send_json_to({"type": "message", "chat": chat.pk, "body": "After the drop", "client_id": "l2"})
+    assert [f["body"] for f in [await expect(a1, "message", seq=lost), await expect(a1, "message", seq=lost + 1)]] \
+        == ["Lost whisper", "After the drop"]
+    got = [f for f in await frames_so_far(other) if f["type"] == "message"]
+    assert [(f["seq"], f["body"]) for f in got] == [(lost + 1, "After the drop")]
+    assert (w["coord"].pk, lost) in gap_fills
+    again = await staff_socket(w["coord"])
+    await expect(again, "hello")
+    await again.send_json_to({"type": "watch", "chat": chat.pk, "after": 0})
+    history = [f for f in await frames_until_quiet(again) if f["type"] == "message"]
+    assert "Lost whisper" not in json.dumps(history) and WHISPER not in json.dumps(history)
+    assert "Which edition?" in json.dumps(history)
+
+    def staff_paths() -> None:
+        # A whisper names nobody: its words would reach a third colleague in the mention.
+        assert not Mention.objects.filter(chat=chat).exists()
+        for who, sees in (("a1", True), ("coord", False), ("a2", False)):
+            rows = signed_in(who).get(f"/api/v1/chats/{chat.pk}/transcript").json()["messages"]
+            assert (WHISPER in json.dumps(rows)) is sees, who
+        assert "Which edition?" in transcript_text(chat, for_patron=False)
+        assert WHISPER not in transcript_text(chat, for_patron=False)  # a follow-up's copy: anyone may claim it
+
+    await database_sync_to_async(staff_paths)()
+    await a1.send_json_to({"type": "end", "chat": chat.pk})
+    await expect(a1, "unassigned", chat=chat.pk)
+
+    def after_the_end() -> None:
+        assert "Lost whisper" in signed_in("a1").get(f"/staff/history/{chat.pk}/").content.decode()
+        assert "Lost whisper" not in signed_in("a2").get(f"/staff/history/{chat.pk}/").content.decode()
+        assert chat.pk in signed_in("a1").get("/staff/history/?q=Lost+whisper").content.decode()
+        assert chat.pk not in signed_in("a2").get("/staff/history/?q=Lost+whisper").content.decode()
+
+    await database_sync_to_async(after_the_end)()
+    await close_all(a1, author, other, again)
 
 
 async def test_watching_is_for_mentors_and_colleagues_named_in_the_chat_only() -> None:
