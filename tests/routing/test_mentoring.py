@@ -26,7 +26,14 @@ from routing.services.common import ServiceError
 from routing.services.followups import transcript_text
 from routing.sockets import base as socket_base
 from tests.factories import PASSWORD, make_consortium, make_library, make_staff
-from tests.routing.socket_helpers import a1_holding_a_chat, expect, patron_socket, socket_world, staff_socket
+from tests.routing.socket_helpers import (
+    a1_holding_a_chat,
+    available,
+    expect,
+    patron_socket,
+    socket_world,
+    staff_socket,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_process")]
 
@@ -337,7 +344,7 @@ async def test_the_staff_room_gives_each_line_once_in_order_across_a_reconnect()
     b1 = await staff_socket(w["b1"])
     outsider = await staff_socket(w["outsider"])
     for comm in (a1, b1, outsider):
-        await expect(comm, "hello")
+        await (available(comm) if comm is not outsider else expect(comm, "hello"))  # on duty, to write
         await comm.send_json_to({"type": "room_join", "after": 0})
     await a1.send_json_to({"type": "room_message", "body": "Anyone covering statewide at noon?", "client_id": "r1"})
     line = await expect(b1, "room_message", seq=1)
@@ -355,6 +362,38 @@ async def test_the_staff_room_gives_each_line_once_in_order_across_a_reconnect()
     assert [(f["seq"], f["body"]) for f in got] == [(2, "I am.")]
     assert [f for f in await frames_until_quiet(outsider) if f["type"] == "room_message"] == []
     await close_all(a1, back, outsider)
+
+
+async def test_the_staff_room_is_written_by_staff_on_duty_and_read_only_for_those_away() -> None:
+    w = await database_sync_to_async(mentor_world)()
+    a1, chat, _token, _ = await a1_holding_a_chat(w)
+    a2 = await staff_socket(w["a2"])  # a console opens away
+    await expect(a2, "hello")
+    for comm in (a1, a2):
+        await comm.send_json_to({"type": "room_join", "after": 0})
+    # Away, a2 reads the room but cannot write in it: told why, with the line's client_id, nothing stored.
+    await a2.send_json_to({"type": "room_message", "body": "Can anyone cover?", "client_id": "away1"})
+    refused = await expect(a2, "error", client_id="away1")
+    assert refused["code"] == "forbidden" and "on duty" in refused["detail"]
+    # Busy: away so as to get no new offer, still answering a chat, a1 is on duty.
+    await a1.send_json_to({"type": "presence", "status": "away"})
+    await expect(a1, "presence", status="away")
+    await a1.send_json_to({"type": "room_message", "body": "Busy, but here.", "client_id": "busy1"})
+    assert (await expect(a2, "room_message", seq=1))["body"] == "Busy, but here."
+    await a2.send_json_to({"type": "presence", "status": "available"})
+    await expect(a2, "presence", status="available")
+    await a2.send_json_to({"type": "room_message", "body": "Can anyone cover?", "client_id": "away1"})
+    assert (await expect(a1, "room_message", seq=2))["body"] == "Can anyone cover?"
+    await a1.send_json_to({"type": "end", "chat": chat.pk})
+    await expect(a1, "unassigned", chat=chat.pk)
+    await a1.send_json_to({"type": "room_message", "body": "Off now.", "client_id": "off1"})
+    assert (await expect(a1, "error", client_id="off1"))["code"] == "forbidden"  # away, no chat: off duty
+    assert await database_sync_to_async(lambda: list(StaffRoomLine.objects.order_by("seq").values_list(
+        "body", flat=True)))() == ["Busy, but here.", "Can anyone cover?"]
+    await close_all(a1, a2)
+    # Signed out (offline), available or not, nobody is on duty.
+    offline = await database_sync_to_async(lambda: staff_room.on_duty(w["b1"]))()
+    assert offline is False
 
 
 def test_the_board_lists_every_live_chat_for_mentors_and_the_watch_page_only_for_those_who_may() -> None:
@@ -406,6 +445,10 @@ def test_staff_room_lines_past_the_retention_are_deleted_with_the_nightly_scrub(
     w = mentor_world()
     now = timezone.now()
     days = w["consortium"].transcript_retention_days
+    sweeps.process_heartbeat("p", now)
+    for who in ("a1", "outsider"):  # on duty, to write in their rooms
+        presence.staff_connected(w[who], f"chan-{who}", "p", now)
+        presence.presence_set(w[who], "available", now)
     staff_room.room_post(w["a1"], "Old talk", client_id="o", now=now - timedelta(days=days + 1))
     staff_room.room_post(w["a1"], "Today's talk", client_id="t", now=now)
     staff_room.room_post(w["outsider"], "Elsewhere, old", client_id="e", now=now - timedelta(days=days + 1))
