@@ -198,6 +198,13 @@ async def test_a_whisper_reaches_its_addressee_and_author_only_and_a_second_watc
         for who, sees in (("a1", True), ("coord", False), ("a2", False)):
             rows = signed_in(who).get(f"/api/v1/chats/{chat.pk}/transcript").json()["messages"]
             assert (WHISPER in json.dumps(rows)) is sees, who
+        admin = signed_in("coord")  # the admin's read-only record of the chat, for coordinators
+        record = admin.get(f"/admin/routing/chat/{chat.pk}/change/").content.decode()
+        assert "Which edition?" in record and WHISPER not in record and "Lost whisper" not in record
+        for body, listed in (("Lost whisper", False), ("After the drop", True)):
+            row = Message.objects.get(chat=chat, body=body)
+            found = admin.get("/admin/routing/message/", {"q": body}).content.decode()
+            assert (f"/admin/routing/message/{row.pk}/change/" in found) is listed, body
         assert "Which edition?" in transcript_text(chat, for_patron=False)
         assert WHISPER not in transcript_text(chat, for_patron=False)  # a follow-up's copy: anyone may claim it
 
