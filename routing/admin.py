@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from consortium.scoping import (
@@ -24,6 +25,7 @@ from consortium.scoping import (
     is_superuser,
     user_consortium_id,
 )
+from routing import access, whispers
 from routing.models import (
     CannedResponse,
     Chat,
@@ -55,10 +57,22 @@ class TraceEventInline(_RecordInline):
     verbose_name_plural = "trace"
 
 
+def _whispers_kept(messages: QuerySet[Message], request: HttpRequest) -> QuerySet[Message]:
+    """A coordinator reads a chat's messages here, but a whisper only as its addressee or author
+    (routing.whispers); a superuser, who runs the service and its database, reads every row."""
+    if is_superuser(request.user):
+        return messages
+    reader = access.staff_of(request.user)
+    return messages.filter(whispers.visible_q(reader.pk if reader else None))
+
+
 class MessageInline(_RecordInline):
     model = Message
     fields = ("seq", "at", "sender", "name", "internal", "body")
     ordering = ("seq",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Message]:
+        return _whispers_kept(super().get_queryset(request), request)
 
 
 class OfferInline(_RecordInline):
@@ -107,6 +121,9 @@ class MessageAdmin(_ChatRecordAdmin):
     list_filter = ("sender", "internal")
     search_fields = ("chat__id", "body")
     ordering = ("-at",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return _whispers_kept(super().get_queryset(request), request)
 
 
 @admin.register(TraceEvent)

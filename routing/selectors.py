@@ -20,7 +20,7 @@ from django.utils.dateparse import parse_datetime
 from consortium.models import Consortium
 from libraries.hours_loader import hours_at
 from libraries.models import ShiftAssignment, StaffProfile
-from routing import router
+from routing import router, whispers
 from routing.models import Chat, ChatState, LibrarianPresence, Message, Offer
 from routing.plan import plan_from_json
 from routing.structure import Structure, structure_of
@@ -364,15 +364,16 @@ def with_chat_channel(rows: QuerySet[Message]) -> QuerySet[Message]:
     return rows.annotate(chat_channel=F("chat__channel"))  # type: ignore[no-redef]
 
 
-def messages_after(chat_id: str, after: int, *, for_patron: bool, upto: int | None = None) -> list[Message]:
-    """A chat's messages with seq > after (<= upto), in order; without internal notes for the patron.
-    Each carries its chat's channel for its frame, read by the same query."""
+def messages_after(chat_id: str, after: int, *, for_patron: bool, reader: int | None = None,
+                   upto: int | None = None) -> list[Message]:
+    """A chat's messages with seq > after (<= upto), in order; without internal notes for the patron,
+    and without the whispers the staff `reader` may not read (routing.whispers). Each carries its
+    chat's channel for its frame, read by the same query."""
     rows = with_chat_channel(Message.objects.filter(chat_id=chat_id, seq__gt=after).select_related("file")
                              .order_by("seq"))
     if upto is not None:
         rows = rows.filter(seq__lte=upto)
-    if for_patron:
-        rows = rows.filter(internal=False)
+    rows = rows.filter(internal=False) if for_patron else rows.filter(whispers.visible_q(reader))
     return list(rows)
 
 

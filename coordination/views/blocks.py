@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from coordination.access import Coordinator
 from coordination.views._page import context, int_param, staff_page
-from routing import blocks
+from routing import blocks, whispers
 from routing.models import PatronBlock
 from routing.services import blocks as block_services
 from routing.services.common import Refused
@@ -62,7 +62,9 @@ def block_page(request: HttpRequest, who: Coordinator, block_id: int) -> HttpRes
     if block is None:
         raise Http404("no such block")
     chat = block.chat
-    messages_ = list(chat.messages.order_by("seq")[:TRANSCRIPT_SHOWN]) if chat is not None else []
+    reader = who.profile.pk if who.profile else None
+    messages_ = (list(chat.messages.filter(whispers.visible_q(reader)).order_by("seq")[:TRANSCRIPT_SHOWN])
+                 if chat is not None else [])
     return render(request, "coordination/block.html", context(
         who, "blocks", row=_row(block, now), chat=chat, transcript=messages_))
 

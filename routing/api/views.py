@@ -19,7 +19,7 @@ from consortium.clients import request_client_key
 from consortium.middleware import api_error
 from consortium.models import Consortium
 from libraries.models import StaffProfile
-from routing import access, blocks, outcomes, privacy
+from routing import access, blocks, outcomes, privacy, whispers
 from routing import availability as availability_of
 from routing.api.base import (
     ApiError,
@@ -157,6 +157,9 @@ def transcript(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
     rows = chat.messages.select_related("file").filter(seq__gt=page.after).order_by("seq")
     if patron:
         rows = rows.filter(internal=False)
+    else:
+        reader = staff(request)
+        rows = rows.filter(whispers.visible_q(reader.pk if reader else None))
     messages = list(rows[:page.limit + 1])
     more = len(messages) > page.limit
     messages = messages[:page.limit]

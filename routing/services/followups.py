@@ -6,10 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from consortium.models import Consortium
 from libraries.models import Library, StaffProfile
+from routing import whispers
 from routing.models import Chat, ChatState, Ticket
 from routing.services.chats import SMS_MAX_BODY, home_library_resolve
 from routing.services.common import Refused, ServiceError, chat_end_locked, chat_lock, trace
@@ -18,10 +20,10 @@ from routing.staff.selectors import followups_for
 
 
 def transcript_text(chat: Chat, *, for_patron: bool) -> str:
+    """The chat as text: for the patron without internal notes; for staff (a follow-up's copy, read by
+    whoever claims it) without whispers, which only their addressee and author read (routing.whispers)."""
     lines = []
-    for m in chat.messages.order_by("seq"):
-        if m.internal and for_patron:
-            continue
+    for m in chat.messages.filter(Q(internal=False) if for_patron else whispers.visible_q(None)).order_by("seq"):
         # The patron's copy is in the language active when it is written (the mail's: the patron's).
         who = {"patron": chat.patron_name or _("You") if for_patron else chat.patron_name or "Patron",
                "system": "—"}.get(m.sender, m.name or (_("Librarian") if for_patron else "Librarian"))

@@ -7,7 +7,8 @@ in the chat's trace, and told to those watching it (events.watch_group), never t
 
 A whisper is an internal note addressed to the chat's librarian (`Message.whisper_to`): it travels
 every path an internal note does, so the patron's socket, long-poll, transcript and mail leave it
-out as they leave out every internal note.
+out as they leave out every internal note; and among staff only its addressee and its author read
+it (routing.whispers), on the sockets and in every transcript.
 
 A take-over moves the chat to the mentor under the chat's row lock, in one transaction, as an
 accept does: the librarian, the trace, the system line and the frames change together or not at
@@ -27,7 +28,7 @@ from django.utils import translation
 from django.utils.translation import gettext
 
 from libraries.models import StaffProfile
-from routing import access, events, frames
+from routing import access, events, frames, whispers
 from routing.models import Chat, ChatState, LibrarianPresence, Message, TraceEvent
 from routing.selectors import librarian_queues, with_chat_channel
 from routing.services.common import ServiceError, chat_lock, chat_state_publish, system_message_post
@@ -69,8 +70,8 @@ def _locked_for(profile: StaffProfile, chat_id: str, *, mentor: bool) -> Chat:
 
 def whisper_post(profile: StaffProfile, chat_id: str, body: str, *, client_id: str | None,
                  now: datetime) -> tuple[Message, bool]:
-    """A line only the chat's librarian sees (and those watching it): an internal note addressed to
-    them. Idempotent by client_id, as every line: (the message, stored now?)."""
+    """A line only the chat's librarian (and its author) sees: an internal note addressed to them.
+    Idempotent by client_id, as every line: (the message, stored now?)."""
     with transaction.atomic():
         chat = _locked_for(profile, chat_id, mentor=False)
         if client_id:
@@ -95,7 +96,8 @@ def whisper_post(profile: StaffProfile, chat_id: str, body: str, *, client_id: s
         message.chat_channel = chat.channel
         _trace(chat, "whispered", now, librarian=profile.pk, name=profile.display_name, to=chat.librarian_id,
                seq=message.seq)
-        events.to_chat(chat.pk, frames.message_frame(message), seq=message.seq, internal=True)
+        events.to_chat(chat.pk, frames.message_frame(message), seq=message.seq, internal=True,
+                       audience=whispers.audience(message))
     return message, True
 
 

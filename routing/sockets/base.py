@@ -20,7 +20,7 @@ from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from consortium import ratelimit
-from routing import frames, validation
+from routing import frames, validation, whispers
 from routing.events import chat_group
 from routing.layer_watch import socket_closed, socket_opened
 from routing.process import ensure_registered
@@ -51,12 +51,15 @@ def header(scope: dict[str, Any], name: bytes) -> str | None:
     return None
 
 
-def _messages_after(chat_id: str, after: int, *, for_patron: bool, upto: int | None = None) -> list[Frame]:
-    return [frames.message_frame(m) for m in messages_after(chat_id, after, for_patron=for_patron, upto=upto)]
+def _messages_after(chat_id: str, after: int, *, for_patron: bool, reader: int | None,
+                    upto: int | None = None) -> list[Frame]:
+    return [frames.message_frame(m) for m in messages_after(chat_id, after, for_patron=for_patron, reader=reader,
+                                                            upto=upto)]
 
 
 class ProtocolConsumer(AsyncWebsocketConsumer):
     role = ""
+    reader_id: int | None = None  # the librarian behind a staff socket (routing.whispers)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' dispatch, without its aclose_old_connections() before every frame and event.
@@ -79,7 +82,7 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
         self.sending = asyncio.Lock()  # see deliver_message
         # chat -> live messages kept back while the client's (re)join of that chat is pending: sent after
         # its history, so that a reconnecting client never gets a live message before older ones.
-        self.held_back: dict[str, tuple[float, list[tuple[Frame, bool]]]] = {}  # chat -> (until, frames)
+        self.held_back: dict[str, tuple[float, list[tuple[Frame, bool]]]] = {}  # chat -> (until, [(frame, hidden)])
         self.release_tasks: set[asyncio.Task[None]] = set()
         self.shares: dict[int, tuple[str, str]] = {}  # the shares this socket is bound to (sockets.sharing)
         self.process_id = await ensure_registered()
@@ -159,7 +162,8 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
                 self.seqs[join] = int(frame.get("last_seq") or 0)
                 self.accounted[join] = Accounted()  # nothing of it sent to this socket yet
         if frame.get("type") == "message":
-            await self.deliver_message(frame, internal=bool(event.get("internal")))
+            await self.deliver_message(frame, hidden=self.hides(internal=bool(event.get("internal")),
+                                                                audience=event.get("audience")))
         elif frame.get("type") == "typing" and frame.get("sender") == self.role:
             pass  # your own typing is not news to you
         else:
@@ -177,27 +181,35 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
     # end of the hold-back window is a task of its own, and it must not interleave with a history or a
     # gap fill that is waiting for the database, or both would send the same seqs.
 
-    async def deliver_message(self, frame: Frame, *, internal: bool) -> None:
-        async with self.sending:
-            await self._deliver(frame, internal=internal)
+    def hides(self, *, internal: bool, audience: list[int] | None) -> bool:
+        """Is a message kept from this socket's client? An internal note from the patron; a whisper
+        from staff outside its audience (routing.whispers). Its seq is accounted for all the same."""
+        if self.role == "patron":
+            return internal
+        return whispers.hidden_from(self.reader_id, audience)
 
-    async def _emit(self, chat_id: str, frame: Frame, *, internal: bool) -> None:
-        """Send `frame` unless this socket has accounted for its seq already; account for it."""
+    async def deliver_message(self, frame: Frame, *, hidden: bool) -> None:
+        async with self.sending:
+            await self._deliver(frame, hidden=hidden)
+
+    async def _emit(self, chat_id: str, frame: Frame, *, hidden: bool) -> None:
+        """Send `frame` unless this socket has accounted for its seq already; account for it. A
+        `hidden` one is accounted for and never sent (an internal note to a patron, another's whisper)."""
         seq = int(frame["seq"])
         accounted = self.accounted.setdefault(chat_id, Accounted())
         if accounted.has(seq):
             return
         accounted.add(seq)
-        if internal and self.role == "patron":
-            return  # an internal note: accounted for, never sent to the patron
+        if hidden:
+            return
         await self.send_json(frame)
 
-    async def _deliver(self, frame: Frame, *, internal: bool) -> None:
+    async def _deliver(self, frame: Frame, *, hidden: bool) -> None:
         chat_id, seq = frame["chat"], int(frame["seq"])
         held = self.held_back.get(chat_id)
         if held is not None:
             if time.monotonic() < held[0]:
-                held[1].append((frame, internal))
+                held[1].append((frame, hidden))
                 return
             await self._release(chat_id)  # a client that never sent join: live from here
         accounted = self.accounted.get(chat_id)
@@ -206,16 +218,16 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
         last = self.seqs.get(chat_id)
         if last is not None and seq > last + 1:
             # The layer dropped something: fill the gap from the database, in order. What the read
-            # leaves out (internal notes, for a patron) is accounted for too.
+            # leaves out (internal notes for a patron, others' whispers for staff) is accounted for too.
             for missing in await in_thread(_messages_after)(
-                chat_id, last, for_patron=self.role == "patron", upto=seq - 1
+                chat_id, last, for_patron=self.role == "patron", reader=self.reader_id, upto=seq - 1
             ):
-                await self._emit(chat_id, missing, internal=False)
+                await self._emit(chat_id, missing, hidden=False)
             gap = self.accounted.setdefault(chat_id, Accounted())
             for skipped in range(last + 1, seq):
                 gap.add(skipped)
         self.seqs[chat_id] = max(seq, last or 0)
-        await self._emit(chat_id, frame, internal=internal)
+        await self._emit(chat_id, frame, hidden=hidden)
 
     async def send_history(self, chat_id: str, after: int) -> None:
         """Messages with seq > `after`, in order, but none this socket has sent already (live since
@@ -223,16 +235,17 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
         back. The history is read under the lock, so nothing live goes out between its read and its
         sending."""
         async with self.sending:
-            history = await in_thread(_messages_after)(chat_id, after, for_patron=self.role == "patron")
+            history = await in_thread(_messages_after)(chat_id, after, for_patron=self.role == "patron",
+                                                       reader=self.reader_id)
             accounted = self.accounted.setdefault(chat_id, Accounted())
             for frame in history:
-                await self._emit(chat_id, frame, internal=False)
+                await self._emit(chat_id, frame, hidden=False)
             last = max([after, *(f["seq"] for f in history)])
             accounted.add_upto(last)  # the client has everything up to here now (or said it had)
             self.seqs[chat_id] = max(last, self.seqs.get(chat_id, 0))
             await self._release(chat_id)
 
-    async def answer_resent(self, frame: Frame, *, internal: bool) -> None:
+    async def answer_resent(self, frame: Frame, *, hidden: bool = False) -> None:
         """A client_id sent again, stored before as `frame`. If this socket has sent that seq already,
         the stored message goes out again as the contract says, marked `resent` (docs/protocol.md).
         Else it goes out as a live message would: in order, kept back behind a pending join."""
@@ -243,11 +256,11 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
                 await self.send_json(frames.resent_frame(frame))
                 return
             if chat_id in self.held_back or (self.seqs.get(chat_id) or 0) < seq:
-                await self._deliver(frame, internal=internal)
+                await self._deliver(frame, hidden=hidden)
                 return
             # Below the live base but never sent here (a join is still to come): sent now; the join's
             # history will leave it out.
-            await self._emit(chat_id, frame, internal=internal)
+            await self._emit(chat_id, frame, hidden=hidden)
 
     def hold_back(self, chat_id: str, seconds: float) -> None:
         """Keep `chat_id`'s live messages back until its history is sent (at most `seconds`). Called
@@ -275,7 +288,7 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
 
     async def _release(self, chat_id: str) -> None:
         """Deliver what was kept back for `chat_id` (repeats of the history are dropped by seq)."""
-        for frame, internal in self.held_back.pop(chat_id, (0.0, []))[1]:
-            await self._deliver(frame, internal=internal)
+        for frame, hidden in self.held_back.pop(chat_id, (0.0, []))[1]:
+            await self._deliver(frame, hidden=hidden)
 
 

@@ -107,7 +107,7 @@ class PatronConsumer(SharingFrames, ProtocolConsumer):
             await self.send_json(frames.error_frame("rate_limited", limited.detail, client_id=cid))
             return
         if not created:
-            await self.answer_resent(frames.message_frame(message), internal=False)
+            await self.answer_resent(frames.message_frame(message))
 
     async def frame_typing(self, frame: Frame) -> None:
         assert self.chat_id

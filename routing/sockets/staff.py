@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from libraries.models import StaffProfile
-from routing import access, frames, mentions, sharing, staff_room, validation
+from routing import access, frames, mentions, sharing, staff_room, validation, whispers
 from routing.events import chat_group, librarian_group, watch_group
 from routing.selectors import librarian_holds, librarian_queues, session_expiry
 from routing.services import chats, common, followups, handbacks, mentoring, offers, presence, shares, shifts, transfers
@@ -78,6 +78,7 @@ class StaffConsumer(SharingFrames, ProtocolConsumer):
             await self.close(code=4403)
             return
         self.profile = profile
+        self.reader_id = profile.pk
         session = self.scope.get("session")
         self.session_key = getattr(session, "session_key", None)
         if self.session_key:
@@ -184,7 +185,9 @@ class StaffConsumer(SharingFrames, ProtocolConsumer):
         message, created = await line_post(chat_id, sender="librarian", body=body, client_id=cid,
                                            librarian=self._me(), internal=internal)
         if not created:
-            await self.answer_resent(frames.message_frame(message), internal=message.internal)
+            # The client_id may be another's line of this chat (a whisper kept from this librarian).
+            await self.answer_resent(frames.message_frame(message),
+                                     hidden=whispers.hidden_from(self._me().pk, whispers.audience(message)))
 
     async def frame_typing(self, frame: Frame) -> None:
         chat_id = chat_of(frame)
@@ -298,10 +301,9 @@ class StaffConsumer(SharingFrames, ProtocolConsumer):
         f.check()
         message, created = await in_thread(mentoring.whisper_post)(self._me(), chat_id, body, client_id=cid,
                                                                    now=timezone.now())
-        if created:
-            await in_thread(mentions.mentions_record)(message, self._me(), message.at)
-        else:
-            await self.answer_resent(frames.message_frame(message), internal=True)
+        # No `@name` is read in a whisper: a mention would show its words to a third colleague.
+        if not created:
+            await self.answer_resent(frames.message_frame(message))
 
     async def frame_mentor_join(self, frame: Frame) -> None:
         chat_id = chat_of(frame)

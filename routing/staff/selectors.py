@@ -22,10 +22,10 @@ from django.utils.safestring import SafeString
 from libraries.hours import format_interval, is_open, next_change, schedule_for
 from libraries.models import Library, LibraryPartner, Queue, StaffProfile
 from libraries.policy import is_allowed_link, render_policy
-from routing import followup_clock, returning
+from routing import followup_clock, returning, whispers
 from routing.access import own_chats_q
 from routing.canned import canned_for, patron_language
-from routing.models import LIVE_STATES, Chat, ChatFile, ChatState, Ticket
+from routing.models import LIVE_STATES, Chat, ChatFile, ChatState, Message, Ticket
 from routing.selectors import present_librarians, queues_served
 from routing.services.handbacks import handback_state
 
@@ -47,7 +47,9 @@ def history(profile: StaffProfile, now: datetime, *, query: str = "", limit: int
     rows = readable_chats(profile, now).exclude(state__in=LIVE_STATES)
     query = query.strip()
     if query:
-        rows = rows.filter(Q(question__icontains=query) | Q(messages__body__icontains=query)
+        # A line matches only where this librarian may read it: a search finds no whisper of others'.
+        lines = Message.objects.filter(whispers.visible_q(profile.pk), body__icontains=query).values("chat_id")
+        rows = rows.filter(Q(question__icontains=query) | Q(pk__in=lines)
                            | Q(patron_name__icontains=query) | Q(pk=query))
     # The matching ids as a subquery (the messages join repeats a chat), then one ordered page of them:
     # every match is reachable page by page, however many there are.

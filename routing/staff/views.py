@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from consortium.middleware import api_error
 from libraries.models import StaffProfile
-from routing import access, blocks, canned, files
+from routing import access, blocks, canned, files, whispers
 from routing.services import blocks as block_services
 from routing.services import canned as canned_services
 from routing.services import chats, followups
@@ -273,7 +273,8 @@ def history_detail(request: HttpRequest, profile: StaffProfile, chat_id: str) ->
         else:
             return redirect("staff-history-chat", chat_id=chat_id)
     after = _number(request, "after", 0)
-    messages = list(chat.messages.select_related("file").filter(seq__gt=after).order_by("seq")[:TRANSCRIPT_PAGE + 1])
+    messages = list(chat.messages.select_related("file").filter(whispers.visible_q(profile.pk), seq__gt=after)
+                    .order_by("seq")[:TRANSCRIPT_PAGE + 1])
     links = {}
     if len(messages) > TRANSCRIPT_PAGE:
         messages = messages[:TRANSCRIPT_PAGE]

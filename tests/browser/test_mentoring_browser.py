@@ -136,12 +136,14 @@ async def test_mention_whisper_join_and_take_over(stack: Stack) -> None:
                                        f"libraries_staffprofile s ON s.id = c.librarian_id JOIN auth_user u "
                                        f"ON u.id = s.user_id WHERE c.id = '{chat_id}'") == "max"
 
-        # The staff room, between two consoles of two libraries.
+        # The staff room, between two consoles of two libraries: Cy is away, so reads it read-only.
         await page.click("#room summary")
+        assert await page.is_hidden("#room-note") and await page.is_enabled("#room-text")
         await page.fill("#room-text", "Max has the museum pass chat now.")
         await page.click("#room-form button[type=submit]")
         await cy.page.click("#room summary")
         await cy.page.locator("#room-log", has_text="Max has the museum pass chat now.").wait_for()
+        assert await cy.page.is_visible("#room-note") and await cy.page.is_disabled("#room-text")
         await shot(cy.page, "console-staff-room.png")
         assert not (ana.errors or cy.errors or mentor_errors or patron_errors), (ana.errors, cy.errors,
                                                                                  mentor_errors, patron_errors)

@@ -49,10 +49,12 @@ def test_a_whisper_from_another_process_reaches_the_librarian_and_never_the_patr
     async def run() -> None:
         lib, _, _ = await librarian(web1, "mla1", PASSWORD)
         mentor, _, _ = await librarian(web2, "mlb1", PASSWORD, available=False)
+        other_mentor, _, _ = await librarian(web1, "mlc", PASSWORD, available=False)  # a coordinator
         chat = await held_chat(web1, lib, "Where are the 1910 census records?")
         pat = await patron(web2, chat)
-        await mentor.send({"type": "watch", "chat": chat["id"], "after": 0})
-        watching = await mentor.expect("watching", chat=chat["id"], timeout=10)
+        for watcher in (mentor, other_mentor):
+            await watcher.send({"type": "watch", "chat": chat["id"], "after": 0})
+            watching = await watcher.expect("watching", chat=chat["id"], timeout=10)
         last = int(watching["last_seq"])
         async with httpx.AsyncClient(timeout=40) as http:
             # The patron's long-poll on the first process, waiting from before the whisper (with the state it
@@ -68,14 +70,17 @@ def test_a_whisper_from_another_process_reaches_the_librarian_and_never_the_patr
             await lib.send({"type": "message", "chat": chat["id"], "body": "Which year?", "client_id": "l1"})
             await pat.expect("message", client_id="l1", timeout=10)
             polled = (await poll).text
+            # The other mentor, on the other process: the librarian's line, numbered just past the whisper.
+            after = await other_mentor.expect("message", client_id="l1", timeout=10)
+            assert after["seq"] == told["seq"] + 1
         assert "Which year?" in polled and WHISPER not in polled
-        assert WHISPER not in json.dumps(pat.seen)
+        assert WHISPER not in json.dumps(pat.seen) and WHISPER not in json.dumps(other_mentor.seen)
         trace = stack.sql(f"SELECT string_agg(kind, ',' ORDER BY id) FROM routing_traceevent "
                           f"WHERE chat_id = '{chat['id']}'")
         assert "watched" in trace and "whispered" in trace
         await lib.send({"type": "end", "chat": chat["id"]})
         await lib.expect("unassigned", chat=chat["id"], timeout=10)
-        for sock in (lib, mentor, pat):
+        for sock in (lib, mentor, other_mentor, pat):
             await sock.close()
 
     asyncio.run(run())

@@ -24,8 +24,16 @@ from routing.models import Chat, Mention, Message, StaffRoomLine, TraceEvent
 from routing.services import chats, mentoring, offers, presence, sweeps
 from routing.services.common import ServiceError
 from routing.services.followups import transcript_text
+from routing.sockets import base as socket_base
 from tests.factories import PASSWORD, make_consortium, make_library, make_staff
-from tests.routing.socket_helpers import a1_holding_a_chat, expect, patron_socket, socket_world, staff_socket
+from tests.routing.socket_helpers import (
+    a1_holding_a_chat,
+    available,
+    expect,
+    patron_socket,
+    socket_world,
+    staff_socket,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_process")]
 
@@ -51,6 +59,15 @@ async def frames_until_quiet(comm: Any, seconds: float = 0.4) -> list[dict[str, 
             got.append(await comm.receive_json_from(timeout=seconds))
         except TimeoutError:
             return got
+
+
+async def frames_so_far(comm: Any, seconds: float = 0.4) -> list[dict[str, Any]]:
+    """The frames until `seconds` pass without one, leaving the socket open (frames_until_quiet's
+    timeout ends the communicator's application)."""
+    got = []
+    while not await comm.receive_nothing(seconds):
+        got.append(await comm.receive_json_from())
+    return got
 
 
 async def close_all(*comms: Any) -> None:
@@ -117,6 +134,92 @@ async def test_a_whisper_reaches_the_librarian_and_never_the_patron_by_any_path(
 
     await database_sync_to_async(http_paths)()
     await close_all(a1, mentor, patron, again)
+
+
+async def test_a_whisper_reaches_its_addressee_and_author_only_and_a_second_watcher_sees_no_gap(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another mentor watching the same chat (the coordinator) never gets b1's whisper: not live, not
+    in a watch's history, not in a gap filled from the database, not in any staff transcript; and the
+    whisper's seq is accounted for on that socket, so its next message needs no gap fill."""
+    gap_fills: list[tuple[int | None, int]] = []
+    read = socket_base._messages_after
+
+    def recorded(chat_id: str, after: int, *, for_patron: bool, reader: int | None,
+                 upto: int | None = None) -> list[dict[str, Any]]:
+        if upto is not None:  # only a gap fill reads up to a seq
+            gap_fills.append((reader, upto))
+        return read(chat_id, after, for_patron=for_patron, reader=reader, upto=upto)
+
+    monkeypatch.setattr(socket_base, "_messages_after", recorded)
+    w = await database_sync_to_async(mentor_world)()
+    a1, chat, _token, _ = await a1_holding_a_chat(w)
+    author, other = await staff_socket(w["b1"]), await staff_socket(w["coord"])
+    for comm in (author, other):
+        await expect(comm, "hello")
+        await comm.send_json_to({"type": "watch", "chat": chat.pk, "after": 0})
+        await expect(comm, "watching", chat=chat.pk)
+    await frames_so_far(other)
+    gap_fills.clear()  # from here on
+    await author.send_json_to({"type": "whisper", "chat": chat.pk, "body": WHISPER + " @a2", "client_id": "w1"})
+    whisper = await expect(a1, "message", client_id="w1")
+    assert (await expect(author, "message", client_id="w1"))["seq"] == whisper["seq"]
+    await a1.send_json_to({"type": "message", "chat": chat.pk, "body": "Which edition?", "client_id": "l1"})
+    got = [f for f in await frames_so_far(other) if f["type"] == "message"]
+    assert [(f["seq"], f["body"]) for f in got] == [(whisper["seq"] + 1, "Which edition?")]
+    assert [f for f in gap_fills if f[0] == w["coord"].pk] == []  # the whisper's seq was accounted for
+
+    # A line stored while the channel layer dropped its doorbell: each socket fills the gap with what
+    # it may read, and b1's earlier whisper is in no history of the coordinator's.
+    def whisper_unannounced() -> int:
+        locked = Chat.objects.get(pk=chat.pk)
+        Message.objects.create(chat=locked, seq=locked.last_seq + 1, sender="librarian", librarian=w["b1"],
+                               name="B1", body="Lost whisper", at=timezone.now(), internal=True,
+                               whisper_to=w["a1"])
+        Chat.objects.filter(pk=chat.pk).update(last_seq=locked.last_seq + 1)
+        return locked.last_seq + 1
+
+    lost = await database_sync_to_async(whisper_unannounced)()
+    await a1.send_json_to({"type": "message", "chat": chat.pk, "body": "After the drop", "client_id": "l2"})
+    assert [f["body"] for f in [await expect(a1, "message", seq=lost), await expect(a1, "message", seq=lost + 1)]] \
+        == ["Lost whisper", "After the drop"]
+    got = [f for f in await frames_so_far(other) if f["type"] == "message"]
+    assert [(f["seq"], f["body"]) for f in got] == [(lost + 1, "After the drop")]
+    assert (w["coord"].pk, lost) in gap_fills
+    again = await staff_socket(w["coord"])
+    await expect(again, "hello")
+    await again.send_json_to({"type": "watch", "chat": chat.pk, "after": 0})
+    history = [f for f in await frames_until_quiet(again) if f["type"] == "message"]
+    assert "Lost whisper" not in json.dumps(history) and WHISPER not in json.dumps(history)
+    assert "Which edition?" in json.dumps(history)
+
+    def staff_paths() -> None:
+        # A whisper names nobody: its words would reach a third colleague in the mention.
+        assert not Mention.objects.filter(chat=chat).exists()
+        for who, sees in (("a1", True), ("coord", False), ("a2", False)):
+            rows = signed_in(who).get(f"/api/v1/chats/{chat.pk}/transcript").json()["messages"]
+            assert (WHISPER in json.dumps(rows)) is sees, who
+        admin = signed_in("coord")  # the admin's read-only record of the chat, for coordinators
+        record = admin.get(f"/admin/routing/chat/{chat.pk}/change/").content.decode()
+        assert "Which edition?" in record and WHISPER not in record and "Lost whisper" not in record
+        for body, listed in (("Lost whisper", False), ("After the drop", True)):
+            row = Message.objects.get(chat=chat, body=body)
+            found = admin.get("/admin/routing/message/", {"q": body}).content.decode()
+            assert (f"/admin/routing/message/{row.pk}/change/" in found) is listed, body
+        assert "Which edition?" in transcript_text(chat, for_patron=False)
+        assert WHISPER not in transcript_text(chat, for_patron=False)  # a follow-up's copy: anyone may claim it
+
+    await database_sync_to_async(staff_paths)()
+    await a1.send_json_to({"type": "end", "chat": chat.pk})
+    await expect(a1, "unassigned", chat=chat.pk)
+
+    def after_the_end() -> None:
+        assert "Lost whisper" in signed_in("a1").get(f"/staff/history/{chat.pk}/").content.decode()
+        assert "Lost whisper" not in signed_in("a2").get(f"/staff/history/{chat.pk}/").content.decode()
+        assert chat.pk in signed_in("a1").get("/staff/history/?q=Lost+whisper").content.decode()
+        assert chat.pk not in signed_in("a2").get("/staff/history/?q=Lost+whisper").content.decode()
+
+    await database_sync_to_async(after_the_end)()
+    await close_all(a1, author, other, again)
 
 
 async def test_watching_is_for_mentors_and_colleagues_named_in_the_chat_only() -> None:
@@ -248,7 +351,7 @@ async def test_the_staff_room_gives_each_line_once_in_order_across_a_reconnect()
     b1 = await staff_socket(w["b1"])
     outsider = await staff_socket(w["outsider"])
     for comm in (a1, b1, outsider):
-        await expect(comm, "hello")
+        await (available(comm) if comm is not outsider else expect(comm, "hello"))  # on duty, to write
         await comm.send_json_to({"type": "room_join", "after": 0})
     await a1.send_json_to({"type": "room_message", "body": "Anyone covering statewide at noon?", "client_id": "r1"})
     line = await expect(b1, "room_message", seq=1)
@@ -266,6 +369,38 @@ async def test_the_staff_room_gives_each_line_once_in_order_across_a_reconnect()
     assert [(f["seq"], f["body"]) for f in got] == [(2, "I am.")]
     assert [f for f in await frames_until_quiet(outsider) if f["type"] == "room_message"] == []
     await close_all(a1, back, outsider)
+
+
+async def test_the_staff_room_is_written_by_staff_on_duty_and_read_only_for_those_away() -> None:
+    w = await database_sync_to_async(mentor_world)()
+    a1, chat, _token, _ = await a1_holding_a_chat(w)
+    a2 = await staff_socket(w["a2"])  # a console opens away
+    await expect(a2, "hello")
+    for comm in (a1, a2):
+        await comm.send_json_to({"type": "room_join", "after": 0})
+    # Away, a2 reads the room but cannot write in it: told why, with the line's client_id, nothing stored.
+    await a2.send_json_to({"type": "room_message", "body": "Can anyone cover?", "client_id": "away1"})
+    refused = await expect(a2, "error", client_id="away1")
+    assert refused["code"] == "forbidden" and "on duty" in refused["detail"]
+    # Busy: away so as to get no new offer, still answering a chat, a1 is on duty.
+    await a1.send_json_to({"type": "presence", "status": "away"})
+    await expect(a1, "presence", status="away")
+    await a1.send_json_to({"type": "room_message", "body": "Busy, but here.", "client_id": "busy1"})
+    assert (await expect(a2, "room_message", seq=1))["body"] == "Busy, but here."
+    await a2.send_json_to({"type": "presence", "status": "available"})
+    await expect(a2, "presence", status="available")
+    await a2.send_json_to({"type": "room_message", "body": "Can anyone cover?", "client_id": "away1"})
+    assert (await expect(a1, "room_message", seq=2))["body"] == "Can anyone cover?"
+    await a1.send_json_to({"type": "end", "chat": chat.pk})
+    await expect(a1, "unassigned", chat=chat.pk)
+    await a1.send_json_to({"type": "room_message", "body": "Off now.", "client_id": "off1"})
+    assert (await expect(a1, "error", client_id="off1"))["code"] == "forbidden"  # away, no chat: off duty
+    assert await database_sync_to_async(lambda: list(StaffRoomLine.objects.order_by("seq").values_list(
+        "body", flat=True)))() == ["Busy, but here.", "Can anyone cover?"]
+    await close_all(a1, a2)
+    # Signed out (offline), available or not, nobody is on duty.
+    offline = await database_sync_to_async(lambda: staff_room.on_duty(w["b1"]))()
+    assert offline is False
 
 
 def test_the_board_lists_every_live_chat_for_mentors_and_the_watch_page_only_for_those_who_may() -> None:
@@ -317,6 +452,10 @@ def test_staff_room_lines_past_the_retention_are_deleted_with_the_nightly_scrub(
     w = mentor_world()
     now = timezone.now()
     days = w["consortium"].transcript_retention_days
+    sweeps.process_heartbeat("p", now)
+    for who in ("a1", "outsider"):  # on duty, to write in their rooms
+        presence.staff_connected(w[who], f"chan-{who}", "p", now)
+        presence.presence_set(w[who], "available", now)
     staff_room.room_post(w["a1"], "Old talk", client_id="o", now=now - timedelta(days=days + 1))
     staff_room.room_post(w["a1"], "Today's talk", client_id="t", now=now)
     staff_room.room_post(w["outsider"], "Elsewhere, old", client_id="e", now=now - timedelta(days=days + 1))

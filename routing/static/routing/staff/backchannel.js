@@ -4,7 +4,9 @@
 //     chat read-only, where they may whisper; shown again at every hello until opened;
 //   - a mentor asking to take a chat over (`takeover_asked`): hand it over or keep it;
 //   - the consortium's staff room: lines kept by their room seq, so a reconnect neither loses nor
-//     doubles one (the server sends those after `after`, then live ones, each once).
+//     doubles one (the server sends those after `after`, then live ones, each once). Its members are
+//     the staff on duty (available, or answering a chat): someone away reads it, read-only, with a
+//     note. The server checks again at every line; a line it refuses goes back into the box.
 
 import { socket } from "./connection.js";
 import { $, notice } from "./page.js";
@@ -54,13 +56,37 @@ export function askTakeover(frame) {
 
 // --- the staff room ---------------------------------------------------------------------------------
 
-const room = { lines: new Map(), maxSeq: 0 };
+const room = { lines: new Map(), maxSeq: 0, pending: new Map() }; // pending: client_id -> text not yet stored
+
+// On duty or not, as the server reads it (routing/staff_room.py `on_duty`): from the console's own
+// presence and the chats it holds. Off duty, the room is read-only here, with the note saying why.
+export function roomStanding(presence, heldChats) {
+  const form = $("#room-form");
+  if (!form) return;
+  const onDuty = presence === "available" || heldChats > 0;
+  $("#room-note").hidden = onDuty;
+  $("#room-text").disabled = !onDuty;
+  form.querySelector("button[type=submit]").disabled = !onDuty;
+}
+
+// An `error` answering a line of the room (its client_id): the text goes back into the box, unless
+// something else was typed there since. True when the error was the room's.
+export function roomRefused(frame) {
+  const text = room.pending.get(frame.client_id);
+  if (text === undefined) return false;
+  room.pending.delete(frame.client_id);
+  const box = $("#room-text");
+  if (!box.value.trim()) box.value = text;
+  notice(`Not sent to the staff room: ${frame.detail || frame.code}`, "warn");
+  return true;
+}
 
 export function roomJoin() {
   if ($("#room")) socket.send({ type: "room_join", after: room.maxSeq });
 }
 
 export function roomLine(frame) {
+  if (frame.client_id) room.pending.delete(frame.client_id);
   const log = $("#room-log");
   if (!log || room.lines.has(frame.seq)) return;
   const li = document.createElement("li");
@@ -93,6 +119,7 @@ function roomSend(e) {
     notice("Not connected: the line was not sent to the staff room.", "warn");
     return;
   }
+  room.pending.set(clientId, text);
   box.value = "";
 }
 

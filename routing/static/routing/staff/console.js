@@ -15,7 +15,7 @@
 // librarian are resumed (chat_view.js `join`), and chats it does not are settled from the transcript.
 
 import { openChat, settleUnheld } from "./chat_view.js";
-import { askTakeover, roomJoin, roomLine, showMention } from "./backchannel.js";
+import { askTakeover, roomJoin, roomLine, roomRefused, roomStanding, showMention } from "./backchannel.js";
 import { handleFramesWith, socket } from "./connection.js";
 import { acceptFailed, addOffer, offerAssigned, offersFromHello, offerWithdrawn, renderOffers } from "./offers.js";
 import { chats, notice, offers } from "./page.js";
@@ -124,7 +124,9 @@ function handle(frame) {
       notice("Follow-up ticket created; the patron gets a confirmation email.", "info");
       break;
     case "error":
-      if (frame.client_id) {
+      if (frame.client_id && roomRefused(frame)) {
+        // a line of the staff room: back in its box (backchannel.js)
+      } else if (frame.client_id) {
         for (const v of chats.values()) v.failed(frame.client_id, frame.detail || frame.code);
       } else if (shareAskRefused()) {
         // The answer to a share request (routing/services/shares.py): its capture was let go.
@@ -139,9 +141,19 @@ function handle(frame) {
   }
 }
 
+// The staff room is read-only while off duty: after anything that changes presence or the chats held.
+const STANDING = new Set(["hello", "presence", "assigned", "unassigned", "state"]);
+
+function handleAll(frame) {
+  handle(frame);
+  if (STANDING.has(frame.type)) {
+    roomStanding(presence, [...chats.values()].filter((v) => v.state === "active").length);
+  }
+}
+
 // For the browser tests and the soak script: the socket and the state, read-only in spirit.
 window.vrConsole = { socket, chats, offers, get presence() { return presence; } };
-handleFramesWith(handle);
+handleFramesWith(handleAll);
 updateCounts();
 renderOffers();
 socket.start();
