@@ -115,7 +115,7 @@ def test_the_api_answers_a_bad_deadline_with_the_field_and_a_good_one_with_the_d
     assert r.status_code == 201, r.content
     ticket = Ticket.objects.get()
     assert r.json()["due_at"] == ticket.due_at.isoformat() and ticket.due_from == "patron"  # type: ignore[union-attr]
-    assert "will answer by email by" in mail.outbox[-1].body
+    assert "will answer by email. Expect it by " in mail.outbox[-1].body  # the patron is told when
 
 
 def test_the_sweep_reminds_the_librarys_list_then_moves_the_followup_on_with_its_history() -> None:
