@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.live]
 
 SHOTS = Path(os.environ["VR_SCREENSHOTS_DIR"]) if os.environ.get("VR_SCREENSHOTS_DIR") else None
 WORLD = world("blk", [{"slug": "alpha", "name": "Alpha County Library"}, {"slug": "beta", "name": "Beta Library"}],
-              [{"username": "bo", "name": "Bo Lind", "library": "alpha"},
+              [{"username": "bo", "name": "Bo Lind", "library": "alpha", "languages": ["en", "es"]},
                {"username": "bea", "library": "beta", "languages": ["en", "es"]},
                {"username": "cleo", "library": "alpha", "role": "coordinator"}], reconnect_grace=30)
 # The library's own website, where the widget runs: another origin (Chromium maps the name to loopback).
@@ -148,13 +148,13 @@ async def test_end_and_block_then_the_patron_sees_the_neutral_message_and_the_qu
         assert await form.get_by_label("Your question").input_value() == "Please let me ask again"
         await form.get_by_label("Email (required").fill("reader@example.org")
         await form.get_by_role("button", name="Send my question").click()
-        await patron.get_by_text("Thank you. We have your question").first.wait_for()
+        await patron.get_by_text("Thank you. An answer is on its way by email").first.wait_for()
         tickets = await asyncio.to_thread(stack.sql,
                                           "SELECT count(*) FROM routing_ticket WHERE source = 'question_form'")
         assert tickets == "1"
         assert await asyncio.to_thread(stack.sql, "SELECT count(*) FROM routing_chat") == "1"
 
-        # In Spanish, the same refusal.
+        # In Spanish, the same refusal (Bo speaks Spanish: the launcher says open, so the chat's form comes first).
         await patron.goto(f"{base}/ask/blk/alpha/?lang=es")
         await ask(patron, "Quiero preguntar otra vez")
         await patron.locator("[data-vr=status]").get_by_text("El chat no está disponible ahora.").wait_for()
