@@ -247,17 +247,19 @@ def _sqlite_phase(asked: dict[str, str], scope: Scope, language: str, limit: int
             f"ORDER BY bm25(knowledge_answer_fts, {weights}) * {prefer}, a.id LIMIT %(limit)s"
         )
     else:
-        # bm25() exists only inside its own table's MATCH: each table scored apart, the scores added.
+        # bm25() exists only inside its own table's MATCH: each table scored apart, an answer found in
+        # both has the two scores added. CROSS JOIN keeps each FTS table the outer loop: inside a
+        # subquery SQLite otherwise walks every answer in scope and asks the FTS table about each
+        # (seconds among 50,000 answers).
         sql = (
-            f"WITH stem AS (SELECT rowid AS id, bm25(knowledge_answer_fts, {weights}) AS score "
-            "FROM knowledge_answer_fts WHERE knowledge_answer_fts MATCH %(words)s), "
-            f"part AS (SELECT rowid AS id, bm25(knowledge_answer_words, {weights}) AS score "
-            "FROM knowledge_answer_words WHERE knowledge_answer_words MATCH %(part)s AND rowid NOT IN "
+            f"SELECT id FROM (SELECT a.id, bm25(knowledge_answer_fts, {weights}) * {prefer} AS score "
+            "FROM knowledge_answer_fts CROSS JOIN knowledge_answer a ON a.id = knowledge_answer_fts.rowid "
+            f"WHERE knowledge_answer_fts MATCH %(words)s AND {where} "
+            f"UNION ALL SELECT a.id, bm25(knowledge_answer_words, {weights}) * {prefer} AS score "
+            "FROM knowledge_answer_words CROSS JOIN knowledge_answer a ON a.id = knowledge_answer_words.rowid "
+            f"WHERE knowledge_answer_words MATCH %(part)s AND {where} AND knowledge_answer_words.rowid NOT IN "
             "(SELECT rowid FROM knowledge_answer_fts WHERE knowledge_answer_fts MATCH %(last)s)) "
-            "SELECT a.id FROM (SELECT id FROM stem UNION SELECT id FROM part) AS m "
-            "JOIN knowledge_answer a ON a.id = m.id LEFT JOIN stem ON stem.id = a.id LEFT JOIN part ON part.id = a.id "
-            f"WHERE {where} ORDER BY (COALESCE(stem.score, 0) + COALESCE(part.score, 0)) * {prefer}, a.id "
-            "LIMIT %(limit)s"
+            "GROUP BY id ORDER BY SUM(score), id LIMIT %(limit)s"
         )
     with connection.cursor() as cursor:
         cursor.execute(sql, values)
