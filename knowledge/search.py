@@ -134,17 +134,16 @@ def _prefer(language: str) -> tuple[str, dict[str, Any]]:
 
 # Each query `_postgres` asks, read in the English answers' configuration and in the Spanish ones':
 # the words stemmed in the answer's language; the unfinished word stemmed (`last`, to know whether the
-# stems matched it) and unstemmed (`part`; `part_head` for the question and keywords only, :*AB).
+# stems matched it) and unstemmed (`part`, migration 0003).
 _PG_CONFIGS = {"words": ("english", "spanish"), "last": ("english", "spanish"),
-               "part": ("knowledge_english_words", "knowledge_spanish_words"),
-               "part_head": ("knowledge_english_words", "knowledge_spanish_words")}
+               "part": ("knowledge_english_words", "knowledge_spanish_words")}
 
 
 def _postgres(found: list[str], partial: str | None, scope: Scope, language: str, limit: int) -> list[int]:
     # Words are \w+ only, so they cannot carry tsquery syntax (&, |, !, :, quotes).
     asked = {"words": " | ".join(f"{w}:*" if len(w) >= MIN_PREFIX else w for w in found)}
     if partial:
-        asked |= {"last": f"{partial}:*", "part": f"{partial}:*", "part_head": f"{partial}:*AB"}
+        asked |= {"last": f"{partial}:*", "part": f"{partial}:*"}
     ids = _postgres_phase(asked, scope, language, limit, head=True)
     if len(ids) < limit:
         # Few answers name these words in their question or keywords: their text decides the rest.
@@ -164,16 +163,14 @@ def _pg_matches(column: str, name: str) -> str:
             f"OR (a.language <> 'es' AND a.{column} @@ asked.en_{name})")
 
 
-def _pg_rank(column: str, unfinished: bool) -> str:
-    """An answer's rank by `column`; with an unfinished word, plus its rank by the unstemmed words for
-    that word only when the word's stemmed reading did not match `column`: they fill in, so a word
-    never counts twice. (ts_rank ignores a query's weight labels: in the head phase the unfinished
-    word is ranked over the whole answer's words; that phase only orders answers whose question or
-    keywords matched.)"""
+def _pg_rank(column: str, words_column: str | None) -> str:
+    """An answer's rank by its stems in `column`; with an unfinished word, plus its rank by the same
+    part of the answer unstemmed (`words_column`) for that word, only when the word's stemmed reading
+    did not match `column`: the unstemmed words fill in, so a word never counts twice."""
     rank = f"ts_rank('{_PG_WEIGHTS}', a.{column}, {_pg_own('words')}, 1)"
-    if unfinished:
+    if words_column:
         rank += (f" + CASE WHEN a.{column} @@ {_pg_own('last')} THEN 0 "
-                 f"ELSE ts_rank('{_PG_WEIGHTS}', a.search_words, {_pg_own('part')}, 1) END")
+                 f"ELSE ts_rank('{_PG_WEIGHTS}', a.{words_column}, {_pg_own('part')}, 1) END")
     return f"({rank})"
 
 
@@ -184,13 +181,14 @@ def _postgres_phase(asked: dict[str, str], scope: Scope, language: str, limit: i
 
     Each answer is matched in its own language's configuration: the Spanish reading of an English
     question ("for:*") would otherwise find English words ("form") and crowd out the right answer.
-    The unfinished word is matched in the answers' unstemmed words too (in the head phase, in their
-    question or keywords only)."""
+    The unfinished word is matched in the answers' unstemmed words too (`search_head_words`, the
+    question and keywords, in the head phase; `search_words` otherwise)."""
     column = "search_head" if head else "search_vector"
     unfinished = "part" in asked
+    words_column = ("search_head_words" if head else "search_words") if unfinished else None
     matched = _pg_matches(column, "words")
-    if unfinished:
-        matched += " OR " + _pg_matches("search_words", "part_head" if head else "part")
+    if words_column:
+        matched += " OR " + _pg_matches(words_column, "part")
     where, values = _scope_sql(scope)
     prefer, preference = _prefer(language)
     values |= preference | asked | {"candidates": CANDIDATES, "limit": limit}
@@ -198,9 +196,9 @@ def _postgres_phase(asked: dict[str, str], scope: Scope, language: str, limit: i
     queries = ", ".join(f"to_tsquery('{en}', %({name})s) AS en_{name}, to_tsquery('{es}', %({name})s) AS es_{name}"
                         for name in asked for en, es in [_PG_CONFIGS[name]])
     asked_sql = f"(SELECT {queries}) AS asked"
-    rank = f"{_pg_rank('search_vector', unfinished)} * {prefer}"
+    rank = f"{_pg_rank('search_vector', 'search_words' if unfinished else None)} * {prefer}"
     if head:
-        head_rank = f"{_pg_rank('search_head', unfinished)} * {prefer}"
+        head_rank = f"{_pg_rank('search_head', words_column)} * {prefer}"
         sql = (f"SELECT a.id FROM (SELECT a.id FROM knowledge_answer a, {asked_sql} WHERE ({matched}) AND {where} "
                f"ORDER BY {head_rank} DESC, a.id LIMIT %(candidates)s) AS c "
                f"JOIN knowledge_answer a ON a.id = c.id, {asked_sql} ORDER BY {rank} DESC, a.id LIMIT %(limit)s")

@@ -4,8 +4,9 @@ Both indexes of 0002 hold stems: "renewa" is no prefix of "renew" (the stem of "
 "renovaci" of "renov" (of "renovación"), so a half-typed word longer than its stem found nothing
 until it was finished. This index holds the words themselves, so that word is asked as a prefix here.
 
-PostgreSQL: the generated tsvector `search_words` (question A, keywords B, text C, accents folded as
-in 0002) with a GIN index, in two configurations without stemming that drop the answer's language's
+PostgreSQL: the generated tsvectors `search_words` (question A, keywords B, text C, accents folded as
+in 0002) and `search_head_words` (question and keywords: small, quick to rank in the first phase of a
+search, as `search_head` is), each with a GIN index, in two configurations without stemming that drop the answer's language's
 stop words (`knowledge_english_words`, `knowledge_spanish_words`: the simple dictionary with the
 english or spanish stop list). Without them "the" or "que", half typed or not, would match nearly every
 answer, and ts_rank, which does not discount common words, would rank by them.
@@ -41,10 +42,15 @@ POSTGRES = [
     *_configuration("spanish"),
     "ALTER TABLE knowledge_answer ADD COLUMN search_words tsvector GENERATED ALWAYS AS ("
     f"{_words('question', 'A')} || {_words('keywords', 'B')} || {_words('body', 'C')}) STORED",
+    "ALTER TABLE knowledge_answer ADD COLUMN search_head_words tsvector GENERATED ALWAYS AS ("
+    f"{_words('question', 'A')} || {_words('keywords', 'B')}) STORED",
     "CREATE INDEX knowledge_answer_search_words ON knowledge_answer USING gin (search_words)",
+    "CREATE INDEX knowledge_answer_search_head_words ON knowledge_answer USING gin (search_head_words)",
 ]
 POSTGRES_REVERSE = [
+    "DROP INDEX knowledge_answer_search_head_words",
     "DROP INDEX knowledge_answer_search_words",
+    "ALTER TABLE knowledge_answer DROP COLUMN search_head_words",
     "ALTER TABLE knowledge_answer DROP COLUMN search_words",
     "DROP TEXT SEARCH CONFIGURATION knowledge_spanish_words",
     "DROP TEXT SEARCH DICTIONARY knowledge_spanish_words",
