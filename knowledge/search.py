@@ -15,10 +15,11 @@ in the same two phases (a column filter on question and keywords first).
 
 The word still being typed (`unfinished_word`): patrons see suggestions while they type, so the last
 word is often partial, and a partial word longer than its stem ("renewa", "renovaci") is a prefix of
-no stem. It is also asked, as a prefix, of the answers' unstemmed words (`search_words` with the
-answer's language's stop words dropped; the FTS5 table `knowledge_answer_words`, unicode61 without
-Porter), which only fill in: an answer that the stemmed reading of that word already matches gains
-nothing more from it, so a word is never counted twice and the words already typed keep their weight.
+no stem. It is also asked, as a prefix, of the answers' unstemmed words (migration 0003:
+`search_head_words` and `search_words`, the answer's language's stop words dropped; the FTS5 table
+`knowledge_answer_words`, unicode61 without Porter), in the same two phases, and they only fill in:
+an answer that the stemmed reading of that word already matches gains nothing more from it, so a
+word is never counted twice and the words already typed keep their weight.
 
 Both: any word may match (OR), the ranking decides; an answer in the asker's language ranks above
 an equal one in the other; only the scope's answers (the consortium's own and the libraries named)
