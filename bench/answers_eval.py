@@ -10,7 +10,8 @@ then the same queries among 50,000 answers.
 A query is what the ask page's suggestions do (knowledge.selectors.public_search): the search and the
 rows, the patron's library (when the question names one) and the consortium in scope, three results.
 recall@3: the share of questions whose expected answer is among the three; reported for all, for those
-phrased like the answer's title and for those phrased unlike it. Times: each query run --runs times
+phrased like the answer's title, for those phrased unlike it and for those whose last word is still
+being typed (`partial`). Times: each query run --runs times
 after one warm-up round; p50, p99 and the maximum over all runs.
 
 The 50,000 answers are generated (a third in Spanish, spread over the libraries): with --vocabulary wide
@@ -87,7 +88,7 @@ def evaluate(runs: int) -> dict[str, Any]:
     by_question = {a.question: a.pk for a in Answer.objects.filter(consortium=consortium)}
     expected_id = {d.key: by_question[d.question] for d in demo_answers()}
     cases = yaml.safe_load(QUESTIONS.read_text(encoding="utf-8"))
-    hits: dict[str, list[bool]] = {"all": [], "like": [], "unlike": []}
+    hits: dict[str, list[bool]] = {"all": [], "like": [], "unlike": [], "partial": []}
     misses = []
     times: list[float] = []
     for round_ in range(runs + 1):
@@ -104,16 +105,18 @@ def evaluate(runs: int) -> dict[str, Any]:
             if round_ == 1:
                 hit = expected_id[case["expect"]] in [a.pk for a in found]
                 hits["all"].append(hit)
-                hits["unlike" if case.get("unlike") else "like"].append(hit)
+                hits["partial" if case.get("partial") else "unlike" if case.get("unlike") else "like"].append(hit)
                 if not hit:
                     misses.append({"q": case["q"], "expected": case["expect"], "got": [a.question for a in found]})
     ms = sorted(t * 1000 for t in times)
     return {
         "questions": len(cases),
         "unlike": len(hits["unlike"]),
+        "partial": len(hits["partial"]),
         "recall_at_3": round(sum(hits["all"]) / len(hits["all"]), 3),
         "recall_at_3_like": round(sum(hits["like"]) / max(1, len(hits["like"])), 3),
         "recall_at_3_unlike": round(sum(hits["unlike"]) / max(1, len(hits["unlike"])), 3),
+        "recall_at_3_partial": round(sum(hits["partial"]) / max(1, len(hits["partial"])), 3),
         "queries_timed": len(ms),
         "p50_ms": round(statistics.median(ms), 2),
         "p99_ms": round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 2),
@@ -196,7 +199,8 @@ def main() -> int:
         summary: dict[str, Any] = {"engine": args.engine, "demo": evaluate(args.runs)}
         demo = summary["demo"]
         print(f"demo answers: recall@3 {demo['recall_at_3']} ({demo['questions']} questions; like the title "
-              f"{demo['recall_at_3_like']}, unlike {demo['recall_at_3_unlike']}); p50 {demo['p50_ms']} ms, "
+              f"{demo['recall_at_3_like']}, unlike {demo['recall_at_3_unlike']}, partly typed "
+              f"{demo['recall_at_3_partial']}); p50 {demo['p50_ms']} ms, "
               f"p99 {demo['p99_ms']} ms, max {demo['max_ms']} ms")
         for miss in demo["misses"]:
             print(f"  missed: {miss['q']!r} (expected {miss['expected']}; got {miss['got']})")
@@ -207,7 +211,9 @@ def main() -> int:
             large = evaluate(args.runs)
             large.pop("misses")
             summary["large"] = {"answers": args.large, "added": added, "vocabulary": args.vocabulary, **large}
-            print(f"{args.large} answers ({args.vocabulary} vocabulary): recall@3 {large['recall_at_3']}; "
+            print(f"{args.large} answers ({args.vocabulary} vocabulary): recall@3 {large['recall_at_3']} "
+                  f"(like {large['recall_at_3_like']}, unlike {large['recall_at_3_unlike']}, partly typed "
+                  f"{large['recall_at_3_partial']}); "
                   f"p50 {large['p50_ms']} ms, "
                   f"p99 {large['p99_ms']} ms, max {large['max_ms']} ms")
     finally:
