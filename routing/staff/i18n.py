@@ -121,6 +121,8 @@ CONSOLE_STRINGS = (
     gettext_noop("I'm staying on (1 more minute)"),
     gettext_noop("I'm staying on ({minutes} more minutes)"),
     gettext_noop("{active} of {capacity}"),
+    gettext_noop("A mentor took this chat over; it continues with them."),
+    gettext_noop("Whisper (only you see it)"),
 )
 
 
