@@ -52,7 +52,8 @@ STAFF_TEMPLATES = ("coordination/base.html", "coordination/board.html", "coordin
 STAFF_SOURCES = ("coordination/i18n.py", "alerts/text.py", "alerts/tasks.py", "routing/staff/i18n.py",
                  "coordination/views/rota.py", "coordination/views/my_rota.py", "coordination/views/hours.py",
                  "coordination/views/blocks.py", "coordination/views/statistics.py", "coordination/charts.py",
-                 "routing/outcomes.py", "review/views.py", "coordination/forms.py", "coordination/views/_page.py")
+                 "routing/outcomes.py", "review/views.py", "coordination/forms.py", "coordination/views/_page.py",
+                 "coordination/views/coverage.py")
 GETTEXT = {"_", "gettext", "gettext_lazy", "gettext_noop", "ngettext", "ngettext_lazy", "pgettext", "pgettext_lazy",
            "npgettext", "npgettext_lazy"}
 # Names of languages are written in their own language on purpose (the language switch).
