@@ -166,6 +166,24 @@ CONSOLE_STRINGS = (
     gettext_noop("Sharing ended with the chat."),
     gettext_noop("The patron stopped sharing."),
     gettext_noop("The patron is on:"),
+    # A chat watched by a mentor or a colleague (mentor.js, the mentor_watch page).
+    gettext_noop("Whisper"),
+    gettext_noop("Answered by {name} ({library})"),
+    gettext_noop("Waiting for a librarian"),
+    gettext_noop("{who}, with {name}"),
+    gettext_noop("You joined the chat: what you write here goes to the patron"),
+    gettext_noop("Send to the chat"),
+    gettext_noop("You joined the chat: the patron sees your lines."),
+    gettext_noop("The chat is yours now: it is in your console."),
+    gettext_noop("{name} keeps the chat."),
+    gettext_noop("The librarian keeps the chat."),
+    gettext_noop("Take-over refused: {detail}"),
+    gettext_noop("Refused: {detail}"),
+    gettext_noop("Not connected: not sent."),
+    gettext_noop("Confirm: take this chat over"),
+    gettext_noop("Take over…"),
+    gettext_noop("Asked {name} to hand the chat over (a coordinator takes it at once)."),
+    gettext_noop("Asked."),
 )
 
 
