@@ -48,8 +48,8 @@ STAFF_TEMPLATES = ("coordination/base.html", "coordination/board.html", "coordin
                    "routing/staff/classify_fields.html", "routing/staff/library_page.html",
                    "routing/staff/library_panel.html", "registration/login.html", "registration/locked_out.html",
                    "review/home.html", "review/_list.html", "review/notable.html", "review/coordinator.html",
-                   "review/detail.html", "review/settings.html", "coordination/overdue.html", "coordination/mentors.html",
-                   "routing/staff/mentor_board.html", "routing/staff/mentor_watch.html")
+                   "review/detail.html", "review/settings.html", "coordination/overdue.html",
+                   "coordination/mentors.html", "routing/staff/mentor_board.html", "routing/staff/mentor_watch.html")
 STAFF_SOURCES = ("coordination/i18n.py", "alerts/text.py", "alerts/tasks.py", "routing/staff/i18n.py",
                  "coordination/views/rota.py", "coordination/views/my_rota.py", "coordination/views/hours.py",
                  "coordination/views/blocks.py", "coordination/views/statistics.py", "coordination/charts.py",
