@@ -7,6 +7,7 @@ from typing import Any
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from libraries.consortium_file.fields import is_timezone
 from libraries.hours import parse_interval
@@ -41,13 +42,13 @@ class IntervalsField(forms.CharField):
 class WeeklyHoursForm(forms.Form):
     timezone = forms.CharField(max_length=64)
     always_open = forms.BooleanField(required=False, label=_("Open around the clock"))
-    mon = IntervalsField(label=_("Monday"))
-    tue = IntervalsField(label=_("Tuesday"))
-    wed = IntervalsField(label=_("Wednesday"))
-    thu = IntervalsField(label=_("Thursday"))
-    fri = IntervalsField(label=_("Friday"))
-    sat = IntervalsField(label=_("Saturday"))
-    sun = IntervalsField(label=_("Sunday"))
+    mon = IntervalsField(label=pgettext_lazy("weekday heading", "Monday"))
+    tue = IntervalsField(label=pgettext_lazy("weekday heading", "Tuesday"))
+    wed = IntervalsField(label=pgettext_lazy("weekday heading", "Wednesday"))
+    thu = IntervalsField(label=pgettext_lazy("weekday heading", "Thursday"))
+    fri = IntervalsField(label=pgettext_lazy("weekday heading", "Friday"))
+    sat = IntervalsField(label=pgettext_lazy("weekday heading", "Saturday"))
+    sun = IntervalsField(label=pgettext_lazy("weekday heading", "Sunday"))
 
     DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 

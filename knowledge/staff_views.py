@@ -12,6 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
 from knowledge import access, selectors, services
@@ -33,7 +34,7 @@ def _fields(request: HttpRequest) -> AnswerFields:
 
 
 def _scopes(profile: StaffProfile) -> list[tuple[str, str]]:
-    return [("", f"The whole consortium ({profile.library.consortium.name})"),
+    return [("", _("The whole consortium (%(name)s)") % {"name": profile.library.consortium.name}),
             *[(lib.slug, lib.name) for lib in access.writable_libraries(profile)]]
 
 

@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from celery import shared_task
+from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone, translation
@@ -142,6 +143,17 @@ def _due_text(ticket: Ticket) -> str:
     return f"{ticket.due_at.astimezone(zone):%Y-%m-%d %H:%M} ({zone.key})"
 
 
+def ticket_on_its_way_text(ticket: Ticket, library: str) -> tuple[str, str]:
+    """The first claim of a follow-up told to the patron, in the active language (the patron's)."""
+    values = {"consortium": ticket.consortium.name, "library": library, "reference": ticket.pk}
+    body = _("A librarian of %(library)s is working on your question: an answer is on its way.") % values
+    if ticket.due_at:
+        body += " " + _("Expect it by %(due)s.") % {"due": _due_text(ticket)}
+    body += ("\n\n" + _("Your question:") + "\n" + ticket.question + "\n\n"
+             + _("Reference: %(reference)s") % values + "\n")
+    return _("%(consortium)s: an answer is on its way") % values, body
+
+
 @shared_task(bind=True, acks_late=True)
 def mail_ticket_on_its_way(self: Any, ticket_id: str) -> None:
     """The first claim of a follow-up: the patron is told that a librarian is working on the answer,
@@ -151,26 +163,16 @@ def mail_ticket_on_its_way(self: Any, ticket_id: str) -> None:
     if ticket is None or not ticket.patron_email or ticket.claimed_by is None:
         return
     with translation.override(patron_language(ticket.language or (ticket.chat.language if ticket.chat else ""))):
-        library = ticket.claimed_by.library.name
-        body = _("A librarian of %(library)s is working on your question: an answer is on its way.") % {
-            "library": library}
-        if ticket.due_at:
-            body += " " + _("Expect it by %(due)s.") % {"due": _due_text(ticket)}
-        send_once(
-            self.request.id,
-            subject=_("%(consortium)s: an answer is on its way") % {"consortium": ticket.consortium.name},
-            message=(f"{body}\n\n" + _("Your question:") + f"\n{ticket.question}\n\n"
-                     + _("Reference:") + f" {ticket.pk}\n"),
-            from_email=None,
-            recipient_list=[ticket.patron_email],
-        )
+        subject, body = ticket_on_its_way_text(ticket, ticket.claimed_by.library.name)
+    send_once(self.request.id, subject=subject, message=body, from_email=None, recipient_list=[ticket.patron_email])
 
 
-def followup_list_addresses(ticket: Ticket, stage: str) -> list[str]:
+def followup_list_staff(ticket: Ticket, stage: str) -> list[StaffProfile]:
     """Who keeps the list a follow-up is on at `stage`: the staff of its library, of the library's
-    partners, or the consortium's coordinators (docs/coordinators.md)."""
-    staff = StaffProfile.objects.filter(is_active=True, user__is_active=True,
-                                        library__consortium_id=ticket.consortium_id).exclude(user__email="")
+    partners, or the consortium's coordinators (docs/coordinators.md). One profile per address."""
+    staff = (StaffProfile.objects.filter(is_active=True, user__is_active=True,
+                                         library__consortium_id=ticket.consortium_id)
+             .exclude(user__email="").select_related("user"))
     if stage == followup_clock.CONSORTIUM or ticket.library_id is None:
         staff = staff.filter(role=StaffProfile.Role.COORDINATOR)
     elif stage == followup_clock.PARTNERS:
@@ -178,31 +180,51 @@ def followup_list_addresses(ticket: Ticket, stage: str) -> list[str]:
         staff = staff.filter(library_id__in=partners)
     else:
         staff = staff.filter(library_id=ticket.library_id)
-    return sorted(set(staff.values_list("user__email", flat=True)))
+    first_by_address: dict[str, StaffProfile] = {}
+    for profile in staff.order_by("user__email", "pk"):
+        first_by_address.setdefault(profile.user.email, profile)
+    return list(first_by_address.values())
+
+
+def followup_due_text(ticket: Ticket, kind: str, stage: str) -> tuple[str, str]:
+    """A follow-up due soon (kind "remind") or moved on to the list of `stage` ("escalate"), told to the
+    staff of that list, in the active language (the staff member's)."""
+    home = ticket.library.name if ticket.library else ticket.consortium.name
+    values = {"home": home, "due": _due_text(ticket) if ticket.due_at else _("no due time"),
+              "url": f"{settings.PUBLIC_URL}/staff/tickets/{ticket.pk}/"}
+    if kind == "remind":
+        subject = _("Follow-up due soon: %(home)s") % values
+        lead = _("A follow-up of %(home)s is due by %(due)s and is not answered yet.") % values
+    else:
+        subject = _("Overdue follow-up of %(home)s") % values
+        if stage == followup_clock.PARTNERS:
+            lead = _("A follow-up of %(home)s was due by %(due)s and is not answered: it is now on the partner "
+                     "libraries' follow-up list as well.") % values
+        elif stage == followup_clock.CONSORTIUM:
+            lead = _("A follow-up of %(home)s was due by %(due)s and is not answered: it is now on the "
+                     "consortium's follow-up list as well.") % values
+        else:
+            lead = _("A follow-up of %(home)s was due by %(due)s and is not answered: it is now on your "
+                     "follow-up list as well.") % values
+    body = (lead + "\n\n" + _("Question:") + "\n" + ticket.question + "\n\n"
+            + _("Open it: %(url)s") % values + "\n")
+    return subject, body
 
 
 @shared_task(bind=True, acks_late=True)
-def mail_followup_due(self: Any, ticket_id: str, kind: str, stage: str) -> None:
-    """A follow-up due soon (kind "remind") or moved on to another list ("escalate"): its list is told."""
+def mail_followup_due(self: Any, ticket_id: str, kind: str, stage: str) -> int:
+    """A follow-up due soon (kind "remind") or moved on to another list ("escalate"): each person on its
+    list is told, in their own language. Once per task and address. Returns the mails sent."""
     ticket = Ticket.objects.select_related("library", "consortium").filter(pk=ticket_id).first()
     if ticket is None or ticket.status not in (Ticket.Status.NEW, Ticket.Status.IN_PROGRESS):
-        return
-    addresses = followup_list_addresses(ticket, stage)
-    if not addresses:
-        return
-    home = ticket.library.name if ticket.library else ticket.consortium.name
-    due = _due_text(ticket) if ticket.due_at else "no due time"
-    if kind == "remind":
-        subject = f"Follow-up due soon: {home}"
-        lead = f"A follow-up of {home} is due by {due} and is not answered yet."
-    else:
-        whose = {followup_clock.PARTNERS: "the partner libraries'", followup_clock.CONSORTIUM: "the consortium's"}
-        subject = f"Overdue follow-up of {home}"
-        lead = (f"A follow-up of {home} was due by {due} and is not answered: it is now on "
-                f"{whose.get(stage, 'your')} follow-up list as well.")
-    send_once(self.request.id, subject=subject,
-              message=f"{lead}\n\nQuestion:\n{ticket.question}\n\nOpen it: /staff/tickets/{ticket.pk}/\n",
-              from_email=None, recipient_list=addresses)
+        return 0
+    sent = 0
+    for profile in followup_list_staff(ticket, stage):
+        with translation.override(profile.language or settings.LANGUAGE_CODE):
+            subject, body = followup_due_text(ticket, kind, stage)
+        key = f"{self.request.id}:{profile.user.email}" if self.request.id else None
+        sent += send_once(key, subject=subject, message=body, from_email=None, recipient_list=[profile.user.email])
+    return sent
 
 
 @shared_task(acks_late=True)

@@ -48,11 +48,14 @@ STAFF_TEMPLATES = ("coordination/base.html", "coordination/board.html", "coordin
                    "routing/staff/classify_fields.html", "routing/staff/library_page.html",
                    "routing/staff/library_panel.html", "registration/login.html", "registration/locked_out.html",
                    "review/home.html", "review/_list.html", "review/notable.html", "review/coordinator.html",
-                   "review/detail.html", "review/settings.html")
+                   "review/detail.html", "review/settings.html", "coordination/overdue.html",
+                   "coordination/mentors.html", "routing/staff/mentor_board.html", "routing/staff/mentor_watch.html",
+                   "knowledge/staff_list.html", "knowledge/staff_edit.html")
 STAFF_SOURCES = ("coordination/i18n.py", "alerts/text.py", "alerts/tasks.py", "routing/staff/i18n.py",
                  "coordination/views/rota.py", "coordination/views/my_rota.py", "coordination/views/hours.py",
                  "coordination/views/blocks.py", "coordination/views/statistics.py", "coordination/charts.py",
-                 "routing/outcomes.py", "review/views.py", "coordination/forms.py", "coordination/views/_page.py")
+                 "routing/outcomes.py", "review/views.py", "coordination/forms.py", "coordination/views/_page.py",
+                 "coordination/views/coverage.py", "knowledge/staff_views.py")
 GETTEXT = {"_", "gettext", "gettext_lazy", "gettext_noop", "ngettext", "ngettext_lazy", "pgettext", "pgettext_lazy",
            "npgettext", "npgettext_lazy"}
 # Names of languages are written in their own language on purpose (the language switch).

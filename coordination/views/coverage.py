@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.dateformat import format as date_format
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET
 
 from coordination import charts
@@ -30,26 +33,32 @@ class ForecastCell:
 
 def seconds_text(seconds: float) -> str:
     if math.isinf(seconds):
-        return "never"
+        return _("never")
     if seconds < 90:
         return f"{seconds:.0f} s"
     return f"{seconds / 60:.0f} min"
 
 
 def forecast_cell(hour: HourForecast) -> ForecastCell:
-    when = f"{hour.start:%a %d %b %H}:00"
+    """One hour of the coming week on the heat map, its title in the active language (the coordinator's)."""
+    when = date_format(hour.start, "D d M H:00")
     if not hour.open:
-        return ForecastCell("closed", "", f"{when}: closed")
+        return ForecastCell("closed", "", _("%(when)s: closed") % {"when": when})
     p = hour.prediction
-    expected = f"{hour.arrivals:.1f} chats expected, {hour.librarians} librarian{'s' if hour.librarians != 1 else ''}"
+    expected = ngettext("%(chats).1f chats expected, %(n)s librarian", "%(chats).1f chats expected, %(n)s librarians",
+                        hour.librarians) % {"chats": hour.arrivals, "n": hour.librarians}
     if p is None or p.model == "idle":
-        return ForecastCell("fc-idle", "", f"{when}: no chats expected ({hour.librarians} on the rota)")
+        return ForecastCell("fc-idle", "", _("%(when)s: no chats expected (%(n)s on the rota)") % {
+            "when": when, "n": hour.librarians})
     if not p.staffed:
-        return ForecastCell("fc-none", "0", f"{when}: {expected}: nobody to answer")
+        return ForecastCell("fc-none", "0", _("%(when)s: %(expected)s: nobody to answer") % {
+            "when": when, "expected": expected})
     css = "fc-good" if p.service_level >= GOOD_LEVEL else "fc-fair" if p.service_level >= FAIR_LEVEL else "fc-bad"
-    return ForecastCell(css, f"{p.service_level * 100:.0f}", (
-        f"{when}: {expected} ({hour.slots} chats at once); predicted wait {seconds_text(p.wait_p50)} "
-        f"(median), {seconds_text(p.wait_p90)} (9 in 10); {p.service_level * 100:.0f}% answered within 60 s"))
+    return ForecastCell(css, f"{p.service_level * 100:.0f}", _(
+        "%(when)s: %(expected)s (%(slots)s chats at once); predicted wait %(p50)s (median), %(p90)s (9 in 10); "
+        "%(level).0f%% answered within 60 s") % {
+            "when": when, "expected": expected, "slots": hour.slots, "p50": seconds_text(p.wait_p50),
+            "p90": seconds_text(p.wait_p90), "level": p.service_level * 100})
 
 
 def forecast_rows(found: QueueForecast) -> list[tuple[str, list[ForecastCell]]]:

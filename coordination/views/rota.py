@@ -132,14 +132,16 @@ class Outlook:
 
 
 def outlook_text(hour: HourForecast | None) -> str:
+    """An hour as the forecast sees it, in the active language (the coordinator's)."""
     if hour is None or not hour.open:
-        return "closed"
+        return _("closed")
     p = hour.prediction
     if p is None or p.model == "idle":
-        return "no chats expected"
+        return _("no chats expected")
     if not p.staffed:
-        return f"nobody to answer {hour.arrivals:.1f} chats"
-    return f"{p.service_level * 100:.0f}% within 60 s, 9 in 10 wait under {seconds_text(p.wait_p90)}"
+        return _("nobody to answer %(chats).1f chats") % {"chats": hour.arrivals}
+    return _("%(level).0f%% within 60 s, 9 in 10 wait under %(p90)s") % {
+        "level": p.service_level * 100, "p90": seconds_text(p.wait_p90)}
 
 
 def _outlook(found: QueueForecast | None, shift: Shift) -> Outlook | None:

@@ -14,6 +14,7 @@ from libraries.models import StaffProfile
 from routing import access
 from routing.models import Chat
 from routing.staff import selectors
+from routing.staff.i18n import console_strings
 from routing.staff.views import staff_page
 
 BOARD_REFRESH_SECONDS = 5
@@ -39,5 +40,5 @@ def watch(request: HttpRequest, profile: StaffProfile, chat_id: str) -> HttpResp
         raise Http404("no such chat")
     return render(request, "routing/staff/mentor_watch.html", {
         "profile": profile, "section": "mentor", "chat_id": chat.pk, "mentor": access.may_mentor(profile, chat),
-        "server_now": timezone.now().isoformat(),
+        "server_now": timezone.now().isoformat(), "strings": console_strings(),
     })

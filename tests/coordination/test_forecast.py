@@ -118,6 +118,19 @@ def test_the_coverage_map_and_the_rota_show_the_forecast_and_what_if(demo: Conso
     assert "What if</strong> 2 librarians worked Sunday 13:00-15:00" in body
     assert body.count("nobody to answer") > 0 and "% within 60 s" in body
 
+    # A coordinator who chose Spanish reads the forecast, its cells' titles and the what-if in Spanish.
+    StaffProfile.objects.filter(user_id=client.session["_auth_user_id"]).update(language="es")
+    page = client.get("/coordinator/sunshine/coverage/").content.decode()
+    assert "Pronóstico para la próxima semana" in page and "atendidos en 60 s o menos" in page
+    assert "Forecast for the coming week" not in page and "answered within 60 s" not in page
+    text = client.get("/coordinator/sunshine/rota/").content.decode()
+    assert "sin este turno: nadie para responder" in text and "nobody to answer" not in text
+    body = client.post("/coordinator/sunshine/rota/", {
+        "action": ["shift_add", "shift_preview"], "queue": "statewide", "weekday": "6", "hours": "13:00-15:00",
+        "min_librarians": "2"}).content.decode()
+    assert "<strong>¿Y si</strong> 2 bibliotecarios trabajaran el Domingo 13:00-15:00" in body
+    assert "Con este turno" in body and "% en 60 s o menos" in body
+
 
 def test_what_if_and_the_worst_hour_on_plain_numbers() -> None:
     monday = datetime(2026, 3, 2, 9, 0, tzinfo=NY)

@@ -150,6 +150,26 @@ def test_the_sweep_reminds_the_librarys_list_then_moves_the_followup_on_with_its
         ("due", None), ("remind", None), ("escalate", "partners"), ("escalate", "consortium")]
 
 
+def test_each_person_on_the_list_is_mailed_alone_in_their_own_language() -> None:
+    w = world()
+    staff(w.home, "hannah")
+    english = staff(w.partner, "pia")
+    spanish = staff(w.partner, "pablo")
+    spanish.language = "es"  # the console's and the mail's language, their own choice
+    spanish.save(update_fields=["language"])
+    _left(w)
+    followups_sweep(T0 + 48 * H)
+    mail.outbox.clear()
+    assert followups_sweep(T0 + 72 * H) == 1  # to the partners' list
+    by_address = {m.to[0]: m for m in mail.outbox}
+    assert sorted(by_address) == sorted([english.user.email, spanish.user.email]) and len(mail.outbox) == 2
+    assert by_address[english.user.email].subject.startswith("Overdue follow-up of")
+    assert "the partner libraries' follow-up list" in by_address[english.user.email].body
+    assert by_address[spanish.user.email].subject.startswith("Seguimiento vencido de")
+    assert "Pregunta:" in by_address[spanish.user.email].body
+    assert "Can I get the 1910 census on film?" in by_address[spanish.user.email].body
+
+
 def test_a_sweep_run_late_moves_a_followup_as_far_as_it_is_due_at_once() -> None:
     w = world()
     ticket = _left(w)

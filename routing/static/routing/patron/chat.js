@@ -79,9 +79,8 @@
     ["start", "start-form", "start-error", "lib-input", "lib-list", "lib-hint", "zip", "unsure", "question", "name",
       "email", "chat", "status", "who", "log", "typing", "chat-error", "send-form", "msg", "file", "end", "qform-box",
       "qform-note", "qform", "q-question", "q-email", "q-name", "q-deadline", "remember", "qform-error", "after", "after-note", "transcript-form",
-      "t-email", "t-result", "survey-form", "s-comment", "s-result", "new", "avail"].forEach(function (n) { ui[n] = $(root, n); });
-    // The knowledge base's answers (below).
-    ["suggest", "suggest-list", "wait-suggest", "wait-suggest-list"].forEach(function (n) { ui[n] = $(root, n); });
+      "t-email", "t-result", "survey-form", "s-comment", "s-result", "new", "avail", "suggest", "suggest-list", "wait-suggest",
+      "wait-suggest-list"].forEach(function (n) { ui[n] = $(root, n); });
 
     function save() {
       if (!st) return;

@@ -10,19 +10,19 @@
 
 import { socket } from "./connection.js";
 import { $, notice } from "./page.js";
-import { appendText, clockTime } from "./text.js";
+import { appendText, clockTime, t } from "./text.js";
 
 const shownMentions = new Set();
 
 export function showMention(frame) {
   if (shownMentions.has(frame.id)) return;
   shownMentions.add(frame.id);
-  const who = (frame.by && frame.by.name) || "A colleague";
-  notice(`${who} asked for you in a chat: “${frame.excerpt}”`, "info", {
+  const who = (frame.by && frame.by.name) || t("A colleague");
+  notice(t("{who} asked for you in a chat: “{excerpt}”", { who, excerpt: frame.excerpt }), "info", {
     sticky: true,
     key: `mention-${frame.id}`,
     action: {
-      label: "Open the chat",
+      label: t("Open the chat"),
       run: (el) => {
         window.open(frame.url, "_blank", "noopener");
         el.remove();
@@ -32,12 +32,12 @@ export function showMention(frame) {
 }
 
 export function askTakeover(frame) {
-  const who = (frame.by && frame.by.name) || "A mentor";
-  const el = notice(`${who} (mentor) asks to take over one of your chats.`, "warn", {
+  const who = (frame.by && frame.by.name) || t("A mentor");
+  const el = notice(t("{who} (mentor) asks to take over one of your chats.", { who }), "warn", {
     sticky: true,
     key: `takeover-${frame.chat}`,
     action: {
-      label: "Hand it over",
+      label: t("Hand it over"),
       run: (box) => {
         socket.send({ type: "takeover_answer", chat: frame.chat, consent: true });
         box.remove();
@@ -46,7 +46,7 @@ export function askTakeover(frame) {
   });
   const keep = document.createElement("button");
   keep.type = "button";
-  keep.textContent = "Keep it";
+  keep.textContent = t("Keep it");
   keep.addEventListener("click", () => {
     socket.send({ type: "takeover_answer", chat: frame.chat, consent: false });
     el.remove();
@@ -116,7 +116,7 @@ function roomSend(e) {
   if (!text.trim()) return;
   const clientId = `r${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
   if (!socket.send({ type: "room_message", body: text, client_id: clientId })) {
-    notice("Not connected: the line was not sent to the staff room.", "warn");
+    notice(t("Not connected: the line was not sent to the staff room."), "warn");
     return;
   }
   room.pending.set(clientId, text);

@@ -3,7 +3,7 @@
 // neither loses nor doubles a line), its trace, the home library's page; whisper, join, take over.
 
 import { StaffSocket } from "./socket.js";
-import { appendText, clockTime } from "./text.js";
+import { appendText, clockTime, t } from "./text.js";
 
 const $ = (sel) => document.querySelector(sel);
 const CHAT = document.body.dataset.chat;
@@ -33,8 +33,8 @@ function addMessage(frame) {
   if (frame.whisper) li.dataset.whisper = "true";
   const who = document.createElement("span");
   who.className = "who";
-  const label = frame.whisper ? "Whisper" : frame.internal ? "Internal note" : "";
-  const name = frame.sender === "system" ? "" : frame.name || (frame.sender === "patron" ? "Patron" : "Librarian");
+  const label = frame.whisper ? t("Whisper") : frame.internal ? t("Internal note") : "";
+  const name = frame.sender === "system" ? "" : frame.name || (frame.sender === "patron" ? t("Patron") : t("Librarian"));
   who.textContent = [label, name, clockTime(frame.at)].filter(Boolean).join(" · ");
   const body = document.createElement("span");
   body.className = "body";
@@ -57,11 +57,13 @@ function addTrace(event) {
 
 function showInfo(frame) {
   info = frame;
-  $("#w-patron").textContent = (frame.patron && frame.patron.name) || "Patron";
-  $("#w-home").textContent = frame.home_library ? frame.home_library.name : "No home library";
+  $("#w-patron").textContent = (frame.patron && frame.patron.name) || t("Patron");
+  $("#w-home").textContent = frame.home_library ? frame.home_library.name : t("No home library");
   $("#w-state").textContent = frame.state;
-  const who = frame.librarian ? `Answered by ${frame.librarian.name} (${frame.librarian.library.name})` : "Waiting for a librarian";
-  $("#w-librarian").textContent = frame.second_librarian ? `${who}, with ${frame.second_librarian.name}` : who;
+  const who = frame.librarian ? t("Answered by {name} ({library})", { name: frame.librarian.name, library: frame.librarian.library.name })
+    : t("Waiting for a librarian");
+  $("#w-librarian").textContent = frame.second_librarian
+    ? t("{who}, with {name}", { who, name: frame.second_librarian.name }) : who;
   $("#w-actions").hidden = !(frame.may && frame.may.join);
   if (frame.you_joined) showJoined();
   $("#w-trace").replaceChildren();
@@ -72,9 +74,9 @@ function showInfo(frame) {
 function showJoined() {
   joined = true;
   $("#w-join").disabled = true;
-  $("#w-whisper label").textContent = "You joined the chat: what you write here goes to the patron";
+  $("#w-whisper label").textContent = t("You joined the chat: what you write here goes to the patron");
   $("#w-whisper").dataset.internal = "false";
-  $("#w-whisper button[type=submit]").textContent = "Send to the chat";
+  $("#w-whisper button[type=submit]").textContent = t("Send to the chat");
 }
 
 async function loadLibrary(url) {
@@ -86,7 +88,7 @@ async function loadLibrary(url) {
     aside.innerHTML = await r.text(); // our own server's fragment, rendered safe there (libraries.policy)
     aside.dataset.loaded = url;
   } catch (e) {
-    aside.textContent = "The home library's page could not be loaded.";
+    aside.textContent = t("The home library's page could not be loaded.");
   }
 }
 
@@ -110,19 +112,19 @@ function handle(frame) {
       break;
     case "second_joined":
       showJoined();
-      notice("You joined the chat: the patron sees your lines.");
+      notice(t("You joined the chat: the patron sees your lines."));
       break;
     case "assigned":
-      notice("The chat is yours now: it is in your console.");
+      notice(t("The chat is yours now: it is in your console."));
       break;
     case "takeover_declined":
-      notice(`${frame.by ? frame.by.name : "The librarian"} keeps the chat.`, "warn");
+      notice(frame.by ? t("{name} keeps the chat.", { name: frame.by.name }) : t("The librarian keeps the chat."), "warn");
       break;
     case "takeover_failed":
-      notice(`Take-over refused: ${frame.detail}`, "warn");
+      notice(t("Take-over refused: {detail}", { detail: frame.detail }), "warn");
       break;
     case "error":
-      notice(`Refused: ${frame.detail || frame.code}`, "warn");
+      notice(t("Refused: {detail}", { detail: frame.detail || frame.code }), "warn");
       break;
     default:
       break;
@@ -134,7 +136,7 @@ const socket = new StaffSocket(document.body.dataset.ws, {
   onState: (state) => {
     const el = $("#conn");
     el.dataset.state = state;
-    el.textContent = { connected: "Connected", connecting: "Connecting…", reconnecting: "Reconnecting…" }[state]
+    el.textContent = { connected: t("Connected"), connecting: t("Connecting…"), reconnecting: t("Reconnecting…") }[state]
       || state;
   },
 });
@@ -151,7 +153,7 @@ $("#w-whisper").addEventListener("submit", (e) => {
   const frame = joined ? { type: "message", chat: CHAT, body: text, client_id: clientId() }
     : { type: "whisper", chat: CHAT, body: text, client_id: clientId() };
   if (!socket.send(frame)) {
-    notice("Not connected: not sent.", "warn");
+    notice(t("Not connected: not sent."), "warn");
     return;
   }
   $("#w-text").value = "";
@@ -162,18 +164,18 @@ $("#w-take").addEventListener("click", (e) => {
   const button = e.currentTarget;
   if (button.dataset.armed !== "true") {
     button.dataset.armed = "true";
-    button.textContent = "Confirm: take this chat over";
+    button.textContent = t("Confirm: take this chat over");
     setTimeout(() => {
       button.dataset.armed = "false";
-      button.textContent = "Take over…";
+      button.textContent = t("Take over…");
     }, 8000);
     return;
   }
   button.dataset.armed = "false";
-  button.textContent = "Take over…";
+  button.textContent = t("Take over…");
   socket.send({ type: "take_over", chat: CHAT });
-  notice(info.librarian ? `Asked ${info.librarian.name} to hand the chat over (a coordinator takes it at once).`
-    : "Asked.");
+  notice(info.librarian ? t("Asked {name} to hand the chat over (a coordinator takes it at once).", { name: info.librarian.name })
+    : t("Asked."));
 });
 
 window.vrWatch = { socket, lines };

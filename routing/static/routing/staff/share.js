@@ -8,13 +8,12 @@
 
 import { socket } from "./connection.js";
 import { $, chats, notice } from "./page.js";
+import { t } from "./text.js";
 
 const shares = new Map(); // share id -> {view, kind, ice, pc, stream, box, timer, started}
 const asked = new Map(); // `${chat} ${kind}` -> the captured stream for "show", until share_requested
 
 let pendingAsks = 0; // share_request frames sent and not yet answered (share_requested or an error)
-
-const WHAT = { show: "your screen", see: "the patron's screen", page: "the patron's page" };
 
 function el(tag, cls, text) {
   const e = document.createElement(tag);
@@ -39,8 +38,8 @@ function say(view, text, { alert = false, screenshot = false } = {}) {
   const box = el("div", "share-note");
   box.setAttribute("role", alert ? "alert" : "status");
   box.append(el("p", "", text));
-  if (screenshot) box.append(button("Attach a screenshot instead…", "", () => $(".attach-input", view.panel).click()));
-  box.append(button("Dismiss", "", () => box.remove()));
+  if (screenshot) box.append(button(t("Attach a screenshot instead…"), "", () => $(".attach-input", view.panel).click()));
+  box.append(button(t("Dismiss"), "", () => box.remove()));
   area(view).querySelector(".share-note")?.remove();
   area(view).append(box);
 }
@@ -50,7 +49,7 @@ function say(view, text, { alert = false, screenshot = false } = {}) {
 export async function shareShow(view) {
   const md = navigator.mediaDevices;
   if (!md || !md.getDisplayMedia || !window.RTCPeerConnection) {
-    say(view, "This browser cannot share a screen.", { alert: true });
+    say(view, t("This browser cannot share a screen."), { alert: true });
     return;
   }
   let stream;
@@ -64,8 +63,8 @@ export async function shareShow(view) {
   if (!socket.send({ type: "share_request", chat: view.id, kind: "show" })) {
     pendingAsks -= 1;
     asked.delete(`${view.id} show`);
-    stream.getTracks().forEach((t) => t.stop());
-    say(view, "Not connected: try again when the connection is back.", { alert: true });
+    stream.getTracks().forEach((track) => track.stop());
+    say(view, t("Not connected: try again when the connection is back."), { alert: true });
   }
 }
 
@@ -73,7 +72,7 @@ export function shareAsk(view, kind) {
   pendingAsks += 1;
   if (!socket.send({ type: "share_request", chat: view.id, kind })) {
     pendingAsks -= 1;
-    say(view, "Not connected: try again when the connection is back.", { alert: true });
+    say(view, t("Not connected: try again when the connection is back."), { alert: true });
   }
 }
 
@@ -82,13 +81,13 @@ export function pagePush(view, url, title) {
   try {
     u = new URL(url);
   } catch (e) {
-    return "Enter a full address, starting with https://";
+    return t("Enter a full address, starting with https://");
   }
-  if (u.protocol !== "https:" && u.protocol !== "http:") return "Only http and https pages can be sent.";
+  if (u.protocol !== "https:" && u.protocol !== "http:") return t("Only http and https pages can be sent.");
   if (!socket.send({ type: "page_push", chat: view.id, url: u.href, title: title || u.href })) {
-    return "Not connected: try again when the connection is back.";
+    return t("Not connected: try again when the connection is back.");
   }
-  say(view, `Page sent: the patron sees a card with “${title || u.href}” and opens it with a click.`);
+  say(view, t("Page sent: the patron sees a card with “{title}” and opens it with a click.", { title: title || u.href }));
   return "";
 }
 
@@ -111,26 +110,28 @@ function showBox(sh, text) {
 }
 
 function waitingBox(sh) {
-  const box = showBox(sh, `Waiting for the patron to accept sharing ${WHAT[sh.kind]}…`);
-  box.append(button("Cancel", "", () => stop(sh.id)));
+  const box = showBox(sh, { show: t("Waiting for the patron to accept sharing your screen…"),
+    see: t("Waiting for the patron to accept sharing the patron's screen…"),
+    page: t("Waiting for the patron to accept sharing the patron's page…") }[sh.kind]);
+  box.append(button(t("Cancel"), "", () => stop(sh.id)));
 }
 
 function liveBox(sh) {
-  const text = { show: "Connecting: the patron will see your screen…", see: "Connecting to the patron's screen…",
-    page: "The patron agreed: their page shows here as they move around the site." }[sh.kind];
+  const text = { show: t("Connecting: the patron will see your screen…"), see: t("Connecting to the patron's screen…"),
+    page: t("The patron agreed: their page shows here as they move around the site.") }[sh.kind];
   const box = showBox(sh, text);
   if (sh.kind === "see") {
     const video = el("video");
     video.muted = true;
     video.autoplay = true;
     video.playsInline = true;
-    video.setAttribute("aria-label", "The patron's screen");
+    video.setAttribute("aria-label", t("The patron's screen"));
     sh.video = video;
     box.append(video);
-    const big = button("Enlarge", "", () => {
+    const big = button(t("Enlarge"), "", () => {
       const on = !box.classList.contains("big");
       box.classList.toggle("big", on);
-      big.textContent = on ? "Make smaller" : "Enlarge";
+      big.textContent = on ? t("Make smaller") : t("Enlarge");
       big.setAttribute("aria-pressed", String(on));
     });
     big.setAttribute("aria-pressed", "false");
@@ -146,7 +147,7 @@ function liveBox(sh) {
     sh.page = el("p", "share-page");
     box.append(sh.page);
   }
-  box.append(button(sh.kind === "show" ? "Stop showing" : "Stop", "danger", () => stop(sh.id)));
+  box.append(button(sh.kind === "show" ? t("Stop showing") : t("Stop"), "danger", () => stop(sh.id)));
 }
 
 function connect(sh) {
@@ -167,13 +168,13 @@ function connect(sh) {
   pc.onconnectionstatechange = () => {
     if (pc.connectionState === "connected") {
       clearTimeout(sh.timer);
-      sh.status.textContent = sh.kind === "show" ? "The patron sees your screen." : "You see the patron's screen.";
+      sh.status.textContent = sh.kind === "show" ? t("The patron sees your screen.") : t("You see the patron's screen.");
     } else if (pc.connectionState === "failed") {
       fail(sh.id);
     }
   };
   if (sh.kind === "show") {
-    sh.stream.getTracks().forEach((t) => pc.addTrack(t, sh.stream));
+    sh.stream.getTracks().forEach((track) => pc.addTrack(track, sh.stream));
     sh.stream.getVideoTracks()[0].addEventListener("ended", () => stop(sh.id)); // the browser's own Stop
     pc.createOffer().then((o) => pc.setLocalDescription(o))
       .then(() => socket.send({ type: "share_offer", share: sh.id, sdp: pc.localDescription.sdp }));
@@ -201,7 +202,7 @@ function drop(id) {
   shares.delete(id);
   clearTimeout(sh.timer);
   sh.pc?.close();
-  sh.stream?.getTracks().forEach((t) => t.stop());
+  sh.stream?.getTracks().forEach((track) => track.stop());
   sh.box?.remove();
   return sh;
 }
@@ -210,15 +211,14 @@ function stop(id) {
   const sh = drop(id);
   if (!sh) return;
   socket.send({ type: "share_end", chat: sh.view.id, share: id });
-  say(sh.view, sh.started ? "Sharing stopped." : "Request cancelled.");
+  say(sh.view, sh.started ? t("Sharing stopped.") : t("Request cancelled."));
 }
 
 function fail(id) {
   const sh = drop(id);
   if (!sh) return;
   socket.send({ type: "share_end", chat: sh.view.id, share: id, reason: "failed" });
-  say(sh.view, "The screen share could not connect (a network on one side does not allow it). " +
-    "The patron was told and offered to send a screenshot; you can attach one too.", { alert: true, screenshot: true });
+  say(sh.view, t("The screen share could not connect (a network on one side does not allow it). The patron was told and offered to send a screenshot; you can attach one too."), { alert: true, screenshot: true });
 }
 
 function ended(frame) {
@@ -230,11 +230,12 @@ function ended(frame) {
   }
   drop(frame.share);
   const text = {
-    refused: `The patron said no to sharing ${WHAT[sh.kind]}.`,
-    unsupported: "The patron's browser cannot share a screen (most phones and tablets cannot): ask for a screenshot.",
-    disconnected: "Sharing ended: the connection dropped.",
-    chat_ended: "Sharing ended with the chat.",
-  }[frame.reason] || (frame.by === "patron" ? "The patron stopped sharing." : "Sharing stopped.");
+    refused: { show: t("The patron said no to sharing your screen."), see: t("The patron said no to sharing the patron's screen."),
+      page: t("The patron said no to sharing the patron's page.") }[sh.kind],
+    unsupported: t("The patron's browser cannot share a screen (most phones and tablets cannot): ask for a screenshot."),
+    disconnected: t("Sharing ended: the connection dropped."),
+    chat_ended: t("Sharing ended with the chat."),
+  }[frame.reason] || (frame.by === "patron" ? t("The patron stopped sharing.") : t("Sharing stopped."));
   say(sh.view, text, { alert: frame.reason === "refused" || frame.reason === "unsupported",
     screenshot: frame.reason === "unsupported" });
 }
@@ -284,7 +285,7 @@ export function shareFrame(frame) {
       a.href = /^https?:/i.test(frame.url) ? frame.url : "#";
       a.target = "_blank";
       a.rel = "noopener noreferrer";
-      sh.page.replaceChildren("The patron is on: ", a, el("span", "url", ` ${frame.url}`));
+      sh.page.replaceChildren(t("The patron is on:") + " ", a, el("span", "url", ` ${frame.url}`));
       break;
     }
     case "share_ended":
@@ -299,7 +300,7 @@ export function shareFrame(frame) {
 export function sharesReset() {
   for (const id of [...shares.keys()]) {
     const sh = drop(id);
-    if (sh) say(sh.view, "Sharing ended: the connection dropped.");
+    if (sh) say(sh.view, t("Sharing ended: the connection dropped."));
   }
 }
 
@@ -314,7 +315,7 @@ export function sharesOfChatEnd(chatId) {
 export function shareAskRefused() {
   if (!pendingAsks) return false;
   pendingAsks = 0;
-  for (const stream of asked.values()) stream?.getTracks().forEach((t) => t.stop());
+  for (const stream of asked.values()) stream?.getTracks().forEach((track) => track.stop());
   asked.clear();
   return true;
 }
