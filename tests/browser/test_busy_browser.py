@@ -15,7 +15,7 @@ import pytest
 
 from tests.browser.chromium import chromium
 from tests.browser.test_patron_browser import new_page, start_form
-from tests.live.stack import PASSWORD, Stack, librarian, world
+from tests.live.stack import PASSWORD, Stack, launcher_says_open, librarian, world
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
@@ -44,6 +44,7 @@ async def test_a_shed_start_shows_busy_and_the_question_form_keeps_what_was_type
     context, page, watch = await new_page(browser, stack)
     # Bea is signed in: the launcher says the service is open, so the chat's own form comes first.
     bea, _hello, _ = await librarian(stack.base(), "bea", PASSWORD)
+    await launcher_says_open(stack, "busy", "main")
     await page.goto(f"{stack.base()}/ask/busy/main/?lang={lang}")
     await page.locator("[data-vr=avail][data-state=available]").wait_for()
     await asyncio.sleep(0.5)  # the process's lag monitor has ticked (it starts with the first request)

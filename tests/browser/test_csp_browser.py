@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.browser.chromium import chromium, sign_in
-from tests.live.stack import PASSWORD, Stack, librarian, world
+from tests.live.stack import PASSWORD, Stack, launcher_says_open, librarian, world
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
@@ -54,13 +54,20 @@ async def refused(page: Any) -> list[str]:
     return list(await page.evaluate("window.__csp || []"))
 
 
+async def away(sock: Any) -> None:
+    await sock.send({"type": "presence", "status": "away"})
+    await sock.expect("presence", status="away", timeout=10)
+
+
 async def test_the_ask_page_starts_a_chat_under_its_policy(stack: Stack) -> None:
     base = stack.base()
     # Lena is on duty: the launcher says so and the chat's own form comes first (a closed library's
     # page opens on the question form, issue 18).
     sock, _hello, _ = await librarian(base, "lena", PASSWORD)
+    await launcher_says_open(stack, "cspw", "alpha")
     async with contextlib.AsyncExitStack() as stay:
         stay.push_async_callback(sock.close)
+        stay.push_async_callback(away, sock)  # the next test's console starts from away, as Lena left it
         page, problems = await stay.enter_async_context(browser_page(stack))
         response = await page.goto(f"{base}/ask/cspw/alpha/")
         assert "script-src 'self'" in response.headers["content-security-policy"]

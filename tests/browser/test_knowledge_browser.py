@@ -19,7 +19,7 @@ import pytest
 
 from tests.browser.chromium import axe_violations, chromium
 from tests.browser.test_console import open_console
-from tests.live.stack import PASSWORD, Stack, librarian, patron, start_chat, world
+from tests.live.stack import PASSWORD, Stack, launcher_says_open, librarian, patron, start_chat, world
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
@@ -60,6 +60,7 @@ def shot(page: Any, name: str) -> Any:
 async def test_a_patron_sees_answers_while_typing_and_waiting_and_is_self_served(kb_stack: Stack) -> None:
     base = kb_stack.base()
     lib, _, _ = await librarian(base, "kbbm", PASSWORD)  # present, so the chat waits in the queue
+    await launcher_says_open(kb_stack, "kbb", "kbb-a")
     async with chromium() as browser:
         context = await browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
         page = await context.new_page()

@@ -27,7 +27,7 @@ import httpx
 import pytest
 
 from tests.browser.chromium import axe_violations, chromium
-from tests.live.stack import PASSWORD, Socket, Stack, free_port, librarian, world
+from tests.live.stack import PASSWORD, Socket, Stack, free_port, launcher_says_open, librarian, world
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
@@ -213,6 +213,7 @@ async def ask_in_widget(page: Any, question: str) -> str:
 async def converse_across_pages(page: Any, stack: Stack, watch: Watch, shot: Path | None = None) -> str:
     """Ask in the widget; the librarian answers; messages both ways; navigate; reload; nothing lost."""
     sock, _hello, _ = await librarian(stack.base(), "ana", PASSWORD)
+    await launcher_says_open(stack, "brow", "alpha")
     try:
         await page.goto(f"{ALLOWED}/page1.html")
         chat_id = await ask_in_widget(page, "Do you have museum passes?")
@@ -375,6 +376,7 @@ async def test_after_max_wait_the_question_form_is_offered_beside_the_waiting_ch
                                                                                    stack: Stack) -> None:
     context, page, watch = await new_page(browser, stack)
     sock, _hello, _ = await librarian(stack.base(), "sam", PASSWORD)
+    await launcher_says_open(stack, "patient", "slow")
     try:
         await page.goto(f"{stack.base()}/ask/patient/slow/")
         await start_form(page).get_by_label("Your question").fill("Who can help with genealogy?")
@@ -403,6 +405,7 @@ async def test_markup_and_script_links_from_a_librarian_are_shown_as_text(browse
     """Also: a partner library answers (beta's partner is alpha), and the patron is told so."""
     context, page, watch = await new_page(browser, stack)
     sock, _hello, _ = await librarian(stack.base(), "ana", PASSWORD)
+    await launcher_says_open(stack, "brow", "beta")
     try:
         await page.goto(f"{stack.base()}/ask/brow/beta/")
         await start_form(page).get_by_label("Your question").fill("Is this safe?")
@@ -538,6 +541,7 @@ async def test_widget_is_accessible_by_keyboard_and_measured(browser: Any, stack
     measured: dict[str, Any] = {}
     # Ana is signed in: the launcher says a librarian is available, and the chat's own form comes first.
     sock, _hello, _ = await librarian(stack.base(), "ana", PASSWORD)
+    await launcher_says_open(stack, "brow", "alpha")
     for name, viewport in [("desktop", DESKTOP), ("phone", PHONE)]:
         context, page, _watch = await new_page(browser, stack, viewport=viewport)
         await page.goto(f"{ALLOWED}/page1.html")

@@ -314,6 +314,18 @@ async def librarian(base: str, username: str, password: str, cookies: dict[str, 
     return sock, hello, cookies
 
 
+async def launcher_says_open(stack: Stack, consortium: str, library: str) -> None:
+    """Until the availability answer each web process keeps (5 s) has caught up with a librarian who
+    just went available: an earlier test's "closed" may still be kept."""
+    async with httpx.AsyncClient(timeout=10) as c:
+        for _ in range(100):
+            r = await c.get(f"{stack.base()}/api/v1/{consortium}/availability?library={library}")
+            if r.status_code == 200 and r.json()["state"] != "closed":
+                return
+            await asyncio.sleep(0.1)
+    raise AssertionError("the launcher still says closed with a librarian available")
+
+
 async def start_chat(base: str, consortium: str, question: str, **fields: Any) -> Frame:
     async with httpx.AsyncClient(timeout=20) as c:
         r = await c.post(f"{base}/api/v1/{consortium}/chats", json={"question": question, **fields},
