@@ -11,6 +11,7 @@ from consortium.models import Consortium
 from libraries.models import Library, Queue, StaffProfile
 from routing.models import Chat, Offer, TraceEvent
 from routing.services import chats, offers, presence, sweeps
+from routing.staff.selectors import chat_info
 from tests.factories import make_consortium, make_library, make_shared_queue, make_staff
 
 # A Monday, 10:00 in New York (EST, well away from any clock change). Every test counts from here.
@@ -116,3 +117,10 @@ def trace(chat: Chat, kind: str | None = None) -> list[TraceEvent]:
 
 def kinds(chat: Chat) -> list[str]:
     return [t.kind for t in trace(chat)]
+
+
+def info(profile: StaffProfile, chat_id: str, now: datetime) -> dict[str, Any]:
+    """What the console reads beside a chat (routing.staff.selectors.chat_info), which must be there."""
+    found = chat_info(profile, chat_id, now)
+    assert found is not None
+    return found

@@ -6,13 +6,11 @@ helped a head start (a first step of the plan, docs/routing.md "Head start"). In
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 import pytest
 from django.test import Client
 
-from libraries.models import StaffProfile
 from routing import blocks, returning
 from routing.models import Chat
 from routing.router import Step
@@ -25,6 +23,7 @@ from tests.routing.routing_helpers import (
     at,
     fresh,
     go_online,
+    info,
     kinds,
     open_offers,
     patron_joins,
@@ -34,13 +33,6 @@ from tests.routing.routing_helpers import (
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def info(profile: StaffProfile, chat_id: str, now: datetime) -> dict[str, Any]:
-    """What the console reads beside a chat (routing.staff.selectors.chat_info), which must be there."""
-    found = chat_info(profile, chat_id, now)
-    assert found is not None
-    return found
 DEVICE = "0123456789abcdef0123456789abcdef"
 
 

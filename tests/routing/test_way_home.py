@@ -5,9 +5,6 @@ all; counted in the statistics. With an injected clock; frames observed at routi
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
 import pytest
 from django.utils import timezone
 
@@ -18,7 +15,6 @@ from routing.models import Chat, ChatState
 from routing.router import Librarian, Situation
 from routing.services import chats, handbacks, offers, presence
 from routing.services.common import ServiceError
-from routing.staff.selectors import chat_info
 from tests.routing.routing_helpers import (
     T0,
     Sent,
@@ -26,6 +22,7 @@ from tests.routing.routing_helpers import (
     at,
     fresh,
     go_online,
+    info,
     patron_joins,
     staff,
     start,
@@ -34,13 +31,6 @@ from tests.routing.routing_helpers import (
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def info(profile: StaffProfile, chat_id: str, now: datetime) -> dict[str, Any]:
-    """What the console reads beside a chat (routing.staff.selectors.chat_info), which must be there."""
-    found = chat_info(profile, chat_id, now)
-    assert found is not None
-    return found
 
 
 def _librarian(pk: int, active: int = 0) -> Librarian:
