@@ -116,7 +116,7 @@
         var s = document.createElement("script");
         s.src = base + "/static/routing/patron/picker.js";
         s.onload = function () {
-          window.VRPicker({ ui: ui, S: S, libs: cfg.libraries || [], say: say,
+          window.VRPicker({ ui: ui, S: S, libs: cfg.libraries || [], say: say, el: el, fmt: fmt,
             choose: function (slug) { chosen = slug; if (slug) availability(); } });
         };
         document.head.appendChild(s);
@@ -138,7 +138,7 @@
       var s = document.createElement("script");
       s.src = base + "/static/routing/patron/suggest.js";
       s.onload = function () {
-        suggester = window.VRSuggest({ S: S, cfg: cfg, base: base, root: root, api: api, served: selfServed });
+        suggester = window.VRSuggest({ S: S, cfg: cfg, base: base, root: root, api: api, served: selfServed, el: el });
         suggestQ.splice(0).forEach(function (f) { f(suggester); });
       };
       document.head.appendChild(s);

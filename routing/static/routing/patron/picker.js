@@ -7,20 +7,11 @@
   "use strict";
   if (window.VRPicker) return;
 
-  function el(tag, cls, text) {
-    var e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text != null) e.textContent = text;
-    return e;
-  }
-  function fmt(s, args) {
-    return String(s || "").replace(/\{(\w+)\}/g, function (m, k) { return args[k] != null ? String(args[k]) : m; });
-  }
-
   // ctx: {ui: the panel's elements, S: strings, libs: [{slug, name, city}], say(name, text),
-  //       choose(slug): the library picked ("" when the text no longer names one)}
+  //       choose(slug): the library picked ("" when the text no longer names one), el, fmt: chat.js's}
   window.VRPicker = function (ctx) {
-    var ui = ctx.ui, S = ctx.S, input = ui["lib-input"], list = ui["lib-list"], active = -1, matches = [];
+    var el = ctx.el, fmt = ctx.fmt, ui = ctx.ui, S = ctx.S;
+    var input = ui["lib-input"], list = ui["lib-list"], active = -1, matches = [];
     function pick(i) {
       var lib = matches[i];
       if (!lib) return;

@@ -10,16 +10,10 @@
   "use strict";
   if (window.VRSuggest) return;
 
-  function el(tag, cls, text) {
-    var e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text != null) e.textContent = text;
-    return e;
-  }
-
-  // ctx: {S: strings, cfg, base: the service's address, root: the chat panel's element, api(path, opts) -> Promise, served(answer id, button): "This answered my question"}
+  // ctx: {S: strings, cfg, base: the service's address, root: the chat panel's element,
+  //       api(path, opts) -> Promise, served(answer id, button): "This answered my question", el: chat.js's}
   window.VRSuggest = function (ctx) {
-    var S = ctx.S, cfg = ctx.cfg;
+    var S = ctx.S, cfg = ctx.cfg, el = ctx.el;
     var css = document.createElement("link"); // its look, with it (not in chat.css: the widget's budget)
     css.rel = "stylesheet";
     css.href = (ctx.base || "") + "/static/routing/patron/suggest.css";
