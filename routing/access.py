@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from consortium.models import Consortium
 from consortium.origins import DEFAULT_PORTS, Origin, parse_origin
+from consortium.queries import only_row
 from consortium.tokens import token_hash_matches
 from libraries.models import StaffProfile
 from routing.models import LIVE_STATES, Chat, Mention, Offer
@@ -54,8 +55,8 @@ def staff_of(user: AbstractBaseUser | AnonymousUser | None) -> StaffProfile | No
     """The active staff profile of a signed-in, active user; None for anyone else."""
     if user is None or not user.is_authenticated or not user.is_active:
         return None
-    return (StaffProfile.objects.select_related("library__consortium", "user")
-            .filter(user_id=user.pk, is_active=True, user__is_active=True).first())
+    return only_row(StaffProfile.objects.select_related("library__consortium", "user")
+                    .filter(user_id=user.pk, is_active=True, user__is_active=True))
 
 
 def took_part_q(profile: StaffProfile) -> Q:

@@ -15,6 +15,7 @@ from django.views.decorators.csrf import csrf_exempt
 from consortium.clients import request_address
 from consortium.middleware import api_error
 from consortium.models import Consortium
+from consortium.queries import only_row
 from libraries.models import StaffProfile
 from routing import access
 from routing.access import origin_allowed, own_origin
@@ -66,7 +67,7 @@ def api_view(methods: set[str], *, consortium_from: str = "") -> Callable[[View]
                     if consortium is None:
                         raise ApiError(404, "not_found", "no such consortium")
                 elif consortium_from == "chat":
-                    chat = Chat.objects.select_related("consortium").filter(pk=kwargs["chat_id"]).first()
+                    chat = only_row(Chat.objects.select_related("consortium").filter(pk=kwargs["chat_id"]))
                     consortium = chat.consortium if chat else None
                 if not origin_allowed(origin, consortium):
                     raise ApiError(403, "forbidden", "this site may not use the chat service")
@@ -129,7 +130,7 @@ def chat_for(request: HttpRequest, chat_id: str) -> tuple[Chat, bool]:
     """The chat, if this request may read it (patron by token, staff by access.may_read); else 404."""
     if bearer(request) is not None:
         return patron_chat(request, chat_id), True
-    chat = Chat.objects.select_related("consortium", "home_library").filter(pk=chat_id).first()
+    chat = only_row(Chat.objects.select_related("consortium", "home_library").filter(pk=chat_id))
     if chat is None or not access.may_read(staff(request), chat):
         raise not_found()
     return chat, False

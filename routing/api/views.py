@@ -18,6 +18,7 @@ from consortium import csv_safe, ratelimit
 from consortium.clients import request_client_key
 from consortium.middleware import api_error
 from consortium.models import Consortium
+from consortium.queries import only_row
 from libraries.models import StaffProfile
 from routing import access, blocks, outcomes, privacy, whispers
 from routing import availability as availability_of
@@ -210,7 +211,7 @@ def survey(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
 
 @api_view({"GET"}, consortium_from="chat")
 def trace(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
-    chat = Chat.objects.select_related("consortium").filter(pk=chat_id).first()
+    chat = only_row(Chat.objects.select_related("consortium").filter(pk=chat_id))
     if chat is None or not access.may_trace(staff(request), chat):
         raise not_found()
     page = page_of(request, maximum=TRACE_PAGE)  # `after`: how many events were read already

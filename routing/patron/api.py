@@ -20,6 +20,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from consortium import ratelimit
 from consortium.middleware import api_error
+from consortium.queries import only_row
 from routing import access, files, frames, validation
 from routing.api.base import ApiError, api_view, bearer, chat_for, cors, json_body, not_found, patron_chat, staff
 from routing.events import chat_group, to_chat
@@ -53,7 +54,7 @@ def _check(chat_id: str, after: int, known: str, *, touch: bool) -> polling.News
 
 
 def _origin_ok(chat_id: str, origin: str | None) -> bool:
-    chat = Chat.objects.select_related("consortium").filter(pk=chat_id).first()
+    chat = only_row(Chat.objects.select_related("consortium").filter(pk=chat_id))
     return chat is None or access.origin_allowed(origin, chat.consortium)
 
 
@@ -204,7 +205,7 @@ def chat_files(request: HttpRequest, chat_id: str, **_: Any) -> HttpResponse:
         sender = "patron"
     else:
         librarian = staff(request)
-        held = Chat.objects.select_related("consortium").filter(pk=chat_id).first()
+        held = only_row(Chat.objects.select_related("consortium").filter(pk=chat_id))
         if librarian is None or held is None or held.librarian_id != librarian.pk:
             raise not_found()
         chat = held

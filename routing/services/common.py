@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import translation
 from django.utils.translation import gettext as _
 
+from consortium.queries import only_row
 from libraries.models import StaffProfile
 from routing import events, frames
 from routing.models import Chat, ChatState, LibrarianPresence, Message, Offer, TraceEvent
@@ -65,16 +66,19 @@ def chat_state_publish(chat: Chat) -> None:
 
 
 def chat_lock(chat_id: str, *, skip_locked: bool = False) -> Chat | None:
-    return (
+    return only_row(
         Chat.objects.select_for_update(skip_locked=skip_locked, of=("self",))
         .select_related("consortium", "home_library", "librarian__library", "librarian__user")
         .filter(pk=chat_id)
-        .first()
     )
 
 
 def presence_lock(librarian: StaffProfile, *, lock: bool = True) -> LibrarianPresence:
     """The librarian's presence row (made on first use), locked unless `lock` is False (a read)."""
+    if lock:  # the row exists but for a librarian's first sign-in: one statement then
+        found = only_row(LibrarianPresence.objects.select_for_update().filter(librarian=librarian))
+        if found is not None:
+            return found
     presence, _ = LibrarianPresence.objects.get_or_create(librarian=librarian)
     if lock:
         presence = LibrarianPresence.objects.select_for_update().get(pk=presence.pk)

@@ -8,7 +8,6 @@ import asyncio
 from datetime import datetime
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from libraries.models import StaffProfile
@@ -43,7 +42,18 @@ def _presence_change(profile: StaffProfile, status: str) -> tuple[str, datetime 
 
 def _still_staff(user_id: int) -> bool:
     """Is this user active staff now? Read afresh (the socket's user and profile are from connect)."""
-    return access.staff_of(get_user_model().objects.filter(pk=user_id).first()) is not None
+    return StaffProfile.objects.filter(user_id=user_id, is_active=True, user__is_active=True).exists()
+
+
+def _accept(profile: StaffProfile, chat_id: str) -> bool:
+    """The accept frame's work, in one trip to a thread. False: the account was switched off.
+
+    A chat already taken is refused before the staff check: losing commits the librarian to nothing."""
+    offers.chat_accept_precheck(profile, chat_id)
+    if not _still_staff(profile.user_id):
+        return False
+    offers.chat_accept(profile, chat_id, timezone.now())
+    return True
 
 
 # After hello, how long a staff socket waits for the client's join of each held chat before sending
@@ -158,17 +168,19 @@ class StaffConsumer(SharingFrames, ProtocolConsumer):
         that routing.signals sends when a librarian is switched off travels the channel layer, which
         may drop it. False: told and closed."""
         if not await in_thread(_still_staff)(self._me().user_id):
-            await self.send_json(frames.error_frame("forbidden", "your staff account was switched off"))
-            await self.close(code=4403)
+            await self.switched_off()
             return False
         return True
 
+    async def switched_off(self) -> None:
+        await self.send_json(frames.error_frame("forbidden", "your staff account was switched off"))
+        await self.close(code=4403)
+
     async def frame_accept(self, frame: Frame) -> None:
         chat_id = chat_of(frame)
-        if not await self.still_staff():
-            return
         try:
-            await in_thread(offers.chat_accept)(self._me(), chat_id, timezone.now())
+            if not await in_thread(_accept)(self._me(), chat_id):
+                await self.switched_off()
         except common.ServiceError as refused:
             await self.send_json(frames.accept_failed_frame(chat_id, refused.reason, refused.detail))
 
