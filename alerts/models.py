@@ -10,17 +10,18 @@ at most once an hour.
 from __future__ import annotations
 
 from django.db import models
+from django.utils.translation import pgettext_lazy
 
 from consortium.models import Consortium
 
 
 class Alert(models.Model):
     class Kind(models.TextChoices):
-        QUEUE_UNSTAFFED = "queue_unstaffed"
-        UNSTAFFED_RATE = "unstaffed_rate"
-        SHIFT_ABSENT = "shift_absent"
-        POLICY_STALE = "policy_stale"
-        FOLLOWUPS_OVERDUE = "followups_overdue"
+        QUEUE_UNSTAFFED = "queue_unstaffed", pgettext_lazy("an alert's kind", "A queue nobody answers")
+        UNSTAFFED_RATE = "unstaffed_rate", pgettext_lazy("an alert's kind", "Many chats unanswered")
+        SHIFT_ABSENT = "shift_absent", pgettext_lazy("an alert's kind", "A librarian absent from their shift")
+        POLICY_STALE = "policy_stale", pgettext_lazy("an alert's kind", "A policy page out of date")
+        FOLLOWUPS_OVERDUE = "followups_overdue", pgettext_lazy("an alert's kind", "Follow-ups overdue")
 
     consortium = models.ForeignKey(Consortium, on_delete=models.CASCADE, related_name="alerts")
     # What the condition is about, stable from one run to the next: "queue:statewide", "policy:12".

@@ -10,15 +10,16 @@ migration `0002_answer_search_index`).
 from __future__ import annotations
 
 from django.db import models
+from django.utils.translation import pgettext_lazy
 
 from consortium.models import Consortium
 from libraries.models import Library, StaffProfile
 
 
 class AnswerState(models.TextChoices):
-    DRAFT = "draft"
-    PUBLISHED = "published"
-    RETIRED = "retired"
+    DRAFT = "draft", pgettext_lazy("an answer's state", "Draft")
+    PUBLISHED = "published", pgettext_lazy("an answer's state", "Published")
+    RETIRED = "retired", pgettext_lazy("an answer's state", "Retired")
 
 
 class AnswerLanguage(models.TextChoices):

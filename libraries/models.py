@@ -5,22 +5,23 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.translation import pgettext_lazy
 
 from consortium.models import E164_VALIDATOR, SLUG_VALIDATOR, SMS_KEYWORD_VALIDATOR, Consortium
 from libraries.hours import format_interval
 
 
 class OfferMode(models.TextChoices):
-    BROADCAST = "broadcast"
-    DIRECT = "direct"
+    BROADCAST = "broadcast", pgettext_lazy("how a queue offers its chats", "To everyone at once")
+    DIRECT = "direct", pgettext_lazy("how a queue offers its chats", "To one librarian at a time")
 
 
 class Queue(models.Model):
     """Where chats wait. Each library has one local queue; a consortium has shared queues."""
 
     class Kind(models.TextChoices):
-        LOCAL = "local"
-        SHARED = "shared"
+        LOCAL = "local", pgettext_lazy("a queue's kind", "A library's own")
+        SHARED = "shared", pgettext_lazy("a queue's kind", "Shared")
 
     consortium = models.ForeignKey(Consortium, on_delete=models.CASCADE, related_name="queues")
     slug = models.CharField(max_length=50, validators=[SLUG_VALIDATOR])
@@ -48,11 +49,11 @@ class Queue(models.Model):
 
 class Library(models.Model):
     class Kind(models.TextChoices):
-        PUBLIC = "public"
-        ACADEMIC = "academic"
-        SCHOOL = "school"
-        SPECIAL = "special"
-        LAW = "law"
+        PUBLIC = "public", pgettext_lazy("a library's kind", "Public")
+        ACADEMIC = "academic", pgettext_lazy("a library's kind", "Academic")
+        SCHOOL = "school", pgettext_lazy("a library's kind", "School")
+        SPECIAL = "special", pgettext_lazy("a library's kind", "Special")
+        LAW = "law", pgettext_lazy("a library's kind", "Law")
 
     consortium = models.ForeignKey(Consortium, on_delete=models.CASCADE, related_name="libraries")
     slug = models.CharField(max_length=50, validators=[SLUG_VALIDATOR])
@@ -165,9 +166,9 @@ class SpecialHours(models.Model):
 
 class StaffProfile(models.Model):
     class Role(models.TextChoices):
-        LIBRARIAN = "librarian"
-        LIBRARY_ADMIN = "library_admin"
-        COORDINATOR = "coordinator"
+        LIBRARIAN = "librarian", pgettext_lazy("a staff member's role", "Librarian")
+        LIBRARY_ADMIN = "library_admin", pgettext_lazy("a staff member's role", "Library admin")
+        COORDINATOR = "coordinator", pgettext_lazy("a staff member's role", "Coordinator")
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff")
     library = models.ForeignKey(Library, on_delete=models.PROTECT, related_name="staff")
@@ -261,9 +262,9 @@ class ShiftSwap(models.Model):
     """
 
     class Status(models.TextChoices):
-        OPEN = "open"
-        TAKEN = "taken"
-        WITHDRAWN = "withdrawn"
+        OPEN = "open", pgettext_lazy("a shift swap's status", "Offered")
+        TAKEN = "taken", pgettext_lazy("a shift swap's status", "Taken")
+        WITHDRAWN = "withdrawn", pgettext_lazy("a shift swap's status", "Withdrawn")
 
     shift = models.ForeignKey(Shift, on_delete=models.CASCADE, related_name="swaps")
     date = models.DateField(help_text="the local date of the occurrence, in the queue's time zone")

@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.translation import gettext as _
+from django.utils.translation import pgettext_lazy
 
 from consortium.models import Consortium
 from libraries.models import Library, StaffProfile
@@ -26,8 +28,8 @@ class ReviewSettings(models.Model):
     """How many chats of each library are reviewed a month, and who hears the scores."""
 
     class SampleKind(models.TextChoices):
-        PERCENT = "percent", "a percentage of its answered chats"
-        COUNT = "count", "a number of chats"
+        PERCENT = "percent", pgettext_lazy("a monthly sample", "a percentage of its answered chats")
+        COUNT = "count", pgettext_lazy("a monthly sample", "a number of chats")
 
     consortium = models.OneToOneField(Consortium, on_delete=models.CASCADE, related_name="review_settings")
     sample_kind = models.CharField(max_length=10, choices=SampleKind.choices, default=SampleKind.COUNT)
@@ -39,7 +41,7 @@ class ReviewSettings(models.Model):
     def clean(self) -> None:
         super().clean()
         if self.sample_kind == self.SampleKind.PERCENT and self.sample_value > 100:
-            raise ValidationError({"sample_value": "a percentage is 0 to 100"})
+            raise ValidationError({"sample_value": _("a percentage is 0 to 100")})
 
 
 class ReviewRoles(models.Model):
@@ -73,9 +75,10 @@ class Criterion(models.Model):
     def clean(self) -> None:
         super().clean()
         if not 2 <= self.scale <= MAX_SCALE:
-            raise ValidationError({"scale": f"the highest score is 2 to {MAX_SCALE}"})
+            raise ValidationError({"scale": _("the highest score is 2 to %(most)d") % {"most": MAX_SCALE}})
         if self.labels and len(self.labels) != self.scale:
-            raise ValidationError({"labels": f"one label per point: {self.scale} labels, or none"})
+            raise ValidationError({"labels": _("one label per point: %(scale)d labels, or none")
+                                   % {"scale": self.scale}})
 
     def label(self, value: int) -> str:
         if self.labels and 1 <= value <= len(self.labels):

@@ -11,6 +11,7 @@ import secrets
 
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import pgettext_lazy
 
 from consortium.models import Consortium
 from libraries.models import Library, StaffProfile
@@ -26,11 +27,11 @@ def new_id() -> str:
 
 
 class ChatState(models.TextChoices):
-    QUEUED = "queued"
-    ACTIVE = "active"
-    ENDED = "ended"
-    UNSTAFFED = "unstaffed"
-    ABANDONED = "abandoned"
+    QUEUED = "queued", pgettext_lazy("a chat's state", "Waiting")
+    ACTIVE = "active", pgettext_lazy("a chat's state", "Being answered")
+    ENDED = "ended", pgettext_lazy("a chat's state", "Ended")
+    UNSTAFFED = "unstaffed", pgettext_lazy("a chat's state", "Nobody to answer")
+    ABANDONED = "abandoned", pgettext_lazy("a chat's state", "Patron left before an answer")
 
 
 # A chat still going on: waiting for a librarian or being answered.
@@ -40,8 +41,8 @@ LIVE_STATES = (ChatState.QUEUED, ChatState.ACTIVE)
 class Channel(models.TextChoices):
     """How the patron reaches the chat: the web (ask page, widget) or texting (docs/sms.md)."""
 
-    WEB = "web"
-    SMS = "sms"
+    WEB = "web", pgettext_lazy("how a patron reaches the chat", "Web")
+    SMS = "sms", pgettext_lazy("how a patron reaches the chat", "Text message (SMS)")
 
 
 class Chat(models.Model):
@@ -128,9 +129,9 @@ class Chat(models.Model):
 
 class Message(models.Model):
     class Sender(models.TextChoices):
-        PATRON = "patron"
-        LIBRARIAN = "librarian"
-        SYSTEM = "system"
+        PATRON = "patron", pgettext_lazy("who wrote a chat's line", "Patron")
+        LIBRARIAN = "librarian", pgettext_lazy("who wrote a chat's line", "Librarian")
+        SYSTEM = "system", pgettext_lazy("who wrote a chat's line", "System")
 
     # Every index is written at every message: the chat's lookups use message_seq_once (chat, seq),
     # so the chat has no index of its own; the librarian's and the file's cover only rows that have one.
@@ -181,11 +182,11 @@ class ChatFile(models.Model):
 
 class Offer(models.Model):
     class Status(models.TextChoices):
-        OPEN = "open"
-        ACCEPTED = "accepted"
-        DECLINED = "declined"
-        EXPIRED = "expired"
-        WITHDRAWN = "withdrawn"
+        OPEN = "open", pgettext_lazy("an offer's status", "Open")
+        ACCEPTED = "accepted", pgettext_lazy("an offer's status", "Accepted")
+        DECLINED = "declined", pgettext_lazy("an offer's status", "Declined")
+        EXPIRED = "expired", pgettext_lazy("an offer's status", "Expired")
+        WITHDRAWN = "withdrawn", pgettext_lazy("an offer's status", "Withdrawn")
 
     chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="offers")
     librarian = models.ForeignKey(StaffProfile, on_delete=models.CASCADE, related_name="offers")
@@ -222,8 +223,8 @@ class LibrarianPresence(models.Model):
     """Whether a librarian can be offered chats: status, live connections and the reconnect grace."""
 
     class Status(models.TextChoices):
-        AVAILABLE = "available"
-        AWAY = "away"
+        AVAILABLE = "available", pgettext_lazy("a librarian's presence", "Available")
+        AWAY = "away", pgettext_lazy("a librarian's presence", "Away")
 
     librarian = models.OneToOneField(StaffProfile, primary_key=True, on_delete=models.CASCADE,
                                      related_name="presence")
@@ -265,8 +266,8 @@ class ServerProcess(models.Model):
 
 class Connection(models.Model):
     class Kind(models.TextChoices):
-        STAFF = "staff"
-        PATRON = "patron"
+        STAFF = "staff", pgettext_lazy("a connection's kind", "Staff")
+        PATRON = "patron", pgettext_lazy("a connection's kind", "Patron")
 
     channel_name = models.CharField(primary_key=True, max_length=200)
     kind = models.CharField(max_length=10, choices=Kind.choices)
@@ -281,10 +282,10 @@ class Ticket(models.Model):
     """A follow-up: a question a library answers later, by email."""
 
     class Status(models.TextChoices):
-        NEW = "new"
-        IN_PROGRESS = "in_progress"
-        ANSWERED = "answered"
-        CLOSED = "closed"
+        NEW = "new", pgettext_lazy("a follow-up's status", "New")
+        IN_PROGRESS = "in_progress", pgettext_lazy("a follow-up's status", "In progress")
+        ANSWERED = "answered", pgettext_lazy("a follow-up's status", "Answered")
+        CLOSED = "closed", pgettext_lazy("a follow-up's status", "Closed")
 
     id = models.CharField(primary_key=True, max_length=32, default=new_id, editable=False)
     consortium = models.ForeignKey(Consortium, on_delete=models.CASCADE, related_name="tickets")
@@ -469,15 +470,16 @@ class Share(models.Model):
     addresses of shared pages are relayed, not kept."""
 
     class Kind(models.TextChoices):
-        SHOW = "show"  # the librarian's screen, to the patron
-        SEE = "see"  # the patron's screen, to the librarian
-        PAGE = "page"  # the page of the library's site the patron is on
+        SHOW = "show", pgettext_lazy("what is shared", "The librarian's screen")  # to the patron
+        SEE = "see", pgettext_lazy("what is shared", "The patron's screen")  # to the librarian
+        # The page of the library's site the patron is on.
+        PAGE = "page", pgettext_lazy("what is shared", "The patron's page")
 
     class State(models.TextChoices):
-        REQUESTED = "requested"
-        ACTIVE = "active"
-        REFUSED = "refused"
-        ENDED = "ended"
+        REQUESTED = "requested", pgettext_lazy("a share's state", "Requested")
+        ACTIVE = "active", pgettext_lazy("a share's state", "Active")
+        REFUSED = "refused", pgettext_lazy("a share's state", "Refused")
+        ENDED = "ended", pgettext_lazy("a share's state", "Ended")
 
     chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="shares")
     kind = models.CharField(max_length=5, choices=Kind.choices)

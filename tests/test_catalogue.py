@@ -22,9 +22,12 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from django.apps import apps
 from django.template import engines
 from django.template.base import Lexer, TokenType
 from django.templatetags.i18n import BlockTranslateNode, TranslateNode
+from django.utils import translation
+from django.utils.module_loading import import_string
 
 ROOT = Path(__file__).resolve().parents[1]
 PO = ROOT / "locale" / "es" / "LC_MESSAGES" / "django.po"
@@ -55,7 +58,11 @@ STAFF_SOURCES = ("coordination/i18n.py", "alerts/text.py", "alerts/tasks.py", "r
                  "coordination/views/rota.py", "coordination/views/my_rota.py", "coordination/views/hours.py",
                  "coordination/views/blocks.py", "coordination/views/statistics.py", "coordination/charts.py",
                  "routing/outcomes.py", "review/views.py", "coordination/forms.py", "coordination/views/_page.py",
-                 "coordination/views/coverage.py", "knowledge/staff_views.py")
+                 "coordination/views/coverage.py", "knowledge/staff_views.py", "review/forms.py", "review/models.py",
+                 "routing/models.py", "libraries/models.py", "knowledge/models.py", "alerts/models.py",
+                 "texting/models.py", "knowledge/services.py")
+# The project's own apps: their models' choices are read by staff (pages, the admin) in their language.
+PROJECT_APPS = ("alerts", "consortium", "coordination", "knowledge", "libraries", "review", "routing", "texting")
 GETTEXT = {"_", "gettext", "gettext_lazy", "gettext_noop", "ngettext", "ngettext_lazy", "pgettext", "pgettext_lazy",
            "npgettext", "npgettext_lazy"}
 # Names of languages are written in their own language on purpose (the language switch).
@@ -148,6 +155,38 @@ def test_every_string_of_the_converted_staff_pages_has_a_spanish_translation() -
     wanted = {key for name in STAFF_TEMPLATES for key in template_msgids(name)}
     wanted |= {key for source in STAFF_SOURCES for key in source_msgids(ROOT / source)}
     assert sorted(str(key[1]) for key in wanted if not all(entries.get(key, [""]))) == []
+
+
+def _in_spanish(text: object) -> tuple[str, str]:
+    """(English, Spanish) of a lazy string, or of a plain one (which stays English in both)."""
+    with translation.override("en"):
+        english = str(text)
+    with translation.override("es"):
+        return english, str(text)
+
+
+def test_every_choice_of_the_models_reads_in_spanish() -> None:
+    """A state, a status, a kind: each choice's label is marked for translation and translated (a plain
+    label, or a lazy one missing from the catalogue, reads the same in both languages)."""
+    untranslated = []
+    for model in apps.get_models():
+        if model._meta.app_label not in PROJECT_APPS:
+            continue
+        for field in model._meta.get_fields():
+            for value, label in getattr(field, "flatchoices", None) or ():
+                english, spanish = _in_spanish(label)
+                if english == spanish and english not in ENDONYMS | SAME_IN_EVERY_LANGUAGE | {"Web", "HELP"}:
+                    untranslated.append(f"{model._meta.label}.{field.name}={value}: {english}")
+    assert untranslated == []
+
+
+@pytest.mark.parametrize("form_class", ["review.forms.SettingsForm", "review.forms.CriterionForm"])
+def test_every_label_and_help_text_of_the_review_forms_reads_in_spanish(form_class: str) -> None:
+    form = import_string(form_class)()
+    untranslated = [f"{name}: {text}" for name, field in form.fields.items()
+                    for text in (field.label, field.help_text) if text
+                    for english, spanish in [_in_spanish(text)] if english == spanish]
+    assert untranslated == []
 
 
 @pytest.mark.parametrize("name", STAFF_TEMPLATES)

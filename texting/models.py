@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils.translation import pgettext_lazy
 
 from consortium.models import Consortium
 from routing.models import Chat, Message, new_id
@@ -41,13 +42,15 @@ class InboundText(models.Model):
     second text)."""
 
     class Kind(models.TextChoices):
-        QUESTION = "question"  # started a chat
-        MESSAGE = "message"  # continued the open chat
-        FOLLOWUP = "followup"  # added to the follow-up an unstaffed text became
-        STOP = "stop"
-        START = "start"
-        HELP = "help"
-        BLOCKED = "blocked"  # the phone is blocked (routing.blocks): no chat, one neutral reply
+        QUESTION = "question", pgettext_lazy("a text a patron sent", "Started a chat")
+        MESSAGE = "message", pgettext_lazy("a text a patron sent", "Continued the chat")  # continued the open chat
+        # Added to the follow-up an unstaffed text became.
+        FOLLOWUP = "followup", pgettext_lazy("a text a patron sent", "Added to a follow-up")
+        STOP = "stop", pgettext_lazy("a text a patron sent", "STOP (opted out)")
+        START = "start", pgettext_lazy("a text a patron sent", "START (opted in again)")
+        HELP = "help", pgettext_lazy("a text a patron sent", "HELP")
+        # The phone is blocked (routing.blocks): no chat, one neutral reply.
+        BLOCKED = "blocked", pgettext_lazy("a text a patron sent", "From a blocked phone")
 
     message_sid = models.CharField(max_length=64, unique=True)
     patron = models.ForeignKey(SmsPatron, on_delete=models.CASCADE, related_name="inbound")
@@ -64,19 +67,24 @@ class OutboundText(models.Model):
     it at most once (its status, under the row's lock) and records the provider's id."""
 
     class Kind(models.TextChoices):
-        REPLY = "reply"  # a librarian's message
-        UNSTAFFED = "unstaffed"  # nobody could answer: the hours and the ask page
-        HELP = "help"
-        CLOSING = "closing"  # the chat ended
-        FOLLOWUP = "followup"  # the answer to the follow-up a text became
-        REFUSED = "refused"  # media we cannot take
-        BLOCKED = "blocked"  # the phone is blocked: chat is not available, the ask page's question form is
+        REPLY = "reply", pgettext_lazy("a text sent to a patron", "A librarian's reply")
+        # Nobody could answer: the hours and the ask page.
+        UNSTAFFED = "unstaffed", pgettext_lazy("a text sent to a patron", "Nobody could answer")
+        HELP = "help", pgettext_lazy("a text sent to a patron", "Help")
+        CLOSING = "closing", pgettext_lazy("a text sent to a patron", "The chat ended")
+        # The answer to the follow-up a text became.
+        FOLLOWUP = "followup", pgettext_lazy("a text sent to a patron", "A follow-up's answer")
+        REFUSED = "refused", pgettext_lazy("a text sent to a patron", "Media refused")  # media we cannot take
+        # The phone is blocked: chat is not available, the ask page's question form is.
+        BLOCKED = "blocked", pgettext_lazy("a text sent to a patron", "To a blocked phone")
 
     class Status(models.TextChoices):
-        QUEUED = "queued"
-        SENT = "sent"
-        FAILED = "failed"  # the provider said no, or every try failed: the console shows "not delivered"
-        SUPPRESSED = "suppressed"  # the phone opted out: nothing sent
+        QUEUED = "queued", pgettext_lazy("a sent text's status", "Queued")
+        SENT = "sent", pgettext_lazy("a sent text's status", "Sent")
+        # The provider said no, or every try failed: the console shows "not delivered".
+        FAILED = "failed", pgettext_lazy("a sent text's status", "Not delivered")
+        # The phone opted out: nothing sent.
+        SUPPRESSED = "suppressed", pgettext_lazy("a sent text's status", "Not sent (opted out)")
 
     id = models.CharField(primary_key=True, max_length=32, default=new_id, editable=False)
     consortium = models.ForeignKey(Consortium, on_delete=models.CASCADE, related_name="+")
