@@ -11,11 +11,13 @@ from dataclasses import dataclass
 
 from django.contrib import messages
 from django.db.models import Q
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.html import strip_tags
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_http_methods
+from django.utils.translation import ngettext
+from django.views.decorators.http import require_http_methods, require_POST
 
 from coordination.access import Coordinator
 from coordination.forecast import HourForecast, QueueForecast, forecast, shift_hours
@@ -176,3 +178,29 @@ def _shift_preview(request: HttpRequest, predicted: dict[str, QueueForecast]) ->
     rows = [(f"{h:02d}:00", outlook_text(found.hours.get((d, h))), outlook_text(after.hours.get((d, h))))
             for d, h in hours]
     return form, Preview(found.queue, str(DAY_NAMES[weekday]), format_interval(start, end), n, rows)
+
+
+@require_POST
+@staff_page("coordinator")
+def rota_what_if(request: HttpRequest, who: Coordinator) -> HttpResponse:
+    """The "What if?" of the rota page as JSON, for its script (coordination/static/coordination/what_if.js)
+    to redraw the forecast as the coordinator edits a shift, without a reload. The same form fields and
+    the same computation as the page's own What if? (which still works without JavaScript); a POST
+    with the page's CSRF token, since it reads the form as the page does. Nothing is saved."""
+    predicted = {q.queue.slug: q for q in forecast(who.consortium, timezone.now()).queues}
+    form, preview = _shift_preview(request, predicted)
+    if preview is None:
+        errors = [str(e) for field_errors in form.errors.values() for e in field_errors]
+        return JsonResponse({"errors": errors or [_("Choose a shared queue of this consortium.")]}, status=400)
+    # The page's sentence (the same catalogue entry), as plain text: the script writes it with textContent.
+    summary = ngettext(
+        "<strong>What if</strong> %(librarians)s librarian worked %(day)s %(hours)s? Nothing is saved until "
+        "you add the shift.",
+        "<strong>What if</strong> %(librarians)s librarians worked %(day)s %(hours)s? Nothing is saved until "
+        "you add the shift.", preview.librarians) % {
+        "librarians": preview.librarians, "day": preview.day, "hours": preview.hours}
+    return JsonResponse({
+        "queue": preview.queue.slug, "summary": strip_tags(summary),
+        "columns": [_("Hour"), _("As the rota is"), _("With this shift")],
+        "rows": [{"hour": hour, "before": before, "after": after} for hour, before, after in preview.before],
+    })
