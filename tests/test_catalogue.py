@@ -60,7 +60,12 @@ STAFF_SOURCES = ("coordination/i18n.py", "alerts/text.py", "alerts/tasks.py", "r
                  "routing/outcomes.py", "review/views.py", "coordination/forms.py", "coordination/views/_page.py",
                  "coordination/views/coverage.py", "knowledge/staff_views.py", "review/forms.py", "review/models.py",
                  "routing/models.py", "libraries/models.py", "knowledge/models.py", "alerts/models.py",
-                 "texting/models.py", "knowledge/services.py")
+                 "texting/models.py", "knowledge/services.py",
+                 # The refusals a librarian's socket and pages write (their `detail`, lazy: see ServiceError).
+                 "routing/services/offers.py", "routing/services/transfers.py", "routing/services/chats.py",
+                 "routing/services/mentoring.py", "routing/services/handbacks.py", "routing/services/shares.py",
+                 "routing/services/shifts.py", "routing/services/presence.py", "routing/sockets/staff.py",
+                 "routing/staff_room.py")
 # The project's own apps: their models' choices are read by staff (pages, the admin) in their language.
 PROJECT_APPS = ("alerts", "consortium", "coordination", "knowledge", "libraries", "review", "routing", "texting")
 GETTEXT = {"_", "gettext", "gettext_lazy", "gettext_noop", "ngettext", "ngettext_lazy", "pgettext", "pgettext_lazy",
