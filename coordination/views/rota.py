@@ -16,7 +16,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.html import strip_tags
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_http_methods, require_POST
 
 from coordination.access import Coordinator
@@ -84,7 +84,7 @@ def _rota_action(request: HttpRequest, who: Coordinator, now: dt.datetime) -> tu
         shift = get_object_or_404(shifts, pk=int_param(request.POST.get("shift")))
         librarian = _staff_of(consortium.pk, request.POST.get("librarian", ""))
         if librarian is None:
-            raise rota.RotaError("pick a librarian of the consortium")
+            raise rota.RotaError(gettext_lazy("pick a librarian of the consortium"))
         if action == "assign":
             rota.shift_assign(shift, librarian, now)
             messages.success(request, _("%(name)s is on %(shift)s every week.") % {
@@ -104,13 +104,13 @@ def _rota_action(request: HttpRequest, who: Coordinator, now: dt.datetime) -> tu
         library = get_object_or_404(Library, consortium=consortium, slug=request.POST.get("library", ""))
         raw = request.POST.get("hours", "").strip()
         if raw and not raw.isdigit():
-            raise rota.RotaError("a weekly target is a whole number of hours, at most 168")
+            raise rota.RotaError(gettext_lazy("a weekly target is a whole number of hours, at most 168"))
         rota.library_target_set(library, int(raw) if raw else None)
         return ShiftForm(), True
     if action == "swap_withdraw" and who.profile is not None:
         rota.swap_withdraw(int_param(request.POST.get("swap")), who.profile, as_coordinator=True)
         return ShiftForm(), True
-    raise rota.RotaError("unknown action")
+    raise rota.RotaError(gettext_lazy("unknown action"))
 
 
 def _staff_of(consortium_id: int, value: str) -> StaffProfile | None:

@@ -46,7 +46,9 @@ class Refused(ServiceError):
     def __init__(self, reason: str, detail: StrOrPromise = "",
                  fields: Mapping[str, Sequence[StrOrPromise]] | None = None) -> None:
         super().__init__(reason, detail)
-        self.fields = cast(dict[str, list[str]], dict(fields or {}))  # lazy or not, as `detail`
+        # Made text now: the fields are for pages and JSON answers (never a socket's frame), whose request
+        # has the reader's language active already.
+        self.fields = {name: [str(text) for text in texts] for name, texts in (fields or {}).items()}
 
 
 def trace(chat: Chat, kind: str, at: datetime, **data: object) -> None:
