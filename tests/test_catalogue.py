@@ -53,7 +53,7 @@ STAFF_TEMPLATES = ("coordination/base.html", "coordination/board.html", "coordin
                    "review/home.html", "review/_list.html", "review/notable.html", "review/coordinator.html",
                    "review/detail.html", "review/settings.html", "coordination/overdue.html",
                    "coordination/mentors.html", "routing/staff/mentor_board.html", "routing/staff/mentor_watch.html",
-                   "knowledge/staff_list.html", "knowledge/staff_edit.html")
+                   "knowledge/staff_list.html", "knowledge/staff_edit.html", "texting/simulator.html")
 STAFF_SOURCES = ("coordination/i18n.py", "alerts/text.py", "alerts/tasks.py", "routing/staff/i18n.py",
                  "coordination/views/rota.py", "coordination/views/my_rota.py", "coordination/views/hours.py",
                  "coordination/views/blocks.py", "coordination/views/statistics.py", "coordination/charts.py",
