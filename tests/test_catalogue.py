@@ -185,6 +185,23 @@ def test_every_choice_of_the_models_reads_in_spanish() -> None:
     assert untranslated == []
 
 
+def test_every_model_and_field_name_the_admin_shows_reads_in_spanish() -> None:
+    """verbose_name and verbose_name_plural of the project's models and their fields (the admin's column
+    headings, form labels and page titles) are marked for translation and translated."""
+    untranslated = []
+    for model in apps.get_models():
+        if model._meta.app_label not in PROJECT_APPS:
+            continue
+        names = [model._meta.verbose_name, model._meta.verbose_name_plural]
+        names += [field.verbose_name for field in model._meta.get_fields()
+                  if (getattr(field, "concrete", False) or field.many_to_many) and not field.auto_created]
+        for name in names:
+            english, spanish = _in_spanish(name)
+            if english == spanish and english not in {"chat", "chats", "id", "plan", "mentor", "slug"}:
+                untranslated.append(f"{model._meta.label}: {english}")
+    assert untranslated == []
+
+
 @pytest.mark.parametrize("form_class", ["review.forms.SettingsForm", "review.forms.CriterionForm"])
 def test_every_label_and_help_text_of_the_review_forms_reads_in_spanish(form_class: str) -> None:
     form = import_string(form_class)()
