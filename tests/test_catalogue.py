@@ -222,7 +222,8 @@ def test_every_word_the_console_script_writes_is_in_its_catalogue() -> None:
     routing/staff/i18n.py's CONSOLE_STRINGS, which hands it to the page in the librarian's language."""
     from routing.staff.i18n import CONSOLE_STRINGS
 
-    written = {json.loads(f'"{m}"') for path in ROOT.glob("routing/static/routing/staff/*.js")
+    scripts = [*ROOT.glob("routing/static/routing/staff/*.js"), ROOT / "knowledge/static/knowledge/console_answers.js"]
+    written = {json.loads(f'"{m}"') for path in scripts
                for m in re.findall(r'\bt\("((?:[^"\\]|\\.)*)"', path.read_text(encoding="utf-8"))}
     assert len(written) > 40
     assert sorted(written - set(CONSOLE_STRINGS)) == []
