@@ -65,7 +65,8 @@ STAFF_SOURCES = ("coordination/i18n.py", "alerts/text.py", "alerts/tasks.py", "r
                  "routing/services/offers.py", "routing/services/transfers.py", "routing/services/chats.py",
                  "routing/services/mentoring.py", "routing/services/handbacks.py", "routing/services/shares.py",
                  "routing/services/shifts.py", "routing/services/presence.py", "routing/sockets/staff.py",
-                 "routing/staff_room.py", "routing/services/blocks.py", "libraries/rota.py")
+                 "routing/staff_room.py", "routing/services/blocks.py", "libraries/rota.py",
+                 "routing/services/canned.py", "review/scoring.py")
 # The project's own apps: their models' choices are read by staff (pages, the admin) in their language.
 PROJECT_APPS = ("alerts", "consortium", "coordination", "knowledge", "libraries", "review", "routing", "texting")
 GETTEXT = {"_", "gettext", "gettext_lazy", "gettext_noop", "ngettext", "ngettext_lazy", "pgettext", "pgettext_lazy",
