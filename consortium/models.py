@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 SLUG_VALIDATOR = RegexValidator(r"^[a-z0-9][a-z0-9-]*$", "use lowercase letters, digits and hyphens")
 
@@ -50,41 +51,56 @@ SETTING_DEFAULTS: dict[str, int] = {
 
 
 class Consortium(models.Model):
-    slug = models.CharField(max_length=50, unique=True, validators=[SLUG_VALIDATOR])
-    name = models.CharField(max_length=200)
-    timezone = models.CharField(max_length=64, default="America/New_York")
-    allowed_origins = models.JSONField(default=list, blank=True)
-    local_timeout = models.PositiveIntegerField(default=SETTING_DEFAULTS["local_timeout"])
-    partner_timeout = models.PositiveIntegerField(default=SETTING_DEFAULTS["partner_timeout"])
-    offer_timeout = models.PositiveIntegerField(default=SETTING_DEFAULTS["offer_timeout"])
-    max_wait = models.PositiveIntegerField(default=SETTING_DEFAULTS["max_wait"])
-    reconnect_grace = models.PositiveIntegerField(default=SETTING_DEFAULTS["reconnect_grace"])
-    patron_grace = models.PositiveIntegerField(default=SETTING_DEFAULTS["patron_grace"])
-    idle_timeout = models.PositiveIntegerField(default=SETTING_DEFAULTS["idle_timeout"])
-    librarian_capacity = models.PositiveIntegerField(default=SETTING_DEFAULTS["librarian_capacity"])
-    transcript_retention_days = models.PositiveIntegerField(default=SETTING_DEFAULTS["transcript_retention_days"])
-    shift_warning = models.PositiveIntegerField(default=SETTING_DEFAULTS["shift_warning"])
-    shift_extension = models.PositiveIntegerField(default=SETTING_DEFAULTS["shift_extension"])
-    sms_idle = models.PositiveIntegerField(default=SETTING_DEFAULTS["sms_idle"])
-    followup_due_hours = models.PositiveIntegerField(default=SETTING_DEFAULTS["followup_due_hours"])
-    followup_reminder_hours = models.PositiveIntegerField(default=SETTING_DEFAULTS["followup_reminder_hours"])
-    followup_partner_hours = models.PositiveIntegerField(default=SETTING_DEFAULTS["followup_partner_hours"])
-    returning_head_start = models.PositiveIntegerField(default=SETTING_DEFAULTS["returning_head_start"])
+    slug = models.CharField(max_length=50, unique=True, validators=[SLUG_VALIDATOR], verbose_name=_("slug"))
+    name = models.CharField(max_length=200, verbose_name=_("name"))
+    timezone = models.CharField(max_length=64, default="America/New_York", verbose_name=_("timezone"))
+    allowed_origins = models.JSONField(default=list, blank=True, verbose_name=_("allowed origins"))
+    local_timeout = models.PositiveIntegerField(default=SETTING_DEFAULTS["local_timeout"],
+                                                verbose_name=_("local timeout"))
+    partner_timeout = models.PositiveIntegerField(default=SETTING_DEFAULTS["partner_timeout"],
+                                                  verbose_name=_("partner timeout"))
+    offer_timeout = models.PositiveIntegerField(default=SETTING_DEFAULTS["offer_timeout"],
+                                                verbose_name=_("offer timeout"))
+    max_wait = models.PositiveIntegerField(default=SETTING_DEFAULTS["max_wait"], verbose_name=_("max wait"))
+    reconnect_grace = models.PositiveIntegerField(default=SETTING_DEFAULTS["reconnect_grace"],
+                                                  verbose_name=_("reconnect grace"))
+    patron_grace = models.PositiveIntegerField(default=SETTING_DEFAULTS["patron_grace"], verbose_name=_("patron grace"))
+    idle_timeout = models.PositiveIntegerField(default=SETTING_DEFAULTS["idle_timeout"], verbose_name=_("idle timeout"))
+    librarian_capacity = models.PositiveIntegerField(default=SETTING_DEFAULTS["librarian_capacity"],
+                                                     verbose_name=_("librarian capacity"))
+    transcript_retention_days = models.PositiveIntegerField(default=SETTING_DEFAULTS["transcript_retention_days"],
+                                                            verbose_name=_("transcript retention days"))
+    shift_warning = models.PositiveIntegerField(default=SETTING_DEFAULTS["shift_warning"],
+                                                verbose_name=_("shift warning"))
+    shift_extension = models.PositiveIntegerField(default=SETTING_DEFAULTS["shift_extension"],
+                                                  verbose_name=_("shift extension"))
+    sms_idle = models.PositiveIntegerField(default=SETTING_DEFAULTS["sms_idle"], verbose_name=_("sms idle"))
+    followup_due_hours = models.PositiveIntegerField(default=SETTING_DEFAULTS["followup_due_hours"],
+                                                     verbose_name=_("followup due hours"))
+    followup_reminder_hours = models.PositiveIntegerField(default=SETTING_DEFAULTS["followup_reminder_hours"],
+                                                          verbose_name=_("followup reminder hours"))
+    followup_partner_hours = models.PositiveIntegerField(default=SETTING_DEFAULTS["followup_partner_hours"],
+                                                         verbose_name=_("followup partner hours"))
+    returning_head_start = models.PositiveIntegerField(default=SETTING_DEFAULTS["returning_head_start"],
+                                                       verbose_name=_("returning head start"))
     # Texting (docs/sms.md): the consortium's own number (E.164; texts to it have no home library
     # unless they start with a library's keyword) and the answer to HELP (empty: a default).
-    sms_number = models.CharField(max_length=16, null=True, blank=True, unique=True, validators=[E164_VALIDATOR])
-    sms_help = models.CharField(max_length=320, blank=True)
+    sms_number = models.CharField(max_length=16, null=True, blank=True, unique=True, validators=[E164_VALIDATOR],
+                                  verbose_name=_("sms number"))
+    sms_help = models.CharField(max_length=320, blank=True, verbose_name=_("sms help"))
     # The staff console warns beside a chat when the home library's policy page was last reviewed
     # longer ago than this (stale policy pages mislead partner librarians).
-    policy_review_limit_days = models.PositiveIntegerField(default=365)
+    policy_review_limit_days = models.PositiveIntegerField(default=365, verbose_name=_("policy review limit days"))
     # The consortium's colours on its ask pages (and the widget's defaults): #rrggbb.
-    accent_color = models.CharField(max_length=7, default=DEFAULT_COLORS["accent"], validators=[COLOR_VALIDATOR])
+    accent_color = models.CharField(max_length=7, default=DEFAULT_COLORS["accent"], validators=[COLOR_VALIDATOR],
+                                    verbose_name=_("accent color"))
     accent_text_color = models.CharField(max_length=7, default=DEFAULT_COLORS["accent_text"],
-                                         validators=[COLOR_VALIDATOR])
-    is_active = models.BooleanField(default=True)
+                                         validators=[COLOR_VALIDATOR], verbose_name=_("accent text color"))
+    is_active = models.BooleanField(default=True, verbose_name=_("is active"))
 
     class Meta:
-        verbose_name_plural = "consortia"
+        verbose_name = _("consortium")
+        verbose_name_plural = _("consortia")
         ordering = ["slug"]
 
     def __str__(self) -> str:
@@ -123,16 +139,23 @@ class AlertSettings(models.Model):
     Kept in this app, the lowest, so that the consortium file (libraries) can write it without
     importing the alerts app above it."""
 
-    consortium = models.OneToOneField(Consortium, on_delete=models.CASCADE, related_name="alert_settings")
-    mail = models.BooleanField(default=ALERT_DEFAULTS["mail"])
-    queue_unstaffed_minutes = models.PositiveIntegerField(default=ALERT_DEFAULTS["queue_unstaffed_minutes"])
-    unstaffed_percent = models.PositiveSmallIntegerField(default=ALERT_DEFAULTS["unstaffed_percent"])
-    unstaffed_min_chats = models.PositiveIntegerField(default=ALERT_DEFAULTS["unstaffed_min_chats"])
-    shift_absent_minutes = models.PositiveIntegerField(default=ALERT_DEFAULTS["shift_absent_minutes"])
-    followup_overdue_hours = models.PositiveIntegerField(default=ALERT_DEFAULTS["followup_overdue_hours"])
+    consortium = models.OneToOneField(Consortium, on_delete=models.CASCADE, related_name="alert_settings",
+                                      verbose_name=_("consortium"))
+    mail = models.BooleanField(default=ALERT_DEFAULTS["mail"], verbose_name=_("mail"))
+    queue_unstaffed_minutes = models.PositiveIntegerField(default=ALERT_DEFAULTS["queue_unstaffed_minutes"],
+                                                          verbose_name=_("queue unstaffed minutes"))
+    unstaffed_percent = models.PositiveSmallIntegerField(default=ALERT_DEFAULTS["unstaffed_percent"],
+                                                         verbose_name=_("unstaffed percent"))
+    unstaffed_min_chats = models.PositiveIntegerField(default=ALERT_DEFAULTS["unstaffed_min_chats"],
+                                                      verbose_name=_("unstaffed min chats"))
+    shift_absent_minutes = models.PositiveIntegerField(default=ALERT_DEFAULTS["shift_absent_minutes"],
+                                                       verbose_name=_("shift absent minutes"))
+    followup_overdue_hours = models.PositiveIntegerField(default=ALERT_DEFAULTS["followup_overdue_hours"],
+                                                         verbose_name=_("followup overdue hours"))
 
     class Meta:
-        verbose_name_plural = "alert settings"
+        verbose_name = _("alert settings")
+        verbose_name_plural = _("alert settings")
 
     def clean(self) -> None:
         super().clean()

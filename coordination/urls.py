@@ -12,6 +12,7 @@ urlpatterns = [
     path("coordinator/<slug:consortium_slug>/hours/<slug:queue_slug>.ics", hours.hours_ics,
          name="coordination-hours-ics"),
     path("coordinator/<slug:consortium_slug>/rota/", rota.rota_page, name="coordination-rota"),
+    path("coordinator/<slug:consortium_slug>/rota/what-if", rota.rota_what_if, name="coordination-rota-what-if"),
     path("coordinator/<slug:consortium_slug>/coverage/", coverage.coverage_page, name="coordination-coverage"),
     path("coordinator/<slug:consortium_slug>/statistics/", statistics.statistics_page,
          name="coordination-statistics"),

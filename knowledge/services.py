@@ -2,7 +2,8 @@
 
 Checks live here, not in the pages: the consortium and owner come from the librarian's profile,
 the scope is checked against what they may write (knowledge.access), and bad input is refused with
-the fields at fault (routing.services.common.Refused) and nothing changed.
+the fields at fault (routing.services.common.Refused) and nothing changed. The words of a refusal are
+in the librarian's language (the request's: consortium.language), as the answers pages are.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from knowledge import access
 from knowledge.models import Answer, AnswerLanguage, AnswerState
@@ -58,28 +60,32 @@ def _keywords(raw: str) -> str:
     return ", ".join(seen)
 
 
+def _too_long(most: int, has: int) -> str:
+    return _("At most %(most)d characters (this one has %(has)d).") % {"most": most, "has": has}
+
+
 def _checked(profile: StaffProfile, fields: AnswerFields, today: date) -> _Checked:
     errors: dict[str, list[str]] = {}
     question = " ".join((fields.question or "").split())
     body = (fields.body or "").strip()
     keywords = _keywords(fields.keywords or "")
     if not question:
-        errors["question"] = ["Write the question as a patron would ask it."]
+        errors["question"] = [_("Write the question as a patron would ask it.")]
     elif len(question) > MAX_QUESTION:
-        errors["question"] = [f"At most {MAX_QUESTION} characters (this one has {len(question)})."]
+        errors["question"] = [_too_long(MAX_QUESTION, len(question))]
     if not body:
-        errors["body"] = ["Write the answer."]
+        errors["body"] = [_("Write the answer.")]
     elif len(body) > MAX_BODY:
-        errors["body"] = [f"At most {MAX_BODY} characters (this one has {len(body)})."]
+        errors["body"] = [_too_long(MAX_BODY, len(body))]
     if len(keywords) > MAX_KEYWORDS:
-        errors["keywords"] = [f"At most {MAX_KEYWORDS} characters of keywords."]
+        errors["keywords"] = [_("At most %(most)d characters of keywords.") % {"most": MAX_KEYWORDS}]
     if fields.language not in AnswerLanguage.values:
-        errors["language"] = ["Choose English or Spanish."]
+        errors["language"] = [_("Choose English or Spanish.")]
     library_id: int | None = None
     if fields.scope:
         allowed = {lib.slug: lib.pk for lib in access.writable_libraries(profile)}
         if fields.scope not in allowed:
-            errors["scope"] = ["You may write answers for your own library or for the whole consortium."]
+            errors["scope"] = [_("You may write answers for your own library or for the whole consortium.")]
         else:
             library_id = allowed[fields.scope]
     review_on = today + timedelta(days=DEFAULT_REVIEW_DAYS)
@@ -87,12 +93,12 @@ def _checked(profile: StaffProfile, fields: AnswerFields, today: date) -> _Check
         try:
             review_on = date.fromisoformat(fields.review_on)
         except ValueError:
-            errors["review_on"] = ["Use a date like 2027-06-30."]
+            errors["review_on"] = [_("Use a date like 2027-06-30.")]
         else:
             if review_on <= today:
-                errors["review_on"] = ["Choose a date after today."]
+                errors["review_on"] = [_("Choose a date after today.")]
     if errors:
-        raise Refused("invalid", "the answer was not saved", errors)
+        raise Refused("invalid", _("the answer was not saved"), errors)
     return _Checked(question, body, fields.language, keywords, library_id, review_on)
 
 
@@ -109,7 +115,7 @@ def _locked(profile: StaffProfile, answer_id: int) -> Answer:
     answer = (Answer.objects.select_for_update().filter(pk=answer_id, consortium_id=profile.library.consortium_id)
               .first())
     if answer is None:
-        raise Refused("not_found", "no such answer")
+        raise Refused("not_found", _("no such answer"))
     return answer
 
 
@@ -119,7 +125,7 @@ def answer_update(profile: StaffProfile, answer_id: int, fields: AnswerFields, n
     with transaction.atomic():
         answer = _locked(profile, answer_id)
         if not access.may_edit(profile, answer):
-            raise Refused("forbidden", "you may not edit this answer")
+            raise Refused("forbidden", _("you may not edit this answer"))
         checked = _checked(profile, AnswerFields(
             question=fields.question, body=fields.body, language=fields.language, keywords=fields.keywords,
             scope=CONSORTIUM_SCOPE, review_on=fields.review_on), now.date())
@@ -135,12 +141,12 @@ def answer_update(profile: StaffProfile, answer_id: int, fields: AnswerFields, n
 def answer_set_state(profile: StaffProfile, answer_id: int, state: str, now: datetime) -> Answer:
     """Publish, retire or take back to draft: only who may publish the answer (knowledge.access)."""
     if state not in AnswerState.values:
-        raise Refused("invalid", "no such state", {"state": ["Choose draft, published or retired."]})
+        raise Refused("invalid", _("no such state"), {"state": [_("Choose draft, published or retired.")]})
     with transaction.atomic():
         answer = _locked(profile, answer_id)
         if not access.may_publish(profile, answer):
-            raise Refused("forbidden", "only a library admin publishes their library's answers, "
-                                       "a coordinator the consortium's")
+            raise Refused("forbidden", _("only a library admin publishes their library's answers, "
+                                         "a coordinator the consortium's"))
         answer.state = state
         answer.updated_at = now
         if state == AnswerState.PUBLISHED:

@@ -20,10 +20,13 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, cast
 from zoneinfo import ZoneInfo
 
 from django.db import IntegrityError, transaction
 from django.db.models import CharField, DateField, F, IntegerField, Sum, Value
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy
 
 from consortium.models import Consortium
 from consortium.tokens import token_hash, token_new
@@ -33,13 +36,16 @@ from libraries.signals import queues_changed_send
 
 _ONE_DAY = timedelta(days=1)
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
 
 class RotaError(Exception):
     """A rota change that cannot be made; `detail` says why in a sentence for the page."""
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: StrOrPromise) -> None:
         super().__init__(detail)
-        self.detail = detail
+        self.detail = cast(str, detail)  # often lazy: it reads in the language of the page that shows it
 
 
 @dataclass(frozen=True)
@@ -255,13 +261,13 @@ def commitments(consortium: Consortium) -> list[Commitment]:
 def shift_create(queue: Queue, now: datetime, *, weekday: int, start_minute: int, end_minute: int,
                  min_librarians: int = 1) -> Shift:
     if queue.kind != Queue.Kind.SHARED:
-        raise RotaError("shifts are for shared queues; a library's own queue follows its hours")
+        raise RotaError(gettext_lazy("shifts are for shared queues; a library's own queue follows its hours"))
     if weekday not in range(7):
-        raise RotaError("pick a weekday")
+        raise RotaError(gettext_lazy("pick a weekday"))
     if not 0 <= start_minute < end_minute <= MINUTES_PER_DAY:
-        raise RotaError("a shift ends after it starts, within one day (split one that crosses midnight)")
+        raise RotaError(gettext_lazy("a shift ends after it starts, within one day (split one that crosses midnight)"))
     if min_librarians < 1:
-        raise RotaError("a shift needs at least one librarian")
+        raise RotaError(gettext_lazy("a shift needs at least one librarian"))
     with transaction.atomic():
         shift = Shift.objects.create(queue=queue, weekday=weekday, start_minute=start_minute,
                                      end_minute=end_minute, min_librarians=min_librarians)
@@ -279,14 +285,15 @@ def shift_delete(shift: Shift, now: datetime) -> None:
 def shift_assign(shift: Shift, librarian: StaffProfile, now: datetime) -> ShiftAssignment:
     """Put a librarian of any member library on a shift, every week from now on."""
     if librarian.library.consortium_id != shift.queue.consortium_id or not librarian.is_active:
-        raise RotaError("that librarian is not staff of this consortium")
+        raise RotaError(gettext_lazy("that librarian is not staff of this consortium"))
     today = now.astimezone(ZoneInfo(shift.queue.timezone)).date()
     try:
         with transaction.atomic():
             assignment = ShiftAssignment.objects.create(shift=shift, librarian=librarian, assigned_on=today)
             queues_changed_send(shift.queue.consortium_id, {shift.queue.slug}, now)
     except IntegrityError as e:
-        raise RotaError(f"{librarian.display_name} is on this shift already") from e
+        raise RotaError(format_lazy(gettext_lazy("{name} is on this shift already"),
+                                    name=librarian.display_name)) from e
     return assignment
 
 
@@ -302,18 +309,18 @@ def shift_unassign(shift: Shift, librarian: StaffProfile, now: datetime) -> None
 def swap_offer(shift: Shift, day: date, librarian: StaffProfile, now: datetime, *, note: str = "") -> ShiftSwap:
     """Offer one occurrence of a shift one works to colleagues; they stay on it until someone takes it."""
     if not ShiftAssignment.objects.filter(shift=shift, librarian=librarian).exists():
-        raise RotaError("you can offer only a shift you are assigned to")
+        raise RotaError(gettext_lazy("you can offer only a shift you are assigned to"))
     occurrence = occurrence_on(_shift_time(shift), day)
     if occurrence is None:
-        raise RotaError(f"the shift does not happen on {day.isoformat()}")
+        raise RotaError(format_lazy(gettext_lazy("the shift does not happen on {day}"), day=day.isoformat()))
     if occurrence.end <= now:
-        raise RotaError("that shift is over")
+        raise RotaError(gettext_lazy("that shift is over"))
     try:
         with transaction.atomic():
             return ShiftSwap.objects.create(shift=shift, date=day, offered_by=librarian, created_at=now,
                                             note=note[:200])
     except IntegrityError as e:
-        raise RotaError("you offered this shift already") from e
+        raise RotaError(gettext_lazy("you offered this shift already")) from e
 
 
 def swap_take(swap_id: int, librarian: StaffProfile, now: datetime) -> ShiftSwap:
@@ -322,17 +329,17 @@ def swap_take(swap_id: int, librarian: StaffProfile, now: datetime) -> ShiftSwap
         swap = (ShiftSwap.objects.select_for_update(of=("self",)).select_related("shift__queue")
                 .filter(pk=swap_id).first())
         if swap is None or swap.shift.queue.consortium_id != librarian.library.consortium_id:
-            raise RotaError("no such swap")
+            raise RotaError(gettext_lazy("no such swap"))
         if swap.status != ShiftSwap.Status.OPEN:
-            raise RotaError("someone took that shift already" if swap.status == ShiftSwap.Status.TAKEN
-                            else "that offer was withdrawn")
+            raise RotaError(gettext_lazy("someone took that shift already") if swap.status == ShiftSwap.Status.TAKEN
+                            else gettext_lazy("that offer was withdrawn"))
         if swap.offered_by_id == librarian.pk:
-            raise RotaError("you offered this shift; withdraw the offer instead")
+            raise RotaError(gettext_lazy("you offered this shift; withdraw the offer instead"))
         occurrence = occurrence_on(_shift_time(swap.shift), swap.date)
         if occurrence is None or occurrence.end <= now:
-            raise RotaError("that shift is over")
+            raise RotaError(gettext_lazy("that shift is over"))
         if librarian.pk in crews([occurrence]).get(occurrence.key, frozenset()):
-            raise RotaError("you are on that shift already")
+            raise RotaError(gettext_lazy("you are on that shift already"))
         swap.status = ShiftSwap.Status.TAKEN
         swap.taken_by = librarian
         swap.taken_at = now
@@ -344,7 +351,7 @@ def swap_take(swap_id: int, librarian: StaffProfile, now: datetime) -> ShiftSwap
 def queue_rota_driven_set(queue: Queue, rota_driven: bool, now: datetime) -> None:
     """Whether only the librarians on shift are offered this shared queue's chats."""
     if queue.kind != Queue.Kind.SHARED:
-        raise RotaError("only a shared queue can be driven by the rota")
+        raise RotaError(gettext_lazy("only a shared queue can be driven by the rota"))
     with transaction.atomic():
         queue.rota_driven = rota_driven
         queue.save(update_fields=["rota_driven"])
@@ -354,7 +361,7 @@ def queue_rota_driven_set(queue: Queue, rota_driven: bool, now: datetime) -> Non
 def library_target_set(library: Library, hours: int | None) -> None:
     """The weekly hours of rota shifts a library commits to (None: no target)."""
     if hours is not None and not 0 <= hours <= 168:
-        raise RotaError("a weekly target is a whole number of hours, at most 168")
+        raise RotaError(gettext_lazy("a weekly target is a whole number of hours, at most 168"))
     library.rota_target_hours = hours
     library.save(update_fields=["rota_target_hours"])
 
@@ -363,11 +370,11 @@ def swap_withdraw(swap_id: int, librarian: StaffProfile, *, as_coordinator: bool
     with transaction.atomic():
         swap = ShiftSwap.objects.select_for_update().filter(pk=swap_id).select_related("shift__queue").first()
         if swap is None or swap.shift.queue.consortium_id != librarian.library.consortium_id:
-            raise RotaError("no such swap")
+            raise RotaError(gettext_lazy("no such swap"))
         if swap.offered_by_id != librarian.pk and not as_coordinator:
-            raise RotaError("only the librarian who offered it can withdraw it")
+            raise RotaError(gettext_lazy("only the librarian who offered it can withdraw it"))
         if swap.status != ShiftSwap.Status.OPEN:
-            raise RotaError("a swap can be withdrawn only before someone takes it")
+            raise RotaError(gettext_lazy("a swap can be withdrawn only before someone takes it"))
         swap.status = ShiftSwap.Status.WITHDRAWN
         swap.save(update_fields=["status"])
 

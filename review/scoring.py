@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from django.db import transaction
+from django.utils.translation import gettext, gettext_lazy
 
 from libraries.models import StaffProfile
 from review import access
@@ -30,25 +31,25 @@ def review_submit(profile: StaffProfile, review_id: int, now: datetime, *, value
         review = Review.objects.select_for_update().select_related("consortium").filter(
             pk=review_id, consortium_id=profile.library.consortium_id).first()
         if review is None or review.reviewer_id != profile.pk:
-            raise Refused("not_found", "no such review")
+            raise Refused("not_found", gettext_lazy("no such review"))
         if review.submitted:
-            raise Refused("already_submitted", "this review has been submitted")
+            raise Refused("already_submitted", gettext_lazy("this review has been submitted"))
         errors: dict[str, list[str]] = {}
         scores = []
         for criterion in rubric(review.consortium):
             raw = (values.get(criterion.pk) or "").strip()
             note = (comments.get(criterion.pk) or "").strip()
             if not raw.isdigit() or not 1 <= int(raw) <= criterion.scale:
-                errors[criterion.name] = [f"choose a score from 1 to {criterion.scale}"]
+                errors[criterion.name] = [gettext("choose a score from 1 to %(most)d") % {"most": criterion.scale}]
             elif len(note) > COMMENT_MAX:
-                errors[criterion.name] = [f"at most {COMMENT_MAX} characters"]
+                errors[criterion.name] = [gettext("at most %(most)d characters") % {"most": COMMENT_MAX}]
             else:
                 scores.append(Score(review=review, criterion=criterion, value=int(raw), comment=note))
         comment = comment.strip()
         if len(comment) > COMMENT_MAX:
-            errors["comment"] = [f"at most {COMMENT_MAX} characters"]
+            errors["comment"] = [gettext("at most %(most)d characters") % {"most": COMMENT_MAX}]
         if errors:
-            raise Refused("invalid", "some scores are missing or wrong", errors)
+            raise Refused("invalid", gettext_lazy("some scores are missing or wrong"), errors)
         Score.objects.bulk_create(scores)
         review.comment = comment
         review.submitted_at = now
@@ -62,9 +63,10 @@ def review_mark_notable(profile: StaffProfile, review_id: int, now: datetime, *,
         review = Review.objects.select_for_update().filter(
             pk=review_id, consortium_id=profile.library.consortium_id).first()
         if review is None or not access.visible(profile).filter(pk=review_id).exists():
-            raise Refused("not_found", "no such review")
+            raise Refused("not_found", gettext_lazy("no such review"))
         if not access.may_mark_notable(profile, review):
-            raise Refused("forbidden", "only its reviewer or a coordinator marks a submitted review notable")
+            raise Refused("forbidden", gettext_lazy(
+                "only its reviewer or a coordinator marks a submitted review notable"))
         review.notable = notable
         review.notable_by = profile if notable else None
         review.notable_at = now if notable else None

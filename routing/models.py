@@ -11,6 +11,8 @@ import secrets
 
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from consortium.models import Consortium
 from libraries.models import Library, StaffProfile
@@ -26,11 +28,11 @@ def new_id() -> str:
 
 
 class ChatState(models.TextChoices):
-    QUEUED = "queued"
-    ACTIVE = "active"
-    ENDED = "ended"
-    UNSTAFFED = "unstaffed"
-    ABANDONED = "abandoned"
+    QUEUED = "queued", pgettext_lazy("a chat's state", "Waiting")
+    ACTIVE = "active", pgettext_lazy("a chat's state", "Being answered")
+    ENDED = "ended", pgettext_lazy("a chat's state", "Ended")
+    UNSTAFFED = "unstaffed", pgettext_lazy("a chat's state", "Nobody to answer")
+    ABANDONED = "abandoned", pgettext_lazy("a chat's state", "Patron left before an answer")
 
 
 # A chat still going on: waiting for a librarian or being answered.
@@ -40,80 +42,87 @@ LIVE_STATES = (ChatState.QUEUED, ChatState.ACTIVE)
 class Channel(models.TextChoices):
     """How the patron reaches the chat: the web (ask page, widget) or texting (docs/sms.md)."""
 
-    WEB = "web"
-    SMS = "sms"
+    WEB = "web", pgettext_lazy("how a patron reaches the chat", "Web")
+    SMS = "sms", pgettext_lazy("how a patron reaches the chat", "Text message (SMS)")
 
 
 class Chat(models.Model):
-    id = models.CharField(primary_key=True, max_length=32, default=new_id, editable=False)
-    consortium = models.ForeignKey(Consortium, on_delete=models.CASCADE, related_name="chats")
-    channel = models.CharField(max_length=5, choices=Channel.choices, default=Channel.WEB)
+    id = models.CharField(primary_key=True, max_length=32, default=new_id, editable=False, verbose_name=_("id"))
+    consortium = models.ForeignKey(Consortium, on_delete=models.CASCADE, related_name="chats",
+                                   verbose_name=_("consortium"))
+    channel = models.CharField(max_length=5, choices=Channel.choices, default=Channel.WEB, verbose_name=_("channel"))
     home_library = models.ForeignKey(Library, null=True, blank=True, on_delete=models.PROTECT,
-                                     related_name="home_chats")
-    home_found_by = models.CharField(max_length=10, default="none")  # library | zip | none
-    question = models.TextField()
-    language = models.CharField(max_length=16, blank=True)
-    patron_name = models.CharField(max_length=100, blank=True)
-    patron_email = models.CharField(max_length=254, blank=True)
-    patron_ip = models.GenericIPAddressField(null=True, blank=True)
+                                     related_name="home_chats", verbose_name=_("home library"))
+    home_found_by = models.CharField(max_length=10, default="none",
+                                     verbose_name=_("home found by"))  # library | zip | none
+    question = models.TextField(verbose_name=_("question"))
+    language = models.CharField(max_length=16, blank=True, verbose_name=_("language"))
+    patron_name = models.CharField(max_length=100, blank=True, verbose_name=_("patron name"))
+    patron_email = models.CharField(max_length=254, blank=True, verbose_name=_("patron email"))
+    patron_ip = models.GenericIPAddressField(null=True, blank=True, verbose_name=_("patron ip"))
     # The SHA-256 of the random id the patron's browser keeps (docs/protocol.md, "device"): what a block
     # is keyed by first (routing.blocks). Blank for texts and for clients that send none.
-    patron_device = models.CharField(max_length=64, blank=True)
+    patron_device = models.CharField(max_length=64, blank=True, verbose_name=_("patron device"))
     # The patron ticked "remember me on this device" (off by default): only such chats of one device
     # are linked (routing.returning), shown to librarians as earlier chats and given a head start.
-    remembered = models.BooleanField(default=False, db_default=False)
-    token_hash = models.CharField(max_length=64)
+    remembered = models.BooleanField(default=False, db_default=False, verbose_name=_("remembered"))
+    token_hash = models.CharField(max_length=64, verbose_name=_("token hash"))
 
-    state = models.CharField(max_length=10, choices=ChatState.choices, default=ChatState.QUEUED)
-    created_at = models.DateTimeField()
-    arrived_at = models.DateTimeField(help_text="original arrival; kept across re-queue and transfer")
+    state = models.CharField(max_length=10, choices=ChatState.choices, default=ChatState.QUEUED,
+                             verbose_name=_("state"))
+    created_at = models.DateTimeField(verbose_name=_("created at"))
+    arrived_at = models.DateTimeField(help_text="original arrival; kept across re-queue and transfer",
+                                      verbose_name=_("arrived at"))
     # [{"name": str, "queues": [queue slug], "wait": int | null}]
-    plan = models.JSONField(default=list)
-    step_index = models.IntegerField(default=-1)
+    plan = models.JSONField(default=list, verbose_name=_("plan"))
+    step_index = models.IntegerField(default=-1, verbose_name=_("step index"))
     # Bumped each time the chat enters a step (also on transfer and re-queue): offers and declines
     # belong to one step serial, so "declined in this step" is a plain equality.
-    step_serial = models.PositiveIntegerField(default=0)
-    step_entered_at = models.DateTimeField(null=True, blank=True)
-    max_wait_passed = models.BooleanField(default=False)
-    transfer_note = models.TextField(blank=True)
+    step_serial = models.PositiveIntegerField(default=0, verbose_name=_("step serial"))
+    step_entered_at = models.DateTimeField(null=True, blank=True, verbose_name=_("step entered at"))
+    max_wait_passed = models.BooleanField(default=False, verbose_name=_("max wait passed"))
+    transfer_note = models.TextField(blank=True, verbose_name=_("transfer note"))
 
     librarian = models.ForeignKey(StaffProfile, null=True, blank=True, on_delete=models.PROTECT,
-                                  related_name="chats")
+                                  related_name="chats", verbose_name=_("librarian"))
     # A mentor who joined the chat beside its librarian (routing.mentoring): may write in it too, and
     # the patron is told. Cleared when the chat moves on (taken over, transferred, ended).
     second_librarian = models.ForeignKey(StaffProfile, null=True, blank=True, on_delete=models.PROTECT,
-                                         related_name="joined_chats")
+                                         related_name="joined_chats", verbose_name=_("second librarian"))
     # A mentor's take-over waiting for the librarian's consent (routing.mentoring.takeover_answer).
     takeover_asked_by = models.ForeignKey(StaffProfile, null=True, blank=True, on_delete=models.SET_NULL,
-                                          related_name="+")
+                                          related_name="+", verbose_name=_("takeover asked by"))
     answered_by = models.ForeignKey(StaffProfile, null=True, blank=True, on_delete=models.PROTECT,
-                                    related_name="answered_chats", help_text="first librarian to accept")
-    answered_step = models.CharField(max_length=50, blank=True)
-    accepted_step_index = models.IntegerField(null=True, blank=True)
-    accepted_at = models.DateTimeField(null=True, blank=True)
-    first_accepted_at = models.DateTimeField(null=True, blank=True)
-    ended_at = models.DateTimeField(null=True, blank=True)
-    end_reason = models.CharField(max_length=30, blank=True)
+                                    related_name="answered_chats", help_text="first librarian to accept",
+                                    verbose_name=_("answered by"))
+    answered_step = models.CharField(max_length=50, blank=True, verbose_name=_("answered step"))
+    accepted_step_index = models.IntegerField(null=True, blank=True, verbose_name=_("accepted step index"))
+    accepted_at = models.DateTimeField(null=True, blank=True, verbose_name=_("accepted at"))
+    first_accepted_at = models.DateTimeField(null=True, blank=True, verbose_name=_("first accepted at"))
+    ended_at = models.DateTimeField(null=True, blank=True, verbose_name=_("ended at"))
+    end_reason = models.CharField(max_length=30, blank=True, verbose_name=_("end reason"))
 
-    last_seq = models.PositiveIntegerField(default=0)
-    last_activity_at = models.DateTimeField()
+    last_seq = models.PositiveIntegerField(default=0, verbose_name=_("last seq"))
+    last_activity_at = models.DateTimeField(verbose_name=_("last activity at"))
     # The patron's lines stored in the current window of consortium.ratelimit.CHAT_MESSAGE (socket and
     # HTTP together), counted by the statement that stores them (routing.message_store).
-    rate_window = models.BigIntegerField(default=0, db_default=0)
-    rate_count = models.PositiveIntegerField(default=0, db_default=0)
-    patron_joined = models.BooleanField(default=False)
-    patron_left_at = models.DateTimeField(null=True, blank=True)
+    rate_window = models.BigIntegerField(default=0, db_default=0, verbose_name=_("rate window"))
+    rate_count = models.PositiveIntegerField(default=0, db_default=0, verbose_name=_("rate count"))
+    patron_joined = models.BooleanField(default=False, verbose_name=_("patron joined"))
+    patron_left_at = models.DateTimeField(null=True, blank=True, verbose_name=_("patron left at"))
 
-    deadline = models.DateTimeField(null=True, blank=True, db_index=True)
-    version = models.PositiveIntegerField(default=0)
+    deadline = models.DateTimeField(null=True, blank=True, db_index=True, verbose_name=_("deadline"))
+    version = models.PositiveIntegerField(default=0, verbose_name=_("version"))
 
     # Closing classification by the librarian (READ scale 1-6, tags, outcome).
-    read_scale = models.PositiveSmallIntegerField(null=True, blank=True)
-    subjects = models.JSONField(default=list, blank=True)
-    outcome = models.CharField(max_length=20, blank=True)
-    scrubbed = models.BooleanField(default=False)
+    read_scale = models.PositiveSmallIntegerField(null=True, blank=True, verbose_name=_("read scale"))
+    subjects = models.JSONField(default=list, blank=True, verbose_name=_("subjects"))
+    outcome = models.CharField(max_length=20, blank=True, verbose_name=_("outcome"))
+    scrubbed = models.BooleanField(default=False, verbose_name=_("scrubbed"))
 
     class Meta:
+        verbose_name = _("chat")
+        verbose_name_plural = _("chats")
         indexes = [
             models.Index(fields=["consortium", "state", "arrived_at"]),
             # A librarian's load (routing.selectors.presence_and_load), read on every routing decision:
@@ -128,27 +137,29 @@ class Chat(models.Model):
 
 class Message(models.Model):
     class Sender(models.TextChoices):
-        PATRON = "patron"
-        LIBRARIAN = "librarian"
-        SYSTEM = "system"
+        PATRON = "patron", pgettext_lazy("who wrote a chat's line", "Patron")
+        LIBRARIAN = "librarian", pgettext_lazy("who wrote a chat's line", "Librarian")
+        SYSTEM = "system", pgettext_lazy("who wrote a chat's line", "System")
 
     # Every index is written at every message: the chat's lookups use message_seq_once (chat, seq),
     # so the chat has no index of its own; the librarian's and the file's cover only rows that have one.
-    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="messages", db_index=False)
-    seq = models.PositiveIntegerField()
-    sender = models.CharField(max_length=10, choices=Sender.choices)
-    librarian = models.ForeignKey(StaffProfile, null=True, blank=True, on_delete=models.SET_NULL, db_index=False)
-    name = models.CharField(max_length=200, blank=True)
-    body = models.TextField()
-    client_id = models.CharField(max_length=64, null=True, blank=True)
-    at = models.DateTimeField()
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="messages", db_index=False,
+                             verbose_name=_("chat"))
+    seq = models.PositiveIntegerField(verbose_name=_("seq"))
+    sender = models.CharField(max_length=10, choices=Sender.choices, verbose_name=_("sender"))
+    librarian = models.ForeignKey(StaffProfile, null=True, blank=True, on_delete=models.SET_NULL, db_index=False,
+                                  verbose_name=_("librarian"))
+    name = models.CharField(max_length=200, blank=True, verbose_name=_("name"))
+    body = models.TextField(verbose_name=_("body"))
+    client_id = models.CharField(max_length=64, null=True, blank=True, verbose_name=_("client id"))
+    at = models.DateTimeField(verbose_name=_("at"))
     # Internal notes are for staff only: never sent to the patron nor put in a patron's transcript.
-    internal = models.BooleanField(default=False)
+    internal = models.BooleanField(default=False, verbose_name=_("internal"))
     # A whisper (routing.mentoring): an internal note a mentor addresses to the chat's librarian.
     whisper_to = models.ForeignKey(StaffProfile, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+", db_index=False)
+                                   related_name="+", db_index=False, verbose_name=_("whisper to"))
     file = models.ForeignKey("ChatFile", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
-                             db_index=False)
+                             db_index=False, verbose_name=_("file"))
 
     # Not a column: the chat's channel where it was at hand without a query of its own (a read's
     # annotate(chat_channel=...), or the service that stored the message), for its frame
@@ -156,6 +167,8 @@ class Message(models.Model):
     chat_channel: str | None = None
 
     class Meta:
+        verbose_name = _("message")
+        verbose_name_plural = _("messages")
         ordering = ["chat", "seq"]
         constraints = [
             models.UniqueConstraint(fields=["chat", "seq"], name="message_seq_once"),
@@ -169,37 +182,44 @@ class Message(models.Model):
 
 
 class ChatFile(models.Model):
-    id = models.CharField(primary_key=True, max_length=32, default=new_id, editable=False)
-    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="files")
-    name = models.CharField(max_length=200)
-    content_type = models.CharField(max_length=100)
-    size = models.PositiveIntegerField()
-    data = models.FileField(upload_to="chatfiles/%Y/%m/")
-    uploaded_by = models.CharField(max_length=10)
-    created_at = models.DateTimeField()
+    id = models.CharField(primary_key=True, max_length=32, default=new_id, editable=False, verbose_name=_("id"))
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="files", verbose_name=_("chat"))
+    name = models.CharField(max_length=200, verbose_name=_("name"))
+    content_type = models.CharField(max_length=100, verbose_name=_("content type"))
+    size = models.PositiveIntegerField(verbose_name=_("size"))
+    data = models.FileField(upload_to="chatfiles/%Y/%m/", verbose_name=_("data"))
+    uploaded_by = models.CharField(max_length=10, verbose_name=_("uploaded by"))
+    created_at = models.DateTimeField(verbose_name=_("created at"))
+
+    class Meta:
+        verbose_name = _("chat file")
+        verbose_name_plural = _("chat files")
 
 
 class Offer(models.Model):
     class Status(models.TextChoices):
-        OPEN = "open"
-        ACCEPTED = "accepted"
-        DECLINED = "declined"
-        EXPIRED = "expired"
-        WITHDRAWN = "withdrawn"
+        OPEN = "open", pgettext_lazy("an offer's status", "Open")
+        ACCEPTED = "accepted", pgettext_lazy("an offer's status", "Accepted")
+        DECLINED = "declined", pgettext_lazy("an offer's status", "Declined")
+        EXPIRED = "expired", pgettext_lazy("an offer's status", "Expired")
+        WITHDRAWN = "withdrawn", pgettext_lazy("an offer's status", "Withdrawn")
 
-    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="offers")
-    librarian = models.ForeignKey(StaffProfile, on_delete=models.CASCADE, related_name="offers")
-    step_serial = models.PositiveIntegerField()
-    step = models.CharField(max_length=50)
-    queue = models.CharField(max_length=50)
-    mode = models.CharField(max_length=10)
-    created_at = models.DateTimeField()
-    expires_at = models.DateTimeField(null=True, blank=True)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
-    closed_at = models.DateTimeField(null=True, blank=True)
-    reason = models.CharField(max_length=20, blank=True)
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="offers", verbose_name=_("chat"))
+    librarian = models.ForeignKey(StaffProfile, on_delete=models.CASCADE, related_name="offers",
+                                  verbose_name=_("librarian"))
+    step_serial = models.PositiveIntegerField(verbose_name=_("step serial"))
+    step = models.CharField(max_length=50, verbose_name=_("step"))
+    queue = models.CharField(max_length=50, verbose_name=_("queue"))
+    mode = models.CharField(max_length=10, verbose_name=_("mode"))
+    created_at = models.DateTimeField(verbose_name=_("created at"))
+    expires_at = models.DateTimeField(null=True, blank=True, verbose_name=_("expires at"))
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN, verbose_name=_("status"))
+    closed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("closed at"))
+    reason = models.CharField(max_length=20, blank=True, verbose_name=_("reason"))
 
     class Meta:
+        verbose_name = _("offer")
+        verbose_name_plural = _("offers")
         constraints = [
             models.UniqueConstraint(fields=["chat", "librarian", "step_serial"], name="offer_once_per_step"),
         ]
@@ -207,12 +227,14 @@ class Offer(models.Model):
 
 
 class TraceEvent(models.Model):
-    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="trace")
-    at = models.DateTimeField()
-    kind = models.CharField(max_length=30)
-    data = models.JSONField(default=dict)
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="trace", verbose_name=_("chat"))
+    at = models.DateTimeField(verbose_name=_("at"))
+    kind = models.CharField(max_length=30, verbose_name=_("kind"))
+    data = models.JSONField(default=dict, verbose_name=_("data"))
 
     class Meta:
+        verbose_name = _("trace event")
+        verbose_name_plural = _("trace events")
         ordering = ["chat", "at", "id"]
         # /metrics counts today's events by time (routing/metrics.py): a range on `at`, not the whole table.
         indexes = [models.Index(fields=["at"], name="routing_trace_at_idx")]
@@ -222,28 +244,34 @@ class LibrarianPresence(models.Model):
     """Whether a librarian can be offered chats: status, live connections and the reconnect grace."""
 
     class Status(models.TextChoices):
-        AVAILABLE = "available"
-        AWAY = "away"
+        AVAILABLE = "available", pgettext_lazy("a librarian's presence", "Available")
+        AWAY = "away", pgettext_lazy("a librarian's presence", "Away")
 
     librarian = models.OneToOneField(StaffProfile, primary_key=True, on_delete=models.CASCADE,
-                                     related_name="presence")
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.AWAY)
-    online = models.BooleanField(default=False, help_text="a live connection, or inside the reconnect grace")
-    grace_until = models.DateTimeField(null=True, blank=True, db_index=True)
-    idle_since = models.DateTimeField(null=True, blank=True, help_text="for direct offers: longest idle first")
-    changed_at = models.DateTimeField(null=True, blank=True)
-    away_reason = models.CharField(max_length=30, blank=True)
+                                     related_name="presence", verbose_name=_("librarian"))
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.AWAY, verbose_name=_("status"))
+    online = models.BooleanField(default=False, help_text="a live connection, or inside the reconnect grace",
+                                 verbose_name=_("online"))
+    grace_until = models.DateTimeField(null=True, blank=True, db_index=True, verbose_name=_("grace until"))
+    idle_since = models.DateTimeField(null=True, blank=True, help_text="for direct offers: longest idle first",
+                                      verbose_name=_("idle since"))
+    changed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("changed at"))
+    away_reason = models.CharField(max_length=30, blank=True, verbose_name=_("away reason"))
     # The automatic away at the end of the shift (libraries/duty.py), while available: the end the
     # console has been told, whether its warning was sent, the next instant the timer must look
     # (the warning, then the end), and until when the librarian said they are staying on.
-    shift_end = models.DateTimeField(null=True, blank=True)
-    shift_warned = models.BooleanField(default=False)
+    shift_end = models.DateTimeField(null=True, blank=True, verbose_name=_("shift end"))
+    shift_warned = models.BooleanField(default=False, verbose_name=_("shift warned"))
     # A presence change is answered before the chats it concerns are routed again (by the web process,
     # right after). Until that is done, this says when the timer must do it instead: a web process
     # that dies in between leaves no chat un-offered (routing.services.presence.presence_change).
-    reroute_due = models.DateTimeField(null=True, blank=True, db_index=True)
-    shift_due = models.DateTimeField(null=True, blank=True, db_index=True)
-    stay_until = models.DateTimeField(null=True, blank=True)
+    reroute_due = models.DateTimeField(null=True, blank=True, db_index=True, verbose_name=_("reroute due"))
+    shift_due = models.DateTimeField(null=True, blank=True, db_index=True, verbose_name=_("shift due"))
+    stay_until = models.DateTimeField(null=True, blank=True, verbose_name=_("stay until"))
+
+    class Meta:
+        verbose_name = _("librarian presence")
+        verbose_name_plural = _("librarian presences")
 
 
 class StructureVersion(models.Model):
@@ -251,79 +279,104 @@ class StructureVersion(models.Model):
     (libraries, partners, queues, hours, staff, rota; migration 0009). routing.structure compares it
     with the stamp of the picture it keeps, instead of reading the structure for every decision."""
 
-    id = models.PositiveSmallIntegerField(primary_key=True)
-    stamp = models.BigIntegerField()
+    id = models.PositiveSmallIntegerField(primary_key=True, verbose_name=_("id"))
+    stamp = models.BigIntegerField(verbose_name=_("stamp"))
+
+    class Meta:
+        verbose_name = _("structure version")
+        verbose_name_plural = _("structure versions")
 
 
 class ServerProcess(models.Model):
     """A web process that holds sockets. When it stops heart-beating, its sockets count as closed."""
 
-    id = models.CharField(primary_key=True, max_length=64)
-    started_at = models.DateTimeField()
-    heartbeat_at = models.DateTimeField(db_index=True)
+    id = models.CharField(primary_key=True, max_length=64, verbose_name=_("id"))
+    started_at = models.DateTimeField(verbose_name=_("started at"))
+    heartbeat_at = models.DateTimeField(db_index=True, verbose_name=_("heartbeat at"))
+
+    class Meta:
+        verbose_name = _("server process")
+        verbose_name_plural = _("server processes")
 
 
 class Connection(models.Model):
     class Kind(models.TextChoices):
-        STAFF = "staff"
-        PATRON = "patron"
+        STAFF = "staff", pgettext_lazy("a connection's kind", "Staff")
+        PATRON = "patron", pgettext_lazy("a connection's kind", "Patron")
 
-    channel_name = models.CharField(primary_key=True, max_length=200)
-    kind = models.CharField(max_length=10, choices=Kind.choices)
-    process = models.ForeignKey(ServerProcess, on_delete=models.CASCADE, related_name="connections")
+    channel_name = models.CharField(primary_key=True, max_length=200, verbose_name=_("channel name"))
+    kind = models.CharField(max_length=10, choices=Kind.choices, verbose_name=_("kind"))
+    process = models.ForeignKey(ServerProcess, on_delete=models.CASCADE, related_name="connections",
+                                verbose_name=_("process"))
     librarian = models.ForeignKey(StaffProfile, null=True, blank=True, on_delete=models.CASCADE,
-                                  related_name="connections")
-    chat = models.ForeignKey(Chat, null=True, blank=True, on_delete=models.CASCADE, related_name="connections")
-    opened_at = models.DateTimeField()
+                                  related_name="connections", verbose_name=_("librarian"))
+    chat = models.ForeignKey(Chat, null=True, blank=True, on_delete=models.CASCADE, related_name="connections",
+                             verbose_name=_("chat"))
+    opened_at = models.DateTimeField(verbose_name=_("opened at"))
+
+    class Meta:
+        verbose_name = _("connection")
+        verbose_name_plural = _("connections")
 
 
 class Ticket(models.Model):
     """A follow-up: a question a library answers later, by email."""
 
     class Status(models.TextChoices):
-        NEW = "new"
-        IN_PROGRESS = "in_progress"
-        ANSWERED = "answered"
-        CLOSED = "closed"
+        NEW = "new", pgettext_lazy("a follow-up's status", "New")
+        IN_PROGRESS = "in_progress", pgettext_lazy("a follow-up's status", "In progress")
+        ANSWERED = "answered", pgettext_lazy("a follow-up's status", "Answered")
+        CLOSED = "closed", pgettext_lazy("a follow-up's status", "Closed")
 
-    id = models.CharField(primary_key=True, max_length=32, default=new_id, editable=False)
-    consortium = models.ForeignKey(Consortium, on_delete=models.CASCADE, related_name="tickets")
-    library = models.ForeignKey(Library, null=True, blank=True, on_delete=models.PROTECT, related_name="tickets")
-    chat = models.ForeignKey(Chat, null=True, blank=True, on_delete=models.SET_NULL, related_name="tickets")
-    question = models.TextField()
-    transcript = models.TextField(blank=True)
-    patron_name = models.CharField(max_length=100, blank=True)
-    patron_email = models.CharField(max_length=254)
+    id = models.CharField(primary_key=True, max_length=32, default=new_id, editable=False, verbose_name=_("id"))
+    consortium = models.ForeignKey(Consortium, on_delete=models.CASCADE, related_name="tickets",
+                                   verbose_name=_("consortium"))
+    library = models.ForeignKey(Library, null=True, blank=True, on_delete=models.PROTECT, related_name="tickets",
+                                verbose_name=_("library"))
+    chat = models.ForeignKey(Chat, null=True, blank=True, on_delete=models.SET_NULL, related_name="tickets",
+                             verbose_name=_("chat"))
+    question = models.TextField(verbose_name=_("question"))
+    transcript = models.TextField(blank=True, verbose_name=_("transcript"))
+    patron_name = models.CharField(max_length=100, blank=True, verbose_name=_("patron name"))
+    patron_email = models.CharField(max_length=254, verbose_name=_("patron email"))
     # The patron's language (as the ask page or widget gave it, or the chat's): the mails to the patron are in it.
-    language = models.CharField(max_length=16, blank=True)
-    note = models.TextField(blank=True)
-    source = models.CharField(max_length=20)  # question_form | referral
-    status = models.CharField(max_length=12, choices=Status.choices, default=Status.NEW)
-    created_by = models.ForeignKey(StaffProfile, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    claimed_by = models.ForeignKey(StaffProfile, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    answer = models.TextField(blank=True)
-    created_at = models.DateTimeField()
-    answered_at = models.DateTimeField(null=True, blank=True)
+    language = models.CharField(max_length=16, blank=True, verbose_name=_("language"))
+    note = models.TextField(blank=True, verbose_name=_("note"))
+    source = models.CharField(max_length=20, verbose_name=_("source"))  # question_form | referral
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.NEW, verbose_name=_("status"))
+    created_by = models.ForeignKey(StaffProfile, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                   verbose_name=_("created by"))
+    claimed_by = models.ForeignKey(StaffProfile, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                   verbose_name=_("claimed by"))
+    answer = models.TextField(blank=True, verbose_name=_("answer"))
+    created_at = models.DateTimeField(verbose_name=_("created at"))
+    answered_at = models.DateTimeField(null=True, blank=True, verbose_name=_("answered at"))
 
     # Deadlines (routing.followup_clock): when it must be answered, and whose rule said so
     # (consortium | library | patron); whose list it is on now (library | partners | consortium),
     # the next instant the sweep must look at it, and what the sweep did ([{"at", "kind", ...}]).
-    due_at = models.DateTimeField(null=True, blank=True)
-    due_from = models.CharField(max_length=10, blank=True)
-    stage = models.CharField(max_length=10, default="library", db_default="library")
-    reminded_at = models.DateTimeField(null=True, blank=True)
-    next_check_at = models.DateTimeField(null=True, blank=True, db_index=True)
-    history = models.JSONField(default=list, blank=True)
+    due_at = models.DateTimeField(null=True, blank=True, verbose_name=_("due at"))
+    due_from = models.CharField(max_length=10, blank=True, verbose_name=_("due from"))
+    stage = models.CharField(max_length=10, default="library", db_default="library", verbose_name=_("stage"))
+    reminded_at = models.DateTimeField(null=True, blank=True, verbose_name=_("reminded at"))
+    next_check_at = models.DateTimeField(null=True, blank=True, db_index=True, verbose_name=_("next check at"))
+    history = models.JSONField(default=list, blank=True, verbose_name=_("history"))
 
     class Meta:
+        verbose_name = _("ticket")
+        verbose_name_plural = _("tickets")
         ordering = ["-created_at"]
 
 
 class Survey(models.Model):
-    chat = models.OneToOneField(Chat, on_delete=models.CASCADE, related_name="survey")
-    rating = models.PositiveSmallIntegerField()
-    comment = models.TextField(blank=True)
-    created_at = models.DateTimeField()
+    chat = models.OneToOneField(Chat, on_delete=models.CASCADE, related_name="survey", verbose_name=_("chat"))
+    rating = models.PositiveSmallIntegerField(verbose_name=_("rating"))
+    comment = models.TextField(blank=True, verbose_name=_("comment"))
+    created_at = models.DateTimeField(verbose_name=_("created at"))
+
+    class Meta:
+        verbose_name = _("survey")
+        verbose_name_plural = _("surveys")
 
 
 class CannedResponse(models.Model):
@@ -338,21 +391,25 @@ class CannedResponse(models.Model):
     in for the chat at hand (routing.canned.fill).
     """
 
-    consortium = models.ForeignKey(Consortium, on_delete=models.CASCADE, related_name="canned_responses")
+    consortium = models.ForeignKey(Consortium, on_delete=models.CASCADE, related_name="canned_responses",
+                                   verbose_name=_("consortium"))
     library = models.ForeignKey(Library, null=True, blank=True, on_delete=models.CASCADE,
                                 related_name="canned_responses",
-                                help_text="empty: offered in every chat of the consortium")
+                                help_text="empty: offered in every chat of the consortium", verbose_name=_("library"))
     owner = models.ForeignKey(StaffProfile, null=True, blank=True, on_delete=models.CASCADE,
-                              related_name="canned_responses", help_text="set: this librarian's personal response")
-    title = models.CharField(max_length=100)
-    body = models.TextField(max_length=4000, blank=True, verbose_name="English text",
+                              related_name="canned_responses", help_text="set: this librarian's personal response",
+                              verbose_name=_("owner"))
+    title = models.CharField(max_length=100, verbose_name=_("title"))
+    body = models.TextField(max_length=4000, blank=True, verbose_name=_("English text"),
                             help_text="placeholders: {patron} {library} {hours_today} {librarian} "
                                       "{my_library} {consortium}")
     # db_default: rows written without it (raw SQL, older code) are English-only, not invalid.
     body_es = models.TextField(max_length=4000, blank=True, default="", db_default="",
-                               verbose_name="Spanish text")
+                               verbose_name=_("Spanish text"))
 
     class Meta:
+        verbose_name = _("canned response")
+        verbose_name_plural = _("canned responses")
         ordering = ["consortium", "library", "title"]
         constraints = [
             # A personal response belongs to a person, not to a library's set as well.
@@ -371,8 +428,12 @@ class SentMail(models.Model):
     """A mail a Celery task has sent, by the task's id: a task the broker gives out again (its worker
     died before acknowledging it) finds its row and does not send a second copy (routing.tasks)."""
 
-    key = models.CharField(primary_key=True, max_length=100)
-    sent_at = models.DateTimeField(db_index=True)
+    key = models.CharField(primary_key=True, max_length=100, verbose_name=_("key"))
+    sent_at = models.DateTimeField(db_index=True, verbose_name=_("sent at"))
+
+    class Meta:
+        verbose_name = _("sent mail")
+        verbose_name_plural = _("sent mails")
 
 
 class TranscriptMail(models.Model):
@@ -380,9 +441,13 @@ class TranscriptMail(models.Model):
     that bounds them, kept in the database so that every process sees the same. The scrub blanks the
     address and keeps the row: the count still holds."""
 
-    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="transcript_mails")
-    email = models.CharField(max_length=254, blank=True)
-    asked_at = models.DateTimeField()
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="transcript_mails", verbose_name=_("chat"))
+    email = models.CharField(max_length=254, blank=True, verbose_name=_("email"))
+    asked_at = models.DateTimeField(verbose_name=_("asked at"))
+
+    class Meta:
+        verbose_name = _("transcript mail")
+        verbose_name_plural = _("transcript mails")
 
 
 class PatronBlock(models.Model):
@@ -394,26 +459,32 @@ class PatronBlock(models.Model):
     see them. Active: not lifted and not expired; nothing needs to run for a block to end.
     """
 
-    consortium = models.ForeignKey(Consortium, on_delete=models.CASCADE, related_name="patron_blocks")
-    device_hash = models.CharField(max_length=64, blank=True)
-    phone_hash = models.CharField(max_length=64, blank=True)
-    address_hash = models.CharField(max_length=64, blank=True)
-    address_until = models.DateTimeField(null=True, blank=True)
-    hint = models.JSONField(default=dict, blank=True)  # {"device": "…3f9a", "phone": "…1234", "address": "…"}
-    reason = models.TextField()
-    created_by = models.ForeignKey(StaffProfile, on_delete=models.PROTECT, related_name="blocks_made")
-    chat = models.ForeignKey(Chat, null=True, blank=True, on_delete=models.SET_NULL, related_name="blocks")
-    created_at = models.DateTimeField()
-    expires_at = models.DateTimeField()
+    consortium = models.ForeignKey(Consortium, on_delete=models.CASCADE, related_name="patron_blocks",
+                                   verbose_name=_("consortium"))
+    device_hash = models.CharField(max_length=64, blank=True, verbose_name=_("device hash"))
+    phone_hash = models.CharField(max_length=64, blank=True, verbose_name=_("phone hash"))
+    address_hash = models.CharField(max_length=64, blank=True, verbose_name=_("address hash"))
+    address_until = models.DateTimeField(null=True, blank=True, verbose_name=_("address until"))
+    hint = models.JSONField(default=dict, blank=True,
+                            verbose_name=_("hint"))  # {"device": "…3f9a", "phone": "…1234", "address": "…"}
+    reason = models.TextField(verbose_name=_("reason"))
+    created_by = models.ForeignKey(StaffProfile, on_delete=models.PROTECT, related_name="blocks_made",
+                                   verbose_name=_("created by"))
+    chat = models.ForeignKey(Chat, null=True, blank=True, on_delete=models.SET_NULL, related_name="blocks",
+                             verbose_name=_("chat"))
+    created_at = models.DateTimeField(verbose_name=_("created at"))
+    expires_at = models.DateTimeField(verbose_name=_("expires at"))
     lifted_by = models.ForeignKey(StaffProfile, null=True, blank=True, on_delete=models.PROTECT,
-                                  related_name="blocks_lifted")
-    lifted_at = models.DateTimeField(null=True, blank=True)
-    lift_note = models.TextField(blank=True)
+                                  related_name="blocks_lifted", verbose_name=_("lifted by"))
+    lifted_at = models.DateTimeField(null=True, blank=True, verbose_name=_("lifted at"))
+    lift_note = models.TextField(blank=True, verbose_name=_("lift note"))
     # The audit: [{"at": iso, "by": staff id, "by_name": str, "action": "created" | "extended" | "lifted",
     #              "expires_at": iso, "note": str}], appended under the block's row lock.
-    history = models.JSONField(default=list, blank=True)
+    history = models.JSONField(default=list, blank=True, verbose_name=_("history"))
 
     class Meta:
+        verbose_name = _("patron block")
+        verbose_name_plural = _("patron blocks")
         indexes = [
             models.Index(fields=["consortium", "device_hash", "expires_at"], name="routing_block_device"),
             models.Index(fields=["consortium", "phone_hash", "expires_at"], name="routing_block_phone"),
@@ -429,14 +500,18 @@ class Mention(models.Model):
     """`@name` in an internal note (routing.mentions): the colleague named, of any library of the
     chat's consortium, is told, and may watch the chat read-only and whisper in it from then on."""
 
-    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="mentions")
-    message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
-    librarian = models.ForeignKey(StaffProfile, on_delete=models.CASCADE, related_name="mentions")
-    by = models.ForeignKey(StaffProfile, null=True, on_delete=models.SET_NULL, related_name="+")
-    created_at = models.DateTimeField()
-    seen_at = models.DateTimeField(null=True, blank=True)
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="mentions", verbose_name=_("chat"))
+    message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+                                verbose_name=_("message"))
+    librarian = models.ForeignKey(StaffProfile, on_delete=models.CASCADE, related_name="mentions",
+                                  verbose_name=_("librarian"))
+    by = models.ForeignKey(StaffProfile, null=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("by"))
+    created_at = models.DateTimeField(verbose_name=_("created at"))
+    seen_at = models.DateTimeField(null=True, blank=True, verbose_name=_("seen at"))
 
     class Meta:
+        verbose_name = _("mention")
+        verbose_name_plural = _("mentions")
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["librarian", "chat"], name="routing_mention_librarian")]
 
@@ -445,16 +520,20 @@ class StaffRoomLine(models.Model):
     """A line of the consortium's staff room (routing.staff_room): a chat among its staff on duty,
     kept like internal notes and never shown to a patron. `seq` orders the room's lines as a chat's."""
 
-    consortium = models.ForeignKey(Consortium, on_delete=models.CASCADE, related_name="staff_room_lines")
-    seq = models.PositiveIntegerField()
-    librarian = models.ForeignKey(StaffProfile, null=True, on_delete=models.SET_NULL, related_name="+")
-    name = models.CharField(max_length=200)
-    library = models.CharField(max_length=200, blank=True)
-    body = models.TextField()
-    client_id = models.CharField(max_length=64, null=True, blank=True)
-    at = models.DateTimeField()
+    consortium = models.ForeignKey(Consortium, on_delete=models.CASCADE, related_name="staff_room_lines",
+                                   verbose_name=_("consortium"))
+    seq = models.PositiveIntegerField(verbose_name=_("seq"))
+    librarian = models.ForeignKey(StaffProfile, null=True, on_delete=models.SET_NULL, related_name="+",
+                                  verbose_name=_("librarian"))
+    name = models.CharField(max_length=200, verbose_name=_("name"))
+    library = models.CharField(max_length=200, blank=True, verbose_name=_("library"))
+    body = models.TextField(verbose_name=_("body"))
+    client_id = models.CharField(max_length=64, null=True, blank=True, verbose_name=_("client id"))
+    at = models.DateTimeField(verbose_name=_("at"))
 
     class Meta:
+        verbose_name = _("staff room line")
+        verbose_name_plural = _("staff room lines")
         ordering = ["consortium", "seq"]
         constraints = [
             models.UniqueConstraint(fields=["consortium", "seq"], name="staff_room_seq_once"),
@@ -469,26 +548,30 @@ class Share(models.Model):
     addresses of shared pages are relayed, not kept."""
 
     class Kind(models.TextChoices):
-        SHOW = "show"  # the librarian's screen, to the patron
-        SEE = "see"  # the patron's screen, to the librarian
-        PAGE = "page"  # the page of the library's site the patron is on
+        SHOW = "show", pgettext_lazy("what is shared", "The librarian's screen")  # to the patron
+        SEE = "see", pgettext_lazy("what is shared", "The patron's screen")  # to the librarian
+        # The page of the library's site the patron is on.
+        PAGE = "page", pgettext_lazy("what is shared", "The patron's page")
 
     class State(models.TextChoices):
-        REQUESTED = "requested"
-        ACTIVE = "active"
-        REFUSED = "refused"
-        ENDED = "ended"
+        REQUESTED = "requested", pgettext_lazy("a share's state", "Requested")
+        ACTIVE = "active", pgettext_lazy("a share's state", "Active")
+        REFUSED = "refused", pgettext_lazy("a share's state", "Refused")
+        ENDED = "ended", pgettext_lazy("a share's state", "Ended")
 
-    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="shares")
-    kind = models.CharField(max_length=5, choices=Kind.choices)
-    librarian = models.ForeignKey(StaffProfile, null=True, on_delete=models.SET_NULL, related_name="shares")
-    state = models.CharField(max_length=10, choices=State.choices, default=State.REQUESTED)
-    requested_at = models.DateTimeField()
-    started_at = models.DateTimeField(null=True, blank=True)
-    ended_at = models.DateTimeField(null=True, blank=True)
-    ended_by = models.CharField(max_length=10, blank=True)  # patron | librarian | server
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="shares", verbose_name=_("chat"))
+    kind = models.CharField(max_length=5, choices=Kind.choices, verbose_name=_("kind"))
+    librarian = models.ForeignKey(StaffProfile, null=True, on_delete=models.SET_NULL, related_name="shares",
+                                  verbose_name=_("librarian"))
+    state = models.CharField(max_length=10, choices=State.choices, default=State.REQUESTED, verbose_name=_("state"))
+    requested_at = models.DateTimeField(verbose_name=_("requested at"))
+    started_at = models.DateTimeField(null=True, blank=True, verbose_name=_("started at"))
+    ended_at = models.DateTimeField(null=True, blank=True, verbose_name=_("ended at"))
+    ended_by = models.CharField(max_length=10, blank=True, verbose_name=_("ended by"))  # patron | librarian | server
     # stopped | refused | unsupported | failed | disconnected | chat_ended | transferred | librarian_lost
-    end_reason = models.CharField(max_length=20, blank=True)
+    end_reason = models.CharField(max_length=20, blank=True, verbose_name=_("end reason"))
 
     class Meta:
+        verbose_name = _("share")
+        verbose_name_plural = _("shares")
         indexes = [models.Index(fields=["chat", "state"], name="routing_share_open")]

@@ -24,6 +24,7 @@ from datetime import datetime
 
 from django.db import transaction
 from django.db.models import Max, Q
+from django.utils.translation import gettext_lazy
 
 from consortium.models import Consortium
 from libraries.models import StaffProfile
@@ -60,8 +61,9 @@ def room_post(profile: StaffProfile, body: str, *, client_id: str | None, now: d
             if earlier is not None:
                 return earlier, False
         if not on_duty(profile):
-            raise ServiceError("forbidden", "you are away: the staff room is for staff on duty. Set yourself "
-                                            "available (or answer a chat) to write in it; you can still read it")
+            raise ServiceError("forbidden", gettext_lazy(
+                "you are away: the staff room is for staff on duty. Set yourself available (or answer a chat) to "
+                "write in it; you can still read it"))
         last = StaffRoomLine.objects.filter(consortium_id=consortium_id).aggregate(top=Max("seq"))["top"] or 0
         line = StaffRoomLine.objects.create(consortium_id=consortium_id, seq=last + 1, librarian=profile,
                                             name=profile.display_name, library=profile.library.name, body=body,

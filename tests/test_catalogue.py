@@ -22,9 +22,12 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from django.apps import apps
 from django.template import engines
 from django.template.base import Lexer, TokenType
 from django.templatetags.i18n import BlockTranslateNode, TranslateNode
+from django.utils import translation
+from django.utils.module_loading import import_string
 
 ROOT = Path(__file__).resolve().parents[1]
 PO = ROOT / "locale" / "es" / "LC_MESSAGES" / "django.po"
@@ -50,12 +53,22 @@ STAFF_TEMPLATES = ("coordination/base.html", "coordination/board.html", "coordin
                    "review/home.html", "review/_list.html", "review/notable.html", "review/coordinator.html",
                    "review/detail.html", "review/settings.html", "coordination/overdue.html",
                    "coordination/mentors.html", "routing/staff/mentor_board.html", "routing/staff/mentor_watch.html",
-                   "knowledge/staff_list.html", "knowledge/staff_edit.html")
+                   "knowledge/staff_list.html", "knowledge/staff_edit.html", "texting/simulator.html")
 STAFF_SOURCES = ("coordination/i18n.py", "alerts/text.py", "alerts/tasks.py", "routing/staff/i18n.py",
                  "coordination/views/rota.py", "coordination/views/my_rota.py", "coordination/views/hours.py",
                  "coordination/views/blocks.py", "coordination/views/statistics.py", "coordination/charts.py",
                  "routing/outcomes.py", "review/views.py", "coordination/forms.py", "coordination/views/_page.py",
-                 "coordination/views/coverage.py", "knowledge/staff_views.py")
+                 "coordination/views/coverage.py", "knowledge/staff_views.py", "review/forms.py", "review/models.py",
+                 "routing/models.py", "libraries/models.py", "knowledge/models.py", "alerts/models.py",
+                 "texting/models.py", "knowledge/services.py",
+                 # The refusals a librarian's socket and pages write (their `detail`, lazy: see ServiceError).
+                 "routing/services/offers.py", "routing/services/transfers.py", "routing/services/chats.py",
+                 "routing/services/mentoring.py", "routing/services/handbacks.py", "routing/services/shares.py",
+                 "routing/services/shifts.py", "routing/services/presence.py", "routing/sockets/staff.py",
+                 "routing/staff_room.py", "routing/services/blocks.py", "libraries/rota.py",
+                 "routing/services/canned.py", "review/scoring.py")
+# The project's own apps: their models' choices are read by staff (pages, the admin) in their language.
+PROJECT_APPS = ("alerts", "consortium", "coordination", "knowledge", "libraries", "review", "routing", "texting")
 GETTEXT = {"_", "gettext", "gettext_lazy", "gettext_noop", "ngettext", "ngettext_lazy", "pgettext", "pgettext_lazy",
            "npgettext", "npgettext_lazy"}
 # Names of languages are written in their own language on purpose (the language switch).
@@ -150,6 +163,55 @@ def test_every_string_of_the_converted_staff_pages_has_a_spanish_translation() -
     assert sorted(str(key[1]) for key in wanted if not all(entries.get(key, [""]))) == []
 
 
+def _in_spanish(text: object) -> tuple[str, str]:
+    """(English, Spanish) of a lazy string, or of a plain one (which stays English in both)."""
+    with translation.override("en"):
+        english = str(text)
+    with translation.override("es"):
+        return english, str(text)
+
+
+def test_every_choice_of_the_models_reads_in_spanish() -> None:
+    """A state, a status, a kind: each choice's label is marked for translation and translated (a plain
+    label, or a lazy one missing from the catalogue, reads the same in both languages)."""
+    untranslated = []
+    for model in apps.get_models():
+        if model._meta.app_label not in PROJECT_APPS:
+            continue
+        for field in model._meta.get_fields():
+            for value, label in getattr(field, "flatchoices", None) or ():
+                english, spanish = _in_spanish(label)
+                if english == spanish and english not in ENDONYMS | SAME_IN_EVERY_LANGUAGE | {"Web", "HELP"}:
+                    untranslated.append(f"{model._meta.label}.{field.name}={value}: {english}")
+    assert untranslated == []
+
+
+def test_every_model_and_field_name_the_admin_shows_reads_in_spanish() -> None:
+    """verbose_name and verbose_name_plural of the project's models and their fields (the admin's column
+    headings, form labels and page titles) are marked for translation and translated."""
+    untranslated = []
+    for model in apps.get_models():
+        if model._meta.app_label not in PROJECT_APPS:
+            continue
+        names = [model._meta.verbose_name, model._meta.verbose_name_plural]
+        names += [field.verbose_name for field in model._meta.get_fields()
+                  if (getattr(field, "concrete", False) or field.many_to_many) and not field.auto_created]
+        for name in names:
+            english, spanish = _in_spanish(name)
+            if english == spanish and english not in {"chat", "chats", "id", "plan", "mentor", "slug"}:
+                untranslated.append(f"{model._meta.label}: {english}")
+    assert untranslated == []
+
+
+@pytest.mark.parametrize("form_class", ["review.forms.SettingsForm", "review.forms.CriterionForm"])
+def test_every_label_and_help_text_of_the_review_forms_reads_in_spanish(form_class: str) -> None:
+    form = import_string(form_class)()
+    untranslated = [f"{name}: {text}" for name, field in form.fields.items()
+                    for text in (field.label, field.help_text) if text
+                    for english, spanish in [_in_spanish(text)] if english == spanish]
+    assert untranslated == []
+
+
 @pytest.mark.parametrize("name", STAFF_TEMPLATES)
 def test_no_converted_staff_template_has_words_outside_translate(name: str) -> None:
     template = engines["django"].engine.get_template(name)  # type: ignore[attr-defined]
@@ -161,7 +223,8 @@ def test_every_word_the_console_script_writes_is_in_its_catalogue() -> None:
     routing/staff/i18n.py's CONSOLE_STRINGS, which hands it to the page in the librarian's language."""
     from routing.staff.i18n import CONSOLE_STRINGS
 
-    written = {json.loads(f'"{m}"') for path in ROOT.glob("routing/static/routing/staff/*.js")
+    scripts = [*ROOT.glob("routing/static/routing/staff/*.js"), ROOT / "knowledge/static/knowledge/console_answers.js"]
+    written = {json.loads(f'"{m}"') for path in scripts
                for m in re.findall(r'\bt\("((?:[^"\\]|\\.)*)"', path.read_text(encoding="utf-8"))}
     assert len(written) > 40
     assert sorted(written - set(CONSOLE_STRINGS)) == []

@@ -12,7 +12,9 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.text import format_lazy
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods
 
 from coordination.access import Coordinator
@@ -95,17 +97,20 @@ def _act(request: HttpRequest, who: Coordinator, now: dt.datetime) -> None:
     elif action == "extend":
         days = int_param(request.POST.get("days"))
         if days not in EXTEND_DAYS:
-            raise Refused("invalid", "choose how long", {"days": [f"one of {', '.join(map(str, EXTEND_DAYS))}"]})
+            raise Refused("invalid", gettext_lazy("choose how long"),
+                          {"days": [format_lazy(gettext_lazy("one of {values}"),
+                                                values=", ".join(map(str, EXTEND_DAYS)))]})
         block = PatronBlock.objects.filter(pk=block_id, consortium=who.consortium).first()
         if block is None:
-            raise Refused("not_found", "no such block")
+            raise Refused("not_found", gettext_lazy("no such block"))
         until = min(max(block.expires_at, now) + dt.timedelta(days=days),
                     blocks.longest(coordinator=True, created_at=block.created_at))
         if until <= block.expires_at:
-            raise Refused("invalid", f"this block already runs as long as a block may ({blocks.MAX_DAYS} days)")
+            raise Refused("invalid", format_lazy(
+                gettext_lazy("this block already runs as long as a block may ({days} days)"), days=blocks.MAX_DAYS))
         block_services.block_extend(consortium_id=who.consortium.pk, block_id=block_id, by=who.profile,
                                     by_name=by_name, until=until, note=note, now=now)
         messages.success(request, _("Block %(id)s now ends %(until)s UTC.") % {
             "id": block_id, "until": f"{until:%Y-%m-%d %H:%M}"})
     else:
-        raise Refused("invalid", "no such action")
+        raise Refused("invalid", gettext_lazy("no such action"))

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods
 
 from coordination.views._page import int_param, staff_page
@@ -61,7 +62,7 @@ def _my_rota_action(request: HttpRequest, profile: StaffProfile, now: dt.datetim
         try:
             day = dt.date.fromisoformat(request.POST.get("date", ""))
         except ValueError as e:
-            raise rota.RotaError("that is not a date") from e
+            raise rota.RotaError(gettext_lazy("that is not a date")) from e
         rota.swap_offer(shift, day, profile, now, note=request.POST.get("note", ""))
         messages.success(request, _("Your shift is offered to colleagues; you are on it until someone takes it."))
     elif action == "take":
@@ -72,7 +73,7 @@ def _my_rota_action(request: HttpRequest, profile: StaffProfile, now: dt.datetim
         rota.swap_withdraw(int_param(request.POST.get("swap")), profile)
         messages.success(request, _("Offer withdrawn."))
     else:
-        raise rota.RotaError("unknown action")
+        raise rota.RotaError(gettext_lazy("unknown action"))
 
 
 @require_GET

@@ -11,11 +11,13 @@ from dataclasses import dataclass
 
 from django.contrib import messages
 from django.db.models import Q
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.html import strip_tags
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_http_methods
+from django.utils.translation import gettext_lazy, ngettext
+from django.views.decorators.http import require_http_methods, require_POST
 
 from coordination.access import Coordinator
 from coordination.forecast import HourForecast, QueueForecast, forecast, shift_hours
@@ -82,7 +84,7 @@ def _rota_action(request: HttpRequest, who: Coordinator, now: dt.datetime) -> tu
         shift = get_object_or_404(shifts, pk=int_param(request.POST.get("shift")))
         librarian = _staff_of(consortium.pk, request.POST.get("librarian", ""))
         if librarian is None:
-            raise rota.RotaError("pick a librarian of the consortium")
+            raise rota.RotaError(gettext_lazy("pick a librarian of the consortium"))
         if action == "assign":
             rota.shift_assign(shift, librarian, now)
             messages.success(request, _("%(name)s is on %(shift)s every week.") % {
@@ -102,13 +104,13 @@ def _rota_action(request: HttpRequest, who: Coordinator, now: dt.datetime) -> tu
         library = get_object_or_404(Library, consortium=consortium, slug=request.POST.get("library", ""))
         raw = request.POST.get("hours", "").strip()
         if raw and not raw.isdigit():
-            raise rota.RotaError("a weekly target is a whole number of hours, at most 168")
+            raise rota.RotaError(gettext_lazy("a weekly target is a whole number of hours, at most 168"))
         rota.library_target_set(library, int(raw) if raw else None)
         return ShiftForm(), True
     if action == "swap_withdraw" and who.profile is not None:
         rota.swap_withdraw(int_param(request.POST.get("swap")), who.profile, as_coordinator=True)
         return ShiftForm(), True
-    raise rota.RotaError("unknown action")
+    raise rota.RotaError(gettext_lazy("unknown action"))
 
 
 def _staff_of(consortium_id: int, value: str) -> StaffProfile | None:
@@ -176,3 +178,29 @@ def _shift_preview(request: HttpRequest, predicted: dict[str, QueueForecast]) ->
     rows = [(f"{h:02d}:00", outlook_text(found.hours.get((d, h))), outlook_text(after.hours.get((d, h))))
             for d, h in hours]
     return form, Preview(found.queue, str(DAY_NAMES[weekday]), format_interval(start, end), n, rows)
+
+
+@require_POST
+@staff_page("coordinator")
+def rota_what_if(request: HttpRequest, who: Coordinator) -> HttpResponse:
+    """The "What if?" of the rota page as JSON, for its script (coordination/static/coordination/what_if.js)
+    to redraw the forecast as the coordinator edits a shift, without a reload. The same form fields and
+    the same computation as the page's own What if? (which still works without JavaScript); a POST
+    with the page's CSRF token, since it reads the form as the page does. Nothing is saved."""
+    predicted = {q.queue.slug: q for q in forecast(who.consortium, timezone.now()).queues}
+    form, preview = _shift_preview(request, predicted)
+    if preview is None:
+        errors = [str(e) for field_errors in form.errors.values() for e in field_errors]
+        return JsonResponse({"errors": errors or [_("Choose a shared queue of this consortium.")]}, status=400)
+    # The page's sentence (the same catalogue entry), as plain text: the script writes it with textContent.
+    summary = ngettext(
+        "<strong>What if</strong> %(librarians)s librarian worked %(day)s %(hours)s? Nothing is saved until "
+        "you add the shift.",
+        "<strong>What if</strong> %(librarians)s librarians worked %(day)s %(hours)s? Nothing is saved until "
+        "you add the shift.", preview.librarians) % {
+        "librarians": preview.librarians, "day": preview.day, "hours": preview.hours}
+    return JsonResponse({
+        "queue": preview.queue.slug, "summary": strip_tags(summary),
+        "columns": [_("Hour"), _("As the rota is"), _("With this shift")],
+        "rows": [{"hour": hour, "before": before, "after": after} for hour, before, after in preview.before],
+    })

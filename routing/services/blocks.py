@@ -11,6 +11,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy
 
 from libraries.models import StaffProfile
 from routing import blocks
@@ -33,10 +35,12 @@ def _audit(block: PatronBlock, action: str, at: datetime, by: StaffProfile | Non
 def _reason(reason: object) -> str:
     text = " ".join(str(reason or "").split())
     if not text:
-        raise Refused("invalid", "say why the patron is blocked", {"reason": ["is required"]})
+        raise Refused("invalid", gettext_lazy("say why the patron is blocked"),
+                      {"reason": [gettext_lazy("is required")]})
     if len(text) > blocks.MAX_REASON:
-        raise Refused("invalid", "the reason is too long",
-                      {"reason": [f"must be at most {blocks.MAX_REASON} characters"]})
+        raise Refused("invalid", gettext_lazy("the reason is too long"),
+                      {"reason": [format_lazy(gettext_lazy("must be at most {most} characters"),
+                                                   most=blocks.MAX_REASON)]})
     return text
 
 
@@ -49,14 +53,15 @@ def chat_end_and_block(profile: StaffProfile, chat_id: str, now: datetime, *, re
     text = _reason(reason)
     allowed = blocks.COORDINATOR_HOURS if _is_coordinator(profile) else blocks.LIBRARIAN_HOURS
     if not isinstance(hours, int) or isinstance(hours, bool) or hours not in allowed:
-        raise Refused("invalid", "that length is not offered",
-                      {"hours": [f"must be one of {', '.join(str(h) for h in allowed)}"]})
+        raise Refused("invalid", gettext_lazy("that length is not offered"),
+                      {"hours": [format_lazy(gettext_lazy("must be one of {values}"),
+                                                  values=", ".join(str(h) for h in allowed))]})
     with transaction.atomic():
         chat = chat_lock(chat_id)
         if chat is None or chat.librarian_id != profile.pk or chat.consortium_id != profile.library.consortium_id:
-            raise Refused("not_found", "you do not hold that chat")
+            raise Refused("not_found", gettext_lazy("you do not hold that chat"))
         if PatronBlock.objects.filter(blocks.active_q(now), chat=chat).exists():
-            raise Refused("conflict", "this chat's patron is blocked already")
+            raise Refused("conflict", gettext_lazy("this chat's patron is blocked already"))
         hint: dict[str, str] = {}
         device = chat.patron_device
         if device:
@@ -78,8 +83,9 @@ def chat_end_and_block(profile: StaffProfile, chat_id: str, now: datetime, *, re
             address_until = min(expires, now + blocks.ADDRESS_MAX)
             hint["address"] = blocks.address_hint(chat.patron_ip)
         if not (device or phone or address_key):
-            raise Refused("no_key", "this chat has nothing to block it by (no device id): block its address instead",
-                          {"address": ["nothing else identifies this patron"]})
+            raise Refused("no_key", gettext_lazy(
+                "this chat has nothing to block it by (no device id): block its address instead"),
+                          {"address": [gettext_lazy("nothing else identifies this patron")]})
         live = chat.state in LIVE_STATES
         if live:
             chat_end_locked(chat, now, by="librarian", reason="librarian")
@@ -98,7 +104,7 @@ def chat_end_and_block(profile: StaffProfile, chat_id: str, now: datetime, *, re
 def _locked(consortium_id: int, block_id: int) -> PatronBlock:
     block = PatronBlock.objects.select_for_update().filter(pk=block_id, consortium_id=consortium_id).first()
     if block is None:
-        raise Refused("not_found", "no such block")
+        raise Refused("not_found", gettext_lazy("no such block"))
     return block
 
 
@@ -109,7 +115,7 @@ def block_lift(*, consortium_id: int, block_id: int, by: StaffProfile | None, by
     with transaction.atomic():
         block = _locked(consortium_id, block_id)
         if blocks.status_of(block, now) != "active":
-            raise Refused("not_active", "this block is no longer in force")
+            raise Refused("not_active", gettext_lazy("this block is no longer in force"))
         block.lifted_at, block.lifted_by, block.lift_note = now, by, note
         _audit(block, "lifted", now, by, by_name, note)
         block.save(update_fields=["lifted_at", "lifted_by", "lift_note", "history"])
@@ -124,15 +130,18 @@ def block_extend(*, consortium_id: int, block_id: int, by: StaffProfile | None, 
     with transaction.atomic():
         block = _locked(consortium_id, block_id)
         if block.lifted_at is not None:
-            raise Refused("not_active", "this block was lifted")
+            raise Refused("not_active", gettext_lazy("this block was lifted"))
         if block.expires_at <= now:  # an ended block is not brought back: a new one is made from a chat
-            raise Refused("not_active", "this block has ended")
+            raise Refused("not_active", gettext_lazy("this block has ended"))
         if until <= now:
-            raise Refused("invalid", "the new end must be in the future", {"until": ["must be after now"]})
+            raise Refused("invalid", gettext_lazy("the new end must be in the future"),
+                          {"until": [gettext_lazy("must be after now")]})
         furthest = blocks.longest(coordinator=True, created_at=block.created_at)
         if until > furthest:
-            raise Refused("invalid", f"a block lasts at most {blocks.MAX_DAYS} days",
-                          {"until": [f"must be at most {furthest:%Y-%m-%d %H:%M} UTC"]})
+            raise Refused("invalid", format_lazy(gettext_lazy("a block lasts at most {days} days"),
+                                                 days=blocks.MAX_DAYS),
+                          {"until": [format_lazy(gettext_lazy("must be at most {until} UTC"),
+                                                 until=f"{furthest:%Y-%m-%d %H:%M}")]})
         block.expires_at = until
         _audit(block, "extended", now, by, by_name, note)
         block.save(update_fields=["expires_at", "history"])

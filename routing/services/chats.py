@@ -6,6 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy
 
 from consortium.models import Consortium
 from consortium.tokens import token_hash, token_new
@@ -30,7 +32,8 @@ def home_library_resolve(consortium: Consortium, library_slug: str | None, zip_c
     if library_slug:
         library = picture.libraries.get(library_slug)
         if library is None:
-            raise ServiceError("not_found", f"no library {library_slug!r} in this consortium")
+            raise ServiceError("not_found", format_lazy(gettext_lazy("no library {slug} in this consortium"),
+                                                        slug=repr(library_slug)))
         return library, "library"
     if zip_code:
         code = zip_code.strip()[:5]
@@ -52,7 +55,7 @@ def chat_start(*, consortium: Consortium, question: str, library_slug: str | Non
     keys = blocks.Keys(device=blocks.device_hash(device), phone=blocks.phone_hash(phone),
                        address=blocks.address_hash(ip))
     if blocks.block_find(consortium.pk, keys, now) is not None:
-        raise ServiceError("blocked", "chat is not available to this patron now; the question form is")
+        raise ServiceError("blocked", gettext_lazy("chat is not available to this patron now; the question form is"))
     picture = structure_of(consortium)  # one look at the structure for the whole start
     home, found_by = home_library_resolve(consortium, library_slug, zip_code, picture)
     token = token_new()
@@ -96,7 +99,8 @@ class RateLimited(ServiceError):
     """Past the chat's message rate (consortium.ratelimit.CHAT_MESSAGE): not stored, try again later."""
 
     def __init__(self, retry_after: int) -> None:
-        super().__init__("rate_limited", f"too many messages in this chat: not sent, try again in {retry_after} s")
+        super().__init__("rate_limited", format_lazy(
+            gettext_lazy("too many messages in this chat: not sent, try again in {seconds} s"), seconds=retry_after))
         self.retry_after = retry_after
 
 
@@ -110,7 +114,8 @@ def message_post(chat_id: str, *, sender: str, body: str, client_id: str | None,
     name = librarian.display_name if librarian else None
     if needs_sms_check(sender, body, internal) and (
             Chat.objects.filter(pk=chat_id, channel=Channel.SMS).exists()):
-        raise ServiceError("too_long", f"a text is at most {SMS_MAX_BODY} characters: split the message")
+        raise ServiceError("too_long", format_lazy(
+            gettext_lazy("a text is at most {most} characters: split the message"), most=SMS_MAX_BODY))
     stored = message_store.store(chat_id, sender=sender, body=body, client_id=client_id, at=now,
                                  librarian_id=librarian.pk if librarian else None, name=name, internal=internal,
                                  file_id=file_id, counted=counted)
@@ -141,7 +146,7 @@ def message_stored_earlier(message_id: int, sender: str, librarian: StaffProfile
     # Echo a librarian only their own line: a client_id chosen to match another librarian's
     # message must not read it back (the chat's patron, who has its token, reads it all anyway).
     if sender == Message.Sender.LIBRARIAN and (librarian is None or earlier.librarian_id != librarian.pk):
-        raise ServiceError("forbidden", "only the chat's librarian may send")
+        raise ServiceError("forbidden", gettext_lazy("only the chat's librarian may send"))
     return earlier
 
 
@@ -149,13 +154,13 @@ def message_of(stored: message_store.Stored | None, chat_id: str, *, sender: str
                now: datetime, librarian: StaffProfile | None, internal: bool, file_id: str | None) -> Message:
     """The message just stored, or the ServiceError that says why it was not (not a duplicate)."""
     if stored is None:
-        raise ServiceError("not_found", "no such chat")
+        raise ServiceError("not_found", gettext_lazy("no such chat"))
     if stored.message_id is None or stored.seq is None:
         if sender == Message.Sender.LIBRARIAN and (librarian is None or stored.librarian_id != librarian.pk):
-            raise ServiceError("forbidden", "only the chat's librarian may send")
+            raise ServiceError("forbidden", gettext_lazy("only the chat's librarian may send"))
         if stored.retry_after:
             raise RateLimited(stored.retry_after)
-        raise ServiceError("ended", "this chat is over")
+        raise ServiceError("ended", gettext_lazy("this chat is over"))
     name = librarian.display_name if librarian else None
     message = Message(pk=stored.message_id, chat_id=chat_id, seq=stored.seq, sender=sender, librarian=librarian,
                       name=stored.patron_name if name is None else name, body=body, client_id=client_id or None,
@@ -193,9 +198,9 @@ def chat_end(chat_id: str, now: datetime, *, by: str, librarian: StaffProfile | 
     with transaction.atomic():
         chat = chat_lock(chat_id)
         if chat is None:
-            raise ServiceError("not_found", "no such chat")
+            raise ServiceError("not_found", gettext_lazy("no such chat"))
         if librarian is not None and chat.librarian_id != librarian.pk:
-            raise ServiceError("forbidden", "you do not hold this chat")
+            raise ServiceError("forbidden", gettext_lazy("you do not hold this chat"))
         if chat.state in LIVE_STATES:
             chat_end_locked(chat, now, by=by, reason=by)
             freed = chat.librarian_id
@@ -231,18 +236,21 @@ def clean_subjects(raw: Any) -> list[str]:
     if items is None:
         return []
     if not isinstance(items, list) or not all(isinstance(s, str) for s in items):
-        raise Refused("invalid", "subjects must be a list of tags", {"subjects": ["must be a list of tags"]})
+        raise Refused("invalid", gettext_lazy("subjects must be a list of tags"),
+                      {"subjects": [gettext_lazy("must be a list of tags")]})
     tags: list[str] = []
     for item in items:
         tag = " ".join(item.split()).lower()
         if not tag or tag in tags:
             continue
         if len(tag) > MAX_SUBJECT_LEN:
-            raise Refused("invalid", "a tag is too long",
-                          {"subjects": [f"must be tags of at most {MAX_SUBJECT_LEN} characters"]})
+            raise Refused("invalid", gettext_lazy("a tag is too long"),
+                          {"subjects": [format_lazy(gettext_lazy("must be tags of at most {most} characters"),
+                                                     most=MAX_SUBJECT_LEN)]})
         tags.append(tag)
     if len(tags) > MAX_SUBJECTS:
-        raise Refused("invalid", "too many tags", {"subjects": [f"must be at most {MAX_SUBJECTS} tags"]})
+        raise Refused("invalid", gettext_lazy("too many tags"),
+                      {"subjects": [format_lazy(gettext_lazy("must be at most {most} tags"), most=MAX_SUBJECTS)]})
     return tags
 
 
@@ -261,13 +269,13 @@ def chat_classify(profile: StaffProfile, chat_id: str, now: datetime, *, read_sc
     try:
         f.check()
     except Invalid as e:
-        raise Refused("invalid", "some fields are not valid", e.fields) from e
+        raise Refused("invalid", gettext_lazy("some fields are not valid"), e.fields) from e
     with transaction.atomic():
         chat = (Chat.objects.select_for_update(of=("self",))
                 .filter(pk=chat_id, consortium_id=profile.library.consortium_id).filter(took_part_q(profile))
                 .first())
         if chat is None:
-            raise Refused("not_found", "no such chat")
+            raise Refused("not_found", gettext_lazy("no such chat"))
         chat.read_scale = scale
         chat.subjects = tags
         chat.outcome = outcome or ""

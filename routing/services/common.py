@@ -9,8 +9,10 @@ only in id order; so concurrent transactions never wait on each other in a circl
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import partial
+from typing import TYPE_CHECKING, cast
 
 from django.db import transaction
 from django.utils import translation
@@ -22,22 +24,32 @@ from routing import events, frames
 from routing.models import Chat, ChatState, LibrarianPresence, Message, Offer, TraceEvent
 from routing.patron.i18n import patron_language
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
 
 class ServiceError(Exception):
-    """A refused action, with the protocol's machine-readable reason."""
+    """A refused action, with the protocol's machine-readable reason. Its `detail` is for people: often
+    lazy (gettext_lazy), so that it reads in the language of whoever is told (a librarian's socket or
+    page: theirs; a patron: English, as the protocol's details always were)."""
 
-    def __init__(self, reason: str, detail: str = "") -> None:
+    def __init__(self, reason: str, detail: StrOrPromise = "") -> None:
         super().__init__(detail or reason)
         self.reason = reason
-        self.detail = detail or reason
+        # Typed as the str it reads as: rendered, formatted, or written as JSON (Django's encoder, and the
+        # sockets' ProtocolConsumer.words), a lazy string becomes the text of the active language.
+        self.detail = cast(str, detail or reason)
 
 
 class Refused(ServiceError):
     """A refused request, with the fields at fault (for forms and JSON alike)."""
 
-    def __init__(self, reason: str, detail: str = "", fields: dict[str, list[str]] | None = None) -> None:
+    def __init__(self, reason: str, detail: StrOrPromise = "",
+                 fields: Mapping[str, Sequence[StrOrPromise]] | None = None) -> None:
         super().__init__(reason, detail)
-        self.fields = fields or {}
+        # Made text now: the fields are for pages and JSON answers (never a socket's frame), whose request
+        # has the reader's language active already.
+        self.fields = {name: [str(text) for text in texts] for name, texts in (fields or {}).items()}
 
 
 def trace(chat: Chat, kind: str, at: datetime, **data: object) -> None:

@@ -7,7 +7,9 @@ from datetime import datetime
 
 from django.db import transaction
 from django.db.models import Q
+from django.utils.text import format_lazy
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from consortium.models import Consortium
 from libraries.models import Library, StaffProfile
@@ -61,12 +63,12 @@ def chat_refer(librarian: StaffProfile, chat_id: str, now: datetime, *, library_
     with transaction.atomic():
         chat = chat_lock(chat_id)
         if chat is None or chat.librarian_id != librarian.pk:
-            raise ServiceError("not_found", "you do not hold that chat")
+            raise ServiceError("not_found", gettext_lazy("you do not hold that chat"))
         library = chat.home_library
         if library_slug:
             library = Library.objects.filter(consortium=chat.consortium, slug=library_slug).first()
             if library is None:
-                raise ServiceError("not_found", f"no library {library_slug!r}")
+                raise ServiceError("not_found", format_lazy(gettext_lazy("no library {slug}"), slug=repr(library_slug)))
         by = patron_deadline_parse(deadline, consortium=chat.consortium, library=library, now=now)
         return followup_create(consortium=chat.consortium, library=library, chat=chat, question=chat.question,
                              email=chat.patron_email, name=chat.patron_name, note=note, source="referral",
@@ -99,7 +101,7 @@ MAX_ANSWER = 10000
 def _lock_followup(profile: StaffProfile, ticket_id: str) -> Ticket:
     ticket = followups_for(profile, status="all").select_for_update(of=("self",)).filter(pk=ticket_id).first()
     if ticket is None:
-        raise Refused("not_found", "no such follow-up")
+        raise Refused("not_found", gettext_lazy("no such follow-up"))
     return ticket
 
 
@@ -107,10 +109,12 @@ def _lock_workable_followup(profile: StaffProfile, ticket_id: str) -> Ticket:
     """The follow-up, locked, when this librarian may still work on it: open, and claimed by nobody else."""
     ticket = _lock_followup(profile, ticket_id)
     if ticket.status in (Ticket.Status.ANSWERED, Ticket.Status.CLOSED):
-        raise Refused("conflict", "this follow-up is already answered or closed")
+        raise Refused("conflict", gettext_lazy("this follow-up is already answered or closed"))
     if ticket.claimed_by_id not in (None, profile.pk):
-        who = ticket.claimed_by.display_name if ticket.claimed_by else "someone"
-        raise Refused("conflict", f"{who} has claimed this follow-up")
+        if ticket.claimed_by is None:
+            raise Refused("conflict", gettext_lazy("someone has claimed this follow-up"))
+        raise Refused("conflict", format_lazy(gettext_lazy("{name} has claimed this follow-up"),
+                                              name=ticket.claimed_by.display_name))
     return ticket
 
 
@@ -138,14 +142,15 @@ def followup_answer(profile: StaffProfile, ticket_id: str, answer: str, now: dat
 
     answer = (answer or "").strip()
     if not answer:
-        raise Refused("invalid", "write an answer", {"answer": ["required"]})
+        raise Refused("invalid", gettext_lazy("write an answer"), {"answer": [gettext_lazy("required")]})
     if len(answer) > MAX_ANSWER:
-        raise Refused("invalid", "the answer is too long", {"answer": [f"at most {MAX_ANSWER} characters"]})
+        raise Refused("invalid", gettext_lazy("the answer is too long"),
+                      {"answer": [format_lazy(gettext_lazy("at most {most} characters"), most=MAX_ANSWER)]})
     with transaction.atomic():
         ticket = _lock_workable_followup(profile, ticket_id)
         texted = ticket.source == "sms"  # a question that came by text is answered by text (docs/sms.md)
         if not ticket.patron_email and not texted:
-            raise Refused("invalid", "this follow-up has no email address to answer")
+            raise Refused("invalid", gettext_lazy("this follow-up has no email address to answer"))
         ticket.claimed_by = profile
         ticket.answer = answer
         ticket.status = Ticket.Status.ANSWERED
@@ -157,8 +162,9 @@ def followup_answer(profile: StaffProfile, ticket_id: str, answer: str, now: dat
             from texting.conversation import followup_answered  # texting builds on routing: imported here
 
             if len(answer) > SMS_MAX_BODY:
-                raise Refused("invalid", "the answer is too long for a text",
-                              {"answer": [f"at most {SMS_MAX_BODY} characters: this question came by text"]})
+                raise Refused("invalid", gettext_lazy("the answer is too long for a text"),
+                              {"answer": [format_lazy(gettext_lazy(
+                                  "at most {most} characters: this question came by text"), most=SMS_MAX_BODY)]})
             followup_answered(ticket, now)
         else:
             transaction.on_commit(lambda: mail_ticket_answer.delay(ticket_pk))

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from django.db import transaction
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from consortium.models import Consortium
 from libraries.models import Library, StaffProfile
@@ -66,9 +67,9 @@ def chat_hand_back(librarian: StaffProfile, chat_id: str, now: datetime, *, note
     with transaction.atomic():
         chat = chat_lock(chat_id)
         if chat is None or chat.librarian_id != librarian.pk or chat.state != ChatState.ACTIVE:
-            raise ServiceError("not_found", "you do not hold that chat")
+            raise ServiceError("not_found", gettext_lazy("you do not hold that chat"))
         if chat.home_library is None or not handback.away_from_home(_held(chat)):
-            raise ServiceError("same_queue", "this chat is already with its home library")
+            raise ServiceError("same_queue", gettext_lazy("this chat is already with its home library"))
         home = chat.home_library
     note = note.strip() or _("Handed back to %(library)s by %(librarian)s (%(from)s).") % {
         "library": home.name, "librarian": librarian.display_name, "from": librarian.library.name}

@@ -25,7 +25,7 @@ from datetime import datetime
 
 from django.db import IntegrityError, transaction
 from django.utils import translation
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_lazy
 
 from libraries.models import StaffProfile
 from routing import access, events, frames, whispers
@@ -46,7 +46,7 @@ def _watchable(profile: StaffProfile, chat_id: str) -> Chat:
                                         "second_librarian__library", "second_librarian__user")
             .filter(pk=chat_id).first())
     if chat is None or not access.may_watch(profile, chat):
-        raise ServiceError("not_found", "no such chat")  # never says whether it exists elsewhere
+        raise ServiceError("not_found", gettext_lazy("no such chat"))  # never says whether it exists elsewhere
     return chat
 
 
@@ -64,7 +64,7 @@ def chat_watch(profile: StaffProfile, chat_id: str, now: datetime) -> dict[str, 
 def _locked_for(profile: StaffProfile, chat_id: str, *, mentor: bool) -> Chat:
     chat = chat_lock(chat_id)
     if chat is None or not (access.may_mentor(profile, chat) if mentor else access.may_watch(profile, chat)):
-        raise ServiceError("not_found", "no such chat")
+        raise ServiceError("not_found", gettext_lazy("no such chat"))
     return chat
 
 
@@ -80,9 +80,9 @@ def whisper_post(profile: StaffProfile, chat_id: str, body: str, *, client_id: s
             if earlier is not None:
                 return earlier, False
         if chat.state != ChatState.ACTIVE or chat.librarian_id is None:
-            raise ServiceError("ended", "nobody answers this chat now: there is no one to whisper to")
+            raise ServiceError("ended", gettext_lazy("nobody answers this chat now: there is no one to whisper to"))
         if chat.librarian_id == profile.pk:
-            raise ServiceError("invalid", "this is your own chat: write an internal note instead")
+            raise ServiceError("invalid", gettext_lazy("this is your own chat: write an internal note instead"))
         chat.last_seq += 1
         try:
             with transaction.atomic():
@@ -91,7 +91,7 @@ def whisper_post(profile: StaffProfile, chat_id: str, body: str, *, client_id: s
                     name=profile.display_name, body=body, client_id=client_id or None, at=now, internal=True,
                     whisper_to_id=chat.librarian_id)
         except IntegrityError as e:  # the same client_id from another librarian of this chat
-            raise ServiceError("invalid", "that client_id was used already in this chat") from e
+            raise ServiceError("invalid", gettext_lazy("that client_id was used already in this chat")) from e
         chat.save(update_fields=["last_seq"])
         message.chat_channel = chat.channel
         _trace(chat, "whispered", now, librarian=profile.pk, name=profile.display_name, to=chat.librarian_id,
@@ -112,11 +112,11 @@ def chat_second_join(mentor: StaffProfile, chat_id: str, now: datetime) -> Chat:
     with transaction.atomic():
         chat = _locked_for(mentor, chat_id, mentor=True)
         if chat.state != ChatState.ACTIVE:
-            raise ServiceError("ended", "only a chat being answered can be joined")
+            raise ServiceError("ended", gettext_lazy("only a chat being answered can be joined"))
         if mentor.pk in (chat.librarian_id, chat.second_librarian_id):
-            raise ServiceError("invalid", "you are in this chat already")
+            raise ServiceError("invalid", gettext_lazy("you are in this chat already"))
         if chat.second_librarian_id is not None:
-            raise ServiceError("taken", "another mentor has joined this chat")
+            raise ServiceError("taken", gettext_lazy("another mentor has joined this chat"))
         chat.second_librarian = mentor
         chat.version += 1
         chat.save(update_fields=["second_librarian", "version"])
@@ -156,10 +156,10 @@ def takeover_answer(librarian: StaffProfile, chat_id: str, *, consent: bool, now
     with transaction.atomic():
         chat = chat_lock(chat_id)
         if chat is None or chat.librarian_id != librarian.pk or chat.state != ChatState.ACTIVE:
-            raise ServiceError("not_found", "you do not hold that chat")
+            raise ServiceError("not_found", gettext_lazy("you do not hold that chat"))
         mentor = chat.takeover_asked_by
         if mentor is None:
-            raise ServiceError("not_found", "nobody asks to take this chat over")
+            raise ServiceError("not_found", gettext_lazy("nobody asks to take this chat over"))
         chat.takeover_asked_by = None
         moved = consent and mentor.is_active and access.may_mentor(mentor, chat)
         if moved:
@@ -175,9 +175,9 @@ def takeover_answer(librarian: StaffProfile, chat_id: str, *, consent: bool, now
 
 def _check_active(chat: Chat, mentor: StaffProfile) -> None:
     if chat.state != ChatState.ACTIVE or chat.librarian_id is None:
-        raise ServiceError("ended", "only a chat being answered can be taken over")
+        raise ServiceError("ended", gettext_lazy("only a chat being answered can be taken over"))
     if chat.librarian_id == mentor.pk:
-        raise ServiceError("invalid", "you hold this chat already")
+        raise ServiceError("invalid", gettext_lazy("you hold this chat already"))
 
 
 def _take_over_locked(chat: Chat, mentor: StaffProfile, now: datetime, *, by: str) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.utils.text import format_lazy
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from libraries.models import StaffProfile
 from routing import events, frames
@@ -26,11 +28,11 @@ from routing.services.route import chat_route_locked, offers_reroute
 
 def _refuse_unless_queued(librarian: StaffProfile, consortium_id: int | None, state: str | None) -> None:
     if state is None or consortium_id != librarian.library.consortium_id:
-        raise ServiceError("not_offered", "that chat was not offered to you")
+        raise ServiceError("not_offered", gettext_lazy("that chat was not offered to you"))
     if state == ChatState.ACTIVE:
-        raise ServiceError("taken", "another librarian accepted this chat")
+        raise ServiceError("taken", gettext_lazy("another librarian accepted this chat"))
     if state != ChatState.QUEUED:
-        raise ServiceError("ended", "this chat is over")
+        raise ServiceError("ended", gettext_lazy("this chat is over"))
 
 
 def chat_accept_precheck(librarian: StaffProfile, chat_id: str) -> None:
@@ -54,11 +56,13 @@ def chat_accept(librarian: StaffProfile, chat_id: str, now: datetime) -> Chat:
         offer = Offer.objects.filter(chat=chat, librarian=librarian, step_serial=chat.step_serial,
                                      status=Offer.Status.OPEN).first()
         if offer is None:
-            raise ServiceError("not_offered", "that chat is not offered to you now")
+            raise ServiceError("not_offered", gettext_lazy("that chat is not offered to you now"))
         active = Chat.objects.filter(librarian=librarian, state=ChatState.ACTIVE).count()
         capacity = librarian.capacity if librarian.capacity is not None else chat.consortium.librarian_capacity
         if active >= capacity:
-            raise ServiceError("at_capacity", f"you already have {active} chats (your limit is {capacity})")
+            raise ServiceError("at_capacity", format_lazy(
+                gettext_lazy("you already have {active} chats (your limit is {capacity})"),
+                active=active, capacity=capacity))
         plan = plan_from_json(chat.plan)
         chat.state = ChatState.ACTIVE
         chat.librarian = librarian
@@ -103,11 +107,11 @@ def chat_decline(librarian: StaffProfile, chat_id: str, now: datetime) -> None:
     with transaction.atomic():
         chat = chat_lock(chat_id)
         if chat is None:
-            raise ServiceError("not_found", "no such chat")
+            raise ServiceError("not_found", gettext_lazy("no such chat"))
         updated = Offer.objects.filter(chat=chat, librarian=librarian, status=Offer.Status.OPEN).update(
             status=Offer.Status.DECLINED, closed_at=now, reason="declined")
         if not updated:
-            raise ServiceError("not_offered", "that chat is not offered to you")
+            raise ServiceError("not_offered", gettext_lazy("that chat is not offered to you"))
         trace(chat, "declined", now, librarian=librarian.pk, username=librarian.user.username)
         events.to_librarian(librarian.pk, frames.withdrawn_frame(chat.pk, "declined"))
         if chat.state == ChatState.QUEUED:

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.db import transaction
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from libraries.models import StaffProfile
 from routing import events, frames
@@ -55,7 +56,7 @@ def presence_change(librarian: StaffProfile, status: str, now: datetime, *, reas
     caller runs next; should it never run, the timer does at `reroute_due`.
     """
     if status not in LibrarianPresence.Status.values:
-        raise ServiceError("invalid", "status must be available or away")
+        raise ServiceError("invalid", gettext_lazy("status must be available or away"))
     with transaction.atomic():
         presence = presence_lock(librarian)
         changed = presence.status != status

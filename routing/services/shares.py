@@ -19,6 +19,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.utils.translation import gettext_lazy
 
 from libraries.models import StaffProfile
 from routing import events, frames, sharing
@@ -38,9 +39,10 @@ def ice_settings() -> sharing.IceSettings:
 def _held_chat(librarian: StaffProfile, chat_id: str) -> Chat:
     chat = chat_lock(chat_id)
     if chat is None or chat.librarian_id != librarian.pk or chat.state != ChatState.ACTIVE:
-        raise ServiceError("not_found", "you do not hold that chat")
+        raise ServiceError("not_found", gettext_lazy("you do not hold that chat"))
     if chat.channel != "web":
-        raise ServiceError("invalid", "sharing needs the patron in a browser: this chat is a text conversation")
+        raise ServiceError("invalid", gettext_lazy(
+            "sharing needs the patron in a browser: this chat is a text conversation"))
     return chat
 
 
@@ -54,10 +56,12 @@ def share_request(librarian: StaffProfile, chat_id: str, kind: str, now: datetim
         if not sockets.exists():
             # The request travels the patron's socket: a patron who is away, or whose network blocks
             # WebSockets (the long-poll fallback), would never see it.
-            raise ServiceError("invalid", "the patron's browser cannot receive a share request now (not connected, "
-                                          "or on a network that blocks live connections): ask for a screenshot")
+            raise ServiceError("invalid", gettext_lazy(
+                "the patron's browser cannot receive a share request now (not connected, or on a network that "
+                "blocks live connections): ask for a screenshot"))
         if Share.objects.filter(chat=chat, kind=kind, state__in=OPEN_STATES).exists():
-            raise ServiceError("invalid", "a share of that kind is already open in this chat: stop it first")
+            raise ServiceError("invalid", gettext_lazy(
+                "a share of that kind is already open in this chat: stop it first"))
         share = Share.objects.create(chat=chat, kind=kind, librarian=librarian, requested_at=now)
         trace(chat, "share_requested", now, share=share.pk, share_kind=kind, librarian=librarian.pk)
         ice = sharing.ice_config(ice_settings(), str(share.pk), now)
@@ -73,11 +77,11 @@ def share_consent(chat_id: str, share_id: int, now: datetime, *, consent: bool, 
         chat = chat_lock(chat_id)
         share = Share.objects.select_for_update().filter(pk=share_id, chat_id=chat_id).first()
         if chat is None or share is None:
-            raise ServiceError("not_found", "no such share in this chat")
+            raise ServiceError("not_found", gettext_lazy("no such share in this chat"))
         if share.state != Share.State.REQUESTED:
-            raise ServiceError("invalid", "that share was answered already, or has ended")
+            raise ServiceError("invalid", gettext_lazy("that share was answered already, or has ended"))
         if consent and chat.state != ChatState.ACTIVE:
-            raise ServiceError("invalid", "the chat has ended")
+            raise ServiceError("invalid", gettext_lazy("the chat has ended"))
         if consent:
             share.state, share.started_at = Share.State.ACTIVE, now
             share.save(update_fields=["state", "started_at"])
@@ -97,7 +101,7 @@ def share_end(chat_id: str, share_id: int, now: datetime, *, by: str, reason: st
         chat = chat_lock(chat_id)
         share = Share.objects.select_for_update().filter(pk=share_id, chat_id=chat_id).first()
         if chat is None or share is None or (librarian is not None and chat.librarian_id != librarian.pk):
-            raise ServiceError("not_found", "no such share in this chat")
+            raise ServiceError("not_found", gettext_lazy("no such share in this chat"))
         if share.state not in OPEN_STATES:
             return None
         _end(chat, share, now, by=by, reason=reason)

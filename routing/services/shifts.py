@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
+from django.utils.translation import gettext_lazy
 
 from consortium.models import Consortium
 from libraries import duty
@@ -74,9 +75,9 @@ def shift_stay_on(librarian: StaffProfile, now: datetime, *, seconds: int | None
     with transaction.atomic():
         presence = presence_lock(librarian)
         if presence.status != LibrarianPresence.Status.AVAILABLE:
-            raise ServiceError("invalid", "you are away: there is no end of shift to stay on past")
+            raise ServiceError("invalid", gettext_lazy("you are away: there is no end of shift to stay on past"))
         if presence.shift_end is None:
-            raise ServiceError("invalid", "no end of shift is scheduled for you: nothing to stay on past")
+            raise ServiceError("invalid", gettext_lazy("no end of shift is scheduled for you: nothing to stay on past"))
         until = now + timedelta(seconds=seconds or consortium.shift_extension)
         presence.stay_until = max(until, presence.stay_until or until)
         shift_schedule(presence, librarian, now, starting=False)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db import transaction
+from django.utils.text import format_lazy
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from libraries.models import Queue, StaffProfile
 from routing import events, frames
@@ -31,32 +33,35 @@ def chat_transfer(librarian: StaffProfile, chat_id: str, now: datetime, *, queue
     with transaction.atomic():
         chat = chat_lock(chat_id)
         if chat is None or chat.librarian_id != librarian.pk or chat.state != ChatState.ACTIVE:
-            raise ServiceError("not_found", "you do not hold that chat")
+            raise ServiceError("not_found", gettext_lazy("you do not hold that chat"))
         situation = situation_for(chat.consortium, now)
         target_id: int | None = None
         if queue is not None:
             target = Queue.objects.filter(consortium=chat.consortium, slug=queue, is_active=True).first()
             if target is None:
-                raise ServiceError("not_found", f"no queue {queue!r}")
+                raise ServiceError("not_found", format_lazy(gettext_lazy("no queue {queue}"), queue=repr(queue)))
             current = Offer.objects.filter(chat=chat, status=Offer.Status.ACCEPTED).order_by("-closed_at").first()
             if current is not None and current.queue == queue:
-                raise ServiceError("same_queue", "the chat is already in that queue")
+                raise ServiceError("same_queue", gettext_lazy("the chat is already in that queue"))
             if queue not in situation.open_queues:
-                raise ServiceError("closed", f"{target.name} is closed now")
+                raise ServiceError("closed", format_lazy(gettext_lazy("{name} is closed now"), name=target.name))
             others = [lib for lib in situation.present.get(queue, ()) if lib.id != librarian.pk]
             if not others:
-                raise ServiceError("nobody", f"nobody is present in {target.name}")
+                raise ServiceError("nobody", format_lazy(gettext_lazy("nobody is present in {name}"),
+                                                         name=target.name))
             description = target.name
         else:
             other = StaffProfile.objects.filter(user__username=to_librarian, is_active=True,
                                                 library__consortium=chat.consortium).first()
             if other is None:
-                raise ServiceError("not_found", f"no librarian {to_librarian!r}")
+                raise ServiceError("not_found", format_lazy(gettext_lazy("no librarian {name}"),
+                                                            name=repr(to_librarian)))
             if other.pk == librarian.pk:
-                raise ServiceError("same_queue", "you already hold this chat")
+                raise ServiceError("same_queue", gettext_lazy("you already hold this chat"))
             present_ids = {lib.id for libs in situation.present.values() for lib in libs}
             if other.pk not in present_ids:
-                raise ServiceError("nobody", f"{other.display_name} is not present")
+                raise ServiceError("nobody", format_lazy(gettext_lazy("{name} is not present"),
+                                                         name=other.display_name))
             target_id = other.pk
             description = f"{other.display_name} ({other.library.name})"
         chat.plan = plan_to_json(transfer_plan(queue, target_id))

@@ -18,6 +18,7 @@ from typing import Any
 
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.utils.functional import Promise
 
 from consortium import ratelimit
 from routing import frames, validation, whispers
@@ -138,7 +139,16 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
             await self.close(code=4429)
 
     async def send_json(self, frame: Frame) -> None:
-        await self.send(text_data=json.dumps(frame))
+        await self.send(text_data=json.dumps(frame, default=self.words))
+
+    def words(self, value: object) -> str:
+        """A refusal's `detail` written with gettext_lazy (routing.services), in the language this socket's
+        reader reads: English here (the patron's side; the protocol's details are not for patrons to
+        read); the staff socket's override gives the librarian's. Only called for what json cannot write
+        by itself, so a frame without one costs nothing more."""
+        if isinstance(value, Promise):
+            return str(value)
+        raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
     async def frame_ping(self, frame: Frame) -> None:
         await self.send_json(frames.pong_frame())

@@ -8,8 +8,11 @@ import asyncio
 from datetime import datetime
 from typing import Any
 
-from django.utils import timezone
+from django.conf import settings
+from django.utils import timezone, translation
+from django.utils.translation import gettext_lazy
 
+from consortium.language import LANGUAGES
 from libraries.models import StaffProfile
 from routing import access, frames, mentions, sharing, staff_room, validation, whispers
 from routing.events import chat_group, librarian_group, watch_group
@@ -89,6 +92,9 @@ class StaffConsumer(SharingFrames, ProtocolConsumer):
             return
         self.profile = profile
         self.reader_id = profile.pk
+        # The words of refusals (frames' `detail`) in the librarian's language, as their console's are:
+        # chosen when the page was loaded, which a change of language reloads.
+        self.language = profile.language if profile.language in LANGUAGES else settings.LANGUAGE_CODE
         session = self.scope.get("session")
         self.session_key = getattr(session, "session_key", None)
         if self.session_key:
@@ -103,6 +109,10 @@ class StaffConsumer(SharingFrames, ProtocolConsumer):
             self.seqs[chat_id] = chat["last_seq"]  # live messages continue from here...
             self.accounted[chat_id] = Accounted()  # ...but none has been sent to this socket yet
         await self.send_json(hello)
+
+    def words(self, value: object) -> str:
+        with translation.override(getattr(self, "language", None)):
+            return super().words(value)
 
     async def _watch_session(self, key: str) -> None:
         """Close this socket when its session expires (signing out is announced: see routing.signals)."""
@@ -272,7 +282,7 @@ class StaffConsumer(SharingFrames, ProtocolConsumer):
             raise
         if not holds:
             await self.release_held_back(chat_id)
-            raise common.ServiceError("not_found", "you do not hold that chat")
+            raise common.ServiceError("not_found", gettext_lazy("you do not hold that chat"))
         await self.channel_layer.group_add(chat_group(chat_id), self.channel_name)
         await self.send_history(chat_id, after)
 

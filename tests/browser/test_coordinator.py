@@ -189,3 +189,33 @@ async def test_the_coordinator_pages_in_a_browser(stack: Stack) -> None:
         for sock in (ana, *patrons):
             await sock.close()
         assert errors == [], errors
+
+
+async def test_what_if_redraws_the_forecast_in_place(stack: Stack) -> None:
+    """The rota's What if? follows the edits of a new shift without a reload (coordination/what_if.js): the
+    hours typed give their forecast at once, more hours give more rows, and nothing is saved."""
+    base = stack.base()
+    async with chromium() as browser:
+        page, errors = await signed_in(browser, base, "cora", "/coordinator/sunshine/rota/")
+        await page.evaluate("() => { window.samePage = true; }")  # gone if the page were loaded again
+        # What the browser said while loading (a first page in a new browser: its favicon's 404) is not this test's.
+        errors.clear()
+        rows = "() => document.querySelectorAll('#preview-statewide tbody tr').length"
+        form = page.locator("section", has=page.locator("h3#q-statewide")).locator("form.row")
+        await form.locator("select[name=weekday]").select_option("6" if datetime.now(NY).weekday() != 6 else "5")
+        await form.locator("input[name=hours]").fill("10:00-12:00")
+        await page.wait_for_function(f"() => ({rows})() === 2", timeout=15000)
+        text = await page.inner_text("#preview-statewide")
+        assert "1 librarian worked" in text and "With this shift" in text and "10:00" in text and "11:00" in text
+        await form.locator("input[name=hours]").fill("10:00-14:00")
+        await page.wait_for_function(f"() => ({rows})() === 4", timeout=15000)
+        await form.locator("input[name=min_librarians]").fill("3")
+        await page.wait_for_selector("#preview-statewide >> text=3 librarians worked", timeout=15000)
+        # The button asks too, in place.
+        await form.locator("input[name=hours]").fill("10:00-11:00")
+        await form.get_by_role("button", name="What if?").click()
+        await page.wait_for_function(f"() => ({rows})() === 1", timeout=15000)
+        assert await page.evaluate("() => window.samePage === true"), "the page was not loaded again"
+        assert "Shift added." not in await page.inner_text("main")
+        assert errors == [], errors
+        await page.context.close()

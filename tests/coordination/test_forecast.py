@@ -149,3 +149,41 @@ def test_what_if_and_the_worst_hour_on_plain_numbers() -> None:
     emptied = week.what_if({(0, 10): -5})
     prediction = emptied.hour(0, 10).prediction
     assert emptied.hour(0, 10).librarians == 0 and prediction is not None and not prediction.staffed
+
+
+def test_what_if_as_json_for_the_rota_script(demo: Consortium, client: Client) -> None:
+    """POST .../rota/what-if: the same what-if as the page's, as cells for coordination/what_if.js to redraw
+    in place; nothing saved, errors as a list, coordinators only, in the coordinator's language."""
+    history.load(demo, timezone.now())
+    _coordinator(client, demo)
+    shifts = Shift.objects.count()
+    fields = {"queue": "statewide", "weekday": "6", "hours": "13:00-15:00", "min_librarians": "2"}
+    r = client.post("/coordinator/sunshine/rota/what-if", fields)
+    assert r.status_code == 200 and r["Content-Type"] == "application/json" and Shift.objects.count() == shifts
+    found = r.json()
+    assert found["queue"] == "statewide" and found["columns"] == ["Hour", "As the rota is", "With this shift"]
+    assert found["summary"] == ("What if 2 librarians worked Sunday 13:00-15:00? Nothing is saved until you add "
+                                "the shift.")
+    assert [row["hour"] for row in found["rows"]] == ["13:00", "14:00"]
+    assert all("nobody to answer" in row["before"] and "% within 60 s" in row["after"] for row in found["rows"])
+    # A longer shift: more hours, recomputed.
+    longer = client.post("/coordinator/sunshine/rota/what-if", {**fields, "hours": "13:00-17:00"}).json()
+    assert [row["hour"] for row in longer["rows"]] == ["13:00", "14:00", "15:00", "16:00"]
+
+    bad = client.post("/coordinator/sunshine/rota/what-if", {**fields, "hours": "soon"})
+    assert bad.status_code == 400 and bad.json()["errors"]
+    assert client.post("/coordinator/sunshine/rota/what-if", {**fields, "queue": "nowhere"}).status_code == 400
+    assert client.get("/coordinator/sunshine/rota/what-if").status_code == 405
+
+    StaffProfile.objects.filter(user_id=client.session["_auth_user_id"]).update(language="es")
+    spanish = client.post("/coordinator/sunshine/rota/what-if", fields).json()
+    assert spanish["summary"].startswith("¿Y si 2 bibliotecarios trabajaran el Domingo 13:00-15:00")
+    assert spanish["columns"][2] == "Con este turno" and "% en 60 s o menos" in spanish["rows"][0]["after"]
+
+    # The page loads the script and marks the forms it enhances; a librarian is refused.
+    page = client.get("/coordinator/sunshine/rota/").content.decode()
+    assert 'data-what-if="/coordinator/sunshine/rota/what-if"' in page and "coordination/what_if" in page
+    librarian = StaffProfile.objects.filter(library__consortium=demo, role="librarian").first()
+    assert librarian is not None
+    client.force_login(librarian.user)
+    assert client.post("/coordinator/sunshine/rota/what-if", fields).status_code == 403

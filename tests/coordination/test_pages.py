@@ -249,3 +249,21 @@ def test_a_hostile_calendar_imports_what_is_sane_and_says_why_the_rest_was_not(c
         page.content.decode()
     assert list(Queue.objects.get(slug="tampa").weekly.values_list("weekday", "start_minute", "end_minute")) == [
         (0, 480, 1200)]
+
+
+def test_a_spanish_coordinator_is_told_why_a_rota_change_is_refused_in_spanish(client: Client,
+                                                                             w: dict[str, Any]) -> None:
+    w["coordinator"].language = "es"
+    w["coordinator"].save(update_fields=["language"])
+    as_user(client, w["coordinator"])
+    page = "/coordinator/alpha/rota/"
+    assert client.post(page, {"action": "shift_add", "queue": "statewide", "weekday": "0", "hours": "18:00-22:00",
+                              "min_librarians": "1"}).status_code == 302
+    shift = Shift.objects.get()
+    assert client.post(page, {"action": "assign", "shift": shift.pk, "librarian": "lia"}).status_code == 302
+    again = client.post(page, {"action": "assign", "shift": shift.pk, "librarian": "lia"}).content.decode()
+    assert "ya está en este turno" in again and "on this shift already" not in again
+    stranger = client.post(page, {"action": "assign", "shift": shift.pk, "librarian": "bea"}).content.decode()
+    assert "elija un bibliotecario del consorcio" in stranger
+    target = client.post(page, {"action": "target", "library": "tampa", "hours": "many"}).content.decode()
+    assert "un objetivo semanal es un número entero de horas" in target

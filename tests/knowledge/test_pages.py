@@ -154,3 +154,23 @@ def test_the_console_gets_the_chats_answers_home_library_first_drafts_marked(w: 
     renew = next(a for a in answers if a["question"] == "How do I renew my library books?")
     assert "renewals (https://lib.example.org/renew)" in renew["text"] and "**" not in renew["text"]
     assert signed_in("outsider").get(f"/staff/api/chats/{chat.pk}/answers").status_code == 404
+
+
+def test_a_spanish_librarian_reads_the_states_and_the_refusals_in_spanish(w: dict[str, Any]) -> None:
+    """The answers' states (the model's choices) and an answer's field errors follow the librarian's language."""
+    w["librarian"].language = "es"
+    w["librarian"].save(update_fields=["language"])
+    lib = signed_in("lib-a")
+    listing = lib.get("/staff/answers/").content.decode()
+    assert "Publicada" in listing and ">Published<" not in listing
+    refused = lib.post("/staff/answers/new", {"question": "", "body": "", "language": "xx", "scope": "beta",
+                                              "review_on": "tomorrow"})
+    assert refused.status_code == 400
+    page = refused.content.decode()
+    for spanish in ("Escriba la pregunta como la haría un usuario.", "Escriba la respuesta.",
+                    "Elija inglés o español.", "Use una fecha como 2027-06-30."):
+        assert spanish in page
+    assert "Write the answer." not in page
+    # An English colleague reads the same refusal in English.
+    english = signed_in("admin-a").post("/staff/answers/new", {"question": "", "body": "x", "language": "en"})
+    assert "Write the question as a patron would ask it." in english.content.decode()

@@ -520,3 +520,15 @@ def test_every_admin_page_renders_for_every_role(world: World, who: str) -> None
         if listing.status_code == 200 and listing.context["cl"].result_list:
             obj = listing.context["cl"].result_list[0]
             assert client.get(url(f"{name}_change", obj.pk)).status_code == 200, name
+
+
+def test_a_spanish_coordinator_reads_the_admins_own_words_in_spanish(world: World) -> None:
+    """The models' and fields' names (verbose_name) and their choices are the admin's headings and labels."""
+    world.coordinator.language = "es"
+    world.coordinator.save(update_fields=["language"])
+    client = client_for(world.coordinator)
+    listing = client.get(url("libraries_library_changelist")).content.decode()
+    assert "Bibliotecas" in listing
+    form = client.get(url("libraries_library_change", world.tampa.pk)).content.decode()
+    assert "Zona horaria" in form and "Códigos postales" in form and "Pública" in form
+    assert "Zip codes" not in form

@@ -418,3 +418,30 @@ async def test_a_bad_or_pointless_stay_on_gets_an_invalid_error_and_the_socket_s
     err = await expect(a1, "error")
     assert err["code"] == "invalid" and "no end of shift" in err["detail"]
     await a1.disconnect()
+
+
+async def test_a_spanish_librarian_is_told_why_in_spanish_the_codes_stay() -> None:
+    """A refusal's `detail` on the staff socket reads in the librarian's language (StaffProfile.language);
+    its `reason` / `code` is the protocol's and does not change; an English colleague reads English."""
+    w = await database_sync_to_async(socket_world)()
+    w["a2"].language = "es"
+    await database_sync_to_async(w["a2"].save)(update_fields=["language"])
+    a1, a2 = await staff_socket(w["a1"]), await staff_socket(w["a2"])
+    await available(a1)
+    await available(a2)
+    chat, _ = await start_chat(w)
+    await expect(a2, "offer", chat=chat.pk)
+    await a1.send_json_to({"type": "accept", "chat": chat.pk})
+    await expect(a1, "assigned", chat=chat.pk)
+    await a2.send_json_to({"type": "accept", "chat": chat.pk})
+    refused = await expect(a2, "accept_failed", chat=chat.pk)
+    assert (refused["reason"], refused["detail"]) == ("taken", "otro bibliotecario aceptó este chat")
+    await a2.send_json_to({"type": "end", "chat": chat.pk})  # not theirs: an error frame, from the base consumer
+    error = await expect(a2, "error")
+    assert (error["code"], error["detail"]) == ("forbidden", "usted no atiende este chat")
+    await a1.send_json_to({"type": "stay_on", "minutes": 30})  # available, but no shift: refused in English
+    error = await expect(a1, "error")
+    assert (error["code"], error["detail"]) == (
+        "invalid", "no end of shift is scheduled for you: nothing to stay on past")
+    await a1.disconnect()
+    await a2.disconnect()

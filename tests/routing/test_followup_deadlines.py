@@ -234,3 +234,14 @@ def test_statistics_count_time_to_answer_and_deadlines_kept_and_coordinators_see
     librarian = Client()
     assert librarian.login(username=hannah.user.username, password=PASSWORD)
     assert librarian.get(f"/coordinator/{w.consortium.slug}/follow-ups/overdue/").status_code in (403, 404)
+
+    # In Spanish: the follow-up's status (the model's choice) and its history's steps (stored codes), named.
+    Ticket.objects.filter(pk=late.pk).update(history=[
+        *Ticket.objects.get(pk=late.pk).history,
+        {"at": "2026-03-05T06:00:00+00:00", "kind": "escalate", "reason": "overdue", "from": "library",
+         "to": "partners"}])
+    coordinator.language = "es"
+    coordinator.save(update_fields=["language"])
+    spanish = client.get(f"/coordinator/{w.consortium.slug}/follow-ups/overdue/").content.decode()
+    assert "plazo fijado" in spanish and "pasó a otra lista → las bibliotecas asociadas" in spanish
+    assert "<td>Nuevo</td>" in spanish and "escalate" not in spanish

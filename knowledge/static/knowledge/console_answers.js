@@ -7,6 +7,7 @@
 // Asked for again after each patron line, at most every REFRESH_MS. Everything is shown as text.
 
 import { getJSON } from "../routing/staff/page.js";
+import { t } from "../routing/staff/text.js";
 
 const REFRESH_MS = 5000;
 
@@ -40,13 +41,13 @@ export class AnswersPanel {
       const data = await getJSON(`/staff/api/chats/${encodeURIComponent(this.chatId)}/answers`);
       this.render(data.answers || []);
     } catch (e) {
-      this.status.textContent = "The answers could not be loaded.";
+      this.status.textContent = t("The answers could not be loaded.");
     }
   }
 
   render(answers) {
     this.list.replaceChildren();
-    this.status.textContent = answers.length ? "" : "No answer matches this chat yet.";
+    this.status.textContent = answers.length ? "" : t("No answer matches this chat yet.");
     for (const a of answers) {
       const li = document.createElement("li");
       li.className = "answer";
@@ -62,8 +63,7 @@ export class AnswersPanel {
       head.append(title);
       const meta = document.createElement("span");
       meta.className = "answer-meta";
-      meta.lang = "en";
-      meta.textContent = ` · ${a.scope}${a.draft ? " · draft (internal)" : ""}`;
+      meta.textContent = ` · ${a.scope}${a.draft ? ` · ${t("draft (internal)")}` : ""}`;
       head.append(meta);
       if (a.draft) li.dataset.draft = "true";
       const text = document.createElement("p");
@@ -72,8 +72,8 @@ export class AnswersPanel {
       const insert = document.createElement("button");
       insert.type = "button";
       insert.className = "insert-answer";
-      insert.textContent = "Insert";
-      insert.setAttribute("aria-label", `Insert the answer “${a.question}” into the reply`);
+      insert.textContent = t("Insert");
+      insert.setAttribute("aria-label", t("Insert the answer “{question}” into the reply", { question: a.question }));
       insert.addEventListener("click", () => this.insert(a));
       li.append(head, text, insert);
       this.list.append(li);
@@ -90,6 +90,6 @@ export class AnswersPanel {
     ta.focus();
     ta.selectionStart = ta.selectionEnd = start + text.length;
     ta.dispatchEvent(new Event("input", { bubbles: true }));
-    this.status.textContent = `Inserted “${answer.question}”: edit it and send.`;
+    this.status.textContent = t("Inserted “{question}”: edit it and send.", { question: answer.question });
   }
 }

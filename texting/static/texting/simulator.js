@@ -3,6 +3,8 @@ const form = document.getElementById("sim");
 const thread = document.getElementById("thread");
 const status = document.getElementById("status");
 let shown = "";
+// The page's words, in the reader's language (the template's data-* attributes); {placeholders} filled here.
+const say = (name, values = {}) => form.dataset[name].replace(/\{(\w+)\}/g, (m, key) => values[key] ?? m);
 
 async function refresh() {
   const phone = form.elements.phone.value.trim();
@@ -17,7 +19,8 @@ async function refresh() {
     li.className = t.direction === "in" ? "sent" : "received";
     const meta = document.createElement("span");
     meta.className = "meta";
-    meta.textContent = `${t.direction === "in" ? "To " + t.to : "From " + t.from_} · ${new Date(t.at).toLocaleTimeString()}`;
+    const who = t.direction === "in" ? say("to", { number: t.to }) : say("from", { number: t.from_ });
+    meta.textContent = `${who} · ${new Date(t.at).toLocaleTimeString()}`;
     const body = document.createElement("span");
     body.className = "body";
     body.textContent = t.body;
@@ -30,11 +33,11 @@ async function refresh() {
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
   const data = new FormData(form);
-  status.textContent = "Sending…";
+  status.textContent = say("sending");
   const response = await fetch(form.dataset.send, {
     method: "POST", body: data, headers: { "X-CSRFToken": data.get("csrfmiddlewaretoken") },
   });
-  status.textContent = response.ok ? "" : "Not sent: " + ((await response.json()).error || response.status);
+  status.textContent = response.ok ? "" : say("notSent", { error: (await response.json()).error || response.status });
   if (response.ok) form.elements.body.value = "";
   refresh();
 });

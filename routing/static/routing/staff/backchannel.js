@@ -77,7 +77,7 @@ export function roomRefused(frame) {
   room.pending.delete(frame.client_id);
   const box = $("#room-text");
   if (!box.value.trim()) box.value = text;
-  notice(`Not sent to the staff room: ${frame.detail || frame.code}`, "warn");
+  notice(t("Not sent to the staff room: {detail}", { detail: frame.detail || frame.code }), "warn");
   return true;
 }
 

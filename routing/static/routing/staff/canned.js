@@ -189,7 +189,7 @@ export class CannedPicker {
     ta.value = chosen.body + ta.value.slice(caret);
     ta.selectionStart = ta.selectionEnd = chosen.body.length;
     this.close();
-    this.status.textContent = `Inserted ${chosen.title}.`;
+    this.status.textContent = t("Inserted {title}.", { title: chosen.title });
     ta.focus();
   }
 }

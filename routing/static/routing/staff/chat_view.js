@@ -149,7 +149,8 @@ export class ChatView {
     const earlier = this.info.earlier || [];
     box.hidden = earlier.length === 0;
     if (box.hidden) return;
-    $(".earlier-title", box).textContent = `Returning patron: ${earlier.length} earlier chat${earlier.length === 1 ? "" : "s"}`;
+    $(".earlier-title", box).textContent = earlier.length === 1 ? t("Returning patron: 1 earlier chat")
+      : t("Returning patron: {n} earlier chats", { n: earlier.length });
     const list = $(".earlier-list", box);
     list.replaceChildren();
     for (const c of earlier) {
@@ -370,10 +371,10 @@ export class ChatView {
         method: "POST", body: form, credentials: "same-origin", headers: { "X-CSRFToken": CSRF },
       });
       const answer = await r.json().catch(() => ({}));
-      if (!r.ok) throw new Error((answer.error && answer.error.detail) || `failed (${r.status})`);
+      if (!r.ok) throw new Error((answer.error && answer.error.detail) || t("failed ({status})", { status: r.status }));
       this.addMessage(answer);
     } catch (e) {
-      notice(`${file.name} was not sent: ${e.message}`, "warn");
+      notice(t("{name} was not sent: {detail}", { name: file.name, detail: e.message }), "warn");
     }
   }
 

@@ -30,11 +30,10 @@ function whenConnected() {
 }
 
 // End, transfer and referral are safe to send a little later: a click during a reconnect is kept
-// and sent when the connection is back, instead of being lost with only a notice to show for it.
-export async function sendSoon(frame, what) {
+// and sent when the connection is back, instead of being lost with only a notice (`saying`) to show for it.
+export async function sendSoon(frame, saying) {
   if (socket.send(frame)) return true;
-  notice(`Not connected: the ${what} will be sent as soon as the connection is back.`, "warn",
-    { key: `soon-${frame.chat}` });
+  notice(saying, "warn", { key: `soon-${frame.chat}` });
   await whenConnected();
   return socket.send(frame);
 }

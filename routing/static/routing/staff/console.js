@@ -22,6 +22,7 @@ import { chats, notice, offers } from "./page.js";
 import { presence, presenceFromHello, setPresence, showShift } from "./presence.js";
 import { shareAskRefused, shareFrame, sharesOfChatEnd, sharesReset } from "./share.js";
 import { showAccepted, updateCounts } from "./tabs.js";
+import { t } from "./text.js";
 
 function handle(frame) {
   const view = frame.chat ? chats.get(frame.chat) : null;
@@ -107,12 +108,12 @@ function handle(frame) {
       break;
     case "transfer_failed": {
       const text = {
-        same_queue: "The chat is already there.",
-        closed: "That target is closed now.",
-        nobody: "Nobody is present there now.",
-        not_found: "That target does not exist (or the chat is no longer yours).",
+        same_queue: t("The chat is already there."),
+        closed: t("That target is closed now."),
+        nobody: t("Nobody is present there now."),
+        not_found: t("That target does not exist (or the chat is no longer yours)."),
       }[frame.reason] || frame.detail;
-      notice(`Transfer refused: ${text} The chat stays with you.`, "warn");
+      notice(t("Transfer refused: {text} The chat stays with you.", { text }), "warn");
       break;
     }
     case "handback":
@@ -121,7 +122,7 @@ function handle(frame) {
       break;
     case "referred":
       if (view) view.referred = true;
-      notice("Follow-up ticket created; the patron gets a confirmation email.", "info");
+      notice(t("Follow-up ticket created; the patron gets a confirmation email."), "info");
       break;
     case "error":
       if (frame.client_id && roomRefused(frame)) {
@@ -130,9 +131,9 @@ function handle(frame) {
         for (const v of chats.values()) v.failed(frame.client_id, frame.detail || frame.code);
       } else if (shareAskRefused()) {
         // The answer to a share request (routing/services/shares.py): its capture was let go.
-        notice(`Sharing refused: ${frame.detail}`, "warn");
+        notice(t("Sharing refused: {detail}", { detail: frame.detail }), "warn");
       } else if (frame.code !== "not_found") {
-        notice(`The server refused an action: ${frame.detail || frame.code}`, "warn");
+        notice(t("The server refused an action: {detail}", { detail: frame.detail || frame.code }), "warn");
       }
       break;
     default:

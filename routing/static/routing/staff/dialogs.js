@@ -18,7 +18,7 @@ export async function openTransfer(view) {
     if (dialog.returnValue !== "ok" || !to.value) return;
     const [kind, target] = to.value.split(/:(.*)/s);
     const frame = { type: "transfer", chat: view.id, to: { [kind]: target }, note: $("#transfer-note").value };
-    sendSoon(frame, "transfer");
+    sendSoon(frame, t("Not connected: the transfer will be sent as soon as the connection is back."));
   };
   dialog.showModal();
   let data;
@@ -65,7 +65,7 @@ export async function openRefer(view) {
     if (to.value) frame.to = { library: to.value };
     // The patron's own deadline (a day), when they gave one: the follow-up is due by its end.
     if ($("#refer-deadline").value) frame.deadline = $("#refer-deadline").value;
-    sendSoon(frame, "referral");
+    sendSoon(frame, t("Not connected: the referral will be sent as soon as the connection is back."));
   };
   dialog.showModal();
   try {
@@ -93,7 +93,8 @@ export function openEnd(view) {
     const checked = dialog.querySelector('input[name="end-read"]:checked');
     const data = { subjects: $("#end-subjects").value, read_scale: checked ? Number(checked.value) : null,
       outcome: $("#end-outcome").value };
-    if (view.state === "active") await sendSoon({ type: "end", chat: view.id }, "end of the chat");
+    if (view.state === "active") await sendSoon({ type: "end", chat: view.id },
+      t("Not connected: the end of the chat will be sent as soon as the connection is back."));
     try {
       const saved = await postJSON(`/staff/api/chats/${encodeURIComponent(view.id)}/classify`, data);
       view.classification = saved;

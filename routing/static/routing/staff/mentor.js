@@ -48,10 +48,51 @@ function addMessage(frame) {
   log.scrollTop = log.scrollHeight;
 }
 
+// Names for the stored codes of a chat's state and of its trace's steps, in the reader's language; a
+// code without one (a step added since) is shown as it is stored.
+const STATES = {
+  queued: t("Waiting"),
+  active: t("Being answered"),
+  ended: t("Ended"),
+  unstaffed: t("Nobody to answer"),
+  abandoned: t("Patron left before an answer"),
+};
+const STEPS = {
+  created: t("started"),
+  offered: t("offered"),
+  escalated: t("moved to the next step"),
+  accepted: t("accepted"),
+  declined: t("declined"),
+  abandoned: t("patron left"),
+  unstaffed: t("nobody to answer"),
+  requeued: t("back in the queue"),
+  transferred: t("transferred"),
+  ended: t("ended"),
+  handback_offered: t("hand-back offered"),
+  handed_back: t("handed back"),
+  ticket: t("referred to a follow-up"),
+  classified: t("classified"),
+  blocked: t("patron blocked"),
+  deleted: t("deleted"),
+  self_served: t("answered by a published answer"),
+  share_requested: t("share asked"),
+  share_started: t("share started"),
+  share_refused: t("share refused"),
+  page_pushed: t("page sent"),
+  mentor_joined: t("mentor joined"),
+  taken_over: t("taken over"),
+  takeover_asked: t("take-over asked"),
+  takeover_declined: t("take-over declined"),
+  watched: t("watched"),
+  whispered: t("whispered"),
+};
+const stateName = (state) => STATES[state] || state;
+
 function addTrace(event) {
   const li = document.createElement("li");
   const who = event.data && (event.data.name || event.data.username || event.data.library || event.data.reason);
-  li.textContent = [clockTime(event.at), event.kind.replaceAll("_", " "), who].filter(Boolean).join(" · ");
+  const step = STEPS[event.kind] || event.kind.replaceAll("_", " ");
+  li.textContent = [clockTime(event.at), step, who].filter(Boolean).join(" · ");
   $("#w-trace").append(li);
 }
 
@@ -59,7 +100,7 @@ function showInfo(frame) {
   info = frame;
   $("#w-patron").textContent = (frame.patron && frame.patron.name) || t("Patron");
   $("#w-home").textContent = frame.home_library ? frame.home_library.name : t("No home library");
-  $("#w-state").textContent = frame.state;
+  $("#w-state").textContent = stateName(frame.state);
   const who = frame.librarian ? t("Answered by {name} ({library})", { name: frame.librarian.name, library: frame.librarian.library.name })
     : t("Waiting for a librarian");
   $("#w-librarian").textContent = frame.second_librarian
@@ -108,7 +149,7 @@ function handle(frame) {
       addTrace(frame);
       break;
     case "state":
-      $("#w-state").textContent = frame.state;
+      $("#w-state").textContent = stateName(frame.state);
       break;
     case "second_joined":
       showJoined();

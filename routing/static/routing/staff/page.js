@@ -1,6 +1,8 @@
 // The console page itself: who is signed in, the server's clock, the two collections every part of
 // the console reads (waiting chats and held chats), notices, HTTP, and the window title.
 
+import { t } from "./text.js";
+
 const body = document.body;
 export const ME = {
   username: body.dataset.username,
@@ -29,7 +31,7 @@ export function notice(text, kind = "info", { sticky = false, key = null, action
   p.textContent = text;
   const close = document.createElement("button");
   close.type = "button";
-  close.textContent = "Dismiss";
+  close.textContent = t("Dismiss");
   close.addEventListener("click", () => el.remove());
   el.append(p);
   if (action) {

@@ -61,7 +61,8 @@ export function showShift(frame) {
       label: minutes === 1 ? t("I'm staying on (1 more minute)") : t("I'm staying on ({minutes} more minutes)", { minutes }),
       run: (el) => {
         el.querySelector("button.primary").disabled = true;
-        sendSoon({ type: "stay_on" }, "request to stay on");
+        sendSoon({ type: "stay_on" },
+          t("Not connected: the request to stay on will be sent as soon as the connection is back."));
       },
     },
   });
@@ -82,9 +83,9 @@ function idleSeconds() {
 }
 const idle = new IdleWatch(idleSeconds(), (seconds) => {
   if (presence !== "available") return;
-  const minutes = seconds >= 60 ? `${Math.round(seconds / 60)} minutes` : `${seconds} seconds`;
+  const minutes = seconds >= 60 ? t("{n} minutes", { n: Math.round(seconds / 60) }) : t("{n} seconds", { n: seconds });
   if (!socket.send({ type: "presence", status: "away" })) idleAwayPending = true;
-  notice(`You were set to Away after ${minutes} without activity. Click Away to become available again.`,
+  notice(t("You were set to Away after {time} without activity. Click Away to become available again.", { time: minutes }),
     "warn", { sticky: true, key: "presence" });
 });
 {
