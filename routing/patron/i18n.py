@@ -43,7 +43,12 @@ SCRIPT_STRINGS = {
                  "and a librarian will answer by email."),
     "forbidden_site": _("This website is not set up to use this chat service."),
     "invalid": _("Please check the highlighted fields."),
-    "send_failed": _("Your message could not be sent: {detail}"),
+    # A refused line, by its protocol code: the server's `detail` is English, for developers.
+    "refused_ended": _("The chat has ended, so your message was not sent."),
+    "refused_rate_limited": _("You are sending messages too quickly. Wait a moment, then send it again."),
+    "refused_too_large": _("Your message is too long to send. Please shorten it."),
+    "refused_invalid": _("Your message could not be sent. Please check that it is not empty."),
+    "refused": _("Your message could not be sent. Please try again."),
     "file_too_large": _("That file is too large (10 MB at most)."),
     "file_type": _("Only images (PNG, JPEG, GIF, WebP) and PDF files can be sent."),
     "file_failed": _("The file could not be sent."),

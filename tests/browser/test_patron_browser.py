@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
+from consortium import ratelimit
 from tests.browser.chromium import axe_violations, chromium
 from tests.live.stack import PASSWORD, Socket, Stack, free_port, launcher_says_open, librarian, world
 
@@ -42,7 +43,7 @@ WORLD = world(
         {"slug": "beta", "name": "Beta Public Library", "city": "Orlando", "partners": ["alpha"]},
         {"slug": "gamma", "name": "Gamma Library", "city": "Miami"},
     ],
-    staff=[{"username": "ana", "name": "Ana Ruiz", "library": "alpha", "capacity": 20}],
+    staff=[{"username": "ana", "name": "Ana Ruiz", "library": "alpha", "capacity": 20, "languages": ["en", "es"]}],
     local_timeout=2, partner_timeout=2,
 )
 WORLD["consortium"]["name"] = "Sunshine Ask a Librarian"
@@ -397,6 +398,51 @@ async def test_after_max_wait_the_question_form_is_offered_beside_the_waiting_ch
         await wait_for_mail(stack, "Who can help with genealogy?")
         assert not watch.errors, watch.errors
     finally:
+        await sock.close()
+        await context.close()
+
+
+async def test_a_refused_line_is_explained_in_the_patrons_language(browser: Any, stack: Stack) -> None:
+    """Past the chat's message rate a line is refused: a Spanish patron reads why in Spanish, not the
+    frame's English `detail` (which is for developers), and the line is kept, pending, to go again."""
+    context, page, _watch = await new_page(browser, stack, locale="es-ES")
+    sock, _hello, _ = await librarian(stack.base(), "ana", PASSWORD)
+    await launcher_says_open(stack, "brow", "alpha")
+    try:
+        await page.goto(f"{stack.base()}/ask/brow/alpha/?lang=es")
+        await page.locator("[data-vr=question]").fill("¿Puedo renovar un libro por teléfono?")
+        await start_form(page).locator("button[type=submit]").click()
+        await page.locator("[data-vr=chat]").wait_for(state="visible")
+        chat_id = ""
+        for _ in range(50):
+            chat_id = (await stored(page)).get("id", "")
+            if chat_id:
+                break
+            await asyncio.sleep(0.1)
+        await accept_next(sock, chat_id)
+        limit, _window = ratelimit.parse_rate(ratelimit.CHAT_MESSAGE.rate)
+        box = page.locator("[data-vr=msg]")
+        for i in range(limit + 1):
+            await box.fill(f"línea {i}")
+            await box.press("Enter")
+        error = page.locator("[data-vr=chat-error]")
+        await error.filter(has_text="demasiado rápido").wait_for()
+        assert await error.text_content() == ("Está enviando mensajes demasiado rápido. Espere un momento y "
+                                              "vuelva a enviarlo.")
+        # Refused, not lost: a refused line stays in the page's outbox, shown pending, to go again.
+        typed = {f"línea {i}" for i in range(limit + 1)}
+        kept: set[str] = set()
+        for _ in range(50):
+            saved = await stored(page)
+            delivered = {m["body"] for m in saved.get("msgs", []) if m.get("sender") == "patron"}
+            kept = {o["body"] for o in saved.get("outbox", [])}
+            if kept and delivered | kept >= typed:
+                break
+            await asyncio.sleep(0.1)
+        assert kept and delivered | kept >= typed, (sorted(typed - delivered - kept), sorted(kept))
+        assert await log(page).locator(".vr-pending").count() == len(kept)
+    finally:
+        await sock.send({"type": "presence", "status": "away"})
         await sock.close()
         await context.close()
 

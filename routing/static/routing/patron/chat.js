@@ -329,9 +329,12 @@
         typingTimer = setTimeout(function () { say("typing", ""); }, 6000);
       }
       if (f.type === "error") {
-        if (f.client_id) { unqueue(f.client_id); say("chat-error", fmt(S.send_failed, { detail: f.detail || f.code })); }
+        if (f.code === "rate_limited") return held(f.client_id);
+        if (f.client_id) { unqueue(f.client_id); say("chat-error", refused(f.code)); }
       }
     }
+    // A refused line in the patron's words, by its code (the frame's detail is English).
+    function refused(code) { return S["refused_" + code] || S.refused; }
     function onMessage(f) {
       if (seen[f.seq]) return;
       if (f.sender === "patron" && f.client_id) unqueue(f.client_id);
@@ -552,9 +555,10 @@
       api("/api/v1/chats/" + st.id + "/messages", { method: "POST", json: { body: o.body, client_id: o.client_id } })
         .then(function (r) {
           if (r.ok) handle(r.data);
-          else if (r.status >= 400 && r.status < 500 && r.status !== 429) {
+          else if (r.status === 429) held(o.client_id);
+          else if (r.status >= 400 && r.status < 500) {
             unqueue(o.client_id);
-            say("chat-error", fmt(S.send_failed, { detail: (r.data && r.data.error && r.data.error.detail) || r.status }));
+            say("chat-error", refused(r.data && r.data.error && r.data.error.code));
           }
         }, function () {
           // Still in the outbox (and idempotent by client_id): try again shortly.
@@ -564,6 +568,14 @@
         });
     }
     function flush() { (st.outbox || []).forEach(transmit); }
+    // Past the chat's message rate: the line stays in the outbox (shown pending) and goes again later.
+    function held(cid) {
+      say("chat-error", S.refused_rate_limited);
+      setTimeout(function () {
+        var o = st && st.outbox.filter(function (x) { return x.client_id === cid; })[0];
+        if (o) transmit(o);
+      }, 5000);
+    }
 
     // --- frames out ---------------------------------------------------------------------
     ui["send-form"].addEventListener("submit", function (e) {
