@@ -31,7 +31,8 @@ class Alert(models.Model):
     kind = models.CharField(max_length=20, choices=Kind.choices, verbose_name=_("kind"))
     # The figures of the condition as last seen (names, counts), for its text in each reader's language.
     detail = models.JSONField(default=dict, verbose_name=_("detail"))
-    link = models.CharField(max_length=500, help_text="the page where a coordinator fixes it", verbose_name=_("link"))
+    link = models.CharField(max_length=500, help_text=_("the page where a coordinator fixes it"),
+                            verbose_name=_("link"))
     first_seen_at = models.DateTimeField(verbose_name=_("first seen at"))
     last_seen_at = models.DateTimeField(verbose_name=_("last seen at"))
     raised_at = models.DateTimeField(null=True, blank=True, verbose_name=_("raised at"))

@@ -18,6 +18,8 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from consortium import admin_signin  # noqa: F401  (the locked sign-ins, registered on import)
 from consortium.models import SETTING_DEFAULTS, Consortium
@@ -44,7 +46,8 @@ def validate_timezone(name: str) -> str:
     try:
         zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValidationError(f'"{name}" is not an IANA time zone, such as America/New_York') from None
+        raise ValidationError(_('"%(name)s" is not an IANA time zone, such as America/New_York')
+                              % {"name": name}) from None
     return name
 
 
@@ -53,7 +56,7 @@ class ConsortiumForm(forms.ModelForm):
         model = Consortium
         fields = ("slug", "name", "timezone", "is_active", "allowed_origins", *SETTING_DEFAULTS,
                   "policy_review_limit_days", "accent_color", "accent_text_color", "sms_number", "sms_help")
-        help_texts = {"allowed_origins": 'sites allowed to embed the widget: ["https://www.example.org"]'}
+        help_texts = {"allowed_origins": gettext_lazy('sites allowed to embed the widget: ["https://www.example.org"]')}
 
     def clean_timezone(self) -> str:
         return validate_timezone(self.cleaned_data["timezone"])
@@ -61,16 +64,18 @@ class ConsortiumForm(forms.ModelForm):
     def clean_allowed_origins(self) -> list[str]:
         origins: Any = self.cleaned_data["allowed_origins"]
         if not isinstance(origins, list) or not all(isinstance(o, str) for o in origins):
-            raise ValidationError('a list of origins, like ["https://www.example.org"]')
+            raise ValidationError(_('a list of origins, like ["https://www.example.org"]'))
         # An origin is scheme, host and port only: a path or trailing slash never matches the
         # browser's Origin header, so it would silently block the widget.
         bad = [o for o in origins if not _ORIGIN.match(o)]
         if bad:
-            raise ValidationError(f"not an origin (scheme://host[:port], no path): {', '.join(bad)}")
+            raise ValidationError(_("not an origin (scheme://host[:port], no path): %(origins)s")
+                                  % {"origins": ", ".join(bad)})
         if settings.HTTPS and (plain := [o for o in origins if o.lower().startswith("http://")]):
             # Refused when a browser sends it (routing/access.py): say so here rather than store it.
-            raise ValidationError(f"http:// origins are refused while HTTPS is on (a page on plain http can "
-                                  f"be altered in transit): {', '.join(plain)}; use https://")
+            raise ValidationError(_("http:// origins are refused while HTTPS is on (a page on plain http can "
+                                    "be altered in transit): %(origins)s; use https://")
+                                  % {"origins": ", ".join(plain)})
         # Stored as browsers send them (lower case, no default port), which is also how they are compared.
         return list(dict.fromkeys(normalize_origin(o) or o for o in origins))
 

@@ -32,17 +32,17 @@ class Answer(models.Model):
     consortium = models.ForeignKey(Consortium, on_delete=models.CASCADE, related_name="answers",
                                    verbose_name=_("consortium"))
     library = models.ForeignKey(Library, null=True, blank=True, on_delete=models.CASCADE, related_name="answers",
-                                help_text="empty: the whole consortium's answer", verbose_name=_("library"))
+                                help_text=_("empty: the whole consortium's answer"), verbose_name=_("library"))
     question = models.CharField(max_length=300, verbose_name=_("question"))
-    body = models.TextField(help_text="Markdown, rendered as policy pages are (knowledge.markdown)",
+    body = models.TextField(help_text=_("Markdown, rendered as policy pages are (knowledge.markdown)"),
                             verbose_name=_("body"))
     language = models.CharField(max_length=2, choices=AnswerLanguage.choices, default=AnswerLanguage.EN,
                                 verbose_name=_("language"))
-    keywords = models.CharField(max_length=500, blank=True, help_text="comma-separated: words patrons use",
+    keywords = models.CharField(max_length=500, blank=True, help_text=_("comma-separated: words patrons use"),
                                 verbose_name=_("keywords"))
     owner = models.ForeignKey(StaffProfile, null=True, blank=True, on_delete=models.SET_NULL, related_name="answers",
                               verbose_name=_("owner"))
-    review_on = models.DateField(help_text="the owner checks the answer again by this date",
+    review_on = models.DateField(help_text=_("the owner checks the answer again by this date"),
                                  verbose_name=_("review on"))
     state = models.CharField(max_length=10, choices=AnswerState.choices, default=AnswerState.DRAFT,
                              verbose_name=_("state"))

@@ -33,6 +33,8 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from django.utils.translation import gettext as _
+
 if TYPE_CHECKING:
     from libraries.models import Queue
 
@@ -55,13 +57,14 @@ def parse_interval(text: str) -> tuple[int, int]:
     """'09:00-17:00' -> (540, 1020). End may be 24:00. Raises ValueError with a readable message."""
     m = _RANGE.match(text.strip()) if isinstance(text, str) else None
     if not m:
-        raise ValueError(f'"{text}" is not HH:MM-HH:MM')
+        raise ValueError(_('"%(text)s" is not HH:MM-HH:MM') % {"text": text})
     sh, sm, eh, em = (int(g) for g in m.groups())
     if sh > 23 or sm > 59 or em > 59 or eh > 24 or (eh == 24 and em != 0):
-        raise ValueError(f'"{text}" has a time that does not exist')
+        raise ValueError(_('"%(text)s" has a time that does not exist') % {"text": text})
     start, end = sh * 60 + sm, eh * 60 + em
     if end <= start:
-        raise ValueError(f'"{text}" ends before it starts (split an interval that crosses midnight in two)')
+        raise ValueError(_('"%(text)s" ends before it starts (split an interval that crosses midnight in two)')
+                         % {"text": text})
     return start, end
 
 

@@ -40,7 +40,7 @@ class Queue(models.Model):
     languages = models.JSONField(default=list, blank=True, verbose_name=_("languages"))
     # Only librarians on a rota shift for this queue are offered its chats (see the rota).
     rota_driven = models.BooleanField(default=False, verbose_name=_("rota driven"))
-    position = models.PositiveIntegerField(default=0, help_text="order of the consortium's shared queues",
+    position = models.PositiveIntegerField(default=0, help_text=_("order of the consortium's shared queues"),
                                            verbose_name=_("position"))
     is_active = models.BooleanField(default=True, verbose_name=_("is active"))
 
@@ -74,30 +74,30 @@ class Library(models.Model):
     # file's key `fallback`, kept by that contract).
     consortium_queue = models.ForeignKey(
         Queue, null=True, blank=True, on_delete=models.SET_NULL, related_name="consortium_queue_for",
-        help_text="the consortium step's queue; default the consortium's first shared queue",
+        help_text=_("the consortium step's queue; default the consortium's first shared queue"),
         verbose_name=_("consortium queue"),
     )
     local_timeout = models.PositiveIntegerField(null=True, blank=True, verbose_name=_("local timeout"))
     partner_timeout = models.PositiveIntegerField(null=True, blank=True, verbose_name=_("partner timeout"))
     # A custom route plan: [{"name": str, "queues": [queue slug], "wait": int | None}], or null.
     route = models.JSONField(null=True, blank=True, verbose_name=_("route"))
-    policy = models.TextField(blank=True, help_text="Markdown shown to librarians answering this library's patrons",
+    policy = models.TextField(blank=True, help_text=_("Markdown shown to librarians answering this library's patrons"),
                               verbose_name=_("policy"))
     policy_reviewed_on = models.DateField(null=True, blank=True, verbose_name=_("policy reviewed on"))
     website = models.URLField(blank=True, verbose_name=_("website"))
     key_links = models.JSONField(default=list, blank=True, verbose_name=_("key links"))
     # The hours a week of shared-queue shifts the library has promised the consortium's rota.
     rota_target_hours = models.PositiveSmallIntegerField(
-        null=True, blank=True, help_text="weekly hours of rota shifts the library commits to",
+        null=True, blank=True, help_text=_("weekly hours of rota shifts the library commits to"),
         verbose_name=_("rota target hours"))
     # Some libraries (a law library, a school) must keep transcripts for less time than the consortium.
     transcript_retention_days = models.PositiveIntegerField(
-        null=True, blank=True, help_text="days before its patrons' chats are scrubbed; default the consortium's",
+        null=True, blank=True, help_text=_("days before its patrons' chats are scrubbed; default the consortium's"),
         verbose_name=_("transcript retention days"))
     # Follow-ups of this library's patrons are due this many hours after they are left (default: the
     # consortium's followup_due_hours); a patron's own deadline wins over both.
     followup_due_hours = models.PositiveIntegerField(
-        null=True, blank=True, help_text="hours to answer a follow-up; default the consortium's",
+        null=True, blank=True, help_text=_("hours to answer a follow-up; default the consortium's"),
         verbose_name=_("followup due hours"))
     # Texting (docs/sms.md): the library's own number (E.164), and the keyword that makes a text to
     # the consortium's number this library's.
@@ -200,10 +200,10 @@ class StaffProfile(models.Model):
     library = models.ForeignKey(Library, on_delete=models.PROTECT, related_name="staff", verbose_name=_("library"))
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.LIBRARIAN, verbose_name=_("role"))
     queues = models.ManyToManyField(Queue, blank=True, related_name="shared_staff",
-                                    help_text="shared queues served besides the library's own",
+                                    help_text=_("shared queues served besides the library's own"),
                                     verbose_name=_("queues"))
     capacity = models.PositiveSmallIntegerField(null=True, blank=True,
-                                                help_text="most concurrent chats; default the consortium's",
+                                                help_text=_("most concurrent chats; default the consortium's"),
                                                 verbose_name=_("capacity"))
     languages = models.JSONField(default=list, blank=True, verbose_name=_("languages"))
     # The language of the console, the coordinator pages and the mail this person gets (en, es);
@@ -252,7 +252,7 @@ class Shift(models.Model):
     """Every week on `weekday`, from start to end minute (0..1440) in the queue's time zone."""
 
     queue = models.ForeignKey(Queue, on_delete=models.CASCADE, related_name="shifts", verbose_name=_("queue"))
-    weekday = models.PositiveSmallIntegerField(help_text="0 = Monday", verbose_name=_("weekday"))
+    weekday = models.PositiveSmallIntegerField(help_text=_("0 = Monday"), verbose_name=_("weekday"))
     start_minute = models.PositiveSmallIntegerField(verbose_name=_("start minute"))
     end_minute = models.PositiveSmallIntegerField(verbose_name=_("end minute"))
     min_librarians = models.PositiveSmallIntegerField(default=1, verbose_name=_("min librarians"))
@@ -303,7 +303,7 @@ class ShiftSwap(models.Model):
         WITHDRAWN = "withdrawn", pgettext_lazy("a shift swap's status", "Withdrawn")
 
     shift = models.ForeignKey(Shift, on_delete=models.CASCADE, related_name="swaps", verbose_name=_("shift"))
-    date = models.DateField(help_text="the local date of the occurrence, in the queue's time zone",
+    date = models.DateField(help_text=_("the local date of the occurrence, in the queue's time zone"),
                             verbose_name=_("date"))
     offered_by = models.ForeignKey(StaffProfile, on_delete=models.CASCADE, related_name="swaps_offered",
                                    verbose_name=_("offered by"))

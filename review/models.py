@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.text import format_lazy
 from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
@@ -36,10 +37,10 @@ class ReviewSettings(models.Model):
     sample_kind = models.CharField(max_length=10, choices=SampleKind.choices, default=SampleKind.COUNT,
                                    verbose_name=_("sample kind"))
     sample_value = models.PositiveSmallIntegerField(
-        default=5, help_text="per library and month: a percentage (0-100) or a number of chats (0: none)",
+        default=5, help_text=_("per library and month: a percentage (0-100) or a number of chats (0: none)"),
         verbose_name=_("sample value"))
     share_with_librarian = models.BooleanField(
-        default=False, help_text="the answering librarian also sees the scores and comments of their chats",
+        default=False, help_text=_("the answering librarian also sees the scores and comments of their chats"),
         verbose_name=_("share with librarian"))
 
     class Meta:
@@ -73,9 +74,9 @@ class Criterion(models.Model):
                                    verbose_name=_("consortium"))
     position = models.PositiveSmallIntegerField(default=0, verbose_name=_("position"))
     name = models.CharField(max_length=100, verbose_name=_("name"))
-    guidance = models.TextField(blank=True, help_text="what the reviewer looks for", verbose_name=_("guidance"))
-    scale = models.PositiveSmallIntegerField(default=4, help_text=f"the highest score, 2 to {MAX_SCALE}",
-                                             verbose_name=_("scale"))
+    guidance = models.TextField(blank=True, help_text=_("what the reviewer looks for"), verbose_name=_("guidance"))
+    scale = models.PositiveSmallIntegerField(
+        default=4, help_text=format_lazy(_("the highest score, 2 to {most}"), most=MAX_SCALE), verbose_name=_("scale"))
     # One label per point, lowest first ("Not observed", ..., "Exemplary"); empty: the numbers alone.
     labels = models.JSONField(default=list, blank=True, verbose_name=_("labels"))
     # Criteria that have been scored are switched off, never deleted: past scores keep their meaning.
@@ -108,7 +109,7 @@ class SampleRun(models.Model):
 
     consortium = models.ForeignKey(Consortium, on_delete=models.CASCADE, related_name="+", verbose_name=_("consortium"))
     library = models.ForeignKey(Library, on_delete=models.CASCADE, related_name="+", verbose_name=_("library"))
-    month = models.DateField(help_text="the first day of the month the chats arrived in", verbose_name=_("month"))
+    month = models.DateField(help_text=_("the first day of the month the chats arrived in"), verbose_name=_("month"))
     ran_at = models.DateTimeField(verbose_name=_("ran at"))
     answered = models.PositiveIntegerField(verbose_name=_("answered"))
     sampled = models.PositiveIntegerField(verbose_name=_("sampled"))
@@ -126,13 +127,13 @@ class Review(models.Model):
                                    verbose_name=_("consortium"))
     chat = models.OneToOneField(Chat, on_delete=models.CASCADE, related_name="review", verbose_name=_("chat"))
     library = models.ForeignKey(Library, on_delete=models.PROTECT, related_name="reviews",
-                                help_text="the answering library (the answering librarian's)",
+                                help_text=_("the answering library (the answering librarian's)"),
                                 verbose_name=_("library"))
     librarian = models.ForeignKey(StaffProfile, on_delete=models.PROTECT, related_name="reviews_received",
                                   verbose_name=_("librarian"))
     reviewer = models.ForeignKey(StaffProfile, on_delete=models.PROTECT, related_name="reviews_assigned",
                                  verbose_name=_("reviewer"))
-    month = models.DateField(help_text="the first day of the month the chat arrived in", verbose_name=_("month"))
+    month = models.DateField(help_text=_("the first day of the month the chat arrived in"), verbose_name=_("month"))
     assigned_at = models.DateTimeField(verbose_name=_("assigned at"))
     due_at = models.DateTimeField(verbose_name=_("due at"))
     submitted_at = models.DateTimeField(null=True, blank=True, verbose_name=_("submitted at"))

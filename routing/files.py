@@ -23,6 +23,7 @@ from django.db.models import Count, Sum
 from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.http import content_disposition_header
+from django.utils.translation import gettext as _
 
 from libraries.models import StaffProfile
 from routing import events, frames
@@ -41,6 +42,9 @@ INLINE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 
 
 class FileRefused(Exception):
+    """A file refused, its `detail` in the reader's language (a librarian's console shows it after the file's
+    name; the patron's page words a refusal itself, by its code)."""
+
     def __init__(self, status: int, code: str, detail: str) -> None:
         super().__init__(detail)
         self.status, self.code, self.detail = status, code, detail
@@ -90,7 +94,7 @@ class Upload:
 
 
 def _too_large() -> FileRefused:
-    return FileRefused(413, "too_large", f"files are limited to {MAX_BYTES // (1024 * 1024)} MB")
+    return FileRefused(413, "too_large", _("files are limited to %(mb)d MB") % {"mb": MAX_BYTES // (1024 * 1024)})
 
 
 def check(upload: UploadedFile) -> Upload:
@@ -102,10 +106,10 @@ def check(upload: UploadedFile) -> Upload:
     head = upload.read(16)
     upload.seek(0)
     if not head or size == 0:
-        raise FileRefused(400, "invalid", "the file is empty")
+        raise FileRefused(400, "invalid", _("the file is empty"))
     content_type = sniff(head)
     if content_type is None:
-        raise FileRefused(400, "unsupported_type", "only images (PNG, JPEG, GIF, WebP) and PDF files can be sent")
+        raise FileRefused(400, "unsupported_type", _("only images (PNG, JPEG, GIF, WebP) and PDF files can be sent"))
     return Upload(data=b"", name=clean_name(upload.name or "", content_type), content_type=content_type,
                   file=upload, file_size=size)
 
@@ -135,13 +139,12 @@ def room_check(chat: Chat, size: int) -> None:
     usage = chat_usage(chat.pk)
     if usage.count >= settings.CHAT_FILES_MAX_COUNT:
         raise FileRefused(413, "too_many_files",
-                          f"a chat can hold at most {settings.CHAT_FILES_MAX_COUNT} files")
+                          _("a chat can hold at most %(count)d files") % {"count": settings.CHAT_FILES_MAX_COUNT})
     if usage.size + size > settings.CHAT_FILES_MAX_BYTES:
-        raise FileRefused(413, "chat_files_too_large",
-                          f"the files of a chat are limited to {settings.CHAT_FILES_MAX_BYTES // (1024 * 1024)} MB "
-                          "in all")
+        raise FileRefused(413, "chat_files_too_large", _("the files of a chat are limited to %(mb)d MB in all")
+                          % {"mb": settings.CHAT_FILES_MAX_BYTES // (1024 * 1024)})
     if consortium_usage(chat.consortium_id) + size > settings.CONSORTIUM_FILES_BUDGET_BYTES:
-        raise FileRefused(413, "over_budget", "the service cannot store more files now: try again later")
+        raise FileRefused(413, "over_budget", _("the service cannot store more files now: try again later"))
 
 
 def post(chat: Chat, upload: Upload, *, sender: str, librarian: StaffProfile | None = None,

@@ -71,7 +71,7 @@ class Chat(models.Model):
     state = models.CharField(max_length=10, choices=ChatState.choices, default=ChatState.QUEUED,
                              verbose_name=_("state"))
     created_at = models.DateTimeField(verbose_name=_("created at"))
-    arrived_at = models.DateTimeField(help_text="original arrival; kept across re-queue and transfer",
+    arrived_at = models.DateTimeField(help_text=_("original arrival; kept across re-queue and transfer"),
                                       verbose_name=_("arrived at"))
     # [{"name": str, "queues": [queue slug], "wait": int | null}]
     plan = models.JSONField(default=list, verbose_name=_("plan"))
@@ -93,7 +93,7 @@ class Chat(models.Model):
     takeover_asked_by = models.ForeignKey(StaffProfile, null=True, blank=True, on_delete=models.SET_NULL,
                                           related_name="+", verbose_name=_("takeover asked by"))
     answered_by = models.ForeignKey(StaffProfile, null=True, blank=True, on_delete=models.PROTECT,
-                                    related_name="answered_chats", help_text="first librarian to accept",
+                                    related_name="answered_chats", help_text=_("first librarian to accept"),
                                     verbose_name=_("answered by"))
     answered_step = models.CharField(max_length=50, blank=True, verbose_name=_("answered step"))
     accepted_step_index = models.IntegerField(null=True, blank=True, verbose_name=_("accepted step index"))
@@ -250,10 +250,10 @@ class LibrarianPresence(models.Model):
     librarian = models.OneToOneField(StaffProfile, primary_key=True, on_delete=models.CASCADE,
                                      related_name="presence", verbose_name=_("librarian"))
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.AWAY, verbose_name=_("status"))
-    online = models.BooleanField(default=False, help_text="a live connection, or inside the reconnect grace",
+    online = models.BooleanField(default=False, help_text=_("a live connection, or inside the reconnect grace"),
                                  verbose_name=_("online"))
     grace_until = models.DateTimeField(null=True, blank=True, db_index=True, verbose_name=_("grace until"))
-    idle_since = models.DateTimeField(null=True, blank=True, help_text="for direct offers: longest idle first",
+    idle_since = models.DateTimeField(null=True, blank=True, help_text=_("for direct offers: longest idle first"),
                                       verbose_name=_("idle since"))
     changed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("changed at"))
     away_reason = models.CharField(max_length=30, blank=True, verbose_name=_("away reason"))
@@ -395,14 +395,15 @@ class CannedResponse(models.Model):
                                    verbose_name=_("consortium"))
     library = models.ForeignKey(Library, null=True, blank=True, on_delete=models.CASCADE,
                                 related_name="canned_responses",
-                                help_text="empty: offered in every chat of the consortium", verbose_name=_("library"))
+                                help_text=_("empty: offered in every chat of the consortium"),
+                                verbose_name=_("library"))
     owner = models.ForeignKey(StaffProfile, null=True, blank=True, on_delete=models.CASCADE,
-                              related_name="canned_responses", help_text="set: this librarian's personal response",
+                              related_name="canned_responses", help_text=_("set: this librarian's personal response"),
                               verbose_name=_("owner"))
     title = models.CharField(max_length=100, verbose_name=_("title"))
     body = models.TextField(max_length=4000, blank=True, verbose_name=_("English text"),
-                            help_text="placeholders: {patron} {library} {hours_today} {librarian} "
-                                      "{my_library} {consortium}")
+                            help_text=_("placeholders: {patron} {library} {hours_today} {librarian} "
+                                      "{my_library} {consortium}"))
     # db_default: rows written without it (raw SQL, older code) are English-only, not invalid.
     body_es = models.TextField(max_length=4000, blank=True, default="", db_default="",
                                verbose_name=_("Spanish text"))

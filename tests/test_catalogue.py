@@ -66,7 +66,12 @@ STAFF_SOURCES = ("coordination/i18n.py", "alerts/text.py", "alerts/tasks.py", "r
                  "routing/services/mentoring.py", "routing/services/handbacks.py", "routing/services/shares.py",
                  "routing/services/shifts.py", "routing/services/presence.py", "routing/sockets/staff.py",
                  "routing/staff_room.py", "routing/services/blocks.py", "libraries/rota.py",
-                 "routing/services/canned.py", "review/scoring.py")
+                 "routing/services/canned.py", "review/scoring.py", "routing/files.py",
+                 "routing/services/transcripts.py",
+                 # The admin's own forms (their labels, hints and refusals).
+                 "consortium/admin.py", "libraries/admin/common.py", "libraries/admin/libraries.py",
+                 "libraries/admin/staff.py", "libraries/admin/queues.py", "libraries/admin/hours.py",
+                 "libraries/hours.py")
 # The project's own apps: their models' choices are read by staff (pages, the admin) in their language.
 PROJECT_APPS = ("alerts", "consortium", "coordination", "knowledge", "libraries", "review", "routing", "texting")
 GETTEXT = {"_", "gettext", "gettext_lazy", "gettext_noop", "ngettext", "ngettext_lazy", "pgettext", "pgettext_lazy",
@@ -200,6 +205,21 @@ def test_every_model_and_field_name_the_admin_shows_reads_in_spanish() -> None:
             english, spanish = _in_spanish(name)
             if english == spanish and english not in {"chat", "chats", "id", "plan", "mentor", "slug"}:
                 untranslated.append(f"{model._meta.label}: {english}")
+    assert untranslated == []
+
+
+def test_every_help_text_of_the_models_reads_in_spanish() -> None:
+    """The admin's hints under its fields (help_text) are marked for translation and translated."""
+    untranslated = []
+    for model in apps.get_models():
+        if model._meta.app_label not in PROJECT_APPS:
+            continue
+        for field in model._meta.get_fields():
+            hint = getattr(field, "help_text", "")
+            if hint:
+                english, spanish = _in_spanish(hint)
+                if english == spanish:
+                    untranslated.append(f"{model._meta.label}.{field.name}: {english}")
     assert untranslated == []
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db.models import Field, Model
+from django.utils.translation import gettext as _
 
 WEEKDAYS = [(0, "Monday"), (1, "Tuesday"), (2, "Wednesday"), (3, "Thursday"), (4, "Friday"),
             (5, "Saturday"), (6, "Sunday")]
@@ -19,8 +20,9 @@ def readonly_except(model: type[Model], editable: tuple[str, ...], *extra: str) 
     return (*names, *many, *extra)
 
 
-def string_list(value: Any, what: str) -> list[str]:
+def string_list(value: Any, what: str, example: str) -> list[str]:
+    """`value` if it is a list of strings; else refused, naming `what` (translated) and an `example`."""
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValidationError(f'a list of {what}, like ["{what[:-1]}"]')
+        raise ValidationError(_('a list of %(what)s, like ["%(example)s"]') % {"what": what, "example": example})
     return value
 

@@ -8,6 +8,8 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from consortium.scoping import ALL_ACTIONS, ScopedModelAdmin, ScopedTabularInline
 from libraries.admin.common import WEEKDAYS
@@ -19,7 +21,8 @@ from libraries.models import Closure, SpecialHours, WeeklyInterval
 
 class WeeklyIntervalForm(forms.ModelForm):
     weekday = forms.TypedChoiceField(choices=[("", "---------"), *WEEKDAYS], coerce=int)
-    hours = forms.CharField(max_length=11, help_text="HH:MM-HH:MM in the queue's time zone; end may be 24:00")
+    hours = forms.CharField(max_length=11, label=gettext_lazy("hours"),
+                            help_text=gettext_lazy("HH:MM-HH:MM in the queue's time zone; end may be 24:00"))
 
     class Meta:
         model = WeeklyInterval
@@ -40,8 +43,8 @@ class WeeklyIntervalForm(forms.ModelForm):
 
 
 class SpecialHoursForm(forms.ModelForm):
-    hours = forms.CharField(required=False, max_length=200,
-                            help_text='"09:00-12:00, 13:00-17:00"; leave empty to close all day')
+    hours = forms.CharField(required=False, max_length=200, label=gettext_lazy("hours"),
+                            help_text=gettext_lazy('"09:00-12:00, 13:00-17:00"; leave empty to close all day'))
 
     class Meta:
         model = SpecialHours
@@ -58,9 +61,9 @@ class SpecialHoursForm(forms.ModelForm):
             intervals = sorted(parse_interval(part) for part in text.split(",") if part.strip())
         except ValueError as e:
             raise ValidationError(str(e)) from None
-        for (_, end), (start, _) in itertools.pairwise(intervals):
+        for (_start, end), (start, _end) in itertools.pairwise(intervals):
             if start < end:
-                raise ValidationError("intervals overlap")
+                raise ValidationError(_("intervals overlap"))
         self.instance.intervals = [list(i) for i in intervals]
         return text
 
@@ -74,7 +77,7 @@ class ClosureForm(forms.ModelForm):
         data = super().clean() or {}
         start, end = data.get("start_date"), data.get("end_date")
         if start and end and end < start:
-            raise ValidationError("the closure ends before it starts")
+            raise ValidationError(_("the closure ends before it starts"))
         return data
 
 
@@ -138,7 +141,7 @@ class SpecialHoursAdmin(_HoursRowAdmin):
     list_display = ("queue", "date", "hours", "reason")
     date_hierarchy = "date"
 
-    @admin.display(description="hours")
+    @admin.display(description=gettext_lazy("hours"))
     def hours(self, obj: SpecialHours) -> str:
         return ", ".join(format_interval(s, e) for s, e in obj.intervals or []) or "closed"
 

@@ -12,6 +12,8 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from consortium.admin import validate_timezone
 from consortium.scoping import (
@@ -58,7 +60,7 @@ class LibraryForm(forms.ModelForm):
         return validate_timezone(self.cleaned_data["timezone"])
 
     def clean_zip_codes(self) -> list[str]:
-        return string_list(self.cleaned_data["zip_codes"], "ZIP codes")
+        return string_list(self.cleaned_data["zip_codes"], _("ZIP codes"), "33601")
 
     def clean_key_links(self) -> list[dict[str, str]]:
         links: Any = self.cleaned_data["key_links"]
@@ -70,8 +72,8 @@ class LibraryForm(forms.ModelForm):
         if not ok:
             # The same shape and link rule as the consortium file and the policy page: anything
             # else could put a javascript: link in front of every librarian.
-            raise ValidationError('a list like [{"title": "Catalog", "url": "https://..."}] '
-                                  "(http, https or mailto links only)")
+            raise ValidationError(_('a list like [{"title": "Catalog", "url": "https://..."}] '
+                                    "(http, https or mailto links only)"))
         return links
 
     def clean(self) -> dict[str, Any]:
@@ -106,27 +108,28 @@ def clean_route(route: Any, *, consortium_id: int, own_slug: str) -> list[dict[s
     if route in (None, [], ""):
         return None  # the default plan
     if not isinstance(route, list):
-        raise ValidationError('a list of steps: [{"name": "local", "queues": ["tampa"], "wait": 30}, ...]')
+        raise ValidationError(_('a list of steps: [{"name": "local", "queues": ["tampa"], "wait": 30}, ...]'))
     known = set(Queue.objects.filter(consortium_id=consortium_id).values_list("slug", flat=True)) | {own_slug}
     names: set[str] = set()
     out = []
     for i, step in enumerate(route, start=1):
         last = i == len(route)
         if not isinstance(step, dict) or not set(step) <= {"name", "queues", "wait"}:
-            raise ValidationError(f'step {i}: an object with "name", "queues" and "wait"')
+            raise ValidationError(_('step %(i)d: an object with "name", "queues" and "wait"') % {"i": i})
         name, queues, wait = step.get("name"), step.get("queues"), step.get("wait")
         if not isinstance(name, str) or not name.strip() or name in names:
-            raise ValidationError(f"step {i}: needs a name of its own")
+            raise ValidationError(_("step %(i)d: needs a name of its own") % {"i": i})
         names.add(name)
         if not isinstance(queues, list) or not queues or not all(isinstance(q, str) for q in queues):
-            raise ValidationError(f"step {i}: queues is a list of queue slugs")
+            raise ValidationError(_("step %(i)d: queues is a list of queue slugs") % {"i": i})
         unknown = [q for q in queues if q not in known]
         if unknown:
-            raise ValidationError(f"step {i}: no such queue in this consortium: {', '.join(unknown)}")
+            raise ValidationError(_("step %(i)d: no such queue in this consortium: %(queues)s")
+                                  % {"i": i, "queues": ", ".join(unknown)})
         if last and wait is not None:
-            raise ValidationError(f"step {i}: the last step waits as long as it takes; leave wait out")
+            raise ValidationError(_("step %(i)d: the last step waits as long as it takes; leave wait out") % {"i": i})
         if not last and (not isinstance(wait, int) or isinstance(wait, bool) or wait <= 0):
-            raise ValidationError(f"step {i}: every step but the last needs a wait in seconds")
+            raise ValidationError(_("step %(i)d: every step but the last needs a wait in seconds") % {"i": i})
         out.append({"name": name, "queues": list(dict.fromkeys(queues)), "wait": wait})
     return out
 
@@ -203,15 +206,15 @@ class LibraryAdmin(ScopedModelAdmin):
             # to forget it. The admin wraps this in the same transaction as the library.
             library_create_local_queue(obj)
 
-    @admin.display(description="local queue and hours")
+    @admin.display(description=gettext_lazy("local queue and hours"))
     def local_queue_link(self, obj: Library) -> str:
         queue = Queue.objects.filter(library=obj).first() if obj.pk else None
         if queue is None:
-            return "created when the library is saved"
+            return _("created when the library is saved")
         url = reverse("admin:libraries_queue_change", args=[queue.pk])
-        return format_html('<a href="{}">{} (edit hours)</a>', url, queue.slug)
+        return format_html('<a href="{}">{} ({})</a>', url, queue.slug, _("edit hours"))
 
-    @admin.display(description="policy as librarians see it")
+    @admin.display(description=gettext_lazy("policy as librarians see it"))
     def policy_preview(self, obj: Library) -> SafeString:
         return render_policy(obj.policy)
 

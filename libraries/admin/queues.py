@@ -8,6 +8,7 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
 
 from consortium.admin import validate_timezone
 from consortium.scoping import ALL_ACTIONS, CHANGE, VIEW, ScopedModelAdmin, is_library_admin, is_superuser
@@ -28,7 +29,7 @@ class QueueForm(forms.ModelForm):
         return validate_timezone(self.cleaned_data["timezone"])
 
     def clean_languages(self) -> list[str]:
-        return string_list(self.cleaned_data["languages"], "language codes")
+        return string_list(self.cleaned_data["languages"], _("language codes"), "es")
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -36,11 +37,11 @@ class QueueForm(forms.ModelForm):
         library = data.get("library", self.instance.library if self.instance.library_id else None)
         consortium = data.get("consortium")
         if kind == Queue.Kind.LOCAL and library is None:
-            raise ValidationError("a local queue belongs to a library")
+            raise ValidationError(_("a local queue belongs to a library"))
         if kind == Queue.Kind.SHARED and library is not None:
-            raise ValidationError("a shared queue belongs to no library")
+            raise ValidationError(_("a shared queue belongs to no library"))
         if library is not None and consortium is not None and library.consortium_id != consortium.pk:
-            raise ValidationError("the library is in another consortium")
+            raise ValidationError(_("the library is in another consortium"))
         return data
 
 

@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.html import format_html
 from django.utils.http import urlsafe_base64_encode
+from django.utils.translation import gettext as _
 
 from consortium.scoping import (
     ADD,
@@ -39,7 +40,7 @@ class StaffProfileForm(forms.ModelForm):
         fields = ("library", "role", "queues", "capacity", "languages", "is_active")
 
     def clean_languages(self) -> list[str]:
-        return string_list(self.cleaned_data["languages"], "language codes")
+        return string_list(self.cleaned_data["languages"], _("language codes"), "es")
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -62,7 +63,7 @@ class StaffProfileAddForm(StaffProfileForm):
     def clean_username(self) -> str:
         username: str = self.cleaned_data["username"]
         if User.objects.filter(username__iexact=username).exists():
-            raise ValidationError("this username is taken")
+            raise ValidationError(_("this username is taken"))
         return username
 
 

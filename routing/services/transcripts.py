@@ -16,6 +16,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from routing.models import TranscriptMail
 from routing.services.common import ServiceError, chat_lock
@@ -38,14 +39,14 @@ def transcript_mail_ask(*, chat_id: str, email: str, now: datetime) -> Transcrip
         if chat is None:
             raise ServiceError("not_found", "no such chat")
         if chat.scrubbed:
-            raise TranscriptRefused("scrubbed", "this chat's record was cleared: its transcript is not mailed")
+            raise TranscriptRefused("scrubbed", _("this chat's record was cleared: its transcript is not mailed"))
         sent = list(TranscriptMail.objects.filter(chat=chat).values_list("email", flat=True))
         if len(sent) >= MAILS_PER_CHAT:
-            raise TranscriptRefused("limit_reached",
-                                    f"this chat's transcript was mailed {MAILS_PER_CHAT} times already: no more")
+            raise TranscriptRefused("limit_reached", _("this chat's transcript was mailed %(count)d times already: "
+                                                       "no more") % {"count": MAILS_PER_CHAT})
         if address not in sent and len(set(sent)) >= ADDRESSES_PER_CHAT:
-            raise TranscriptRefused("limit_reached",
-                                    f"this chat's transcript may go to at most {ADDRESSES_PER_CHAT} addresses")
+            raise TranscriptRefused("limit_reached", _("this chat's transcript may go to at most %(count)d "
+                                                       "addresses") % {"count": ADDRESSES_PER_CHAT})
         row = TranscriptMail.objects.create(chat=chat, email=address, asked_at=now)
         transaction.on_commit(lambda: mail_transcript.delay(chat.pk, email))
     return row

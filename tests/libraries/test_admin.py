@@ -532,3 +532,21 @@ def test_a_spanish_coordinator_reads_the_admins_own_words_in_spanish(world: Worl
     form = client.get(url("libraries_library_change", world.tampa.pk)).content.decode()
     assert "Zona horaria" in form and "Códigos postales" in form and "Pública" in form
     assert "Zip codes" not in form
+
+
+def test_a_spanish_library_admin_reads_the_admins_refusals_and_hints_in_spanish(world: World) -> None:
+    """The admin's own forms: a refused interval, the hint under a field and a field's help_text."""
+    world.library_admin.language = "es"
+    world.library_admin.save(update_fields=["language"])
+    queue = world.tampa.local_queue
+    client = client_for(world.library_admin)
+    page = client.get(url("libraries_queue_change", queue.pk))
+    assert "en la zona horaria de la cola; el final puede ser 24:00" in page.content.decode()
+    data = form_data(page)
+    data.update({"weekly-TOTAL_FORMS": "1", "weekly-0-weekday": "0", "weekly-0-hours": "17:00-09:00"})
+    response = client.post(url("libraries_queue_change", queue.pk), data)
+    assert response.status_code == 200
+    assert "&quot;17:00-09:00&quot; termina antes de empezar" in response.content.decode()
+    assert not WeeklyInterval.objects.filter(queue=queue).exists()
+    library_page = client.get(url("libraries_library_change", world.tampa.pk)).content.decode()
+    assert "días antes de borrar los datos de los chats de sus usuarios" in library_page  # a model's help_text

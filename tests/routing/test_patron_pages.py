@@ -436,6 +436,22 @@ def test_the_chats_librarian_sends_a_file_with_session_and_csrf(world: dict[str,
     assert r.status_code == 404, "not this librarian's chat"
 
 
+def test_a_refused_file_is_explained_in_the_librarians_language(world: dict[str, Any]) -> None:
+    """The console shows a refused file's `detail` after its name: a Spanish librarian reads it in Spanish;
+    its code, which clients act on, stays the same."""
+    a1 = world["a1"]
+    a1.language = "es"
+    a1.save(update_fields=["language"])
+    present(a1)
+    chat, _token = new_chat(world)
+    offers.chat_accept(a1, chat.pk, timezone.now())
+    staff = Client()
+    assert staff.login(username="a1", password=PASSWORD)
+    r = upload(staff, chat, b"<svg onload=alert(1)>", "x.png", HTTP_ORIGIN="http://testserver")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "unsupported_type"
+    assert r.json()["error"]["detail"] == "solo se pueden enviar imágenes (PNG, JPEG, GIF, WebP) y archivos PDF"
+
+
 @pytest.mark.django_db
 def test_the_ask_page_wears_the_consortium_colours(client: Client) -> None:
     from tests.factories import make_consortium
