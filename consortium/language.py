@@ -24,7 +24,11 @@ LANGUAGES = {code for code, _ in settings.LANGUAGES}
 
 def staff_language(user: AnyUser) -> str:
     """The language this staff member reads the staff pages in: their choice, else the default (English)."""
-    profile = getattr(user, "staff", None) if getattr(user, "is_authenticated", False) else None
+    return profile_language(getattr(user, "staff", None) if getattr(user, "is_authenticated", False) else None)
+
+
+def profile_language(profile: object) -> str:
+    """The same, from a staff profile (None: the default)."""
     chosen = getattr(profile, "language", "") if profile is not None else ""
     return chosen if chosen in LANGUAGES else settings.LANGUAGE_CODE
 

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.http.request import validate_host
 from django.utils import timezone
 
@@ -55,8 +55,16 @@ def staff_of(user: AbstractBaseUser | AnonymousUser | None) -> StaffProfile | No
     """The active staff profile of a signed-in, active user; None for anyone else."""
     if user is None or not user.is_authenticated or not user.is_active:
         return None
-    return only_row(StaffProfile.objects.select_related("library__consortium", "user")
-                    .filter(user_id=user.pk, is_active=True, user__is_active=True))
+    return only_row(_active_staff(user.pk).select_related("library__consortium", "user"))
+
+
+def is_active_staff(user_id: int) -> bool:
+    """staff_of's answer as a yes or no, in one EXISTS (the accept frame asks it again each time)."""
+    return _active_staff(user_id).exists()
+
+
+def _active_staff(user_id: int) -> QuerySet[StaffProfile]:
+    return StaffProfile.objects.filter(user_id=user_id, is_active=True, user__is_active=True)
 
 
 def took_part_q(profile: StaffProfile) -> Q:

@@ -8,11 +8,10 @@ import asyncio
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy
 
-from consortium.language import LANGUAGES
+from consortium.language import profile_language
 from libraries.models import StaffProfile
 from routing import access, frames, mentions, sharing, staff_room, validation, whispers
 from routing.events import chat_group, librarian_group, watch_group
@@ -45,7 +44,7 @@ def _presence_change(profile: StaffProfile, status: str) -> tuple[str, datetime 
 
 def _still_staff(user_id: int) -> bool:
     """Is this user active staff now? Read afresh (the socket's user and profile are from connect)."""
-    return StaffProfile.objects.filter(user_id=user_id, is_active=True, user__is_active=True).exists()
+    return access.is_active_staff(user_id)
 
 
 def _accept(profile: StaffProfile, chat_id: str) -> bool:
@@ -94,7 +93,7 @@ class StaffConsumer(SharingFrames, ProtocolConsumer):
         self.reader_id = profile.pk
         # The words of refusals (frames' `detail`) in the librarian's language, as their console's are:
         # chosen when the page was loaded, which a change of language reloads.
-        self.language = profile.language if profile.language in LANGUAGES else settings.LANGUAGE_CODE
+        self.language = profile_language(profile)
         session = self.scope.get("session")
         self.session_key = getattr(session, "session_key", None)
         if self.session_key:

@@ -263,8 +263,7 @@ class Stack:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
-        subprocess.run(["psql", f"{self.server or pg_server_url()}/postgres", "-q", "-c",
-                        f'DROP DATABASE IF EXISTS "{self.dbname}" WITH (FORCE)'], capture_output=True, timeout=60)
+        _psql(self.server or pg_server_url(), f'DROP DATABASE IF EXISTS "{self.dbname}" WITH (FORCE)', check=False)
 
     def base(self, web: str = "web1") -> str:
         return f"http://127.0.0.1:{self.ports[web]}"
