@@ -9,7 +9,7 @@ The rules are those of docs/routing.md; the comments say where this module had t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -323,3 +323,31 @@ def _next_deadline(chat: WaitingChat, decision: Decision, kept: Mapping[int, Ope
     if chat.patron_gone_since is not None:
         times.append(chat.patron_gone_since + timedelta(seconds=situation.patron_grace))
     return min(times) if times else None
+
+
+def decide_reading(chat: WaitingChat, now: datetime, read: Callable[[frozenset[str] | None], Situation]) -> Decision:
+    """decide, with the world read only as far along the plan as the decision goes.
+
+    A decision that ends in step k looks only at the queues of steps 1..k (the audience, and the
+    steps skipped on the way); so the situation is read first for the steps up to the chat's own
+    (the next one too, when its wait is over), and again for the whole plan only when the decision
+    went past them. For a new chat whose home library is staffed, that reads the few librarians of
+    its local queue instead of everyone serving its partners' and the shared queues. `read(queues)`
+    gives the situation at `now` for those queues (None: every queue, for a plan that names a
+    librarian, whom any queue may hold). The answer is decide's on the whole plan's situation: the
+    property tests check it.
+    """
+    plan = chat.plan
+    last = len(plan) - 1
+    if any(step.librarian is not None for step in plan):
+        return decide(chat, read(None))
+    reach = max(chat.step_index, 0)
+    if 0 <= chat.step_index < last and chat.step_entered_at is not None:
+        wait = plan[chat.step_index].wait
+        if wait is not None and now >= chat.step_entered_at + timedelta(seconds=wait):
+            reach += 1  # it moves on: read the step it is likely to enter too
+    if reach < last:
+        decision = decide(chat, read(frozenset(audience(plan, reach))))
+        if decision.state == "abandoned" or 0 <= decision.step_index <= reach:
+            return decision
+    return decide(chat, read(frozenset(audience(plan, last))))

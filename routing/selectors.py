@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections import defaultdict
@@ -111,18 +110,29 @@ def present_views(consortium: Consortium, now: datetime, queues: set[str] | None
     if not candidates:
         return []
     views = []
+    kept = picture._views
+    if len(kept) > 4 * len(picture.staff) + 100:
+        kept.clear()  # idle times and loads move on: what is kept follows the staff, not the years
+    default_capacity = consortium.librarian_capacity
+    empty: frozenset[str] = frozenset()
     for profile_id, idle_since, active in presence_and_load(sorted(candidates)):
-        entry = picture.staff[profile_id]
-        on_shift = shift_of.get(profile_id, frozenset())
-        views.append(router.Librarian(
-            id=profile_id,
-            queues=frozenset([entry.library_slug, *entry.shared, *on_shift]),
-            capacity=entry.capacity if entry.capacity is not None else consortium.librarian_capacity,
-            active=active,
-            languages=entry.languages,
-            idle_since=idle_since or now,
-            on_shift=on_shift,
-        ))
+        on_shift = shift_of.get(profile_id, empty)
+        key = (profile_id, idle_since, active, on_shift, default_capacity)
+        view = kept.get(key) if idle_since is not None else None
+        if view is None:
+            entry = picture.staff[profile_id]
+            view = router.Librarian(
+                id=profile_id,
+                queues=frozenset([entry.library_slug, *entry.shared, *on_shift]),
+                capacity=entry.capacity if entry.capacity is not None else default_capacity,
+                active=active,
+                languages=entry.languages,
+                idle_since=idle_since or now,
+                on_shift=on_shift,
+            )
+            if idle_since is not None:  # else idle "since now", which a later read must not reuse
+                kept[key] = view
+        views.append(view)
     return views
 
 
@@ -210,6 +220,10 @@ def situation_for(consortium: Consortium, now: datetime, queues: set[str] | None
     )
 
 
+_OPEN = Offer.Status.OPEN.value
+_DECLINED = frozenset({Offer.Status.DECLINED.value, Offer.Status.EXPIRED.value})
+
+
 def waiting_chat_view(chat: Chat, offers: list[tuple[int, str, str, datetime | None]] | None = None
                       ) -> router.WaitingChat:
     """The chat as the router sees it. `offers`: its offers of the current step, (librarian, status,
@@ -222,6 +236,17 @@ def waiting_chat_view(chat: Chat, offers: list[tuple[int, str, str, datetime | N
     gone: datetime | None = chat.patron_left_at
     if not chat.patron_joined:
         gone = chat.created_at + NEVER_JOINED_AFTER
+    # One pass: a chat re-routed by a presence change may have an offer per librarian of a shared
+    # queue, and a shared-queue librarian's change re-routes hundreds of such chats.
+    open_offers: list[router.OpenOffer] = []
+    offered: set[int] = set()
+    declined: set[int] = set()
+    for librarian, status, mode, expires in offers:
+        offered.add(librarian)
+        if status == _OPEN:
+            open_offers.append(router.OpenOffer(librarian, mode, expires))
+        elif status in _DECLINED:
+            declined.add(librarian)
     return router.WaitingChat(
         id=chat.pk,
         plan=plan_from_json(chat.plan),
@@ -230,11 +255,9 @@ def waiting_chat_view(chat: Chat, offers: list[tuple[int, str, str, datetime | N
         arrived_at=chat.arrived_at,
         created_at=chat.created_at,
         language=chat.language,
-        offers=tuple(router.OpenOffer(librarian, mode, expires) for librarian, status, mode, expires in offers
-                     if status == Offer.Status.OPEN),
-        offered=frozenset(librarian for librarian, *_ in offers),
-        declined=frozenset(librarian for librarian, status, *_ in offers
-                           if status in (Offer.Status.DECLINED, Offer.Status.EXPIRED)),
+        offers=tuple(open_offers),
+        offered=frozenset(offered),
+        declined=frozenset(declined),
         max_wait_passed=chat.max_wait_passed,
         patron_gone_since=gone if chat.state == ChatState.QUEUED else None,
     )
@@ -259,22 +282,16 @@ def queue_position(chat: Chat) -> int:
 
 
 def _chats_ahead_counted(connection: BaseDatabaseWrapper, chat: Chat, queues: set[str]) -> int:
-    """queue_position's count, made by PostgreSQL in one scan of the consortium's waiting chats: a
-    patron's state frame, sent on every change of their chat, read and parsed the plan of every chat
-    ahead of it. A jsonb containment test (`mentioning`'s) first, cheap, then the exact one (a queue
-    of a step up to the current one) on the few rows left. Written out: the ORM took longer to build
-    it than PostgreSQL to run it."""
+    """queue_position's count, made by PostgreSQL: the waiting chats of the consortium that arrived
+    earlier and whose audience (a column PostgreSQL keeps from each chat's plan and step, migration
+    0022) shares a queue with this one's. Written out: the ORM took longer to build it than
+    PostgreSQL to run it."""
     if not queues:
         return 0  # an audience of no queue (a transfer to a named librarian) waits behind nobody
     table = Chat._meta.db_table
-    slugs = sorted(queues)
-    named = " OR ".join(["c.plan @> %s::jsonb"] * len(slugs))
     sql = (f"SELECT COUNT(*) FROM {table} c WHERE c.consortium_id = %s AND c.state = %s AND c.arrived_at < %s "
-           f"AND c.step_index >= 0 AND ({named}) AND EXISTS (SELECT 1 FROM jsonb_array_elements(c.plan) "
-           "WITH ORDINALITY AS e(step, n) WHERE e.n <= c.step_index + 1 "
-           "AND jsonb_typeof(e.step -> 'queues') = 'array' AND (e.step -> 'queues') ?| %s)")
-    params: list[Any] = [chat.consortium_id, ChatState.QUEUED.value, chat.arrived_at,
-                         *(json.dumps([{"queues": [slug]}]) for slug in slugs), slugs]
+           "AND c.step_index >= 0 AND c.audience && %s::text[]")
+    params: list[Any] = [chat.consortium_id, ChatState.QUEUED.value, chat.arrived_at, sorted(queues)]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         (count,) = cursor.fetchone()

@@ -169,10 +169,10 @@ def librarian_lost(librarian_id: int, now: datetime) -> bool:
                 continue
             _requeue(chat, now, reason="librarian_lost")
             requeued.append(chat.pk)
-    offers_reroute([librarian_id], now)
+    routed = offers_reroute([librarian_id], now)
     for chat_id in requeued:
         chat_route(chat_id, now)
-    waiting_chats_route(librarian.consortium, now, set(librarian_queues(librarian)))
+    waiting_chats_route(librarian.consortium, now, set(librarian_queues(librarian)), routed | set(requeued))
     handbacks_announce(librarian.library.consortium, librarian.library, now)
     return True
 

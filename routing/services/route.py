@@ -3,17 +3,20 @@ decision; and re-route the chats a change affects (a librarian available, away o
 
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
+import psycopg
 from django.db import connections, transaction
-from django.db.models import Field
+from django.db.models import Field, QuerySet
 
 from consortium.models import Consortium
+from consortium.queries import only_row
 from libraries.models import StaffProfile
 from routing import events, frames, router
 from routing.models import Chat, ChatState, LibrarianPresence, Offer, TraceEvent
@@ -29,7 +32,6 @@ from routing.selectors import (
 from routing.services.common import (
     LOGGED_KINDS,
     chat_end_locked,
-    chat_lock,
     chat_state_publish,
     librarian_set_away,
     log_decision,
@@ -43,25 +45,32 @@ BATCH = 50
 
 def chat_route_locked(chat: Chat, now: datetime, situation: router.Situation | None = None) -> set[int]:
     """Decide and apply for a locked queued chat. Returns librarians whose other offers need a look."""
-    situation = situation or situation_for(chat.consortium, now, plan_queues(chat))
     view = waiting_chat_view(chat)
+    decision = router.decide(view, situation) if situation else _decide(chat, view, now)
     writes = Writes()
-    touched = _apply(chat, router.decide(view, situation), now, view, writes)
+    touched = _apply(chat, decision, now, view, writes)
     writes.flush()
     return touched
+
+
+def _decide(chat: Chat, view: router.WaitingChat, now: datetime, structure: Structure | None = None
+            ) -> router.Decision:
+    """router.decide for one chat, the situation read only as far along its plan as needed."""
+    return router.decide_reading(view, now, lambda queues: situation_for(
+        chat.consortium, now, None if queues is None else set(queues), structure))
 
 
 def chat_route_new(chat: Chat, now: datetime, *, first_trace: TraceEvent, structure: Structure | None = None) -> None:
     """Route a chat not yet written (chats.chat_start): it has no offers to read, and its row, its first
     trace line (`first_trace`) and the router's lines and offers are written in one go, in the
     caller's transaction."""
-    situation = situation_for(chat.consortium, now, plan_queues(chat), structure)
     view = waiting_chat_view(chat, offers=[])
+    decision = _decide(chat, view, now, structure)
     writes = Writes()
     writes.created.append(chat)
     first_trace.chat = chat
     writes.traces.append(first_trace)
-    _apply(chat, router.decide(view, situation), now, view, writes)
+    _apply(chat, decision, now, view, writes)
     writes.flush()
 
 
@@ -139,7 +148,10 @@ class Writes:
                                     for status, at, reason, chat_id, librarian_id in self.closes])
         if self.traces:
             # Ids, hence each chat's trace order, follow the list.
-            TraceEvent.objects.bulk_create(self.traces)
+            if _by_hand():
+                _traces_insert(self.traces)
+            else:
+                TraceEvent.objects.bulk_create(self.traces)
         for (serial, step), chat_ids in self.moves.items():
             # Offers still open follow the chat into its new step (cumulative audience): no churn
             # for the librarians who already see it. Before the new offers: same unique key.
@@ -150,14 +162,60 @@ class Writes:
             # the same step (ROUTING.md: every eligible librarian is offered), so that row is
             # reopened. Declined and expired rows never get here (the router leaves those librarians
             # out for the rest of the step).
-            Offer.objects.bulk_create(
-                self.offers, update_conflicts=True, unique_fields=["chat", "librarian", "step_serial"],
-                update_fields=["step", "queue", "mode", "created_at", "expires_at", "status", "closed_at", "reason"])
+            if _by_hand():
+                _offers_upsert(self.offers)
+            else:
+                Offer.objects.bulk_create(
+                    self.offers, update_conflicts=True, unique_fields=["chat", "librarian", "step_serial"],
+                    update_fields=list(OFFER_UPSERTED))
         for fields, chats in self.chats.items():
             if len(chats) == 1:
                 chats[0].save(update_fields=list(fields))
             else:
                 _chats_update(chats, fields)
+
+
+OFFER_UPSERTED = ("step", "queue", "mode", "created_at", "expires_at", "status", "closed_at", "reason")
+
+
+def _by_hand() -> bool:
+    return connections[Offer.objects.db].vendor == "postgresql"
+
+
+# A step that offers a chat to a shared queue writes an offer and a trace line for each of its
+# librarians (50 on average at benchmark scale). Through bulk_create, Django prepared and psycopg
+# quoted every value in Python, half of a step timeout's CPU; here each column goes as one array
+# bound by the server, in a statement prepared once per connection.
+_TRACES_SQL = (f"INSERT INTO {TraceEvent._meta.db_table} (chat_id, at, kind, data) "
+               "SELECT c, a, k, d::jsonb FROM unnest(%s::text[], %s::timestamptz[], %s::text[], %s::text[]) "
+               "WITH ORDINALITY AS t(c, a, k, d, n) ORDER BY n")
+_OFFERS_SQL = (
+    f"INSERT INTO {Offer._meta.db_table} (chat_id, librarian_id, step_serial, step, queue, mode, created_at, "
+    "expires_at, status, closed_at, reason) SELECT * FROM unnest(%s::text[], %s::bigint[], %s::integer[], "
+    "%s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[], %s::text[], %s::timestamptz[], "
+    "%s::text[]) ON CONFLICT (chat_id, librarian_id, step_serial) DO UPDATE SET "
+    + ", ".join(f"{name} = EXCLUDED.{name}" for name in OFFER_UPSERTED))
+
+
+def _by_server(sql: str, columns: list[list[Any]]) -> None:
+    """One statement on psycopg's own cursor, in the caller's transaction."""
+    from routing.message_store import PREPARE  # one switch for prepared statements (pgbouncer)
+
+    connection = connections[Offer.objects.db]
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, columns, prepare=PREPARE)
+
+
+def _traces_insert(traces: list[TraceEvent]) -> None:
+    _by_server(_TRACES_SQL, [[t.chat_id for t in traces], [t.at for t in traces], [t.kind for t in traces],
+                             [json.dumps(t.data) for t in traces]])
+
+
+def _offers_upsert(offers: list[Offer]) -> None:
+    _by_server(_OFFERS_SQL, [[getattr(o, name) for o in offers] for name in (
+        "chat_id", "librarian_id", "step_serial", "step", "queue", "mode", "created_at", "expires_at", "status",
+        "closed_at", "reason")])
 
 
 def _chats_update(chats: list[Chat], fields: tuple[str, ...]) -> None:
@@ -208,13 +266,17 @@ def _apply(chat: Chat, decision: router.Decision, now: datetime, view: router.Wa
     chat.deadline = decision.deadline
     chat.version += 1
 
+    # A chat being created has nobody in its group yet (its id goes back in the answer to the
+    # start): its patron is sent its state when their socket or poll joins. Publishing it here read
+    # the queue position (a count over the consortium's waiting chats) for no one.
+    created = chat in writes.created
     if decision.state in (ChatState.UNSTAFFED, ChatState.ABANDONED):
         chat.state = decision.state
         chat.deadline = None
         chat.ended_at = now if decision.state == ChatState.ABANDONED else None
-        if chat not in writes.created:
+        if not created:
             writes.chats[(*fields, "ended_at")].append(chat)
-        chat_state_publish(chat)
+            chat_state_publish(chat)
         return touched
 
     step = plan[chat.step_index]
@@ -225,10 +287,10 @@ def _apply(chat: Chat, decision: router.Decision, now: datetime, view: router.Wa
                 for new in decision.offers]
         writes.offers += made
         events.to_librarians([(offer.librarian_id, frames.offer_frame(offer, chat)) for offer in made])
-    if chat not in writes.created:
+    if not created:
         writes.chats[fields].append(chat)
-    if publish_state:
-        chat_state_publish(chat)
+        if publish_state:
+            chat_state_publish(chat)
     return touched
 
 
@@ -237,7 +299,7 @@ def chat_route(chat_id: str, now: datetime, *, skip_locked: bool = False,
     """Look at one chat again (its deadline passed, or something it depends on changed)."""
     touched: set[int] = set()
     with transaction.atomic():
-        chat = chat_lock(chat_id, skip_locked=skip_locked)
+        chat = only_row(_for_routing(Chat.objects.filter(pk=chat_id), skip_locked))
         if chat is None:
             return
         writes = Writes()
@@ -246,13 +308,21 @@ def chat_route(chat_id: str, now: datetime, *, skip_locked: bool = False,
     offers_reroute(touched, now)
 
 
+def _for_routing(chats: QuerySet[Chat], skip_locked: bool) -> QuerySet[Chat]:
+    """Chats locked for routing, with what routing reads of them: the consortium's settings and the
+    home library (offer frames name it). Not the librarian, as services.common.chat_lock does: a
+    waiting chat has none, and joining four more tables made the lock the widest read of a step
+    timeout (an idle active chat ended here loads its librarian when it needs them)."""
+    return chats.select_for_update(skip_locked=skip_locked, of=("self",)).select_related("consortium", "home_library")
+
+
 def _route_one_locked(chat: Chat, now: datetime, shared: SharedSituation | None,
                       offers: list[tuple[int, str, str, datetime | None]] | None, writes: Writes) -> set[int]:
     touched: set[int] = set()
     if chat.state == ChatState.QUEUED:
-        situation = shared.for_chat(chat) if shared else situation_for(chat.consortium, now, plan_queues(chat))
         view = waiting_chat_view(chat, offers=offers)
-        touched = _apply(chat, router.decide(view, situation), now, view, writes)
+        decision = router.decide(view, shared.for_chat(chat)) if shared else _decide(chat, view, now)
+        touched = _apply(chat, decision, now, view, writes)
         if touched and shared:
             shared.stale()
     elif chat.state == ChatState.ACTIVE:
@@ -280,18 +350,13 @@ def chats_route(chat_ids: list[str], now: datetime, *, shared: SharedSituation, 
     touched: set[int] = set()
     for first in range(0, len(chat_ids), BATCH):
         batch = chat_ids[first:first + BATCH]
-        with transaction.atomic():
-            locked = list(Chat.objects.select_for_update(skip_locked=skip_locked, of=("self",))
-                          .select_related("consortium", "home_library", "librarian__library", "librarian__user")
-                          .filter(pk__in=batch).order_by("pk"))
+        # What the batch tells (an offer frame per chat, mostly) goes out together once it has
+        # committed: one trip into the event loop instead of one per chat.
+        outbox: events.Outbox = []
+        with events.collected(outbox), transaction.atomic():
+            locked = list(_for_routing(Chat.objects.filter(pk__in=batch), skip_locked).order_by("pk"))
             serials = {chat.pk: chat.step_serial for chat in locked if chat.state == ChatState.QUEUED}
-            offers: dict[str, list[tuple[int, str, str, datetime | None]]] = {pk: [] for pk in serials}
-            if serials:
-                for chat_id, serial, librarian_id, status, mode, expires in (
-                        Offer.objects.filter(chat_id__in=list(serials))
-                        .values_list("chat_id", "step_serial", "librarian_id", "status", "mode", "expires_at")):
-                    if serial == serials[chat_id]:
-                        offers[chat_id].append((librarian_id, status, mode, expires))
+            offers = _current_offers(serials)
             writes = Writes()
             shared.stale()  # read once per batch, inside its transaction: what others changed meanwhile
             by_id = {chat.pk: chat for chat in locked}
@@ -299,25 +364,64 @@ def chats_route(chat_ids: list[str], now: datetime, *, shared: SharedSituation, 
                 if chat_id in by_id:
                     touched |= _route_one_locked(by_id[chat_id], now, shared, offers.get(chat_id), writes)
             writes.flush()
+        events.send_all(outbox)
     offers_reroute(touched, now)
 
 
-def offers_reroute(librarian_ids: Iterable[int], now: datetime) -> None:
-    """Chats with open offers to these librarians: a librarian who went away or filled up is replaced."""
+def _current_offers(serials: dict[str, int]) -> dict[str, list[tuple[int, str, str, datetime | None]]]:
+    """The offers of these chats' current steps (chat -> step serial), as waiting_chat_view takes them.
+
+    A chat in a shared queue's step has an offer per librarian of its audience (40 on average at
+    benchmark scale): 2,000 rows for a batch, read through the ORM in a quarter of a second."""
+    found: dict[str, list[tuple[int, str, str, datetime | None]]] = {pk: [] for pk in serials}
+    if not serials:
+        return found
+    if not _by_hand():
+        for chat_id, serial, librarian_id, status, mode, expires in (
+                Offer.objects.filter(chat_id__in=list(serials))
+                .values_list("chat_id", "step_serial", "librarian_id", "status", "mode", "expires_at")):
+            if serial == serials[chat_id]:
+                found[chat_id].append((librarian_id, status, mode, expires))
+        return found
+    from routing.message_store import PREPARE  # one switch for prepared statements (pgbouncer)
+
+    ids = list(serials)
+    connection = connections[Offer.objects.db]
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(_OFFERS_OF_STEPS_SQL, [ids, [serials[pk] for pk in ids]], prepare=PREPARE)
+        for chat_id, librarian_id, status, mode, expires in cursor.fetchall():  # at once: a row at a time costs
+            found[chat_id].append((librarian_id, status, mode, expires))
+    return found
+
+
+_OFFERS_OF_STEPS_SQL = (
+    f"SELECT o.chat_id, o.librarian_id, o.status, o.mode, o.expires_at FROM {Offer._meta.db_table} o "
+    "JOIN unnest(%s::text[], %s::integer[]) AS s(chat_id, serial) "
+    "ON o.chat_id = s.chat_id AND o.step_serial = s.serial")
+
+
+def offers_reroute(librarian_ids: Iterable[int], now: datetime) -> set[str]:
+    """Chats with open offers to these librarians: a librarian who went away or filled up is replaced.
+    Returns the chats routed."""
     ids = list(librarian_ids)
     if not ids:
-        return
+        return set()
     rows = dict(Offer.objects.filter(librarian_id__in=ids, status=Offer.Status.OPEN)
                 .values_list("chat_id", "chat__plan"))
     if not rows:
-        return
+        return set()
     consortium = Consortium.objects.get(chats__pk=next(iter(rows)))
     shared = SharedSituation(consortium, now, queues_of_plans(rows.values()))
     chats_route(sorted(rows), now, shared=shared)
+    return set(rows)
 
 
-def waiting_chats_route(consortium: Consortium, now: datetime, queues: set[str] | None = None) -> None:
-    """Route every waiting chat of a consortium (whose audience meets `queues`, if given).
+def waiting_chats_route(consortium: Consortium, now: datetime, queues: set[str] | None = None,
+                        routed: Collection[str] = ()) -> None:
+    """Route every waiting chat of a consortium (whose audience meets `queues`, if given), but those
+    in `routed`: routed a moment ago at the same instant `now`, which routing again would not change
+    (the router's property: deciding again at the same instant changes nothing).
 
     Called when someone may have become eligible: a librarian available or freed, a connection back.
     """
@@ -326,6 +430,8 @@ def waiting_chats_route(consortium: Consortium, now: datetime, queues: set[str] 
         rows = mentioning(rows, queues)
     chosen: list[tuple[str, list[Any]]] = []
     for chat_id, plan, step_index in rows.values_list("pk", "plan", "step_index"):
+        if chat_id in routed:
+            continue
         if queues is not None:
             reach = set(router.audience(plan_from_json(plan), max(step_index, 0)))
             if not reach & queues:
@@ -341,6 +447,9 @@ def librarian_presence_changed(librarian: StaffProfile, status: str, now: dateti
     """After commit of a presence change: available, waiting chats may now be offered; away, a step
     this librarian alone made answerable must move on now, not at its deadline (busy is not absent;
     away is)."""
+    routed: set[str] = set()
     if status == LibrarianPresence.Status.AWAY:
-        offers_reroute([librarian.pk], now)
-    waiting_chats_route(librarian.consortium, now, set(librarian_queues(librarian)))
+        # The chats offered to them, then the other waiting chats of their queues (a chat they
+        # declined in a step only they staffed): each chat once.
+        routed = offers_reroute([librarian.pk], now)
+    waiting_chats_route(librarian.consortium, now, set(librarian_queues(librarian)), routed)

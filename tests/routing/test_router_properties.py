@@ -25,6 +25,7 @@ from routing.router import (
     audience,
     cannot_answer,
     decide,
+    decide_reading,
     eligible,
     step_mode,
 )
@@ -283,3 +284,31 @@ def test_deciding_again_at_the_same_instant_changes_nothing(case: Case):
     assert second.expired == []
     assert second.notes == []
     assert second.deadline == first.deadline
+
+
+def restricted(sit: Situation, queues: frozenset[str] | None) -> Situation:
+    """The situation as routing.selectors.situation_for reads it for these queues only: their hours,
+    modes and changes, the present librarians serving them, shifts on them (None: everything)."""
+    if queues is None:
+        return sit
+    present = {queue: tuple(replace(lib, on_shift=lib.on_shift & queues) for lib in libs)
+               for queue, libs in sit.present.items() if queue in queues}
+    return replace(sit, open_queues=sit.open_queues & queues, present=present,
+                   queue_mode={q: m for q, m in sit.queue_mode.items() if q in queues},
+                   rota_driven=sit.rota_driven & queues,
+                   next_change={q: c for q, c in sit.next_change.items() if q in queues})
+
+
+@SETTINGS
+@given(cases())
+def test_deciding_on_the_steps_read_so_far_decides_as_on_the_whole_plan(case: Case):
+    """decide_reading reads the world step by step (routing.services.route): its answer is decide's."""
+    reads: list[frozenset[str] | None] = []
+
+    def read(queues: frozenset[str] | None) -> Situation:
+        reads.append(queues)
+        return restricted(case.situation, queues)
+
+    whole = decide(case.chat, restricted(case.situation, frozenset(audience(case.chat.plan, len(case.chat.plan) - 1))))
+    assert decide_reading(case.chat, case.now, read) == whole
+    assert 1 <= len(reads) <= 2
