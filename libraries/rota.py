@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, cast
 from zoneinfo import ZoneInfo
 
 from django.db import IntegrityError, transaction
-from django.db.models import CharField, DateField, F, IntegerField, Sum, Value
+from django.db.models import CharField, DateField, F, IntegerField, Q, Sum, Value
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy
 
@@ -204,14 +204,21 @@ def _crews_in_order(occurrences: Sequence[Occurrence]) -> list[frozenset[int]]:
 
 def librarian_occurrences(librarian: StaffProfile, start: datetime, end: datetime) -> list[Occurrence]:
     """The occurrences this librarian works in [start, end): assigned ones not handed over, and those taken."""
-    shift_ids = set(librarian.shift_assignments.values_list("shift_id", flat=True))
-    taken_over = set(ShiftSwap.objects.filter(taken_by=librarian, status=ShiftSwap.Status.TAKEN)
-                     .values_list("shift_id", "date"))
-    shift_ids |= {shift_id for shift_id, _ in taken_over}
-    handed = set(ShiftSwap.objects.filter(offered_by=librarian, status=ShiftSwap.Status.TAKEN)
-                 .values_list("shift_id", "date"))
-    shifts = shifts_of_ids(shift_ids)
+    # Read once each (a librarian going available asks this: docs/benchmarks.md, session 9).
     assigned = set(librarian.shift_assignments.values_list("shift_id", flat=True))
+    taken_over: set[tuple[int, date]] = set()
+    handed: set[tuple[int, date]] = set()
+    for shift_id, day, taker, giver in (
+            ShiftSwap.objects.filter(Q(taken_by=librarian) | Q(offered_by=librarian), status=ShiftSwap.Status.TAKEN)
+            .values_list("shift_id", "date", "taken_by_id", "offered_by_id")):
+        if taker == librarian.pk:
+            taken_over.add((shift_id, day))
+        if giver == librarian.pk:
+            handed.add((shift_id, day))
+    shift_ids = assigned | {shift_id for shift_id, _ in taken_over}
+    if not shift_ids:
+        return []
+    shifts = shifts_of_ids(shift_ids)
     return [o for o in occurrences_between(shifts, start, end)
             if (o.shift_id in assigned and o.key not in handed) or o.key in taken_over]
 

@@ -39,10 +39,11 @@ def shift_schedule(presence: LibrarianPresence, librarian: StaffProfile, now: da
     """
     consortium = librarian.consortium
     before = (presence.shift_end, presence.shift_warned)
-    spans = duty.duty_spans(librarian, now, now + duty.HORIZON)
+    schedule = duty.schedule_between(librarian, now, now + duty.HORIZON)
+    spans = schedule.spans
     if starting:
         shift_clear(presence)
-        if not duty.has_schedule(librarian):
+        if not schedule.known:
             return ""  # nothing is known of when they work: only the console's idle away applies
         if not duty.stretch_at(spans, now).on:
             # Available outside their duty (early, late, a day off): that is staying on, for a while.
