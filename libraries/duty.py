@@ -68,8 +68,9 @@ class Schedule:
 
 
 def schedule_between(librarian: StaffProfile, start: datetime, end: datetime) -> Schedule:
-    """duty_spans and has_schedule together, each thing read once: a librarian going available
-    waits for this (it was 16 statements)."""
+    """The librarian's rota occurrences and home library's hours overlapping [start, end), and whether
+    anything is known of when they work; each thing read once (a librarian going available waits for
+    this: it was 16 statements)."""
     occurrences = librarian_occurrences(librarian, start, end)
     spans = [(o.start, o.end) for o in occurrences]
     queue = _home_queue(librarian)
@@ -84,16 +85,3 @@ def schedule_between(librarian: StaffProfile, start: datetime, end: datetime) ->
 def _on_rota(librarian: StaffProfile) -> bool:
     return (ShiftAssignment.objects.filter(librarian=librarian).exists()
             or ShiftSwap.objects.filter(taken_by=librarian, status=ShiftSwap.Status.TAKEN).exists())
-
-
-def has_schedule(librarian: StaffProfile) -> bool:
-    """Whether the service knows anything of when this librarian works: rota shifts, or library hours."""
-    if _on_rota(librarian):
-        return True
-    queue = _home_queue(librarian)
-    return queue is not None and not queue.always_open and (bool(queue.weekly.all()) or bool(queue.special_hours.all()))
-
-
-def duty_spans(librarian: StaffProfile, start: datetime, end: datetime) -> list[Span]:
-    """The librarian's rota occurrences and home library's hours overlapping [start, end)."""
-    return schedule_between(librarian, start, end).spans

@@ -110,29 +110,18 @@ def present_views(consortium: Consortium, now: datetime, queues: set[str] | None
     if not candidates:
         return []
     views = []
-    kept = picture._views
-    if len(kept) > 4 * len(picture.staff) + 100:
-        kept.clear()  # idle times and loads move on: what is kept follows the staff, not the years
-    default_capacity = consortium.librarian_capacity
-    empty: frozenset[str] = frozenset()
     for profile_id, idle_since, active in presence_and_load(sorted(candidates)):
-        on_shift = shift_of.get(profile_id, empty)
-        key = (profile_id, idle_since, active, on_shift, default_capacity)
-        view = kept.get(key) if idle_since is not None else None
-        if view is None:
-            entry = picture.staff[profile_id]
-            view = router.Librarian(
-                id=profile_id,
-                queues=frozenset([entry.library_slug, *entry.shared, *on_shift]),
-                capacity=entry.capacity if entry.capacity is not None else default_capacity,
-                active=active,
-                languages=entry.languages,
-                idle_since=idle_since or now,
-                on_shift=on_shift,
-            )
-            if idle_since is not None:  # else idle "since now", which a later read must not reuse
-                kept[key] = view
-        views.append(view)
+        entry = picture.staff[profile_id]
+        on_shift = shift_of.get(profile_id, frozenset())
+        views.append(router.Librarian(
+            id=profile_id,
+            queues=frozenset([entry.library_slug, *entry.shared, *on_shift]),
+            capacity=entry.capacity if entry.capacity is not None else consortium.librarian_capacity,
+            active=active,
+            languages=entry.languages,
+            idle_since=idle_since or now,
+            on_shift=on_shift,
+        ))
     return views
 
 

@@ -57,10 +57,6 @@ class Structure:
     _plans: dict[tuple[int | None, int, int], tuple[routing_router.Step, ...]] = field(default_factory=dict)
     _crews: dict[tuple[int, date], frozenset[int]] = field(default_factory=dict)
     _shift_changes: tuple[datetime, dict[str, datetime]] | None = None
-    # routing.selectors.present_views: a librarian as the router sees them, by everything that makes
-    # one (a presence change re-routes hundreds of chats, reading a thousand librarians per batch).
-    _views: dict[tuple[int, datetime | None, int, frozenset[str], int], routing_router.Librarian] = field(
-        default_factory=dict)
 
     def plan_for(self, home: Library | None, consortium: Consortium) -> tuple[routing_router.Step, ...]:
         """default_plan(home, consortium); the consortium's timeouts are part of the key, since its

@@ -197,14 +197,16 @@ _OFFERS_SQL = (
     + ", ".join(f"{name} = EXCLUDED.{name}" for name in OFFER_UPSERTED))
 
 
-def _by_server(sql: str, columns: list[list[Any]]) -> None:
-    """One statement on psycopg's own cursor, in the caller's transaction."""
+def _by_server(sql: str, columns: list[list[Any]], *, rows: bool = False) -> list[tuple[Any, ...]]:
+    """One statement on psycopg's own cursor, in the caller's transaction; its rows, all at once
+    when asked (fetched a row at a time, thousands of offers cost more than the query)."""
     from routing.message_store import PREPARE  # one switch for prepared statements (pgbouncer)
 
     connection = connections[Offer.objects.db]
     connection.ensure_connection()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(sql, columns, prepare=PREPARE)
+        return cursor.fetchall() if rows else []
 
 
 def _traces_insert(traces: list[TraceEvent]) -> None:
@@ -383,15 +385,10 @@ def _current_offers(serials: dict[str, int]) -> dict[str, list[tuple[int, str, s
             if serial == serials[chat_id]:
                 found[chat_id].append((librarian_id, status, mode, expires))
         return found
-    from routing.message_store import PREPARE  # one switch for prepared statements (pgbouncer)
-
     ids = list(serials)
-    connection = connections[Offer.objects.db]
-    connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(_OFFERS_OF_STEPS_SQL, [ids, [serials[pk] for pk in ids]], prepare=PREPARE)
-        for chat_id, librarian_id, status, mode, expires in cursor.fetchall():  # at once: a row at a time costs
-            found[chat_id].append((librarian_id, status, mode, expires))
+    for chat_id, librarian_id, status, mode, expires in _by_server(
+            _OFFERS_OF_STEPS_SQL, [ids, [serials[pk] for pk in ids]], rows=True):
+        found[chat_id].append((librarian_id, status, mode, expires))
     return found
 
 
