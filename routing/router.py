@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 BROADCAST = "broadcast"
 DIRECT = "direct"
@@ -39,8 +40,10 @@ class Librarian:
     on_shift: frozenset[str] = frozenset()  # rota-driven queues this librarian is on shift for now
 
 
-@dataclass(frozen=True)
-class OpenOffer:
+class OpenOffer(NamedTuple):
+    # A tuple, not a frozen dataclass: a chat in a shared queue's step holds an open offer per
+    # librarian of its audience (~100), read for each of the hundreds of chats that one librarian's
+    # presence change re-routes, and a dataclass cost three times as much to make.
     librarian: int
     mode: str
     expires_at: datetime | None

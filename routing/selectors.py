@@ -6,6 +6,7 @@ import re
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -213,29 +214,46 @@ _OPEN = Offer.Status.OPEN.value
 _DECLINED = frozenset({Offer.Status.DECLINED.value, Offer.Status.EXPIRED.value})
 
 
-def waiting_chat_view(chat: Chat, offers: list[tuple[int, str, str, datetime | None]] | None = None
-                      ) -> router.WaitingChat:
-    """The chat as the router sees it. `offers`: its offers of the current step, (librarian, status,
-    mode, expires_at), when the caller read them already (a batch, or a chat made a moment ago)."""
+@dataclass(frozen=True)
+class StepOffers:
+    """A chat's offers of its current step as the router sees them: those still open, everyone
+    offered whatever came of it, and who declined or let theirs expire."""
+
+    open: tuple[router.OpenOffer, ...] = ()
+    offered: frozenset[int] = frozenset()
+    declined: frozenset[int] = frozenset()
+
+    @classmethod
+    def of_rows(cls, rows: Iterable[tuple[int, str, str, datetime | None]]) -> StepOffers:
+        """From (librarian, status, mode, expires_at) rows, in one pass: a chat re-routed by a
+        presence change may have an offer per librarian of a shared queue, and a shared-queue
+        librarian's change re-routes hundreds of such chats."""
+        open_offers: list[router.OpenOffer] = []
+        offered: set[int] = set()
+        declined: set[int] = set()
+        for librarian, status, mode, expires in rows:
+            offered.add(librarian)
+            if status == _OPEN:
+                open_offers.append(router.OpenOffer(librarian, mode, expires))
+            elif status in _DECLINED:
+                declined.add(librarian)
+        return cls(tuple(open_offers), frozenset(offered), frozenset(declined))
+
+
+NO_OFFERS = StepOffers()
+
+
+def waiting_chat_view(chat: Chat, offers: StepOffers | None = None) -> router.WaitingChat:
+    """The chat as the router sees it. `offers`: its offers of the current step, when the caller
+    read them already (a batch, or a chat made a moment ago: NO_OFFERS)."""
     # Four columns, not model instances: a chat in a late step has an offer row per librarian of
     # its audience, and this runs on every routing of it.
     if offers is None:
-        offers = list(Offer.objects.filter(chat=chat, step_serial=chat.step_serial)
-                      .values_list("librarian_id", "status", "mode", "expires_at"))
+        offers = StepOffers.of_rows(Offer.objects.filter(chat=chat, step_serial=chat.step_serial)
+                                    .values_list("librarian_id", "status", "mode", "expires_at"))
     gone: datetime | None = chat.patron_left_at
     if not chat.patron_joined:
         gone = chat.created_at + NEVER_JOINED_AFTER
-    # One pass: a chat re-routed by a presence change may have an offer per librarian of a shared
-    # queue, and a shared-queue librarian's change re-routes hundreds of such chats.
-    open_offers: list[router.OpenOffer] = []
-    offered: set[int] = set()
-    declined: set[int] = set()
-    for librarian, status, mode, expires in offers:
-        offered.add(librarian)
-        if status == _OPEN:
-            open_offers.append(router.OpenOffer(librarian, mode, expires))
-        elif status in _DECLINED:
-            declined.add(librarian)
     return router.WaitingChat(
         id=chat.pk,
         plan=plan_from_json(chat.plan),
@@ -244,9 +262,9 @@ def waiting_chat_view(chat: Chat, offers: list[tuple[int, str, str, datetime | N
         arrived_at=chat.arrived_at,
         created_at=chat.created_at,
         language=chat.language,
-        offers=tuple(open_offers),
-        offered=frozenset(offered),
-        declined=frozenset(declined),
+        offers=offers.open,
+        offered=offers.offered,
+        declined=offers.declined,
         max_wait_passed=chat.max_wait_passed,
         patron_gone_since=gone if chat.state == ChatState.QUEUED else None,
     )

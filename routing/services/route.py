@@ -7,7 +7,7 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Collection, Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -16,12 +16,13 @@ from django.db import connections, transaction
 from django.db.models import Field, QuerySet
 
 from consortium.models import Consortium
-from consortium.queries import only_row
 from libraries.models import StaffProfile
 from routing import events, frames, router
 from routing.models import Chat, ChatState, LibrarianPresence, Offer, TraceEvent
 from routing.plan import plan_from_json
 from routing.selectors import (
+    NO_OFFERS,
+    StepOffers,
     librarian_queues,
     mentioning,
     plan_json_queues,
@@ -64,7 +65,7 @@ def chat_route_new(chat: Chat, now: datetime, *, first_trace: TraceEvent, struct
     """Route a chat not yet written (chats.chat_start): it has no offers to read, and its row, its first
     trace line (`first_trace`) and the router's lines and offers are written in one go, in the
     caller's transaction."""
-    view = waiting_chat_view(chat, offers=[])
+    view = waiting_chat_view(chat, offers=NO_OFFERS)
     decision = _decide(chat, view, now, structure)
     writes = Writes()
     writes.created.append(chat)
@@ -86,7 +87,9 @@ class SharedSituation:
     been with a read per chat, give or take that much.
     """
 
-    MAX_AGE = 1.0  # seconds of wall-clock time (chats_route also reads it again for each batch)
+    # Seconds of wall-clock time. It was read again for every batch of BATCH chats: a read of ~1,000
+    # librarians' presence and load cost a fifth of re-routing a shared queue's 650 chats.
+    MAX_AGE = 0.25
 
     def __init__(self, consortium: Consortium, now: datetime, queues: set[str] | None) -> None:
         self.consortium = consortium
@@ -197,7 +200,7 @@ _OFFERS_SQL = (
     + ", ".join(f"{name} = EXCLUDED.{name}" for name in OFFER_UPSERTED))
 
 
-def _by_server(sql: str, columns: list[list[Any]], *, rows: bool = False) -> list[tuple[Any, ...]]:
+def _by_server(sql: str, params: list[Any], *, rows: bool = False) -> list[tuple[Any, ...]]:
     """One statement on psycopg's own cursor, in the caller's transaction; its rows, all at once
     when asked (fetched a row at a time, thousands of offers cost more than the query)."""
     from routing.message_store import PREPARE  # one switch for prepared statements (pgbouncer)
@@ -205,7 +208,7 @@ def _by_server(sql: str, columns: list[list[Any]], *, rows: bool = False) -> lis
     connection = connections[Offer.objects.db]
     connection.ensure_connection()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, columns, prepare=PREPARE)
+        cursor.execute(sql, params, prepare=PREPARE)
         return cursor.fetchall() if rows else []
 
 
@@ -221,18 +224,29 @@ def _offers_upsert(offers: list[Offer]) -> None:
 
 
 def _chats_update(chats: list[Chat], fields: tuple[str, ...]) -> None:
-    """`chat.save(update_fields=fields)` for many chats, as one statement sent once per row in a
-    single round of executemany (psycopg pipelines it): Django's bulk_update builds a CASE per field
-    and row, which cost more Python than the rest of routing a batch."""
+    """`chat.save(update_fields=fields)` for many chats. Django's bulk_update builds a CASE per field
+    and row, which cost more Python than the rest of routing a batch. On PostgreSQL: one statement,
+    each column bound by the server as one array (as the offers and trace lines are); elsewhere one
+    statement sent once per row in a single round of executemany."""
     connection = connections[Chat.objects.db]
     columns = [field for name in fields if isinstance(field := Chat._meta.get_field(name), Field)]
     assert len(columns) == len(fields), "columns of the chat's own table only"
-    assignments = ", ".join(f"{connection.ops.quote_name(str(column.column))} = %s" for column in columns)
-    sql = f"UPDATE {connection.ops.quote_name(Chat._meta.db_table)} SET {assignments} WHERE id = %s"
-    rows = [[column.get_db_prep_save(getattr(chat, column.attname), connection) for column in columns] + [chat.pk]
-            for chat in chats]
+    values = [[column.get_db_prep_save(getattr(chat, column.attname), connection) for chat in chats]
+              for column in columns]
+    ids = [chat.pk for chat in chats]
+    quote = connection.ops.quote_name
+    table = quote(Chat._meta.db_table)
+    if _by_hand():
+        arrays = ", ".join(f"%s::{column.db_type(connection)}[]" for column in [Chat._meta.pk, *columns])
+        names = ", ".join(f"c{i}" for i in range(len(columns)))
+        assignments = ", ".join(f"{quote(str(column.column))} = v.c{i}" for i, column in enumerate(columns))
+        _by_server(f"UPDATE {table} SET {assignments} FROM unnest({arrays}) AS v(id, {names}) "
+                   f"WHERE {table}.id = v.id", [ids, *values])
+        return
+    assignments = ", ".join(f"{quote(str(column.column))} = %s" for column in columns)
     with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
+        cursor.executemany(f"UPDATE {table} SET {assignments} WHERE id = %s",
+                           [[*row, chat_id] for *row, chat_id in zip(*values, ids, strict=True)])
 
 
 def _apply(chat: Chat, decision: router.Decision, now: datetime, view: router.WaitingChat, writes: Writes
@@ -301,7 +315,7 @@ def chat_route(chat_id: str, now: datetime, *, skip_locked: bool = False,
     """Look at one chat again (its deadline passed, or something it depends on changed)."""
     touched: set[int] = set()
     with transaction.atomic():
-        chat = only_row(_for_routing(Chat.objects.filter(pk=chat_id), skip_locked))
+        chat = next(iter(_for_routing(Chat.objects.filter(pk=chat_id), skip_locked)), None)
         if chat is None:
             return
         writes = Writes()
@@ -310,16 +324,26 @@ def chat_route(chat_id: str, now: datetime, *, skip_locked: bool = False,
     offers_reroute(touched, now)
 
 
-def _for_routing(chats: QuerySet[Chat], skip_locked: bool) -> QuerySet[Chat]:
+def _for_routing(chats: QuerySet[Chat], skip_locked: bool, consortium: Consortium | None = None) -> list[Chat]:
     """Chats locked for routing, with what routing reads of them: the consortium's settings and the
     home library (offer frames name it). Not the librarian, as services.common.chat_lock does: a
     waiting chat has none, and joining four more tables made the lock the widest read of a step
-    timeout (an idle active chat ended here loads its librarian when it needs them)."""
-    return chats.select_for_update(skip_locked=skip_locked, of=("self",)).select_related("consortium", "home_library")
+    timeout (an idle active chat ended here loads its librarian when it needs them).
+
+    Given the `consortium` a batch's chats belong to, it is not read again with each chat: its
+    settings are sixty columns, and compiling and loading them was a fifth of locking a batch."""
+    locked = chats.select_for_update(skip_locked=skip_locked, of=("self",))
+    if consortium is None:
+        return list(locked.select_related("consortium", "home_library"))
+    found = list(locked.select_related("home_library"))
+    for chat in found:
+        if chat.consortium_id == consortium.pk:
+            chat.consortium = consortium
+    return found
 
 
 def _route_one_locked(chat: Chat, now: datetime, shared: SharedSituation | None,
-                      offers: list[tuple[int, str, str, datetime | None]] | None, writes: Writes) -> set[int]:
+                      offers: StepOffers | None, writes: Writes) -> set[int]:
     touched: set[int] = set()
     if chat.state == ChatState.QUEUED:
         view = waiting_chat_view(chat, offers=offers)
@@ -356,11 +380,10 @@ def chats_route(chat_ids: list[str], now: datetime, *, shared: SharedSituation, 
         # committed: one trip into the event loop instead of one per chat.
         outbox: events.Outbox = []
         with events.collected(outbox), transaction.atomic():
-            locked = list(_for_routing(Chat.objects.filter(pk__in=batch), skip_locked).order_by("pk"))
+            locked = _for_routing(Chat.objects.filter(pk__in=batch).order_by("pk"), skip_locked, shared.consortium)
             serials = {chat.pk: chat.step_serial for chat in locked if chat.state == ChatState.QUEUED}
             offers = _current_offers(serials)
             writes = Writes()
-            shared.stale()  # read once per batch, inside its transaction: what others changed meanwhile
             by_id = {chat.pk: chat for chat in locked}
             for chat_id in batch:  # in the caller's order (arrival, deadline): the order of the offers sent
                 if chat_id in by_id:
@@ -370,32 +393,60 @@ def chats_route(chat_ids: list[str], now: datetime, *, shared: SharedSituation, 
     offers_reroute(touched, now)
 
 
-def _current_offers(serials: dict[str, int]) -> dict[str, list[tuple[int, str, str, datetime | None]]]:
+def _current_offers(serials: dict[str, int]) -> dict[str, StepOffers]:
     """The offers of these chats' current steps (chat -> step serial), as waiting_chat_view takes them.
 
-    A chat in a shared queue's step has an offer per librarian of its audience (40 on average at
-    benchmark scale): 2,000 rows for a batch, read through the ORM in a quarter of a second."""
-    found: dict[str, list[tuple[int, str, str, datetime | None]]] = {pk: [] for pk in serials}
+    A chat in a shared queue's step has an offer per librarian of its audience (about a hundred at
+    benchmark scale): thousands of rows for a batch. On PostgreSQL the server groups them into a row
+    of arrays per chat, which psycopg's C loaders read whole, and only the open offers' modes and
+    expiries come back (as epoch seconds: Django's timestamptz loader is Python, per value)."""
     if not serials:
-        return found
+        return {}
     if not _by_hand():
+        rows: dict[str, list[tuple[int, str, str, datetime | None]]] = {pk: [] for pk in serials}
         for chat_id, serial, librarian_id, status, mode, expires in (
                 Offer.objects.filter(chat_id__in=list(serials))
                 .values_list("chat_id", "step_serial", "librarian_id", "status", "mode", "expires_at")):
             if serial == serials[chat_id]:
-                found[chat_id].append((librarian_id, status, mode, expires))
-        return found
+                rows[chat_id].append((librarian_id, status, mode, expires))
+        return {chat_id: StepOffers.of_rows(found) for chat_id, found in rows.items()}
+    found = dict.fromkeys(serials, NO_OFFERS)
     ids = list(serials)
-    for chat_id, librarian_id, status, mode, expires in _by_server(
-            _OFFERS_OF_STEPS_SQL, [ids, [serials[pk] for pk in ids]], rows=True):
-        found[chat_id].append((librarian_id, status, mode, expires))
+    for chat_id, offered, declined, open_ids, open_modes, open_expiries in _by_server(
+            _OFFERS_OF_STEPS_SQL, [_DECLINED, _OPEN, _OPEN, _OPEN, ids, [serials[pk] for pk in ids]], rows=True):
+        if set(open_modes) <= _BROADCAST_MODE and not any(open_expiries):
+            open_offers = tuple(map(_BROADCAST_OFFERS.__getitem__, open_ids))
+        else:  # a direct offer, one at a time, with its countdown
+            open_offers = tuple(router.OpenOffer(librarian, mode, None if expires is None else _EPOCH + timedelta(
+                seconds=expires)) for librarian, mode, expires in zip(open_ids, open_modes, open_expiries, strict=True))
+        found[chat_id] = StepOffers(open=open_offers, offered=frozenset(offered), declined=frozenset(declined))
     return found
 
 
+class _BroadcastOffers(dict[int, router.OpenOffer]):
+    """An open broadcast offer is the same value for every chat (librarian, broadcast, no expiry): one
+    per librarian, made once per process. A shared queue's chats hold about a hundred each, and
+    making them afresh for each chat was a sixth of re-routing them."""
+
+    def __missing__(self, librarian: int) -> router.OpenOffer:
+        offer = self[librarian] = router.OpenOffer(librarian, router.BROADCAST, None)
+        return offer
+
+
+_BROADCAST_OFFERS = _BroadcastOffers()
+_BROADCAST_MODE = frozenset({router.BROADCAST})
+_OPEN = Offer.Status.OPEN.value
+_DECLINED = [Offer.Status.DECLINED.value, Offer.Status.EXPIRED.value]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _OFFERS_OF_STEPS_SQL = (
-    f"SELECT o.chat_id, o.librarian_id, o.status, o.mode, o.expires_at FROM {Offer._meta.db_table} o "
+    "SELECT o.chat_id, array_agg(o.librarian_id), "
+    "coalesce(array_agg(o.librarian_id) FILTER (WHERE o.status = ANY(%s::text[])), '{}'), "
+    "coalesce(array_agg(o.librarian_id ORDER BY o.id) FILTER (WHERE o.status = %s), '{}'), "
+    "coalesce(array_agg(o.mode ORDER BY o.id) FILTER (WHERE o.status = %s), '{}'), "
+    "coalesce(array_agg(extract(epoch FROM o.expires_at)::float8 ORDER BY o.id) FILTER (WHERE o.status = %s), '{}') "
+    f"FROM {Offer._meta.db_table} o "
     "JOIN unnest(%s::text[], %s::integer[]) AS s(chat_id, serial) "
-    "ON o.chat_id = s.chat_id AND o.step_serial = s.serial")
+    "ON o.chat_id = s.chat_id AND o.step_serial = s.serial GROUP BY o.chat_id")
 
 
 def offers_reroute(librarian_ids: Iterable[int], now: datetime) -> set[str]:
