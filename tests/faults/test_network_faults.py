@@ -4,18 +4,16 @@
   link without a FIN or an RST (a pulled cable, a laptop lid closed on Wi-Fi). Nothing tells the
   server; only daphne's pings can. The librarian must be shown offline, and their chat go back to
   routing, within the ping interval plus the ping timeout (deploy/Procfile) plus the reconnect grace.
-- A reconnect storm: 2,000 sockets (1,000 chats: a patron and a staff socket each) connecting at
-  once, as after a web process restart or a network blip: not one handshake may fail.
+
+The reconnect storm is tests/faults/test_storm.py.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
 import re
-import resource
 import subprocess
 import time
 from collections.abc import Iterator
@@ -138,47 +136,3 @@ async def test_a_half_open_connection_shows_the_librarian_offline_within_the_pin
             await client.wait()
         print(stack.logs()[-4000:])
         stack.stop()
-
-
-# --- the reconnect storm -----------------------------------------------------------------------------
-
-
-def storm_args(chats: int) -> argparse.Namespace:
-    """bench/ws_load.py's options for a storm, then 10 s in which every patron says something once and
-    its librarian answers (every socket is live after the storm), and no new chats after the ramp."""
-    return argparse.Namespace(
-        chats=chats, webs=2, interval=10.0, duration=10.0, ramp_rate=10.0, probe_rate=0.0, libraries=50,
-        chats_per_librarian=10, capacity=20, idle_staff=None,
-        # A browser waits as long for a handshake: generous on a slow machine shared with other runs.
-        connect_timeout=180.0, drain=60.0, seed=4,
-        # The 1,000 starts are this test's set-up, not what it tests: no start is shed for the machine's
-        # load (routing/admission.py; shedding is tests/faults/test_overload.py's).
-        stack_env=["VR_CHAT_START_MAX_IN_FLIGHT=0", "VR_CHAT_START_MAX_LOOP_LAG=0", "VR_CHAT_START_MAX_DB_BACKLOG=0"])
-
-
-def test_two_thousand_sockets_reconnecting_at_once_have_no_handshake_error() -> None:
-    from bench import ws_load  # the load generator of docs/benchmarks.md, used as a library
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # one process holds all 2,000 client sockets
-    try:
-        args = storm_args(1000)
-        plan = ws_load.make_plan(args)
-        target = ws_load.DjangoTarget(args, plan)
-        try:
-            result = asyncio.run(ws_load.drive(target, plan, args))
-        finally:
-            target.stop()
-    finally:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-    storm = result["storm"]
-    print("storm:", json.dumps(storm), "counts:", json.dumps(result["counts"]))
-    assert result["ramp"]["chats_assigned"] == 1000, result["ramp"]
-    assert storm["sockets"] == 2000
-    # Not one socket failed to open, nor to get its joined / hello, within the deadline.
-    assert storm["errors"] == 0, storm["error_kinds"]
-    assert result["counts"].get("chat missing from hello after reconnect", 0) == 0, result["counts"]
-    # And every socket is live afterwards: each patron's message reached its librarian, each answer its patron.
-    steady = result["steady"]
-    assert steady["sent_by_patrons"] >= 900, steady
-    assert steady["lost_patron_to_librarian"] == 0 and steady["lost_librarian_to_patron"] == 0, steady
