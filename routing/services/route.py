@@ -7,7 +7,7 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Collection, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -21,6 +21,7 @@ from routing import events, frames, router
 from routing.models import Chat, ChatState, LibrarianPresence, Offer, TraceEvent
 from routing.plan import plan_from_json
 from routing.selectors import (
+    EPOCH,
     NO_OFFERS,
     StepOffers,
     librarian_queues,
@@ -399,7 +400,7 @@ def _current_offers(serials: dict[str, int]) -> dict[str, StepOffers]:
     A chat in a shared queue's step has an offer per librarian of its audience (about a hundred at
     benchmark scale): thousands of rows for a batch. On PostgreSQL the server groups them into a row
     of arrays per chat, which psycopg's C loaders read whole, and only the open offers' modes and
-    expiries come back (as epoch seconds: Django's timestamptz loader is Python, per value)."""
+    expiries come back (in microseconds since the epoch: Django's timestamptz loader is Python)."""
     if not serials:
         return {}
     if not _by_hand():
@@ -417,8 +418,9 @@ def _current_offers(serials: dict[str, int]) -> dict[str, StepOffers]:
         if set(open_modes) <= _BROADCAST_MODE and not any(open_expiries):
             open_offers = tuple(map(_BROADCAST_OFFERS.__getitem__, open_ids))
         else:  # a direct offer, one at a time, with its countdown
-            open_offers = tuple(router.OpenOffer(librarian, mode, None if expires is None else _EPOCH + timedelta(
-                seconds=expires)) for librarian, mode, expires in zip(open_ids, open_modes, open_expiries, strict=True))
+            open_offers = tuple(router.OpenOffer(librarian, mode, None if expires is None else EPOCH + timedelta(
+                microseconds=expires)) for librarian, mode, expires in zip(open_ids, open_modes, open_expiries,
+                                                                           strict=True))
         found[chat_id] = StepOffers(open=open_offers, offered=frozenset(offered), declined=frozenset(declined))
     return found
 
@@ -437,13 +439,13 @@ _BROADCAST_OFFERS = _BroadcastOffers()
 _BROADCAST_MODE = frozenset({router.BROADCAST})
 _OPEN = Offer.Status.OPEN.value
 _DECLINED = [Offer.Status.DECLINED.value, Offer.Status.EXPIRED.value]
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _OFFERS_OF_STEPS_SQL = (
     "SELECT o.chat_id, array_agg(o.librarian_id), "
     "coalesce(array_agg(o.librarian_id) FILTER (WHERE o.status = ANY(%s::text[])), '{}'), "
     "coalesce(array_agg(o.librarian_id ORDER BY o.id) FILTER (WHERE o.status = %s), '{}'), "
     "coalesce(array_agg(o.mode ORDER BY o.id) FILTER (WHERE o.status = %s), '{}'), "
-    "coalesce(array_agg(extract(epoch FROM o.expires_at)::float8 ORDER BY o.id) FILTER (WHERE o.status = %s), '{}') "
+    "coalesce(array_agg((extract(epoch FROM o.expires_at) * 1000000)::int8 ORDER BY o.id) "
+    "FILTER (WHERE o.status = %s), '{}') "
     f"FROM {Offer._meta.db_table} o "
     "JOIN unnest(%s::text[], %s::integer[]) AS s(chat_id, serial) "
     "ON o.chat_id = s.chat_id AND o.step_serial = s.serial GROUP BY o.chat_id")
