@@ -25,11 +25,11 @@ from routing.selectors import (
     NO_OFFERS,
     StepOffers,
     librarian_queues,
-    mentioning,
     plan_json_queues,
     plan_queues,
     situation_for,
     waiting_chat_view,
+    waiting_for,
 )
 from routing.services.common import (
     LOGGED_KINDS,
@@ -477,7 +477,7 @@ def waiting_chats_route(consortium: Consortium, now: datetime, queues: set[str] 
     """
     rows = Chat.objects.filter(consortium=consortium, state=ChatState.QUEUED).order_by("arrived_at")
     if queues is not None:
-        rows = mentioning(rows, queues)
+        rows = waiting_for(rows, queues)
     chosen: list[tuple[str, list[Any]]] = []
     for chat_id, plan, step_index in rows.values_list("pk", "plan", "step_index"):
         if chat_id in routed:

@@ -8,6 +8,7 @@ match on their plan (mentioning). Each is checked here against the straightforwa
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 
 from libraries.models import Library
 from routing import router, selectors
@@ -63,6 +64,30 @@ def test_mentioning_keeps_exactly_the_chats_whose_plan_names_a_queue() -> None:
     for queues in ({"home"}, {"partner"}, {"statewide"}, {"home-2"}, {"hom"}, {"home", "home-2"}, set()):
         expected = {c.pk for c in rows if not queues or queues & {q for s in c.plan for q in s["queues"]}}
         assert set(selectors.mentioning(rows, queues).values_list("pk", flat=True)) == expected, queues
+
+
+def test_waiting_for_keeps_every_chat_whose_audience_meets_the_queues() -> None:
+    """The first cut of the chats a presence change routes: on PostgreSQL through the audience column,
+    elsewhere the plan's text. It may keep more (callers check each audience) but never fewer; on
+    PostgreSQL it keeps no chat whose audience misses them, however its later steps read."""
+    consortium = make_consortium("vr")
+    make_shared_queue(consortium, "statewide")
+    partner = make_library(consortium, "partner")
+    make_library(consortium, "home", partners=[partner])
+    make_library(consortium, "home-2", partners=[partner])
+    go_online(make_staff(partner, "p1"), T0)
+    chats = [start(consortium, at(i), library_slug=slug) for i, slug in enumerate(["home", "partner", "home-2"])]
+    last = len(chats[0].plan) - 1
+    Chat.objects.filter(pk=chats[0].pk).update(step_index=last)  # moved on to its last step, the shared queue
+    rows = Chat.objects.filter(consortium=consortium, state="queued")
+    assert rows.count() == 3
+    exact = connection.vendor == "postgresql"
+    for queues in ({"home"}, {"partner"}, {"statewide"}, {"home-2"}, {"hom"}, {"home", "statewide"}):
+        reached = {c.pk for c in rows if queues & set(router.audience(plan_from_json(c.plan), max(c.step_index, 0)))}
+        kept = set(selectors.waiting_for(rows, queues).values_list("pk", flat=True))
+        assert reached <= kept, queues
+        if exact:
+            assert kept == reached, queues
 
 
 def test_queue_position_counts_the_earlier_chats_whose_audience_meets_this_ones() -> None:
