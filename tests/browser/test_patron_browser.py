@@ -18,8 +18,8 @@ import os
 import re
 import shutil
 import tempfile
-import time
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
