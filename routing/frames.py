@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from libraries.models import Library, StaffProfile
 from routing.models import Chat, Mention, Message, Offer, Share, StaffRoomLine, TraceEvent
@@ -100,7 +100,21 @@ def resent_frame(message: Frame) -> Frame:
     return {**message, "resent": True}
 
 
-def offer_frame(offer: Offer, chat: Chat) -> Frame:
+class OfferShown(Protocol):
+    """What an offer frame tells of an offer: an Offer row, or one routing has just made
+    (routing.services.route.OfferMade)."""
+
+    @property
+    def queue(self) -> str: ...
+    @property
+    def step(self) -> str: ...
+    @property
+    def mode(self) -> str: ...
+    @property
+    def expires_at(self) -> datetime | None: ...
+
+
+def offer_frame(offer: OfferShown, chat: Chat) -> Frame:
     return {
         "type": "offer",
         "chat": chat.pk,
