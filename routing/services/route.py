@@ -451,7 +451,7 @@ def _current_offers(serials: dict[str, int]) -> dict[str, StepOffers]:
     found = dict.fromkeys(serials, NO_OFFERS)
     ids = list(serials)
     for chat_id, offered, declined, open_ids, open_modes, open_expiries in _by_server(
-            _OFFERS_OF_STEPS_SQL, [_DECLINED, _OPEN, _OPEN, _OPEN, ids, [serials[pk] for pk in ids]], rows=True):
+            _OFFERS_OF_STEPS_SQL, [ids, [serials[pk] for pk in ids], _DECLINED, _OPEN, _OPEN, _OPEN], rows=True):
         if set(open_modes) <= _BROADCAST_MODE and not any(open_expiries):
             open_offers = tuple(map(_BROADCAST_OFFERS.__getitem__, open_ids))
         else:  # a direct offer, one at a time, with its countdown
@@ -476,16 +476,20 @@ _BROADCAST_OFFERS = _BroadcastOffers()
 _BROADCAST_MODE = frozenset({router.BROADCAST})
 _OPEN = Offer.Status.OPEN.value
 _DECLINED = [Offer.Status.DECLINED.value, Offer.Status.EXPIRED.value]
+# Each chat's offers aggregated on their own (LATERAL), not joined and then grouped: grouping sorted
+# the batch's ~5,000 rows by chat id (text), and each ordered aggregate sorted its chat's rows again;
+# a third of the statement's time. The three open-offer arrays stay aligned without an ORDER BY:
+# PostgreSQL feeds every aggregate of a group the same rows in the same order, and their filters are
+# the same.
 _OFFERS_OF_STEPS_SQL = (
-    "SELECT o.chat_id, array_agg(o.librarian_id), "
+    "SELECT s.chat_id, a.* FROM unnest(%s::text[], %s::integer[]) AS s(chat_id, serial) CROSS JOIN LATERAL ("
+    "SELECT array_agg(o.librarian_id), "
     "coalesce(array_agg(o.librarian_id) FILTER (WHERE o.status = ANY(%s::text[])), '{}'), "
-    "coalesce(array_agg(o.librarian_id ORDER BY o.id) FILTER (WHERE o.status = %s), '{}'), "
-    "coalesce(array_agg(o.mode ORDER BY o.id) FILTER (WHERE o.status = %s), '{}'), "
-    "coalesce(array_agg((extract(epoch FROM o.expires_at) * 1000000)::int8 ORDER BY o.id) "
-    "FILTER (WHERE o.status = %s), '{}') "
-    f"FROM {Offer._meta.db_table} o "
-    "JOIN unnest(%s::text[], %s::integer[]) AS s(chat_id, serial) "
-    "ON o.chat_id = s.chat_id AND o.step_serial = s.serial GROUP BY o.chat_id")
+    "coalesce(array_agg(o.librarian_id) FILTER (WHERE o.status = %s), '{}'), "
+    "coalesce(array_agg(o.mode) FILTER (WHERE o.status = %s), '{}'), "
+    "coalesce(array_agg((extract(epoch FROM o.expires_at) * 1000000)::int8) FILTER (WHERE o.status = %s), '{}') "
+    f"FROM {Offer._meta.db_table} o WHERE o.chat_id = s.chat_id AND o.step_serial = s.serial "
+    "HAVING count(*) > 0) AS a")
 
 
 def offers_reroute(librarian_ids: Iterable[int], now: datetime) -> set[str]:

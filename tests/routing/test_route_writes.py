@@ -13,8 +13,9 @@ from django.db import IntegrityError, transaction
 
 from consortium.queries import pipelined
 from routing.models import Message, Offer, TraceEvent
+from routing.selectors import NO_OFFERS, StepOffers
 from routing.services.chats import _first_line_write
-from routing.services.route import OfferMade, TraceLine, Writes
+from routing.services.route import OfferMade, TraceLine, Writes, _current_offers
 from tests.routing.routing_helpers import T0, at, go_online, staff, start, world
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -74,3 +75,32 @@ def test_a_new_chat_is_written_whole_with_its_offers_and_first_line() -> None:
     assert set(Offer.objects.filter(chat=chat, status=Offer.Status.OPEN).values_list("librarian_id", flat=True)) == {
         lena.pk}
     assert TraceEvent.objects.filter(chat=chat).order_by("pk").values_list("kind", flat=True)[0] == "created"
+
+
+def test_a_batch_reads_each_chats_current_offers_as_the_router_sees_them() -> None:
+    w = world()
+    first = start(w.consortium, T0, library_slug="home")
+    second = start(w.consortium, T0, library_slug="home")
+    people = [staff(w.home, name) for name in ("ana", "ben", "cai", "dee", "eve", "fay")]
+    writes = Writes()
+    for chat in (first, second):
+        writes.offers += [OfferMade(chat.pk, p.pk, 70, "local", "home", "direct" if i % 2 else "broadcast",
+                                    at(1), at(30 + i) if i % 2 else None) for i, p in enumerate(people)]
+        writes.offers.append(OfferMade(chat.pk, people[0].pk, 69, "local", "home", "broadcast", at(0), None))
+    with transaction.atomic():
+        writes.flush()
+    for status, person in ((Offer.Status.DECLINED, people[1]), (Offer.Status.EXPIRED, people[2]),
+                           (Offer.Status.WITHDRAWN, people[3])):
+        Offer.objects.filter(chat=first, librarian=person).update(status=status)
+
+    read = _current_offers({first.pk: 70, second.pk: 70, "no such chat": 70})
+
+    assert read["no such chat"] == NO_OFFERS
+    for chat in (first, second):
+        expected = StepOffers.of_rows(Offer.objects.filter(chat=chat, step_serial=70)
+                                      .values_list("librarian_id", "status", "mode", "expires_at"))
+        assert set(read[chat.pk].open) == set(expected.open)
+        assert (read[chat.pk].offered, read[chat.pk].declined) == (expected.offered, expected.declined)
+    assert {(o.librarian, o.mode, o.expires_at) for o in read[first.pk].open} == {
+        (people[0].pk, "broadcast", None), (people[4].pk, "broadcast", None), (people[5].pk, "direct", at(35))}
+    assert read[first.pk].declined == {people[1].pk, people[2].pk}
