@@ -52,12 +52,16 @@ def state_frame(chat: Chat, *, position: int | None = None, estimated_wait: int 
     return frame
 
 
-def patron_state_frame(chat: Chat) -> Frame:
+def patron_state_frame(chat: Chat, position: int | None = None) -> Frame:
     """The state frame a patron is told (socket, long-poll and the events after a change), with the
-    queue position and estimated wait while the chat waits."""
-    position = estimated = None
-    if chat.state == "queued":
-        position = queue_position(chat)
+    queue position and estimated wait while the chat waits (the position counted here unless the
+    caller counted it with others: selectors.queue_positions)."""
+    estimated = None
+    if chat.state != "queued":
+        position = None
+    else:
+        if position is None:
+            position = queue_position(chat)
         estimated = position * typical_wait_seconds(chat.consortium)
     return state_frame(chat, position=position, estimated_wait=estimated)
 

@@ -1,12 +1,12 @@
 """A consortium's slow-changing structure, kept per process: what every routing decision reads.
 
-Libraries, partners, queues and their hours, the rota and the staff (who serves which queue, with
-what capacity and languages) change when a coordinator edits them, a few times a day; chats are
-routed many times a second. So each process keeps a picture of them and checks, with one tiny
-query before each use, the stamp that database triggers change on any write to those tables
-(routing.models.StructureVersion, migration 0009). An unchanged stamp: the picture holds. A
-changed or missing stamp: the picture is read again. What changes per decision (presence, load,
-offers) is never kept here: routing.selectors reads it on every decision.
+The consortium's settings, its libraries, partners, queues and their hours, the rota and the staff
+(who serves which queue, with what capacity and languages) change when a coordinator edits them, a
+few times a day; chats are routed many times a second. So each process keeps a picture of them and
+checks, with one tiny query before each use, the stamp that database triggers change on any write
+to those tables (routing.models.StructureVersion, migrations 0009 and 0023). An unchanged stamp:
+the picture holds. A changed or missing stamp: the picture is read again. What changes per decision
+(presence, load, offers) is never kept here: routing.selectors reads it on every decision.
 
 Nothing here decides anything; it only answers what the database would have answered.
 """
@@ -45,6 +45,10 @@ class StaffEntry:
 class Structure:
     stamp: int
     consortium_id: int
+    # The consortium's row (its settings) as of the stamp: a chat routed alone takes it from here
+    # rather than joining it to the chat's lock, whose sixty columns cost more to compile and load
+    # than the rest of the lock (migration 0023 puts the table under the stamp).
+    consortium: Consortium
     libraries: dict[str, Library]  # active libraries by slug, in pk order (the ZIP-code search's)
     queues: dict[str, Queue]  # active queues by slug
     hours: HoursRows  # queue id -> its hours rows (libraries.hours_loader)
@@ -54,13 +58,14 @@ class Structure:
     partners: dict[int, list[str]]  # library id -> its active partners' slugs, in order
     shared: list[str]  # the active shared queues, in the consortium's order
     queues_by_id: dict[int, Queue]
+    libraries_by_id: dict[int, Library]  # active libraries by id
     _plans: dict[tuple[int | None, int, int], tuple[routing_router.Step, ...]] = field(default_factory=dict)
     _crews: dict[tuple[int, date], frozenset[int]] = field(default_factory=dict)
     _shift_changes: tuple[datetime, dict[str, datetime]] | None = None
 
     def plan_for(self, home: Library | None, consortium: Consortium) -> tuple[routing_router.Step, ...]:
-        """default_plan(home, consortium); the consortium's timeouts are part of the key, since its
-        row is not one the stamp follows."""
+        """default_plan(home, consortium); the consortium's timeouts are part of the key, since the
+        caller's instance of its row may be older or newer than this picture's."""
         key = (home.pk if home else None, consortium.local_timeout, consortium.partner_timeout)
         plan = self._plans.get(key)
         if plan is None:
@@ -112,18 +117,20 @@ def stamp(alias: str) -> int:
     return found
 
 
-def structure_of(consortium: Consortium) -> Structure:
-    """The consortium's structure as committed now (one small query when the kept picture holds)."""
+def structure_of(consortium: Consortium | int) -> Structure:
+    """The consortium's (or the consortium with this id's) structure as committed now (one small
+    query when the kept picture holds)."""
+    consortium_id = consortium if isinstance(consortium, int) else consortium.pk
     alias = router.db_for_read(StructureVersion)
     now_stamp = stamp(alias)
-    key = (alias, consortium.pk)
+    key = (alias, consortium_id)
     with _lock:
         kept = _pictures.get(key)
     if kept is not None and kept.stamp == now_stamp:
         return kept
     # The stamp is read before the rows: a change committed in between gives a picture newer than
     # its stamp, which the next check replaces; never an older one.
-    picture = _read(consortium, now_stamp, alias)
+    picture = _read(consortium_id, now_stamp, alias)
     # Safe to keep even when read inside a transaction: one that wrote the structure changed the
     # stamp (the triggers), so a rollback brings back the old stamp with the old rows, and the stamp
     # of this picture, random, is never seen again.
@@ -132,7 +139,8 @@ def structure_of(consortium: Consortium) -> Structure:
     return picture
 
 
-def _read(consortium: Consortium, now_stamp: int, alias: str) -> Structure:
+def _read(consortium_id: int, now_stamp: int, alias: str) -> Structure:
+    consortium = Consortium.objects.using(alias).get(pk=consortium_id)
     libraries = list(Library.objects.using(alias).filter(consortium=consortium, is_active=True).order_by("pk"))
     queues = list(Queue.objects.using(alias).filter(consortium=consortium, is_active=True))
     staff_rows = list(StaffProfile.objects.using(alias).filter(library__consortium=consortium, is_active=True)
@@ -161,7 +169,9 @@ def _read(consortium: Consortium, now_stamp: int, alias: str) -> Structure:
         shared=shared,
         queues_by_id={queue.pk: queue for queue in queues},
         consortium_id=consortium.pk,
+        consortium=consortium,
         libraries={library.slug: library for library in libraries},
+        libraries_by_id={library.pk: library for library in libraries},
         queues={queue.slug: queue for queue in queues},
         hours=hours_rows([queue.pk for queue in queues]),
         shifts=rota.shifts_of(q for q in queues if q.rota_driven),

@@ -28,6 +28,7 @@ from routing.selectors import (
     librarian_queues,
     plan_json_queues,
     plan_queues,
+    queue_positions,
     situation_for,
     waiting_chat_view,
     waiting_for,
@@ -39,7 +40,7 @@ from routing.services.common import (
     librarian_set_away,
     log_decision,
 )
-from routing.structure import Structure
+from routing.structure import Structure, structure_of
 
 # Chats routed together in one transaction by chats_route (a presence change, a burst of deadlines):
 # enough to make a few statements serve many chats, few enough that no lock is held for long.
@@ -160,14 +161,15 @@ class Writes:
         self.moves: dict[tuple[int, str], list[str]] = defaultdict(list)  # (serial, step) -> chats
         self.offers: list[OfferMade] = []
         self.chats: dict[tuple[str, ...], list[Chat]] = defaultdict(list)  # fields -> chats
+        self.states: list[Chat] = []  # waiting chats whose patrons are told their state (and place)
 
     def flush(self) -> None:
         with pipelined():  # nothing here reads an answer: one round trip for all
             self._write()
 
     def _write(self) -> None:
-        for chat in self.created:
-            chat.save(force_insert=True)
+        if self.created:
+            _chats_insert(self.created)
         if self.closes:
             # Offers expired or withdrawn, before any move or new offer (a chat's open offers only).
             connection = connections[Offer.objects.db]
@@ -187,7 +189,11 @@ class Writes:
         for (serial, step), chat_ids in self.moves.items():
             # Offers still open follow the chat into its new step (cumulative audience): no churn
             # for the librarians who already see it. Before the new offers: same unique key.
-            Offer.objects.filter(chat_id__in=chat_ids, status=Offer.Status.OPEN).update(step_serial=serial, step=step)
+            if _by_hand():
+                _by_server(_MOVES_SQL, [serial, step, chat_ids])
+            else:
+                Offer.objects.filter(chat_id__in=chat_ids, status=Offer.Status.OPEN).update(
+                    step_serial=serial, step=step)
         if self.offers:
             # One row per (chat, librarian, step) by constraint. A broadcast offer withdrawn because
             # the librarian went away or filled up is offered again when they are eligible again in
@@ -207,6 +213,12 @@ class Writes:
                 chats[0].save(update_fields=list(fields))
             else:
                 _chats_update(chats, fields)
+        if self.states:
+            # After the writes, in the same round trip: each patron's place counted on the queue as
+            # this batch leaves it (before, a count each, before the batch's own moves were written).
+            positions = queue_positions(self.states)
+            for chat in self.states:
+                events.to_chat(chat.pk, frames.patron_state_frame(chat, positions[chat.pk]))
 
 
 OFFER_UPSERTED = ("step", "queue", "mode", "created_at", "expires_at", "status", "closed_at", "reason")
@@ -233,6 +245,10 @@ _OFFERS_SQL = (
     + ", ".join(f"{name} = EXCLUDED.{name}" for name in OFFER_UPSERTED))
 
 
+_MOVES_SQL = (f"UPDATE {Offer._meta.db_table} SET step_serial = %s, step = %s "
+              f"WHERE chat_id = ANY(%s::text[]) AND status = '{Offer.Status.OPEN.value}'")
+
+
 def _by_server(sql: str, params: list[Any], *, rows: bool = False) -> list[tuple[Any, ...]]:
     """One statement on psycopg's own cursor, in the caller's transaction; its rows, all at once
     when asked (fetched a row at a time, thousands of offers cost more than the query)."""
@@ -246,7 +262,8 @@ def _by_server(sql: str, params: list[Any], *, rows: bool = False) -> list[tuple
 
 
 def _traces_insert(traces: list[TraceLine]) -> None:
-    _by_server(_TRACES_SQL, [json.dumps([(t.chat_id, t.at.isoformat(), t.kind, t.data) for t in traces])])
+    iso = _Iso()  # a batch's lines share a few instants
+    _by_server(_TRACES_SQL, [json.dumps([(t.chat_id, iso[t.at], t.kind, t.data) for t in traces])])
 
 
 def _offers_upsert(offers: list[OfferMade]) -> None:
@@ -259,6 +276,20 @@ class _Iso(dict[datetime | None, str | None]):
     def __missing__(self, at: datetime | None) -> str | None:
         text = self[at] = None if at is None else at.isoformat()
         return text
+
+
+def _chats_insert(chats: list[Chat]) -> None:
+    """`chat.save(force_insert=True)` for chats being created, without reading anything back. save()
+    adds RETURNING for the columns that have a database default (db_default: rows written by raw SQL
+    or older code), and in a pipeline a statement whose answer is read is a round trip of its own:
+    the chat's row went alone and its trace, offers and first line in a second trip. Every column is
+    written from the instance, so there is nothing to read back."""
+    alias = Chat.objects.db
+    Chat._base_manager._insert(chats, fields=Chat._meta.local_concrete_fields,  # type: ignore[attr-defined]
+                               returning_fields=None, using=alias)
+    for chat in chats:
+        chat._state.adding = False
+        chat._state.db = alias
 
 
 def _chats_update(chats: list[Chat], fields: tuple[str, ...]) -> None:
@@ -275,16 +306,22 @@ def _chats_update(chats: list[Chat], fields: tuple[str, ...]) -> None:
     quote = connection.ops.quote_name
     table = quote(Chat._meta.db_table)
     if _by_hand():
-        arrays = ", ".join(f"%s::{column.db_type(connection)}[]" for column in [Chat._meta.pk, *columns])
-        names = ", ".join(f"c{i}" for i in range(len(columns)))
-        assignments = ", ".join(f"{quote(str(column.column))} = v.c{i}" for i, column in enumerate(columns))
-        _by_server(f"UPDATE {table} SET {assignments} FROM unnest({arrays}) AS v(id, {names}) "
-                   f"WHERE {table}.id = v.id", [ids, *values])
+        sql = _CHATS_UPDATE_SQL.get(fields)
+        if sql is None:  # made once per set of fields (a handful) per process
+            arrays = ", ".join(f"%s::{column.db_type(connection)}[]" for column in [Chat._meta.pk, *columns])
+            names = ", ".join(f"c{i}" for i in range(len(columns)))
+            assignments = ", ".join(f"{quote(str(column.column))} = v.c{i}" for i, column in enumerate(columns))
+            sql = _CHATS_UPDATE_SQL[fields] = (f"UPDATE {table} SET {assignments} FROM unnest({arrays}) "
+                                               f"AS v(id, {names}) WHERE {table}.id = v.id")
+        _by_server(sql, [ids, *values])
         return
     assignments = ", ".join(f"{quote(str(column.column))} = %s" for column in columns)
     with connection.cursor() as cursor:
         cursor.executemany(f"UPDATE {table} SET {assignments} WHERE id = %s",
                            [[*row, chat_id] for *row, chat_id in zip(*values, ids, strict=True)])
+
+
+_CHATS_UPDATE_SQL: dict[tuple[str, ...], str] = {}
 
 
 def _apply(chat: Chat, decision: router.Decision, now: datetime, view: router.WaitingChat, writes: Writes
@@ -338,11 +375,16 @@ def _apply(chat: Chat, decision: router.Decision, now: datetime, view: router.Wa
         made = [OfferMade(chat.pk, new.librarian, chat.step_serial, step.name, new.queue, new.mode, now, new.expires_at)
                 for new in decision.offers]
         writes.offers += made
-        events.to_librarians([(offer.librarian_id, frames.offer_frame(offer, chat)) for offer in made])
+        # A broadcast tells every librarian of the step the same thing: one frame for all of them.
+        shown: dict[tuple[str, str, datetime | None], frames.Frame] = {}
+        events.to_librarians([(offer.librarian_id, shown.get((offer.queue, offer.mode, offer.expires_at))
+                               or shown.setdefault((offer.queue, offer.mode, offer.expires_at),
+                                                   frames.offer_frame(offer, chat)))
+                              for offer in made])
     if not created:
         writes.chats[fields].append(chat)
         if publish_state:
-            chat_state_publish(chat)
+            writes.states.append(chat)
     return touched
 
 
@@ -350,14 +392,34 @@ def chat_route(chat_id: str, now: datetime, *, skip_locked: bool = False,
                shared: SharedSituation | None = None) -> None:
     """Look at one chat again (its deadline passed, or something it depends on changed)."""
     touched: set[int] = set()
-    with transaction.atomic():
-        chat = next(iter(_for_routing(Chat.objects.filter(pk=chat_id), skip_locked)), None)
+    outbox: events.Outbox = []  # its offer frames and its patron's state: one trip to the channel layer
+    with events.collected(outbox), transaction.atomic():
+        chat = _locked_alone(chat_id, skip_locked)
         if chat is None:
             return
+        picture = structure_of(chat.consortium_id)
+        chat.consortium = picture.consortium
+        if (home := picture.libraries_by_id.get(chat.home_library_id or 0)) is not None:
+            chat.home_library = home  # (an inactive home library is read when needed)
         writes = Writes()
-        touched = _route_one_locked(chat, now, shared, None, writes)
+        touched = _route_one_locked(chat, now, shared, None, writes, picture)
         writes.flush()
+    events.send_all(outbox)
     offers_reroute(touched, now)
+
+
+def _locked_alone(chat_id: str, skip_locked: bool) -> Chat | None:
+    """One chat locked for routing, its own row only: its consortium and home library come from the
+    kept structure (the caller's). On PostgreSQL a statement written out: the ORM's lock compiled
+    each time cost more CPU than the decision."""
+    if not _by_hand():
+        return next(iter(_for_routing(Chat.objects.filter(pk=chat_id), skip_locked)), None)
+    sql = _LOCK_ALONE_SQL + (" SKIP LOCKED" if skip_locked else "")
+    return next(iter(Chat.objects.raw(sql, [chat_id])), None)
+
+
+_LOCK_ALONE_SQL = (f"SELECT {', '.join(str(field.column) for field in Chat._meta.concrete_fields)} "
+                   f"FROM {Chat._meta.db_table} WHERE id = %s FOR UPDATE")
 
 
 def _for_routing(chats: QuerySet[Chat], skip_locked: bool, consortium: Consortium | None = None) -> list[Chat]:
@@ -379,13 +441,13 @@ def _for_routing(chats: QuerySet[Chat], skip_locked: bool, consortium: Consortiu
 
 
 def _route_one_locked(chat: Chat, now: datetime, shared: SharedSituation | None,
-                      offers: StepOffers | None, writes: Writes) -> set[int]:
+                      offers: StepOffers | None, writes: Writes, structure: Structure | None = None) -> set[int]:
     touched: set[int] = set()
     if chat.state == ChatState.QUEUED:
         if offers is None and _by_hand():  # one chat alone (a deadline): its offers as one row of arrays
             offers = _current_offers({chat.pk: chat.step_serial})[chat.pk]
         view = waiting_chat_view(chat, offers=offers)
-        decision = router.decide(view, shared.for_chat(chat)) if shared else _decide(chat, view, now)
+        decision = router.decide(view, shared.for_chat(chat)) if shared else _decide(chat, view, now, structure)
         touched = _apply(chat, decision, now, view, writes)
         if touched and shared:
             shared.stale()

@@ -118,3 +118,6 @@ def test_queue_position_counts_the_earlier_chats_whose_audience_meets_this_ones(
     # The last partner chat waits behind the first home chat (moved on to partners), the first partner
     # chat and the second home-2 chat (moved on to partners); not behind the transferred or answered ones.
     assert selectors.queue_position(Chat.objects.get(pk=chats[6].pk)) == 4
+    # Counted together (a batch of chats the timer moves on), each chat's place is the same.
+    assert selectors.queue_positions(every) == {chat.pk: selectors.queue_position(chat) for chat in every}
+    assert selectors.queue_positions([]) == {}

@@ -8,18 +8,21 @@ SQL, a rolled-back transaction) and checks that the next decision sees exactly w
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.db import connection, transaction
 
+from consortium.models import Consortium
 from libraries.models import Library, LibraryPartner, Queue, StaffProfile, WeeklyInterval
 from routing import structure
-from routing.models import LibrarianPresence
+from routing.models import Chat, ChatState, LibrarianPresence
 from routing.plan import default_plan
 from routing.selectors import present_views, situation_for
+from routing.services import offers, route
 from tests.factories import make_consortium, make_library, make_shared_queue, make_staff
-from tests.routing.routing_helpers import T0, go_online
+from tests.routing.routing_helpers import T0, at, go_online, start
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -41,6 +44,30 @@ def test_an_unchanged_structure_is_read_once_and_then_kept() -> None:
     first = structure.structure_of(consortium)
     LibrarianPresence.objects.update(idle_since=T0)  # presence is not structure: the picture holds
     assert structure.structure_of(consortium) is first
+
+
+def test_the_consortiums_settings_are_part_of_the_picture_and_a_change_is_seen_at_once() -> None:
+    consortium, *_ = _world()
+    first = structure.structure_of(consortium)
+    assert structure.structure_of(consortium.pk) is first
+    assert first.consortium.pk == consortium.pk and first.consortium.idle_timeout == consortium.idle_timeout
+    # A queryset update (no model signal), as a coordinator's settings page or psql would write it.
+    Consortium.objects.filter(pk=consortium.pk).update(idle_timeout=consortium.idle_timeout + 600)
+    assert structure.structure_of(consortium.pk).consortium.idle_timeout == consortium.idle_timeout + 600
+
+
+def test_a_chat_routed_alone_goes_by_the_consortium_settings_just_written() -> None:
+    """A deadline routes its chat with the consortium from the kept picture: a changed idle timeout
+    counts from the next deadline, not from the next restart."""
+    consortium, _statewide, _partner, home, lena, _pablo = _world()
+    chat = start(consortium, T0, library_slug="home")
+    offers.chat_accept(lena, chat.pk, at(1))
+    route.chat_route(chat.pk, at(2))  # the picture is kept now, with the old idle timeout
+    assert Chat.objects.get(pk=chat.pk).deadline == at(1) + timedelta(seconds=consortium.idle_timeout)
+
+    Consortium.objects.filter(pk=consortium.pk).update(idle_timeout=60)
+    route.chat_route(chat.pk, at(62))
+    assert Chat.objects.get(pk=chat.pk).state == ChatState.ENDED
 
 
 def test_every_kind_of_write_to_the_structure_is_seen_by_the_next_decision() -> None:
