@@ -78,6 +78,17 @@ class Situation:
     offer_timeout: int = 20
     max_wait: int = 600
     patron_grace: int = 60
+    # queue -> its present librarians with room who serve it now (capacity and rota: the same for every
+    # chat): worked out once per situation, which a presence change shares among hundreds of chats.
+    _with_room: dict[str, tuple[Librarian, ...]] = field(default_factory=dict, init=False, repr=False,
+                                                         compare=False)
+
+    def with_room(self, queue: str) -> tuple[Librarian, ...]:
+        found = self._with_room.get(queue)
+        if found is None:
+            found = self._with_room[queue] = tuple(
+                lib for lib in self.present.get(queue, ()) if lib.active < lib.capacity and _serves(lib, queue, self))
+        return found
 
 
 @dataclass(frozen=True)
@@ -164,12 +175,12 @@ def eligible(chat: WaitingChat, step_index: int, declined: frozenset[int],
                     queue = step.queues[0] if step.queues else ""
                     return {lib.id: (lib, queue)}
         return found
+    language = chat.language
     for queue in audience(chat.plan, step_index):
         if queue not in situation.open_queues:
             continue
-        for lib in situation.present.get(queue, ()):
-            if (lib.id in found or lib.id in declined or lib.active >= lib.capacity
-                    or not _serves(lib, queue, situation) or not _speaks(lib, chat.language, last_step)):
+        for lib in situation.with_room(queue):
+            if lib.id in found or lib.id in declined or not _speaks(lib, language, last_step):
                 continue
             found[lib.id] = (lib, queue)
     return found

@@ -118,7 +118,7 @@ def present_views(consortium: Consortium, now: datetime, queues: set[str] | None
         on_shift = shift_of.get(profile_id, frozenset())
         views.append(router.Librarian(
             id=profile_id,
-            queues=frozenset([entry.library_slug, *entry.shared, *on_shift]),
+            queues=entry.queues | on_shift if on_shift else entry.queues,
             capacity=entry.capacity if entry.capacity is not None else consortium.librarian_capacity,
             active=active,
             languages=entry.languages,

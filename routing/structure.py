@@ -39,6 +39,11 @@ class StaffEntry:
     capacity: int | None
     languages: frozenset[str]
     shared: tuple[str, ...]  # the shared queues their profile lists
+    queues: frozenset[str] = field(init=False)  # their library's queue and those shared ones
+
+    def __post_init__(self) -> None:
+        # Made once per picture: a shared queue's situation is ~1,000 librarians, read every 0.25 s.
+        object.__setattr__(self, "queues", frozenset([self.library_slug, *self.shared]))
 
 
 @dataclass

@@ -59,7 +59,7 @@ def test_the_consortiums_settings_are_part_of_the_picture_and_a_change_is_seen_a
 def test_a_chat_routed_alone_goes_by_the_consortium_settings_just_written() -> None:
     """A deadline routes its chat with the consortium from the kept picture: a changed idle timeout
     counts from the next deadline, not from the next restart."""
-    consortium, _statewide, _partner, home, lena, _pablo = _world()
+    consortium, _statewide, _partner, _home, lena, _pablo = _world()
     chat = start(consortium, T0, library_slug="home")
     offers.chat_accept(lena, chat.pk, at(1))
     route.chat_route(chat.pk, at(2))  # the picture is kept now, with the old idle timeout
