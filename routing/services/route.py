@@ -152,7 +152,8 @@ class Writes:
     """What applying decisions writes, gathered so that a batch of chats costs a few statements:
     one UPDATE (sent once per row, pipelined) for the offers expired or withdrawn, one INSERT for
     every trace line, one UPDATE per step the open offers move into, one upsert for every new offer
-    and one UPDATE for the chats. Flushed once, at the end of the transaction that gathered it."""
+    and one UPDATE for the chats; then one count of the waiting patrons' places, whose answer brings
+    back the writes' too. Flushed once, at the end of the transaction that gathered it."""
 
     def __init__(self) -> None:
         self.created: list[Chat] = []  # chats to insert (already holding what was decided), first

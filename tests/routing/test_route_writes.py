@@ -14,9 +14,11 @@ from django.db import IntegrityError, transaction
 from consortium.queries import pipelined
 from routing.models import Message, Offer, TraceEvent
 from routing.selectors import NO_OFFERS, StepOffers
+from routing.services import sweeps
 from routing.services.chats import _first_line_write
 from routing.services.route import OfferMade, TraceLine, Writes, _current_offers
-from tests.routing.routing_helpers import T0, at, go_online, staff, start, world
+from tests.factories import make_library
+from tests.routing.routing_helpers import T0, Sent, at, fresh, go_online, patron_joins, staff, start, world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -104,3 +106,25 @@ def test_a_batch_reads_each_chats_current_offers_as_the_router_sees_them() -> No
     assert {(o.librarian, o.mode, o.expires_at) for o in read[first.pk].open} == {
         (people[0].pk, "broadcast", None), (people[4].pk, "broadcast", None), (people[5].pk, "direct", at(35))}
     assert read[first.pk].declined == {people[1].pk, people[2].pk}
+
+
+def test_patrons_moved_on_together_are_told_their_places_on_the_queue_as_the_batch_left_it(sent: Sent) -> None:
+    """Two chats from two libraries that share a partner move on to it at the same deadline, in one
+    batch. The later one waits behind the earlier one there, and is told so: places are counted
+    after the batch's moves are written (counted before, the earlier chat still looked local)."""
+    w = world()
+    other = make_library(w.consortium, "other", partners=[w.partner])
+    for person, library in (("lena", w.home), ("olga", other), ("pia", w.partner)):
+        go_online(staff(library, person), at(-60))
+    first = start(w.consortium, T0, library_slug="home")
+    second = start(w.consortium, at(1), library_slug="other")
+    for chat in (first, second):
+        patron_joins(chat, at(2))
+    assert fresh(first).deadline == at(45) and fresh(second).deadline == at(46)
+    sent.clear()
+
+    sweeps.due_sweep(at(46))  # both local steps are over: on to the partner, in one batch
+
+    assert (fresh(first).step_index, fresh(second).step_index) == (1, 1)
+    assert [f["position"] for f in sent.to_chat(first, "state")] == [1]
+    assert [f["position"] for f in sent.to_chat(second, "state")] == [2]
