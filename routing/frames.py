@@ -56,11 +56,14 @@ def patron_state_frame(chat: Chat, position: int | None = None) -> Frame:
     """The state frame a patron is told (socket, long-poll and the events after a change), with the
     queue position and estimated wait while the chat waits (the position counted here unless the
     caller counted it with others: selectors.queue_positions)."""
+    estimated = None
     if chat.state != "queued":
-        return state_frame(chat)
-    if position is None:
-        position = queue_position(chat)
-    return state_frame(chat, position=position, estimated_wait=position * typical_wait_seconds(chat.consortium))
+        position = None
+    else:
+        if position is None:
+            position = queue_position(chat)
+        estimated = position * typical_wait_seconds(chat.consortium)
+    return state_frame(chat, position=position, estimated_wait=estimated)
 
 
 def message_frame(message: Message, channel: str | None = None) -> Frame:

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.contrib.sessions.models import Session
 from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import BooleanField, Count, F, Q, QuerySet, TextField
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
@@ -279,26 +280,33 @@ def waiting_chat_view(chat: Chat, offers: StepOffers | None = None) -> router.Wa
 
 
 def queue_position(chat: Chat) -> int:
-    """1 + the queued chats that arrived earlier and wait for any queue of this chat's audience (0 for
-    a chat not waiting in a step)."""
-    return queue_positions([chat])[chat.pk]
+    """1 + the queued chats that arrived earlier and wait for any queue of this chat's audience."""
+    if chat.state != ChatState.QUEUED or chat.step_index < 0:
+        return 0
+    mine = set(router.audience(plan_from_json(chat.plan), chat.step_index))
+    connection = connections[Chat.objects.db]
+    if connection.vendor == "postgresql":
+        return _chats_ahead_counted(connection, chat, mine) + 1
+    rows = Chat.objects.filter(
+        consortium_id=chat.consortium_id, state=ChatState.QUEUED, arrived_at__lt=chat.arrived_at, step_index__gte=0
+    )
+    ahead = 0
+    for plan, step_index in mentioning(rows, mine).values_list("plan", "step_index"):
+        if mine & set(router.audience(plan_from_json(plan), step_index)):
+            ahead += 1
+    return ahead + 1
 
 
 def queue_positions(chats: list[Chat]) -> dict[str, int]:
-    """queue_position of each of these chats, counted together: a batch of chats moved on by the timer
-    tells each patron their place, and a count each was a round trip each.
-
-    On PostgreSQL one statement, written out (the ORM took longer to build it than PostgreSQL to run
-    it): for each chat, the waiting chats of its consortium that arrived earlier and whose audience
-    (a column PostgreSQL keeps from each chat's plan and step, migration 0022) shares a queue with its
-    own. An audience of no queue (a transfer to a named librarian) waits behind nobody."""
-    positions = {chat.pk: 0 for chat in chats}
-    counted = [chat for chat in chats if chat.state == ChatState.QUEUED and chat.step_index >= 0]
-    if not counted:
-        return positions
+    """queue_position of each of these chats, in one statement on PostgreSQL (a batch of chats moved
+    on by the timer tells each patron their place: a count each was a round trip each)."""
     connection = connections[Chat.objects.db]
+    counted = [chat for chat in chats if chat.state == ChatState.QUEUED and chat.step_index >= 0]
+    positions = {chat.pk: 0 for chat in chats}
     if connection.vendor != "postgresql":
-        positions.update({chat.pk: _ahead_read_in_python(chat) + 1 for chat in counted})
+        positions.update({chat.pk: queue_position(chat) for chat in counted})
+        return positions
+    if not counted:
         return positions
     rows = json.dumps([{"id": chat.pk, "consortium": chat.consortium_id, "arrived": chat.arrived_at.isoformat(),
                         "queues": sorted(router.audience(plan_from_json(chat.plan), chat.step_index))}
@@ -314,15 +322,21 @@ def queue_positions(chats: list[Chat]) -> dict[str, int]:
     return positions
 
 
-def _ahead_read_in_python(chat: Chat) -> int:
-    """The count of queue_positions where there is no audience column (SQLite): the plans that mention
-    a queue of this chat's audience, tested step by step."""
-    mine = set(router.audience(plan_from_json(chat.plan), chat.step_index))
-    rows = Chat.objects.filter(
-        consortium_id=chat.consortium_id, state=ChatState.QUEUED, arrived_at__lt=chat.arrived_at, step_index__gte=0
-    )
-    return sum(1 for plan, step_index in mentioning(rows, mine).values_list("plan", "step_index")
-               if mine & set(router.audience(plan_from_json(plan), step_index)))
+def _chats_ahead_counted(connection: BaseDatabaseWrapper, chat: Chat, queues: set[str]) -> int:
+    """queue_position's count, made by PostgreSQL: the waiting chats of the consortium that arrived
+    earlier and whose audience (a column PostgreSQL keeps from each chat's plan and step, migration
+    0022) shares a queue with this one's. Written out: the ORM took longer to build it than
+    PostgreSQL to run it."""
+    if not queues:
+        return 0  # an audience of no queue (a transfer to a named librarian) waits behind nobody
+    table = Chat._meta.db_table
+    sql = (f"SELECT COUNT(*) FROM {table} c WHERE c.consortium_id = %s AND c.state = %s AND c.arrived_at < %s "
+           "AND c.step_index >= 0 AND c.audience && %s::text[]")
+    params: list[Any] = [chat.consortium_id, ChatState.QUEUED.value, chat.arrived_at, sorted(queues)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        (count,) = cursor.fetchone()
+    return int(count)
 
 
 # consortium id -> (monotonic time read, seconds): a median over the last 50 answers moves slowly, and

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 import psycopg
 from django.db import connections, transaction
-from django.db.models import Field
+from django.db.models import Field, QuerySet
 
 from consortium.models import Consortium
 from consortium.queries import pipelined
@@ -378,13 +378,10 @@ def _apply(chat: Chat, decision: router.Decision, now: datetime, view: router.Wa
         writes.offers += made
         # A broadcast tells every librarian of the step the same thing: one frame for all of them.
         shown: dict[tuple[str, str, datetime | None], frames.Frame] = {}
-        told = []
-        for offer in made:
-            key = (offer.queue, offer.mode, offer.expires_at)
-            if key not in shown:
-                shown[key] = frames.offer_frame(offer, chat)
-            told.append((offer.librarian_id, shown[key]))
-        events.to_librarians(told)
+        events.to_librarians([(offer.librarian_id, shown.get((offer.queue, offer.mode, offer.expires_at))
+                               or shown.setdefault((offer.queue, offer.mode, offer.expires_at),
+                                                   frames.offer_frame(offer, chat)))
+                              for offer in made])
     if not created:
         writes.chats[fields].append(chat)
         if publish_state:
@@ -398,11 +395,13 @@ def chat_route(chat_id: str, now: datetime, *, skip_locked: bool = False,
     touched: set[int] = set()
     outbox: events.Outbox = []  # its offer frames and its patron's state: one trip to the channel layer
     with events.collected(outbox), transaction.atomic():
-        chat = next(iter(_locked([chat_id], skip_locked)), None)
+        chat = _locked_alone(chat_id, skip_locked)
         if chat is None:
             return
         picture = structure_of(chat.consortium_id)
-        _attach(chat, picture.consortium, picture)
+        chat.consortium = picture.consortium
+        if (home := picture.libraries_by_id.get(chat.home_library_id or 0)) is not None:
+            chat.home_library = home  # (an inactive home library is read when needed)
         writes = Writes()
         touched = _route_one_locked(chat, now, shared, None, writes, picture)
         writes.flush()
@@ -410,33 +409,50 @@ def chat_route(chat_id: str, now: datetime, *, skip_locked: bool = False,
     offers_reroute(touched, now)
 
 
-def _locked(chat_ids: list[str], skip_locked: bool) -> list[Chat]:
-    """Chats locked for routing, in id order (as every service that holds several chats takes them, so
-    no two wait on each other in a circle), their own row only: _attach gives them their consortium
-    and home library. Not the librarian, as services.common.chat_lock does: a waiting chat has none
-    (an idle active chat ended here loads its librarian when it needs them).
-
-    On PostgreSQL a statement written out: the ORM's lock, joined to the consortium's sixty columns and
-    the home library, compiled on every call and loaded into three models a row, cost more CPU than the
-    decisions (a step timeout's lock 3.1 ms of its 10 ms; a batch's 9 ms of 50 chats' routing)."""
+def _locked_alone(chat_id: str, skip_locked: bool) -> Chat | None:
+    """One chat locked for routing (chat_route), its own row only: its consortium and home library come
+    from the kept structure (the caller's)."""
     if not _by_hand():
-        return list(Chat.objects.filter(pk__in=chat_ids).order_by("pk")
-                    .select_for_update(skip_locked=skip_locked, of=("self",)))
-    return list(Chat.objects.raw(_LOCK_SQL + (" SKIP LOCKED" if skip_locked else ""), [chat_ids]))
+        return next(iter(_for_routing(Chat.objects.filter(pk=chat_id), skip_locked)), None)
+    return next(iter(Chat.objects.raw(_LOCK_ALONE_SQL + (" SKIP LOCKED" if skip_locked else ""), [chat_id])), None)
 
 
-_LOCK_SQL = (f"SELECT {', '.join(str(field.column) for field in Chat._meta.concrete_fields)} "
-             f"FROM {Chat._meta.db_table} WHERE id = ANY(%s) ORDER BY id FOR UPDATE")
+def _locked_batch(chat_ids: list[str], skip_locked: bool, consortium: Consortium, picture: Structure) -> list[Chat]:
+    """A batch's chats locked in id order (as every service that holds several chats takes them, so no
+    two wait on each other in a circle), with the batch's consortium (the caller's) and each home
+    library from the kept structure."""
+    if not _by_hand():
+        return _for_routing(Chat.objects.filter(pk__in=chat_ids).order_by("pk"), skip_locked, consortium)
+    found = list(Chat.objects.raw(_LOCK_BATCH_SQL + (" SKIP LOCKED" if skip_locked else ""), [chat_ids]))
+    for chat in found:
+        if chat.consortium_id == consortium.pk:
+            chat.consortium = consortium
+        if (home := picture.libraries_by_id.get(chat.home_library_id or 0)) is not None:
+            chat.home_library = home  # (an inactive home library is read when needed)
+    return found
 
 
-def _attach(chat: Chat, consortium: Consortium, picture: Structure) -> None:
-    """What routing reads of a locked chat beyond its row: its consortium's settings (the caller's,
-    from the kept structure or the batch's) and its home library (offer frames name it) from the kept
-    structure; an inactive home library is read when needed."""
-    if chat.consortium_id == consortium.pk:
-        chat.consortium = consortium
-    if (home := picture.libraries_by_id.get(chat.home_library_id or 0)) is not None:
-        chat.home_library = home
+# On PostgreSQL, routing's locks are statements written out, of the chat's own columns: the ORM's lock
+# with its joins, compiled each time and loaded into three models a row, cost more CPU than the
+# decisions (a step timeout's lock 3.1 ms of its 10 ms; a batch's 9 ms of 50 chats' routing).
+_CHAT_COLUMNS = ", ".join(str(field.column) for field in Chat._meta.concrete_fields)
+_LOCK_ALONE_SQL = f"SELECT {_CHAT_COLUMNS} FROM {Chat._meta.db_table} WHERE id = %s FOR UPDATE"
+_LOCK_BATCH_SQL = f"SELECT {_CHAT_COLUMNS} FROM {Chat._meta.db_table} WHERE id = ANY(%s) ORDER BY id FOR UPDATE"
+
+
+def _for_routing(chats: QuerySet[Chat], skip_locked: bool, consortium: Consortium | None = None) -> list[Chat]:
+    """Chats locked for routing through the ORM (SQLite), with what routing reads of them: the
+    consortium's settings and the home library (offer frames name it). Not the librarian, as
+    services.common.chat_lock does: a waiting chat has none (an idle active chat ended here loads its
+    librarian when it needs them). Given the batch's `consortium`, it is not read again per chat."""
+    locked = chats.select_for_update(skip_locked=skip_locked, of=("self",))
+    if consortium is None:
+        return list(locked.select_related("consortium", "home_library"))
+    found = list(locked.select_related("home_library"))
+    for chat in found:
+        if chat.consortium_id == consortium.pk:
+            chat.consortium = consortium
+    return found
 
 
 def _route_one_locked(chat: Chat, now: datetime, shared: SharedSituation | None,
@@ -468,7 +484,7 @@ def _route_one_locked(chat: Chat, now: datetime, shared: SharedSituation | None,
 
 
 def chats_route(chat_ids: list[str], now: datetime, *, shared: SharedSituation, skip_locked: bool = False) -> None:
-    """chat_route for many chats, BATCH at a time: each batch locked in one statement (_locked),
+    """chat_route for many chats, BATCH at a time: each batch locked in one statement (_locked_batch),
     its offers read in one, decided one after another (in the order given) on the shared situation,
     and written in a few."""
     if not chat_ids:
@@ -481,9 +497,7 @@ def chats_route(chat_ids: list[str], now: datetime, *, shared: SharedSituation, 
         # committed: one trip into the event loop instead of one per chat.
         outbox: events.Outbox = []
         with events.collected(outbox), transaction.atomic():
-            locked = _locked(batch, skip_locked)
-            for chat in locked:
-                _attach(chat, shared.consortium, picture)
+            locked = _locked_batch(batch, skip_locked, shared.consortium, picture)
             serials = {chat.pk: chat.step_serial for chat in locked if chat.state == ChatState.QUEUED}
             offers = _current_offers(serials)
             writes = Writes()
