@@ -27,7 +27,7 @@ from routing.layer_watch import socket_closed, socket_opened
 from routing.process import ensure_registered
 from routing.selectors import messages_after
 from routing.services import common
-from routing.sockets.sequence import Accounted
+from routing.sockets.sequence import Accounted, BusyClock, HeldBack
 from routing.threads import in_thread
 from routing.validation import Fields, Invalid
 
@@ -74,7 +74,15 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"no handler for message type {message['type']}")
-        await handler(message)
+        busy = getattr(self, "busy", None)  # made in connect (the first message dispatched)
+        if busy is None:
+            await handler(message)
+            return
+        busy.start(time.monotonic())
+        try:
+            await handler(message)
+        finally:
+            busy.stop(time.monotonic())
 
     async def connect(self) -> None:
         self.meter = ratelimit.Meter(ratelimit.SOCKET_FRAMES)  # frames in, per connection
@@ -83,7 +91,8 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
         self.sending = asyncio.Lock()  # see deliver_message
         # chat -> live messages kept back while the client's (re)join of that chat is pending: sent after
         # its history, so that a reconnecting client never gets a live message before older ones.
-        self.held_back: dict[str, tuple[float, list[tuple[Frame, bool]]]] = {}  # chat -> (until, [(frame, hidden)])
+        self.held_back: dict[str, HeldBack] = {}
+        self.busy = BusyClock()  # the window above counts only the time this socket was free to read a join
         self.release_tasks: set[asyncio.Task[None]] = set()
         self.shares: dict[int, tuple[str, str]] = {}  # the shares this socket is bound to (sockets.sharing)
         self.process_id = await ensure_registered()
@@ -218,8 +227,8 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
         chat_id, seq = frame["chat"], int(frame["seq"])
         held = self.held_back.get(chat_id)
         if held is not None:
-            if time.monotonic() < held[0]:
-                held[1].append((frame, hidden))
+            if held.open_at(self.busy, time.monotonic()):
+                held.frames.append((frame, hidden))
                 return
             await self._release(chat_id)  # a client that never sent join: live from here
         accounted = self.accounted.get(chat_id)
@@ -273,21 +282,23 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
             await self._emit(chat_id, frame, hidden=hidden)
 
     def hold_back(self, chat_id: str, seconds: float) -> None:
-        """Keep `chat_id`'s live messages back until its history is sent (at most `seconds`). Called
-        again with `inf` when the join is being answered: then nothing goes out before its history,
-        however long the database takes to answer it."""
+        """Keep `chat_id`'s live messages back until its history is sent (at most `seconds` of the
+        socket's free time: sequence.HeldBack). Called again with `inf` when the join is being
+        answered: then nothing goes out before its history, however long the database takes to answer it."""
         held = self.held_back.get(chat_id)
-        if held is not None and (seconds != float("inf") or held[0] == float("inf")):
+        if held is not None and (seconds != float("inf") or held.seconds == float("inf")):
             return
-        entry: tuple[float, list[tuple[Frame, bool]]] = (time.monotonic() + seconds, held[1] if held else [])
+        now = time.monotonic()
+        entry = HeldBack(now, seconds, self.busy.spent(now), held.frames if held else [])
         self.held_back[chat_id] = entry  # a task waiting for an earlier entry now finds it gone
         if seconds != float("inf"):  # no join came: what was kept back goes out then, not with a next message
-            task = asyncio.get_running_loop().create_task(self._release_at(chat_id, entry, seconds))
+            task = asyncio.get_running_loop().create_task(self._release_at(chat_id, entry))
             self.release_tasks.add(task)
             task.add_done_callback(self.release_tasks.discard)
 
-    async def _release_at(self, chat_id: str, entry: tuple[float, list[tuple[Frame, bool]]], seconds: float) -> None:
-        await asyncio.sleep(seconds)
+    async def _release_at(self, chat_id: str, entry: HeldBack) -> None:
+        while (left := entry.until(self.busy, time.monotonic()) - time.monotonic()) > 0:
+            await asyncio.sleep(left)  # again if the socket was busy meanwhile: the window grew
         async with self.sending:
             if self.held_back.get(chat_id) is entry:
                 await self._release(chat_id)
@@ -298,7 +309,8 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
 
     async def _release(self, chat_id: str) -> None:
         """Deliver what was kept back for `chat_id` (repeats of the history are dropped by seq)."""
-        for frame, hidden in self.held_back.pop(chat_id, (0.0, []))[1]:
+        held = self.held_back.pop(chat_id, None)
+        for frame, hidden in held.frames if held is not None else []:
             await self._deliver(frame, hidden=hidden)
 
 

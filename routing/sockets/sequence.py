@@ -42,3 +42,51 @@ class Accounted:
     @property
     def top(self) -> int:
         return max([self.floor, *self.extra])
+
+
+# How much longer a hold-back window may last, at most, for the time its socket spent busy (see HeldBack).
+BUSY_EXTENSION_MAX = 50.0
+
+
+class BusyClock:
+    """How long a socket has spent handling frames and events, on the monotonic clock.
+
+    A consumer handles one message at a time (Channels' dispatch), so a join sent right after hello
+    waits behind whatever the socket is doing: under a reconnect storm (Redis back after an outage,
+    every console resuming at once) a console's joins of its chats, each waiting for a database thread,
+    took longer than the window between them. Time spent busy is time the socket could not read a join."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self.since: float | None = None
+
+    def start(self, now: float) -> None:
+        self.since = now
+
+    def stop(self, now: float) -> None:
+        if self.since is not None:
+            self.total += now - self.since
+            self.since = None
+
+    def spent(self, now: float) -> float:
+        return self.total + (now - self.since if self.since is not None else 0.0)
+
+
+@dataclass
+class HeldBack:
+    """Live messages of one chat kept back while the client's (re)join of it is pending. The window
+    lasts `seconds` of the socket's *free* time: it is extended by the time the socket spent busy
+    since it opened (at most BUSY_EXTENSION_MAX), so a join queued behind other work still comes in
+    time; `seconds` = inf while a join is being answered."""
+
+    opened: float
+    seconds: float
+    busy_at_open: float
+    frames: list[tuple[dict[str, object], bool]] = field(default_factory=list)
+
+    def until(self, busy: BusyClock, now: float) -> float:
+        extension = min(BUSY_EXTENSION_MAX, busy.spent(now) - self.busy_at_open)
+        return self.opened + self.seconds + extension
+
+    def open_at(self, busy: BusyClock, now: float) -> bool:
+        return now < self.until(busy, now)

@@ -17,7 +17,15 @@ from django.utils import timezone
 from routing import threads
 from routing.services import chats
 from routing.sockets import staff as staff_sockets
-from tests.routing.socket_helpers import a1_holding_a_chat, expect, patron_socket, socket_world, staff_socket
+from tests.routing.socket_helpers import (
+    a1_holding_a_chat,
+    accept_offer,
+    expect,
+    patron_socket,
+    socket_world,
+    staff_socket,
+    start_chat,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_process")]
 
@@ -127,6 +135,44 @@ async def test_the_window_does_not_end_while_a_join_waits_for_the_database(monke
         release.set()
         await asyncio.gather(*busy)
     assert seqs(await frames_until_quiet(back)) == [missed, live]
+    await back.disconnect()
+
+
+async def test_the_window_counts_only_the_time_the_socket_was_free_to_read_the_join(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A console resuming two chats sends both joins at once, and the first waits for a database thread
+    longer than the window. The second chat's window must not end meanwhile: the socket could not read
+    its join. (Found by tests/faults when Redis came back: 25 resuming consoles got a live seq, then
+    the older one from the history.)"""
+    monkeypatch.setattr(staff_sockets, "JOIN_WAIT", 0.5)
+    w = await database_sync_to_async(socket_world)()
+    a1, first, _, _ = await a1_holding_a_chat(w)
+    second, _ = await start_chat(w)
+    await accept_offer(a1, second)
+    seen = await post(second.pk, "seen")
+    await expect(a1, "message", seq=seen)
+    await a1.disconnect()
+    missed = await post(second.pk, "missed")
+    back = await staff_socket(w["a1"])
+    await expect(back, "hello")
+    live = await post(second.pk, "live")  # kept back
+
+    release = threading.Event()
+    if threads.CONCURRENT:
+        busy = [asyncio.wrap_future(threads.SOCKET_THREADS.submit(release.wait))
+                for _ in range(threads.SOCKET_THREADS._max_workers)]
+    else:
+        busy = [asyncio.ensure_future(database_sync_to_async(release.wait)())]
+    try:
+        await asyncio.sleep(0.05)
+        await back.send_json_to({"type": "join", "chat": first.pk, "after": 0})
+        await asyncio.sleep(1.2)  # the socket is stuck on the first join, past the second chat's 0.5 s
+    finally:
+        release.set()
+        await asyncio.gather(*busy)
+    await back.send_json_to({"type": "join", "chat": second.pk, "after": seen})
+    got = await frames_until_quiet(back)
+    assert [f["seq"] for f in got if f.get("type") == "message" and f["chat"] == second.pk] == [missed, live]
     await back.disconnect()
 
 
