@@ -135,6 +135,14 @@ export class ChatView {
     });
   }
 
+  // A live `handback` frame. It is newer than the answer to a chat-info fetch started before it
+  // (loadInfo), which must not hide the box again: under load that answer, read before a home
+  // librarian became available, came after the frame (found by tests/browser, in CI).
+  handbackFrame(available) {
+    this.handbackLive = { available, count: (this.handbackLive ? this.handbackLive.count : 0) + 1 };
+    this.showHandback(available);
+  }
+
   // "A librarian of <home> is available: hand back?" while the home library can take the chat.
   showHandback(available) {
     const box = $(".handback", this.panel);
@@ -232,6 +240,7 @@ export class ChatView {
   }
 
   async loadInfo() {
+    const framesBefore = this.handbackLive ? this.handbackLive.count : 0;
     try {
       const info = await getJSON(`/staff/api/chats/${encodeURIComponent(this.id)}`);
       this.info = { ...this.info, ...info, transfer_note: this.info.transfer_note || info.transfer_note };
@@ -240,7 +249,8 @@ export class ChatView {
       }
       this.render();
       this.renderEarlier();
-      this.showHandback(!!info.handback);
+      const live = this.handbackLive;
+      this.showHandback(live && live.count !== framesBefore ? live.available : !!info.handback);
       this.loadLibrary();
       this.answers.refresh();
     } catch (e) {

@@ -118,7 +118,7 @@ function handle(frame) {
     }
     case "handback":
       // The way home (docs/console.md): the patron's home library can (or no longer can) take it back.
-      if (view) view.showHandback(frame.available);
+      if (view) view.handbackFrame(frame.available);
       break;
     case "referred":
       if (view) view.referred = true;
