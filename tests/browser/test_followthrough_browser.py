@@ -144,6 +144,46 @@ async def test_a_partner_hands_the_chat_back_in_one_click_with_a_note(stack: Sta
         assert pia.errors == [] and hugo.errors == []
 
 
+async def test_a_late_answer_about_the_chat_does_not_hide_the_hand_back_prompt(stack: Stack) -> None:
+    """The console asks the server about a chat it opens; under load that answer, read before a home
+    librarian became available, came after the live `handback` frame and hid the prompt again (CI)."""
+    base = stack.base()
+    async with chromium() as browser:
+        pia = await open_console(browser, base, "pia", bypass_csp=True)
+        hugo = await open_console(browser, base, "hugo", available=False)
+        patron = await patron_page(browser, base, "/ask/ftb/home/")
+        chat_id = await ask(patron, "Can a Home card borrow a telescope?")
+        release = asyncio.Event()
+        held: list[object] = []
+
+        async def answer_late(route: Any) -> None:
+            if held:
+                await route.continue_()
+                return
+            held.append(route)
+            response = await route.fetch()  # read now, while nobody of the home library is available
+            await release.wait()
+            await route.fulfill(response=response)
+
+        await pia.page.route(f"**/staff/api/chats/{chat_id}", answer_late)
+        panel = await accept(pia, chat_id)
+        await hugo.available()
+        offered = (f"SELECT count(*) FROM routing_traceevent WHERE chat_id = '{chat_id}' "
+                   "AND kind = 'handback_offered'")
+        for _ in range(100):
+            if stack.sql(offered) == "1":
+                break
+            await asyncio.sleep(0.2)
+        assert stack.sql(offered) == "1"
+        await asyncio.sleep(1.0)  # the frame that follows the trace line reaches the console
+        assert held, "the console asked about the chat"
+        release.set()
+        await pia.page.locator(f"{panel} .handback").wait_for(state="visible", timeout=10000)
+        await asyncio.sleep(0.5)
+        assert await pia.page.locator(f"{panel} .handback").is_visible()
+        assert pia.errors == [] and hugo.errors == []
+
+
 async def test_the_question_form_takes_a_deadline_and_coordinators_see_it_overdue(stack: Stack) -> None:
     base = stack.base()
     day = datetime.now(UTC).date() + timedelta(days=7)
