@@ -6,7 +6,9 @@ messages on the staff sockets."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -41,6 +43,23 @@ async def frames_until_quiet(comm: WebsocketCommunicator, quiet: float = 0.4) ->
     while not await comm.receive_nothing(quiet):
         got.append(await comm.receive_json_from())
     return got
+
+
+@contextlib.asynccontextmanager
+async def database_threads_busy() -> AsyncIterator[None]:
+    """Every database thread the sockets use is busy (a slow query elsewhere) until the block ends.
+    (SQLite: Channels' one database thread; PostgreSQL: every thread of routing.threads' pool.)"""
+    release = threading.Event()
+    if threads.CONCURRENT:
+        busy = [asyncio.wrap_future(threads.SOCKET_THREADS.submit(release.wait))
+                for _ in range(threads.SOCKET_THREADS._max_workers)]
+    else:
+        busy = [asyncio.ensure_future(database_sync_to_async(release.wait)())]
+    try:
+        yield
+    finally:
+        release.set()
+        await asyncio.gather(*busy)
 
 
 def seqs(frames: list[dict[str, Any]]) -> list[int]:
@@ -119,21 +138,10 @@ async def test_the_window_does_not_end_while_a_join_waits_for_the_database(monke
     await expect(back, "hello")
     live = await post(chat.pk, "live")  # kept back
 
-    # Every database thread the sockets use is busy (a slow query elsewhere): the join must wait.
-    # (SQLite: Channels' one database thread; PostgreSQL: every thread of routing.threads' pool.)
-    release = threading.Event()
-    if threads.CONCURRENT:
-        busy = [asyncio.wrap_future(threads.SOCKET_THREADS.submit(release.wait))
-                for _ in range(threads.SOCKET_THREADS._max_workers)]
-    else:
-        busy = [asyncio.ensure_future(database_sync_to_async(release.wait)())]
-    try:
+    async with database_threads_busy():  # the join must wait
         await asyncio.sleep(0.05)
         await back.send_json_to({"type": "join", "chat": chat.pk, "after": seen})
         assert await back.receive_nothing(0.8), "nothing before the history, though the window is over"
-    finally:
-        release.set()
-        await asyncio.gather(*busy)
     assert seqs(await frames_until_quiet(back)) == [missed, live]
     await back.disconnect()
 
@@ -157,19 +165,10 @@ async def test_the_window_counts_only_the_time_the_socket_was_free_to_read_the_j
     await expect(back, "hello")
     live = await post(second.pk, "live")  # kept back
 
-    release = threading.Event()
-    if threads.CONCURRENT:
-        busy = [asyncio.wrap_future(threads.SOCKET_THREADS.submit(release.wait))
-                for _ in range(threads.SOCKET_THREADS._max_workers)]
-    else:
-        busy = [asyncio.ensure_future(database_sync_to_async(release.wait)())]
-    try:
+    async with database_threads_busy():
         await asyncio.sleep(0.05)
         await back.send_json_to({"type": "join", "chat": first.pk, "after": 0})
         await asyncio.sleep(1.2)  # the socket is stuck on the first join, past the second chat's 0.5 s
-    finally:
-        release.set()
-        await asyncio.gather(*busy)
     await back.send_json_to({"type": "join", "chat": second.pk, "after": seen})
     got = await frames_until_quiet(back)
     assert [f["seq"] for f in got if f.get("type") == "message" and f["chat"] == second.pk] == [missed, live]
