@@ -85,8 +85,18 @@ class Console:
         self.errors = errors
 
     async def available(self) -> None:
-        await self.page.click("#presence")
-        await self.page.wait_for_selector('#presence[aria-pressed="true"]', timeout=10000)
+        await self._presence("true")
+
+    async def away(self) -> None:
+        await self._presence("false")
+
+    async def _presence(self, pressed: str) -> None:
+        # The button shows the server's word from the hello on (open_console waits for it). A console
+        # opened again within the reconnect grace of one just closed (the test before, often) keeps the
+        # status it had: a click then would turn it the other way.
+        if await self.page.get_attribute("#presence", "aria-pressed") != pressed:
+            await self.page.click("#presence")
+        await self.page.wait_for_selector(f'#presence[aria-pressed="{pressed}"]', timeout=10000)
 
     def panel(self, chat_id: str) -> str:
         return f"#panel-{chat_id}"

@@ -151,6 +151,13 @@ async def test_a_late_answer_about_the_chat_does_not_hide_the_hand_back_prompt(s
     async with chromium() as browser:
         pia = await open_console(browser, base, "pia", bypass_csp=True)
         hugo = await open_console(browser, base, "hugo", available=False)
+        # Back within the reconnect grace of the test before, hugo's console keeps the status it had
+        # then (available, and free again once that test's patron has gone): say away, so that
+        # nobody of the home library is there and the chat goes to the partners step.
+        await hugo.away()
+        assert stack.sql("SELECT p.status FROM routing_librarianpresence p JOIN libraries_staffprofile s "
+                         "ON s.id = p.librarian_id JOIN auth_user u ON u.id = s.user_id "
+                         "WHERE u.username = 'hugo'") == "away"
         patron = await patron_page(browser, base, "/ask/ftb/home/")
         chat_id = await ask(patron, "Can a Home card borrow a telescope?")
         release = asyncio.Event()
