@@ -16,12 +16,18 @@ from __future__ import annotations
 import secrets
 import threading
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cache, partial
+from typing import Any
 
+import psycopg
+from django.conf import settings
 from django.db import connections, router
 
 from consortium.models import Consortium
+from consortium.queries import in_pipeline
 from libraries import rota
 from libraries.hours_loader import HoursRows, hours_rows
 from libraries.models import Library, LibraryPartner, Queue, StaffProfile
@@ -106,28 +112,64 @@ _lock = threading.Lock()
 _pictures: dict[tuple[str, int], Structure] = {}  # (database alias, consortium id) -> picture
 
 
+_STAMP_SQL = f"SELECT stamp FROM {StructureVersion._meta.db_table} WHERE id = 1"
+
+
 def stamp(alias: str) -> int:
     """The stamp now. Its row is made by migration 0009; if it is gone (a test flushed the tables), it
     is made again with a new random stamp, which no kept picture can hold."""
     # Written out: it runs before every routing decision, and the ORM took longer to build it than
     # the database to answer it.
     with connections[alias].cursor() as cursor:
-        cursor.execute(f"SELECT stamp FROM {StructureVersion._meta.db_table} WHERE id = 1")
+        cursor.execute(_STAMP_SQL)
         row = cursor.fetchone()
-    found = int(row[0]) if row else None
-    if found is None:
-        row, _ = StructureVersion.objects.using(alias).get_or_create(
-            pk=1, defaults={"stamp": secrets.randbits(62)})
-        found = row.stamp
-    return found
+    return _stamp_found(alias, row)
 
 
-def structure_of(consortium: Consortium | int) -> Structure:
+def _stamp_found(alias: str, row: Sequence[Any] | None) -> int:
+    if row is not None:
+        return int(row[0])
+    made, _ = StructureVersion.objects.using(alias).get_or_create(pk=1, defaults={"stamp": secrets.randbits(62)})
+    return made.stamp
+
+
+Stamp = Callable[[], int]
+
+
+def stamp_ask(alias: str | None = None) -> Stamp:
+    """The stamp, asked now, answered when called. In a pipeline (consortium.queries.atomic_pipelined)
+    the question is sent with the next statement whose answer is read, and costs no round trip of its
+    own: a chat routed alone asks it before its lock, a new chat before reading who is there. Elsewhere
+    it is read when called, as `stamp` does."""
+    alias = alias or router.db_for_read(StructureVersion)
+    if not in_pipeline(alias):
+        return partial(stamp, alias)
+    connection = connections[alias]
+    cursor = psycopg.Cursor(connection.connection)
+    with connection.wrap_database_errors:
+        cursor.execute(_STAMP_SQL, prepare=True if settings.VR_DB_PREPARE else None)
+
+    def answer() -> int:
+        with connection.wrap_database_errors, cursor:
+            return _stamp_found(alias, cursor.fetchone())
+
+    return cache(answer)
+
+
+def kept(consortium: Consortium | int) -> Structure | None:
+    """The picture kept of the consortium, unchecked: for a caller that checks its stamp against a
+    `stamp_ask` before relying on anything it decided from it (chats.chat_start)."""
+    consortium_id = consortium if isinstance(consortium, int) else consortium.pk
+    with _lock:
+        return _pictures.get((router.db_for_read(StructureVersion), consortium_id))
+
+
+def structure_of(consortium: Consortium | int, asked: Stamp | None = None) -> Structure:
     """The consortium's (or the consortium with this id's) structure as committed now (one small
-    query when the kept picture holds)."""
+    query when the kept picture holds; none of its own given the stamp `asked` before)."""
     consortium_id = consortium if isinstance(consortium, int) else consortium.pk
     alias = router.db_for_read(StructureVersion)
-    now_stamp = stamp(alias)
+    now_stamp = asked() if asked is not None else stamp(alias)
     key = (alias, consortium_id)
     with _lock:
         kept = _pictures.get(key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from django.db import connections, transaction
@@ -10,7 +11,7 @@ from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy
 
 from consortium.models import Consortium
-from consortium.queries import pipelined
+from consortium.queries import atomic_pipelined
 from consortium.tokens import token_hash, token_new
 from libraries.models import Library, StaffProfile
 from routing import blocks, events, frames, mentions, message_store, returning
@@ -20,7 +21,8 @@ from routing.plan import plan_to_json
 from routing.selectors import librarian_queues, with_chat_channel
 from routing.services.common import Refused, ServiceError, chat_end_locked, chat_lock, log_decision, trace
 from routing.services.route import TraceLine, chat_route_new, waiting_chats_route
-from routing.structure import Structure, structure_of
+from routing.structure import Stamp, Structure, stamp_ask, structure_of
+from routing.structure import kept as kept_structure
 from routing.validation import Fields, Invalid
 
 SMS_MAX_BODY = 1600  # one text (docs/sms.md): a librarian's longer message in an SMS chat is refused
@@ -57,37 +59,70 @@ def chat_start(*, consortium: Consortium, question: str, library_slug: str | Non
                        address=blocks.address_hash(ip))
     if blocks.block_find(consortium.pk, keys, now) is not None:
         raise ServiceError("blocked", gettext_lazy("chat is not available to this patron now; the question form is"))
-    picture = structure_of(consortium)  # one look at the structure for the whole start
-    home, found_by = home_library_resolve(consortium, library_slug, zip_code, picture)
-    token = token_new()
-    plan = picture.plan_for(home, consortium)
-    remembered = remember and bool(keys.device)
-    if remembered:
-        plan = returning.head_start_plan(plan, last_helper=returning.last_helper(consortium, keys.device, now),
-                                         seconds=consortium.returning_head_start)
-    chat = Chat(
-        consortium=consortium, home_library=home, home_found_by=found_by, question=question,
-        language=language, patron_name=name, patron_email=email, patron_ip=ip, patron_device=keys.device,
-        token_hash=token_hash(token), created_at=now, arrived_at=now, last_activity_at=now,
-        plan=plan_to_json(plan), last_seq=1, state=ChatState.QUEUED if plan else ChatState.UNSTAFFED,
-        channel=channel, remembered=remembered,
-        # A texting patron has no socket to join or lose: present from the first text (docs/sms.md).
-        patron_joined=channel == Channel.SMS,
-    )
-    created: dict[str, object] = {"home_library": home.slug if home else None, "found_by": found_by,
-                                  "language": language or None}
-    if remembered:
-        created["remembered"] = True
-    # Pipelined: after the read of who is there to offer it to, the chat's row, its trace, its offers
-    # and its first line go to PostgreSQL in one round trip (they were four).
-    with transaction.atomic(), pipelined():
+    start = partial(_start, consortium=consortium, question=question, library_slug=library_slug, zip_code=zip_code,
+                    name=name, email=email, language=language, ip=ip, now=now, channel=channel, keys=keys,
+                    remember=remember)
+    # The structure as this process keeps it, checked by a stamp asked with the first read of the
+    # transaction instead of by a round trip before it. Nothing decided from a stale picture is
+    # written: it is rolled back and the start made again from the picture read anew.
+    picture = kept_structure(consortium)
+    if picture is not None:
+        try:
+            return start(picture=picture)
+        except _StalePicture:
+            pass
+    return start(picture=None)
+
+
+class _StalePicture(Exception):
+    """The kept structure changed under a chat being started: start it again from the new one."""
+
+
+def _start(*, consortium: Consortium, question: str, library_slug: str | None, zip_code: str | None, name: str,
+           email: str, language: str, ip: str | None, now: datetime, channel: str, keys: blocks.Keys,
+           remember: bool, picture: Structure | None) -> tuple[Chat, str]:
+    """chat_start on `picture`, the kept structure unchecked (raises _StalePicture if it is not the
+    structure as of this transaction), or None: the structure read now."""
+    # Pipelined, BEGIN and COMMIT included: the stamp and who is there to offer the chat to in one
+    # round trip; then the chat's row, its trace, its offers, its first line and COMMIT in another.
+    with atomic_pipelined():
+        asked = stamp_ask()
+        fresh = picture is None
+        if picture is None:
+            picture = structure_of(consortium, asked)
+        try:
+            home, found_by = home_library_resolve(consortium, library_slug, zip_code, picture)
+        except ServiceError:
+            if not fresh and asked() != picture.stamp:
+                raise _StalePicture() from None  # a library added since: not "no such library"
+            raise
+        token = token_new()
+        plan = picture.plan_for(home, consortium)
+        remembered = remember and bool(keys.device)
+        if remembered:
+            plan = returning.head_start_plan(plan, last_helper=returning.last_helper(consortium, keys.device, now),
+                                             seconds=consortium.returning_head_start)
+        chat = Chat(
+            consortium=consortium, home_library=home, home_found_by=found_by, question=question,
+            language=language, patron_name=name, patron_email=email, patron_ip=ip, patron_device=keys.device,
+            token_hash=token_hash(token), created_at=now, arrived_at=now, last_activity_at=now,
+            plan=plan_to_json(plan), last_seq=1, state=ChatState.QUEUED if plan else ChatState.UNSTAFFED,
+            channel=channel, remembered=remembered,
+            # A texting patron has no socket to join or lose: present from the first text (docs/sms.md).
+            patron_joined=channel == Channel.SMS,
+        )
+        created: dict[str, object] = {"home_library": home.slug if home else None, "found_by": found_by,
+                                      "language": language or None}
+        if remembered:
+            created["remembered"] = True
         log_decision(chat, "created", created)  # logged once committed, before what the router decides
         if plan:
             # Decided before it is written: the chat's row goes in once, with its first step, in the
             # same transaction as its trace and offers (route.chat_route_new).
             chat_route_new(chat, now, first_trace=TraceLine(chat.pk, now, "created", created),
-                           structure=picture)
+                           structure=picture, check=None if fresh else partial(_check, asked, picture))
         else:
+            _check(asked, picture)
             chat.save(force_insert=True)
             TraceEvent.objects.bulk_create([
                 TraceEvent(chat=chat, at=now, kind="created", data=created),
@@ -96,6 +131,12 @@ def chat_start(*, consortium: Consortium, question: str, library_slug: str | Non
             log_decision(chat, "unstaffed", {"reason": "the consortium has no queue for this chat"})
         _first_line_write(chat, name=name, body=question, at=now)
     return chat, token
+
+
+def _check(asked: Stamp, picture: Structure) -> None:
+    """Before anything decided from `picture` is written: is it the structure as of this transaction?"""
+    if asked() != picture.stamp:
+        raise _StalePicture()
 
 
 def _first_line_write(chat: Chat, *, name: str, body: str, at: datetime) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, NamedTuple
@@ -16,10 +16,10 @@ from django.db import connections, transaction
 from django.db.models import Field, QuerySet
 
 from consortium.models import Consortium
-from consortium.queries import pipelined
+from consortium.queries import atomic_pipelined, pipelined
 from libraries.models import StaffProfile
 from routing import events, frames, router
-from routing.models import Chat, ChatState, LibrarianPresence, Offer, TraceEvent
+from routing.models import Chat, ChatState, LibrarianPresence, Offer, StructureVersion, TraceEvent
 from routing.plan import plan_from_json
 from routing.selectors import (
     EPOCH,
@@ -64,12 +64,16 @@ def _decide(chat: Chat, view: router.WaitingChat, now: datetime, structure: Stru
         chat.consortium, now, None if queues is None else set(queues), structure))
 
 
-def chat_route_new(chat: Chat, now: datetime, *, first_trace: TraceLine, structure: Structure | None = None) -> None:
+def chat_route_new(chat: Chat, now: datetime, *, first_trace: TraceLine, structure: Structure | None = None,
+                   check: Callable[[], None] | None = None) -> None:
     """Route a chat not yet written (chats.chat_start): it has no offers to read, and its row, its first
     trace line (`first_trace`) and the router's lines and offers are written in one go, in the
-    caller's transaction."""
+    caller's transaction. `check`, called once decided and before anything is written, may refuse
+    the decision (chats.chat_start: the structure it was made on is not current)."""
     view = waiting_chat_view(chat, offers=NO_OFFERS)
     decision = _decide(chat, view, now, structure)
+    if check is not None:
+        check()
     writes = Writes()
     writes.created.append(chat)
     writes.traces.append(first_trace)
@@ -394,11 +398,15 @@ def chat_route(chat_id: str, now: datetime, *, skip_locked: bool = False,
     """Look at one chat again (its deadline passed, or something it depends on changed)."""
     touched: set[int] = set()
     outbox: events.Outbox = []  # its offer frames and its patron's state: one trip to the channel layer
-    with events.collected(outbox), transaction.atomic():
+    # BEGIN and the lock (with the structure's stamp) in one round trip, the writes and COMMIT in one.
+    with events.collected(outbox), atomic_pipelined() as pipeline:
         chat = _locked_alone(chat_id, skip_locked)
         if chat is None:
             return
-        picture = structure_of(chat.consortium_id)
+        if chat.state != ChatState.QUEUED:
+            pipeline.leave()  # an active chat's idle deadline may end it, through Django's save()
+        stamped = getattr(chat, "structure_stamp", None)  # read by the lock (PostgreSQL): no query of its own
+        picture = structure_of(chat.consortium_id, None if stamped is None else lambda: int(stamped))
         chat.consortium = picture.consortium
         if (home := picture.libraries_by_id.get(chat.home_library_id or 0)) is not None:
             chat.home_library = home  # (an inactive home library is read when needed)
@@ -414,7 +422,36 @@ def _locked_alone(chat_id: str, skip_locked: bool) -> Chat | None:
     from the kept structure (the caller's)."""
     if not _by_hand():
         return next(iter(_for_routing(Chat.objects.filter(pk=chat_id), skip_locked)), None)
-    return next(iter(Chat.objects.raw(_LOCK_ALONE_SQL + (" SKIP LOCKED" if skip_locked else ""), [chat_id])), None)
+    # Read by hand, not as a raw queryset: that reads the columns' names before any row, which in a
+    # pipeline (route.chat_route's) are not there until the answer is.
+    connection = connections[Chat.objects.db]
+    with connection.cursor() as cursor:
+        cursor.execute(_LOCK_ALONE_SQL + (" SKIP LOCKED" if skip_locked else ""), [chat_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    *values, stamp = row
+    for i, (column, converters) in enumerate(_chat_converters(connection)):
+        for convert in converters:  # as Django's compiler does for every value it reads
+            values[i] = convert(values[i], column, connection)
+    chat = Chat.from_db(Chat.objects.db, _CHAT_ATTNAMES, values)
+    chat.structure_stamp = stamp  # type: ignore[attr-defined]
+    return chat
+
+
+def _chat_converters(connection: Any) -> list[tuple[Any, list[Any]]]:
+    """Each column of the chat's row with what Django applies to it when it reads the row (JSON text to
+    a value, and so on): made once per connection's vendor."""
+    kept = _CONVERTERS.get(connection.vendor)
+    if kept is None:
+        kept = _CONVERTERS[connection.vendor] = [
+            (column, connection.ops.get_db_converters(column) + column.get_db_converters(connection))
+            for column in (field.get_col(Chat._meta.db_table) for field in Chat._meta.concrete_fields)]
+    return kept
+
+
+_CONVERTERS: dict[str, list[tuple[Any, list[Any]]]] = {}
+_CHAT_ATTNAMES = [field.attname for field in Chat._meta.concrete_fields]
 
 
 def _locked_batch(chat_ids: list[str], skip_locked: bool, consortium: Consortium, picture: Structure) -> list[Chat]:
@@ -436,7 +473,9 @@ def _locked_batch(chat_ids: list[str], skip_locked: bool, consortium: Consortium
 # with its joins, compiled each time and loaded into three models a row, cost more CPU than the
 # decisions (a step timeout's lock 3.1 ms of its 10 ms; a batch's 9 ms of 50 chats' routing).
 _CHAT_COLUMNS = ", ".join(str(field.column) for field in Chat._meta.concrete_fields)
-_LOCK_ALONE_SQL = f"SELECT {_CHAT_COLUMNS} FROM {Chat._meta.db_table} WHERE id = %s FOR UPDATE"
+# A chat locked alone brings the structure's stamp with it (`structure_stamp`): one round trip, not two.
+_LOCK_ALONE_SQL = (f"SELECT {_CHAT_COLUMNS}, (SELECT stamp FROM {StructureVersion._meta.db_table} WHERE id = 1) "
+                   f"AS structure_stamp FROM {Chat._meta.db_table} WHERE id = %s FOR UPDATE")
 _LOCK_BATCH_SQL = f"SELECT {_CHAT_COLUMNS} FROM {Chat._meta.db_table} WHERE id = ANY(%s) ORDER BY id FOR UPDATE"
 
 

@@ -21,6 +21,7 @@ from routing.models import Chat, ChatState, LibrarianPresence
 from routing.plan import default_plan
 from routing.selectors import present_views, situation_for
 from routing.services import offers, route
+from routing.services.common import ServiceError
 from tests.factories import make_consortium, make_library, make_shared_queue, make_staff
 from tests.routing.routing_helpers import T0, at, go_online, start
 
@@ -122,3 +123,38 @@ def test_a_picture_read_inside_a_rolled_back_transaction_is_never_used_after_it(
     after = structure.structure_of(consortium)
     assert after.staff[pablo.pk].capacity is None
     assert after.stamp == before.stamp
+
+
+def test_a_chat_started_on_a_kept_picture_that_has_changed_is_started_on_the_new_one() -> None:
+    """A new chat decides on the picture its process keeps and checks the stamp with its first read:
+    a library, a partner or a librarian added since is there for it, and nothing decided on the old
+    picture is kept."""
+    consortium, _statewide, partner, home, _lena, _pablo = _world()
+    structure.structure_of(consortium)  # kept, before the changes below
+
+    annex = make_library(consortium, "annex")
+    ada = make_staff(annex, "ada")
+    go_online(ada, T0)
+    chat = start(consortium, T0, library_slug="annex")  # not "no library annex": the kept one has none
+    assert chat.home_library_id == annex.pk
+    assert set(chat.offers.filter(status="open").values_list("librarian_id", flat=True)) == {ada.pk}
+    assert Chat.objects.filter(home_library=annex).count() == 1  # started once, not once per picture
+
+    # The home library's partner list changes under a kept picture: the next chat's plan has it.
+    structure.structure_of(consortium)
+    LibraryPartner.objects.create(library=home, partner=annex, position=5)
+    planned = start(consortium, T0, library_slug="home")
+    assert any("annex" in step["queues"] for step in planned.plan), planned.plan
+    assert structure.structure_of(consortium).partners[home.pk] == [partner.slug, annex.slug]
+
+
+def test_a_library_that_is_not_there_is_refused_whatever_picture_was_kept() -> None:
+    consortium, *_ = _world()
+    structure.structure_of(consortium)
+    with pytest.raises(ServiceError) as refused:
+        start(consortium, T0, library_slug="nowhere")
+    assert refused.value.reason == "not_found"
+    Library.objects.filter(slug="home").update(is_active=False)  # gone since the picture was kept
+    with pytest.raises(ServiceError):
+        start(consortium, T0, library_slug="home")
+    assert not Chat.objects.exists()
