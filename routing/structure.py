@@ -139,8 +139,8 @@ Stamp = Callable[[], int]
 def stamp_ask(alias: str | None = None) -> Stamp:
     """The stamp, asked now, answered when called. In a pipeline (consortium.queries.atomic_pipelined)
     the question is sent with the next statement whose answer is read, and costs no round trip of its
-    own: a chat routed alone asks it before its lock, a new chat before reading who is there. Elsewhere
-    it is read when called, as `stamp` does."""
+    own: a new chat asks it before reading who is there (a chat routed alone reads it with its lock,
+    routing.services.route). Elsewhere it is read when called, as `stamp` does."""
     alias = alias or router.db_for_read(StructureVersion)
     if not in_pipeline(alias):
         return partial(stamp, alias)
