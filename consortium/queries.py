@@ -91,18 +91,15 @@ def atomic_pipelined(using: str = DEFAULT_DB_ALIAS) -> Iterator[Pipeline]:
         raw = connection.connection  # (atomic has connected)
         with connection.wrap_database_errors:
             raw.autocommit = True  # idle, outside a pipeline: set locally, no round trip
-        try:
-            with connection.wrap_database_errors, ExitStack() as stack:
-                stack.enter_context(raw.pipeline())
-                setattr(_pipelines, using, True)
-                stack.callback(setattr, _pipelines, using, False)
-                pipeline = Pipeline(stack.close)
-                raw.execute("BEGIN")
-                yield pipeline
-                if not pipeline.left and not connection.needs_rollback:  # (else atomic commits or rolls back)
-                    raw.execute("COMMIT")
-        finally:
-            setattr(_pipelines, using, False)
+        with connection.wrap_database_errors, ExitStack() as stack:
+            stack.enter_context(raw.pipeline())
+            setattr(_pipelines, using, True)
+            stack.callback(setattr, _pipelines, using, False)  # on leave() too
+            pipeline = Pipeline(stack.close)
+            raw.execute("BEGIN")
+            yield pipeline
+            if not pipeline.left and not connection.needs_rollback:  # (else atomic commits or rolls back)
+                raw.execute("COMMIT")
         if raw.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE:
             # Committed: as atomic left it, so that its own commit finds nothing to do (psycopg sends no
             # COMMIT outside a transaction). Not committed (the pipeline left, or an error): atomic's

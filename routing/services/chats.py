@@ -87,14 +87,12 @@ def _start(*, consortium: Consortium, question: str, library_slug: str | None, z
     # round trip; then the chat's row, its trace, its offers, its first line and COMMIT in another.
     with atomic_pipelined():
         asked = stamp_ask()
-        fresh = picture is None
-        if picture is None:
-            picture = structure_of(consortium, asked)
+        # (A picture read now has the stamp asked: the checks below pass without a query.)
+        picture = picture or structure_of(consortium, asked)
         try:
             home, found_by = home_library_resolve(consortium, library_slug, zip_code, picture)
         except ServiceError:
-            if not fresh and asked() != picture.stamp:
-                raise _StalePicture() from None  # a library added since: not "no such library"
+            _check(asked, picture)  # a library added since: not "no such library"
             raise
         token = token_new()
         plan = picture.plan_for(home, consortium)
@@ -120,7 +118,7 @@ def _start(*, consortium: Consortium, question: str, library_slug: str | None, z
             # Decided before it is written: the chat's row goes in once, with its first step, in the
             # same transaction as its trace and offers (route.chat_route_new).
             chat_route_new(chat, now, first_trace=TraceLine(chat.pk, now, "created", created),
-                           structure=picture, check=None if fresh else partial(_check, asked, picture))
+                           structure=picture, check=partial(_check, asked, picture))
         else:
             _check(asked, picture)
             chat.save(force_insert=True)
