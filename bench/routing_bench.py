@@ -19,7 +19,8 @@ channel layer, after commit):
   away          presence.presence_set available -> away (measured on the way, for the record)
   *_answer      of those two, presence.presence_change alone: what the librarian's console waits
                 for; the chats the change concerns are routed after it (presence.presence_reroute)
-  step_timeout  route.chat_route on a chat whose step deadline has just passed (as the timer)
+  step_timeout  route.chat_route on a chat whose step deadline has just passed, as the timer routes a
+                deadline that falls alone (sweeps.due_sweep; several at once go in batches)
   decide        routing.router.decide alone, on a prebuilt Situation (no I/O)
 and, in the same run and interleaved with those, a baseline: one indexed SELECT round trip to the
 same database (and a fixed piece of pure Python for the pure core), since the machine is shared and

@@ -28,7 +28,7 @@ from routing.selectors import (
     librarian_queues,
     plan_json_queues,
     plan_queues,
-    queue_positions,
+    queue_positions_asked,
     situation_for,
     waiting_chat_view,
     waiting_for,
@@ -159,7 +159,12 @@ class Writes:
     and one UPDATE for the chats; then one count of the waiting patrons' places, whose answer brings
     back the writes' too. Flushed once, at the end of the transaction that gathered it."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, places_after_commit: bool = False) -> None:
+        # True (a block of atomic_pipelined that ends with the flush): the count of the patrons'
+        # places is sent with the writes and read with the COMMIT's answer, by tell_places() after
+        # the block, instead of a round trip of its own between the writes and the COMMIT.
+        self.places_after_commit = places_after_commit
+        self._places: Callable[[], dict[str, int]] | None = None
         self.created: list[Chat] = []  # chats to insert (already holding what was decided), first
         self.closes: list[tuple[str, datetime, str, str, int]] = []  # (status, at, reason, chat, librarian)
         self.traces: list[TraceLine] = []
@@ -171,6 +176,16 @@ class Writes:
     def flush(self) -> None:
         with pipelined():  # nothing here reads an answer: one round trip for all
             self._write()
+        if not self.places_after_commit:
+            self.tell_places()
+
+    def tell_places(self) -> None:
+        """Tell each waiting patron of `states` their state and place, from the count flush() asked."""
+        places, self._places = self._places, None
+        if places is not None:
+            positions = places()
+            for chat in self.states:
+                events.to_chat(chat.pk, frames.patron_state_frame(chat, positions[chat.pk]))
 
     def _write(self) -> None:
         if self.created:
@@ -221,9 +236,7 @@ class Writes:
         if self.states:
             # After the writes, in the same round trip: each patron's place counted on the queue as
             # this batch leaves it (before, a count each, before the batch's own moves were written).
-            positions = queue_positions(self.states)
-            for chat in self.states:
-                events.to_chat(chat.pk, frames.patron_state_frame(chat, positions[chat.pk]))
+            self._places = queue_positions_asked(self.states)
 
 
 OFFER_UPSERTED = ("step", "queue", "mode", "created_at", "expires_at", "status", "closed_at", "reason")
@@ -264,6 +277,23 @@ def _by_server(sql: str, params: list[Any], *, rows: bool = False) -> list[tuple
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(sql, params, prepare=PREPARE)
         return cursor.fetchall() if rows else []
+
+
+def _by_server_asked(sql: str, params: list[Any]) -> Callable[[], list[tuple[Any, ...]]]:
+    """_by_server's statement sent now (queued, in a pipeline), its rows read when called for."""
+    from routing.message_store import PREPARE
+
+    connection = connections[Offer.objects.db]
+    connection.ensure_connection()
+    cursor = psycopg.Cursor(connection.connection)
+    with connection.wrap_database_errors:
+        cursor.execute(sql, params, prepare=PREPARE)
+
+    def rows() -> list[tuple[Any, ...]]:
+        with connection.wrap_database_errors, cursor:
+            return cursor.fetchall()
+
+    return rows
 
 
 def _traces_insert(traces: list[TraceLine]) -> None:
@@ -398,36 +428,46 @@ def chat_route(chat_id: str, now: datetime, *, skip_locked: bool = False,
     """Look at one chat again (its deadline passed, or something it depends on changed)."""
     touched: set[int] = set()
     outbox: events.Outbox = []  # its offer frames and its patron's state: one trip to the channel layer
-    # BEGIN and the lock (with the structure's stamp) in one round trip, the writes and COMMIT in one.
-    with events.collected(outbox), atomic_pipelined() as pipeline:
-        chat = _locked_alone(chat_id, skip_locked)
-        if chat is None:
-            return
-        if chat.state != ChatState.QUEUED:
-            pipeline.leave()  # an active chat's idle deadline may end it, through Django's save()
-        stamped = getattr(chat, "structure_stamp", None)  # read by the lock (PostgreSQL): no query of its own
-        picture = structure_of(chat.consortium_id, None if stamped is None else lambda: int(stamped))
-        chat.consortium = picture.consortium
-        if (home := picture.libraries_by_id.get(chat.home_library_id or 0)) is not None:
-            chat.home_library = home  # (an inactive home library is read when needed)
-        writes = Writes()
-        touched = _route_one_locked(chat, now, shared, None, writes, picture)
-        writes.flush()
+    # BEGIN, the lock (with the structure's stamp) and the chat's offers in one round trip; the writes,
+    # COMMIT and the patron's place in one.
+    with events.collected(outbox):
+        writes = Writes(places_after_commit=True)
+        with atomic_pipelined() as pipeline:
+            locked = _locked_alone(chat_id, skip_locked)
+            if locked is None:
+                return
+            chat, offers = locked
+            if chat.state != ChatState.QUEUED:
+                pipeline.leave()  # an active chat's idle deadline may end it, through Django's save()
+            stamped = getattr(chat, "structure_stamp", None)  # read by the lock (PostgreSQL): no query of its own
+            picture = structure_of(chat.consortium_id, None if stamped is None else lambda: int(stamped))
+            chat.consortium = picture.consortium
+            if (home := picture.libraries_by_id.get(chat.home_library_id or 0)) is not None:
+                chat.home_library = home  # (an inactive home library is read when needed)
+            touched = _route_one_locked(chat, now, shared, offers, writes, picture)
+            writes.flush()
+        writes.tell_places()
     events.send_all(outbox)
     offers_reroute(touched, now)
 
 
-def _locked_alone(chat_id: str, skip_locked: bool) -> Chat | None:
+def _locked_alone(chat_id: str, skip_locked: bool) -> tuple[Chat, StepOffers | None] | None:
     """One chat locked for routing (chat_route), its own row only: its consortium and home library come
-    from the kept structure (the caller's)."""
+    from the kept structure (the caller's). On PostgreSQL, with the offers of its current step, asked
+    in the same round trip (None: to be read when needed)."""
     if not _by_hand():
-        return next(iter(_for_routing(Chat.objects.filter(pk=chat_id), skip_locked)), None)
+        chat = next(iter(_for_routing(Chat.objects.filter(pk=chat_id), skip_locked)), None)
+        return None if chat is None else (chat, None)
     # Read by hand, not as a raw queryset: that reads the columns' names before any row, which in a
     # pipeline (route.chat_route's) are not there until the answer is.
     connection = connections[Chat.objects.db]
     with connection.cursor() as cursor:
         cursor.execute(_LOCK_ALONE_SQL + (" SKIP LOCKED" if skip_locked else ""), [chat_id])
+        # Sent before the lock's answer is read, run once the lock is held: the step's serial is the
+        # locked row's. (Skipped, or not waiting, the chat's offers are read for nothing.)
+        offer_rows = _by_server_asked(_OFFERS_OF_LOCKED_SQL, [chat_id, _DECLINED, _OPEN, _OPEN, _OPEN])
         row = cursor.fetchone()
+    offers = _step_offers_of_rows(offer_rows()).get(chat_id, NO_OFFERS)
     if row is None:
         return None
     *values, stamp = row
@@ -436,7 +476,7 @@ def _locked_alone(chat_id: str, skip_locked: bool) -> Chat | None:
             values[i] = convert(values[i], column, connection)
     chat = Chat.from_db(Chat.objects.db, _CHAT_ATTNAMES, values)
     chat.structure_stamp = stamp  # type: ignore[attr-defined]
-    return chat
+    return chat, offers
 
 
 def _chat_converters(connection: Any) -> list[tuple[Any, list[Any]]]:
@@ -566,10 +606,16 @@ def _current_offers(serials: dict[str, int]) -> dict[str, StepOffers]:
             if serial == serials[chat_id]:
                 rows[chat_id].append((librarian_id, status, mode, expires))
         return {chat_id: StepOffers.of_rows(found) for chat_id, found in rows.items()}
-    found = dict.fromkeys(serials, NO_OFFERS)
     ids = list(serials)
-    for chat_id, offered, declined, open_ids, open_modes, open_expiries in _by_server(
-            _OFFERS_OF_STEPS_SQL, [ids, [serials[pk] for pk in ids], _DECLINED, _OPEN, _OPEN, _OPEN], rows=True):
+    return {**dict.fromkeys(serials, NO_OFFERS), **_step_offers_of_rows(_by_server(
+        _OFFERS_OF_STEPS_SQL, [ids, [serials[pk] for pk in ids], _DECLINED, _OPEN, _OPEN, _OPEN], rows=True))}
+
+
+def _step_offers_of_rows(rows: Iterable[tuple[Any, ...]]) -> dict[str, StepOffers]:
+    """The rows of _OFFERS_OF_STEPS_SQL (or _OFFERS_OF_LOCKED_SQL) as each chat's StepOffers; a chat
+    with no offers in its step has no row."""
+    found: dict[str, StepOffers] = {}
+    for chat_id, offered, declined, open_ids, open_modes, open_expiries in rows:
         if set(open_modes) <= _BROADCAST_MODE and not any(open_expiries):
             open_offers = tuple(map(_BROADCAST_OFFERS.__getitem__, open_ids))
         else:  # a direct offer, one at a time, with its countdown
@@ -599,8 +645,8 @@ _DECLINED = [Offer.Status.DECLINED.value, Offer.Status.EXPIRED.value]
 # a third of the statement's time. The three open-offer arrays stay aligned without an ORDER BY:
 # PostgreSQL feeds every aggregate of a group the same rows in the same order, and their filters are
 # the same.
-_OFFERS_OF_STEPS_SQL = (
-    "SELECT s.chat_id, a.* FROM unnest(%s::text[], %s::integer[]) AS s(chat_id, serial) CROSS JOIN LATERAL ("
+_OFFER_AGGREGATES = (
+    " CROSS JOIN LATERAL ("
     "SELECT array_agg(o.librarian_id), "
     "coalesce(array_agg(o.librarian_id) FILTER (WHERE o.status = ANY(%s::text[])), '{}'), "
     "coalesce(array_agg(o.librarian_id) FILTER (WHERE o.status = %s), '{}'), "
@@ -608,6 +654,12 @@ _OFFERS_OF_STEPS_SQL = (
     "coalesce(array_agg((extract(epoch FROM o.expires_at) * 1000000)::int8) FILTER (WHERE o.status = %s), '{}') "
     f"FROM {Offer._meta.db_table} o WHERE o.chat_id = s.chat_id AND o.step_serial = s.serial "
     "HAVING count(*) > 0) AS a")
+_OFFERS_OF_STEPS_SQL = ("SELECT s.chat_id, a.* FROM unnest(%s::text[], %s::integer[]) AS s(chat_id, serial)"
+                        + _OFFER_AGGREGATES)
+# A chat's offers of its current step, its serial read from its row (chat_route's lock, queued just
+# before: the row is locked when this runs).
+_OFFERS_OF_LOCKED_SQL = (f"SELECT s.chat_id, a.* FROM (SELECT id, step_serial FROM {Chat._meta.db_table} "
+                         "WHERE id = %s) AS s(chat_id, serial)" + _OFFER_AGGREGATES)
 
 
 def offers_reroute(librarian_ids: Iterable[int], now: datetime) -> set[str]:

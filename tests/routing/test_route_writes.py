@@ -7,16 +7,18 @@ suites run these."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from consortium.queries import pipelined
-from routing.models import Message, Offer, TraceEvent
+from routing import events
+from routing.models import Chat, Message, Offer, TraceEvent
 from routing.selectors import NO_OFFERS, StepOffers
-from routing.services import sweeps
+from routing.services import route, sweeps
 from routing.services.chats import _first_line_write
-from routing.services.route import OfferMade, TraceLine, Writes, _current_offers
+from routing.services.route import OfferMade, TraceLine, Writes, _current_offers, _locked_alone
 from tests.factories import make_library
 from tests.routing.routing_helpers import T0, Sent, at, fresh, go_online, patron_joins, staff, start, world
 
@@ -128,3 +130,68 @@ def test_patrons_moved_on_together_are_told_their_places_on_the_queue_as_the_bat
     assert (fresh(first).step_index, fresh(second).step_index) == (1, 1)
     assert [f["position"] for f in sent.to_chat(first, "state")] == [1]
     assert [f["position"] for f in sent.to_chat(second, "state")] == [2]
+
+
+def test_a_chat_locked_alone_comes_with_its_current_steps_offers_as_the_router_sees_them() -> None:
+    """chat_route asks a chat's offers in the round trip of its lock (PostgreSQL): those of the step
+    the locked row is in, read as a batch reads them; elsewhere they are read when needed."""
+    w = world()
+    go_online(staff(w.home, "lena"), at(-60))
+    chat = start(w.consortium, T0, library_slug="home")
+    people = [staff(w.home, name) for name in ("ana", "ben", "cai")]
+    serial = Chat.objects.get(pk=chat.pk).step_serial
+    assert serial >= 1
+    writes = Writes()
+    writes.offers += [OfferMade(chat.pk, p.pk, serial, "local", "home", "broadcast", at(1), None) for p in people]
+    writes.offers.append(OfferMade(chat.pk, people[0].pk, serial - 1, "local", "home", "broadcast", at(0), None))
+    with transaction.atomic():
+        writes.flush()
+    Offer.objects.filter(chat=chat, librarian=people[1], step_serial=serial).update(status=Offer.Status.DECLINED)
+
+    with transaction.atomic():
+        locked = _locked_alone(chat.pk, skip_locked=False)
+    assert locked is not None
+    found, offers = locked
+    assert found.pk == chat.pk and found.step_serial == serial
+    if connection.vendor == "postgresql":
+        assert offers == _current_offers({chat.pk: serial})[chat.pk]
+        assert {o.librarian for o in offers.open} >= {people[0].pk, people[2].pk}
+        assert people[1].pk in offers.declined and people[1].pk not in {o.librarian for o in offers.open}
+    else:
+        assert offers is None
+    with transaction.atomic():
+        assert _locked_alone("no such chat", skip_locked=False) is None
+
+
+def test_a_chat_routed_alone_at_its_deadline_tells_its_patron_its_place_once_committed(
+        sent: Sent, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step timeout counts the patron's place with its writes and reads it with the COMMIT's answer:
+    the place counts the chats ahead on the new step, and the frame goes out after the commit."""
+    w = world()
+    other = make_library(w.consortium, "other", partners=[w.partner])
+    for person, library in (("lena", w.home), ("olga", other), ("pia", w.partner)):
+        go_online(staff(library, person), at(-60))
+    first = start(w.consortium, T0, library_slug="other")
+    second = start(w.consortium, at(1), library_slug="home")
+    for chat in (first, second):
+        patron_joins(chat, at(2))
+    first_deadline = fresh(first).deadline
+    assert first_deadline is not None
+    sweeps.due_sweep(first_deadline)  # the earlier chat is on the partner step already
+    assert fresh(first).step_index == 1
+    sent.clear()
+    in_transaction: list[bool] = []
+
+    def record(group: str, event: dict[str, Any]) -> None:
+        in_transaction.append(connection.in_atomic_block)
+        sent(group, event)
+
+    monkeypatch.setattr(events, "_send", record)
+
+    deadline = fresh(second).deadline
+    assert deadline is not None
+    route.chat_route(second.pk, deadline)
+
+    assert fresh(second).step_index == 1
+    assert [f["position"] for f in sent.to_chat(second, "state")] == [2]
+    assert in_transaction and not any(in_transaction)
