@@ -204,8 +204,12 @@ class Offer(models.Model):
         EXPIRED = "expired", pgettext_lazy("an offer's status", "Expired")
         WITHDRAWN = "withdrawn", pgettext_lazy("an offer's status", "Withdrawn")
 
-    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="offers", verbose_name=_("chat"))
-    librarian = models.ForeignKey(StaffProfile, on_delete=models.CASCADE, related_name="offers",
+    # No index of their own: (chat, ...) and (librarian, status) below serve every lookup by either, and
+    # a broadcast writes a row per librarian of its step, each row an entry in every index (a chat's
+    # own id index and its text-pattern twin, and the librarian's, were three of seven).
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="offers", db_index=False,
+                             verbose_name=_("chat"))
+    librarian = models.ForeignKey(StaffProfile, on_delete=models.CASCADE, related_name="offers", db_index=False,
                                   verbose_name=_("librarian"))
     step_serial = models.PositiveIntegerField(verbose_name=_("step serial"))
     step = models.CharField(max_length=50, verbose_name=_("step"))
@@ -227,7 +231,10 @@ class Offer(models.Model):
 
 
 class TraceEvent(models.Model):
-    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="trace", verbose_name=_("chat"))
+    # Indexed in Meta: a key's own index brings a text-pattern twin (for LIKE, which nothing asks of a
+    # chat id), one more entry for each of a broadcast's trace lines.
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="trace", db_index=False,
+                             verbose_name=_("chat"))
     at = models.DateTimeField(verbose_name=_("at"))
     kind = models.CharField(max_length=30, verbose_name=_("kind"))
     data = models.JSONField(default=dict, verbose_name=_("data"))
@@ -237,7 +244,8 @@ class TraceEvent(models.Model):
         verbose_name_plural = _("trace events")
         ordering = ["chat", "at", "id"]
         # /metrics counts today's events by time (routing/metrics.py): a range on `at`, not the whole table.
-        indexes = [models.Index(fields=["at"], name="routing_trace_at_idx")]
+        indexes = [models.Index(fields=["at"], name="routing_trace_at_idx"),
+                   models.Index(fields=["chat"], name="routing_trace_chat")]
 
 
 class LibrarianPresence(models.Model):
