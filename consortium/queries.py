@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
@@ -106,6 +106,26 @@ def atomic_pipelined(using: str = DEFAULT_DB_ALIAS) -> Iterator[Pipeline]:
             # commit or rollback sends it, as psycopg does in autocommit inside a transaction.
             with connection.wrap_database_errors:
                 raw.autocommit = False
+
+
+def asked(sql: str, params: list[Any], *, prepare: bool | None = None, using: str = DEFAULT_DB_ALIAS
+          ) -> Callable[[], list[tuple[Any, ...]]]:
+    """One statement sent now on psycopg's own cursor, in the caller's transaction, and its rows read
+    when the returned function is called. In a pipeline it is only queued: read after later
+    statements (a COMMIT), its answer comes with theirs instead of in a round trip of its own; the
+    cursor keeps it when the pipeline syncs, however that ends. (Django's cursor closes with its
+    block, so it cannot wait for a later read.)"""
+    connection = connections[using]
+    connection.ensure_connection()
+    cursor = psycopg.Cursor(connection.connection)
+    with connection.wrap_database_errors:
+        cursor.execute(sql, params, prepare=prepare)
+
+    def rows() -> list[tuple[Any, ...]]:
+        with connection.wrap_database_errors, cursor:
+            return cursor.fetchall()
+
+    return rows
 
 
 def in_pipeline(using: str = DEFAULT_DB_ALIAS) -> bool:

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import psycopg
 from django.contrib.sessions.models import Session
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -21,6 +20,7 @@ from django.db.models.functions import Cast
 from django.utils.dateparse import parse_datetime
 
 from consortium.models import Consortium
+from consortium.queries import asked
 from libraries.hours_loader import hours_at
 from libraries.models import ShiftAssignment, StaffProfile
 from routing import router, whispers
@@ -324,17 +324,11 @@ def queue_positions_asked(chats: list[Chat]) -> Callable[[], dict[str, int]]:
     sql = (f"SELECT s.id, (SELECT COUNT(*) FROM {table} c WHERE c.consortium_id = s.consortium AND c.state = %s "
            "AND c.arrived_at < s.arrived AND c.step_index >= 0 AND c.audience && s.queues) "
            "FROM jsonb_to_recordset(%s::jsonb) AS s(id text, consortium bigint, arrived timestamptz, queues text[])")
-    connection.ensure_connection()
-    # psycopg's own cursor, kept open until read (Django's closes with its block); in a pipeline the
-    # answer is kept for it when the pipeline syncs, however that ends.
-    cursor = psycopg.Cursor(connection.connection)
-    with connection.wrap_database_errors:
-        cursor.execute(sql, [ChatState.QUEUED.value, rows])
+    answer = asked(sql, [ChatState.QUEUED.value, rows], using=Chat.objects.db)
 
     def read() -> dict[str, int]:
-        with connection.wrap_database_errors, cursor:
-            for chat_id, ahead in cursor.fetchall():
-                positions[chat_id] = int(ahead) + 1
+        for chat_id, ahead in answer():
+            positions[chat_id] = int(ahead) + 1
         return positions
 
     return read

@@ -16,7 +16,7 @@ from django.db import connections, transaction
 from django.db.models import Field, QuerySet
 
 from consortium.models import Consortium
-from consortium.queries import atomic_pipelined, pipelined
+from consortium.queries import asked, atomic_pipelined, pipelined
 from libraries.models import StaffProfile
 from routing import events, frames, router
 from routing.models import Chat, ChatState, LibrarianPresence, Offer, StructureVersion, TraceEvent
@@ -279,23 +279,6 @@ def _by_server(sql: str, params: list[Any], *, rows: bool = False) -> list[tuple
         return cursor.fetchall() if rows else []
 
 
-def _by_server_asked(sql: str, params: list[Any]) -> Callable[[], list[tuple[Any, ...]]]:
-    """_by_server's statement sent now (queued, in a pipeline), its rows read when called for."""
-    from routing.message_store import PREPARE
-
-    connection = connections[Offer.objects.db]
-    connection.ensure_connection()
-    cursor = psycopg.Cursor(connection.connection)
-    with connection.wrap_database_errors:
-        cursor.execute(sql, params, prepare=PREPARE)
-
-    def rows() -> list[tuple[Any, ...]]:
-        with connection.wrap_database_errors, cursor:
-            return cursor.fetchall()
-
-    return rows
-
-
 def _traces_insert(traces: list[TraceLine]) -> None:
     iso = _Iso()  # a batch's lines share a few instants
     _by_server(_TRACES_SQL, [json.dumps([(t.chat_id, iso[t.at], t.kind, t.data) for t in traces])])
@@ -458,6 +441,8 @@ def _locked_alone(chat_id: str, skip_locked: bool) -> tuple[Chat, StepOffers | N
     if not _by_hand():
         chat = next(iter(_for_routing(Chat.objects.filter(pk=chat_id), skip_locked)), None)
         return None if chat is None else (chat, None)
+    from routing.message_store import PREPARE
+
     # Read by hand, not as a raw queryset: that reads the columns' names before any row, which in a
     # pipeline (route.chat_route's) are not there until the answer is.
     connection = connections[Chat.objects.db]
@@ -465,7 +450,8 @@ def _locked_alone(chat_id: str, skip_locked: bool) -> tuple[Chat, StepOffers | N
         cursor.execute(_LOCK_ALONE_SQL + (" SKIP LOCKED" if skip_locked else ""), [chat_id])
         # Sent before the lock's answer is read, run once the lock is held: the step's serial is the
         # locked row's. (Skipped, or not waiting, the chat's offers are read for nothing.)
-        offer_rows = _by_server_asked(_OFFERS_OF_LOCKED_SQL, [chat_id, _DECLINED, _OPEN, _OPEN, _OPEN])
+        offer_rows = asked(_OFFERS_OF_LOCKED_SQL, [chat_id, _DECLINED, _OPEN, _OPEN, _OPEN], prepare=PREPARE,
+                           using=Offer.objects.db)
         row = cursor.fetchone()
     offers = _step_offers_of_rows(offer_rows()).get(chat_id, NO_OFFERS)
     if row is None:

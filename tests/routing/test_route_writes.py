@@ -110,18 +110,25 @@ def test_a_batch_reads_each_chats_current_offers_as_the_router_sees_them() -> No
     assert read[first.pk].declined == {people[1].pk, people[2].pk}
 
 
-def test_patrons_moved_on_together_are_told_their_places_on_the_queue_as_the_batch_left_it(sent: Sent) -> None:
-    """Two chats from two libraries that share a partner move on to it at the same deadline, in one
-    batch. The later one waits behind the earlier one there, and is told so: places are counted
-    after the batch's moves are written (counted before, the earlier chat still looked local)."""
+def _two_chats_sharing_a_partner(first_library: str, second_library: str) -> tuple[Chat, Chat]:
+    """A chat from `first_library`, then one a second later from `second_library` ("home" and "other",
+    which share the partner library), librarians on at all three, both patrons joined."""
     w = world()
     other = make_library(w.consortium, "other", partners=[w.partner])
     for person, library in (("lena", w.home), ("olga", other), ("pia", w.partner)):
         go_online(staff(library, person), at(-60))
-    first = start(w.consortium, T0, library_slug="home")
-    second = start(w.consortium, at(1), library_slug="other")
+    first = start(w.consortium, T0, library_slug=first_library)
+    second = start(w.consortium, at(1), library_slug=second_library)
     for chat in (first, second):
         patron_joins(chat, at(2))
+    return first, second
+
+
+def test_patrons_moved_on_together_are_told_their_places_on_the_queue_as_the_batch_left_it(sent: Sent) -> None:
+    """Two chats from two libraries that share a partner move on to it at the same deadline, in one
+    batch. The later one waits behind the earlier one there, and is told so: places are counted
+    after the batch's moves are written (counted before, the earlier chat still looked local)."""
+    first, second = _two_chats_sharing_a_partner("home", "other")
     assert fresh(first).deadline == at(45) and fresh(second).deadline == at(46)
     sent.clear()
 
@@ -167,14 +174,7 @@ def test_a_chat_routed_alone_at_its_deadline_tells_its_patron_its_place_once_com
         sent: Sent, monkeypatch: pytest.MonkeyPatch) -> None:
     """A step timeout counts the patron's place with its writes and reads it with the COMMIT's answer:
     the place counts the chats ahead on the new step, and the frame goes out after the commit."""
-    w = world()
-    other = make_library(w.consortium, "other", partners=[w.partner])
-    for person, library in (("lena", w.home), ("olga", other), ("pia", w.partner)):
-        go_online(staff(library, person), at(-60))
-    first = start(w.consortium, T0, library_slug="other")
-    second = start(w.consortium, at(1), library_slug="home")
-    for chat in (first, second):
-        patron_joins(chat, at(2))
+    first, second = _two_chats_sharing_a_partner("other", "home")
     first_deadline = fresh(first).deadline
     assert first_deadline is not None
     sweeps.due_sweep(first_deadline)  # the earlier chat is on the partner step already
