@@ -252,14 +252,22 @@ def _by_hand() -> bool:
 # bound by the server, but psycopg dumps a text array in Python, escaping every element by regular
 # expression: a third of a step timeout's CPU again. Now all rows go as one JSON text, made by the
 # json module's C encoder and taken apart by the server, in a statement prepared once per connection.
+# A broadcast's rows differ only in the librarian and their queue: they go as one element holding
+# what they share once and those two as arrays, which the server unfolds in order (ROWS FROM zips
+# them). Encoding a row per librarian was most of what writing a shared queue's step cost in Python.
 _TRACES_SQL = (f"INSERT INTO {TraceEvent._meta.db_table} (chat_id, at, kind, data) "
-               "SELECT r->>0, (r->>1)::timestamptz, r->>2, r->3 FROM jsonb_array_elements(%s::jsonb) "
-               "WITH ORDINALITY AS t(r, n) ORDER BY n")
+               "SELECT r->>0, (r->>1)::timestamptz, r->>2, CASE WHEN u.m IS NULL THEN r->3 "
+               "ELSE (r->3) || jsonb_build_object('librarian', u.librarian, 'queue', u.queue) END "
+               "FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS t(r, n) LEFT JOIN LATERAL ROWS FROM "
+               "(jsonb_array_elements(r->4), jsonb_array_elements(r->5)) WITH ORDINALITY AS u(librarian, queue, m) "
+               "ON true ORDER BY n, m")
 _OFFERS_SQL = (
     f"INSERT INTO {Offer._meta.db_table} (chat_id, librarian_id, step_serial, step, queue, mode, created_at, "
-    "expires_at, status, closed_at, reason) SELECT r->>0, (r->>1)::bigint, (r->>2)::integer, r->>3, r->>4, "
-    f"r->>5, (r->>6)::timestamptz, (r->>7)::timestamptz, '{Offer.Status.OPEN.value}', NULL, '' "
-    "FROM jsonb_array_elements(%s::jsonb) AS t(r) ON CONFLICT (chat_id, librarian_id, step_serial) DO UPDATE SET "
+    "expires_at, status, closed_at, reason) SELECT r->>0, u.librarian::bigint, (r->>1)::integer, r->>2, u.queue, "
+    f"r->>3, (r->>4)::timestamptz, (r->>5)::timestamptz, '{Offer.Status.OPEN.value}', NULL, '' "
+    "FROM jsonb_array_elements(%s::jsonb) AS t(r), ROWS FROM (jsonb_array_elements_text(r->6), "
+    "jsonb_array_elements_text(r->7)) AS u(librarian, queue) "
+    "ON CONFLICT (chat_id, librarian_id, step_serial) DO UPDATE SET "
     + ", ".join(f"{name} = EXCLUDED.{name}" for name in OFFER_UPSERTED))
 
 
@@ -281,13 +289,40 @@ def _by_server(sql: str, params: list[Any], *, rows: bool = False) -> list[tuple
 
 def _traces_insert(traces: list[TraceLine]) -> None:
     iso = _Iso()  # a batch's lines share a few instants
-    _by_server(_TRACES_SQL, [json.dumps([(t.chat_id, iso[t.at], t.kind, t.data) for t in traces])])
+    rows: list[tuple[Any, ...]] = []
+    run: tuple[list[Any], list[Any]] = ([], [])
+    shared: tuple[str, datetime, Any] | None = None
+    for line in traces:
+        data = line.data
+        if line.kind == "offered" and data.keys() == _OFFERED_KEYS:  # (router.decide's line per offer)
+            key = (line.chat_id, line.at, data["mode"])
+            if key != shared:  # a run of a chat's offers of one instant and mode: one element
+                shared, run = key, ([], [])
+                rows.append((line.chat_id, iso[line.at], "offered", {"mode": data["mode"]}, *run))
+            run[0].append(data["librarian"])
+            run[1].append(data["queue"])
+        else:
+            shared = None
+            rows.append((line.chat_id, iso[line.at], line.kind, data))
+    _by_server(_TRACES_SQL, [json.dumps(rows)])
+
+
+_OFFERED_KEYS = frozenset({"librarian", "queue", "mode"})
 
 
 def _offers_upsert(offers: list[OfferMade]) -> None:
     iso = _Iso()  # the offers of a batch share a few instants
-    _by_server(_OFFERS_SQL, [json.dumps([(o.chat_id, o.librarian_id, o.step_serial, o.step, o.queue, o.mode,
-                                          iso[o.created_at], iso[o.expires_at]) for o in offers])])
+    rows: list[tuple[Any, ...]] = []
+    run: tuple[list[int], list[str]] = ([], [])
+    shared: tuple[Any, ...] | None = None
+    for o in offers:
+        key = (o.chat_id, o.step_serial, o.step, o.mode, o.created_at, o.expires_at)
+        if key != shared:  # a run of one chat's offers alike but for the librarian and queue: one element
+            shared, run = key, ([], [])
+            rows.append((o.chat_id, o.step_serial, o.step, o.mode, iso[o.created_at], iso[o.expires_at], *run))
+        run[0].append(o.librarian_id)
+        run[1].append(o.queue)
+    _by_server(_OFFERS_SQL, [json.dumps(rows)])
 
 
 class _Iso(dict[datetime | None, str | None]):
@@ -313,7 +348,7 @@ def _chats_insert(chats: list[Chat]) -> None:
 def _chats_update(chats: list[Chat], fields: tuple[str, ...]) -> None:
     """`chat.save(update_fields=fields)` for many chats. Django's bulk_update builds a CASE per field
     and row, which cost more Python than the rest of routing a batch. On PostgreSQL: one statement,
-    each column bound by the server as one array; elsewhere one
+    each column bound by the server as one array (one chat: one value each); elsewhere one
     statement sent once per row in a single round of executemany."""
     connection = connections[Chat.objects.db]
     columns = [field for name in fields if isinstance(field := Chat._meta.get_field(name), Field)]
@@ -323,6 +358,14 @@ def _chats_update(chats: list[Chat], fields: tuple[str, ...]) -> None:
     ids = [chat.pk for chat in chats]
     quote = connection.ops.quote_name
     table = quote(Chat._meta.db_table)
+    if _by_hand() and len(chats) == 1:
+        # One chat (chat_route): plain parameters, which psycopg dumps in C; an array is dumped in Python.
+        sql = _CHAT_UPDATE_SQL.get(fields)
+        if sql is None:
+            assignments = ", ".join(f"{quote(str(column.column))} = %s" for column in columns)
+            sql = _CHAT_UPDATE_SQL[fields] = f"UPDATE {table} SET {assignments} WHERE id = %s"
+        _by_server(sql, [*(column_values[0] for column_values in values), ids[0]])
+        return
     if _by_hand():
         sql = _CHATS_UPDATE_SQL.get(fields)
         if sql is None:  # made once per set of fields (a handful) per process
@@ -340,6 +383,7 @@ def _chats_update(chats: list[Chat], fields: tuple[str, ...]) -> None:
 
 
 _CHATS_UPDATE_SQL: dict[tuple[str, ...], str] = {}
+_CHAT_UPDATE_SQL: dict[tuple[str, ...], str] = {}
 
 
 def _apply(chat: Chat, decision: router.Decision, now: datetime, view: router.WaitingChat, writes: Writes

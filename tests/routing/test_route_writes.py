@@ -49,6 +49,49 @@ def test_trace_lines_and_offers_are_written_as_they_were_made() -> None:
         (Offer.Status.OPEN, "local", "home", at(1), None, "")}
 
 
+def test_a_broadcasts_lines_and_offers_are_written_one_per_librarian_in_order() -> None:
+    # On PostgreSQL a run of offers alike but for the librarian and queue goes as one element: the
+    # rows that come out are the ones made, in order, whatever breaks or ends a run.
+    w = world()
+    chat = start(w.consortium, T0, library_slug="home")
+    other = start(w.consortium, T0, library_slug="home")
+    people = [staff(w.home, name) for name in ("ana", "ben", "cai", "dee")]
+    a, b, c, d = (p.pk for p in people)
+
+    def offered(chat_id: str, librarian: int, queue: str, mode: str = "broadcast", when: int = 1) -> TraceLine:
+        return TraceLine(chat_id, at(when), "offered", {"librarian": librarian, "queue": queue, "mode": mode})
+
+    made = [
+        TraceLine(chat.pk, at(1), "escalated", {"from": "local", "reason": "timeout"}),
+        offered(chat.pk, a, "home"), offered(chat.pk, b, "partner"), offered(chat.pk, c, "home"),
+        offered(other.pk, a, "home"),  # another chat: a new run
+        offered(chat.pk, d, "home", when=2),  # another instant
+        offered(chat.pk, a, "home", mode="direct", when=2),  # another mode
+        TraceLine(chat.pk, at(2), "offered", {"librarian": b, "queue": "home", "mode": "broadcast", "by": "x"}),
+        TraceLine(chat.pk, at(2), "max_wait", {"waited": 300}),
+        offered(chat.pk, c, "home", when=2),  # a run starts again after another line
+    ]
+    writes = Writes()
+    writes.traces += made
+    writes.offers += [
+        OfferMade(chat.pk, a, 91, "partners", "home", "broadcast", at(1), None),
+        OfferMade(chat.pk, b, 91, "partners", "partner", "broadcast", at(1), None),
+        OfferMade(other.pk, a, 91, "partners", "home", "broadcast", at(1), None),
+        OfferMade(chat.pk, c, 92, "shared", "state", "broadcast", at(1), None),
+        OfferMade(chat.pk, d, 92, "shared", "state", "direct", at(1), at(21)),
+    ]
+    with transaction.atomic():
+        writes.flush()
+
+    ours = {chat.pk, other.pk}
+    written = [(line.chat_id, line.at, line.kind, line.data)
+               for line in TraceEvent.objects.filter(chat__in=ours, at__gte=at(1)).order_by("pk")]
+    assert written == [tuple(line) for line in made]
+    rows = set(Offer.objects.filter(chat__in=ours, step_serial__gte=91).values_list(
+        "chat_id", "librarian_id", "step_serial", "step", "queue", "mode", "created_at", "expires_at", "status"))
+    assert rows == {(*offer, Offer.Status.OPEN) for offer in writes.offers}
+
+
 def test_a_write_that_fails_in_a_pipeline_raises_and_its_transaction_keeps_nothing() -> None:
     w = world()
     chat = start(w.consortium, T0, library_slug="home")
