@@ -207,10 +207,11 @@ class Offer(models.Model):
     # No index of their own: (chat, ...) and (librarian, status) below serve every lookup by either, and
     # a broadcast writes a row per librarian of its step, each row an entry in every index (a chat's
     # own id index and its text-pattern twin, and the librarian's, were three of seven).
+    # No foreign-key constraint in the database either (OFFER_AND_TRACE_KEYS).
     chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="offers", db_index=False,
-                             verbose_name=_("chat"))
+                             db_constraint=False, verbose_name=_("chat"))
     librarian = models.ForeignKey(StaffProfile, on_delete=models.CASCADE, related_name="offers", db_index=False,
-                                  verbose_name=_("librarian"))
+                                  db_constraint=False, verbose_name=_("librarian"))
     step_serial = models.PositiveIntegerField(verbose_name=_("step serial"))
     step = models.CharField(max_length=50, verbose_name=_("step"))
     queue = models.CharField(max_length=50, verbose_name=_("queue"))
@@ -230,11 +231,28 @@ class Offer(models.Model):
         indexes = [models.Index(fields=["librarian", "status"]), models.Index(fields=["chat", "status"])]
 
 
+# OFFER_AND_TRACE_KEYS. Offers and trace lines keep their chat and librarian without a foreign-key
+# constraint in the database. A broadcast writes an offer and a trace line per librarian of its step,
+# and PostgreSQL checked each row's keys at COMMIT, one query per key: three per librarian, 2.3 ms of a
+# 50-librarian step and 6.7 ms of a shared queue's 190 (bench/write_bench.py), the largest part of a
+# step timeout. What the constraints guarded is kept by the only writers and deleters instead:
+# - they are written only by routing (routing.services.route.Writes, and accept/decline's updates),
+#   under the lock of their chat's row, which exists (it is locked) and is never deleted (a chat is
+#   scrubbed, routing.privacy, not removed);
+# - a librarian is deleted only through Django (the admin, or their user), whose collector deletes
+#   their offers (on_delete CASCADE, which Django carries out itself, constraint or not), and a
+#   librarian who ever had a chat cannot be deleted at all (Chat.librarian is PROTECT);
+# - an open offer made at the very instant its librarian was deleted reaches no one (nobody signs in
+#   as them), and the router withdraws it the next time it looks at the chat, as it does any open
+#   offer to someone no longer eligible.
+
+
 class TraceEvent(models.Model):
     # Indexed in Meta: a key's own index brings a text-pattern twin (for LIKE, which nothing asks of a
-    # chat id), one more entry for each of a broadcast's trace lines.
+    # chat id), one more entry for each of a broadcast's trace lines. No foreign-key constraint in the
+    # database (OFFER_AND_TRACE_KEYS).
     chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="trace", db_index=False,
-                             verbose_name=_("chat"))
+                             db_constraint=False, verbose_name=_("chat"))
     at = models.DateTimeField(verbose_name=_("at"))
     kind = models.CharField(max_length=30, verbose_name=_("kind"))
     data = models.JSONField(default=dict, verbose_name=_("data"))
