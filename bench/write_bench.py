@@ -6,7 +6,8 @@
 
 On routing_bench's scale-1 consortium (a fresh PostgreSQL database, dropped after), each sample is
 what routing.services.route.Writes writes when a chat enters a step that offers it to N librarians:
-an "escalated" line, N "offered" lines and N offers, then COMMIT. Two comparisons, each alternated
+an "escalated" line, N "offered" lines and N offers, then COMMIT, under the chat's lock (its row
+locked first, in the same transaction, as routing does). Two comparisons, each alternated
 sample by sample in one process, so the machine's noise falls on both sides alike:
 
   keys      the offers' and trace lines' foreign keys checked at COMMIT (as before migration 0025:
@@ -15,7 +16,9 @@ sample by sample in one process, so the machine's noise falls on both sides alik
   encoding  the rows sent as one JSON element each (before) or a broadcast's run as one element
             (routing.services.route._traces_insert / _offers_upsert), both without key checks
 
-and a baseline in the same run: one row written and committed (bench/routing_bench.py's yardstick).
+and, on the same database, routing_bench's step timeouts (route.chat_route at each chat's deadline, in
+deadline order), every other one with the keys checked: what the check costs a whole decision.
+A baseline in the same run: one row written and committed (bench/routing_bench.py's yardstick).
 The last line printed is a JSON summary (also written to --json FILE when given).
 """
 
@@ -107,6 +110,8 @@ def run(audiences: list[int], samples: int, seed: int) -> dict[str, Any]:
                           for pk in who]
         wall, cpu = time.perf_counter_ns(), time.process_time_ns()
         with transaction.atomic():
+            with connection.cursor() as cursor:  # routing writes under its chat's lock
+                cursor.execute("SELECT id FROM routing_chat WHERE id = %s FOR UPDATE", [chat])
             writes.flush()
         return time.perf_counter_ns() - wall, time.process_time_ns() - cpu
 
@@ -128,12 +133,51 @@ def run(audiences: list[int], samples: int, seed: int) -> dict[str, Any]:
                 commits.append(commit_baseline())
             results[str(audience)] = {name: {"p50_ms": ms(wall, .5), "p90_ms": ms(wall, .9), "p99_ms": ms(wall, .99),
                                              "cpu_p50_ms": ms(cpu, .5)} for name, (wall, cpu) in sides.items()}
+        route._traces_insert, route._offers_upsert = new_traces, new_offers
+        results["step_timeout"] = step_timeouts(samples * 2)
     finally:
         route._traces_insert, route._offers_upsert = new_traces, new_offers
         with connection.cursor() as cursor:
             cursor.execute("SET session_replication_role = origin")
     return {"audiences": results, "baseline_write_commit": {"p50_ms": ms(commits, .5), "p99_ms": ms(commits, .99)},
             "samples": samples}
+
+
+def step_timeouts(count: int) -> dict[str, Any]:
+    """routing_bench's step timeouts, alternately with the keys checked and not."""
+    from datetime import timedelta
+
+    from django.db import connection
+
+    from routing.models import Chat, ChatState, Offer
+    from routing.plan import plan_from_json
+    from routing.services import route
+
+    due = []
+    for chat_id, plan_json, index, entered, deadline in Chat.objects.filter(
+            state=ChatState.QUEUED, deadline__isnull=False, step_index__gte=0).values_list(
+            "pk", "plan", "step_index", "step_entered_at", "deadline"):
+        plan = plan_from_json(plan_json)
+        wait = plan[index].wait
+        if index < len(plan) - 1 and wait is not None and entered is not None \
+                and entered + timedelta(seconds=wait) == deadline:
+            due.append((deadline, chat_id))
+    due.sort()
+    sides: dict[str, list[int]] = {"keys checked": [], "keys unchecked": []}
+    new_offers: list[int] = []
+    for i, (deadline, chat_id) in enumerate(due[:count]):
+        name = "keys checked" if i % 2 else "keys unchecked"
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET session_replication_role = {'origin' if i % 2 else 'replica'}")
+        had = Offer.objects.filter(chat_id=chat_id).count()
+        start = time.perf_counter_ns()
+        route.chat_route(chat_id, deadline, skip_locked=True)
+        sides[name].append(time.perf_counter_ns() - start)
+        new_offers.append(Offer.objects.filter(chat_id=chat_id).count() - had)
+    return {**{name: {"n": len(wall), "p50_ms": ms(wall, .5), "p90_ms": ms(wall, .9), "p99_ms": ms(wall, .99)}
+               for name, wall in sides.items()},
+            "new_offers_mean": round(sum(new_offers) / max(1, len(new_offers)), 1),
+            "new_offers_p50": sorted(new_offers)[len(new_offers) // 2] if new_offers else 0}
 
 
 def main() -> None:
@@ -154,9 +198,11 @@ def main() -> None:
     print(f"baseline write+COMMIT p50 {base:.3f} ms", file=sys.stderr)
     for audience, sides in report["audiences"].items():
         for name, f in sides.items():
-            print(f"  {audience:>4} librarians, {name:15s} p50 {f['p50_ms']:7.3f} ms "
+            if not isinstance(f, dict):
+                continue
+            print(f"  {audience:>12}, {name:15s} p50 {f['p50_ms']:7.3f} ms "
                   f"({f['p50_ms'] / base:5.2f}x commit)"
-                  f"  p99 {f['p99_ms']:7.3f} ms  CPU p50 {f['cpu_p50_ms']:.3f} ms", file=sys.stderr)
+                  f"  p99 {f['p99_ms']:7.3f} ms  CPU p50 {f.get('cpu_p50_ms', '-')} ms", file=sys.stderr)
     text = json.dumps({"command": " ".join(["bench/write_bench.py", *sys.argv[1:]]), **report})
     if args.json:
         Path(args.json).write_text(text)

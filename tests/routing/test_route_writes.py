@@ -92,6 +92,25 @@ def test_a_broadcasts_lines_and_offers_are_written_one_per_librarian_in_order() 
     assert rows == {(*offer, Offer.Status.OPEN) for offer in writes.offers}
 
 
+def test_a_librarian_deleted_takes_their_offers_along_and_leaves_the_chat_routable() -> None:
+    # Offers keep their keys without a constraint in the database (migration 0025): Django's
+    # collector still deletes a deleted librarian's offers, and the chat's other offers stay.
+    w = world()
+    lena, omar = staff(w.home, "lena"), staff(w.home, "omar")
+    go_online(lena, at(-60))
+    go_online(omar, at(-60))
+    chat = start(w.consortium, T0, library_slug="home")
+    assert set(Offer.objects.filter(chat=chat).values_list("librarian_id", flat=True)) == {lena.pk, omar.pk}
+
+    omar.user.delete()
+
+    assert list(Offer.objects.filter(chat=chat).values_list("librarian_id", flat=True)) == [lena.pk]
+    assert not Offer.objects.filter(librarian_id=omar.pk).exists()
+    route.chat_route(chat.pk, at(5))
+    assert list(Offer.objects.filter(chat=chat, status=Offer.Status.OPEN).values_list("librarian_id", flat=True)) == [
+        lena.pk]
+
+
 def test_a_write_that_fails_in_a_pipeline_raises_and_its_transaction_keeps_nothing() -> None:
     w = world()
     chat = start(w.consortium, T0, library_slug="home")
