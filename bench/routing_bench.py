@@ -20,7 +20,8 @@ channel layer, after commit):
   *_answer      of those two, presence.presence_change alone: what the librarian's console waits
                 for; the chats the change concerns are routed after it (presence.presence_reroute)
   step_timeout  route.chat_route on a chat whose step deadline has just passed, as the timer routes a
-                deadline that falls alone (sweeps.due_sweep; several at once go in batches)
+                deadline that falls alone (sweeps.due_sweep, with what its listing read of the chat;
+                several at once go in batches)
   decide        routing.router.decide alone, on a prebuilt Situation (no I/O)
 and, in the same run and interleaved with those, a baseline: one indexed SELECT round trip to the
 same database (and a fixed piece of pure Python for the pure core), since the machine is shared and
@@ -554,13 +555,14 @@ def run(scale: float, db: str, samples: int, presence_samples: int, seed: int, s
         plan = plan_from_json(plan_json)
         step = plan[step_index]
         if step_index < len(plan) - 1 and step.wait is not None and entered + timedelta(seconds=step.wait) == deadline:
-            timeouts.append((deadline, chat_id))
+            # What the timer's listing reads of the chat (sweeps.due_sweep), passed as it passes it.
+            timeouts.append((deadline, chat_id, route.RouteHint(consortium.pk, plan_json, step_index, entered)))
     timeouts.sort()
     timeouts = timeouts[:samples]
     timeout_ns, timeout_audience = [], []
     clock.label = "step_timeout"
-    for deadline, chat_id in timeouts:
-        elapsed, _ = clock.time(route.chat_route, chat_id, deadline, skip_locked=True)
+    for deadline, chat_id, hint in timeouts:
+        elapsed, _ = clock.time(route.chat_route, chat_id, deadline, skip_locked=True, hint=hint)
         timeout_ns.append(elapsed)
         timeout_audience.append(audience_of(chat_id))
     results["step_timeout"] = {**summary(timeout_ns),

@@ -154,24 +154,24 @@ def step_timeouts(count: int) -> dict[str, Any]:
     from routing.services import route
 
     due = []
-    for chat_id, plan_json, index, entered, deadline in Chat.objects.filter(
+    for chat_id, consortium_id, plan_json, index, entered, deadline in Chat.objects.filter(
             state=ChatState.QUEUED, deadline__isnull=False, step_index__gte=0).values_list(
-            "pk", "plan", "step_index", "step_entered_at", "deadline"):
+            "pk", "consortium_id", "plan", "step_index", "step_entered_at", "deadline"):
         plan = plan_from_json(plan_json)
         wait = plan[index].wait
         if index < len(plan) - 1 and wait is not None and entered is not None \
                 and entered + timedelta(seconds=wait) == deadline:
-            due.append((deadline, chat_id))
+            due.append((deadline, chat_id, route.RouteHint(consortium_id, plan_json, index, entered)))
     due.sort()
     sides: dict[str, list[int]] = {"keys checked": [], "keys unchecked": []}
     new_offers: list[int] = []
-    for i, (deadline, chat_id) in enumerate(due[:count]):
+    for i, (deadline, chat_id, hint) in enumerate(due[:count]):
         name = "keys checked" if i % 2 else "keys unchecked"
         with connection.cursor() as cursor:
             cursor.execute(f"SET session_replication_role = {'origin' if i % 2 else 'replica'}")
         had = Offer.objects.filter(chat_id=chat_id).count()
         start = time.perf_counter_ns()
-        route.chat_route(chat_id, deadline, skip_locked=True)
+        route.chat_route(chat_id, deadline, skip_locked=True, hint=hint)  # as sweeps.due_sweep does
         sides[name].append(time.perf_counter_ns() - start)
         new_offers.append(Offer.objects.filter(chat_id=chat_id).count() - had)
     return {**{name: {"n": len(wall), "p50_ms": ms(wall, .5), "p90_ms": ms(wall, .9), "p99_ms": ms(wall, .99)}

@@ -353,15 +353,37 @@ def decide_reading(chat: WaitingChat, now: datetime, read: Callable[[frozenset[s
     """
     plan = chat.plan
     last = len(plan) - 1
+    reach = _reach(chat, now)
+    first = frozenset(audience(plan, reach)) if reach is not None else None
+    if reach is not None and reach < last:
+        decision = decide(chat, read(first))
+        if decision.state == "abandoned" or 0 <= decision.step_index <= reach:
+            return decision
+        return decide(chat, read(frozenset(audience(plan, last))))
+    return decide(chat, read(first))
+
+
+def first_reading(plan: tuple[Step, ...], step_index: int, step_entered_at: datetime | None,
+                  now: datetime) -> frozenset[str] | None:
+    """The queues whose situation decide_reading reads first for a chat at this step of this plan
+    (None: every queue): what a caller can ask for before the chat is in hand (route.chat_route, with
+    the lock)."""
+    view = WaitingChat(id="", plan=plan, step_index=step_index, step_entered_at=step_entered_at,
+                       arrived_at=now, created_at=now)
+    reach = _reach(view, now)
+    return None if reach is None else frozenset(audience(plan, reach))
+
+
+def _reach(chat: WaitingChat, now: datetime) -> int | None:
+    """The last step whose queues decide_reading reads first (None: a plan that names a librarian,
+    whom any queue may hold: every queue is read)."""
+    plan = chat.plan
+    last = len(plan) - 1
     if any(step.librarian is not None for step in plan):
-        return decide(chat, read(None))
+        return None
     reach = max(chat.step_index, 0)
     if 0 <= chat.step_index < last and chat.step_entered_at is not None:
         wait = plan[chat.step_index].wait
         if wait is not None and now >= chat.step_entered_at + timedelta(seconds=wait):
             reach += 1  # it moves on: read the step it is likely to enter too
-    if reach < last:
-        decision = decide(chat, read(frozenset(audience(plan, reach))))
-        if decision.state == "abandoned" or 0 <= decision.step_index <= reach:
-            return decision
-    return decide(chat, read(frozenset(audience(plan, last))))
+    return min(reach, last)

@@ -94,27 +94,23 @@ def librarian_view(profile: StaffProfile, default_capacity: int, now: datetime,
 
 def present_views(consortium: Consortium, now: datetime, queues: set[str] | None = None,
                   shift_of: Mapping[int, frozenset[str]] | None = None,
-                  structure: Structure | None = None) -> list[router.Librarian]:
+                  structure: Structure | None = None, presence: PresenceAsked | None = None) -> list[router.Librarian]:
     """present_librarians as the router sees them (librarian_view of each), in one narrow query.
 
     Who serves which queue, with what capacity and languages, comes from the consortium's kept
     structure (routing.structure); only presence and load, which change all the time, are read: the
     available and online librarians among those who serve `queues` (or are on shift for one), with
-    their count of active chats. The cost follows the audience, not the consortium.
+    their count of active chats. The cost follows the audience, not the consortium. `presence`: those
+    rows asked before (presence_asked), used when they are of the same librarians.
     """
     shift_of = shift_of or {}
     picture = structure or structure_of(consortium)
-    if queues is None:
-        candidates = set(picture.staff)
-    else:
-        candidates = set()
-        for slug in queues:
-            candidates |= picture.serving.get(slug, frozenset())
-    candidates |= {pk for pk in shift_of if pk in picture.staff}
+    candidates = _candidates(picture, queues, shift_of)
     if not candidates:
         return []
+    rows = presence.rows() if presence is not None and presence.ids == candidates else presence_and_load(candidates)
     views = []
-    for profile_id, idle_since, active in presence_and_load(sorted(candidates)):
+    for profile_id, idle_since, active in rows:
         entry = picture.staff[profile_id]
         on_shift = shift_of.get(profile_id, frozenset())
         views.append(router.Librarian(
@@ -129,6 +125,51 @@ def present_views(consortium: Consortium, now: datetime, queues: set[str] | None
     return views
 
 
+def _candidates(picture: Structure, queues: Iterable[str] | None, shift_of: Mapping[int, frozenset[str]]
+                ) -> list[int]:
+    """Whose presence and load a situation of `queues` reads: those who serve them, and those on shift
+    for one; in id order."""
+    if queues is None:
+        candidates = set(picture.staff)
+    else:
+        candidates = set()
+        for slug in queues:
+            candidates |= picture.serving.get(slug, frozenset())
+    candidates |= {pk for pk in shift_of if pk in picture.staff}
+    return sorted(candidates)
+
+
+def _shifts_now(picture: Structure, now: datetime, queues: Iterable[str] | None) -> dict[int, frozenset[str]]:
+    """Who is on shift at `now` on rota-driven queues among `queues` (None: all), and on which."""
+    wanted = None if queues is None else set(queues)
+    shifts = [shift for shift in picture.shifts if wanted is None or shift.queue in wanted]
+    return picture.on_shift(shifts, now) if shifts else {}
+
+
+class PresenceAsked:
+    """presence_and_load of `ids`, asked before it is needed: sent now, its rows read (once) when
+    present_views takes them. On PostgreSQL only (consortium.queries.asked)."""
+
+    def __init__(self, ids: list[int]) -> None:
+        self.ids = ids
+        sql, params = _presence_statement(ids, connections[Chat.objects.db])
+        self._answer = asked(sql, params, using=Chat.objects.db)
+        self._rows: list[tuple[int, datetime | None, int]] | None = None
+
+    def rows(self) -> list[tuple[int, datetime | None, int]]:
+        if self._rows is None:
+            self._rows = _presence_rows(self._answer())
+        return self._rows
+
+
+def presence_asked(picture: Structure, now: datetime, queues: frozenset[str] | None) -> PresenceAsked | None:
+    """Ask now for the presence and load that situation_for(..., queues) at `now` on `picture` will
+    read (None: nobody to read). Sent in a pipeline after a lock, it runs once the lock is held, as a
+    read after it would."""
+    ids = _candidates(picture, queues, _shifts_now(picture, now, queues))
+    return PresenceAsked(ids) if ids else None
+
+
 def presence_and_load(librarian_ids: list[int]) -> list[tuple[int, datetime | None, int]]:
     """(id, idle since, active chats) of those of these librarians who are available and online.
 
@@ -137,8 +178,15 @@ def presence_and_load(librarian_ids: list[int]) -> list[tuple[int, datetime | No
     index of active chats by librarian (routing_chat_active_librarian), so a librarian's ended chats,
     which pile up over the years, are never read.
     """
-    presence, chat = LibrarianPresence._meta.db_table, Chat._meta.db_table
     connection = connections[Chat.objects.db]
+    sql, params = _presence_statement(librarian_ids, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return _presence_rows(cursor.fetchall())
+
+
+def _presence_statement(librarian_ids: list[int], connection: BaseDatabaseWrapper) -> tuple[str, list[Any]]:
+    presence, chat = LibrarianPresence._meta.db_table, Chat._meta.db_table
     ids: list[Any]
     if connection.vendor == "postgresql":
         # One array parameter: a thousand placeholders cost more to prepare than the query to run. The
@@ -153,10 +201,10 @@ def presence_and_load(librarian_ids: list[int]) -> list[tuple[int, datetime | No
     sql = (f"SELECT p.librarian_id, {idle}, (SELECT COUNT(*) FROM {chat} c WHERE c.librarian_id = "
            f"p.librarian_id AND c.state = %s) FROM {presence} p "
            f"WHERE p.status = %s AND p.online AND p.librarian_id {among}")
-    params: list[Any] = [ChatState.ACTIVE.value, LibrarianPresence.Status.AVAILABLE.value, *ids]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
+    return sql, [ChatState.ACTIVE.value, LibrarianPresence.Status.AVAILABLE.value, *ids]
+
+
+def _presence_rows(rows: Iterable[Any]) -> list[tuple[int, datetime | None, int]]:
     return [(int(librarian_id), _aware(idle_since), int(active)) for librarian_id, idle_since, active in rows]
 
 
@@ -177,7 +225,7 @@ def _aware(value: datetime | str | int | None) -> datetime | None:
 
 
 def situation_for(consortium: Consortium, now: datetime, queues: set[str] | None = None,
-                  structure: Structure | None = None) -> router.Situation:
+                  structure: Structure | None = None, presence: PresenceAsked | None = None) -> router.Situation:
     """The situation at `now`: every queue of the consortium, or only `queues` (a chat's plan) when given.
 
     The structure (queues, hours, rota, who serves what) comes from routing.structure, kept while
@@ -198,15 +246,14 @@ def situation_for(consortium: Consortium, now: datetime, queues: set[str] | None
             rota_driven.add(queue.slug)
     # The rota: who is on shift now on rota-driven queues, and when a shift starts or ends (a chat
     # waiting for such a queue is looked at again then, so the next shift is offered it at once).
-    shifts = [shift for shift in picture.shifts if queues is None or shift.queue in queues]
     for slug, change in picture.shift_changes(now).items():
         if queues is not None and slug not in queues:
             continue
         hours_change = changes.get(slug)
         changes[slug] = change if hours_change is None else min(hours_change, change)
-    shift_of = picture.on_shift(shifts, now) if shifts else {}
+    shift_of = _shifts_now(picture, now, queues)
     present: dict[str, list[router.Librarian]] = defaultdict(list)
-    for view in present_views(consortium, now, queues, shift_of, picture):
+    for view in present_views(consortium, now, queues, shift_of, picture, presence):
         for slug in view.queues:
             if queues is None or slug in queues:
                 present[slug].append(view)

@@ -24,10 +24,12 @@ from routing.plan import plan_from_json
 from routing.selectors import (
     EPOCH,
     NO_OFFERS,
+    PresenceAsked,
     StepOffers,
     librarian_queues,
     plan_json_queues,
     plan_queues,
+    presence_asked,
     queue_positions_asked,
     situation_for,
     waiting_chat_view,
@@ -41,6 +43,7 @@ from routing.services.common import (
     log_decision,
 )
 from routing.structure import Structure, structure_of
+from routing.structure import kept as kept_structure
 
 # Chats routed together in one transaction by chats_route (a presence change, a burst of deadlines):
 # enough to make a few statements serve many chats, few enough that no lock is held for long.
@@ -57,11 +60,12 @@ def chat_route_locked(chat: Chat, now: datetime, situation: router.Situation | N
     return touched
 
 
-def _decide(chat: Chat, view: router.WaitingChat, now: datetime, structure: Structure | None = None
-            ) -> router.Decision:
-    """router.decide for one chat, the situation read only as far along its plan as needed."""
+def _decide(chat: Chat, view: router.WaitingChat, now: datetime, structure: Structure | None = None,
+            presence: PresenceAsked | None = None) -> router.Decision:
+    """router.decide for one chat, the situation read only as far along its plan as needed (with the
+    presence and load asked before, `presence`, when they are of the librarians it reads)."""
     return router.decide_reading(view, now, lambda queues: situation_for(
-        chat.consortium, now, None if queues is None else set(queues), structure))
+        chat.consortium, now, None if queues is None else set(queues), structure, presence))
 
 
 def chat_route_new(chat: Chat, now: datetime, *, first_trace: TraceLine, structure: Structure | None = None,
@@ -136,6 +140,18 @@ class TraceLine(NamedTuple):
     at: datetime
     kind: str
     data: dict[str, Any]
+
+
+class RouteHint(NamedTuple):
+    """What a caller that listed a waiting chat knows of it (sweeps.due_sweep: its deadline passed).
+    From it, chat_route asks the presence and load its decision will read with the chat's lock,
+    instead of in a round trip after it. Only a hint: the decision checks that they are of the
+    librarians it reads, and reads them itself if not (the chat moved on meanwhile)."""
+
+    consortium_id: int
+    plan: list[Any]  # as stored (Chat.plan)
+    step_index: int
+    step_entered_at: datetime | None
 
 
 class OfferMade(NamedTuple):
@@ -451,19 +467,20 @@ def _apply(chat: Chat, decision: router.Decision, now: datetime, view: router.Wa
 
 
 def chat_route(chat_id: str, now: datetime, *, skip_locked: bool = False,
-               shared: SharedSituation | None = None) -> None:
-    """Look at one chat again (its deadline passed, or something it depends on changed)."""
+               shared: SharedSituation | None = None, hint: RouteHint | None = None) -> None:
+    """Look at one chat again (its deadline passed, or something it depends on changed). `hint`: what
+    the caller knows of the chat, from which its decision's presence and load are asked with its lock."""
     touched: set[int] = set()
     outbox: events.Outbox = []  # its offer frames and its patron's state: one trip to the channel layer
-    # BEGIN, the lock (with the structure's stamp) and the chat's offers in one round trip; the writes,
-    # COMMIT and the patron's place in one.
+    # BEGIN, the lock (with the structure's stamp), the chat's offers and (given a hint) the presence and
+    # load of who it may be offered to in one round trip; the writes, COMMIT and the patron's place in one.
     with events.collected(outbox):
         writes = Writes(places_after_commit=True)
         with atomic_pipelined() as pipeline:
-            locked = _locked_alone(chat_id, skip_locked)
+            locked = _locked_alone(chat_id, skip_locked, hint, now)
             if locked is None:
                 return
-            chat, offers = locked
+            chat, offers, presence = locked
             if chat.state != ChatState.QUEUED:
                 pipeline.leave()  # an active chat's idle deadline may end it, through Django's save()
             stamped = getattr(chat, "structure_stamp", None)  # read by the lock (PostgreSQL): no query of its own
@@ -471,20 +488,22 @@ def chat_route(chat_id: str, now: datetime, *, skip_locked: bool = False,
             chat.consortium = picture.consortium
             if (home := picture.libraries_by_id.get(chat.home_library_id or 0)) is not None:
                 chat.home_library = home  # (an inactive home library is read when needed)
-            touched = _route_one_locked(chat, now, shared, offers, writes, picture)
+            touched = _route_one_locked(chat, now, shared, offers, writes, picture, presence)
             writes.flush()
         writes.tell_places()
     events.send_all(outbox)
     offers_reroute(touched, now)
 
 
-def _locked_alone(chat_id: str, skip_locked: bool) -> tuple[Chat, StepOffers | None] | None:
+def _locked_alone(chat_id: str, skip_locked: bool, hint: RouteHint | None = None, now: datetime | None = None
+                  ) -> tuple[Chat, StepOffers | None, PresenceAsked | None] | None:
     """One chat locked for routing (chat_route), its own row only: its consortium and home library come
     from the kept structure (the caller's). On PostgreSQL, with the offers of its current step, asked
-    in the same round trip (None: to be read when needed)."""
+    in the same round trip (None: to be read when needed), and given a `hint` and the decision's `now`,
+    the presence and load its decision will likely read, asked in that round trip too."""
     if not _by_hand():
         chat = next(iter(_for_routing(Chat.objects.filter(pk=chat_id), skip_locked)), None)
-        return None if chat is None else (chat, None)
+        return None if chat is None else (chat, None, None)
     from routing.message_store import PREPARE
 
     # Read by hand, not as a raw queryset: that reads the columns' names before any row, which in a
@@ -496,6 +515,7 @@ def _locked_alone(chat_id: str, skip_locked: bool) -> tuple[Chat, StepOffers | N
         # locked row's. (Skipped, or not waiting, the chat's offers are read for nothing.)
         offer_rows = asked(_OFFERS_OF_LOCKED_SQL, [chat_id, _DECLINED, _OPEN, _OPEN, _OPEN], prepare=PREPARE,
                            using=Offer.objects.db)
+        presence = _presence_hinted(hint, now) if hint is not None and now is not None else None
         row = cursor.fetchone()
     offers = _step_offers_of_rows(offer_rows()).get(chat_id, NO_OFFERS)
     if row is None:
@@ -506,7 +526,18 @@ def _locked_alone(chat_id: str, skip_locked: bool) -> tuple[Chat, StepOffers | N
             values[i] = convert(values[i], column, connection)
     chat = Chat.from_db(Chat.objects.db, _CHAT_ATTNAMES, values)
     chat.structure_stamp = stamp  # type: ignore[attr-defined]
-    return chat, offers
+    return chat, offers, presence
+
+
+def _presence_hinted(hint: RouteHint, now: datetime) -> PresenceAsked | None:
+    """The presence and load the decision on the hinted chat will read first, asked now, from the kept
+    picture of its consortium (none kept: nothing asked). A picture or plan that changed meanwhile at
+    worst asks for librarians the decision does not read: it reads its own then."""
+    picture = kept_structure(hint.consortium_id)
+    if picture is None:
+        return None
+    queues = router.first_reading(plan_from_json(hint.plan), hint.step_index, hint.step_entered_at, now)
+    return presence_asked(picture, now, queues)
 
 
 def _chat_converters(connection: Any) -> list[tuple[Any, list[Any]]]:
@@ -565,13 +596,15 @@ def _for_routing(chats: QuerySet[Chat], skip_locked: bool, consortium: Consortiu
 
 
 def _route_one_locked(chat: Chat, now: datetime, shared: SharedSituation | None,
-                      offers: StepOffers | None, writes: Writes, structure: Structure | None = None) -> set[int]:
+                      offers: StepOffers | None, writes: Writes, structure: Structure | None = None,
+                      presence: PresenceAsked | None = None) -> set[int]:
     touched: set[int] = set()
     if chat.state == ChatState.QUEUED:
         if offers is None and _by_hand():  # one chat alone (a deadline): its offers as one row of arrays
             offers = _current_offers({chat.pk: chat.step_serial})[chat.pk]
         view = waiting_chat_view(chat, offers=offers)
-        decision = router.decide(view, shared.for_chat(chat)) if shared else _decide(chat, view, now, structure)
+        decision = (router.decide(view, shared.for_chat(chat)) if shared
+                    else _decide(chat, view, now, structure, presence))
         touched = _apply(chat, decision, now, view, writes)
         if touched and shared:
             shared.stale()

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.db.models import Q
 
 from consortium.models import Consortium
 from routing.models import Chat, ChatState, Connection, LibrarianPresence, ServerProcess
 from routing.services.presence import librarian_lost, patron_disconnected, reroutes_overdue, staff_disconnected
-from routing.services.route import SharedSituation, chat_route, chats_route, queues_of_plans
+from routing.services.route import RouteHint, SharedSituation, chat_route, chats_route, queues_of_plans
 from routing.services.shifts import librarian_shift_due
 
 # A web process that has not heart-beaten for this long is dead: its sockets count as closed.
@@ -48,25 +47,27 @@ def due_sweep(now: datetime, limit: int = 200) -> int:
     for librarian_id in LibrarianPresence.objects.filter(grace_until__lte=now).values_list("pk", flat=True)[:limit]:
         done += librarian_lost(librarian_id, now)
     due = Chat.objects.filter(deadline__lte=now).filter(Q(state=ChatState.QUEUED) | Q(state=ChatState.ACTIVE))
-    rows = list(due.order_by("deadline").values_list("pk", "consortium_id", "state", "plan")[:limit])
+    rows = list(due.order_by("deadline").values_list("pk", "consortium_id", "state", "plan", "step_index",
+                                                     "step_entered_at")[:limit])
     # Waiting chats whose deadlines passed together (a burst of arrivals a step's wait ago) are routed
     # together, per consortium, on one situation and in batches (route.chats_route): a burst of 200
     # costs a few statements per 50 chats, not a transaction of its own each.
-    waiting: dict[int, list[tuple[str, list[Any]]]] = defaultdict(list)
-    for chat_id, consortium_id, state, plan in rows:
+    waiting: dict[int, list[tuple[str, RouteHint]]] = defaultdict(list)
+    for chat_id, consortium_id, state, plan, step_index, step_entered_at in rows:
         if state == ChatState.QUEUED:
-            waiting[consortium_id].append((chat_id, plan))
+            waiting[consortium_id].append((chat_id, RouteHint(consortium_id, plan, step_index, step_entered_at)))
         else:
             chat_route(chat_id, now, skip_locked=True)
     for consortium_id, chats in waiting.items():
         if len(chats) == 1:
-            # A deadline alone (the usual case): chat_route asks the lock, the chat's offers and
-            # BEGIN in one round trip, its writes, COMMIT and the patron's place in another; a batch
-            # of one took six.
-            chat_route(chats[0][0], now, skip_locked=True)
+            # A deadline alone (the usual case): chat_route asks BEGIN, the lock, the chat's offers and
+            # (from what this listing read of it) the presence and load its decision reads in one
+            # round trip, its writes, COMMIT and the patron's place in another; a batch of one took six.
+            chat_id, hint = chats[0]
+            chat_route(chat_id, now, skip_locked=True, hint=hint)
             continue
         shared = SharedSituation(Consortium.objects.get(pk=consortium_id), now,
-                                 queues_of_plans(plan for _, plan in chats))
+                                 queues_of_plans(hint.plan for _, hint in chats))
         chats_route([chat_id for chat_id, _ in chats], now, shared=shared, skip_locked=True)
     done += len(rows)
     done += reroutes_overdue(now)

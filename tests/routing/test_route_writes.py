@@ -13,7 +13,8 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 
 from consortium.queries import pipelined
-from routing import events
+from libraries.models import StaffProfile
+from routing import events, selectors
 from routing.models import Chat, Message, Offer, TraceEvent
 from routing.selectors import NO_OFFERS, StepOffers
 from routing.services import route, sweeps
@@ -220,7 +221,7 @@ def test_a_chat_locked_alone_comes_with_its_current_steps_offers_as_the_router_s
     with transaction.atomic():
         locked = _locked_alone(chat.pk, skip_locked=False)
     assert locked is not None
-    found, offers = locked
+    found, offers, _ = locked
     assert found.pk == chat.pk and found.step_serial == serial
     if connection.vendor == "postgresql":
         assert offers == _current_offers({chat.pk: serial})[chat.pk]
@@ -257,3 +258,35 @@ def test_a_chat_routed_alone_at_its_deadline_tells_its_patron_its_place_once_com
     assert fresh(second).step_index == 1
     assert [f["position"] for f in sent.to_chat(second, "state")] == [2]
     assert in_transaction and not any(in_transaction)
+
+
+def test_a_lone_deadline_asks_presence_with_its_lock_and_a_hint_gone_stale_changes_nothing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The timer passes chat_route what its listing read of a chat (route.RouteHint). On PostgreSQL the
+    presence and load its decision reads are asked with the chat's lock, not read in a round trip
+    after it. A hint that no longer holds asks for other librarians: the decision reads its own and
+    decides as without it."""
+    first, second = _two_chats_sharing_a_partner("home", "other")
+    lena, olga, pia = (StaffProfile.objects.get(user__username=name).pk for name in ("lena", "olga", "pia"))
+    reads: list[list[int]] = []
+    read = selectors.presence_and_load
+    monkeypatch.setattr(selectors, "presence_and_load", lambda ids: reads.append(list(ids)) or read(ids))
+    pipelined_db = connection.vendor == "postgresql"
+
+    sweeps.due_sweep(at(45))  # the first chat's local step is over, alone
+
+    assert fresh(first).step_index == 1
+    assert _open_to(first) == {lena, pia}
+    assert reads == ([] if pipelined_db else [[lena, pia]])
+
+    reads.clear()
+    stale = route.RouteHint(first.consortium_id, fresh(first).plan, 0, fresh(second).step_entered_at)
+    route.chat_route(second.pk, at(46), hint=stale)  # the first chat's plan: its librarians asked
+
+    assert fresh(second).step_index == 1
+    assert _open_to(second) == {olga, pia}
+    assert reads == [sorted([olga, pia])]
+
+
+def _open_to(chat: Chat) -> set[int]:
+    return set(Offer.objects.filter(chat=chat, status=Offer.Status.OPEN).values_list("librarian_id", flat=True))
