@@ -17,7 +17,7 @@ from libraries.models import StaffProfile
 from routing import events, selectors
 from routing.models import Chat, Message, Offer, TraceEvent
 from routing.selectors import NO_OFFERS, StepOffers
-from routing.services import route, sweeps
+from routing.services import chats, route, sweeps
 from routing.services.chats import _first_line_write
 from routing.services.route import OfferMade, TraceLine, Writes, _current_offers, _locked_alone
 from tests.factories import make_library
@@ -142,6 +142,23 @@ def test_a_new_chat_is_written_whole_with_its_offers_and_first_line() -> None:
     assert set(Offer.objects.filter(chat=chat, status=Offer.Status.OPEN).values_list("librarian_id", flat=True)) == {
         lena.pk}
     assert TraceEvent.objects.filter(chat=chat).order_by("pk").values_list("kind", flat=True)[0] == "created"
+
+
+def test_a_new_chats_row_holds_every_value_the_service_decided() -> None:
+    # On PostgreSQL the row goes by a statement of our own (route._chats_insert), not Django's
+    # compiler: what is read back is what chat_start held, column for column, whatever their types.
+    w = world()
+    lena = staff(w.home, "lena")
+    go_online(lena, at(-60))
+    held, _token = chats.chat_start(consortium=w.consortium, now=T0, library_slug="home",
+                                    question="Ünïcode 'quotes' \\ and\nlines", name="Zoë O'Hara",
+                                    email="zoe@example.org", language="en", ip="2001:db8::7", device="dev-1",
+                                    remember=True)
+    row = Chat.objects.get(pk=held.pk)
+    for field in Chat._meta.local_concrete_fields:
+        assert getattr(row, field.attname) == getattr(held, field.attname), field.attname
+    assert row.patron_ip == "2001:db8::7" and row.plan and row.deadline is not None
+    assert row.question == "Ünïcode 'quotes' \\ and\nlines"
 
 
 def test_a_batch_reads_each_chats_current_offers_as_the_router_sees_them() -> None:
