@@ -97,9 +97,15 @@ def prepare_database(kind: str, scale: float, sync_commit: str) -> tuple[str, An
     return f"postgres://postgres@127.0.0.1:5432/{name}", drop_pg
 
 
-def django_setup(database_url: str) -> None:
+def django_setup(database_url: str, redis_url: str | None = None) -> None:
     os.environ["DATABASE_URL"] = database_url
-    os.environ.pop("REDIS_URL", None)  # the in-memory channel layer: events cost what they cost in-process
+    # Without `redis_url`, the in-memory channel layer: events cost what they cost in-process. With it,
+    # what production pays: the frames published on Redis (channels_redis's pub/sub layer).
+    if redis_url:
+        os.environ["REDIS_URL"] = redis_url
+        os.environ["VR_CHANNEL_PREFIX"] = "bench-" + secrets.token_hex(4)  # no production socket hears it
+    else:
+        os.environ.pop("REDIS_URL", None)
     os.environ["DJANGO_SETTINGS_MODULE"] = "consortium.settings"
     os.environ["DJANGO_DEBUG"] = "false"  # DEBUG keeps every query in memory: not what production does
     os.environ["HTTPS"] = "false"
@@ -423,6 +429,7 @@ def audience_of(chat_id: str) -> int:
 
 def run(scale: float, db: str, samples: int, presence_samples: int, seed: int, sync_commit: str,
         presence_budget: float = 0) -> dict[str, Any]:
+    from django.conf import settings
     from django.db import connection, transaction
 
     from libraries.models import StaffProfile
@@ -586,6 +593,7 @@ def run(scale: float, db: str, samples: int, presence_samples: int, seed: int, s
         if connection.vendor == "postgresql" else connection.Database.sqlite_version,
         "sizes": built.counts,
         "synchronous_commit": sync_commit,
+        "channel_layer": settings.CHANNEL_LAYERS["default"]["BACKEND"].rsplit(".", 1)[-1],
         "baseline_select": summary(clock.base),
         "baseline_write_commit": summary(clock.commits),
         "baseline_cpu": summary(cpu.base),
@@ -624,7 +632,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     # Stopped with SIGTERM (a parent stopped, or by hand): still drop the database on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
-        django_setup(url)
+        django_setup(url, args.redis)
         return run(scale, args.db, args.samples, args.presence_samples or args.samples, args.seed,
                    args.synchronous_commit if args.db == "postgres" else "n/a", args.presence_budget)
     finally:
@@ -636,6 +644,8 @@ def main() -> None:
     parser.add_argument("--scale", type=float, nargs="+", default=[1.0],
                         help="consortium sizes (1 = 300 libraries); two or more: each in its own process, and growth")
     parser.add_argument("--db", choices=["postgres", "sqlite"], default="postgres")
+    parser.add_argument("--redis", metavar="URL",
+                        help="publish the frames on this Redis, as production does (default: in-memory layer)")
     parser.add_argument("--samples", type=int, default=500, help="timed calls per decision type (default 500)")
     parser.add_argument("--presence-samples", type=int,
                         help="timed presence changes (default: --samples); each routes many chats, all timed too")
@@ -657,6 +667,8 @@ def main() -> None:
                            str(args.samples), "--seed", str(args.seed), "--json", out.name]
                 command += ["--synchronous-commit", args.synchronous_commit]
                 command += ["--presence-budget", str(args.presence_budget)]
+                if args.redis:
+                    command += ["--redis", args.redis]
                 if args.presence_samples:
                     command += ["--presence-samples", str(args.presence_samples)]
                 subprocess.run(command, check=True, stdout=subprocess.DEVNULL)

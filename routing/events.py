@@ -8,6 +8,7 @@ or part of the state a reconnecting client is sent again (hello, joined).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import threading
 from collections.abc import Coroutine, Iterator
@@ -18,6 +19,7 @@ from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.db import transaction
+from redis.exceptions import NoScriptError
 
 Frame = dict[str, Any]
 
@@ -70,10 +72,11 @@ async def send_collected(outbox: Outbox) -> None:
 
 async def _group_send_all(layer: Any, items: Outbox) -> None:
     """Each (group, event) of `items`, in order. On Redis (channels_redis's pub/sub layer) they go as
-    one pipelined round trip per Redis server: awaited one by one, a publish cost about 0.1 ms of
-    CPU, and a broadcast offer is a publish per librarian of its step (100 publishes: 11-17 ms one by
-    one, 1.3-2.4 ms pipelined; docs/benchmarks.md, session 14). Events for another server (several
-    Redis, VR_CHANNEL_REDIS_URLS) start a new pipeline, so they leave in the order given."""
+    one command per Redis server that publishes them all (_publish): awaited one by one, a publish cost
+    about 0.1 ms of CPU, and a broadcast offer is a publish per librarian of its step (100 publishes:
+    11-17 ms one by one, 1.3-2.4 ms pipelined, docs/benchmarks.md session 14; a script, session 18).
+    Events for another server (several Redis, VR_CHANNEL_REDIS_URLS) start a new run, so they leave
+    in the order given."""
     loop_layer = _pubsub_loop_layer(layer) if len(items) > 1 else None
     if loop_layer is None:
         for group, event in items:
@@ -93,7 +96,8 @@ async def _group_send_all(layer: Any, items: Outbox) -> None:
         await _publish(shard, run)
 
 
-PIPELINE_MOST = 1000  # publishes in one pipeline: a re-routed shared queue tells thousands
+PIPELINE_MOST = 1000  # publishes in one command: a re-routed shared queue tells thousands, and Redis
+# runs a script alone, so a run is kept short enough not to hold its other clients back
 
 
 def _pubsub_loop_layer(layer: Any) -> Any:
@@ -103,15 +107,40 @@ def _pubsub_loop_layer(layer: Any) -> Any:
     return layer._get_layer() if isinstance(layer, RedisPubSubChannelLayer) else None
 
 
+# Every (channel, payload) of a run published by Redis itself, in order, in one command: a broadcast
+# offer is one payload for every librarian of a step, sent once. As PUBLISHes in a pipeline, redis-py
+# packed each command and read each answer under a timeout of its own: 0.68 ms of CPU for a 50-librarian
+# broadcast on session 18's machine (docs/benchmarks.md). ARGV: the count n, n channels, n payload
+# numbers, then the distinct payloads. No KEYS: channels are not keys.
+_PUBLISH_RUN_LUA = """
+local n = tonumber(ARGV[1])
+for i = 1, n do
+  redis.call('PUBLISH', ARGV[1 + i], ARGV[1 + 2 * n + tonumber(ARGV[1 + n + i])])
+end
+return n
+"""
+_PUBLISH_RUN_SHA = hashlib.sha1(_PUBLISH_RUN_LUA.encode()).hexdigest()
+
+
+def publish_run_args(run: list[tuple[str, bytes]]) -> list[Any]:
+    """The script's ARGV for `run`: each payload sent once, however many channels it goes to."""
+    numbers: dict[bytes, int] = {}
+    for _, payload in run:
+        numbers.setdefault(payload, len(numbers) + 1)
+    return [len(run), *(name for name, _ in run), *(numbers[payload] for _, payload in run), *numbers]
+
+
 async def _publish(shard: Any, run: list[tuple[str, bytes]]) -> None:
-    """What channels_redis's group_send does for each, in one pipeline: under the shard's lock, on its
+    """What channels_redis's group_send does for each, in one command: under the shard's lock, on its
     connection."""
+    args = publish_run_args(run)
     async with shard._lock:
         shard._ensure_redis()
-        async with shard._redis.pipeline(transaction=False) as pipe:
-            for name, payload in run:
-                pipe.publish(name, payload)
-            await pipe.execute()
+        try:
+            await shard._redis.evalsha(_PUBLISH_RUN_SHA, 0, *args)
+        except NoScriptError:  # a Redis that has not seen it yet, or restarted since
+            await shard._redis.script_load(_PUBLISH_RUN_LUA)
+            await shard._redis.evalsha(_PUBLISH_RUN_SHA, 0, *args)
 
 
 def send_all(items: Outbox) -> None:

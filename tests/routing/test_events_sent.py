@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from typing import Any
 
+import pytest
 from channels.layers import get_channel_layer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
@@ -51,3 +52,35 @@ async def test_more_events_than_one_pipeline_holds_all_arrive_in_order() -> None
     outbox: events.Outbox = [(group, {"type": "vr.event", "frame": {"n": n}}) for n in range(many)]
     await events.send_collected(outbox)
     assert await _received(layer, channel, many) == list(range(many))
+
+
+async def test_one_frame_for_many_groups_and_another_beside_it_each_reach_only_their_own() -> None:
+    layer = get_channel_layer()
+    groups, channels = await _subscribed(layer, 6)
+    offer = {"n": 1, "offer": "broadcast"}  # one frame object for every librarian of a step, as route sends it
+    outbox: events.Outbox = [(group, {"type": "vr.event", "frame": offer}) for group in groups[:5]]
+    outbox.insert(2, (groups[5], {"type": "vr.event", "frame": {"n": 2}}))
+    outbox.append((groups[0], {"type": "vr.event", "frame": {"n": 3}}))
+    await events.send_collected(outbox)
+    assert await _received(layer, channels[0], 2) == [1, 3]
+    for channel in channels[1:5]:
+        assert await _received(layer, channel, 1) == [1]
+    assert await _received(layer, channels[5], 1) == [2]
+
+
+@pytest.mark.postgres  # the PostgreSQL + Redis suite: the channel layer is Redis's
+async def test_a_redis_that_forgot_the_publishing_script_is_taught_it_again() -> None:
+    layer = get_channel_layer()
+    assert isinstance(layer, RedisPubSubChannelLayer)
+    groups, channels = await _subscribed(layer, 2)
+    await events.send_collected([(group, {"type": "vr.event", "frame": {"n": 0}}) for group in groups])
+    shard = events._pubsub_loop_layer(layer)._shards[0]
+    await shard._redis.script_flush()  # as a restarted Redis has no scripts
+    await events.send_collected([(group, {"type": "vr.event", "frame": {"n": 1}}) for group in groups])
+    for channel in channels:
+        assert await _received(layer, channel, 2) == [0, 1]
+
+
+def test_a_runs_arguments_carry_each_payload_once_in_the_order_of_the_channels() -> None:
+    run = [("a", b"x"), ("b", b"y"), ("c", b"x"), ("d", b"x")]
+    assert events.publish_run_args(run) == [4, "a", "b", "c", "d", 1, 2, 1, 1, b"x", b"y"]
