@@ -11,13 +11,15 @@ import asyncio
 import hashlib
 import os
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import redis
 from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
 from channels_redis.pubsub import RedisPubSubChannelLayer
+from channels_redis.utils import _consistent_hash, decode_hosts
 from django.db import transaction
 from redis.exceptions import NoScriptError
 
@@ -84,6 +86,7 @@ async def _group_send_all(layer: Any, items: Outbox) -> None:
         return
     run: list[tuple[str, bytes]] = []
     shard: Any = None
+    serialized = _Serialized(layer.serialize)
     for group, event in items:
         name = loop_layer._get_group_channel_name(group)
         target = loop_layer._get_shard(name)
@@ -91,7 +94,7 @@ async def _group_send_all(layer: Any, items: Outbox) -> None:
             await _publish(shard, run)
             run = []
         shard = target
-        run.append((name, layer.serialize(event)))
+        run.append((name, serialized(event)))
     if run:
         await _publish(shard, run)
 
@@ -110,24 +113,52 @@ def _pubsub_loop_layer(layer: Any) -> Any:
 # Every (channel, payload) of a run published by Redis itself, in order, in one command: a broadcast
 # offer is one payload for every librarian of a step, sent once. As PUBLISHes in a pipeline, redis-py
 # packed each command and read each answer under a timeout of its own: 0.68 ms of CPU for a 50-librarian
-# broadcast on session 18's machine (docs/benchmarks.md). ARGV: the count n, n channels, n payload
-# numbers, then the distinct payloads. No KEYS: channels are not keys.
+# broadcast on session 18's machine (docs/benchmarks.md). ARGV: the channels, separated by spaces (a
+# group name has none: Channels allows ASCII letters, digits, hyphens, underscores and periods), each
+# channel's payload number, the same way, then the distinct payloads. Two arguments for all the names
+# and numbers, not one each: redis-py encodes every argument in Python. No KEYS: channels are not keys.
 _PUBLISH_RUN_LUA = """
-local n = tonumber(ARGV[1])
-for i = 1, n do
-  redis.call('PUBLISH', ARGV[1 + i], ARGV[1 + 2 * n + tonumber(ARGV[1 + n + i])])
+local names = {}
+for name in string.gmatch(ARGV[1], '%S+') do
+  names[#names + 1] = name
 end
-return n
+local i = 0
+for number in string.gmatch(ARGV[2], '%d+') do
+  i = i + 1
+  redis.call('PUBLISH', names[i], ARGV[2 + tonumber(number)])
+end
+return i
 """
 _PUBLISH_RUN_SHA = hashlib.sha1(_PUBLISH_RUN_LUA.encode()).hexdigest()
 
 
-def publish_run_args(run: list[tuple[str, bytes]]) -> list[Any]:
+def publish_run_args(run: list[tuple[str, bytes]]) -> list[str | bytes]:
     """The script's ARGV for `run`: each payload sent once, however many channels it goes to."""
     numbers: dict[bytes, int] = {}
     for _, payload in run:
         numbers.setdefault(payload, len(numbers) + 1)
-    return [len(run), *(name for name, _ in run), *(numbers[payload] for _, payload in run), *numbers]
+    names = " ".join(name for name, _ in run)
+    if len(names.split()) != len(run):
+        raise ValueError(f"a channel name with a space or none at all: {[name for name, _ in run]!r}")
+    return [names, " ".join(str(numbers[payload]) for _, payload in run), *numbers]
+
+
+class _Serialized:
+    """The layer's serialize(event), once per frame: a broadcast's events are each their own dict, but
+    hold one frame (route._apply, to_librarians). Lives for one send: the frames it has seen are alive."""
+
+    def __init__(self, serialize: Callable[[dict[str, Any]], bytes]) -> None:
+        self.serialize = serialize
+        self.seen: dict[tuple[int, str], bytes] = {}
+
+    def __call__(self, event: dict[str, Any]) -> bytes:
+        if len(event) != 2 or "frame" not in event:  # with control instructions: as it is
+            return self.serialize(event)
+        key = (id(event["frame"]), event["type"])
+        payload = self.seen.get(key)
+        if payload is None:
+            payload = self.seen[key] = self.serialize(event)
+        return payload
 
 
 async def _publish(shard: Any, run: list[tuple[str, bytes]]) -> None:
@@ -156,6 +187,12 @@ def _send_all(items: Outbox) -> None:
         return
     layer = get_channel_layer()
     if layer is None:
+        return
+    if isinstance(layer, RedisPubSubChannelLayer) and (publisher := _publisher(layer)) is not None:
+        # From this thread, on a connection of its own: no hop into an event loop and back, which cost
+        # more than Redis's answer (0.45 against 0.1 ms, session 18). Waiting for the answer keeps what
+        # follows this commit after its events, as the hop did.
+        publisher.publish(items)
         return
 
     async def deliver() -> None:
@@ -203,6 +240,69 @@ def _sender_loop() -> _SenderLoop:
         if _sender is None or _sender.pid != os.getpid():  # a forked child (Celery's prefork) starts its own
             _sender = _SenderLoop()
         return _sender
+
+
+class _Publisher:
+    """Redis clients of this process for publishing from sync threads, one per Redis server of the
+    channel layer, made as channels_redis makes its own (CHANNEL_LAYERS' hosts), and publishing to the
+    channels its pub/sub layer names and shards: its subscribers hear them as their own. A client is
+    thread-safe (a connection per thread at a time, from its pool)."""
+
+    @staticmethod
+    def can_serve(layer: RedisPubSubChannelLayer) -> bool:
+        """Whether every host is a URL (CHANNEL_LAYERS as consortium.settings makes it); else (a sentinel,
+        say) events go through the layer's own connections, from an event loop."""
+        hosts = decode_hosts(layer._kwargs.get("hosts"))
+        return all(isinstance(host, dict) and set(host) == {"address"} for host in hosts)
+
+    def __init__(self, layer: RedisPubSubChannelLayer) -> None:
+        config = layer._kwargs
+        self.prefix = config.get("prefix", "asgi")
+        # Each host as CHANNEL_LAYERS gives it here (consortium.settings): a Redis URL.
+        self.clients = [redis.Redis.from_url(host["address"]) for host in decode_hosts(config.get("hosts"))]
+        self.serialize = layer.serialize
+        self.pid = os.getpid()
+
+    def publish(self, items: Outbox) -> None:
+        run: list[tuple[str, bytes]] = []
+        client: redis.Redis | None = None
+        serialized = _Serialized(self.serialize)
+        for group, event in items:
+            name = f"{self.prefix}__group__{group}"  # RedisPubSubLoopLayer._get_group_channel_name
+            target = self.clients[_consistent_hash(name, len(self.clients))]
+            if run and client is not None and (target is not client or len(run) >= PIPELINE_MOST):
+                _publish_sync(client, run)
+                run = []
+            client = target
+            run.append((name, serialized(event)))
+        if run and client is not None:
+            _publish_sync(client, run)
+
+
+def _publish_sync(client: redis.Redis, run: list[tuple[str, bytes]]) -> None:
+    args = publish_run_args(run)
+    try:
+        client.evalsha(_PUBLISH_RUN_SHA, 0, *args)
+    except NoScriptError:
+        client.script_load(_PUBLISH_RUN_LUA)
+        client.evalsha(_PUBLISH_RUN_SHA, 0, *args)
+
+
+_publishers_guard = threading.Lock()
+_NO_PUBLISHER = object()
+
+
+def _publisher(layer: RedisPubSubChannelLayer) -> _Publisher | None:
+    """The layer's publisher for sync threads (kept on the layer: a test's new layer gets its own), or
+    None if it cannot have one. (Read from __dict__: the layer hands unknown attributes to its loop
+    layer, which needs a running event loop.)"""
+    with _publishers_guard:
+        publisher = layer.__dict__.get("_vr_publisher")
+        if publisher is None or (publisher is not _NO_PUBLISHER and publisher.pid != os.getpid()):
+            # (a forked child, Celery's prefork, makes its own)
+            publisher = _Publisher(layer) if _Publisher.can_serve(layer) else _NO_PUBLISHER
+            layer.__dict__["_vr_publisher"] = publisher
+        return None if publisher is _NO_PUBLISHER else publisher
 
 
 _LAYER_SEND = _send

@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 import pytest
+from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
@@ -83,4 +84,18 @@ async def test_a_redis_that_forgot_the_publishing_script_is_taught_it_again() ->
 
 def test_a_runs_arguments_carry_each_payload_once_in_the_order_of_the_channels() -> None:
     run = [("a", b"x"), ("b", b"y"), ("c", b"x"), ("d", b"x")]
-    assert events.publish_run_args(run) == [4, "a", "b", "c", "d", 1, 2, 1, 1, b"x", b"y"]
+    assert events.publish_run_args(run) == ["a b c d", "1 2 1 1", b"x", b"y"]
+
+
+async def test_a_commits_events_sent_from_a_sync_thread_arrive_whole_and_in_order() -> None:
+    # A worker, the timer or a benchmark (a thread no event loop runs), and a view or a socket's
+    # database work under the event loop (sync_to_async): on Redis both publish from the thread itself.
+    layer = get_channel_layer()
+    groups, channels = await _subscribed(layer, 3)
+    offer = {"n": 0}
+    first: events.Outbox = [(group, {"type": "vr.event", "frame": offer}) for group in groups]
+    second: events.Outbox = [(groups[n % 3], {"type": "vr.event", "frame": {"n": n}}) for n in range(1, 31)]
+    await asyncio.to_thread(events.send_all, first)
+    await sync_to_async(events.send_all)(second)
+    for i, channel in enumerate(channels):
+        assert await _received(layer, channel, 11) == [0, *range(1 + (i + 2) % 3, 31, 3)]
