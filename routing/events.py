@@ -84,19 +84,30 @@ async def _group_send_all(layer: Any, items: Outbox) -> None:
         for group, event in items:
             await layer.group_send(group, event)
         return
-    run: list[tuple[str, bytes]] = []
-    shard: Any = None
-    serialized = _Serialized(layer.serialize)
+    for shard, run in _runs(items, loop_layer._get_group_channel_name, loop_layer._get_shard, layer.serialize):
+        await _publish(shard, run)
+
+
+Run = list[tuple[str, bytes]]  # (channel, payload) to publish on one Redis, in order
+
+
+def _runs(items: Outbox, channel_of: Callable[[str], str], server_of: Callable[[str], Any],
+          serialize: Callable[[dict[str, Any]], bytes]) -> Iterator[tuple[Any, Run]]:
+    """`items` as (server, run) in order: a new run where the next channel is another server's (several
+    Redis), or the run is PIPELINE_MOST long."""
+    run: Run = []
+    server: Any = None
+    serialized = _Serialized(serialize)
     for group, event in items:
-        name = loop_layer._get_group_channel_name(group)
-        target = loop_layer._get_shard(name)
-        if run and (target is not shard or len(run) >= PIPELINE_MOST):
-            await _publish(shard, run)
+        name = channel_of(group)
+        target = server_of(name)
+        if run and (target is not server or len(run) >= PIPELINE_MOST):
+            yield server, run
             run = []
-        shard = target
+        server = target
         run.append((name, serialized(event)))
     if run:
-        await _publish(shard, run)
+        yield server, run
 
 
 PIPELINE_MOST = 1000  # publishes in one command: a re-routed shared queue tells thousands, and Redis
@@ -132,7 +143,7 @@ return i
 _PUBLISH_RUN_SHA = hashlib.sha1(_PUBLISH_RUN_LUA.encode()).hexdigest()
 
 
-def publish_run_args(run: list[tuple[str, bytes]]) -> list[str | bytes]:
+def publish_run_args(run: Run) -> list[str | bytes]:
     """The script's ARGV for `run`: each payload sent once, however many channels it goes to."""
     numbers: dict[bytes, int] = {}
     for _, payload in run:
@@ -161,7 +172,7 @@ class _Serialized:
         return payload
 
 
-async def _publish(shard: Any, run: list[tuple[str, bytes]]) -> None:
+async def _publish(shard: Any, run: Run) -> None:
     """What channels_redis's group_send does for each, in one command: under the shard's lock, on its
     connection."""
     args = publish_run_args(run)
@@ -264,22 +275,17 @@ class _Publisher:
         self.pid = os.getpid()
 
     def publish(self, items: Outbox) -> None:
-        run: list[tuple[str, bytes]] = []
-        client: redis.Redis | None = None
-        serialized = _Serialized(self.serialize)
-        for group, event in items:
-            name = f"{self.prefix}__group__{group}"  # RedisPubSubLoopLayer._get_group_channel_name
-            target = self.clients[_consistent_hash(name, len(self.clients))]
-            if run and client is not None and (target is not client or len(run) >= PIPELINE_MOST):
-                _publish_sync(client, run)
-                run = []
-            client = target
-            run.append((name, serialized(event)))
-        if run and client is not None:
+        for client, run in _runs(items, self._channel, self._client, self.serialize):
             _publish_sync(client, run)
 
+    def _channel(self, group: str) -> str:
+        return f"{self.prefix}__group__{group}"  # RedisPubSubLoopLayer._get_group_channel_name
 
-def _publish_sync(client: redis.Redis, run: list[tuple[str, bytes]]) -> None:
+    def _client(self, channel: str) -> redis.Redis:
+        return self.clients[_consistent_hash(channel, len(self.clients))]  # RedisPubSubLoopLayer._get_shard
+
+
+def _publish_sync(client: redis.Redis, run: Run) -> None:
     args = publish_run_args(run)
     try:
         client.evalsha(_PUBLISH_RUN_SHA, 0, *args)

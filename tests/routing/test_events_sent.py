@@ -5,10 +5,16 @@ one pipeline; the in-memory layer in the embedded one)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import subprocess
+import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from channels_redis.pubsub import RedisPubSubChannelLayer
@@ -99,3 +105,56 @@ async def test_a_commits_events_sent_from_a_sync_thread_arrive_whole_and_in_orde
     await sync_to_async(events.send_all)(second)
     for i, channel in enumerate(channels):
         assert await _received(layer, channel, 11) == [0, *range(1 + (i + 2) % 3, 31, 3)]
+
+
+@pytest.fixture
+def second_redis() -> Iterator[str]:
+    """A Redis server of its own, beside the suite's: a channel layer sharded over two (VR_CHANNEL_REDIS_URLS)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                               "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        client = redis.Redis.from_url(url)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        client.close()
+        yield url
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+@pytest.mark.postgres  # the PostgreSQL + Redis suite: REDIS_URL is a Redis
+async def test_on_two_redis_servers_every_group_hears_what_was_sent_to_it_whether_from_a_thread_or_the_loop(
+        second_redis: str) -> None:
+    layer = RedisPubSubChannelLayer(hosts=[os.environ["REDIS_URL"], second_redis], prefix=f"t{uuid.uuid4().hex[:8]}")
+    loop_layer = events._pubsub_loop_layer(layer)
+    groups: list[str] = []
+    on = {0: 0, 1: 0}  # groups on each server: four each
+    while len(groups) < 8:
+        group = f"test-events.{uuid.uuid4().hex}"
+        server = loop_layer._shards.index(loop_layer._get_shard(loop_layer._get_group_channel_name(group)))
+        if on[server] < 4:
+            on[server] += 1
+            groups.append(group)
+    channels = [await layer.new_channel() for _ in groups]
+    for group, channel in zip(groups, channels, strict=True):
+        await layer.group_add(group, channel)
+    outbox: events.Outbox = [(groups[n % 8], {"type": "vr.event", "frame": {"n": n}}) for n in range(40)]
+    publisher = events._publisher(layer)
+    assert publisher is not None
+    await asyncio.to_thread(publisher.publish, outbox[:20])
+    await events._group_send_all(layer, outbox[20:])
+    for i, channel in enumerate(channels):
+        assert await _received(layer, channel, 5) == list(range(i, 40, 8))
+    await layer.flush()
