@@ -259,18 +259,14 @@ class _Publisher:
     channels its pub/sub layer names and shards: its subscribers hear them as their own. A client is
     thread-safe (a connection per thread at a time, from its pool)."""
 
-    @staticmethod
-    def can_serve(layer: RedisPubSubChannelLayer) -> bool:
-        """Whether every host is a URL (CHANNEL_LAYERS as consortium.settings makes it); else (a sentinel,
-        say) events go through the layer's own connections, from an event loop."""
-        hosts = decode_hosts(layer._kwargs.get("hosts"))
-        return all(isinstance(host, dict) and set(host) == {"address"} for host in hosts)
-
     def __init__(self, layer: RedisPubSubChannelLayer) -> None:
         config = layer._kwargs
         self.prefix = config.get("prefix", "asgi")
-        # Each host as CHANNEL_LAYERS gives it here (consortium.settings): a Redis URL.
-        self.clients = [redis.Redis.from_url(host["address"]) for host in decode_hosts(config.get("hosts"))]
+        hosts = decode_hosts(config.get("hosts"))
+        # Each host a Redis URL, as CHANNEL_LAYERS is made here (consortium.settings). Any other kind (a
+        # sentinel, say): no clients, and events go through the layer's own connections, from an event loop.
+        urls = all(isinstance(host, dict) and set(host) == {"address"} for host in hosts)
+        self.clients = [redis.Redis.from_url(host["address"]) for host in hosts] if urls else []
         self.serialize = layer.serialize
         self.pid = os.getpid()
 
@@ -295,20 +291,17 @@ def _publish_sync(client: redis.Redis, run: Run) -> None:
 
 
 _publishers_guard = threading.Lock()
-_NO_PUBLISHER = object()
 
 
 def _publisher(layer: RedisPubSubChannelLayer) -> _Publisher | None:
     """The layer's publisher for sync threads (kept on the layer: a test's new layer gets its own), or
-    None if it cannot have one. (Read from __dict__: the layer hands unknown attributes to its loop
+    None if it has no clients. (Read from __dict__: the layer hands unknown attributes to its loop
     layer, which needs a running event loop.)"""
     with _publishers_guard:
         publisher = layer.__dict__.get("_vr_publisher")
-        if publisher is None or (publisher is not _NO_PUBLISHER and publisher.pid != os.getpid()):
-            # (a forked child, Celery's prefork, makes its own)
-            publisher = _Publisher(layer) if _Publisher.can_serve(layer) else _NO_PUBLISHER
-            layer.__dict__["_vr_publisher"] = publisher
-        return None if publisher is _NO_PUBLISHER else publisher
+        if publisher is None or publisher.pid != os.getpid():  # (a forked child, Celery's prefork: its own)
+            publisher = layer.__dict__["_vr_publisher"] = _Publisher(layer)
+        return publisher if publisher.clients else None
 
 
 _LAYER_SEND = _send

@@ -6,20 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import redis
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
 from routing import events
+from tests.faults.outages import private_redis
 
 
 async def _subscribed(layer: Any, count: int) -> tuple[list[str], list[str]]:
@@ -110,28 +107,8 @@ async def test_a_commits_events_sent_from_a_sync_thread_arrive_whole_and_in_orde
 @pytest.fixture
 def second_redis() -> Iterator[str]:
     """A Redis server of its own, beside the suite's: a channel layer sharded over two (VR_CHANNEL_REDIS_URLS)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                               "--appendonly", "no"], stdout=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        client = redis.Redis.from_url(url)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        client.close()
-        yield url
-    finally:
-        server.terminate()
-        server.wait(10)
+    with private_redis() as server:
+        yield server.url
 
 
 @pytest.mark.postgres  # the PostgreSQL + Redis suite: REDIS_URL is a Redis
