@@ -21,7 +21,8 @@ channel layer, after commit):
                 for; the chats the change concerns are routed after it (presence.presence_reroute)
   step_timeout  route.chat_route on a chat whose step deadline has just passed, as the timer routes a
                 deadline that falls alone (sweeps.due_sweep, with what its listing read of the chat;
-                several at once go in batches)
+                several at once go in batches); also by how many librarians the step newly offers the
+                chat to (step_timeout_by_offers_made)
   decide        routing.router.decide alone, on a prebuilt Situation (no I/O)
 and, in the same run and interleaved with those, a baseline: one indexed SELECT round trip to the
 same database (and a fixed piece of pure Python for the pure core), since the machine is shared and
@@ -567,16 +568,23 @@ def run(scale: float, db: str, samples: int, presence_samples: int, seed: int, s
     timeouts.sort()
     timeouts = timeouts[:samples]
     timeout_ns, timeout_audience = [], []
+    by_offers_made: dict[str, list[float]] = defaultdict(list)
     clock.label = "step_timeout"
     for deadline, chat_id, hint in timeouts:
+        offers_before = Offer.objects.filter(chat_id=chat_id).count()
         elapsed, _ = clock.time(route.chat_route, chat_id, deadline, skip_locked=True, hint=hint)
         timeout_ns.append(elapsed)
         timeout_audience.append(audience_of(chat_id))
+        by_offers_made[offers_band(Offer.objects.filter(chat_id=chat_id).count() - offers_before)].append(elapsed)
     results["step_timeout"] = {**summary(timeout_ns),
                                "mean_audience": round(sum(timeout_audience) / max(1, len(timeout_audience)), 1)}
 
     base_p50 = pct(clock.base, 0.5)
     commit_p50 = pct(clock.commits, 0.5)
+    # What a step costs by how many librarians it newly offers the chat to (one offer row and one trace
+    # line each): the part of a step timeout that follows its audience, and the part that does not.
+    step_by_offers = {band: {**summary(values), "p50_x_commit": round(pct(values, 0.5) / commit_p50, 2)}
+                      for band, values in sorted(by_offers_made.items(), key=lambda item: OFFER_BANDS.index(item[0]))}
     cpu_p50 = pct(cpu.base, 0.5)
     for name, cpu_ns in clock.cpu.items():
         results[name]["client_cpu_p50_ms"] = round(pct(cpu_ns, 0.5) / 1e6, 4)
@@ -598,7 +606,15 @@ def run(scale: float, db: str, samples: int, presence_samples: int, seed: int, s
         "baseline_write_commit": summary(clock.commits),
         "baseline_cpu": summary(cpu.base),
         "decisions": results,
+        "step_timeout_by_offers_made": step_by_offers,
     }
+
+
+OFFER_BANDS = ["0", "1-5", "6-20", "21-60", "61+"]
+
+
+def offers_band(made: int) -> str:
+    return next(band for band, top in zip(OFFER_BANDS, [0, 5, 20, 60, None], strict=True) if top is None or made <= top)
 
 
 # --- orchestration ------------------------------------------------------------------------------
@@ -692,6 +708,9 @@ def main() -> None:
         for name, f in run_["decisions"].items():
             print(f"  {name:28s} p50 {f['p50_ms']:8.3f} ms  p99 {f['p99_ms']:8.3f} ms  "
                   f"(x baseline {f['p50_x_baseline']:7.1f} / {f['p99_x_baseline']:7.1f})", file=sys.stderr)
+        for band, f in run_["step_timeout_by_offers_made"].items():
+            print(f"  step_timeout, {band:>5s} offers made: {f['n']:4d} calls, p50 {f['p50_ms']:7.3f} ms "
+                  f"({f['p50_x_commit']:5.2f}x a commit)", file=sys.stderr)
     text = json.dumps(report)
     if args.json:
         Path(args.json).write_text(text)
