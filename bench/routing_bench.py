@@ -584,7 +584,7 @@ def run(scale: float, db: str, samples: int, presence_samples: int, seed: int, s
     # What a step costs by how many librarians it newly offers the chat to (one offer row and one trace
     # line each): the part of a step timeout that follows its audience, and the part that does not.
     step_by_offers = {band: {**summary(values), "p50_x_commit": round(pct(values, 0.5) / commit_p50, 2)}
-                      for band, values in sorted(by_offers_made.items(), key=lambda item: OFFER_BANDS.index(item[0]))}
+                      for band in OFFER_BANDS if (values := by_offers_made.get(band))}
     cpu_p50 = pct(cpu.base, 0.5)
     for name, cpu_ns in clock.cpu.items():
         results[name]["client_cpu_p50_ms"] = round(pct(cpu_ns, 0.5) / 1e6, 4)
@@ -610,11 +610,12 @@ def run(scale: float, db: str, samples: int, presence_samples: int, seed: int, s
     }
 
 
-OFFER_BANDS = ["0", "1-5", "6-20", "21-60", "61+"]
+# Each band of offers made and its top (None: no top), in order.
+OFFER_BANDS: dict[str, int | None] = {"0": 0, "1-5": 5, "6-20": 20, "21-60": 60, "61+": None}
 
 
 def offers_band(made: int) -> str:
-    return next(band for band, top in zip(OFFER_BANDS, [0, 5, 20, 60, None], strict=True) if top is None or made <= top)
+    return next(band for band, top in OFFER_BANDS.items() if top is None or made <= top)
 
 
 # --- orchestration ------------------------------------------------------------------------------
