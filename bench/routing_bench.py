@@ -26,7 +26,8 @@ channel layer, after commit):
   decide        routing.router.decide alone, on a prebuilt Situation (no I/O)
 and, in the same run and interleaved with those, a baseline: one indexed SELECT round trip to the
 same database (and a fixed piece of pure Python for the pure core), since the machine is shared and
-noisy: the ratios to the baseline are what to compare between runs.
+noisy: the ratios to the baseline are what to compare between runs. With --phases, each step timeout
+is also split into its phases, wall and CPU (StepPhases).
 
 The last line printed is a JSON summary (also written to --json FILE when given).
 """
@@ -48,6 +49,7 @@ import time
 from collections import defaultdict
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -428,8 +430,72 @@ def audience_of(chat_id: str) -> int:
     return Offer.objects.filter(chat_id=chat_id, status=Offer.Status.OPEN).count()
 
 
+class StepPhases:
+    """Where one step timeout's time goes (--phases): marks taken inside route.chat_route by wrappers
+    around what it calls in order, each a (wall, this process's CPU) pair. A step is split into
+
+      lock               BEGIN, the chat's lock with its offers and the hinted presence: the first round trip
+      decision           router.decide on what the lock read, and the step's writes gathered (_route_one_locked)
+      writes_sent        the writes and the COMMIT queued on the pipeline (Writes.flush)
+      answer_and_commit  from there until the COMMIT is answered: the second round trip and the disk
+      place_and_events   the patron's place read from that answer, the offer frames and state sent
+
+    The wrappers cost a few microseconds a step, inside what is timed: compare a run with --phases to
+    another with it, not to one without."""
+
+    NAMES = ("lock", "decision", "writes_sent", "answer_and_commit", "place_and_events")
+
+    def __init__(self) -> None:
+        self.marks: list[tuple[int, int]] = []
+        self.wall: dict[str, list[float]] = defaultdict(list)
+        self.cpu: dict[str, list[float]] = defaultdict(list)
+
+    def mark(self) -> None:
+        self.marks.append((time.perf_counter_ns(), time.process_time_ns()))
+
+    def after(self, fn: Any) -> Any:
+        def marked(*args: Any, **kwargs: Any) -> Any:
+            result = fn(*args, **kwargs)
+            self.mark()
+            return result
+        return marked
+
+    def before(self, fn: Any) -> Any:
+        def marked(*args: Any, **kwargs: Any) -> Any:
+            self.mark()
+            return fn(*args, **kwargs)
+        return marked
+
+    def timed(self, route: Any) -> Any:
+        """route.chat_route with its phases marked, for as long as the returned function runs."""
+        def step(*args: Any, **kwargs: Any) -> Any:
+            originals = (route._locked_alone, route._route_one_locked, route.Writes.flush, route.Writes.tell_places)
+            route._locked_alone = self.after(originals[0])
+            route._route_one_locked = self.after(originals[1])
+            route.Writes.flush = self.after(originals[2])
+            route.Writes.tell_places = self.before(originals[3])
+            self.marks = []
+            self.mark()
+            try:
+                return route.chat_route(*args, **kwargs)
+            finally:
+                self.mark()
+                (route._locked_alone, route._route_one_locked, route.Writes.flush,
+                 route.Writes.tell_places) = originals
+                if len(self.marks) == len(self.NAMES) + 1:  # (a chat skipped, locked elsewhere, has fewer)
+                    for name, (a, b) in zip(self.NAMES, pairwise(self.marks), strict=True):
+                        self.wall[name].append(b[0] - a[0])
+                        self.cpu[name].append(b[1] - a[1])
+        return step
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        return {name: {"n": len(self.wall[name]), "wall_p50_ms": round(pct(self.wall[name], 0.5) / 1e6, 4),
+                       "cpu_p50_ms": round(pct(self.cpu[name], 0.5) / 1e6, 4)}
+                for name in self.NAMES if self.wall[name]}
+
+
 def run(scale: float, db: str, samples: int, presence_samples: int, seed: int, sync_commit: str,
-        presence_budget: float = 0) -> dict[str, Any]:
+        presence_budget: float = 0, phases: bool = False) -> dict[str, Any]:
     from django.conf import settings
     from django.db import connection, transaction
 
@@ -570,9 +636,11 @@ def run(scale: float, db: str, samples: int, presence_samples: int, seed: int, s
     timeout_ns, timeout_audience = [], []
     by_offers_made: dict[str, list[float]] = defaultdict(list)
     clock.label = "step_timeout"
+    step_phases = StepPhases() if phases else None
+    step = route.chat_route if step_phases is None else step_phases.timed(route)
     for deadline, chat_id, hint in timeouts:
         offers_before = Offer.objects.filter(chat_id=chat_id).count()
-        elapsed, _ = clock.time(route.chat_route, chat_id, deadline, skip_locked=True, hint=hint)
+        elapsed, _ = clock.time(step, chat_id, deadline, skip_locked=True, hint=hint)
         timeout_ns.append(elapsed)
         timeout_audience.append(audience_of(chat_id))
         by_offers_made[offers_band(Offer.objects.filter(chat_id=chat_id).count() - offers_before)].append(elapsed)
@@ -607,6 +675,7 @@ def run(scale: float, db: str, samples: int, presence_samples: int, seed: int, s
         "baseline_cpu": summary(cpu.base),
         "decisions": results,
         "step_timeout_by_offers_made": step_by_offers,
+        **({"step_timeout_phases": step_phases.summary()} if step_phases is not None else {}),
     }
 
 
@@ -651,7 +720,8 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     try:
         django_setup(url, args.redis)
         return run(scale, args.db, args.samples, args.presence_samples or args.samples, args.seed,
-                   args.synchronous_commit if args.db == "postgres" else "n/a", args.presence_budget)
+                   args.synchronous_commit if args.db == "postgres" else "n/a", args.presence_budget,
+                   args.phases)
     finally:
         drop()
 
@@ -670,6 +740,8 @@ def main() -> None:
                         help="PostgreSQL: does a commit wait for the disk (default on, as in production)")
     parser.add_argument("--presence-budget", type=float, default=0,
                         help="stop timing presence changes after this many seconds (at least 10 calls)")
+    parser.add_argument("--phases", action="store_true",
+                        help="also split each step timeout into its phases, wall and CPU (StepPhases)")
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--json", help="also write the JSON summary to this file")
     args = parser.parse_args()
@@ -688,6 +760,8 @@ def main() -> None:
                     command += ["--redis", args.redis]
                 if args.presence_samples:
                     command += ["--presence-samples", str(args.presence_samples)]
+                if args.phases:
+                    command.append("--phases")
                 subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
                 runs.append(json.loads(Path(out.name).read_text())["runs"][0])
 
@@ -712,6 +786,9 @@ def main() -> None:
         for band, f in run_["step_timeout_by_offers_made"].items():
             print(f"  step_timeout, {band:>5s} offers made: {f['n']:4d} calls, p50 {f['p50_ms']:7.3f} ms "
                   f"({f['p50_x_commit']:5.2f}x a commit)", file=sys.stderr)
+        for name, f in run_.get("step_timeout_phases", {}).items():
+            print(f"  step_timeout phase {name:17s}: wall p50 {f['wall_p50_ms']:6.3f} ms, CPU p50 "
+                  f"{f['cpu_p50_ms']:6.3f} ms ({f['n']} steps)", file=sys.stderr)
     text = json.dumps(report)
     if args.json:
         Path(args.json).write_text(text)
