@@ -637,10 +637,10 @@ def run(scale: float, db: str, samples: int, presence_samples: int, seed: int, s
     by_offers_made: dict[str, list[float]] = defaultdict(list)
     clock.label = "step_timeout"
     step_phases = StepPhases() if phases else None
-    step = route.chat_route if step_phases is None else step_phases.timed(route)
+    chat_route = route.chat_route if step_phases is None else step_phases.timed(route)
     for deadline, chat_id, hint in timeouts:
         offers_before = Offer.objects.filter(chat_id=chat_id).count()
-        elapsed, _ = clock.time(step, chat_id, deadline, skip_locked=True, hint=hint)
+        elapsed, _ = clock.time(chat_route, chat_id, deadline, skip_locked=True, hint=hint)
         timeout_ns.append(elapsed)
         timeout_audience.append(audience_of(chat_id))
         by_offers_made[offers_band(Offer.objects.filter(chat_id=chat_id).count() - offers_before)].append(elapsed)
