@@ -155,6 +155,13 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql"):
         # server sessions: no server-side cursors, no prepared statements (psycopg prepares repeated queries).
         DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
         DATABASES["default"]["OPTIONS"]["prepare_threshold"] = None
+    else:
+        # psycopg prepares a statement asked to (routing's writes, the message store, the structure's stamp:
+        # prepare=True) and one run five times on its own server-binding cursors. Django turns that off
+        # unless this is set, and psycopg then ignores prepare=True: each step timeout parsed and planned
+        # its seven statements again, a third of its time (docs/benchmarks.md, session 20). Django's own
+        # queries bind on the client and are never prepared either way.
+        DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", 5)
     # A pool of connections per process (psycopg_pool). Without one, every database call of a socket
     # opened a new PostgreSQL connection (CONN_MAX_AGE=0: a backend forked, 10-25 ms on a busy
     # machine) and closed it again; persistent connections are no cure under ASGI, where each HTTP

@@ -42,7 +42,8 @@ def test_database_url_options_are_kept(tmp_path: Path) -> None:
     got = layer(tmp_path, DATABASE_URL="postgres://u@db.example.org:5432/x?sslmode=verify-full")
     options = got["options"]
     assert options["sslmode"] == "verify-full" and options["connect_timeout"] == 5
-    assert got["no_cursors"] is False and "prepare_threshold" not in options
+    # Prepared statements on (Django's default turns psycopg's off, and with it every prepare=True).
+    assert got["no_cursors"] is False and options["prepare_threshold"] == 5
 
 
 def test_transaction_pooling_turns_off_server_side_cursors_and_prepared_statements(tmp_path: Path) -> None:

@@ -307,3 +307,32 @@ def test_a_lone_deadline_asks_presence_with_its_lock_and_a_hint_gone_stale_chang
 
 def _open_to(chat: Chat) -> set[int]:
     return set(Offer.objects.filter(chat=chat, status=Offer.Status.OPEN).values_list("librarian_id", flat=True))
+
+
+@pytest.mark.postgres
+def test_routings_statements_are_prepared_once_per_connection_and_reused() -> None:
+    """The statements routing writes by hand ask to be prepared (route._by_server, consortium.queries.asked):
+    parsed and planned once per connection, then only bound. Django turns psycopg's preparing off unless
+    the connection's prepare_threshold is set (consortium/settings.py); then every such statement was
+    parsed and planned again at every step, a third of a step timeout's time (docs/benchmarks.md)."""
+    first, second = _two_chats_sharing_a_partner("other", "home")
+
+    def runs() -> dict[str, int]:
+        """How many times each of the two statements has run prepared on this connection."""
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT statement, generic_plans + custom_plans FROM pg_prepared_statements")
+            prepared = cursor.fetchall()
+        return {prefix: sum(count for sql, count in prepared if sql.startswith(prefix))
+                for prefix in ("INSERT INTO routing_traceevent", "SELECT s.chat_id, a.*")}
+
+    before = runs()
+    for chat in (first, second):
+        deadline = fresh(chat).deadline
+        assert deadline is not None
+        route.chat_route(chat.pk, deadline)
+        assert fresh(chat).step_index == 1
+    after = runs()
+
+    # Each step's trace lines and its locked chat's offers went through the one prepared statement each.
+    assert {prefix: after[prefix] - before[prefix] for prefix in after} == {
+        "INSERT INTO routing_traceevent": 2, "SELECT s.chat_id, a.*": 2}
