@@ -311,19 +311,22 @@ def _open_to(chat: Chat) -> set[int]:
 
 @pytest.mark.postgres
 def test_routings_statements_are_prepared_once_per_connection_and_reused() -> None:
-    """The statements routing writes by hand ask to be prepared (route._by_server, consortium.queries.asked):
+    """The statements routing sends by hand ask to be prepared (route._by_server, consortium.queries.asked):
     parsed and planned once per connection, then only bound. Django turns psycopg's preparing off unless
     the connection's prepare_threshold is set (consortium/settings.py); then every such statement was
     parsed and planned again at every step, a third of a step timeout's time (docs/benchmarks.md)."""
     first, second = _two_chats_sharing_a_partner("other", "home")
 
+    statements = {"lock": lambda sql: sql.endswith("WHERE id = $1 FOR UPDATE"),
+                  "its offers": lambda sql: sql.startswith("SELECT s.chat_id, a.*"),
+                  "trace lines": lambda sql: sql.startswith("INSERT INTO routing_traceevent")}
+
     def runs() -> dict[str, int]:
-        """How many times each of the two statements has run prepared on this connection."""
+        """How many times each of those statements has run prepared on this connection."""
         with connection.cursor() as cursor:
             cursor.execute("SELECT statement, generic_plans + custom_plans FROM pg_prepared_statements")
             prepared = cursor.fetchall()
-        return {prefix: sum(count for sql, count in prepared if sql.startswith(prefix))
-                for prefix in ("INSERT INTO routing_traceevent", "SELECT s.chat_id, a.*")}
+        return {name: sum(count for sql, count in prepared if test(sql)) for name, test in statements.items()}
 
     before = runs()
     for chat in (first, second):
@@ -333,6 +336,5 @@ def test_routings_statements_are_prepared_once_per_connection_and_reused() -> No
         assert fresh(chat).step_index == 1
     after = runs()
 
-    # Each step's trace lines and its locked chat's offers went through the one prepared statement each.
-    assert {prefix: after[prefix] - before[prefix] for prefix in after} == {
-        "INSERT INTO routing_traceevent": 2, "SELECT s.chat_id, a.*": 2}
+    # Each step's lock, its locked chat's offers and its trace lines went through one prepared statement each.
+    assert {name: after[name] - before[name] for name in after} == {"lock": 2, "its offers": 2, "trace lines": 2}
