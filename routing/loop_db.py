@@ -71,7 +71,9 @@ def _params() -> dict[str, Any]:
     opening: the test suite switches to its test database after start-up."""
     params = dict(connections["default"].get_connection_params())
     params.pop("cursor_factory", None)  # Django's is synchronous; the connection's default is right
-    params.pop("prepare_threshold", None)  # statements here are prepared explicitly, or not at all
+    # prepare_threshold stays Django's (consortium/settings.py): None behind pgbouncer in transaction mode,
+    # where nothing may be prepared. Dropped, psycopg's default (5) prepared the store's statement there too
+    # after five lines, each to be bound on whichever server connection the pool gave next.
     return params
 
 

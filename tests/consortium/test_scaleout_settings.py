@@ -12,9 +12,11 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = ("import django, json; django.setup(); from django.conf import settings as s; "
+         "from routing import loop_db; "
          "db = s.DATABASES['default']; "
          "print(json.dumps({'hosts': s.CHANNEL_LAYERS['default']['CONFIG']['hosts'], 'broker': s.CELERY_BROKER_URL, "
-         "'options': db['OPTIONS'], 'no_cursors': db['DISABLE_SERVER_SIDE_CURSORS']}))")
+         "'options': db['OPTIONS'], 'no_cursors': db['DISABLE_SERVER_SIDE_CURSORS'], "
+         "'loop_prepare_threshold': loop_db._params().get('prepare_threshold', 'psycopg default')}))")
 
 
 def layer(tmp_path: Path, **env: str) -> dict[str, Any]:
@@ -44,6 +46,7 @@ def test_database_url_options_are_kept(tmp_path: Path) -> None:
     assert options["sslmode"] == "verify-full" and options["connect_timeout"] == 5
     # Prepared statements on (Django's default turns psycopg's off, and with it every prepare=True).
     assert got["no_cursors"] is False and options["prepare_threshold"] == 5
+    assert got["loop_prepare_threshold"] == 5  # the sockets' own connections (routing.loop_db) alike
 
 
 def test_transaction_pooling_turns_off_server_side_cursors_and_prepared_statements(tmp_path: Path) -> None:
@@ -51,3 +54,5 @@ def test_transaction_pooling_turns_off_server_side_cursors_and_prepared_statemen
     assert got["no_cursors"] is True
     options = got["options"]
     assert "prepare_threshold" in options and options["prepare_threshold"] is None
+    # The sockets' own connections (routing.loop_db) prepare nothing either: not even after five runs.
+    assert got["loop_prepare_threshold"] is None
