@@ -172,9 +172,6 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     _pool_max = int(os.environ.get("VR_DB_POOL_MAX", "10"))
     if _pool_max > 0:
         DATABASES["default"]["OPTIONS"]["pool"] = {"min_size": 1, "max_size": _pool_max, "timeout": 10}
-# The message store's statement is prepared once per connection (routing/message_store.py), except
-# behind pgbouncer in transaction mode.
-VR_DB_PREPARE = not env_bool("VR_DB_TRANSACTION_POOLING", False)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -45,7 +45,6 @@ from functools import cache
 from typing import Any
 
 import psycopg
-from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import OuterRef, Subquery
 
@@ -116,7 +115,7 @@ async def store_async(chat_id: str, *, sender: str, body: str, client_id: str | 
     try:
         async with loop_db.connection() as conn:
             cursor = conn.cursor()
-            await cursor.execute(_statement(), fields, prepare=PREPARE)
+            await cursor.execute(_statement(), fields, prepare=True)
             row = await cursor.fetchone()
     except psycopg.errors.UniqueViolation:
         if not client_id:
@@ -219,9 +218,9 @@ SELECT chat.state, chat.librarian_id, chat.patron_name, chat.duplicate_of, inser
 _STATEMENT: str | None = None
 _FIRST = (f"SELECT id FROM {Message._meta.db_table}"
           " WHERE chat_id = %(chat_id)s AND sender = %(sender)s AND client_id = %(client_id)s LIMIT 1")
-# Not behind pgbouncer in transaction mode (VR_DB_TRANSACTION_POOLING, docs/scaling.md): there one
-# connection's statements may reach different server sessions.
-PREPARE: bool | None = True if settings.VR_DB_PREPARE else None
+# prepare=True: parsed and planned once per connection. Behind pgbouncer in transaction mode, where one
+# connection's statements may reach different server sessions, the connections' prepare_threshold is None
+# (consortium/settings.py, docs/scaling.md) and psycopg then prepares nothing: that is the one switch.
 
 
 def _statement() -> str:
@@ -239,7 +238,7 @@ def _store_statement(fields: dict[str, Any]) -> Stored | None:
     with transaction.atomic() if connection.in_atomic_block else nullcontext():
         connection.ensure_connection()
         with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-            cursor.execute(_statement(), fields, prepare=PREPARE)
+            cursor.execute(_statement(), fields, prepare=True)
             row = cursor.fetchone()
     return _stored(row, fields)
 

@@ -23,7 +23,6 @@ from functools import cache, partial
 from typing import Any
 
 import psycopg
-from django.conf import settings
 from django.db import connections, router
 
 from consortium.models import Consortium
@@ -147,7 +146,7 @@ def stamp_ask(alias: str | None = None) -> Stamp:
     connection = connections[alias]
     cursor = psycopg.Cursor(connection.connection)
     with connection.wrap_database_errors:
-        cursor.execute(_STAMP_SQL, prepare=True if settings.VR_DB_PREPARE else None)
+        cursor.execute(_STAMP_SQL, prepare=True)  # (none behind pgbouncer: message_store)
 
     def answer() -> int:
         with connection.wrap_database_errors, cursor:

@@ -294,12 +294,10 @@ _MOVES_SQL = (f"UPDATE {Offer._meta.db_table} SET step_serial = %s, step = %s "
 def _by_server(sql: str, params: list[Any], *, rows: bool = False) -> list[tuple[Any, ...]]:
     """One statement on psycopg's own cursor, in the caller's transaction; its rows, all at once
     when asked (fetched a row at a time, thousands of offers cost more than the query)."""
-    from routing.message_store import PREPARE  # one switch for prepared statements (pgbouncer)
-
     connection = connections[Offer.objects.db]
     connection.ensure_connection()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, params, prepare=PREPARE)
+        cursor.execute(sql, params, prepare=True)  # (none behind pgbouncer: message_store)
         return cursor.fetchall() if rows else []
 
 
@@ -524,18 +522,16 @@ def _locked_alone(chat_id: str, skip_locked: bool, hint: RouteHint | None = None
     if not _by_hand():
         chat = next(iter(_for_routing(Chat.objects.filter(pk=chat_id), skip_locked)), None)
         return None if chat is None else (chat, None, None)
-    from routing.message_store import PREPARE
-
     # Read by hand, not as a raw queryset: that reads the columns' names before any row, which in a
     # pipeline (route.chat_route's) are not there until the answer is. On psycopg's own cursor, as the
     # offers beside it, so that it is prepared once per connection: Django's binds on the client, and
     # the server parsed and planned the lock at every step (0.1-0.2 ms of its round trip).
     connection = connections[Chat.objects.db]
-    lock_rows = asked(_LOCK_ALONE_SQL + (" SKIP LOCKED" if skip_locked else ""), [chat_id], prepare=PREPARE,
+    lock_rows = asked(_LOCK_ALONE_SQL + (" SKIP LOCKED" if skip_locked else ""), [chat_id], prepare=True,
                       using=Chat.objects.db)
     # Sent before the lock's answer is read, run once the lock is held: the step's serial is the
     # locked row's. (Skipped, or not waiting, the chat's offers are read for nothing.)
-    offer_rows = asked(_OFFERS_OF_LOCKED_SQL, [chat_id, _DECLINED, _OPEN, _OPEN, _OPEN], prepare=PREPARE,
+    offer_rows = asked(_OFFERS_OF_LOCKED_SQL, [chat_id, _DECLINED, _OPEN, _OPEN, _OPEN], prepare=True,
                        using=Offer.objects.db)
     presence = _presence_hinted(hint, now) if hint is not None and now is not None else None
     locked = lock_rows()
