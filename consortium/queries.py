@@ -5,11 +5,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import psycopg
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
-from django.db.models import Model, QuerySet
+from django.db.models import Field, Model, QuerySet
+from django.db.models.query import get_related_populators
+from django.db.transaction import TransactionManagementError
 
 M = TypeVar("M", bound=Model)
 
@@ -22,6 +24,91 @@ def only_row(queryset: QuerySet[M]) -> M | None:
     dozens of settings) that cost more CPU than the rest of the query: two fifths of chat_lock's time
     in a sampling profile of 20 chat starts a second. A unique key needs no order."""
     return next(iter(queryset.order_by()[:1]), None)
+
+
+class KeyedRow(Generic[M]):
+    """`only_row(build(key))` for a query that differs from call to call by its key alone, compiled
+    once per process and database instead of at every call.
+
+    Django compiles a query anew each time it runs: for a lock with select_related over five wide
+    tables (chat_lock: 136 columns) that was most of the call's CPU, and in a sampling profile of
+    bench/ws_load.py's ramp (20 chat starts a second, librarians racing to accept) chat_lock alone was
+    a sixth of a web process's time. Here the first call compiles `build(SENTINEL)` as usual and keeps
+    its SQL, the position of the key among its parameters, and Django's own plan for building the
+    instances (the select list, the related populators, the converters); each call binds its key and
+    runs that SQL on Django's cursor (so query logging, execute wrappers and transactions see it as
+    any other). A query whose key cannot be told apart among its parameters is not kept: it is
+    compiled each time, as before.
+    """
+
+    def __init__(self, build: Callable[[Any], QuerySet[M]], *, key_field: str = "pk",
+                 sentinel: Any = "\x00vr-keyed-row\x00") -> None:
+        self.build = build
+        self.key_field = key_field
+        self.sentinel = sentinel  # a key of the key's type that no row has, found among the parameters
+        self._plans: dict[str, _RowPlan | None] = {}  # by database alias; None: not compilable once
+
+    def __call__(self, key: Any, *, using: str = DEFAULT_DB_ALIAS) -> M | None:
+        if using not in self._plans:
+            self._plans[using] = _RowPlan.of(self.build(self.sentinel).order_by()[:1], self.sentinel, using)
+        plan = self._plans[using]
+        if plan is None:
+            return only_row(self.build(key).using(using))
+        return plan.row(key, self.key_field, using)
+
+
+class _RowPlan:
+    """What ModelIterable works out from a compiled query before it reads a row, kept."""
+
+    def __init__(self, model: type[Model], sql: str, params: list[Any], index: int, for_update: bool,
+                 init_list: list[str], start: int, end: int, populators: list[Any],
+                 converters: list[tuple[int, tuple[list[Callable[..., Any]], Any]]]) -> None:
+        self.model, self.sql, self.params, self.index, self.for_update = model, sql, params, index, for_update
+        self.init_list, self.start, self.end = init_list, start, end
+        self.populators, self.converters = populators, converters
+
+    @classmethod
+    def of(cls, queryset: QuerySet[M], sentinel: str, using: str) -> _RowPlan | None:
+        compiler = queryset.query.get_compiler(using=using)
+        sql, params = compiler.as_sql()
+        params = list(params)
+        select, klass_info = compiler.select, compiler.klass_info
+        if (params.count(sentinel) != 1 or compiler.annotation_col_map or klass_info is None
+                or getattr(queryset, "_known_related_objects", None)
+                or compiler.has_composite_fields([s[0] for s in select])):
+            return None
+        select_fields = klass_info["select_fields"]
+        start, end = select_fields[0], select_fields[-1] + 1
+        init_list = [f[0].target.attname for f in select[start:end]]
+        converters = list(compiler.get_converters([s[0] for s in select[0:compiler.col_count]]).items())
+        for_update = bool(queryset.query.select_for_update and compiler.connection.features.has_select_for_update)
+        return cls(klass_info["model"], sql, params, params.index(sentinel), for_update, init_list, start, end,
+                   get_related_populators(klass_info, select, using),  # type: ignore[call-arg]  # 5.2's signature
+                   converters)
+
+    def row(self, key: Any, key_field: str, using: str) -> Any:
+        connection = connections[using]
+        if self.for_update and connection.get_autocommit():  # as Django's compiler refuses it
+            raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
+        field = self.model._meta.pk if key_field == "pk" else self.model._meta.get_field(key_field)
+        assert isinstance(field, Field)
+        params = list(self.params)
+        params[self.index] = field.get_db_prep_value(field.get_prep_value(key), connection, prepared=True)
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql, params)
+            found = cursor.fetchone()
+        if found is None:
+            return None
+        row = list(found)
+        for pos, (convs, expression) in self.converters:
+            value = row[pos]
+            for converter in convs:
+                value = converter(value, expression, connection)
+            row[pos] = value
+        obj = self.model.from_db(using, self.init_list, row[self.start:self.end])
+        for populator in self.populators:
+            populator.populate(row, obj)
+        return obj
 
 
 @contextmanager

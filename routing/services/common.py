@@ -18,7 +18,7 @@ from django.db import transaction
 from django.utils import translation
 from django.utils.translation import gettext as _
 
-from consortium.queries import only_row
+from consortium.queries import KeyedRow, only_row
 from libraries.models import StaffProfile
 from routing import events, frames
 from routing.models import Chat, ChatState, LibrarianPresence, Message, Offer, TraceEvent
@@ -77,12 +77,18 @@ def chat_state_publish(chat: Chat) -> None:
     events.to_chat(chat.pk, frames.patron_state_frame(chat))
 
 
+def _chat_locked(skip_locked: bool) -> KeyedRow[Chat]:
+    return KeyedRow(lambda chat_id: Chat.objects.select_for_update(skip_locked=skip_locked, of=("self",))
+                    .select_related("consortium", "home_library", "librarian__library", "librarian__user")
+                    .filter(pk=chat_id))
+
+
+# Compiled once per process (consortium.queries.KeyedRow): every accept, transfer and end takes this lock.
+_CHAT_LOCKED = {skip_locked: _chat_locked(skip_locked) for skip_locked in (False, True)}
+
+
 def chat_lock(chat_id: str, *, skip_locked: bool = False) -> Chat | None:
-    return only_row(
-        Chat.objects.select_for_update(skip_locked=skip_locked, of=("self",))
-        .select_related("consortium", "home_library", "librarian__library", "librarian__user")
-        .filter(pk=chat_id)
-    )
+    return _CHAT_LOCKED[skip_locked](chat_id)
 
 
 def presence_lock(librarian: StaffProfile, *, lock: bool = True) -> LibrarianPresence:

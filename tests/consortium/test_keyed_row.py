@@ -1,0 +1,111 @@
+"""consortium.queries.KeyedRow: a query by one key, compiled once, gives what the ORM gives."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.db import connection, transaction
+from django.db.models.sql.compiler import SQLCompiler
+from django.db.transaction import TransactionManagementError
+from django.test.utils import CaptureQueriesContext
+
+from consortium.queries import KeyedRow, only_row
+from libraries.models import StaffProfile
+from routing.models import Chat
+from routing.services import common
+from tests.routing.routing_helpers import T0, at, go_online, staff, start, world
+
+pytestmark = pytest.mark.django_db
+
+
+def _fields(obj: Any) -> dict[str, Any] | None:
+    return None if obj is None else {k: v for k, v in vars(obj).items() if k != "_state"}
+
+
+def _orm_lock(chat_id: str) -> Chat | None:
+    return only_row(Chat.objects.select_for_update(of=("self",))
+                    .select_related("consortium", "home_library", "librarian__library", "librarian__user")
+                    .filter(pk=chat_id))
+
+
+def _assert_same(ours: Chat, orm: Chat) -> None:
+    assert _fields(ours) == _fields(orm)
+    assert _fields(ours.consortium) == _fields(orm.consortium)
+    assert _fields(ours.home_library) == _fields(orm.home_library)
+    assert _fields(ours.librarian) == _fields(orm.librarian)
+    if orm.librarian is not None:
+        assert _fields(ours.librarian.library) == _fields(orm.librarian.library)
+        assert _fields(ours.librarian.user) == _fields(orm.librarian.user)
+    assert (ours._state.db, ours._state.adding) == (orm._state.db, orm._state.adding)
+
+
+def test_chat_lock_gives_the_orms_chat_with_its_relations_read_in_one_statement() -> None:
+    w = world()
+    go_online(staff(w.home, "lena"), at(-60))
+    waiting = start(w.consortium, T0, library_slug="home")
+    held = start(w.consortium, T0, library_slug="partner")
+    librarian = staff(w.partner, "pat")
+    Chat.objects.filter(pk=held.pk).update(librarian=librarian, state="active")
+    for chat in (waiting, held, waiting):  # the second call of a kind runs the kept plan
+        with transaction.atomic():
+            orm = _orm_lock(chat.pk)
+            with CaptureQueriesContext(connection) as run:
+                ours = common.chat_lock(chat.pk)
+                assert ours is not None and orm is not None
+                _assert_same(ours, orm)  # every relation there already: reading them asks nothing
+            assert len(run.captured_queries) == 1
+            if connection.vendor == "postgresql":
+                assert "FOR UPDATE OF" in run.captured_queries[0]["sql"]
+    assert Chat.objects.get(pk=held.pk).librarian == librarian
+
+
+def test_chat_lock_of_an_unknown_chat_is_none() -> None:
+    with transaction.atomic():
+        assert common.chat_lock("0" * 32) is None
+        assert common.chat_lock("0" * 32, skip_locked=True) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_chat_lock_outside_a_transaction_is_refused_where_the_orm_refuses_it() -> None:
+    """PostgreSQL: a lock that would end with its statement is a mistake, refused (SQLite takes no row locks)."""
+    with transaction.atomic():
+        common.chat_lock("0" * 32)  # compiled inside a transaction: the kept plan is what runs next
+    if connection.features.has_select_for_update:
+        with pytest.raises(TransactionManagementError):
+            _orm_lock("0" * 32)
+        with pytest.raises(TransactionManagementError):
+            common.chat_lock("0" * 32)
+    else:
+        assert _orm_lock("0" * 32) is None and common.chat_lock("0" * 32) is None
+
+
+def test_a_keyed_row_compiles_its_query_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    w = world()
+    chats = [start(w.consortium, T0, library_slug="home"), start(w.consortium, T0, library_slug="partner")]
+    compiled = 0
+    as_sql = SQLCompiler.as_sql
+
+    def counting(self: SQLCompiler, *args: Any, **kwargs: Any) -> Any:
+        nonlocal compiled
+        compiled += 1
+        return as_sql(self, *args, **kwargs)
+
+    monkeypatch.setattr(SQLCompiler, "as_sql", counting)
+    row = KeyedRow(lambda chat_id: Chat.objects.select_related("consortium").filter(pk=chat_id))
+    found = [row(chat.pk) for chat in chats * 3]
+    assert [c.pk for c in found if c is not None] == [c.pk for c in chats * 3]
+    assert [c.consortium.slug for c in found if c is not None] == [w.consortium.slug] * 6
+    assert compiled == 1
+
+
+def test_a_key_the_sentinel_cannot_stand_for_is_read_by_the_orm_each_time() -> None:
+    w = world()
+    profile = staff(w.home, "lena")
+    by_text_sentinel = KeyedRow(lambda pk: StaffProfile.objects.select_related("user").filter(pk=pk))
+    with pytest.raises((ValueError, TypeError)):  # an integer key cannot be compiled with a text sentinel
+        by_text_sentinel(profile.pk)
+    by_number = KeyedRow(lambda pk: StaffProfile.objects.select_related("user").filter(pk=pk), sentinel=-7_000_001)
+    found = by_number(profile.pk)
+    assert found is not None and found.pk == profile.pk and found.user.username == profile.user.username
+    assert by_number(-1) is None
