@@ -10,7 +10,7 @@ from typing import Any, Generic, TypeVar
 import psycopg
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models import Field, Model, QuerySet
-from django.db.models.query import get_related_populators
+from django.db.models.query import ModelIterable, ValuesListIterable, get_related_populators
 from django.db.transaction import TransactionManagementError
 
 M = TypeVar("M", bound=Model)
@@ -57,13 +57,34 @@ class KeyedRow(Generic[M]):
         return plan.row(key, self.key_field, using)
 
 
+class KeyedValues:
+    """KeyedRow for a `values_list()` query: the first row's values as a tuple, or None."""
+
+    def __init__(self, build: Callable[[Any], QuerySet[Any]], *, key_field: str = "pk",
+                 sentinel: Any = "\x00vr-keyed-row\x00") -> None:
+        self.build = build
+        self.key_field = key_field
+        self.sentinel = sentinel
+        self._plans: dict[str, _RowPlan | None] = {}
+
+    def __call__(self, key: Any, *, using: str = DEFAULT_DB_ALIAS) -> tuple[Any, ...] | None:
+        if using not in self._plans:
+            self._plans[using] = _RowPlan.of(self.build(self.sentinel).order_by()[:1], self.sentinel, using)
+        plan = self._plans[using]
+        if plan is None:
+            return next(iter(self.build(key).using(using).order_by()[:1]), None)
+        found: tuple[Any, ...] | None = plan.row(key, self.key_field, using)
+        return found
+
+
 class _RowPlan:
     """What ModelIterable works out from a compiled query before it reads a row, kept."""
 
     def __init__(self, model: type[Model], sql: str, params: list[Any], index: int, for_update: bool,
                  init_list: list[str], start: int, end: int, populators: list[Any],
-                 converters: list[tuple[int, tuple[list[Callable[..., Any]], Any]]]) -> None:
+                 converters: list[tuple[int, tuple[list[Callable[..., Any]], Any]]], *, values: bool = False) -> None:
         self.model, self.sql, self.params, self.index, self.for_update = model, sql, params, index, for_update
+        self.values = values  # a values_list() query: the row is the answer
         self.init_list, self.start, self.end = init_list, start, end
         self.populators, self.converters = populators, converters
 
@@ -73,15 +94,22 @@ class _RowPlan:
         sql, params = compiler.as_sql()
         params = list(params)
         select, klass_info = compiler.select, compiler.klass_info
-        if (params.count(sentinel) != 1 or compiler.annotation_col_map or klass_info is None
+        rows = getattr(queryset, "_iterable_class", None)
+        if (params.count(sentinel) != 1 or rows not in (ModelIterable, ValuesListIterable)
+                or (rows is ModelIterable and (compiler.annotation_col_map or klass_info is None))
+                or (rows is ValuesListIterable and (queryset.query.extra_select or queryset.query.annotation_select))
                 or getattr(queryset, "_known_related_objects", None)
                 or compiler.has_composite_fields([s[0] for s in select])):
             return None
+        converters = list(compiler.get_converters([s[0] for s in select[0:compiler.col_count]]).items())
+        for_update = bool(queryset.query.select_for_update and compiler.connection.features.has_select_for_update)
+        if rows is ValuesListIterable:  # the values as selected, in order
+            return cls(queryset.model, sql, params, params.index(sentinel), for_update, [], 0, 0, [], converters,
+                       values=True)
+        assert klass_info is not None
         select_fields = klass_info["select_fields"]
         start, end = select_fields[0], select_fields[-1] + 1
         init_list = [f[0].target.attname for f in select[start:end]]
-        converters = list(compiler.get_converters([s[0] for s in select[0:compiler.col_count]]).items())
-        for_update = bool(queryset.query.select_for_update and compiler.connection.features.has_select_for_update)
         return cls(klass_info["model"], sql, params, params.index(sentinel), for_update, init_list, start, end,
                    get_related_populators(klass_info, select, using),  # type: ignore[call-arg]  # 5.2's signature
                    converters)
@@ -105,6 +133,8 @@ class _RowPlan:
             for converter in convs:
                 value = converter(value, expression, connection)
             row[pos] = value
+        if self.values:
+            return tuple(row)
         obj = self.model.from_db(using, self.init_list, row[self.start:self.end])
         for populator in self.populators:
             populator.populate(row, obj)

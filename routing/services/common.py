@@ -18,7 +18,7 @@ from django.db import transaction
 from django.utils import translation
 from django.utils.translation import gettext as _
 
-from consortium.queries import KeyedRow, only_row
+from consortium.queries import KeyedRow
 from libraries.models import StaffProfile
 from routing import events, frames
 from routing.models import Chat, ChatState, LibrarianPresence, Message, Offer, TraceEvent
@@ -91,10 +91,15 @@ def chat_lock(chat_id: str, *, skip_locked: bool = False) -> Chat | None:
     return _CHAT_LOCKED[skip_locked](chat_id)
 
 
+# Compiled once per process; a librarian's id is never negative.
+_PRESENCE_LOCKED = KeyedRow(lambda librarian_id: LibrarianPresence.objects.select_for_update()
+                            .filter(librarian_id=librarian_id), key_field="librarian_id", sentinel=-7_000_001)
+
+
 def presence_lock(librarian: StaffProfile, *, lock: bool = True) -> LibrarianPresence:
     """The librarian's presence row (made on first use), locked unless `lock` is False (a read)."""
     if lock:  # the row exists but for a librarian's first sign-in: one statement then
-        found = only_row(LibrarianPresence.objects.select_for_update().filter(librarian=librarian))
+        found = _PRESENCE_LOCKED(librarian.pk)
         if found is not None:
             return found
     presence, _ = LibrarianPresence.objects.get_or_create(librarian=librarian)

@@ -9,6 +9,7 @@ from django.utils.text import format_lazy
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from consortium.queries import KeyedValues
 from libraries.models import StaffProfile
 from routing import events, frames
 from routing.models import Chat, ChatState, Offer
@@ -41,9 +42,11 @@ def chat_accept_precheck(librarian: StaffProfile, chat_id: str) -> None:
     An offer goes to every librarian a step names and most accept: all but one lose. A chat found
     active or ended here was so when the accept arrived, the answer chat_accept would give under its
     locks a moment later; a loser's accept so costs one narrow read instead of two row locks."""
-    row = Chat.objects.filter(pk=chat_id).values_list("consortium_id", "state").order_by()[:1]
-    consortium_id, state = next(iter(row), (None, None))
+    consortium_id, state = _CHAT_STATE(chat_id) or (None, None)
     _refuse_unless_queued(librarian, consortium_id, state)
+
+
+_CHAT_STATE = KeyedValues(lambda chat_id: Chat.objects.filter(pk=chat_id).values_list("consortium_id", "state"))
 
 
 def chat_accept(librarian: StaffProfile, chat_id: str, now: datetime) -> Chat:

@@ -10,9 +10,10 @@ from django.db.models.sql.compiler import SQLCompiler
 from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 
-from consortium.queries import KeyedRow, only_row
+from consortium.queries import KeyedRow, KeyedValues, only_row
 from libraries.models import StaffProfile
-from routing.models import Chat
+from routing import access
+from routing.models import Chat, LibrarianPresence
 from routing.services import common
 from tests.routing.routing_helpers import T0, at, go_online, staff, start, world
 
@@ -109,3 +110,42 @@ def test_a_key_the_sentinel_cannot_stand_for_is_read_by_the_orm_each_time() -> N
     found = by_number(profile.pk)
     assert found is not None and found.pk == profile.pk and found.user.username == profile.user.username
     assert by_number(-1) is None
+
+
+def test_keyed_values_give_the_orms_first_row_of_values_compiled_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    w = world()
+    chats = [start(w.consortium, T0, library_slug="home"), start(w.consortium, T0, library_slug="partner")]
+    Chat.objects.filter(pk=chats[1].pk).update(state="ended")
+    values = KeyedValues(lambda chat_id: Chat.objects.filter(pk=chat_id).values_list("consortium_id", "state"))
+    compiled = 0
+    as_sql = SQLCompiler.as_sql
+
+    def counting(self: SQLCompiler, *args: Any, **kwargs: Any) -> Any:
+        nonlocal compiled
+        compiled += 1
+        return as_sql(self, *args, **kwargs)
+
+    monkeypatch.setattr(SQLCompiler, "as_sql", counting)
+    found = [values(chat.pk) for chat in chats * 2] + [values("0" * 32)]
+    assert compiled == 1
+    monkeypatch.undo()
+    assert found == [tuple(Chat.objects.filter(pk=chat.pk).values_list("consortium_id", "state")[0])
+                     for chat in chats * 2] + [None]
+    assert found[1] == (w.consortium.pk, "ended")
+
+
+def test_an_accounts_staff_check_and_a_librarians_presence_lock_read_the_rows_as_they_are_now() -> None:
+    w = world()
+    profile = staff(w.home, "lena")
+    go_online(profile, at(-60))
+    assert access.is_active_staff(profile.user_id)
+    StaffProfile.objects.filter(pk=profile.pk).update(is_active=False)
+    assert not access.is_active_staff(profile.user_id)  # asked afresh: switched off is off at once
+    StaffProfile.objects.filter(pk=profile.pk).update(is_active=True)
+    type(profile.user).objects.filter(pk=profile.user_id).update(is_active=False)
+    assert not access.is_active_staff(profile.user_id)
+    assert not access.is_active_staff(-1)
+    with transaction.atomic():
+        presence = common.presence_lock(profile)
+        assert presence.librarian_id == profile.pk
+        assert presence == LibrarianPresence.objects.get(librarian=profile)
