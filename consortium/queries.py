@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
 import psycopg
@@ -26,7 +27,25 @@ def only_row(queryset: QuerySet[M]) -> M | None:
     return next(iter(queryset.order_by()[:1]), None)
 
 
-class KeyedRow(Generic[M]):
+class _Keyed:
+    """What KeyedRow and KeyedValues share: the query built with the sentinel and compiled on first
+    use, per database alias, and each call's key bound into the kept plan."""
+
+    def __init__(self, build: Callable[[Any], QuerySet[Any]], *, key_field: str = "pk",
+                 sentinel: Any = "\x00vr-keyed-row\x00") -> None:
+        self.build = build
+        self.key_field = key_field
+        self.sentinel = sentinel  # a key of the key's type that no row has, found among the parameters
+        self._plans: dict[str, _RowPlan | None] = {}  # by database alias; None: not compilable once
+
+    def _plan(self, using: str) -> _RowPlan | None:
+        if using not in self._plans:
+            self._plans[using] = _RowPlan.of(self.build(self.sentinel).order_by()[:1], self.sentinel,
+                                             self.key_field, using)
+        return self._plans[using]
+
+
+class KeyedRow(_Keyed, Generic[M]):
     """`only_row(build(key))` for a query that differs from call to call by its key alone, compiled
     once per process and database instead of at every call.
 
@@ -43,53 +62,46 @@ class KeyedRow(Generic[M]):
 
     def __init__(self, build: Callable[[Any], QuerySet[M]], *, key_field: str = "pk",
                  sentinel: Any = "\x00vr-keyed-row\x00") -> None:
-        self.build = build
-        self.key_field = key_field
-        self.sentinel = sentinel  # a key of the key's type that no row has, found among the parameters
-        self._plans: dict[str, _RowPlan | None] = {}  # by database alias; None: not compilable once
+        super().__init__(build, key_field=key_field, sentinel=sentinel)
 
     def __call__(self, key: Any, *, using: str = DEFAULT_DB_ALIAS) -> M | None:
-        if using not in self._plans:
-            self._plans[using] = _RowPlan.of(self.build(self.sentinel).order_by()[:1], self.sentinel, using)
-        plan = self._plans[using]
+        plan = self._plan(using)
         if plan is None:
             return only_row(self.build(key).using(using))
-        return plan.row(key, self.key_field, using)
-
-
-class KeyedValues:
-    """KeyedRow for a `values_list()` query: the first row's values as a tuple, or None."""
-
-    def __init__(self, build: Callable[[Any], QuerySet[Any]], *, key_field: str = "pk",
-                 sentinel: Any = "\x00vr-keyed-row\x00") -> None:
-        self.build = build
-        self.key_field = key_field
-        self.sentinel = sentinel
-        self._plans: dict[str, _RowPlan | None] = {}
-
-    def __call__(self, key: Any, *, using: str = DEFAULT_DB_ALIAS) -> tuple[Any, ...] | None:
-        if using not in self._plans:
-            self._plans[using] = _RowPlan.of(self.build(self.sentinel).order_by()[:1], self.sentinel, using)
-        plan = self._plans[using]
-        if plan is None:
-            return next(iter(self.build(key).using(using).order_by()[:1]), None)
-        found: tuple[Any, ...] | None = plan.row(key, self.key_field, using)
+        found: M | None = plan.row(key, using)
         return found
 
 
+class KeyedValues(_Keyed):
+    """KeyedRow for a `values_list()` query: the first row's values as a tuple, or None."""
+
+    def __call__(self, key: Any, *, using: str = DEFAULT_DB_ALIAS) -> tuple[Any, ...] | None:
+        plan = self._plan(using)
+        if plan is None:
+            return next(iter(self.build(key).using(using).order_by()[:1]), None)
+        found: tuple[Any, ...] | None = plan.row(key, using)
+        return found
+
+
+@dataclass(frozen=True)
 class _RowPlan:
     """What ModelIterable works out from a compiled query before it reads a row, kept."""
 
-    def __init__(self, model: type[Model], sql: str, params: list[Any], index: int, for_update: bool,
-                 init_list: list[str], start: int, end: int, populators: list[Any],
-                 converters: list[tuple[int, tuple[list[Callable[..., Any]], Any]]], *, values: bool = False) -> None:
-        self.model, self.sql, self.params, self.index, self.for_update = model, sql, params, index, for_update
-        self.values = values  # a values_list() query: the row is the answer
-        self.init_list, self.start, self.end = init_list, start, end
-        self.populators, self.converters = populators, converters
+    model: type[Model]
+    key: Field[Any, Any]  # the field the key is compared with: its value is prepared as the lookup would
+    sql: str
+    params: list[Any]
+    index: int  # of the key among `params`
+    for_update: bool
+    converters: list[tuple[int, tuple[list[Callable[..., Any]], Any]]]
+    values: bool  # a values_list() query: the row is the answer; else a model instance, built as below
+    init_list: list[str] = field(default_factory=list)
+    start: int = 0
+    end: int = 0
+    populators: list[Any] = field(default_factory=list)
 
     @classmethod
-    def of(cls, queryset: QuerySet[M], sentinel: str, using: str) -> _RowPlan | None:
+    def of(cls, queryset: QuerySet[Any], sentinel: Any, key_field: str, using: str) -> _RowPlan | None:
         compiler = queryset.query.get_compiler(using=using)
         sql, params = compiler.as_sql()
         params = list(params)
@@ -101,27 +113,29 @@ class _RowPlan:
                 or getattr(queryset, "_known_related_objects", None)
                 or compiler.has_composite_fields([s[0] for s in select])):
             return None
-        converters = list(compiler.get_converters([s[0] for s in select[0:compiler.col_count]]).items())
-        for_update = bool(queryset.query.select_for_update and compiler.connection.features.has_select_for_update)
-        if rows is ValuesListIterable:  # the values as selected, in order
-            return cls(queryset.model, sql, params, params.index(sentinel), for_update, [], 0, 0, [], converters,
-                       values=True)
+        meta = queryset.model._meta
+        key = meta.pk if key_field == "pk" else meta.get_field(key_field)
+        assert isinstance(key, Field)
+        plan = cls(
+            model=queryset.model, key=key, sql=sql, params=params, index=params.index(sentinel),
+            for_update=bool(queryset.query.select_for_update and compiler.connection.features.has_select_for_update),
+            converters=list(compiler.get_converters([s[0] for s in select[0:compiler.col_count]]).items()),
+            values=rows is ValuesListIterable)
+        if plan.values:  # the values as selected, in order
+            return plan
         assert klass_info is not None
         select_fields = klass_info["select_fields"]
         start, end = select_fields[0], select_fields[-1] + 1
-        init_list = [f[0].target.attname for f in select[start:end]]
-        return cls(klass_info["model"], sql, params, params.index(sentinel), for_update, init_list, start, end,
-                   get_related_populators(klass_info, select, using),  # type: ignore[call-arg]  # 5.2's signature
-                   converters)
+        return replace(plan, model=klass_info["model"], start=start, end=end,
+                       init_list=[f[0].target.attname for f in select[start:end]],
+                       populators=get_related_populators(klass_info, select, using))  # type: ignore[call-arg]
 
-    def row(self, key: Any, key_field: str, using: str) -> Any:
+    def row(self, key: Any, using: str) -> Any:
         connection = connections[using]
         if self.for_update and connection.get_autocommit():  # as Django's compiler refuses it
             raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
-        field = self.model._meta.pk if key_field == "pk" else self.model._meta.get_field(key_field)
-        assert isinstance(field, Field)
         params = list(self.params)
-        params[self.index] = field.get_db_prep_value(field.get_prep_value(key), connection, prepared=True)
+        params[self.index] = self.key.get_db_prep_value(self.key.get_prep_value(key), connection, prepared=True)
         with connection.cursor() as cursor:
             cursor.execute(self.sql, params)
             found = cursor.fetchone()

@@ -81,23 +81,29 @@ def test_chat_lock_outside_a_transaction_is_refused_where_the_orm_refuses_it() -
         assert _orm_lock("0" * 32) is None and common.chat_lock("0" * 32) is None
 
 
+class Compiles:
+    """How many queries Django compiles while counting (SQLCompiler.as_sql calls)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        as_sql = SQLCompiler.as_sql
+
+        def counting(compiler: SQLCompiler, *args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return as_sql(compiler, *args, **kwargs)
+
+        monkeypatch.setattr(SQLCompiler, "as_sql", counting)
+
+
 def test_a_keyed_row_compiles_its_query_once(monkeypatch: pytest.MonkeyPatch) -> None:
     w = world()
     chats = [start(w.consortium, T0, library_slug="home"), start(w.consortium, T0, library_slug="partner")]
-    compiled = 0
-    as_sql = SQLCompiler.as_sql
-
-    def counting(self: SQLCompiler, *args: Any, **kwargs: Any) -> Any:
-        nonlocal compiled
-        compiled += 1
-        return as_sql(self, *args, **kwargs)
-
-    monkeypatch.setattr(SQLCompiler, "as_sql", counting)
+    compiles = Compiles(monkeypatch)
     row = KeyedRow(lambda chat_id: Chat.objects.select_related("consortium").filter(pk=chat_id))
     found = [row(chat.pk) for chat in chats * 3]
     assert [c.pk for c in found if c is not None] == [c.pk for c in chats * 3]
     assert [c.consortium.slug for c in found if c is not None] == [w.consortium.slug] * 6
-    assert compiled == 1
+    assert compiles.count == 1
 
 
 def test_a_key_the_sentinel_cannot_stand_for_is_read_by_the_orm_each_time() -> None:
@@ -117,17 +123,9 @@ def test_keyed_values_give_the_orms_first_row_of_values_compiled_once(monkeypatc
     chats = [start(w.consortium, T0, library_slug="home"), start(w.consortium, T0, library_slug="partner")]
     Chat.objects.filter(pk=chats[1].pk).update(state="ended")
     values = KeyedValues(lambda chat_id: Chat.objects.filter(pk=chat_id).values_list("consortium_id", "state"))
-    compiled = 0
-    as_sql = SQLCompiler.as_sql
-
-    def counting(self: SQLCompiler, *args: Any, **kwargs: Any) -> Any:
-        nonlocal compiled
-        compiled += 1
-        return as_sql(self, *args, **kwargs)
-
-    monkeypatch.setattr(SQLCompiler, "as_sql", counting)
+    compiles = Compiles(monkeypatch)
     found = [values(chat.pk) for chat in chats * 2] + [values("0" * 32)]
-    assert compiled == 1
+    assert compiles.count == 1
     monkeypatch.undo()
     assert found == [tuple(Chat.objects.filter(pk=chat.pk).values_list("consortium_id", "state")[0])
                      for chat in chats * 2] + [None]
