@@ -3,6 +3,7 @@
 `websockets` and `redis.asyncio`, no Django, no database.
 
     .venv/bin/python bench/bare_relay.py --port 9001 --redis redis://127.0.0.1:6379/12 --prefix bare1
+    .venv/bin/python bench/bare_relay.py --port 9001 --store postgres://postgres@127.0.0.1:5432/vr_bare  # durable
 
 One process serves what one daphne serves in the production stack: `/ws/patron/`, `/ws/staff/`,
 a chat start (`GET /api/start?library=<slug>&question=...`, since the `websockets` HTTP parser takes
@@ -20,6 +21,14 @@ As in channels-redis's RedisPubSubChannelLayer, each process has one Redis pub/s
 subscribes to a channel while at least one of its sockets needs it. Nothing is stored beyond the
 token, the owner and the counter: what the production stack pays for storing every message before
 anyone is told (PostgreSQL, the ORM, Channels' thread hops) is exactly what the ratio shows.
+
+With `--store DSN` it is the floor of a relay that, like the production stack, stores every line
+before anyone is told (ws_load.py --store-floor): a chat's row is written when it starts, and a
+`message` takes its `seq` from that row and inserts the line, in one statement in autocommit (the
+row's update locks it, so seqs follow each other across processes), on a few psycopg connections
+per process, prepared after a few uses as the production stack's are; then it is published as
+before. No client_id check, no rate count, no index but the keys: the least that keeps every line
+durably and in order. What the production stack spends beyond this floor is Django's and Channels'.
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import redis.asyncio as aioredis
+from psycopg_pool import AsyncConnectionPool
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
@@ -48,9 +58,53 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
 
+class Store:
+    """Each line kept in PostgreSQL before it is published (--store)."""
+
+    SCHEMA = [
+        "CREATE TABLE IF NOT EXISTS bare_chat (id text PRIMARY KEY, last_seq integer NOT NULL DEFAULT 0, "
+        "last_activity_at timestamptz)",
+        "CREATE TABLE IF NOT EXISTS bare_message (id bigserial PRIMARY KEY, chat_id text NOT NULL, "
+        "seq integer NOT NULL, sender text NOT NULL, body text NOT NULL, client_id text, at timestamptz NOT NULL, "
+        "UNIQUE (chat_id, seq))",
+    ]
+    # One round trip: the chat's row locked by its update (its next seq), the line inserted with it.
+    LINE = ("WITH c AS (UPDATE bare_chat SET last_seq = last_seq + 1, last_activity_at = %(at)s "
+            "WHERE id = %(chat)s RETURNING last_seq) "
+            "INSERT INTO bare_message (chat_id, seq, sender, body, client_id, at) "
+            "SELECT %(chat)s, c.last_seq, %(sender)s, %(body)s, %(client_id)s, %(at)s FROM c RETURNING seq")
+
+    def __init__(self, dsn: str) -> None:
+        # As routing.loop_db: a few connections per event loop, in autocommit.
+        self.pool = AsyncConnectionPool(dsn, min_size=4, max_size=4, kwargs={"autocommit": True}, open=False)
+
+    async def open(self) -> None:
+        await self.pool.open(wait=True)
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(4242)")  # the other processes create it too
+            for statement in self.SCHEMA:
+                await conn.execute(statement)
+
+    async def chat(self, chat: str) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute("INSERT INTO bare_chat (id) VALUES (%s)", [chat])
+
+    async def line(self, chat: str, sender: str, body: str, client_id: str | None, at: datetime) -> int | None:
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute(self.LINE, {"chat": chat, "sender": sender, "body": body,
+                                                        "client_id": client_id, "at": at})).fetchone()
+        return None if row is None else int(row[0])
+
+    async def last_seq(self, chat: str) -> int:
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute("SELECT last_seq FROM bare_chat WHERE id = %s", [chat])).fetchone()
+        return 0 if row is None else int(row[0])
+
+
 class Relay:
-    def __init__(self, redis_url: str, prefix: str) -> None:
+    def __init__(self, redis_url: str, prefix: str, store: Store | None = None) -> None:
         self.prefix = prefix
+        self.store = store
         # A blocking pool waits for a free connection instead of raising MaxConnectionsError: the
         # baseline must not fail where it could simply queue.
         self.redis = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(
@@ -114,6 +168,8 @@ class Relay:
         question = (query.get("question") or [""])[0]
         chat, token = uuid.uuid4().hex, secrets.token_urlsafe(24)
         await self.redis.set(self.key("token", chat), token, ex=3600)
+        if self.store is not None:
+            await self.store.chat(chat)
         home = {"slug": library, "name": library}
         await self.publish(self.key("library", library), {
             "type": "offer", "chat": chat, "home_library": home, "queue": library, "step": "local",
@@ -148,10 +204,23 @@ class Relay:
         if not isinstance(body, str) or not body:
             await ws.send(json.dumps({"type": "error", "code": "invalid", "detail": "body", "client_id": client_id}))
             return
-        seq = await self.redis.incr(self.key("seq", chat))
+        at = datetime.now(UTC)
+        if self.store is None:
+            seq: int | None = await self.redis.incr(self.key("seq", chat))
+        else:
+            seq = await self.store.line(chat, sender, body, client_id if isinstance(client_id, str) else None, at)
+            if seq is None:
+                await ws.send(json.dumps({"type": "error", "code": "not_found", "detail": "no such chat",
+                                          "client_id": client_id}))
+                return
         await self.publish(self.key("chat", chat), {
             "type": "message", "chat": chat, "seq": seq, "sender": sender, "name": None, "body": body,
-            "at": now_iso(), "client_id": client_id})
+            "at": at.isoformat(), "client_id": client_id})
+
+    async def last_seq(self, chat: str) -> int:
+        if self.store is not None:
+            return await self.store.last_seq(chat)
+        return int(await self.redis.get(self.key("seq", chat)) or 0)
 
     async def patron(self, ws: ServerConnection, channels: set[str]) -> None:
         chat: str | None = None
@@ -185,7 +254,7 @@ class Relay:
             channels.add(channel)
             await self.listen(channel, ws)
             chats.append({"chat": chat, "state": "active",
-                          "last_seq": int(await self.redis.get(self.key("seq", chat)) or 0)})
+                          "last_seq": await self.last_seq(chat)})
         await ws.send(json.dumps({"type": "hello", "librarian": {"username": username, "name": username,
                                                                   "library": library},
                                   "queues": [library], "presence": "available" if held else "away",
@@ -215,7 +284,7 @@ class Relay:
                     channel = self.key("chat", chat)
                     channels.add(channel)
                     await self.listen(channel, ws)
-                    seq = int(await self.redis.get(self.key("seq", chat)) or 0)
+                    seq = await self.last_seq(chat)
                     await ws.send(json.dumps({"type": "assigned", "chat": chat, "home_library": None,
                                               "patron": {"name": None}, "policy_url": None, "last_seq": seq}))
                 else:
@@ -230,8 +299,13 @@ async def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/12")
     parser.add_argument("--prefix", default="bare")
+    parser.add_argument("--store", metavar="DSN", default=None,
+                        help="keep every line in this PostgreSQL database before publishing it")
     args = parser.parse_args()
-    relay = Relay(args.redis, args.prefix)
+    store = None if args.store is None else Store(args.store)
+    if store is not None:
+        await store.open()
+    relay = Relay(args.redis, args.prefix, store)
     stop = asyncio.get_running_loop().create_future()
     for sig in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set_result, None)
@@ -241,6 +315,8 @@ async def main() -> None:
                      ping_timeout=30, max_size=2**16, compression=None):
         await stop
     await relay.redis.aclose()
+    if store is not None:
+        await store.pool.close()
 
 
 if __name__ == "__main__":

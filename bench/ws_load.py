@@ -4,10 +4,15 @@
     .venv/bin/python bench/ws_load.py --chats 200  --duration 60           # bare baseline, then Django
     .venv/bin/python bench/ws_load.py --chats 1000 --duration 60 --webs 2   # figures: docs/benchmarks.md
     .venv/bin/python bench/ws_load.py --chats 200  --target django          # one side only
+    .venv/bin/python bench/ws_load.py --chats 1000 --store-floor            # and the durable floor between
 
 The production stack is every line of deploy/Procfile (daphne x --webs, the timer, the Celery worker)
 on a fresh PostgreSQL database and Redis, started by tests/live/stack.py; the baseline is
 bench/bare_relay.py (plain `websockets` + redis.asyncio, same Redis), as many processes as webs.
+With --store-floor, the same relay keeping every line in PostgreSQL before publishing it (bare_relay.py
+--store, a fresh database) runs between the two: the floor of any relay that stores what is typed
+before anyone is told, so the ratios show how much of the stack's cost is the store and how much is
+Django's and Channels'.
 Both are driven the same way, from this one asyncio process, on loopback:
 
 1. the world: --libraries libraries, one serving librarian per --chats-per-librarian chats (capacity
@@ -58,12 +63,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 
 import httpx  # noqa: E402
+import psycopg  # noqa: E402
 from websockets.asyncio.client import ClientConnection, connect  # noqa: E402
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 
@@ -221,20 +228,28 @@ class DjangoTarget(Target):
 
 
 class BareTarget(Target):
-    """bench/bare_relay.py, one process per web."""
+    """bench/bare_relay.py, one process per web; with `store`, each keeping every line in a database
+    of its own made for the run (bare_relay.py --store)."""
 
     name = "bare"
+    store = False
 
     def __init__(self, args: argparse.Namespace, plan: Plan) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix="vr-bare-"))
         prefix = f"bare{uuid.uuid4().hex[:8]}"
+        self.dbname = ""
+        store: list[str] = []
+        if self.store:
+            self.dbname = f"vr_bare_{uuid.uuid4().hex[:8]}"
+            self._admin(f"CREATE DATABASE {self.dbname}")
+            store = ["--store", _database_url(self.dbname)]
         self.procs: list[subprocess.Popen[bytes]] = []
         ports = [free_port() for _ in range(args.webs)]
         for i, port in enumerate(ports):
             out = (self.workdir / f"bare{i + 1}.log").open("ab")
             self.procs.append(subprocess.Popen(
                 [sys.executable, str(ROOT / "bench" / "bare_relay.py"), "--port", str(port), "--redis", REDIS_URL,
-                 "--prefix", prefix], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
+                 "--prefix", prefix, *store], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
         self.bases = [f"http://127.0.0.1:{port}" for port in ports]
         self.pids = [p.pid for p in self.procs]
         deadline = time.monotonic() + 30
@@ -268,6 +283,32 @@ class BareTarget(Target):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        if self.dbname:
+            self._admin(f"DROP DATABASE IF EXISTS {self.dbname} WITH (FORCE)")
+
+    def database_pids(self) -> list[int]:
+        if not self.dbname:
+            return []
+        with psycopg.connect(_database_url("postgres"), autocommit=True) as conn:
+            rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [self.dbname]).fetchall()
+        return [int(pid) for (pid,) in rows]
+
+    @staticmethod
+    def _admin(sql: str) -> None:
+        with psycopg.connect(_database_url("postgres"), autocommit=True) as conn:
+            conn.execute(sql)
+
+
+class StoredBareTarget(BareTarget):
+    """The durable floor (--store-floor): the bare relay, storing every line first."""
+
+    name = "bare_store"
+    store = True
+
+
+def _database_url(dbname: str) -> str:
+    """The run's PostgreSQL server (DATABASE_URL), database `dbname`."""
+    return urlunsplit(urlsplit(os.environ["DATABASE_URL"])._replace(path=f"/{dbname}"))
 
 
 # --- clients -------------------------------------------------------------------------------------
@@ -687,6 +728,7 @@ async def drive(target: Target, plan: Plan, args: argparse.Namespace) -> dict[st
 
 
 def ratios(django: dict[str, Any], bare: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """`django`'s figures as multiples of `bare`'s (either may be the durable floor, bare_store)."""
     pairs = {"patron_to_librarian": ("steady", "patron_to_librarian_ms"),
              "librarian_to_patron": ("steady", "librarian_to_patron_ms"),
              "start_to_offer_ramp": ("ramp", "start_to_offer_ms"),
@@ -698,17 +740,21 @@ def ratios(django: dict[str, Any], bare: dict[str, Any]) -> dict[str, dict[str, 
             found[name] = {q: round(d[q] / max(b[q], 0.001), 1) for q in ("p50", "p99")}
     found["kib_per_socket"] = {"x": round(django["storm"]["kib_per_socket"] / max(bare["storm"]["kib_per_socket"], 0.1),
                                           1)}
-    # Issue 14's "CPU per message, web + PostgreSQL" against the bare relay's (which has no database).
+    # Issue 14's "CPU per message, web + PostgreSQL" against the bare relay's (which has no database;
+    # the floor's own database counts on its side).
     d, b = django["steady"], bare["steady"]
     if b.get("server_cpu_ms_per_message"):
         found["cpu_per_message"] = {"x": round((d["server_cpu_ms_per_message"] + d["database_cpu_ms_per_message"])
-                                               / b["server_cpu_ms_per_message"], 2)}
+                                               / (b["server_cpu_ms_per_message"] + b["database_cpu_ms_per_message"]),
+                                               2)}
     return found
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--target", choices=("both", "django", "bare"), default="both")
+    parser.add_argument("--target", choices=("both", "django", "bare", "bare_store"), default="both")
+    parser.add_argument("--store-floor", action="store_true",
+                        help="with --target both: also the bare relay storing every line in PostgreSQL, in between")
     parser.add_argument("--chats", type=int, default=200)
     parser.add_argument("--webs", type=int, default=2)
     parser.add_argument("--interval", type=float, default=10.0, help="seconds between a participant's messages")
@@ -742,16 +788,19 @@ def main() -> None:
         "chats": args.chats, "webs": args.webs, "interval": args.interval, "duration": args.duration,
         "librarians": len(plan.serving), "idle_staff": len(plan.idle),
     }
-    for name, kind in (("bare", BareTarget), ("django", DjangoTarget)):
-        if args.target not in ("both", name):
+    targets: list[tuple[str, Callable[[argparse.Namespace, Plan], Target]]] = [
+        ("bare", BareTarget), ("bare_store", StoredBareTarget), ("django", DjangoTarget)]
+    for name, kind in targets:
+        if args.target != name and not (args.target == "both" and (name != "bare_store" or args.store_floor)):
             continue
         target = kind(args, plan)
         try:
             result[name] = asyncio.run(drive(target, plan, args))
         finally:
             target.stop()
-    if "django" in result and "bare" in result:
-        result["ratio_django_to_bare"] = ratios(result["django"], result["bare"])
+    for upper, lower in (("django", "bare"), ("bare_store", "bare"), ("django", "bare_store")):
+        if upper in result and lower in result:
+            result[f"ratio_{upper}_to_{lower}"] = ratios(result[upper], result[lower])
     result["machine"]["loadavg_at_end"] = os.getloadavg()
     text = json.dumps(result)
     if args.json:
