@@ -23,6 +23,7 @@ urlpatterns = [
 
 # Patrons: the ask pages, the widget, the HTTP fallback transport and chat files (routing.patron).
 urlpatterns += [
+    path("", patron_views.home, name="home"),
     path("ask/<slug:consortium_slug>/", patron_views.ask, name="ask"),
     path("ask/<slug:consortium_slug>/theme.css", patron_views.ask_theme, name="ask-theme"),
     path("ask/<slug:consortium_slug>/<slug:library_slug>/", patron_views.ask, name="ask-library"),

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PO = ROOT / "locale" / "es" / "LC_MESSAGES" / "django.po"
 MO = PO.with_suffix(".mo")
 
-PATRON_TEMPLATES = ("routing/patron/ask.html", "routing/patron/_chat.html")
+PATRON_TEMPLATES = ("routing/patron/ask.html", "routing/patron/_chat.html", "routing/patron/home.html")
 # The Python modules whose gettext strings a patron reads: the script's strings, the system lines, the mails.
 PATRON_SOURCES = ("routing/patron/i18n.py", "routing/services/common.py", "routing/services/offers.py",
                   "routing/services/transfers.py", "routing/services/presence.py", "routing/services/followups.py",

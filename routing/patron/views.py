@@ -13,8 +13,9 @@ from typing import Any
 from django.contrib.staticfiles import finders
 from django.core.validators import slug_re
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import translation
 from django.views.decorators.http import require_GET
 
@@ -23,7 +24,7 @@ from consortium.models import Consortium
 from libraries.models import Library
 from routing.access import origin_allowed
 from routing.api.base import cors
-from routing.patron.i18n import language_for, script_strings
+from routing.patron.i18n import SUPPORTED, language_for, script_strings
 
 WIDGET_SCRIPT = "routing/patron/widget.js"
 
@@ -80,6 +81,27 @@ def ask(request: HttpRequest, consortium_slug: str, library_slug: str | None = N
     response["Content-Language"] = language
     response["Vary"] = "Accept-Language"
     # The Content-Security-Policy comes from consortium.security's middleware, as for every page.
+    return response
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    """The service's root address: where a patron who types the bare host name lands. A deployment
+    serves one consortium as a rule, so the root is its ask page (a redirect, keeping ?lang=);
+    a deployment of several lists their ask pages; none yet (a fresh install) has nothing to show."""
+    consortia = list(Consortium.objects.order_by("name", "slug").values_list("slug", "name"))
+    if not consortia:
+        raise Http404("no consortium has been imported yet")
+    if len(consortia) == 1:
+        lang = request.GET.get("lang", "")
+        return redirect(reverse("ask", args=[consortia[0][0]]) + (f"?lang={lang}" if lang in SUPPORTED else ""))
+    language = language_for(request)
+    context = {"lang": language, "other_lang": "es" if language == "en" else "en",
+               "consortia": [{"name": name, "slug": slug} for slug, name in consortia]}
+    with translation.override(language):
+        response = render(request, "routing/patron/home.html", context)
+    response["Content-Language"] = language
+    response["Vary"] = "Accept-Language"
     return response
 
 

@@ -453,6 +453,33 @@ def test_a_refused_file_is_explained_in_the_librarians_language(world: dict[str,
 
 
 @pytest.mark.django_db
+def test_the_root_address_is_the_ask_page_of_a_deployment_of_one_consortium(client: Client) -> None:
+    """A patron who types the bare host name lands on the ask page (the README's promise: the demo runs
+    on http://127.0.0.1:8000/), in the language asked for; a fresh install has nothing there yet."""
+    assert client.get("/").status_code == 404
+    make_consortium("solo", name="Solo Libraries")
+    r = client.get("/")
+    assert r.status_code == 302 and r["Location"] == "/ask/solo/"
+    assert client.get("/?lang=es")["Location"] == "/ask/solo/?lang=es"
+    assert client.get("/?lang=xx")["Location"] == "/ask/solo/", "only a supported language is carried"
+    assert client.get("/", follow=True).status_code == 200
+
+
+def test_the_root_address_lists_the_ask_pages_of_several_consortia(client: Client, world: dict[str, Any]) -> None:
+    r = client.get("/")
+    assert r.status_code == 200 and r["Content-Language"] == "en"
+    html = r.content.decode()
+    assert '<a href="/ask/pat/?lang=en">Sunshine Libraries</a>' in html
+    assert '<a href="/ask/elsewhere/?lang=en">' in html
+    assert html.index("/ask/elsewhere/") < html.index("/ask/pat/"), "by name"
+    spanish = client.get("/", HTTP_ACCEPT_LANGUAGE="es-MX,es;q=0.9")
+    assert spanish["Content-Language"] == "es"
+    assert "Pregunte a un bibliotecario" in spanish.content.decode()
+    assert '<a href="/ask/pat/?lang=es">' in spanish.content.decode()
+    assert "unsafe-inline" not in spanish["Content-Security-Policy"]
+
+
+@pytest.mark.django_db
 def test_the_ask_page_wears_the_consortium_colours(client: Client) -> None:
     from tests.factories import make_consortium
 
