@@ -192,8 +192,10 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
-# Celery: Redis in production; in the embedded default every task runs in-process at once.
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+# Celery: Redis in production; in the embedded default every task runs in-process at once (kombu's
+# in-memory transport, named with a host: without one kombu warned "No hostname was supplied" at the
+# demo's start, which reads as a misconfiguration to a newcomer).
+CELERY_BROKER_URL = REDIS_URL or "memory://localhost//"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
