@@ -38,11 +38,14 @@ class _Keyed:
         self.sentinel = sentinel  # a key of the key's type that no row has, found among the parameters
         self._plans: dict[str, _RowPlan | None] = {}  # by database alias; None: not compilable once
 
-    def _plan(self, using: str) -> _RowPlan | None:
+    def _first(self, key: Any, using: str) -> Any:
+        """The first row for `key`: through the kept plan, or, for a query that could not be kept,
+        through the ORM as only_row reads it."""
         if using not in self._plans:
             self._plans[using] = _RowPlan.of(self.build(self.sentinel).order_by()[:1], self.sentinel,
                                              self.key_field, using)
-        return self._plans[using]
+        plan = self._plans[using]
+        return only_row(self.build(key).using(using)) if plan is None else plan.row(key, using)
 
 
 class KeyedRow(_Keyed, Generic[M]):
@@ -62,13 +65,10 @@ class KeyedRow(_Keyed, Generic[M]):
 
     def __init__(self, build: Callable[[Any], QuerySet[M]], *, key_field: str = "pk",
                  sentinel: Any = "\x00vr-keyed-row\x00") -> None:
-        super().__init__(build, key_field=key_field, sentinel=sentinel)
+        super().__init__(build, key_field=key_field, sentinel=sentinel)  # here only to bind M from `build`
 
     def __call__(self, key: Any, *, using: str = DEFAULT_DB_ALIAS) -> M | None:
-        plan = self._plan(using)
-        if plan is None:
-            return only_row(self.build(key).using(using))
-        found: M | None = plan.row(key, using)
+        found: M | None = self._first(key, using)
         return found
 
 
@@ -76,10 +76,7 @@ class KeyedValues(_Keyed):
     """KeyedRow for a `values_list()` query: the first row's values as a tuple, or None."""
 
     def __call__(self, key: Any, *, using: str = DEFAULT_DB_ALIAS) -> tuple[Any, ...] | None:
-        plan = self._plan(using)
-        if plan is None:
-            return next(iter(self.build(key).using(using).order_by()[:1]), None)
-        found: tuple[Any, ...] | None = plan.row(key, using)
+        found: tuple[Any, ...] | None = self._first(key, using)
         return found
 
 
