@@ -38,13 +38,17 @@ class _Keyed:
         self.sentinel = sentinel  # a key of the key's type that no row has, found among the parameters
         self._plans: dict[str, _RowPlan | None] = {}  # by database alias; None: not compilable once
 
+    def _plan(self, using: str, *, first: bool) -> _RowPlan | None:
+        if using not in self._plans:
+            query = self.build(self.sentinel)
+            self._plans[using] = _RowPlan.of(query.order_by()[:1] if first else query, self.sentinel,
+                                             self.key_field, using)
+        return self._plans[using]
+
     def _first(self, key: Any, using: str) -> Any:
         """The first row for `key`: through the kept plan, or, for a query that could not be kept,
         through the ORM as only_row reads it."""
-        if using not in self._plans:
-            self._plans[using] = _RowPlan.of(self.build(self.sentinel).order_by()[:1], self.sentinel,
-                                             self.key_field, using)
-        plan = self._plans[using]
+        plan = self._plan(using, first=True)
         return only_row(self.build(key).using(using)) if plan is None else plan.row(key, using)
 
 
@@ -70,6 +74,20 @@ class KeyedRow(_Keyed, Generic[M]):
     def __call__(self, key: Any, *, using: str = DEFAULT_DB_ALIAS) -> M | None:
         found: M | None = self._first(key, using)
         return found
+
+
+class KeyedRows(_Keyed, Generic[M]):
+    """`list(build(key))` for a query that differs from call to call by its key alone (its order and
+    any slice kept as built), compiled once per process and database as KeyedRow is: the lists a
+    reconnecting console is sent (its chats, its open offers), read at every connection of a storm."""
+
+    def __init__(self, build: Callable[[Any], QuerySet[M]], *, key_field: str = "pk",
+                 sentinel: Any = "\x00vr-keyed-row\x00") -> None:
+        super().__init__(build, key_field=key_field, sentinel=sentinel)  # here only to bind M from `build`
+
+    def __call__(self, key: Any, *, using: str = DEFAULT_DB_ALIAS) -> list[M]:
+        plan = self._plan(using, first=False)
+        return list(self.build(key).using(using)) if plan is None else plan.rows(key, using)
 
 
 class KeyedValues(_Keyed):
@@ -128,6 +146,14 @@ class _RowPlan:
                        populators=get_related_populators(klass_info, select, using))  # type: ignore[call-arg]
 
     def row(self, key: Any, using: str) -> Any:
+        found = self._fetch(key, using, many=False)
+        return None if not found else self._built(found[0], connections[using], using)
+
+    def rows(self, key: Any, using: str) -> list[Any]:
+        connection = connections[using]
+        return [self._built(found, connection, using) for found in self._fetch(key, using, many=True)]
+
+    def _fetch(self, key: Any, using: str, *, many: bool) -> list[tuple[Any, ...]]:
         connection = connections[using]
         if self.for_update and connection.get_autocommit():  # as Django's compiler refuses it
             raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
@@ -135,9 +161,12 @@ class _RowPlan:
         params[self.index] = self.key.get_db_prep_value(self.key.get_prep_value(key), connection, prepared=True)
         with connection.cursor() as cursor:
             cursor.execute(self.sql, params)
+            if many:
+                return list(cursor.fetchall())
             found = cursor.fetchone()
-        if found is None:
-            return None
+            return [] if found is None else [found]
+
+    def _built(self, found: tuple[Any, ...], connection: Any, using: str) -> Any:
         row = list(found)
         for pos, (convs, expression) in self.converters:
             value = row[pos]

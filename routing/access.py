@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from consortium.models import Consortium
 from consortium.origins import DEFAULT_PORTS, Origin, parse_origin
-from consortium.queries import KeyedValues, only_row
+from consortium.queries import KeyedRow, KeyedValues
 from consortium.tokens import token_hash_matches
 from libraries.models import StaffProfile
 from routing.models import LIVE_STATES, Chat, Mention, Offer
@@ -55,7 +55,7 @@ def staff_of(user: AbstractBaseUser | AnonymousUser | None) -> StaffProfile | No
     """The active staff profile of a signed-in, active user; None for anyone else."""
     if user is None or not user.is_authenticated or not user.is_active:
         return None
-    return only_row(_active_staff(user.pk).select_related("library__consortium", "user"))
+    return _STAFF_OF(user.pk)
 
 
 def is_active_staff(user_id: int) -> bool:
@@ -67,9 +67,12 @@ def _active_staff(user_id: int) -> QuerySet[StaffProfile]:
     return StaffProfile.objects.filter(user_id=user_id, is_active=True, user__is_active=True)
 
 
-# Compiled once per process (consortium.queries); a user id is never negative.
+# Compiled once per process (consortium.queries); a user id is never negative. staff_of is asked at
+# every staff socket's connection: a reconnect storm asks it for every console at once.
 _ACTIVE_STAFF = KeyedValues(lambda user_id: _active_staff(user_id).values_list("pk"), key_field="user_id",
                             sentinel=-7_000_001)
+_STAFF_OF = KeyedRow(lambda user_id: _active_staff(user_id).select_related("library__consortium", "user"),
+                     key_field="user_id", sentinel=-7_000_002)
 
 
 def took_part_q(profile: StaffProfile) -> Q:
@@ -175,12 +178,24 @@ def origin_allowed(origin: str | None, consortium: Consortium | None) -> bool:
     return any(parse_origin(allowed) == parsed for allowed in consortium.allowed_origins or [])
 
 
+# Compiled once per process (consortium.queries.KeyedRow): every patron socket's join asks it, and in a
+# reconnect storm every patron's at once; the ORM compiled it anew each time, with an ORDER BY that
+# `.first()` added (1.7 ms of CPU a call, docs/benchmarks.md, session 23).
+_PATRON_CHAT = KeyedRow(lambda chat_id: Chat.objects.select_related(
+    "consortium", "home_library", "librarian__library", "librarian__user").filter(pk=chat_id))
+
+
 def patron_chat(chat_id: str, token: object, origin: str | None) -> Chat:
     """The chat `token` opens, asked for from `origin`; raises NoSuchChat or OriginRefused."""
-    chat = (Chat.objects.select_related("consortium", "home_library", "librarian__library", "librarian__user")
-            .filter(pk=chat_id).first())
+    chat = patron_chat_again(chat_id)
     if chat is None or not token_matches(chat, token):
         raise NoSuchChat(chat_id)
     if not origin_allowed(origin, chat.consortium):
         raise OriginRefused(origin)
     return chat
+
+
+def patron_chat_again(chat_id: str) -> Chat | None:
+    """A chat read afresh, with what the patron's frames show of it (its librarian and their library),
+    for a patron who has shown its token already (patron_chat)."""
+    return _PATRON_CHAT(chat_id)

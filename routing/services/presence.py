@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from consortium.queries import KeyedRows
 from libraries.models import StaffProfile
 from routing import events, frames
 from routing.models import Chat, ChatState, Connection, LibrarianPresence, Offer
@@ -107,6 +108,24 @@ class StaffState:
     shift: dict[str, Any]  # the shift or shift_ending frame in force
 
 
+# A console's chats and open offers, sent in its hello: compiled once per process
+# (consortium.queries.KeyedRows), since a reconnect storm asks them for every console at once. A
+# librarian id is never negative.
+_HELD_CHATS = KeyedRows(lambda librarian_id: Chat.objects.filter(librarian_id=librarian_id, state=ChatState.ACTIVE)
+                        .select_related("home_library").order_by("accepted_at"),
+                        key_field="librarian_id", sentinel=-7_000_003)
+_OPEN_OFFERS = KeyedRows(lambda librarian_id: Offer.objects.filter(librarian_id=librarian_id, status=Offer.Status.OPEN)
+                         .select_related("chat__home_library").order_by("chat__arrived_at"),
+                         key_field="librarian_id", sentinel=-7_000_004)
+
+
+def connection_open(connection: Connection) -> None:
+    """Count a socket's connection in: one statement (an upsert by its channel name, which a socket
+    keeps for its life). update_or_create took five (two savepoints, a locking read, the insert)."""
+    Connection.objects.bulk_create([connection], update_conflicts=True, unique_fields=["channel_name"],
+                                   update_fields=["kind", "process", "librarian", "chat", "opened_at"])
+
+
 def staff_connected(librarian: StaffProfile, channel_name: str, process_id: str, now: datetime) -> StaffState:
     with transaction.atomic():
         presence = presence_lock(librarian)
@@ -118,16 +137,9 @@ def staff_connected(librarian: StaffProfile, channel_name: str, process_id: str,
         presence.online = True
         presence.grace_until = None
         presence.save()
-        Connection.objects.update_or_create(
-            channel_name=channel_name,
-            defaults={"kind": Connection.Kind.STAFF, "process_id": process_id, "librarian": librarian,
-                      "opened_at": now},
-        )
-    chats = list(Chat.objects.filter(librarian=librarian, state=ChatState.ACTIVE)
-                 .select_related("home_library").order_by("accepted_at"))
-    offers = list(Offer.objects.filter(librarian=librarian, status=Offer.Status.OPEN)
-                  .select_related("chat__home_library").order_by("chat__arrived_at"))
-    return StaffState(presence=presence.status, chats=chats, offers=offers,
+        connection_open(Connection(channel_name=channel_name, kind=Connection.Kind.STAFF, process_id=process_id,
+                                   librarian=librarian, opened_at=now))
+    return StaffState(presence=presence.status, chats=_HELD_CHATS(librarian.pk), offers=_OPEN_OFFERS(librarian.pk),
                       shift=shift_frame_for(presence, librarian.consortium))
 
 
@@ -213,10 +225,8 @@ def patron_connected(chat: Chat, channel_name: str, process_id: str, now: dateti
                       .exclude(channel_name=channel_name).count())
             if others >= max_connections:
                 return False
-        Connection.objects.update_or_create(
-            channel_name=channel_name,
-            defaults={"kind": Connection.Kind.PATRON, "process_id": process_id, "chat": locked, "opened_at": now},
-        )
+        connection_open(Connection(channel_name=channel_name, kind=Connection.Kind.PATRON, process_id=process_id,
+                                   chat=locked, opened_at=now))
         was_gone = locked.patron_left_at is not None
         locked.patron_joined = True
         locked.patron_left_at = None

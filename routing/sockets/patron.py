@@ -29,8 +29,7 @@ def _patron_connect(chat: Chat, channel_name: str, process_id: str) -> bool:
 
 
 def _patron_state(chat: Chat) -> Frame:
-    chat.refresh_from_db()
-    return frames.patron_state_frame(chat)
+    return frames.patron_state_frame(access.patron_chat_again(chat.pk) or chat)
 
 
 class PatronConsumer(SharingFrames, ProtocolConsumer):

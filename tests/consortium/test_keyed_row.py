@@ -10,12 +10,12 @@ from django.db.models.sql.compiler import SQLCompiler
 from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 
-from consortium.queries import KeyedRow, KeyedValues, only_row
+from consortium.queries import KeyedRow, KeyedRows, KeyedValues, only_row
 from libraries.models import StaffProfile
 from routing import access
-from routing.models import Chat, LibrarianPresence
-from routing.services import common
-from tests.routing.routing_helpers import T0, at, go_online, staff, start, world
+from routing.models import Chat, Connection, LibrarianPresence, Offer
+from routing.services import common, offers, presence
+from tests.routing.routing_helpers import T0, at, go_online, patron_joins, staff, start, world
 
 pytestmark = pytest.mark.django_db
 
@@ -147,3 +147,63 @@ def test_an_accounts_staff_check_and_a_librarians_presence_lock_read_the_rows_as
         presence = common.presence_lock(profile)
         assert presence.librarian_id == profile.pk
         assert presence == LibrarianPresence.objects.get(librarian=profile)
+
+
+def test_keyed_rows_give_the_orms_list_in_its_order_with_its_relations_compiled_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    w = world()
+    lena, pat = staff(w.home, "lena"), staff(w.home, "pat")
+    go_online(lena, at(-60))
+    started = [start(w.consortium, at(i), library_slug=slug) for i, slug in enumerate(["home", "partner", "home"])]
+    for i, chat in enumerate(started):
+        Chat.objects.filter(pk=chat.pk).update(librarian=lena, state="active", accepted_at=at(10 - i))
+
+    def orm(librarian_id: int) -> list[Chat]:
+        return list(Chat.objects.filter(librarian_id=librarian_id, state="active").select_related("home_library")
+                    .order_by("accepted_at"))
+
+    rows = KeyedRows(lambda librarian_id: Chat.objects.filter(librarian_id=librarian_id, state="active")
+                     .select_related("home_library").order_by("accepted_at"),
+                     key_field="librarian_id", sentinel=-7_000_009)
+    compiles = Compiles(monkeypatch)
+    found = [rows(lena.pk), rows(pat.pk), rows(lena.pk)]
+    assert compiles.count == 1
+    monkeypatch.undo()
+    expected = orm(lena.pk)
+    assert [c.pk for c in expected] == [c.pk for c in reversed(started)]  # by accepted_at
+    assert found[1] == [] and [c.pk for c in found[0]] == [c.pk for c in expected] == [c.pk for c in found[2]]
+    for ours, theirs in zip(found[0], expected, strict=True):
+        assert _fields(ours) == _fields(theirs)
+        with CaptureQueriesContext(connection) as run:
+            assert _fields(ours.home_library) == _fields(theirs.home_library)
+        assert not run.captured_queries  # read with the chat
+
+
+def test_a_consoles_hello_lists_its_chats_and_open_offers_as_they_are_now() -> None:
+    w = world()
+    lena = staff(w.home, "lena")
+    go_online(lena, at(-60))
+    first, second = start(w.consortium, at(1), library_slug="home"), start(w.consortium, at(2), library_slug="home")
+    state = presence.staff_connected(lena, "staff-lena-2", "p1", at(3))
+    assert [o.chat_id for o in state.offers] == [first.pk, second.pk] and state.chats == []
+    assert state.offers[0].chat.home_library == w.home
+    offers.chat_accept(lena, second.pk, at(4))
+    state = presence.staff_connected(lena, "staff-lena-3", "p1", at(5))
+    assert [c.pk for c in state.chats] == [second.pk] and state.chats[0].home_library == w.home
+    assert [o.chat_id for o in state.offers] == [first.pk]
+    assert all(o.status == Offer.Status.OPEN for o in state.offers)
+
+
+def test_a_connection_counted_in_again_under_its_channel_is_one_row_brought_up_to_date() -> None:
+    w = world()
+    lena = staff(w.home, "lena")
+    chat = start(w.consortium, T0, library_slug="home")
+    patron_joins(chat, at(1), process="p1", channel="chan-1")
+    with CaptureQueriesContext(connection) as run:
+        presence.connection_open(Connection(channel_name="chan-1", kind=Connection.Kind.STAFF, process_id="p1",
+                                            librarian=lena, opened_at=at(2)))
+    assert len(run.captured_queries) == 1
+    row = Connection.objects.get(channel_name="chan-1")
+    assert (row.kind, row.librarian_id, row.chat_id, row.opened_at) == ("staff", lena.pk, None, at(2))
+    patron_joins(chat, at(3), process="p1", channel="chan-2")
+    assert set(Connection.objects.values_list("channel_name", "kind")) == {("chan-1", "staff"), ("chan-2", "patron")}
