@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.db.models import Q
 
+from consortium.queries import KeyedRows
 from libraries.models import StaffProfile
 from routing import events, frames
 from routing.models import Chat, Mention, Message
@@ -66,9 +67,17 @@ def mentions_record(message: Message, author: StaffProfile, now: datetime) -> li
 
 def mentions_unseen(profile: StaffProfile, now: datetime) -> list[dict[str, object]]:
     """The mentions a connecting console shows again: not opened yet, of the last day."""
-    rows = (Mention.objects.select_related("by__user", "by__library", "message")
-            .filter(librarian=profile, seen_at__isnull=True, created_at__gte=now - KEPT_IN_HELLO)[:20])
-    return [frames.mentioned_frame(m, m.message.body[:EXCERPT] if m.message else "") for m in rows]
+    since = now - KEPT_IN_HELLO
+    return [frames.mentioned_frame(m, m.message.body[:EXCERPT] if m.message else "")
+            for m in _UNSEEN(profile.pk) if m.created_at >= since]
+
+
+# The 20 newest mentions a librarian has not opened (of which mentions_unseen keeps the last day's: the
+# same as asking for the last day's 20 newest), compiled once per process (consortium.queries): every
+# console's hello asks it, and a reconnect storm asks it for every console at once.
+_UNSEEN = KeyedRows(lambda librarian_id: Mention.objects.select_related("by__user", "by__library", "message")
+                    .filter(librarian_id=librarian_id, seen_at__isnull=True).order_by("-created_at")[:20],
+                    key_field="librarian_id", sentinel=-7_000_007)
 
 
 def mentions_seen(profile: StaffProfile, chat_id: str, now: datetime) -> None:

@@ -20,7 +20,7 @@ from django.db.models.functions import Cast
 from django.utils.dateparse import parse_datetime
 
 from consortium.models import Consortium
-from consortium.queries import asked
+from consortium.queries import KeyedRows, asked
 from libraries.hours_loader import hours_at
 from libraries.models import ShiftAssignment, StaffProfile
 from routing import router, whispers
@@ -71,8 +71,24 @@ def queues_served(profiles: Iterable[StaffProfile]) -> dict[int, list[str]]:
 
 
 def librarian_queues(profile: StaffProfile) -> list[str]:
-    """queues_served for one librarian."""
-    return queues_served([profile])[profile.pk]
+    """queues_served for one librarian, by two queries compiled once per process (every console's
+    hello asks it, and a reconnect storm asks it for every console at once)."""
+    served = [profile.library.slug]
+    for (slug,) in [*_QUEUES_LISTED(profile.pk), *_QUEUES_ON_ROTA(profile.pk)]:
+        if slug not in served:
+            served.append(slug)
+    return served
+
+
+# queues_served's two queries for one librarian (a profile id is never negative).
+_QUEUES_LISTED: KeyedRows[Any] = KeyedRows(
+    lambda profile_id: StaffProfile.queues.through.objects.filter(staffprofile_id=profile_id)
+    .order_by("queue__position", "queue__slug").values_list("queue__slug"),
+    key_field="staffprofile_id", sentinel=-7_000_005)
+_QUEUES_ON_ROTA: KeyedRows[Any] = KeyedRows(
+    lambda profile_id: ShiftAssignment.objects.filter(librarian_id=profile_id, shift__queue__rota_driven=True)
+    .order_by("shift__queue__slug").values_list("shift__queue__slug").distinct(),
+    key_field="librarian_id", sentinel=-7_000_006)
 
 
 def librarian_view(profile: StaffProfile, default_capacity: int, now: datetime,
