@@ -28,28 +28,36 @@ def only_row(queryset: QuerySet[M]) -> M | None:
 
 
 class _Keyed:
-    """What KeyedRow and KeyedValues share: the query built with the sentinel and compiled on first
-    use, per database alias, and each call's key bound into the kept plan."""
+    """What KeyedRow, KeyedRows and KeyedValues share: the query built with the sentinels and compiled
+    on first use, per database alias, and each call's keys bound into the kept plan.
 
-    def __init__(self, build: Callable[[Any], QuerySet[Any]], *, key_field: str = "pk",
+    A query may differ by more than one key (`key_field` and `sentinel` then tuples, in the order of
+    `build`'s arguments), and a key may appear more than once in it."""
+
+    def __init__(self, build: Callable[..., QuerySet[Any]], *, key_field: str | tuple[str, ...] = "pk",
                  sentinel: Any = "\x00vr-keyed-row\x00") -> None:
         self.build = build
-        self.key_field = key_field
-        self.sentinel = sentinel  # a key of the key's type that no row has, found among the parameters
+        self.key_fields = key_field if isinstance(key_field, tuple) else (key_field,)
+        # Keys of the keys' types that no row has, each found among the compiled query's parameters.
+        self.sentinels = sentinel if isinstance(key_field, tuple) else (sentinel,)
+        assert len(self.sentinels) == len(self.key_fields)
+        assert len(set(self.sentinels)) == len(self.sentinels)
         self._plans: dict[str, _RowPlan | None] = {}  # by database alias; None: not compilable once
 
     def _plan(self, using: str, *, first: bool) -> _RowPlan | None:
         if using not in self._plans:
-            query = self.build(self.sentinel)
-            self._plans[using] = _RowPlan.of(query.order_by()[:1] if first else query, self.sentinel,
-                                             self.key_field, using)
+            query = self.build(*self.sentinels)
+            self._plans[using] = _RowPlan.of(query.order_by()[:1] if first else query, self.sentinels,
+                                             self.key_fields, using)
         return self._plans[using]
 
-    def _first(self, key: Any, using: str) -> Any:
-        """The first row for `key`: through the kept plan, or, for a query that could not be kept,
+    def _first(self, keys: tuple[Any, ...], using: str) -> Any:
+        """The first row for `keys`: through the kept plan, or, for a query that could not be kept,
         through the ORM as only_row reads it."""
         plan = self._plan(using, first=True)
-        return only_row(self.build(key).using(using)) if plan is None else plan.row(key, using)
+        if plan is None or not plan.accepts(keys):
+            return only_row(self.build(*keys).using(using))
+        return plan.row(keys, using)
 
 
 class KeyedRow(_Keyed, Generic[M]):
@@ -61,18 +69,18 @@ class KeyedRow(_Keyed, Generic[M]):
     bench/ws_load.py's ramp (20 chat starts a second, librarians racing to accept) chat_lock alone was
     a sixth of a web process's time. Here the first call compiles `build(SENTINEL)` as usual and keeps
     its SQL, the position of the key among its parameters, and Django's own plan for building the
-    instances (the select list, the related populators, the converters); each call binds its key and
-    runs that SQL on Django's cursor (so query logging, execute wrappers and transactions see it as
-    any other). A query whose key cannot be told apart among its parameters is not kept: it is
-    compiled each time, as before.
+    instances (the select list, the related populators, the converters, the annotations); each call
+    binds its key and runs that SQL on Django's cursor (so query logging, execute wrappers and
+    transactions see it as any other). A query whose key cannot be told apart among its parameters is
+    not kept: it is compiled each time, as before.
     """
 
-    def __init__(self, build: Callable[[Any], QuerySet[M]], *, key_field: str = "pk",
+    def __init__(self, build: Callable[..., QuerySet[M]], *, key_field: str | tuple[str, ...] = "pk",
                  sentinel: Any = "\x00vr-keyed-row\x00") -> None:
         super().__init__(build, key_field=key_field, sentinel=sentinel)  # here only to bind M from `build`
 
-    def __call__(self, key: Any, *, using: str = DEFAULT_DB_ALIAS) -> M | None:
-        found: M | None = self._first(key, using)
+    def __call__(self, *keys: Any, using: str = DEFAULT_DB_ALIAS) -> M | None:
+        found: M | None = self._first(keys, using)
         return found
 
 
@@ -81,20 +89,22 @@ class KeyedRows(_Keyed, Generic[M]):
     any slice kept as built), compiled once per process and database as KeyedRow is: the lists a
     reconnecting console is sent (its chats, its open offers), read at every connection of a storm."""
 
-    def __init__(self, build: Callable[[Any], QuerySet[M]], *, key_field: str = "pk",
+    def __init__(self, build: Callable[..., QuerySet[M]], *, key_field: str | tuple[str, ...] = "pk",
                  sentinel: Any = "\x00vr-keyed-row\x00") -> None:
         super().__init__(build, key_field=key_field, sentinel=sentinel)  # here only to bind M from `build`
 
-    def __call__(self, key: Any, *, using: str = DEFAULT_DB_ALIAS) -> list[M]:
+    def __call__(self, *keys: Any, using: str = DEFAULT_DB_ALIAS) -> list[M]:
         plan = self._plan(using, first=False)
-        return list(self.build(key).using(using)) if plan is None else plan.rows(key, using)
+        if plan is None or not plan.accepts(keys):
+            return list(self.build(*keys).using(using))
+        return plan.rows(keys, using)
 
 
 class KeyedValues(_Keyed):
     """KeyedRow for a `values_list()` query: the first row's values as a tuple, or None."""
 
-    def __call__(self, key: Any, *, using: str = DEFAULT_DB_ALIAS) -> tuple[Any, ...] | None:
-        found: tuple[Any, ...] | None = self._first(key, using)
+    def __call__(self, *keys: Any, using: str = DEFAULT_DB_ALIAS) -> tuple[Any, ...] | None:
+        found: tuple[Any, ...] | None = self._first(keys, using)
         return found
 
 
@@ -103,10 +113,10 @@ class _RowPlan:
     """What ModelIterable works out from a compiled query before it reads a row, kept."""
 
     model: type[Model]
-    key: Field[Any, Any]  # the field the key is compared with: its value is prepared as the lookup would
+    # Each key's field (its value is prepared as the lookup would) and its places among `params`.
+    keys: tuple[tuple[Field[Any, Any], tuple[int, ...]], ...]
     sql: str
     params: list[Any]
-    index: int  # of the key among `params`
     for_update: bool
     converters: list[tuple[int, tuple[list[Callable[..., Any]], Any]]]
     values: bool  # a values_list() query: the row is the answer; else a model instance, built as below
@@ -114,25 +124,36 @@ class _RowPlan:
     start: int = 0
     end: int = 0
     populators: list[Any] = field(default_factory=list)
+    annotations: list[tuple[str, int]] = field(default_factory=list)  # (attribute, column)
+    # Each key's column's range, for an integer column (else None): a key outside it is the ORM's to
+    # answer, which decides such a comparison without asking the database (SQLite cannot even take it).
+    ranges: tuple[tuple[int | None, int | None] | None, ...] = ()
 
     @classmethod
-    def of(cls, queryset: QuerySet[Any], sentinel: Any, key_field: str, using: str) -> _RowPlan | None:
+    def of(cls, queryset: QuerySet[Any], sentinels: tuple[Any, ...], key_fields: tuple[str, ...],
+           using: str) -> _RowPlan | None:
         compiler = queryset.query.get_compiler(using=using)
         sql, params = compiler.as_sql()
         params = list(params)
         select, klass_info = compiler.select, compiler.klass_info
         rows = getattr(queryset, "_iterable_class", None)
-        if (params.count(sentinel) != 1 or rows not in (ModelIterable, ValuesListIterable)
-                or (rows is ModelIterable and (compiler.annotation_col_map or klass_info is None))
+        # A key's places: its sentinel's, as Django passed it (on PostgreSQL an integer compared with an
+        # integer column is wrapped as psycopg's Int4; bound at a call as a plain int, which psycopg
+        # sends as the size it needs, so an out-of-range key is compared, not refused).
+        places = [tuple(i for i, p in enumerate(params) if isinstance(p, type(s)) and p == s) for s in sentinels]
+        if (not all(places) or rows not in (ModelIterable, ValuesListIterable)
+                or (rows is ModelIterable and klass_info is None)
                 or (rows is ValuesListIterable and (queryset.query.extra_select or queryset.query.annotation_select))
                 or getattr(queryset, "_known_related_objects", None)
                 or compiler.has_composite_fields([s[0] for s in select])):
             return None
         meta = queryset.model._meta
-        key = meta.pk if key_field == "pk" else meta.get_field(key_field)
-        assert isinstance(key, Field)
+        fields = [meta.pk if name == "pk" else meta.get_field(name) for name in key_fields]
+        assert all(isinstance(f, Field) for f in fields)
         plan = cls(
-            model=queryset.model, key=key, sql=sql, params=params, index=params.index(sentinel),
+            model=queryset.model, keys=tuple(zip(fields, places, strict=True)),
+            ranges=tuple(_integer_range(f, compiler.connection) for f in fields),
+            sql=sql, params=params,
             for_update=bool(queryset.query.select_for_update and compiler.connection.features.has_select_for_update),
             converters=list(compiler.get_converters([s[0] for s in select[0:compiler.col_count]]).items()),
             values=rows is ValuesListIterable)
@@ -143,22 +164,37 @@ class _RowPlan:
         start, end = select_fields[0], select_fields[-1] + 1
         return replace(plan, model=klass_info["model"], start=start, end=end,
                        init_list=[f[0].target.attname for f in select[start:end]],
-                       populators=get_related_populators(klass_info, select, using))  # type: ignore[call-arg]
+                       populators=get_related_populators(klass_info, select, using),  # type: ignore[call-arg]
+                       annotations=list(compiler.annotation_col_map.items()))
 
-    def row(self, key: Any, using: str) -> Any:
-        found = self._fetch(key, using, many=False)
+    def accepts(self, keys: tuple[Any, ...]) -> bool:
+        """Can these keys be bound into the kept SQL? Not an integer outside its column's range."""
+        for key, bounds in zip(keys, self.ranges, strict=False):
+            if bounds is not None and isinstance(key, int):
+                low, high = bounds
+                if (low is not None and key < low) or (high is not None and key > high):
+                    return False
+        return True
+
+    def row(self, keys: tuple[Any, ...], using: str) -> Any:
+        found = self._fetch(keys, using, many=False)
         return None if not found else self._built(found[0], connections[using], using)
 
-    def rows(self, key: Any, using: str) -> list[Any]:
+    def rows(self, keys: tuple[Any, ...], using: str) -> list[Any]:
         connection = connections[using]
-        return [self._built(found, connection, using) for found in self._fetch(key, using, many=True)]
+        return [self._built(found, connection, using) for found in self._fetch(keys, using, many=True)]
 
-    def _fetch(self, key: Any, using: str, *, many: bool) -> list[tuple[Any, ...]]:
+    def _fetch(self, keys: tuple[Any, ...], using: str, *, many: bool) -> list[tuple[Any, ...]]:
         connection = connections[using]
         if self.for_update and connection.get_autocommit():  # as Django's compiler refuses it
             raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
+        if len(keys) != len(self.keys):
+            raise TypeError(f"{len(self.keys)} keys expected, {len(keys)} given")
         params = list(self.params)
-        params[self.index] = self.key.get_db_prep_value(self.key.get_prep_value(key), connection, prepared=True)
+        for key, (key_field, places) in zip(keys, self.keys, strict=True):
+            value = key_field.get_db_prep_value(key_field.get_prep_value(key), connection, prepared=True)
+            for place in places:
+                params[place] = value
         with connection.cursor() as cursor:
             cursor.execute(self.sql, params)
             if many:
@@ -178,7 +214,18 @@ class _RowPlan:
         obj = self.model.from_db(using, self.init_list, row[self.start:self.end])
         for populator in self.populators:
             populator.populate(row, obj)
+        for attribute, column in self.annotations:
+            setattr(obj, attribute, row[column])
         return obj
+
+
+def _integer_range(key: Any, connection: Any) -> tuple[int | None, int | None] | None:
+    target = getattr(key, "target_field", key)  # a foreign key's: the column it points at
+    try:
+        low, high = connection.ops.integer_field_range(target.get_internal_type())
+    except KeyError:
+        return None  # not an integer column
+    return low, high
 
 
 @contextmanager

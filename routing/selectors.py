@@ -20,7 +20,7 @@ from django.db.models.functions import Cast
 from django.utils.dateparse import parse_datetime
 
 from consortium.models import Consortium
-from consortium.queries import KeyedRows, asked
+from consortium.queries import KeyedRows, KeyedValues, asked
 from libraries.hours_loader import hours_at
 from libraries.models import ShiftAssignment, StaffProfile
 from routing import router, whispers
@@ -519,16 +519,43 @@ def messages_after(chat_id: str, after: int, *, for_patron: bool, reader: int | 
     """A chat's messages with seq > after (<= upto), in order; without internal notes for the patron,
     and without the whispers the staff `reader` may not read (routing.whispers). Each carries its
     chat's channel for its frame, read by the same query."""
+    if upto is None:  # a join's history: compiled once (below); a gap's fill is rare
+        if for_patron:
+            return _HISTORY_FOR_PATRON(chat_id, after)
+        if reader is not None:
+            return _HISTORY_FOR_STAFF(chat_id, after, reader)
+    return list(_history(chat_id, after, upto, for_patron=for_patron, reader=reader))
+
+
+def _history(chat_id: str, after: int, upto: int | None, *, for_patron: bool,
+             reader: int | None) -> QuerySet[Message]:
     rows = with_chat_channel(Message.objects.filter(chat_id=chat_id, seq__gt=after).select_related("file")
                              .order_by("seq"))
     if upto is not None:
         rows = rows.filter(seq__lte=upto)
-    rows = rows.filter(internal=False) if for_patron else rows.filter(whispers.visible_q(reader))
-    return list(rows)
+    return rows.filter(internal=False) if for_patron else rows.filter(whispers.visible_q(reader))
+
+
+# A join's history, for the patron and for a librarian: every socket's join reads it, and a reconnect
+# storm every socket's at once. Compiled once per process (consortium.queries.KeyedRows). The keys'
+# sentinels are values no chat or librarian has; the seq's is within a positive integer's range, since
+# Django drops a comparison with a value below it from the query (every seq is above it), and the
+# sentinel must be found among the parameters. At a call, a negative `after` is compared all the same.
+_HISTORY_FOR_PATRON = KeyedRows(lambda chat_id, after: _history(chat_id, after, None, for_patron=True, reader=None),
+                                key_field=("chat_id", "seq"), sentinel=("\x00vr-chat\x00", 2_147_000_010))
+_HISTORY_FOR_STAFF = KeyedRows(lambda chat_id, after, reader: _history(chat_id, after, None, for_patron=False,
+                                                                       reader=reader),
+                               key_field=("chat_id", "seq", "librarian_id"),
+                               sentinel=("\x00vr-chat\x00", 2_147_000_011, -7_000_012))
 
 
 def librarian_holds(librarian_id: int, chat_id: str) -> bool:
-    return Chat.objects.filter(pk=chat_id, librarian_id=librarian_id, state=ChatState.ACTIVE).exists()
+    return _HOLDS(librarian_id, chat_id) is not None
+
+
+_HOLDS = KeyedValues(lambda librarian_id, chat_id: Chat.objects.filter(
+    pk=chat_id, librarian_id=librarian_id, state=ChatState.ACTIVE).values_list("pk"),
+    key_field=("librarian_id", "pk"), sentinel=(-7_000_013, "\x00vr-chat\x00"))
 
 
 def session_expiry(key: str) -> datetime | None:

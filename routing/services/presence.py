@@ -119,6 +119,13 @@ _OPEN_OFFERS = KeyedRows(lambda librarian_id: Offer.objects.filter(librarian_id=
                          key_field="librarian_id", sentinel=-7_000_004)
 
 
+# A chat's patron connections (a few at most: ratelimit.PATRON_SOCKETS_PER_CHAT), counted at every patron
+# socket's join; compiled once per process.
+_PATRON_CONNECTIONS: KeyedRows[Any] = KeyedRows(
+    lambda chat_id: Connection.objects.filter(chat_id=chat_id, kind=Connection.Kind.PATRON).values_list("channel_name"),
+    key_field="chat_id", sentinel="\x00vr-chat\x00")
+
+
 def connection_open(connection: Connection) -> None:
     """Count a socket's connection in: one statement (an upsert by its channel name, which a socket
     keeps for its life). update_or_create took five (two savepoints, a locking read, the insert)."""
@@ -221,8 +228,7 @@ def patron_connected(chat: Chat, channel_name: str, process_id: str, now: dateti
         if locked is None:
             return False
         if max_connections is not None:
-            others = (Connection.objects.filter(chat=locked, kind=Connection.Kind.PATRON)
-                      .exclude(channel_name=channel_name).count())
+            others = sum(1 for (name,) in _PATRON_CONNECTIONS(locked.pk) if name != channel_name)
             if others >= max_connections:
                 return False
         connection_open(Connection(channel_name=channel_name, kind=Connection.Kind.PATRON, process_id=process_id,

@@ -12,10 +12,10 @@ from django.test.utils import CaptureQueriesContext
 
 from consortium.queries import KeyedRow, KeyedRows, KeyedValues, only_row
 from libraries.models import StaffProfile
-from routing import access
-from routing.models import Chat, Connection, LibrarianPresence, Offer
+from routing import access, selectors
+from routing.models import Chat, Connection, LibrarianPresence, Message, Offer
 from routing.services import common, offers, presence
-from tests.routing.routing_helpers import T0, at, go_online, patron_joins, staff, start, world
+from tests.routing.routing_helpers import T0, at, go_online, held_by_lena, patron_joins, staff, start, world
 
 pytestmark = pytest.mark.django_db
 
@@ -207,3 +207,57 @@ def test_a_connection_counted_in_again_under_its_channel_is_one_row_brought_up_t
     assert (row.kind, row.librarian_id, row.chat_id, row.opened_at) == ("staff", lena.pk, None, at(2))
     patron_joins(chat, at(3), process="p1", channel="chan-2")
     assert set(Connection.objects.values_list("channel_name", "kind")) == {("chan-1", "staff"), ("chan-2", "patron")}
+
+
+def test_a_joins_history_is_the_orms_for_the_patron_and_each_librarian_compiled_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """selectors.messages_after through two KeyedRows (chat, after and reader as keys; the reader twice in
+    its query): every message, field and annotation the ORM's query gives, for every reader."""
+    w = world()
+    lena, chat = held_by_lena(w)
+    mentor, other = staff(w.home, "mia"), staff(w.home, "olga")
+    lines = [("patron", None, None, False, "Where are the passes?"), ("librarian", lena, None, False, "Here."),
+             ("librarian", lena, None, True, "note: regular"), ("librarian", mentor, lena, True, "whisper to lena"),
+             ("librarian", lena, mentor, True, "whisper back to mia"), ("patron", None, None, False, "Thanks")]
+    for i, (sender, by, to, internal, body) in enumerate(lines, start=50):
+        Message.objects.create(chat=chat, seq=i, sender=sender, librarian=by, whisper_to=to, internal=internal,
+                               name=by.display_name if by else "Pat", body=body, at=at(i))
+    Message.objects.create(chat=start(w.consortium, T0, library_slug="home"), seq=50, sender="patron",
+                           name="x", body="another chat's", at=at(1))
+
+    def orm(after: int, *, for_patron: bool, reader: int | None) -> list[Message]:
+        return list(selectors._history(chat.pk, after, None, for_patron=for_patron, reader=reader))
+
+    cases = [(after, True, None) for after in (0, 51, 99)] + [
+        (after, False, reader) for after in (0, 52) for reader in (lena.pk, mentor.pk, other.pk)]
+    expected = [orm(after, for_patron=p, reader=r) for after, p, r in cases]
+    for kept in (selectors._HISTORY_FOR_PATRON, selectors._HISTORY_FOR_STAFF):
+        monkeypatch.setattr(kept, "_plans", {})  # as in a process that has not read a history yet
+    compiles = Compiles(monkeypatch)
+    found = [selectors.messages_after(chat.pk, after, for_patron=p, reader=r) for after, p, r in cases * 2]
+    assert compiles.count == 2  # one query for the patron's, one for a librarian's
+    monkeypatch.undo()
+    assert len(found) == 2 * len(expected)
+    for ours, theirs in zip(found, expected * 2, strict=True):
+        assert [_fields(m) for m in ours] == [_fields(m) for m in theirs]
+        assert [m.chat_channel for m in ours] == [chat.channel] * len(theirs)
+    bodies = {(after, p, r): [m.body for m in rows] for (after, p, r), rows in zip(cases, expected, strict=True)}
+    assert "note: regular" not in bodies[(0, True, None)] and bodies[(99, True, None)] == []
+    assert "whisper to lena" in bodies[(0, False, lena.pk)] and "whisper back to mia" in bodies[(0, False, lena.pk)]
+    assert "whisper to lena" in bodies[(0, False, mentor.pk)]  # its author
+    assert not {"whisper to lena", "whisper back to mia"} & set(bodies[(0, False, other.pk)])
+    assert "another chat's" not in bodies[(0, False, other.pk)]
+    for beyond in (2**31, 10**30):  # a client's `after` past any seq (and past the column's type): nothing
+        assert selectors.messages_after(chat.pk, beyond, for_patron=True) == []
+        assert selectors.messages_after(chat.pk, beyond, for_patron=False, reader=lena.pk) == []
+
+
+def test_a_librarian_holds_a_chat_only_while_it_is_active_and_theirs() -> None:
+    w = world()
+    lena, chat = held_by_lena(w)
+    olga = staff(w.home, "olga")
+    assert selectors.librarian_holds(lena.pk, chat.pk)
+    assert not selectors.librarian_holds(olga.pk, chat.pk)
+    assert not selectors.librarian_holds(lena.pk, "0" * 16)
+    Chat.objects.filter(pk=chat.pk).update(state="ended")
+    assert not selectors.librarian_holds(lena.pk, chat.pk)
