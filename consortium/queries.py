@@ -68,7 +68,7 @@ class KeyedRow(_Keyed, Generic[M]):
     tables (chat_lock: 136 columns) that was most of the call's CPU, and in a sampling profile of
     bench/ws_load.py's ramp (20 chat starts a second, librarians racing to accept) chat_lock alone was
     a sixth of a web process's time. Here the first call compiles `build(SENTINEL)` as usual and keeps
-    its SQL, the position of the key among its parameters, and Django's own plan for building the
+    its SQL, the places of the key among its parameters, and Django's own plan for building the
     instances (the select list, the related populators, the converters, the annotations); each call
     binds its key and runs that SQL on Django's cursor (so query logging, execute wrappers and
     transactions see it as any other). A query whose key cannot be told apart among its parameters is
@@ -138,8 +138,8 @@ class _RowPlan:
         select, klass_info = compiler.select, compiler.klass_info
         rows = getattr(queryset, "_iterable_class", None)
         # A key's places: its sentinel's, as Django passed it (on PostgreSQL an integer compared with an
-        # integer column is wrapped as psycopg's Int4; bound at a call as a plain int, which psycopg
-        # sends as the size it needs, so an out-of-range key is compared, not refused).
+        # integer column comes wrapped as psycopg's Int4, an int). At a call the key is bound as its field
+        # prepares it; one outside its column's range never is (`accepts`).
         places = [tuple(i for i, p in enumerate(params) if isinstance(p, type(s)) and p == s) for s in sentinels]
         if (not all(places) or rows not in (ModelIterable, ValuesListIterable)
                 or (rows is ModelIterable and klass_info is None)
