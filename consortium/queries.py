@@ -27,6 +27,10 @@ def only_row(queryset: QuerySet[M]) -> M | None:
     return next(iter(queryset.order_by()[:1]), None)
 
 
+# A text key no row has: the sentinel of a text key (a chat's id), found among a compiled query's parameters.
+TEXT_KEY = "\x00vr-keyed-row\x00"
+
+
 class _Keyed:
     """What KeyedRow, KeyedRows and KeyedValues share: the query built with the sentinels and compiled
     on first use, per database alias, and each call's keys bound into the kept plan.
@@ -35,7 +39,7 @@ class _Keyed:
     `build`'s arguments), and a key may appear more than once in it."""
 
     def __init__(self, build: Callable[..., QuerySet[Any]], *, key_field: str | tuple[str, ...] = "pk",
-                 sentinel: Any = "\x00vr-keyed-row\x00") -> None:
+                 sentinel: Any = TEXT_KEY) -> None:
         self.build = build
         self.key_fields = key_field if isinstance(key_field, tuple) else (key_field,)
         # Keys of the keys' types that no row has, each found among the compiled query's parameters.
@@ -76,7 +80,7 @@ class KeyedRow(_Keyed, Generic[M]):
     """
 
     def __init__(self, build: Callable[..., QuerySet[M]], *, key_field: str | tuple[str, ...] = "pk",
-                 sentinel: Any = "\x00vr-keyed-row\x00") -> None:
+                 sentinel: Any = TEXT_KEY) -> None:
         super().__init__(build, key_field=key_field, sentinel=sentinel)  # here only to bind M from `build`
 
     def __call__(self, *keys: Any, using: str = DEFAULT_DB_ALIAS) -> M | None:
@@ -90,7 +94,7 @@ class KeyedRows(_Keyed, Generic[M]):
     reconnecting console is sent (its chats, its open offers), read at every connection of a storm."""
 
     def __init__(self, build: Callable[..., QuerySet[M]], *, key_field: str | tuple[str, ...] = "pk",
-                 sentinel: Any = "\x00vr-keyed-row\x00") -> None:
+                 sentinel: Any = TEXT_KEY) -> None:
         super().__init__(build, key_field=key_field, sentinel=sentinel)  # here only to bind M from `build`
 
     def __call__(self, *keys: Any, using: str = DEFAULT_DB_ALIAS) -> list[M]:

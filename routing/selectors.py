@@ -20,7 +20,7 @@ from django.db.models.functions import Cast
 from django.utils.dateparse import parse_datetime
 
 from consortium.models import Consortium
-from consortium.queries import KeyedRows, KeyedValues, asked
+from consortium.queries import TEXT_KEY, KeyedRows, KeyedValues, asked
 from libraries.hours_loader import hours_at
 from libraries.models import ShiftAssignment, StaffProfile
 from routing import router, whispers
@@ -60,34 +60,43 @@ def queues_served(profiles: Iterable[StaffProfile]) -> dict[int, list[str]]:
     profiles = list(profiles)
     ids = [p.pk for p in profiles]
     served: dict[int, list[str]] = {p.pk: [p.library.slug] for p in profiles}
-    listed = (StaffProfile.queues.through.objects.filter(staffprofile_id__in=ids)
-              .order_by("queue__position", "queue__slug").values_list("staffprofile_id", "queue__slug"))
-    on_rota = (ShiftAssignment.objects.filter(librarian_id__in=ids, shift__queue__rota_driven=True)
-               .order_by("shift__queue__slug").values_list("librarian_id", "shift__queue__slug").distinct())
+    listed = _queues_listed(staffprofile_id__in=ids).values_list("staffprofile_id", "queue__slug")
+    on_rota = _queues_on_rota(librarian_id__in=ids).values_list("librarian_id", "shift__queue__slug").distinct()
     for profile_id, slug in [*listed, *on_rota]:
-        if slug not in served[profile_id]:
-            served[profile_id].append(slug)
+        _serve(served[profile_id], slug)
     return served
 
 
 def librarian_queues(profile: StaffProfile) -> list[str]:
-    """queues_served for one librarian, by two queries compiled once per process (every console's
+    """queues_served for one librarian, by its two queries compiled once per process (every console's
     hello asks it, and a reconnect storm asks it for every console at once)."""
     served = [profile.library.slug]
     for (slug,) in [*_QUEUES_LISTED(profile.pk), *_QUEUES_ON_ROTA(profile.pk)]:
-        if slug not in served:
-            served.append(slug)
+        _serve(served, slug)
     return served
+
+
+def _queues_listed(**librarians: Any) -> QuerySet[Any]:
+    """The shared queues the librarians' profiles list, in the consortium's order."""
+    return StaffProfile.queues.through.objects.filter(**librarians).order_by("queue__position", "queue__slug")
+
+
+def _queues_on_rota(**librarians: Any) -> QuerySet[ShiftAssignment]:
+    """The librarians' shifts on rota-driven queues, by queue."""
+    return ShiftAssignment.objects.filter(shift__queue__rota_driven=True, **librarians).order_by("shift__queue__slug")
+
+
+def _serve(served: list[str], slug: str) -> None:
+    if slug not in served:
+        served.append(slug)
 
 
 # queues_served's two queries for one librarian (a profile id is never negative).
 _QUEUES_LISTED: KeyedRows[Any] = KeyedRows(
-    lambda profile_id: StaffProfile.queues.through.objects.filter(staffprofile_id=profile_id)
-    .order_by("queue__position", "queue__slug").values_list("queue__slug"),
+    lambda profile_id: _queues_listed(staffprofile_id=profile_id).values_list("queue__slug"),
     key_field="staffprofile_id", sentinel=-7_000_005)
 _QUEUES_ON_ROTA: KeyedRows[Any] = KeyedRows(
-    lambda profile_id: ShiftAssignment.objects.filter(librarian_id=profile_id, shift__queue__rota_driven=True)
-    .order_by("shift__queue__slug").values_list("shift__queue__slug").distinct(),
+    lambda profile_id: _queues_on_rota(librarian_id=profile_id).values_list("shift__queue__slug").distinct(),
     key_field="librarian_id", sentinel=-7_000_006)
 
 
@@ -542,11 +551,11 @@ def _history(chat_id: str, after: int, upto: int | None, *, for_patron: bool,
 # Django drops a comparison with a value below it from the query (every seq is above it), and the
 # sentinel must be found among the parameters. At a call, a negative `after` is compared all the same.
 _HISTORY_FOR_PATRON = KeyedRows(lambda chat_id, after: _history(chat_id, after, None, for_patron=True, reader=None),
-                                key_field=("chat_id", "seq"), sentinel=("\x00vr-chat\x00", 2_147_000_010))
+                                key_field=("chat_id", "seq"), sentinel=(TEXT_KEY, 2_147_000_010))
 _HISTORY_FOR_STAFF = KeyedRows(lambda chat_id, after, reader: _history(chat_id, after, None, for_patron=False,
                                                                        reader=reader),
                                key_field=("chat_id", "seq", "librarian_id"),
-                               sentinel=("\x00vr-chat\x00", 2_147_000_011, -7_000_012))
+                               sentinel=(TEXT_KEY, 2_147_000_011, -7_000_012))
 
 
 def librarian_holds(librarian_id: int, chat_id: str) -> bool:
@@ -555,7 +564,7 @@ def librarian_holds(librarian_id: int, chat_id: str) -> bool:
 
 _HOLDS = KeyedValues(lambda librarian_id, chat_id: Chat.objects.filter(
     pk=chat_id, librarian_id=librarian_id, state=ChatState.ACTIVE).values_list("pk"),
-    key_field=("librarian_id", "pk"), sentinel=(-7_000_013, "\x00vr-chat\x00"))
+    key_field=("librarian_id", "pk"), sentinel=(-7_000_013, TEXT_KEY))
 
 
 def session_expiry(key: str) -> datetime | None:

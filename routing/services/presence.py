@@ -123,7 +123,7 @@ _OPEN_OFFERS = KeyedRows(lambda librarian_id: Offer.objects.filter(librarian_id=
 # socket's join; compiled once per process.
 _PATRON_CONNECTIONS: KeyedRows[Any] = KeyedRows(
     lambda chat_id: Connection.objects.filter(chat_id=chat_id, kind=Connection.Kind.PATRON).values_list("channel_name"),
-    key_field="chat_id", sentinel="\x00vr-chat\x00")
+    key_field="chat_id")
 
 
 def connection_open(connection: Connection) -> None:
