@@ -13,7 +13,9 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddleware, get_user  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.sessions import CookieMiddleware, SessionMiddleware  # noqa: E402
+from django.conf import settings  # noqa: E402
 
+from consortium import twisted_writes  # noqa: E402
 from consortium.clients import TrustedProxyMiddleware  # noqa: E402
 from routing.admission import AdmissionMiddleware  # noqa: E402
 from routing.availability import KeptAvailabilityMiddleware  # noqa: E402
@@ -43,3 +45,8 @@ application = TrustedProxyMiddleware(ProtocolTypeRouter(
         "websocket": CookieMiddleware(SessionMiddleware(SocketAuthMiddleware(URLRouter(websocket_urlpatterns)))),
     }
 ))
+
+# Under daphne: a frame goes to the client's socket when sent, not on the reactor's next turn
+# (consortium/twisted_writes.py). Elsewhere (tests, another server) this does nothing.
+if settings.VR_DIRECT_WRITES:
+    twisted_writes.install()

@@ -192,6 +192,10 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# Under daphne, a frame goes to the client's socket when it is sent, not on the reactor's next turn
+# (consortium/twisted_writes.py); false keeps Twisted's own buffered writes.
+VR_DIRECT_WRITES = env_bool("VR_DIRECT_WRITES", True)
+
 # Celery: Redis in production; in the embedded default every task runs in-process at once (kombu's
 # in-memory transport, named with a host: without one kombu warned "No hostname was supplied" at the
 # demo's start, which reads as a misconfiguration to a newcomer).
