@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class ConsortiumConfig(AppConfig):
     name = "consortium"
     verbose_name = "Consortium"
+
+    def ready(self) -> None:
+        from consortium import timestamps
+
+        timestamps.install()
