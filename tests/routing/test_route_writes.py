@@ -21,7 +21,7 @@ from routing.services import chats, route, sweeps
 from routing.services.chats import _first_line_write
 from routing.services.route import OfferMade, TraceLine, Writes, _current_offers, _locked_alone
 from tests.factories import make_library
-from tests.routing.routing_helpers import T0, Sent, at, fresh, go_online, patron_joins, staff, start, world
+from tests.routing.routing_helpers import T0, Sent, at, fresh, go_online, open_offers, patron_joins, staff, start, world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -338,3 +338,54 @@ def test_routings_statements_are_prepared_once_per_connection_and_reused() -> No
 
     # Each step's lock, its locked chat's offers and its trace lines went through one prepared statement each.
     assert {name: after[name] - before[name] for name in after} == {"lock": 2, "its offers": 2, "trace lines": 2}
+
+
+def test_offers_closed_together_close_each_open_offer_once_and_the_first_close_counts() -> None:
+    w = world()
+    people = [staff(w.home, name) for name in ("ana", "ben", "cai")]
+    a, b, c = (p.pk for p in people)
+    one, two = start(w.consortium, T0, library_slug="home"), start(w.consortium, T0, library_slug="home")
+    writes = Writes()
+    writes.offers += [OfferMade(chat.pk, librarian, 70, "local", "home", "broadcast", at(1), None)
+                      for chat in (one, two) for librarian in (a, b, c)]
+    with transaction.atomic():
+        writes.flush()
+    writes = Writes()
+    writes.closes += [
+        (Offer.Status.WITHDRAWN, at(2), "away", one.pk, a),
+        (Offer.Status.WITHDRAWN, at(2), "away", two.pk, a),
+        (Offer.Status.EXPIRED, at(3), "expired", one.pk, b),
+        (Offer.Status.WITHDRAWN, at(4), "taken", one.pk, b),  # already closed by the line before
+        (Offer.Status.WITHDRAWN, at(2), "away", two.pk, c),
+    ]
+    with transaction.atomic():
+        writes.flush()
+    rows = {(o.chat_id, o.librarian_id): (o.status, o.closed_at, o.reason)
+            for o in Offer.objects.filter(chat__in=[one, two], step_serial=70)}
+    assert rows == {
+        (one.pk, a): (Offer.Status.WITHDRAWN, at(2), "away"), (two.pk, a): (Offer.Status.WITHDRAWN, at(2), "away"),
+        (one.pk, b): (Offer.Status.EXPIRED, at(3), "expired"), (two.pk, b): (Offer.Status.OPEN, None, ""),
+        (one.pk, c): (Offer.Status.OPEN, None, ""), (two.pk, c): (Offer.Status.WITHDRAWN, at(2), "away"),
+    }
+
+
+def test_a_routing_that_leaves_the_chat_as_it_was_writes_only_its_new_offers() -> None:
+    # A librarian coming back adds an offer to each waiting chat of their queues: the chat's own row
+    # (its step, deadline, state) is the same, and is not written again; a step that moves on is.
+    w = world()
+    lena = staff(w.home, "lena")
+    go_online(lena, at(-60))
+    chat = start(w.consortium, T0, library_slug="home")
+    before = fresh(chat)
+    omar = staff(w.home, "omar")
+    go_online(omar, at(1))  # (routes the chat again: omar is offered it)
+    assert open_offers(fresh(chat)) == {lena.pk, omar.pk}
+    route.chat_route(chat.pk, at(2))  # nothing to change
+    after = fresh(chat)
+    assert open_offers(after) == {lena.pk, omar.pk}
+    assert (after.version, after.step_index, after.step_serial, after.deadline) == (
+        before.version, before.step_index, before.step_serial, before.deadline)
+    assert after.deadline is not None
+    route.chat_route(chat.pk, after.deadline + timedelta(seconds=1))  # its local step's wait is over
+    moved = fresh(chat)
+    assert moved.step_serial == before.step_serial + 1 and moved.version == before.version + 1
