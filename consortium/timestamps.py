@@ -2,8 +2,8 @@
 
 Django (5.2, on psycopg 3) registers a loader of its own for `timestamptz` on every connection:
 psycopg's pure-Python loader, which parses the text in Python, then sets the datetime's tzinfo to the
-connection's time zone. On a 2-core machine of the kind we deploy on that cost 12-20 µs a value,
-psycopg's C loader 1.4 µs (bench/timestamps.py); a chat's row holds up to a dozen, a situation
+connection's time zone. On a 2-core machine of the kind we deploy on that cost 13-19 µs a value,
+psycopg's C loader 0.5-0.9 µs (bench/timestamps.py); a chat's row holds up to a dozen, a situation
 hundreds (presence and shifts), a re-route of a shared queue's 650 chats thousands.
 
 Django needs the Python loader only when the session's time zone is not the connection's: its value
