@@ -449,6 +449,8 @@ class StepPhases:
         self.marks: list[tuple[int, int]] = []
         self.wall: dict[str, list[float]] = defaultdict(list)
         self.cpu: dict[str, list[float]] = defaultdict(list)
+        self.last: dict[str, tuple[int, int]] = {}  # the latest step's phases, (wall, CPU) ns each
+        self.by_band: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
 
     def mark(self) -> None:
         self.marks.append((time.perf_counter_ns(), time.process_time_ns()))
@@ -482,11 +484,26 @@ class StepPhases:
                 self.mark()
                 (route._locked_alone, route._route_one_locked, route.Writes.flush,
                  route.Writes.tell_places) = originals
+                self.last = {}
                 if len(self.marks) == len(self.NAMES) + 1:  # (a chat skipped, locked elsewhere, has fewer)
                     for name, (a, b) in zip(self.NAMES, pairwise(self.marks), strict=True):
                         self.wall[name].append(b[0] - a[0])
                         self.cpu[name].append(b[1] - a[1])
+                        self.last[name] = (b[0] - a[0], b[1] - a[1])
         return step
+
+    def banded(self, band: str) -> None:
+        """The latest step's phases filed under its band of offers made."""
+        for name, (wall, cpu) in self.last.items():
+            self.by_band[band][name].append(wall)
+            self.by_band[band][name + "_cpu"].append(cpu)
+
+    def band_summary(self) -> dict[str, dict[str, dict[str, float]]]:
+        """Each band's phases, wall and CPU p50: where a broadcast's extra cost falls."""
+        return {band: {name: {"wall_p50_ms": round(pct(phases[name], 0.5) / 1e6, 4),
+                              "cpu_p50_ms": round(pct(phases[name + "_cpu"], 0.5) / 1e6, 4)}
+                       for name in self.NAMES if phases[name]}
+                for band in OFFER_BANDS if (phases := self.by_band.get(band))}
 
     def summary(self) -> dict[str, dict[str, float]]:
         return {name: {"n": len(self.wall[name]), "wall_p50_ms": round(pct(self.wall[name], 0.5) / 1e6, 4),
@@ -643,7 +660,10 @@ def run(scale: float, db: str, samples: int, presence_samples: int, seed: int, s
         elapsed, _ = clock.time(chat_route, chat_id, deadline, skip_locked=True, hint=hint)
         timeout_ns.append(elapsed)
         timeout_audience.append(audience_of(chat_id))
-        by_offers_made[offers_band(Offer.objects.filter(chat_id=chat_id).count() - offers_before)].append(elapsed)
+        band = offers_band(Offer.objects.filter(chat_id=chat_id).count() - offers_before)
+        by_offers_made[band].append(elapsed)
+        if step_phases is not None:
+            step_phases.banded(band)
     results["step_timeout"] = {**summary(timeout_ns),
                                "mean_audience": round(sum(timeout_audience) / max(1, len(timeout_audience)), 1)}
 
@@ -675,7 +695,8 @@ def run(scale: float, db: str, samples: int, presence_samples: int, seed: int, s
         "baseline_cpu": summary(cpu.base),
         "decisions": results,
         "step_timeout_by_offers_made": step_by_offers,
-        **({"step_timeout_phases": step_phases.summary()} if step_phases is not None else {}),
+        **({"step_timeout_phases": step_phases.summary(),
+            "step_timeout_phases_by_offers_made": step_phases.band_summary()} if step_phases is not None else {}),
     }
 
 
@@ -789,6 +810,9 @@ def main() -> None:
         for name, f in run_.get("step_timeout_phases", {}).items():
             print(f"  step_timeout phase {name:17s}: wall p50 {f['wall_p50_ms']:6.3f} ms, CPU p50 "
                   f"{f['cpu_p50_ms']:6.3f} ms ({f['n']} steps)", file=sys.stderr)
+        for band, phases in run_.get("step_timeout_phases_by_offers_made", {}).items():
+            print(f"  step_timeout, {band:>5s} offers made, wall/CPU p50 ms: " + ", ".join(
+                f"{name} {f['wall_p50_ms']:.3f}/{f['cpu_p50_ms']:.3f}" for name, f in phases.items()), file=sys.stderr)
     text = json.dumps(report)
     if args.json:
         Path(args.json).write_text(text)

@@ -206,18 +206,20 @@ class Writes:
     def _write(self) -> None:
         if self.created:
             _chats_insert(self.created)
-        if self.closes and _by_hand():
+        if self.closes:
             # Offers expired or withdrawn, before any move or new offer (a chat's open offers only).
-            _offers_close(self.closes)
-        elif self.closes:
-            connection = connections[Offer.objects.db]
-            table = connection.ops.quote_name(Offer._meta.db_table)
-            with connection.cursor() as cursor:
-                cursor.executemany(f"UPDATE {table} SET status = %s, closed_at = %s, reason = %s "
-                                   f"WHERE chat_id = %s AND librarian_id = %s AND status = '{Offer.Status.OPEN.value}'",
-                                   [(status, Offer._meta.get_field("closed_at").get_db_prep_save(at, connection),
-                                     reason, chat_id, librarian_id)
-                                    for status, at, reason, chat_id, librarian_id in self.closes])
+            if _by_hand():
+                _offers_close(self.closes)
+            else:
+                connection = connections[Offer.objects.db]
+                table = connection.ops.quote_name(Offer._meta.db_table)
+                with connection.cursor() as cursor:
+                    cursor.executemany(
+                        f"UPDATE {table} SET status = %s, closed_at = %s, reason = %s "
+                        f"WHERE chat_id = %s AND librarian_id = %s AND status = '{Offer.Status.OPEN.value}'",
+                        [(status, Offer._meta.get_field("closed_at").get_db_prep_save(at, connection),
+                          reason, chat_id, librarian_id)
+                         for status, at, reason, chat_id, librarian_id in self.closes])
         if self.traces:
             # Ids, hence each chat's trace order, follow the list.
             if _by_hand():
