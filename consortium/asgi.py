@@ -42,7 +42,9 @@ application = TrustedProxyMiddleware(ProtocolTypeRouter(
         # Chat starts past this process's capacity are shed here, before Django's thread (routing/admission.py);
         # the launcher's availability, answered a moment ago, is answered again from memory (routing/availability.py).
         "http": KeptAvailabilityMiddleware(AdmissionMiddleware(django_asgi_app)),
-        "websocket": CookieMiddleware(SessionMiddleware(SocketAuthMiddleware(URLRouter(websocket_urlpatterns)))),
+        # The sockets start the same lag monitor (and pass through): a process's first start finds it measured.
+        "websocket": AdmissionMiddleware(CookieMiddleware(SessionMiddleware(SocketAuthMiddleware(
+            URLRouter(websocket_urlpatterns))))),
     }
 ))
 

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 SAFE_FIELDS = (
     "event", "chat", "consortium", "library", "home_library", "found_by", "language", "queue", "step",
     "from_step", "reason", "by", "state", "librarian", "waited_s", "server_process", "task", "task_id", "count",
-    "duration_ms", "status_code", "method",
+    "duration_ms", "status_code", "method", "in_flight", "loop_lag", "db_backlog",
 )
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")

@@ -12,9 +12,10 @@ no thread, no database and no Redis: two numbers this process keeps.
 - **Chat starts in flight**: admitted and not yet answered (queued for the thread, or in it). Past
   `CHAT_START_MAX_IN_FLIGHT` a start would wait behind that many others.
 - **The sockets' database backlog**: calls of routing.threads.in_thread waiting for one of its few
-  threads or running in one (smoothed like the lag). Messages are stored through it, so when it is
-  long, every message waits in it: at 541 chats on one process of a 2-core machine delivery p99 was
-  2.4 s while the event loop itself was never 0.25 s late (docs/benchmarks.md, "Overload").
+  socket threads or running in one (smoothed like the lag, and still long at the latest tick: a
+  drained queue delays no one). Messages are stored through it, so when it is long, every message
+  waits in it: at 541 chats on one process of a 2-core machine delivery p99 was 2.4 s while the
+  event loop itself was never 0.25 s late (docs/benchmarks.md, "Overload").
 - **Event-loop lag**: how late a tick of `LagMonitor` (every `TICK` s) woke up, smoothed over about
   half a second. A loop that is late is late for every socket's frames too. A monitor that has not
   ticked at all for a while counts as that late: a starved loop cannot report its own lag.
@@ -81,7 +82,9 @@ class Admission:
         self.shed = 0
         self.lag = 0.0  # the ticks' lateness, smoothed
         self.backlog = 0.0  # the sockets' database calls waiting or running, smoothed
+        self.backlog_now = 0  # the same at the latest tick, as it was
         self.ticked_at: float | None = None  # None: no monitor (yet): nothing known about the loop
+        self.shed_reason = ""  # why the latest start shed was: in_flight, loop_lag or db_backlog
 
     def tick(self, lag: float, backlog: int = 0) -> None:
         """The lag monitor woke up `lag` seconds later than it asked to, and found `backlog` socket
@@ -93,7 +96,16 @@ class Admission:
         else:
             self.lag += SMOOTHING * (lag - self.lag)
             self.backlog += SMOOTHING * (backlog - self.backlog)
+        self.backlog_now = backlog
         self.ticked_at = self.clock()
+
+    def behind(self) -> bool:
+        """Whether the sockets' database work is behind: a long backlog over the last half second that
+        is still long at the latest tick. A queue is not a loop: once drained, a start waits behind
+        nothing, though the average still remembers the burst (40 librarians going available at once
+        shed the next 0.4 s of starts on a process far from its capacity)."""
+        limit = self.limits.max_db_backlog
+        return bool(limit) and self.ticked_at is not None and self.backlog > limit and self.backlog_now > limit / 2
 
     def loop_lag(self) -> float:
         """The loop's lag now: the last tick's, or how overdue the next tick is, whichever is more."""
@@ -107,9 +119,10 @@ class Admission:
         limits = self.limits
         full = limits.max_in_flight and self.in_flight >= limits.max_in_flight
         late = limits.max_loop_lag and self.loop_lag() > limits.max_loop_lag
-        behind = limits.max_db_backlog and self.ticked_at is not None and self.backlog > limits.max_db_backlog
+        behind = self.behind()
         if full or late or behind:
             self.shed += 1
+            self.shed_reason = "in_flight" if full else "loop_lag" if late else "db_backlog"
             return limits.retry_after
         self.in_flight += 1
         self.admitted += 1
@@ -185,7 +198,11 @@ def busy_response(retry_after: int, origin: str | None) -> tuple[list[tuple[byte
 
 
 class AdmissionMiddleware:
-    """Sheds chat starts (POST /api/v1/<c>/chats) that `ADMISSION` does not admit; passes the rest."""
+    """Sheds chat starts (POST /api/v1/<c>/chats) that `ADMISSION` does not admit; passes the rest.
+
+    Around the sockets too (consortium/asgi.py), where it only starts the lag monitor: the loop's lag
+    and the sockets' backlog are then known, smoothed, before the first start comes. Started by that
+    first start, the monitor took its first tick at full weight, whatever the moment's burst."""
 
     def __init__(self, app: App, admission: Admission = ADMISSION, monitor: LagMonitor = MONITOR,
                  origins: AllowedOrigins = ORIGINS) -> None:
@@ -196,7 +213,8 @@ class AdmissionMiddleware:
         if not self.configured:
             self.admission.limits = limits_from_settings()
             self.configured = True
-        if scope["type"] == "http" and (self.admission.limits.max_loop_lag or self.admission.limits.max_db_backlog):
+        if scope["type"] in ("http", "websocket") and (self.admission.limits.max_loop_lag
+                                                       or self.admission.limits.max_db_backlog):
             self.monitor.ensure_running()
         if scope["type"] != "http" or scope.get("method") != "POST" or not CHAT_START_PATH.match(scope["path"]):
             await self.app(scope, receive, send)
@@ -204,8 +222,9 @@ class AdmissionMiddleware:
         origin = _header(scope, b"origin")
         retry = self.admission.admit()
         if retry:
-            logger.warning("chat start shed", extra={"in_flight": self.admission.in_flight,
-                                                      "loop_lag": round(self.admission.loop_lag(), 3)})
+            logger.warning("chat start shed", extra={
+                "reason": self.admission.shed_reason, "in_flight": self.admission.in_flight,
+                "loop_lag": round(self.admission.loop_lag(), 3), "db_backlog": round(self.admission.backlog, 1)})
             trusted = origin if origin and self.origins.allowed(scope["path"], origin) else None
             headers, body = busy_response(retry, trusted)
             await send({"type": "http.response.start", "status": 503, "headers": headers})

@@ -64,9 +64,11 @@ def in_background(work: Coroutine[Any, Any, Any]) -> None:
     task.add_done_callback(done)
 
 
-# Calls of in_thread waiting for a thread or running in one, in this process: how far the sockets'
-# database work is behind (routing/admission.py sheds new chats past a limit of it). Read and written
-# only on the event loop.
+# Calls of in_thread waiting for a socket thread or running in one, in this process: how far the
+# sockets' database work is behind (routing/admission.py sheds new chats past a limit of it). Read and
+# written only on the event loop. Not the routing thread's or the heartbeat's calls: nothing a socket
+# waits for queues behind them (a presence change's re-routes, hundreds of chats each, queue on the
+# routing thread so that they do not hold the sockets' threads).
 backlog = 0
 
 
@@ -93,14 +95,16 @@ def in_thread(func: Callable[..., Any], executor: ThreadPoolExecutor = SOCKET_TH
     else:
         run = database_sync_to_async(collecting)
 
+    counted = 1 if executor is SOCKET_THREADS or not CONCURRENT else 0  # (SQLite: one thread for all)
+
     async def run_and_send(*args: Any, **kwargs: Any) -> Any:
         global backlog
         outbox: events.Outbox = []
-        backlog += 1
+        backlog += counted
         try:
             return await run(outbox, *args, **kwargs)
         finally:
-            backlog -= 1
+            backlog -= counted
             if outbox:
                 await events.send_collected(outbox)
 

@@ -4,6 +4,7 @@ the patron's question then goes through the question form, word for word."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -92,7 +93,8 @@ async def post(app: Any, path: str, body: dict[str, Any], origin: str) -> tuple[
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_a_shed_start_is_a_503_with_retry_after_and_the_question_form_keeps_the_text(settings: Any) -> None:
+async def test_a_shed_start_is_a_503_with_retry_after_and_the_question_form_keeps_the_text(
+        settings: Any, caplog: pytest.LogCaptureFixture) -> None:
     settings.CHAT_START_RATE = "1000/m"
     settings.QUESTION_CLIENT_RATE = "1000/m"
     await database_sync_to_async(make_consortium)("busy", allowed_origins=["https://library.example.org"])
@@ -112,6 +114,8 @@ async def test_a_shed_start_is_a_503_with_retry_after_and_the_question_form_keep
     assert answer["error"]["code"] == "busy"
     assert headers[b"access-control-allow-origin"] == origin.encode(), "the widget's page can read it"
     assert not await database_sync_to_async(Chat.objects.filter(question=question).exists)(), "nothing started"
+    shed = [r for r in caplog.records if r.getMessage() == "chat start shed"]
+    assert [(r.reason, r.in_flight) for r in shed] == [("in_flight", 1)], "the log says why"  # type: ignore[attr-defined]
 
     # What the page then offers: the question form, with what the patron typed.
     status, _, ticket = await post(app, "/api/v1/busy/questions", {"question": question, "email": "pat@example.org"},
@@ -140,3 +144,56 @@ def test_a_long_database_backlog_of_the_sockets_sheds_starts() -> None:
         clock.now += TICK
         admission.tick(0.0, backlog=2)
     assert admission.admit() == 0
+
+
+def test_a_moments_backlog_among_prompt_ticks_sheds_no_start_and_a_lasting_one_does() -> None:
+    """The sockets' calls come in bursts (40 librarians going available at once): one tick's burst
+    among prompt ones is not overload; the same backlog tick after tick is."""
+    clock = Clock()
+    admission = Admission(Limits(max_in_flight=0, max_loop_lag=0.25, retry_after=10, max_db_backlog=12),
+                          clock=clock)
+    for backlog in [0] * 10 + [24]:
+        clock.now += TICK
+        admission.tick(0.0, backlog=backlog)
+    assert admission.admit() == 0, "a moment's burst: admitted"
+    for _ in range(3):
+        clock.now += TICK
+        admission.tick(0.0, backlog=24)
+    assert admission.admit() == 10
+    assert admission.shed_reason == "db_backlog"
+
+
+def test_a_drained_backlog_admits_starts_though_its_average_still_remembers_it() -> None:
+    """40 librarians going available at once: 40 calls for a few ticks, then none. The average stays
+    past the limit for a while; a start then waits behind nothing."""
+    clock = Clock()
+    admission = Admission(Limits(max_in_flight=0, max_loop_lag=0.25, retry_after=10, max_db_backlog=12),
+                          clock=clock)
+    for backlog in [0] * 10 + [40] * 4:
+        clock.now += TICK
+        admission.tick(0.0, backlog=backlog)
+    assert admission.backlog > 12 and admission.admit() == 10, "still behind"
+    clock.now += TICK
+    admission.tick(0.0, backlog=1)
+    assert admission.backlog > 12, "the average remembers the burst"
+    assert admission.admit() == 0, "but the queue is drained"
+
+
+async def test_the_sockets_start_the_lag_monitor_before_any_chat_start(settings: Any) -> None:
+    """The monitor runs from a process's first socket (consortium/asgi.py wraps the sockets too), so a
+    first chat start finds the loop and the backlog measured over the past, not sampled at once."""
+    settings.CHAT_START_MAX_LOOP_LAG = 0.25
+    admission = Admission(Limits(0, 0.0, 1))
+    monitor = LagMonitor(admission)
+    reached = []
+
+    async def sockets(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(scope["type"])
+
+    app = AdmissionMiddleware(sockets, admission, monitor, AllowedOrigins())
+    await ApplicationCommunicator(app, {"type": "websocket", "path": "/ws/staff/"}).wait(timeout=1)
+    assert reached == ["websocket"], "the socket goes on to its consumer"
+    assert monitor.task is not None and not monitor.task.done(), "the monitor ticks"
+    await asyncio.sleep(3 * TICK)
+    assert admission.ticked_at is not None, "and has measured the loop before any start"
+    monitor.task.cancel()

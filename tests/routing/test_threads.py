@@ -9,7 +9,7 @@ import pytest
 from channels.layers import get_channel_layer
 from django.db import transaction
 
-from routing import events
+from routing import events, threads
 from routing.threads import in_thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -88,3 +88,24 @@ async def test_a_cancelled_caller_does_not_drop_what_the_thread_commits() -> Non
     assert (await received(channel))["frame"]["seq"] == 1
     with pytest.raises(asyncio.CancelledError):
         await call
+
+
+async def test_the_backlog_counts_what_the_sockets_wait_behind_and_not_the_routing_thread() -> None:
+    """routing/admission.py sheds chat starts past a backlog of the sockets' calls. Re-routes queued on
+    the routing thread (librarians going available together) keep no socket waiting: not counted
+    (on SQLite every call shares Channels' one thread, so there every call counts)."""
+    release = threading.Event()
+
+    def held() -> None:
+        release.wait(5)
+
+    before = threads.backlog
+    rerouting = [asyncio.ensure_future(in_thread(held, threads.ROUTING_THREAD)()) for _ in range(5)]
+    await asyncio.sleep(0.05)
+    assert threads.backlog - before == (0 if threads.CONCURRENT else 5)
+    storing = [asyncio.ensure_future(in_thread(held)()) for _ in range(2)]
+    await asyncio.sleep(0.05)
+    assert threads.backlog - before == (2 if threads.CONCURRENT else 7)
+    release.set()
+    await asyncio.gather(*rerouting, *storing)
+    assert threads.backlog == before
