@@ -450,7 +450,7 @@ class StepPhases:
         self.wall: dict[str, list[float]] = defaultdict(list)
         self.cpu: dict[str, list[float]] = defaultdict(list)
         self.last: dict[str, tuple[int, int]] = {}  # the latest step's phases, (wall, CPU) ns each
-        self.by_band: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        self.by_band: dict[str, dict[str, list[tuple[int, int]]]] = defaultdict(lambda: defaultdict(list))
 
     def mark(self) -> None:
         self.marks.append((time.perf_counter_ns(), time.process_time_ns()))
@@ -494,15 +494,14 @@ class StepPhases:
 
     def banded(self, band: str) -> None:
         """The latest step's phases filed under its band of offers made."""
-        for name, (wall, cpu) in self.last.items():
-            self.by_band[band][name].append(wall)
-            self.by_band[band][name + "_cpu"].append(cpu)
+        for name, pair in self.last.items():
+            self.by_band[band][name].append(pair)
 
     def band_summary(self) -> dict[str, dict[str, dict[str, float]]]:
         """Each band's phases, wall and CPU p50: where a broadcast's extra cost falls."""
-        return {band: {name: {"wall_p50_ms": round(pct(phases[name], 0.5) / 1e6, 4),
-                              "cpu_p50_ms": round(pct(phases[name + "_cpu"], 0.5) / 1e6, 4)}
-                       for name in self.NAMES if phases[name]}
+        return {band: {name: {"wall_p50_ms": round(pct([wall for wall, _ in pairs], 0.5) / 1e6, 4),
+                              "cpu_p50_ms": round(pct([cpu for _, cpu in pairs], 0.5) / 1e6, 4)}
+                       for name in self.NAMES if (pairs := phases.get(name))}
                 for band in OFFER_BANDS if (phases := self.by_band.get(band))}
 
     def summary(self) -> dict[str, dict[str, float]]:

@@ -102,8 +102,8 @@ class Admission:
     def behind(self) -> bool:
         """Whether the sockets' database work is behind: a long backlog over the last half second that
         is still long at the latest tick. A queue is not a loop: once drained, a start waits behind
-        nothing, though the average still remembers the burst (40 librarians going available at once
-        shed the next 0.4 s of starts on a process far from its capacity)."""
+        nothing, though the average still remembers the burst (the sign-ins and presence calls of 40
+        consoles a moment before shed the next 0.4 s of starts on a process far from its capacity)."""
         limit = self.limits.max_db_backlog
         return bool(limit) and self.ticked_at is not None and self.backlog > limit and self.backlog_now > limit / 2
 
