@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
+from asgiref.sync import SyncToAsync
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import connections
@@ -144,14 +145,31 @@ def _kept_connection(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any
                 conn.errors_occurred = False
 
 
-def close_connections() -> None:
-    """Close the connections these threads keep between calls (tests: before the test database is dropped)."""
-    for executor, size in ((SOCKET_THREADS, SOCKET_THREADS._max_workers), (HEARTBEAT_THREAD, 1), (ROUTING_THREAD, 1)):
+def _on_every_thread(work: Callable[[], Any]) -> None:
+    """Run `work` once on every thread of these executors, after whatever each was doing: one task per
+    thread, held at a barrier until all of that executor's threads have taken theirs. On SQLite,
+    in_thread runs everything on Channels' single database thread (asgiref's), so that one too."""
+    executors = [(SOCKET_THREADS, SOCKET_THREADS._max_workers), (HEARTBEAT_THREAD, 1), (ROUTING_THREAD, 1)]
+    if not CONCURRENT:
+        executors.append((SyncToAsync.single_thread_executor, 1))
+    for executor, size in executors:
         everyone = threading.Barrier(size, timeout=10)  # one task per thread: none takes two
 
-        def close(everyone: threading.Barrier = everyone) -> None:
+        def run(everyone: threading.Barrier = everyone) -> None:
             everyone.wait()
-            connections.close_all()
+            work()
 
-        for future in [executor.submit(close) for _ in range(size)]:
+        for future in [executor.submit(run) for _ in range(size)]:
             future.result()
+
+
+def close_connections() -> None:
+    """Close the connections these threads keep between calls (tests: before the test database is dropped)."""
+    _on_every_thread(connections.close_all)
+
+
+def wait_idle() -> None:
+    """Return once the work these threads had taken or had queued is done (tests: a presence change's
+    re-routes still running on the routing thread when the test ends would hold SQLite's lock while
+    the test database is emptied for the next test)."""
+    _on_every_thread(lambda: None)

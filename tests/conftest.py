@@ -28,14 +28,18 @@ def _loop_connections_closed():  # type: ignore[no-untyped-def]
     """The sockets store messages on connections of the test's own event loop (routing.loop_db); the
     loop is gone after the test, and PostgreSQL refuses to drop a test database still connected to.
     The sockets' database threads keep their pooled connections between calls (routing.threads): given
-    back after each test, so that a test's own threads (several writers at once) find the pool free."""
+    back after each test, so that a test's own threads (several writers at once) find the pool free.
+    On SQLite the threads are only waited for: a presence change's re-routes still running when the
+    test ends would hold the database's lock while pytest-django empties it for the next test."""
     yield
     from routing import loop_db, threads
 
     loop_db.close_all()
-    if threads.CONCURRENT:
-        with contextlib.suppress(threading.BrokenBarrierError):  # a thread still busy: closed at the end
+    with contextlib.suppress(threading.BrokenBarrierError):  # a thread still busy: closed at the end
+        if threads.CONCURRENT:
             threads.close_connections()
+        else:
+            threads.wait_idle()
 
 
 @pytest.fixture(scope="session", autouse=True)
