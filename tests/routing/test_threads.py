@@ -109,3 +109,21 @@ async def test_the_backlog_counts_what_the_sockets_wait_behind_and_not_the_routi
     release.set()
     await asyncio.gather(*rerouting, *storing)
     assert threads.backlog == before
+
+
+async def test_wait_idle_returns_only_once_work_handed_to_a_thread_and_left_running_is_done() -> None:
+    # A presence change's re-routes, left running when its socket's handler has returned: the tests'
+    # teardown (tests/conftest.py) must not empty the database under them.
+    finished = threading.Event()
+    started = threading.Event()
+
+    def reroute() -> None:
+        started.set()
+        finished.wait(0.3)  # (never set: the call takes its whole 0.3 s)
+        finished.set()
+
+    threads.in_background(in_thread(reroute, threads.ROUTING_THREAD)())
+    while not started.is_set():
+        await asyncio.sleep(0.01)
+    await asyncio.get_running_loop().run_in_executor(None, threads.wait_idle)
+    assert finished.is_set()
