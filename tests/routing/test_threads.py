@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 from channels.layers import get_channel_layer
@@ -114,12 +115,12 @@ async def test_the_backlog_counts_what_the_sockets_wait_behind_and_not_the_routi
 async def test_wait_idle_returns_only_once_work_handed_to_a_thread_and_left_running_is_done() -> None:
     # A presence change's re-routes, left running when its socket's handler has returned: the tests'
     # teardown (tests/conftest.py) must not empty the database under them.
-    finished = threading.Event()
     started = threading.Event()
+    finished = threading.Event()
 
     def reroute() -> None:
         started.set()
-        finished.wait(0.3)  # (never set: the call takes its whole 0.3 s)
+        time.sleep(0.3)
         finished.set()
 
     threads.in_background(in_thread(reroute, threads.ROUTING_THREAD)())
