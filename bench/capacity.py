@@ -12,12 +12,17 @@ same count is the baseline measured in the same run.
 
 Prints one line per step and, at the end, a Markdown table (docs/benchmarks.md, "Capacity").
 
+The search runs the stack with no limit of chats per process (VR_MAX_CHATS_PER_PROCESS=0): it measures
+what a process holds.
+
 Overload (issue 14.4; docs/benchmarks.md, "Overload"): with --overload KNEE, one step per --webs at
 2 x KNEE chats (KNEE: the capacity found above, for that many web processes), their starts at
---ramp-rate a second and --probe-rate more a second all through the steady state. Past capacity the
-stack sheds starts (503 `busy`, routing/admission.py); the step reports the share shed, every socket's
-sequence (0 lost, 0 repeated, 0 skipped) and the delivery of the chats that did start against the
-bare relay, which is driven with the same offered load in the same run (it sheds nothing).
+--ramp-rate a second and --probe-rate more a second all through the steady state, on a stack told its
+knee (VR_MAX_CHATS_PER_PROCESS = KNEE / webs, as docs/scaling.md asks of an operator; --stack-env
+overrides it). Past capacity the stack sheds starts (503 `busy`, routing/admission.py); the step
+reports the share shed, every socket's sequence (0 lost, 0 repeated, 0 skipped) and the delivery of
+the chats that did start against the bare relay, which is driven with the same offered load in the
+same run (it sheds nothing).
 
     .venv/bin/python bench/capacity.py --webs 2 --overload 400 --ramp-rate 40 --probe-rate 20 --json overload.json
 """
@@ -39,12 +44,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ws_load  # bench/ws_load.py, beside this file (the path above)
 
 
+def chats_cap(webs: int, base: argparse.Namespace) -> int:
+    """VR_MAX_CHATS_PER_PROCESS for the stack (routing/admission.py), unless --stack-env sets it: none
+    while searching for the knee (what the process holds, not what it is told to), and the knee itself
+    under --overload, as docs/scaling.md tells an operator to set it."""
+    return -(-base.overload // webs) if base.overload else 0
+
+
 def load_args(chats: int, webs: int, base: argparse.Namespace) -> argparse.Namespace:
     """ws_load's own arguments for one step: its defaults, with this run's settings."""
+    stack_env = [f"VR_MAX_CHATS_PER_PROCESS={chats_cap(webs, base)}", *base.stack_env]  # the later ones win
     return argparse.Namespace(
         target="both", chats=chats, webs=webs, interval=base.interval, duration=base.duration,
         ramp_rate=base.ramp_rate, probe_rate=base.probe_rate, libraries=50, chats_per_librarian=10, capacity=20,
-        idle_staff=None, connect_timeout=60.0, drain=120.0, stack_env=base.stack_env, seed=4, json=None)
+        idle_staff=None, connect_timeout=60.0, drain=120.0, stack_env=stack_env, seed=4, json=None)
 
 
 def run_step(chats: int, webs: int, base: argparse.Namespace) -> dict[str, Any]:

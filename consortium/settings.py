@@ -341,6 +341,10 @@ CHAT_START_MAX_IN_FLIGHT = int(os.environ.get("VR_CHAT_START_MAX_IN_FLIGHT", "12
 CHAT_START_MAX_LOOP_LAG = float(os.environ.get("VR_CHAT_START_MAX_LOOP_LAG", "0.25"))
 CHAT_START_RETRY_AFTER = int(os.environ.get("VR_CHAT_START_RETRY_AFTER", "15"))
 CHAT_START_MAX_DB_BACKLOG = float(os.environ.get("VR_CHAT_START_MAX_DB_BACKLOG", "12"))
+# The chats one web process carries at most (its patron sockets joined to a chat): its knee, measured with
+# bench/capacity.py on the machine it runs on (docs/scaling.md "Overload"). The default is the lowest knee
+# measured on a 2-core machine since chat starts cost a few round trips (docs/benchmarks.md).
+MAX_CHATS_PER_PROCESS = int(os.environ.get("VR_MAX_CHATS_PER_PROCESS", "800"))
 # The rate limits' counters in Redis (consortium/ratelimit.py), kept apart per deployment like the channel layer.
 RATE_LIMIT_PREFIX = os.environ.get("VR_CHANNEL_PREFIX", "vr")
 # Transcript mails one client address may ask for (docs/security.md; each chat has its own bound besides).

@@ -16,6 +16,14 @@ no thread, no database and no Redis: two numbers this process keeps.
   drained queue delays no one). Messages are stored through it, so when it is long, every message
   waits in it: at 541 chats on one process of a 2-core machine delivery p99 was 2.4 s while the
   event loop itself was never 0.25 s late (docs/benchmarks.md, "Overload").
+- **Chats this process carries**: its patron sockets joined to a chat, with the starts in flight.
+  Past `MAX_CHATS_PER_PROCESS` (the process's knee, measured with bench/capacity.py) a start is shed
+  however calm the process looks. The other signals show overload only once it is there, and a chat
+  costs little at its start and its load afterwards: a burst of starts whose chats talk only later
+  (a class told to ask at once, a reconnect after an outage) is all admitted by a calm process, whose
+  core their messages then fill (3,200 chats on a process of knee 1,600: delivery p99 16.8x and 55.9x
+  the bare relay's, docs/benchmarks.md "Session 27"). Admission cannot take a running chat back, so
+  it counts what will cost, not only what costs now.
 - **Event-loop lag**: how late a tick of `LagMonitor` (every `TICK` s) woke up, smoothed over about
   half a second. A loop that is late is late for every socket's frames too. A monitor that has not
   ticked at all for a while counts as that late: a starved loop cannot report its own lag.
@@ -62,13 +70,15 @@ class Limits:
     max_loop_lag: float  # seconds; 0: not checked
     retry_after: int  # seconds, for Retry-After
     max_db_backlog: float = 0.0  # sockets' database calls waiting or running (smoothed); 0: not checked
+    max_chats: int = 0  # patron sockets joined to a chat, with the starts in flight, per process; 0: no limit
 
 
 def limits_from_settings() -> Limits:
     return Limits(max_in_flight=int(settings.CHAT_START_MAX_IN_FLIGHT),
                   max_loop_lag=float(settings.CHAT_START_MAX_LOOP_LAG),
                   retry_after=int(settings.CHAT_START_RETRY_AFTER),
-                  max_db_backlog=float(settings.CHAT_START_MAX_DB_BACKLOG))
+                  max_db_backlog=float(settings.CHAT_START_MAX_DB_BACKLOG),
+                  max_chats=int(settings.MAX_CHATS_PER_PROCESS))
 
 
 class Admission:
@@ -78,13 +88,14 @@ class Admission:
         self.limits = limits
         self.clock = clock
         self.in_flight = 0
+        self.chats = 0  # patron sockets of this process joined to a chat (routing.sockets.patron)
         self.admitted = 0
         self.shed = 0
         self.lag = 0.0  # the ticks' lateness, smoothed
         self.backlog = 0.0  # the sockets' database calls waiting or running, smoothed
         self.backlog_now = 0  # the same at the latest tick, as it was
         self.ticked_at: float | None = None  # None: no monitor (yet): nothing known about the loop
-        self.shed_reason = ""  # why the latest start shed was: in_flight, loop_lag or db_backlog
+        self.shed_reason = ""  # why the latest start shed was: chats, in_flight, loop_lag or db_backlog
 
     def tick(self, lag: float, backlog: int = 0) -> None:
         """The lag monitor woke up `lag` seconds later than it asked to, and found `backlog` socket
@@ -117,12 +128,14 @@ class Admission:
     def admit(self) -> int:
         """0: admitted (call `done` when it is answered); else the seconds to tell the client to wait."""
         limits = self.limits
+        carrying = limits.max_chats and self.chats + self.in_flight >= limits.max_chats
         full = limits.max_in_flight and self.in_flight >= limits.max_in_flight
         late = limits.max_loop_lag and self.loop_lag() > limits.max_loop_lag
         behind = self.behind()
-        if full or late or behind:
+        if carrying or full or late or behind:
             self.shed += 1
-            self.shed_reason = "in_flight" if full else "loop_lag" if late else "db_backlog"
+            self.shed_reason = ("chats" if carrying else "in_flight" if full else "loop_lag" if late
+                                else "db_backlog")
             return limits.retry_after
         self.in_flight += 1
         self.admitted += 1
@@ -130,6 +143,17 @@ class Admission:
 
     def done(self) -> None:
         self.in_flight = max(0, self.in_flight - 1)
+
+    def chat_joined(self) -> None:
+        """A patron socket of this process joined its chat: it carries that chat's messages from now.
+
+        Counted where the load lands, not where the chat started: behind a balancer a start answered
+        by one process often has its socket on another. A patron on the HTTP fallback (no socket) is
+        not counted; nor are librarians, whose sockets are never refused."""
+        self.chats += 1
+
+    def chat_left(self) -> None:
+        self.chats = max(0, self.chats - 1)
 
 
 class LagMonitor:
@@ -223,7 +247,8 @@ class AdmissionMiddleware:
         retry = self.admission.admit()
         if retry:
             logger.warning("chat start shed", extra={
-                "reason": self.admission.shed_reason, "in_flight": self.admission.in_flight,
+                "reason": self.admission.shed_reason, "chats": self.admission.chats,
+                "in_flight": self.admission.in_flight,
                 "loop_lag": round(self.admission.loop_lag(), 3), "db_backlog": round(self.admission.backlog, 1)})
             trusted = origin if origin and self.origins.allowed(scope["path"], origin) else None
             headers, body = busy_response(retry, trusted)

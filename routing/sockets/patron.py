@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.utils import timezone
 
 from consortium import ratelimit
-from routing import access, frames, sharing, validation
+from routing import access, admission, frames, sharing, validation
 from routing.events import chat_group
 from routing.models import Chat
 from routing.services import chats, presence, shares
@@ -41,6 +41,7 @@ class PatronConsumer(SharingFrames, ProtocolConsumer):
 
     async def disconnect(self, code: int) -> None:
         if self.chat_id:
+            admission.ADMISSION.chat_left()
             await self.shares_release(media_only=True)
             await self.channel_layer.group_discard(chat_group(self.chat_id), self.channel_name)
             await in_thread(presence.patron_disconnected)(self.channel_name, timezone.now())
@@ -84,6 +85,7 @@ class PatronConsumer(SharingFrames, ProtocolConsumer):
             await self.close(code=4429)
             return
         self.chat_id = chat_id  # from here on, disconnect() counts this socket out again
+        admission.ADMISSION.chat_joined()
         # Live messages from here are kept back until the history (read after this) is sent.
         self.hold_back(chat_id, float("inf"))
         await self.channel_layer.group_add(chat_group(chat_id), self.channel_name)

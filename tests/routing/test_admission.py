@@ -13,9 +13,11 @@ from channels.db import database_sync_to_async
 from channels.testing import ApplicationCommunicator
 
 from consortium import asgi
+from routing import admission as admission_module
 from routing.admission import TICK, Admission, AdmissionMiddleware, AllowedOrigins, LagMonitor, Limits
 from routing.models import Chat, Ticket
 from tests.factories import make_consortium
+from tests.routing.socket_helpers import expect, patron_socket, socket_world, start_chat
 
 
 class Clock:
@@ -63,6 +65,34 @@ def test_a_monitor_that_stopped_ticking_counts_as_a_late_loop() -> None:
     clock.now += 0.2
     assert admission.loop_lag() == pytest.approx(0.6)
     assert admission.admit() == 10
+
+
+def test_a_process_carrying_its_most_chats_sheds_starts_however_calm_it_is() -> None:
+    """The chats of a burst talk after their start: a calm process admitted 3,200 of them against a knee
+    of 1,600, and their messages then filled its core. Counted: its joined patron sockets and the starts
+    in flight, which will be chats in a moment."""
+    clock = Clock()
+    admission = Admission(Limits(max_in_flight=0, max_loop_lag=0.25, retry_after=15, max_chats=3), clock=clock)
+    admission.tick(0.0)
+    admission.chat_joined()
+    admission.chat_joined()
+    assert admission.admit() == 0, "two chats and this start: three"
+    assert admission.admit() == 15, "a fourth would be past the process's chats, though its loop is on time"
+    assert admission.shed_reason == "chats"
+    admission.done()
+    admission.chat_joined()  # the admitted start's patron joined
+    assert admission.admit() == 15
+    admission.chat_left()
+    assert admission.admit() == 0, "a chat closed: room for one"
+    admission.chat_left()
+    admission.chat_left()
+    admission.chat_left()
+    admission.chat_left()
+    assert admission.chats == 0, "never below none"
+    unlimited = Admission(Limits(max_in_flight=0, max_loop_lag=0.0, retry_after=15, max_chats=0), clock=clock)
+    for _ in range(5):
+        unlimited.chat_joined()
+    assert unlimited.admit() == 0, "0 switches the check off"
 
 
 def test_an_allowed_origin_is_remembered_for_a_while_only() -> None:
@@ -197,3 +227,34 @@ async def test_the_sockets_start_the_lag_monitor_before_any_chat_start(settings:
     await asyncio.sleep(3 * TICK)
     assert admission.ticked_at is not None, "and has measured the loop before any start"
     monitor.task.cancel()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("fresh_process")
+async def test_a_patron_socket_joined_to_its_chat_counts_against_the_process_until_it_closes(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The count is kept by the patron sockets themselves (routing.sockets.patron): joined, a chat
+    this process carries; closed, room for a new start."""
+    shared = admission_module.ADMISSION
+    w = await database_sync_to_async(socket_world)()
+    chat, token = await start_chat(w)
+    saved = shared.limits
+    shared.limits = Limits(max_in_flight=0, max_loop_lag=0.0, retry_after=15, max_chats=shared.chats + 1)
+    app = AdmissionMiddleware(asgi.django_asgi_app, shared, LagMonitor(shared), AllowedOrigins())
+    app.configured = True  # these limits, not the settings'
+    origin = "https://library.example.org"
+    try:
+        carried = shared.chats
+        comm = await patron_socket(chat.pk, token)
+        await expect(comm, "joined")
+        assert shared.chats == carried + 1
+        status, headers, answer = await post(app, "/api/v1/sock/chats", {"question": "one too many"}, origin)
+        assert status == 503 and headers[b"retry-after"] == b"15" and answer["error"]["code"] == "busy"
+        shed = [r for r in caplog.records if r.getMessage() == "chat start shed"]
+        assert [r.reason for r in shed] == ["chats"]  # type: ignore[attr-defined]
+        await comm.disconnect()
+        assert shared.chats == carried, "the socket closed: counted out"
+        status, _, _ = await post(app, "/api/v1/sock/chats", {"question": "room again"}, origin)
+        assert status == 201
+    finally:
+        shared.limits = saved
