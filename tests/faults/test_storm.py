@@ -28,7 +28,8 @@ def storm_args(chats: int) -> argparse.Namespace:
         connect_timeout=180.0, drain=60.0, seed=4,
         # The 1,000 starts are this test's set-up, not what it tests: no start is shed for the machine's
         # load (routing/admission.py; shedding is tests/faults/test_overload.py's).
-        stack_env=["VR_CHAT_START_MAX_IN_FLIGHT=0", "VR_CHAT_START_MAX_LOOP_LAG=0", "VR_CHAT_START_MAX_DB_BACKLOG=0"])
+        stack_env=["VR_CHAT_START_MAX_IN_FLIGHT=0", "VR_CHAT_START_MAX_LOOP_LAG=0", "VR_CHAT_START_MAX_DB_BACKLOG=0",
+                   "VR_MAX_CHATS_PER_PROCESS=0"])
 
 
 def test_two_thousand_sockets_reconnecting_at_once_have_no_handshake_error() -> None:

@@ -169,7 +169,7 @@ class Stack:
             # not shed their chat starts (routing/admission.py). The benchmarks and the overload test
             # keep production's limits (admission=True); the busy page's test sets its own.
             env.update({"VR_CHAT_START_MAX_IN_FLIGHT": "0", "VR_CHAT_START_MAX_LOOP_LAG": "0",
-                        "VR_CHAT_START_MAX_DB_BACKLOG": "0"})
+                        "VR_CHAT_START_MAX_DB_BACKLOG": "0", "VR_MAX_CHATS_PER_PROCESS": "0"})
         env.update(env_over)
         database_from_template(server, dbname, migrated_template(server, env))
         stack = cls(env=env, workdir=workdir, dbname=dbname, server=server)
