@@ -6,8 +6,8 @@ Why here, before Django: a chat start is a synchronous view, and Django runs tho
 synchronous middleware) on one thread per process. Past capacity, starts queued there for 40 s,
 behind them every other HTTP request of the process, while the event loop that relays messages
 starved. A check inside the view would run only once the request reached that thread, which is the
-queue it should keep requests out of; so it runs in the event loop, as an ASGI middleware, and costs
-no thread, no database and no Redis: two numbers this process keeps.
+queue it should keep requests out of; so it runs in the event loop, as an ASGI middleware, from
+numbers this process keeps: no Redis, and no thread or database but one count a second (below).
 
 - **Chat starts in flight**: admitted and not yet answered (queued for the thread, or in it). Past
   `CHAT_START_MAX_IN_FLIGHT` a start would wait behind that many others.
@@ -16,14 +16,18 @@ no thread, no database and no Redis: two numbers this process keeps.
   drained queue delays no one). Messages are stored through it, so when it is long, every message
   waits in it: at 541 chats on one process of a 2-core machine delivery p99 was 2.4 s while the
   event loop itself was never 0.25 s late (docs/benchmarks.md, "Overload").
-- **Chats this process carries**: its patron sockets joined to a chat, with the starts in flight.
-  Past `MAX_CHATS_PER_PROCESS` (the process's knee, measured with bench/capacity.py) a start is shed
-  however calm the process looks. The other signals show overload only once it is there, and a chat
-  costs little at its start and its load afterwards: a burst of starts whose chats talk only later
-  (a class told to ask at once, a reconnect after an outage) is all admitted by a calm process, whose
-  core their messages then fill (3,200 chats on a process of knee 1,600: delivery p99 16.8x and 55.9x
-  the bare relay's, docs/benchmarks.md "Session 27"). Admission cannot take a running chat back, so
-  it counts what will cost, not only what costs now.
+- **Chats carried**: past `MAX_CHATS_PER_PROCESS` (a process's knee, measured with
+  bench/capacity.py) a start is shed however calm the process looks. Counted twice, and shed past
+  either: this process's patron sockets joined to a chat, with its starts in flight; and the chats
+  going on in the whole deployment (one indexed count, at most once a second, on a chat start; the
+  starts admitted since added) against the limit times the web processes heart-beating. The first
+  is where the load lands; the second sees the chats whose patrons have not connected yet (their
+  page is loading, or they come back after an outage all at once) and those on the HTTP fallback.
+  The other signals show overload only once it is there, and a chat costs little at its start and
+  its load afterwards: a burst of starts whose chats talk only later is all admitted by a calm
+  process, whose core their messages then fill (3,200 chats on a process of knee 1,600: delivery p99
+  16.8x and 55.9x the bare relay's, docs/benchmarks.md "Session 27"). Admission cannot take a running
+  chat back, so it counts what will cost, not only what costs now.
 - **Event-loop lag**: how late a tick of `LagMonitor` (every `TICK` s) woke up, smoothed over about
   half a second. A loop that is late is late for every socket's frames too. A monitor that has not
   ticked at all for a while counts as that late: a starved loop cannot report its own lag.
@@ -44,8 +48,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.utils import timezone
 
-from routing import threads
+from routing import selectors, threads
+from routing.services.sweeps import PROCESS_DEAD_AFTER
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +68,7 @@ CHAT_START_PATH = re.compile(r"^/api/v1/[^/]+/chats/?$")
 # How long an origin that Django allowed (CORS) is trusted for a shed answer, which is made without
 # reading the consortium: a browser must be able to read the 503 to show the question form.
 ORIGIN_MEMORY = 600.0
+COUNT_EVERY = 1.0  # seconds a count of the deployment's live chats is used for
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,13 @@ class Admission:
         self.backlog_now = 0  # the same at the latest tick, as it was
         self.ticked_at: float | None = None  # None: no monitor (yet): nothing known about the loop
         self.shed_reason = ""  # why the latest start shed was: chats, in_flight, loop_lag or db_backlog
+        # The deployment's chats going on and its web processes, as last counted (selectors.
+        # live_chats_and_web_processes), and how many starts this process had admitted and answered then.
+        self.live_chats = 0
+        self.web_processes = 1
+        self.counted_at: float | None = None  # None: never counted: only this process's own count applies
+        self.admitted_at_count = 0
+        self.counting = False  # a count is being taken (one at a time; the others use the last one)
 
     def tick(self, lag: float, backlog: int = 0) -> None:
         """The lag monitor woke up `lag` seconds later than it asked to, and found `backlog` socket
@@ -128,7 +142,7 @@ class Admission:
     def admit(self) -> int:
         """0: admitted (call `done` when it is answered); else the seconds to tell the client to wait."""
         limits = self.limits
-        carrying = limits.max_chats and self.chats + self.in_flight >= limits.max_chats
+        carrying = self.carrying()
         full = limits.max_in_flight and self.in_flight >= limits.max_in_flight
         late = limits.max_loop_lag and self.loop_lag() > limits.max_loop_lag
         behind = self.behind()
@@ -143,6 +157,46 @@ class Admission:
 
     def done(self) -> None:
         self.in_flight = max(0, self.in_flight - 1)
+
+    def carrying(self) -> bool:
+        """Whether the chats carried are at the limit: this process's, or the deployment's against
+        the limit times its web processes. Starts admitted since the latest count count as chats."""
+        limit = self.limits.max_chats
+        if not limit:
+            return False
+        if self.chats + self.in_flight >= limit:
+            return True
+        if self.counted_at is None:
+            return False
+        return self.live_chats + (self.admitted - self.admitted_at_count) >= limit * self.web_processes
+
+    def count_due(self) -> bool:
+        return bool(self.limits.max_chats) and not self.counting and (
+            self.counted_at is None or self.clock() - self.counted_at >= COUNT_EVERY)
+
+    def counted(self, live_chats: int, web_processes: int, admitted_before: int) -> None:
+        """A count taken: `live_chats` going on in the deployment, `web_processes` heart-beating, when
+        this process had admitted and answered `admitted_before` starts (those admitted after may not
+        be in the count yet). A process with no socket yet is not heart-beating: it counts itself."""
+        self.live_chats, self.web_processes = live_chats, max(1, web_processes)
+        self.admitted_at_count = admitted_before
+        self.counted_at = self.clock()
+
+    async def count(self) -> None:
+        """Count the deployment's live chats and web processes, on the heartbeat's thread (never behind
+        the sockets' work). If the database cannot answer, the last count stands, for a second more."""
+        self.counting = True
+        before = self.admitted - self.in_flight
+        try:
+            live, processes = await threads.in_thread(selectors.live_chats_and_web_processes,
+                                                      threads.HEARTBEAT_THREAD)(timezone.now(), PROCESS_DEAD_AFTER)
+        except Exception:
+            logger.warning("live chats not counted", exc_info=True)
+            self.counted_at = self.clock() if self.counted_at is not None else None
+            return
+        finally:
+            self.counting = False
+        self.counted(live, processes, before)
 
     def chat_joined(self) -> None:
         """A patron socket of this process joined its chat: it carries that chat's messages from now.
@@ -244,10 +298,13 @@ class AdmissionMiddleware:
             await self.app(scope, receive, send)
             return
         origin = _header(scope, b"origin")
+        if self.admission.count_due():
+            await self.admission.count()
         retry = self.admission.admit()
         if retry:
             logger.warning("chat start shed", extra={
                 "reason": self.admission.shed_reason, "chats": self.admission.chats,
+                "live_chats": self.admission.live_chats, "web_processes": self.admission.web_processes,
                 "in_flight": self.admission.in_flight,
                 "loop_lag": round(self.admission.loop_lag(), 3), "db_backlog": round(self.admission.backlog, 1)})
             trusted = origin if origin and self.origins.allowed(scope["path"], origin) else None

@@ -129,6 +129,10 @@ class Chat(models.Model):
             # their active chats only, not the ended ones that pile up over the years.
             models.Index(fields=["librarian"], condition=models.Q(state="active"),
                          name="routing_chat_active_librarian"),
+            # The chats going on, counted by admission once a second (routing.admission): a few thousand
+            # entries at most, where the table keeps every chat of the years.
+            models.Index(fields=["state"], condition=models.Q(state__in=LIVE_STATES),
+                         name="routing_chat_live"),
         ]
 
     def __str__(self) -> str:

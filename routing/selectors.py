@@ -24,7 +24,7 @@ from consortium.queries import TEXT_KEY, KeyedRows, KeyedValues, asked
 from libraries.hours_loader import hours_at
 from libraries.models import ShiftAssignment, StaffProfile
 from routing import router, whispers
-from routing.models import Chat, ChatState, LibrarianPresence, Message, Offer
+from routing.models import LIVE_STATES, Chat, ChatState, LibrarianPresence, Message, Offer, ServerProcess
 from routing.plan import plan_from_json
 from routing.structure import Structure, structure_of
 
@@ -570,3 +570,12 @@ _HOLDS = KeyedValues(lambda librarian_id, chat_id: Chat.objects.filter(
 def session_expiry(key: str) -> datetime | None:
     """When a signed-in session ends (None: it has ended, or never was)."""
     return Session.objects.filter(session_key=key).values_list("expire_date", flat=True).first()
+
+
+def live_chats_and_web_processes(now: datetime, dead_after: timedelta) -> tuple[int, int]:
+    """The chats going on in the whole deployment (waiting or being answered, every consortium: one
+    partial index of them alone, routing_chat_live) and the web processes heart-beating, for admission
+    (routing.admission): the chats the processes carry together, and how many carry them."""
+    live = Chat.objects.filter(state__in=LIVE_STATES).count()
+    processes = ServerProcess.objects.filter(heartbeat_at__gte=now - dead_after).count()
+    return live, processes

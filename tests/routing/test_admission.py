@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from channels.testing import ApplicationCommunicator
 from consortium import asgi
 from routing import admission as admission_module
 from routing.admission import TICK, Admission, AdmissionMiddleware, AllowedOrigins, LagMonitor, Limits
-from routing.models import Chat, Ticket
+from routing.models import Chat, ChatState, ServerProcess, Ticket
 from tests.factories import make_consortium
 from tests.routing.socket_helpers import expect, patron_socket, socket_world, start_chat
 
@@ -93,6 +94,33 @@ def test_a_process_carrying_its_most_chats_sheds_starts_however_calm_it_is() -> 
     for _ in range(5):
         unlimited.chat_joined()
     assert unlimited.admit() == 0, "0 switches the check off"
+
+
+def test_the_deployments_live_chats_against_the_limit_times_its_processes_shed_starts() -> None:
+    """The chats whose patrons have not connected yet (a burst of starts; patrons coming back after an
+    outage) are not on any socket: the deployment's count of live chats sees them."""
+    clock = Clock()
+    admission = Admission(Limits(max_in_flight=0, max_loop_lag=0.0, retry_after=15, max_chats=100), clock=clock)
+    assert admission.count_due(), "never counted"
+    admission.counted(live_chats=195, web_processes=2, admitted_before=0)
+    assert not admission.count_due(), "counted a moment ago"
+    assert [admission.admit() for _ in range(6)] == [0] * 5 + [15], "195 + 5 admitted since: 200 = 2 x 100"
+    assert admission.shed_reason == "chats"
+    for _ in range(5):
+        admission.done()
+    clock.now += 1.0
+    assert admission.count_due()
+    admission.counted(live_chats=150, web_processes=2, admitted_before=admission.admitted - admission.in_flight)
+    assert admission.admit() == 0, "chats ended: room again, the starts before the count in it"
+    admission.counted(live_chats=150, web_processes=1, admitted_before=admission.admitted - admission.in_flight)
+    assert admission.admit() == 15, "one process left to carry them"
+    admission.counted(live_chats=50, web_processes=0, admitted_before=admission.admitted - admission.in_flight)
+    assert admission.web_processes == 1, "a process with no socket yet is not heart-beating: it counts itself"
+    admission.counting = True
+    clock.now += 5
+    assert not admission.count_due(), "one count at a time: the others use the last one"
+    unlimited = Admission(Limits(max_in_flight=0, max_loop_lag=0.0, retry_after=15), clock=clock)
+    assert not unlimited.count_due(), "no limit: nothing to count"
 
 
 def test_an_allowed_origin_is_remembered_for_a_while_only() -> None:
@@ -258,3 +286,34 @@ async def test_a_patron_socket_joined_to_its_chat_counts_against_the_process_unt
         assert status == 201
     finally:
         shared.limits = saved
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_chats_going_on_whose_patrons_are_not_connected_shed_a_start_and_ended_ones_do_not(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Through the middleware and the database: the live chats are counted (the ended ones are not),
+    against the limit times the web processes heart-beating."""
+    w = await database_sync_to_async(socket_world)()
+    first, _ = await start_chat(w)
+    second, _ = await start_chat(w)
+    admission = Admission(Limits(max_in_flight=0, max_loop_lag=0.0, retry_after=15, max_chats=1))
+    app = AdmissionMiddleware(asgi.django_asgi_app, admission, LagMonitor(admission), AllowedOrigins())
+    app.configured = True  # these limits, not the settings'
+    origin = "https://library.example.org"
+    # Waiting for a librarian (nobody serves `sock` here, so they were found unstaffed): going on.
+    await database_sync_to_async(Chat.objects.filter(pk__in=[first.pk, second.pk]).update)(state=ChatState.QUEUED)
+    now = first.arrived_at
+    await database_sync_to_async(ServerProcess.objects.create)(pk="this-web", started_at=now, heartbeat_at=now)
+    await database_sync_to_async(ServerProcess.objects.create)(pk="gone-web", started_at=now - timedelta(minutes=5),
+                                                              heartbeat_at=now - timedelta(minutes=1))
+
+    status, _, answer = await post(app, "/api/v1/sock/chats", {"question": "third"}, origin)
+    assert status == 503 and answer["error"]["code"] == "busy", "two chats going on: 1 x 1 process"
+    assert (admission.live_chats, admission.web_processes) == (2, 1), "the other process stopped beating"
+    shed = [r for r in caplog.records if r.getMessage() == "chat start shed"]
+    assert [(r.reason, r.live_chats) for r in shed] == [("chats", 2)]  # type: ignore[attr-defined]
+
+    await database_sync_to_async(Chat.objects.filter(pk__in=[first.pk, second.pk]).update)(state=ChatState.ENDED)
+    admission.counted_at = None  # the next start counts again (a second later, in production)
+    status, _, _ = await post(app, "/api/v1/sock/chats", {"question": "after they ended"}, origin)
+    assert status == 201 and admission.live_chats == 0
