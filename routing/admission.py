@@ -77,7 +77,7 @@ class Limits:
     max_loop_lag: float  # seconds; 0: not checked
     retry_after: int  # seconds, for Retry-After
     max_db_backlog: float = 0.0  # sockets' database calls waiting or running (smoothed); 0: not checked
-    max_chats: int = 0  # patron sockets joined to a chat, with the starts in flight, per process; 0: no limit
+    max_chats: int = 0  # chats a web process carries (Admission.carrying); 0: no limit
 
 
 def limits_from_settings() -> Limits:
