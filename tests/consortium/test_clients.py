@@ -9,7 +9,6 @@ import secrets
 from typing import Any
 
 import pytest
-from channels.testing import ApplicationCommunicator
 from django.test import Client, RequestFactory, override_settings
 
 from consortium import asgi
@@ -21,6 +20,7 @@ from consortium.clients import (
     scope_client_key,
 )
 from consortium.signin import client_address
+from tests.asgi_requests import request
 from tests.factories import make_consortium
 
 PROXIES = [ipaddress.ip_network("10.0.0.0/24"), ipaddress.ip_network("fd00::/64")]
@@ -75,14 +75,8 @@ def test_the_whole_asgi_application_is_behind_the_middleware() -> None:
 
 
 async def metrics_status(peer: str, *headers: tuple[bytes, bytes]) -> int:
-    app = ApplicationCommunicator(asgi.application, {
-        "type": "http", "http_version": "1.1", "method": "GET", "path": "/metrics", "raw_path": b"/metrics",
-        "query_string": b"", "root_path": "", "scheme": "http", "client": (peer, 50000),
-        "server": ("127.0.0.1", 8000), "headers": [(b"host", b"127.0.0.1"), *headers]})
-    await app.send_input({"type": "http.request", "body": b"", "more_body": False})
-    start = await app.receive_output(timeout=20)
-    await app.receive_output(timeout=20)
-    return int(start["status"])
+    status, _, _ = await request(asgi.application, "GET", "/metrics", peer=peer, headers=list(headers))
+    return status
 
 
 @pytest.mark.django_db(transaction=True)

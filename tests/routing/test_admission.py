@@ -5,7 +5,6 @@ the patron's question then goes through the question form, word for word."""
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import timedelta
 from typing import Any
 
@@ -17,6 +16,7 @@ from consortium import asgi
 from routing import admission as admission_module
 from routing.admission import TICK, Admission, AdmissionMiddleware, AllowedOrigins, LagMonitor, Limits
 from routing.models import Chat, ChatState, ServerProcess, Ticket
+from tests.asgi_requests import post_json as post
 from tests.factories import make_consortium
 from tests.routing.socket_helpers import expect, patron_socket, socket_world, start_chat
 
@@ -131,23 +131,6 @@ def test_an_allowed_origin_is_remembered_for_a_while_only() -> None:
     assert not origins.allowed("/api/v1/other/chats", "https://library.example.org"), "per consortium"
     clock.now += 601
     assert not origins.allowed("/api/v1/c/chats", "https://library.example.org")
-
-
-async def post(app: Any, path: str, body: dict[str, Any], origin: str) -> tuple[int, dict[bytes, bytes], Any]:
-    comm = ApplicationCommunicator(app, {
-        "type": "http", "http_version": "1.1", "method": "POST", "path": path, "raw_path": path.encode(),
-        "query_string": b"", "root_path": "", "scheme": "http", "client": ("203.0.113.9", 50000),
-        "server": ("127.0.0.1", 8000),
-        "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"), (b"origin", origin.encode())]})
-    await comm.send_input({"type": "http.request", "body": json.dumps(body).encode(), "more_body": False})
-    start = await comm.receive_output(timeout=20)
-    content = b""
-    while True:
-        part = await comm.receive_output(timeout=20)
-        content += part.get("body", b"")
-        if not part.get("more_body"):
-            break
-    return int(start["status"]), {k.lower(): v for k, v in start["headers"]}, json.loads(content or b"null")
 
 
 @pytest.mark.django_db(transaction=True)

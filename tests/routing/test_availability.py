@@ -15,6 +15,7 @@ from django.utils import timezone
 from libraries.models import Queue
 from routing import availability as availability_of
 from routing.availability import availability
+from tests.asgi_requests import request
 from tests.factories import set_weekly_hours
 from tests.routing.routing_helpers import T0, World, at, go_online, held_by_lena, staff, world
 
@@ -117,14 +118,9 @@ def test_names_no_staff(w: World, client: Client) -> None:
 
 
 async def _get(path: str, origin: str) -> tuple[int, dict[bytes, bytes], bytes]:
-    from channels.testing import HttpCommunicator
-
     from consortium.asgi import application
 
-    communicator = HttpCommunicator(application, "GET", path, headers=[(b"origin", origin.encode()),
-                                                                      (b"host", b"testserver")])
-    response = await communicator.get_response()
-    return response["status"], {k.lower(): v for k, v in response["headers"]}, response["body"]
+    return await request(application, "GET", path, headers=[(b"origin", origin.encode()), (b"host", b"testserver")])
 
 
 def test_a_kept_answer_is_served_before_django_exactly_as_django_serves_it(w: World, client: Client) -> None:
