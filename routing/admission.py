@@ -18,8 +18,8 @@ numbers this process keeps: no Redis, and no thread or database but one count a 
   event loop itself was never 0.25 s late (docs/benchmarks.md, "Overload").
 - **Chats carried**: past `MAX_CHATS_PER_PROCESS` (a process's knee, measured with
   bench/capacity.py) a start is shed however calm the process looks. Counted twice, and shed past
-  either: this process's patron sockets joined to a chat, with its starts in flight; and the chats
-  going on in the whole deployment (one indexed count, at most once a second, on a chat start; the
+  either: this process's patron sockets joined to a chat going on, with its starts in flight; and
+  the chats going on in the whole deployment (one indexed count, at most once a second, on a chat start; the
   starts admitted since added) against the limit times the web processes heart-beating. The first
   is where the load lands; the second sees the chats whose patrons have not connected yet (their
   page is loading, or they come back after an outage all at once) and those on the HTTP fallback.
@@ -199,7 +199,8 @@ class Admission:
         self.counted(live, processes, before)
 
     def chat_joined(self) -> None:
-        """A patron socket of this process joined its chat: it carries that chat's messages from now.
+        """A patron socket of this process joined its chat going on (or its chat came back to a queue):
+        it carries that chat's messages from now, until it closes or its chat ends (chat_left).
 
         Counted where the load lands, not where the chat started: behind a balancer a start answered
         by one process often has its socket on another. A patron on the HTTP fallback (no socket) is

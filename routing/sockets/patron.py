@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.utils import timezone
 
 from consortium import ratelimit
 from routing import access, admission, frames, sharing, validation
 from routing.events import chat_group
-from routing.models import Chat
+from routing.models import LIVE_STATES, Chat
 from routing.services import chats, presence, shares
 from routing.sockets.base import Frame, ProtocolConsumer, header
 from routing.sockets.lines import line_post
@@ -37,11 +39,23 @@ class PatronConsumer(SharingFrames, ProtocolConsumer):
 
     async def connect(self) -> None:
         self.chat_id: str | None = None
+        self.carried = False  # counted by admission as a chat this process carries (see carry)
         await super().connect()
 
-    async def disconnect(self, code: int) -> None:
-        if self.chat_id:
+    def carry(self, state: str) -> None:
+        """Count this socket's chat as carried by this process while it goes on (routing.admission),
+        and no longer once it has ended: a patron who reads the transcript of an ended chat keeps the
+        socket open, and costs the process nothing."""
+        live = state in LIVE_STATES
+        if live and not self.carried:
+            admission.ADMISSION.chat_joined()
+        elif self.carried and not live:
             admission.ADMISSION.chat_left()
+        self.carried = live
+
+    async def disconnect(self, code: int) -> None:
+        self.carry("closed")
+        if self.chat_id:
             await self.shares_release(media_only=True)
             await self.channel_layer.group_discard(chat_group(self.chat_id), self.channel_name)
             await in_thread(presence.patron_disconnected)(self.channel_name, timezone.now())
@@ -84,15 +98,21 @@ class PatronConsumer(SharingFrames, ProtocolConsumer):
                                 "close one, or use it"))
             await self.close(code=4429)
             return
-        self.chat_id = chat_id  # from here on, disconnect() counts this socket out again
-        admission.ADMISSION.chat_joined()
+        self.chat_id = chat_id
         # Live messages from here are kept back until the history (read after this) is sent.
         self.hold_back(chat_id, float("inf"))
         await self.channel_layer.group_add(chat_group(chat_id), self.channel_name)
         state = await in_thread(_patron_state)(chat)
+        self.carry(str(state["state"]))  # a change after this read comes as an event, after this join
         await self.send_json(frames.joined_frame(chat_id))
         await self.send_json(state)
         await self.send_history(chat_id, after)
+
+    async def vr_event(self, event: dict[str, Any]) -> None:
+        await super().vr_event(event)
+        frame = event["frame"]
+        if frame.get("type") == "state" and frame.get("chat") == self.chat_id:
+            self.carry(str(frame.get("state")))
 
     async def frame_message(self, frame: Frame) -> None:
         assert self.chat_id

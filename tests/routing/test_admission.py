@@ -18,7 +18,7 @@ from routing.admission import TICK, Admission, AdmissionMiddleware, AllowedOrigi
 from routing.models import Chat, ChatState, ServerProcess, Ticket
 from tests.asgi_requests import post_json as post
 from tests.factories import make_consortium
-from tests.routing.socket_helpers import expect, patron_socket, socket_world, start_chat
+from tests.routing.socket_helpers import available, expect, patron_socket, socket_world, staff_socket, start_chat
 
 
 class Clock:
@@ -242,13 +242,17 @@ async def test_the_sockets_start_the_lag_monitor_before_any_chat_start(settings:
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("fresh_process")
-async def test_a_patron_socket_joined_to_its_chat_counts_against_the_process_until_it_closes(
+async def test_a_patron_socket_counts_against_the_process_while_its_chat_goes_on(
         caplog: pytest.LogCaptureFixture) -> None:
-    """The count is kept by the patron sockets themselves (routing.sockets.patron): joined, a chat
-    this process carries; closed, room for a new start."""
+    """The count is kept by the patron sockets themselves (routing.sockets.patron): joined to a chat
+    going on, a chat this process carries; closed, or its chat ended (the patron reading the
+    transcript keeps the socket open, at no cost), room for a new start."""
     shared = admission_module.ADMISSION
     w = await database_sync_to_async(socket_world)()
+    librarian = await staff_socket(w["a1"])
+    await available(librarian)
     chat, token = await start_chat(w)
+    assert chat.state == ChatState.QUEUED, "offered to a1: going on"
     saved = shared.limits
     shared.limits = Limits(max_in_flight=0, max_loop_lag=0.0, retry_after=15, max_chats=shared.chats + 1)
     shared.counted_at = None  # the deployment's count of an earlier test's database does not apply: count again
@@ -266,12 +270,22 @@ async def test_a_patron_socket_joined_to_its_chat_counts_against_the_process_unt
         assert [r.reason for r in shed] == ["chats"]  # type: ignore[attr-defined]
         await comm.disconnect()
         assert shared.chats == carried, "the socket closed: counted out"
-        # Admitted again. Asked of the admission, not sent to Django: each request Django answers here
-        # leaves its thread's pooled connection behind, and the pool is the worker's for every test.
-        assert shared.admit() == 0
-        shared.done()
+
+        comm = await patron_socket(chat.pk, token)
+        await expect(comm, "joined")
+        assert shared.chats == carried + 1, "back: counted again"
+        await comm.send_json_to({"type": "end"})
+        while (await expect(comm, "state", chat=chat.pk))["state"] in ("queued", "active"):
+            pass
+        assert shared.chats == carried, "its chat ended: the socket stays open and is no longer counted"
+        shared.counted_at = None  # the deployment's count again (a second later, in production)
+        status, _, _ = await post(app, "/api/v1/sock/chats", {"question": "room again"}, origin)
+        assert status == 201
+        await comm.disconnect()
+        assert shared.chats == carried, "not counted out twice"
     finally:
         shared.limits = saved
+        await librarian.disconnect()
 
 
 @pytest.mark.django_db(transaction=True)
