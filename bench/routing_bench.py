@@ -27,7 +27,8 @@ channel layer, after commit):
 and, in the same run and interleaved with those, a baseline: one indexed SELECT round trip to the
 same database (and a fixed piece of pure Python for the pure core), since the machine is shared and
 noisy: the ratios to the baseline are what to compare between runs. With --phases, each step timeout
-is also split into its phases, wall and CPU (StepPhases).
+is also split into its phases, wall and CPU (StepPhases); with --profile FILE, the step timeouts are
+profiled (cProfile) to FILE.
 
 The last line printed is a JSON summary (also written to --json FILE when given).
 """
@@ -35,6 +36,7 @@ The last line printed is a JSON summary (also written to --json FILE when given)
 from __future__ import annotations
 
 import argparse
+import cProfile
 import gc
 import json
 import os
@@ -511,7 +513,7 @@ class StepPhases:
 
 
 def run(scale: float, db: str, samples: int, presence_samples: int, seed: int, sync_commit: str,
-        presence_budget: float = 0, phases: bool = False) -> dict[str, Any]:
+        presence_budget: float = 0, phases: bool = False, profile: str | None = None) -> dict[str, Any]:
     from django.conf import settings
     from django.db import connection, transaction
 
@@ -654,15 +656,22 @@ def run(scale: float, db: str, samples: int, presence_samples: int, seed: int, s
     clock.label = "step_timeout"
     step_phases = StepPhases() if phases else None
     chat_route = route.chat_route if step_phases is None else step_phases.timed(route)
+    profiler = cProfile.Profile(time.thread_time) if profile else None  # this thread's CPU, not waits
     for deadline, chat_id, hint in timeouts:
         offers_before = Offer.objects.filter(chat_id=chat_id).count()
+        if profiler is not None:
+            profiler.enable()
         elapsed, _ = clock.time(chat_route, chat_id, deadline, skip_locked=True, hint=hint)
+        if profiler is not None:
+            profiler.disable()
         timeout_ns.append(elapsed)
         timeout_audience.append(audience_of(chat_id))
         band = offers_band(Offer.objects.filter(chat_id=chat_id).count() - offers_before)
         by_offers_made[band].append(elapsed)
         if step_phases is not None:
             step_phases.banded(band)
+    if profiler is not None and profile:
+        profiler.dump_stats(profile)
     results["step_timeout"] = {**summary(timeout_ns),
                                "mean_audience": round(sum(timeout_audience) / max(1, len(timeout_audience)), 1)}
 
@@ -741,7 +750,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
         django_setup(url, args.redis)
         return run(scale, args.db, args.samples, args.presence_samples or args.samples, args.seed,
                    args.synchronous_commit if args.db == "postgres" else "n/a", args.presence_budget,
-                   args.phases)
+                   args.phases, args.profile)
     finally:
         drop()
 
@@ -762,6 +771,9 @@ def main() -> None:
                         help="stop timing presence changes after this many seconds (at least 10 calls)")
     parser.add_argument("--phases", action="store_true",
                         help="also split each step timeout into its phases, wall and CPU (StepPhases)")
+    parser.add_argument("--profile", metavar="FILE",
+                        help="cProfile the step timeouts alone (one scale), in CPU time, and write the stats to FILE "
+                             "(read with python -m pstats); the timings then include the profiler's cost")
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--json", help="also write the JSON summary to this file")
     args = parser.parse_args()
