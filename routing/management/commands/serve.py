@@ -24,6 +24,7 @@ class Command(BaseCommand):
         from django.conf import settings
         from twisted.internet import reactor
 
+        from consortium import collector
         from consortium.asgi import application
         from routing.timer import run_forever
 
@@ -37,6 +38,7 @@ class Command(BaseCommand):
             from alerts.embedded import evaluate_forever
 
             reactor.callWhenRunning(lambda: asyncio.ensure_future(evaluate_forever()))
+        collector.settle(settings.VR_GC_YOUNG)  # everything is loaded: as under daphne's command line
         Server(
             application=application,
             endpoints=build_endpoint_description_strings(host=options["host"], port=options["port"]),
