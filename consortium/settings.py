@@ -198,7 +198,7 @@ VR_DIRECT_WRITES = env_bool("VR_DIRECT_WRITES", True)
 
 # Under daphne, once the application is loaded it is frozen out of the garbage collector's scans, and
 # the young generation is collected after this many allocations (CPython: 700): full collections
-# stalled every socket of a process for 0.1-0.3 s at 1,000 chats (consortium/collector.py). 0 leaves
+# stalled every socket of a process for 0.1-0.7 s at 1,000 chats (consortium/collector.py). 0 leaves
 # CPython's collector as it is.
 VR_GC_YOUNG = int(os.environ.get("VR_GC_YOUNG", "10000"))
 

@@ -199,8 +199,8 @@ class Admission:
         self.counted(live, processes, before)
 
     def chat_joined(self) -> None:
-        """A patron socket of this process joined its chat going on (or its chat came back to a queue):
-        it carries that chat's messages from now, until it closes or its chat ends (chat_left).
+        """A patron socket of this process joined its chat going on: it carries that chat's messages
+        from now, until it closes or its chat ends (chat_left).
 
         Counted where the load lands, not where the chat started: behind a balancer a start answered
         by one process often has its socket on another. A patron on the HTTP fallback (no socket) is

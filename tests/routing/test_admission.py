@@ -315,5 +315,5 @@ async def test_chats_going_on_whose_patrons_are_not_connected_shed_a_start_and_e
 
     await database_sync_to_async(Chat.objects.filter(pk__in=[first.pk, second.pk]).update)(state=ChatState.ENDED)
     admission.counted_at = None  # the next start counts again (a second later, in production)
-    await admission.count()  # as the middleware does (not sent to Django: see the test above)
+    await admission.count()  # as the middleware does on the next start
     assert admission.live_chats == 0 and admission.admit() == 0
