@@ -352,10 +352,7 @@ def build(scale: float, seed: int) -> Built:
                 assert not decision.withdraw, "nobody leaves while the bench builds"
                 assert not decision.expired, "the bench has no direct queues"
                 if decision.step_changed:
-                    chat.step_serial += 1
-                    for offer in open_offers.values():
-                        offer.step_serial = chat.step_serial
-                        offer.step = plan[decision.step_index].name
+                    chat.step_serial += 1  # (open offers keep the step that made them, as routing leaves them)
                 for new in decision.offers:
                     open_offers[new.librarian] = Offer(
                         chat=chat, librarian_id=new.librarian, step_serial=chat.step_serial,

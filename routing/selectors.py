@@ -328,13 +328,21 @@ class StepOffers:
 NO_OFFERS = StepOffers()
 
 
+def current_step_offers(chat: Chat) -> Q:
+    """The chat's offers of its current step: those made or closed in it (their `step_serial`), and
+    every offer still open, whatever step made it. A step's open offers stay open in the steps after it
+    (the cumulative audience keeps them eligible, docs/routing.md "Offers follow the chat") and their
+    rows are not written again when the chat moves on; a close writes the step it happened in."""
+    return Q(chat=chat) & (Q(step_serial=chat.step_serial) | Q(status=Offer.Status.OPEN))
+
+
 def waiting_chat_view(chat: Chat, offers: StepOffers | None = None) -> router.WaitingChat:
     """The chat as the router sees it. `offers`: its offers of the current step, when the caller
     read them already (a batch, or a chat made a moment ago: NO_OFFERS)."""
     # Four columns, not model instances: a chat in a late step has an offer row per librarian of
     # its audience, and this runs on every routing of it.
     if offers is None:
-        offers = StepOffers.of_rows(Offer.objects.filter(chat=chat, step_serial=chat.step_serial)
+        offers = StepOffers.of_rows(Offer.objects.filter(current_step_offers(chat))
                                     .values_list("librarian_id", "status", "mode", "expires_at"))
     gone: datetime | None = chat.patron_left_at
     if not chat.patron_joined:

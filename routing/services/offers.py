@@ -56,8 +56,7 @@ def chat_accept(librarian: StaffProfile, chat_id: str, now: datetime) -> Chat:
         chat = chat_lock(chat_id)
         _refuse_unless_queued(librarian, chat.consortium_id if chat else None, chat.state if chat else None)
         assert chat is not None  # refused above
-        offer = Offer.objects.filter(chat=chat, librarian=librarian, step_serial=chat.step_serial,
-                                     status=Offer.Status.OPEN).first()
+        offer = Offer.objects.filter(chat=chat, librarian=librarian, status=Offer.Status.OPEN).first()
         if offer is None:
             raise ServiceError("not_offered", gettext_lazy("that chat is not offered to you now"))
         active = Chat.objects.filter(librarian=librarian, state=ChatState.ACTIVE).count()
@@ -111,8 +110,10 @@ def chat_decline(librarian: StaffProfile, chat_id: str, now: datetime) -> None:
         chat = chat_lock(chat_id)
         if chat is None:
             raise ServiceError("not_found", gettext_lazy("no such chat"))
+        # Declined in the chat's current step (an offer made in an earlier one and still open is of this
+        # one: routing.selectors.current_step_offers): not offered it again until the chat moves on.
         updated = Offer.objects.filter(chat=chat, librarian=librarian, status=Offer.Status.OPEN).update(
-            status=Offer.Status.DECLINED, closed_at=now, reason="declined")
+            status=Offer.Status.DECLINED, closed_at=now, reason="declined", step_serial=chat.step_serial)
         if not updated:
             raise ServiceError("not_offered", gettext_lazy("that chat is not offered to you"))
         trace(chat, "declined", now, librarian=librarian.pk, username=librarian.user.username)

@@ -168,11 +168,23 @@ class OfferMade(NamedTuple):
     expires_at: datetime | None
 
 
+class Close(NamedTuple):
+    """An open offer closed (expired, withdrawn) by a decision. Its row takes the serial of the step
+    it was closed in: an offer made in an earlier step and still open belongs to the chat's current
+    step (docs/routing.md, "Offers follow the chat"), and a decline or expiry counts in that step."""
+
+    status: str
+    at: datetime
+    reason: str
+    chat_id: str
+    librarian_id: int
+    serial: int
+
+
 class Writes:
     """What applying decisions writes, gathered so that a batch of chats costs a few statements:
-    one UPDATE (sent once per row, pipelined) for the offers expired or withdrawn, one INSERT for
-    every trace line, one UPDATE per step the open offers move into, one upsert for every new offer
-    and one UPDATE for the chats; then one count of the waiting patrons' places, whose answer brings
+    one UPDATE for the offers expired or withdrawn, one INSERT for every trace line, one upsert for
+    every new offer and one UPDATE for the chats; then one count of the waiting patrons' places, whose answer brings
     back the writes' too. Flushed once, at the end of the transaction that gathered it."""
 
     def __init__(self, *, places_after_commit: bool = False) -> None:
@@ -182,9 +194,8 @@ class Writes:
         self.places_after_commit = places_after_commit
         self._places: Callable[[], dict[str, int]] | None = None
         self.created: list[Chat] = []  # chats to insert (already holding what was decided), first
-        self.closes: list[tuple[str, datetime, str, str, int]] = []  # (status, at, reason, chat, librarian)
+        self.closes: list[Close] = []
         self.traces: list[TraceLine] = []
-        self.moves: dict[tuple[int, str], list[str]] = defaultdict(list)  # (serial, step) -> chats
         self.offers: list[OfferMade] = []
         self.chats: dict[tuple[str, ...], list[Chat]] = defaultdict(list)  # fields -> chats
         self.states: list[Chat] = []  # waiting chats whose patrons are told their state (and place)
@@ -215,25 +226,16 @@ class Writes:
                 table = connection.ops.quote_name(Offer._meta.db_table)
                 with connection.cursor() as cursor:
                     cursor.executemany(
-                        f"UPDATE {table} SET status = %s, closed_at = %s, reason = %s "
+                        f"UPDATE {table} SET status = %s, closed_at = %s, reason = %s, step_serial = %s "
                         f"WHERE chat_id = %s AND librarian_id = %s AND status = '{Offer.Status.OPEN.value}'",
-                        [(status, Offer._meta.get_field("closed_at").get_db_prep_save(at, connection),
-                          reason, chat_id, librarian_id)
-                         for status, at, reason, chat_id, librarian_id in self.closes])
+                        [(c.status, Offer._meta.get_field("closed_at").get_db_prep_save(c.at, connection),
+                          c.reason, c.serial, c.chat_id, c.librarian_id) for c in self.closes])
         if self.traces:
             # Ids, hence each chat's trace order, follow the list.
             if _by_hand():
                 _traces_insert(self.traces)
             else:
                 TraceEvent.objects.bulk_create([TraceEvent(**line._asdict()) for line in self.traces])
-        for (serial, step), chat_ids in self.moves.items():
-            # Offers still open follow the chat into its new step (cumulative audience): no churn
-            # for the librarians who already see it. Before the new offers: same unique key.
-            if _by_hand():
-                _by_server(_MOVES_SQL, [serial, step, chat_ids])
-            else:
-                Offer.objects.filter(chat_id__in=chat_ids, status=Offer.Status.OPEN).update(
-                    step_serial=serial, step=step)
         if self.offers:
             # One row per (chat, librarian, step) by constraint. A broadcast offer withdrawn because
             # the librarian went away or filled up is offered again when they are eligible again in
@@ -295,14 +297,11 @@ _OFFERS_SQL = (
 # closes one offer in each of hundreds of chats, which went as a statement each (80 us of the
 # server's time and a pipelined round of the client's each).
 _CLOSES_SQL = (f"UPDATE {Offer._meta.db_table} o SET status = r->>0, closed_at = (r->>1)::timestamptz, "
-               "reason = r->>2 FROM jsonb_array_elements(%s::jsonb) AS t(r), ROWS FROM "
-               "(jsonb_array_elements_text(r->3), jsonb_array_elements_text(r->4)) AS u(chat_id, librarian) "
+               "reason = r->>2, step_serial = u.serial::integer FROM jsonb_array_elements(%s::jsonb) AS t(r), "
+               "ROWS FROM (jsonb_array_elements_text(r->3), jsonb_array_elements_text(r->4), "
+               "jsonb_array_elements_text(r->5)) AS u(chat_id, librarian, serial) "
                f"WHERE o.chat_id = u.chat_id AND o.librarian_id = u.librarian::bigint "
                f"AND o.status = '{Offer.Status.OPEN.value}'")
-
-_MOVES_SQL = (f"UPDATE {Offer._meta.db_table} SET step_serial = %s, step = %s "
-              f"WHERE chat_id = ANY(%s::text[]) AND status = '{Offer.Status.OPEN.value}'")
-
 
 def _by_server(sql: str, params: list[Any], *, rows: bool = False) -> list[tuple[Any, ...]]:
     """One statement on psycopg's own cursor, in the caller's transaction; its rows, all at once
@@ -337,24 +336,24 @@ def _traces_insert(traces: list[TraceLine]) -> None:
 _OFFERED_KEYS = frozenset({"librarian", "queue", "mode"})
 
 
-def _offers_close(closes: list[tuple[str, datetime, str, str, int]]) -> None:
-    """Each (status, at, reason, chat, librarian): that librarian's open offer of that chat closed.
-    The first close of an offer counts, as when each went as a statement of its own (a later one
-    found it closed)."""
+def _offers_close(closes: list[Close]) -> None:
+    """Each close: that librarian's open offer of that chat closed, in that step. The first close of
+    an offer counts, as when each went as a statement of its own (a later one found it closed)."""
     iso = _Iso()
     rows: list[tuple[Any, ...]] = []
-    run: tuple[list[str], list[int]] = ([], [])
+    run: tuple[list[str], list[int], list[int]] = ([], [], [])
     shared: tuple[str, datetime, str] | None = None
     seen: set[tuple[str, int]] = set()
-    for status, at, reason, chat_id, librarian_id in closes:
-        if (chat_id, librarian_id) in seen:
+    for close in closes:
+        if (close.chat_id, close.librarian_id) in seen:
             continue
-        seen.add((chat_id, librarian_id))
-        if (status, at, reason) != shared:
-            shared, run = (status, at, reason), ([], [])
-            rows.append((status, iso[at], reason, *run))
-        run[0].append(chat_id)
-        run[1].append(librarian_id)
+        seen.add((close.chat_id, close.librarian_id))
+        if (close.status, close.at, close.reason) != shared:
+            shared, run = (close.status, close.at, close.reason), ([], [], [])
+            rows.append((close.status, iso[close.at], close.reason, *run))
+        run[0].append(close.chat_id)
+        run[1].append(close.librarian_id)
+        run[2].append(close.serial)
     _by_server(_CLOSES_SQL, [json.dumps(rows)])
 
 
@@ -464,22 +463,21 @@ def _apply(chat: Chat, decision: router.Decision, now: datetime, view: router.Wa
             log_decision(chat, note.kind, dict(note.data))
 
     for librarian_id in decision.expired:
-        writes.closes.append((Offer.Status.EXPIRED, now, "expired", chat.pk, librarian_id))
+        writes.closes.append(Close(Offer.Status.EXPIRED, now, "expired", chat.pk, librarian_id, chat.step_serial))
         events.to_librarian(librarian_id, frames.withdrawn_frame(chat.pk, "expired"))
         # After commit: the presence row is locked only outside a chat's lock (presence before chat).
         transaction.on_commit(partial(librarian_set_away, librarian_id, "offer_expired", now))
         touched.add(librarian_id)
     for librarian_id, reason in decision.withdraw.items():
-        writes.closes.append((Offer.Status.WITHDRAWN, now, reason, chat.pk, librarian_id))
+        writes.closes.append(Close(Offer.Status.WITHDRAWN, now, reason, chat.pk, librarian_id, chat.step_serial))
         events.to_librarian(librarian_id, frames.withdrawn_frame(chat.pk, reason))
 
     fields = ("step_index", "step_entered_at", "max_wait_passed", "deadline", "state", "step_serial", "version")
     publish_state = decision.max_wait_passed and not chat.max_wait_passed
     if decision.step_changed:
+        # Offers still open stay as they are: they belong to the new step by being open (no row written
+        # for them; those closed above count in the step they were closed in).
         chat.step_serial += 1
-        still_open = {offer.librarian for offer in view.offers} - set(decision.expired) - set(decision.withdraw)
-        if still_open:
-            writes.moves[(chat.step_serial, plan[decision.step_index].name)].append(chat.pk)
         publish_state = True
     # A decision that leaves the chat's row as it was (an offer more in the same step, which is what
     # a librarian coming back means to most waiting chats) writes only offers and trace: a shared
@@ -729,7 +727,7 @@ def _current_offers(serials: dict[str, int]) -> dict[str, StepOffers]:
         for chat_id, serial, librarian_id, status, mode, expires in (
                 Offer.objects.filter(chat_id__in=list(serials))
                 .values_list("chat_id", "step_serial", "librarian_id", "status", "mode", "expires_at")):
-            if serial == serials[chat_id]:
+            if serial == serials[chat_id] or status == _OPEN:  # (open: the current step's, whatever its serial)
                 rows[chat_id].append((librarian_id, status, mode, expires))
         return {chat_id: StepOffers.of_rows(found) for chat_id, found in rows.items()}
     ids = list(serials)
@@ -766,6 +764,7 @@ _BROADCAST_OFFERS = _BroadcastOffers()
 _BROADCAST_MODE = frozenset({router.BROADCAST})
 _OPEN = Offer.Status.OPEN.value
 _DECLINED = [Offer.Status.DECLINED.value, Offer.Status.EXPIRED.value]
+# A chat's offers of its current step: made or closed in it, or still open (selectors.current_step_offers).
 # Each chat's offers aggregated on their own (LATERAL), not joined and then grouped: grouping sorted
 # the batch's ~5,000 rows by chat id (text), and each ordered aggregate sorted its chat's rows again;
 # a third of the statement's time. The three open-offer arrays stay aligned without an ORDER BY:
@@ -778,7 +777,8 @@ _OFFER_AGGREGATES = (
     "coalesce(array_agg(o.librarian_id) FILTER (WHERE o.status = %s), '{}'), "
     "coalesce(array_agg(o.mode) FILTER (WHERE o.status = %s), '{}'), "
     "coalesce(array_agg((extract(epoch FROM o.expires_at) * 1000000)::int8) FILTER (WHERE o.status = %s), '{}') "
-    f"FROM {Offer._meta.db_table} o WHERE o.chat_id = s.chat_id AND o.step_serial = s.serial "
+    f"FROM {Offer._meta.db_table} o WHERE o.chat_id = s.chat_id "
+    f"AND (o.step_serial = s.serial OR o.status = '{Offer.Status.OPEN.value}') "
     "HAVING count(*) > 0) AS a")
 _OFFERS_OF_STEPS_SQL = ("SELECT s.chat_id, a.* FROM unnest(%s::text[], %s::integer[]) AS s(chat_id, serial)"
                         + _OFFER_AGGREGATES)

@@ -17,9 +17,9 @@ from libraries.models import StaffProfile
 from routing import events, selectors
 from routing.models import Chat, Message, Offer, TraceEvent
 from routing.selectors import NO_OFFERS, StepOffers
-from routing.services import chats, route, sweeps
+from routing.services import chats, offers, route, sweeps
 from routing.services.chats import _first_line_write
-from routing.services.route import OfferMade, TraceLine, Writes, _current_offers, _locked_alone
+from routing.services.route import Close, OfferMade, TraceLine, Writes, _current_offers, _locked_alone
 from tests.factories import make_library
 from tests.routing.routing_helpers import T0, Sent, at, fresh, go_online, open_offers, patron_joins, staff, start, world
 
@@ -351,21 +351,26 @@ def test_offers_closed_together_close_each_open_offer_once_and_the_first_close_c
     with transaction.atomic():
         writes.flush()
     writes = Writes()
+    # Closed two steps later (serial 72): an offer still open belongs to the chat's current step, and a
+    # closed one is written into the step it was closed in; one left open keeps the row it was made with.
     writes.closes += [
-        (Offer.Status.WITHDRAWN, at(2), "away", one.pk, a),
-        (Offer.Status.WITHDRAWN, at(2), "away", two.pk, a),
-        (Offer.Status.EXPIRED, at(3), "expired", one.pk, b),
-        (Offer.Status.WITHDRAWN, at(4), "taken", one.pk, b),  # already closed by the line before
-        (Offer.Status.WITHDRAWN, at(2), "away", two.pk, c),
+        Close(Offer.Status.WITHDRAWN, at(2), "away", one.pk, a, 72),
+        Close(Offer.Status.WITHDRAWN, at(2), "away", two.pk, a, 72),
+        Close(Offer.Status.EXPIRED, at(3), "expired", one.pk, b, 72),
+        Close(Offer.Status.WITHDRAWN, at(4), "taken", one.pk, b, 72),  # already closed by the line before
+        Close(Offer.Status.WITHDRAWN, at(2), "away", two.pk, c, 72),
     ]
     with transaction.atomic():
         writes.flush()
-    rows = {(o.chat_id, o.librarian_id): (o.status, o.closed_at, o.reason)
-            for o in Offer.objects.filter(chat__in=[one, two], step_serial=70)}
+    rows = {(o.chat_id, o.librarian_id): (o.status, o.closed_at, o.reason, o.step_serial)
+            for o in Offer.objects.filter(chat__in=[one, two])}
     assert rows == {
-        (one.pk, a): (Offer.Status.WITHDRAWN, at(2), "away"), (two.pk, a): (Offer.Status.WITHDRAWN, at(2), "away"),
-        (one.pk, b): (Offer.Status.EXPIRED, at(3), "expired"), (two.pk, b): (Offer.Status.OPEN, None, ""),
-        (one.pk, c): (Offer.Status.OPEN, None, ""), (two.pk, c): (Offer.Status.WITHDRAWN, at(2), "away"),
+        (one.pk, a): (Offer.Status.WITHDRAWN, at(2), "away", 72),
+        (two.pk, a): (Offer.Status.WITHDRAWN, at(2), "away", 72),
+        (one.pk, b): (Offer.Status.EXPIRED, at(3), "expired", 72),
+        (two.pk, b): (Offer.Status.OPEN, None, "", 70),
+        (one.pk, c): (Offer.Status.OPEN, None, "", 70),
+        (two.pk, c): (Offer.Status.WITHDRAWN, at(2), "away", 72),
     }
 
 
@@ -389,3 +394,34 @@ def test_a_routing_that_leaves_the_chat_as_it_was_writes_only_its_new_offers() -
     route.chat_route(chat.pk, after.deadline + timedelta(seconds=1))  # its local step's wait is over
     moved = fresh(chat)
     assert moved.step_serial == before.step_serial + 1 and moved.version == before.version + 1
+
+
+def test_an_offer_still_open_follows_the_chat_into_its_next_step_without_being_written_again() -> None:
+    # Escalating writes no row for the offers still open (the server rewrote each, with every index
+    # of the table, at every step): they are the new step's by being open. Whoever holds one may
+    # accept it there, and declining it there counts in that step: not offered again until the next.
+    w = world()
+    lena, pia = staff(w.home, "lena"), staff(w.partner, "pia")
+    go_online(lena, at(-60))
+    go_online(pia, at(-60))
+    chat = start(w.consortium, T0, library_slug="home")
+    patron_joins(chat, at(0))
+    made = Offer.objects.get(chat=chat, librarian=lena)
+    local = fresh(chat)
+    assert open_offers(local) == {lena.pk} and local.deadline is not None
+    entered = local.deadline + timedelta(seconds=1)
+    route.chat_route(chat.pk, entered)  # the local step's wait is over
+    partners = fresh(chat)
+    assert partners.step_serial == local.step_serial + 1 and open_offers(partners) == {lena.pk, pia.pk}
+    kept = Offer.objects.get(pk=made.pk)
+    assert (kept.status, kept.step_serial, kept.step) == (Offer.Status.OPEN, made.step_serial, made.step)
+    view = selectors.waiting_chat_view(partners)
+    assert {o.librarian for o in view.offers} == {lena.pk, pia.pk} and view.offered == {lena.pk, pia.pk}
+
+    offers.chat_decline(lena, chat.pk, entered + timedelta(seconds=1))
+    declined = Offer.objects.get(pk=made.pk)
+    assert (declined.status, declined.step_serial) == (Offer.Status.DECLINED, partners.step_serial)
+    assert selectors.waiting_chat_view(fresh(chat)).declined == {lena.pk}
+    route.chat_route(chat.pk, entered + timedelta(seconds=2))  # the same step still: lena not offered it again
+    assert fresh(chat).step_serial == partners.step_serial and open_offers(fresh(chat)) == {pia.pk}
+    assert offers.chat_accept(pia, chat.pk, entered + timedelta(seconds=3)).librarian_id == pia.pk
