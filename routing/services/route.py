@@ -184,8 +184,8 @@ class Close(NamedTuple):
 class Writes:
     """What applying decisions writes, gathered so that a batch of chats costs a few statements:
     one UPDATE for the offers expired or withdrawn, one INSERT for every trace line, one upsert for
-    every new offer and one UPDATE for the chats; then one count of the waiting patrons' places, whose answer brings
-    back the writes' too. Flushed once, at the end of the transaction that gathered it."""
+    every new offer and one UPDATE for the chats; then one count of the waiting patrons' places,
+    whose answer brings back the writes' too. Flushed once, at the end of the transaction that gathered it."""
 
     def __init__(self, *, places_after_commit: bool = False) -> None:
         # True (a block of atomic_pipelined that ends with the flush): the count of the patrons'
@@ -302,6 +302,7 @@ _CLOSES_SQL = (f"UPDATE {Offer._meta.db_table} o SET status = r->>0, closed_at =
                "jsonb_array_elements_text(r->5)) AS u(chat_id, librarian, serial) "
                f"WHERE o.chat_id = u.chat_id AND o.librarian_id = u.librarian::bigint "
                f"AND o.status = '{Offer.Status.OPEN.value}'")
+
 
 def _by_server(sql: str, params: list[Any], *, rows: bool = False) -> list[tuple[Any, ...]]:
     """One statement on psycopg's own cursor, in the caller's transaction; its rows, all at once
