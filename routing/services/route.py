@@ -55,7 +55,7 @@ def chat_route_locked(chat: Chat, now: datetime, situation: router.Situation | N
     view = waiting_chat_view(chat)
     decision = router.decide(view, situation) if situation else _decide(chat, view, now)
     writes = Writes()
-    touched = _apply(chat, decision, now, view, writes)
+    touched = _apply(chat, decision, now, writes)
     writes.flush()
     return touched
 
@@ -81,7 +81,7 @@ def chat_route_new(chat: Chat, now: datetime, *, first_trace: TraceLine, structu
     writes = Writes()
     writes.created.append(chat)
     writes.traces.append(first_trace)
-    _apply(chat, decision, now, view, writes)
+    _apply(chat, decision, now, writes)
     writes.flush()
 
 
@@ -454,7 +454,7 @@ _CHATS_UPDATE_SQL: dict[tuple[str, ...], str] = {}
 _CHAT_UPDATE_SQL: dict[tuple[str, ...], str] = {}
 
 
-def _apply(chat: Chat, decision: router.Decision, now: datetime, view: router.WaitingChat, writes: Writes
+def _apply(chat: Chat, decision: router.Decision, now: datetime, writes: Writes
            ) -> set[int]:
     touched: set[int] = set()
     plan = plan_from_json(chat.plan)
@@ -667,7 +667,7 @@ def _route_one_locked(chat: Chat, now: datetime, shared: SharedSituation | None,
         view = waiting_chat_view(chat, offers=offers)
         decision = (router.decide(view, shared.for_chat(chat)) if shared
                     else _decide(chat, view, now, structure, presence))
-        touched = _apply(chat, decision, now, view, writes)
+        touched = _apply(chat, decision, now, writes)
         if touched and shared:
             shared.stale()
     elif chat.state == ChatState.ACTIVE:
