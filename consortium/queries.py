@@ -289,11 +289,13 @@ def atomic_pipelined(using: str = DEFAULT_DB_ALIAS) -> Iterator[Pipeline]:
     an error anywhere, the COMMIT's own included, rolls back as usual.
 
     Only as the outermost transaction on PostgreSQL; nested in another, or elsewhere (SQLite), it is
-    atomic() and pipelined(), and leaving the pipeline leaves nothing."""
+    atomic() and pipelined(), and leaving the pipeline leaves that pipelined() (nothing on SQLite; inside
+    another pipeline, nothing: that one is its caller's)."""
     connection = connections[using]
     if connection.vendor != "postgresql" or connection.in_atomic_block or in_pipeline(using):
-        with transaction.atomic(using=using), pipelined(using):
-            yield Pipeline()
+        with transaction.atomic(using=using), ExitStack() as stack:
+            stack.enter_context(pipelined(using))
+            yield Pipeline(stack.close)
         return
     with transaction.atomic(using=using):
         raw = connection.connection  # (atomic has connected)

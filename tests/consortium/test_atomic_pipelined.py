@@ -148,3 +148,22 @@ def test_a_block_that_leaves_its_pipeline_saves_through_django_and_commits_whole
     assert _lines(chat.pk) == ["t-before", "t-after"]
     assert Chat.objects.get(pk=chat.pk).question == "Changed after leaving the pipeline"
     _as_django_left_it()
+
+
+def test_a_block_inside_another_transaction_that_leaves_its_pipeline_saves_through_django() -> None:
+    """Nested in a transaction, the block is atomic() and pipelined(); leaving must leave that pipeline
+    too, or save() reads no row count for its UPDATE and INSERTs the row again (a timer's idle end of an
+    active chat, routed inside a caller's transaction, failed so on PostgreSQL)."""
+    chat = start(world().consortium, T0, library_slug="home")
+    with transaction.atomic():
+        with atomic_pipelined() as pipeline:
+            _written(chat.pk, "t-nested")
+            pipeline.leave()
+            assert pipeline.left
+            chat.question = "Changed inside a caller's transaction"
+            chat.save(update_fields=["question"])
+        chat.question = "And saved whole again"
+        chat.save()
+    assert _lines(chat.pk) == ["t-nested"]
+    assert Chat.objects.get(pk=chat.pk).question == "And saved whole again"
+    _as_django_left_it()
